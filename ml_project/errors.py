@@ -1,0 +1,57 @@
+"""Known failures, each with the exit code the CLI returns for it (documented in the README)."""
+
+
+class ProjectError(Exception):
+    """A failure the CLI reports as one paragraph, without a traceback."""
+
+    exit_code = 1
+    label = "error"
+
+
+class ConfigError(ProjectError):
+    """Bad usage or configuration: unknown env, malformed YAML, wrong key or type."""
+
+    exit_code = 2
+    label = "configuration error"
+
+
+class DataError(ProjectError):
+    """Input data is unreadable or fails its expectations."""
+
+    exit_code = 3
+    label = "data error"
+
+
+class DirtyTreeError(ProjectError):
+    """The git work tree has uncommitted changes where the env requires a clean one."""
+
+    exit_code = 4
+    label = "dirty work tree"
+
+
+class GateFailedError(ProjectError):
+    """The candidate model did not pass the quality gate; it keeps no serving alias."""
+
+    exit_code = 5
+    label = "quality gate failed"
+
+
+class NotReproducedError(ProjectError):
+    """A rebuilt model, its data or its features differ from what was recorded."""
+
+    exit_code = 6
+    label = "not reproduced"
+
+
+class DriftDetectedError(ProjectError):
+    """A scored batch drifted beyond the env's thresholds."""
+
+    exit_code = 7
+    label = "drift detected"
+
+
+class RegistryError(ProjectError):
+    """The model registry does not hold what was asked for (model, version, alias, lineage)."""
+
+    exit_code = 8
+    label = "registry error"

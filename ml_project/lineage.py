@@ -1,0 +1,135 @@
+"""Lineage: which code (git), which software (packages, Python, OS) made a model.
+
+Git is read here, not left to MLflow, which only fills the commit for scripts inside the repo
+and never the dirty flag. Without a .git folder (a CI tarball), GitHub's variables stand in.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import subprocess
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+# Packages whose versions decide what a trained model is.
+KEY_PACKAGES = (
+    "mlflow",
+    "scikit-learn",
+    "pandas",
+    "numpy",
+    "scipy",
+    "pyarrow",
+    "skops",
+    "great-expectations",
+    "pydantic",
+)
+
+
+@dataclass(frozen=True)
+class GitInfo:
+    commit: str
+    branch: str
+    tag: str
+    remote_url: str
+    dirty: bool
+    source: str  # "git", "github-env" or "none"
+
+    def as_tags(self) -> dict[str, str]:
+        return {
+            f"git.{key}": str(value).lower() if isinstance(value, bool) else str(value)
+            for key, value in asdict(self).items()
+        }
+
+
+def _git(root: Path, *args: str) -> str | None:
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(root), *args],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def git_info(root: Path, environ: dict[str, str] | None = None) -> GitInfo:
+    """The commit, branch, tag, remote and dirty flag of the checkout at `root`."""
+    environ = dict(os.environ if environ is None else environ)
+    top = _git(root, "rev-parse", "--show-toplevel")
+    commit = _git(root, "rev-parse", "HEAD") if top else None
+    if top and commit:
+        status = _git(root, "status", "--porcelain", "--untracked-files=normal")
+        branch = _git(root, "rev-parse", "--abbrev-ref", "HEAD") or ""
+        return GitInfo(
+            commit=commit,
+            branch="" if branch == "HEAD" else branch,
+            tag=_git(root, "describe", "--tags", "--exact-match", "HEAD") or "",
+            remote_url=_git(root, "config", "--get", "remote.origin.url") or "",
+            dirty=status is None or status != "",
+            source="git",
+        )
+    if environ.get("GITHUB_SHA"):
+        ref_type = environ.get("GITHUB_REF_TYPE", "")
+        ref_name = environ.get("GITHUB_REF_NAME", "")
+        server = environ.get("GITHUB_SERVER_URL", "")
+        repo = environ.get("GITHUB_REPOSITORY", "")
+        return GitInfo(
+            commit=environ["GITHUB_SHA"],
+            branch=environ.get("GITHUB_HEAD_REF") or (ref_name if ref_type == "branch" else ""),
+            tag=ref_name if ref_type == "tag" else "",
+            remote_url=f"{server}/{repo}" if server and repo else "",
+            dirty=False,
+            source="github-env",
+        )
+    return GitInfo(commit="", branch="", tag="", remote_url="", dirty=True, source="none")
+
+
+def package_versions(names=KEY_PACKAGES) -> dict[str, str]:
+    """Installed versions of `names` ('' when one is missing)."""
+    versions = {}
+    for name in names:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = ""
+    return versions
+
+
+def environment_info() -> dict[str, str]:
+    """Python, OS and CPU architecture."""
+    return {
+        "python": platform.python_version(),
+        "os": f"{platform.system()} {platform.release()}",
+        "machine": platform.machine(),
+    }
+
+
+def read_lock(path: Path) -> dict[str, str]:
+    """`name==version` lines of a pip constraints file, keyed by normalised name."""
+    pins = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.split("#", 1)[0].strip()
+        if "==" in line and not line.startswith("-"):
+            name, version = line.split("==", 1)
+            pins[_normalise(name)] = version.split(";")[0].strip()
+    return pins
+
+
+def _normalise(name: str) -> str:
+    return name.strip().lower().replace("_", "-").replace(".", "-")
+
+
+# What a logged model needs at load time (its pip requirements), pinned from the lock.
+MODEL_PACKAGES = ("mlflow", "scikit-learn", "pandas", "numpy", "scipy", "skops", "pyarrow")
+
+
+def model_requirements(lock_path: Path) -> list[str]:
+    """Exact pins for the model's runtime: from the lock, else from what is installed."""
+    pins = read_lock(lock_path) if lock_path.is_file() else {}
+    installed = package_versions(MODEL_PACKAGES)
+    return [f"{name}=={pins.get(name) or installed[name]}" for name in MODEL_PACKAGES]

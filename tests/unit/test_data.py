@@ -1,0 +1,148 @@
+import zipfile
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ml_project import data
+from ml_project.errors import DataError
+
+KEYS = ["year", "month", "day", "carrier", "flight", "origin", "sched_dep_time"]
+
+
+def flights_frame(n=200):
+    rng = np.random.default_rng(0)
+    return pd.DataFrame(
+        {
+            "year": 2013,
+            "month": rng.integers(1, 13, n),
+            "day": rng.integers(1, 29, n),
+            "carrier": rng.choice(["AA", "UA", "DL"], n),
+            "flight": np.arange(n),
+            "origin": rng.choice(["EWR", "JFK", "LGA"], n),
+            "sched_dep_time": rng.integers(500, 2300, n),
+            "arr_delay": rng.normal(5, 30, n),
+            "time_hour": "2013-01-01T10:00:00Z",
+        }
+    )
+
+
+def test_read_table_formats(tmp_path):
+    frame = pd.DataFrame({"a": [1, 2], "b": ["x", "y"]})
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    frame.to_parquet(tmp_path / "t.parquet")
+    with zipfile.ZipFile(tmp_path / "t.csv.zip", "w") as archive:
+        archive.write(tmp_path / "t.csv", "t.csv")
+    for name in ("t.csv", "t.parquet", "t.csv.zip"):
+        pd.testing.assert_frame_equal(data.read_table(tmp_path / name), frame, check_dtype=False)
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (None, "no such file"),
+        (b"", "the file is empty"),
+        (b"a,b\n", "header but no rows"),
+        (b"\xff\xfe\x00garbage\x81\n1,2\n", "not UTF-8"),
+    ],
+)
+def test_read_table_errors_name_the_file(tmp_path, content, message):
+    path = tmp_path / "bad.csv"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(DataError, match=message) as caught:
+        data.read_table(path)
+    assert str(path) in str(caught.value)
+
+
+def test_truncated_zip_is_reported(tmp_path):
+    frame = pd.DataFrame({"a": range(1000)})
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    with zipfile.ZipFile(tmp_path / "t.csv.zip", "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.write(tmp_path / "t.csv", "t.csv")
+    raw = (tmp_path / "t.csv.zip").read_bytes()
+    (tmp_path / "cut.csv.zip").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(DataError, match="cut.csv.zip"):
+        data.read_table(tmp_path / "cut.csv.zip")
+
+
+def test_join_weather_matches_origin_and_hour():
+    flights = pd.DataFrame(
+        {
+            "origin": ["EWR", "JFK", "EWR"],
+            "time_hour": ["2013-01-01T10:00:00Z", "2013-01-01T10:00:00Z", "2013-01-01T11:00:00Z"],
+        }
+    )
+    weather = pd.DataFrame(
+        {"origin": ["EWR", "EWR"], "time_hour": ["2013-01-01T10:00:00Z", "2013-01-01T11:00:00Z"]}
+        | {column: [1.0, 2.0] for column in data.WEATHER_COLUMNS}
+    )
+    joined = data.join_weather(flights, weather)
+    assert list(joined["temp"].fillna(-1)) == [1.0, -1, 2.0]
+    assert list(joined["time_hour"]) == list(flights["time_hour"])
+
+
+def test_join_weather_refuses_duplicated_weather_keys():
+    flights = pd.DataFrame({"origin": ["EWR"], "time_hour": ["2013-01-01T10:00:00Z"]})
+    weather = pd.DataFrame(
+        {"origin": ["EWR", "EWR"], "time_hour": ["2013-01-01T10:00:00Z"] * 2}
+        | {column: [1.0, 2.0] for column in data.WEATHER_COLUMNS}
+    )
+    with pytest.raises(DataError, match="duplicated"):
+        data.join_weather(flights, weather)
+
+
+def test_label_drops_and_counts_unlabelled_rows():
+    frame = pd.DataFrame({"arr_delay": [0.0, 16.0, None, 15.0, 100.0]})
+    labelled, dropped = data.label_flights(frame, threshold_minutes=15)
+    assert dropped == 1
+    assert list(labelled[data.LABEL]) == [0, 1, 0, 1]
+
+
+def test_sample_is_seeded_and_independent_of_row_order():
+    frame = flights_frame(2000)
+    first = data.sample_rows(frame, fraction=0.1, key_columns=KEYS, seed=1)
+    again = data.sample_rows(frame, fraction=0.1, key_columns=KEYS, seed=1)
+    shuffled = data.sample_rows(
+        frame.sample(frac=1, random_state=3), fraction=0.1, key_columns=KEYS, seed=1
+    )
+    other = data.sample_rows(frame, fraction=0.1, key_columns=KEYS, seed=2)
+    pd.testing.assert_frame_equal(first, again)
+    assert set(first["flight"]) == set(shuffled["flight"])
+    assert set(first["flight"]) != set(other["flight"])
+    assert 150 <= len(first) <= 250
+    assert data.sample_rows(frame, fraction=1.0, key_columns=KEYS, seed=1) is frame
+
+
+def test_split_is_disjoint_complete_and_seeded():
+    frame = flights_frame(2000)
+    split = data.split_rows(frame, test_fraction=0.2, key_columns=KEYS, seed=5)
+    assert len(split.train) + len(split.test) == len(frame)
+    assert not set(split.train["flight"]) & set(split.test["flight"])
+    assert 300 <= len(split.test) <= 500
+    again = data.split_rows(frame, test_fraction=0.2, key_columns=KEYS, seed=5)
+    pd.testing.assert_frame_equal(split.test, again.test)
+
+
+def test_sample_and_split_hashes_are_independent():
+    frame = flights_frame(5000)
+    sampled = data.hash_fraction(frame, KEYS, seed=1, purpose="sample")
+    split = data.hash_fraction(frame, KEYS, seed=1, purpose="split")
+    assert abs(np.corrcoef(sampled, split)[0, 1]) < 0.05
+
+
+def test_frame_digest_sees_every_value_and_the_order():
+    frame = flights_frame(50)
+    digest = data.frame_digest(frame)
+    assert digest == data.frame_digest(frame.copy())
+    changed = frame.copy()
+    changed.loc[49, "arr_delay"] += 1e-9
+    assert data.frame_digest(changed) != digest
+    assert data.frame_digest(frame.iloc[::-1]) != digest
+    assert data.frame_digest(frame.rename(columns={"flight": "flight_no"})) != digest
+
+
+def test_demo_data_ships_in_a_package():
+    flights, weather = data.demo_data_paths()
+    assert flights.name == "flights.csv.zip" and flights.is_file()
+    assert weather.name == "weather.csv" and weather.is_file()
