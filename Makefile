@@ -40,8 +40,8 @@ lint: install ## ruff: lint rules and formatting
 	$(BIN)/ruff check ml_project tests benchmarks .ci
 	$(BIN)/ruff format --check ml_project tests benchmarks .ci
 
-test-fast: install ## unit, data and model tests: no tracking store, no subprocess CLI
-	$(BIN)/python -m pytest tests/unit tests/data tests/model
+test-fast: install ## unit, data, model and workflow tests: no tracking store, no subprocess CLI
+	$(BIN)/python -m pytest tests/unit tests/data tests/model tests/ci
 
 test-integration: install ## the real CLI in subprocesses, against temp stores and a real mlflow server
 	$(BIN)/python -m pytest tests/integration

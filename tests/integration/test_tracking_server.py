@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -18,28 +17,11 @@ import pytest
 from mlflow import MlflowClient
 
 from ml_project.summary import number, read_result
+from tests.ci.workflows import run_make
 from tests.conftest import git, make_project_copy
 from tests.integration.tracking_server import start_tracking_server
 
 pytestmark = pytest.mark.integration
-
-BIN = str(Path(sys.executable).parent)
-
-
-def run_make(*args: str, cwd: Path, env: dict) -> subprocess.CompletedProcess:
-    """`make ARGS` in `cwd` with this interpreter's tools, running the code found in `cwd`."""
-    environ = {**os.environ, "PYTHONPATH": str(cwd), "MLFLOW_DISABLE_TELEMETRY": "true", **env}
-    for key in ("GITHUB_STEP_SUMMARY", "CI_STORE", "OUT", "ENV", "TRAIN_ARGS"):
-        if key not in env:
-            environ.pop(key, None)
-    return subprocess.run(
-        [shutil.which("make") or "make", "-C", str(cwd), *args, f"BIN={BIN}", "SKIP_INSTALL=1"],
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
 
 
 @pytest.fixture(scope="module")
