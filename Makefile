@@ -1,15 +1,25 @@
 # Every CI step is a target here, so a laptop runs exactly what CI runs. `make help` lists them.
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 ENV ?= dev
+# CI's outputs: <env>.out (the training log ending in its --json result), <env>-summary.md, ...
+OUT ?= outputs
+# Without MLFLOW_TRACKING_URI (a fork's pull request, a laptop) CI trains into this embedded store.
+CI_STORE ?= $(OUT)/ci-store
+CI_TRACKING_URI = $${MLFLOW_TRACKING_URI:-sqlite:///$(abspath $(CI_STORE))/mlflow.db}
+# Extra `ml-project train` options for the CI targets, e.g. TRAIN_ARGS="--set model.max_iter=50".
+TRAIN_ARGS ?=
 export MLFLOW_DISABLE_TELEMETRY := true
 
 .DEFAULT_GOAL := help
-.PHONY: help install train test lint lock
+.PHONY: help install train test lint lock test-fast test-integration check-workflows \
+	ci-staging ci-summary ci-reproduce ci-show release-prod latest-release
 
 help: ## list the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
 
 $(BIN)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -17,17 +27,65 @@ $(BIN)/.installed: pyproject.toml requirements.lock
 	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[dev]"
 	touch $@
 
-install: $(BIN)/.installed ## create .venv and install the project with the exact pins of requirements.lock
+# SKIP_INSTALL=1 uses the tools already in BIN as they are (the tests run targets that way).
+install: $(if $(SKIP_INSTALL),,$(BIN)/.installed) ## create .venv and install the project with the exact pins of requirements.lock
 
 train: install ## train, evaluate and register a model in ENV (default dev): make train ENV=staging
 	$(BIN)/ml-project train --env $(ENV)
 
-test: install ## lint, then the whole test suite (unit, data, model, integration)
-	$(BIN)/ruff check ml_project tests benchmarks .ci
+test: lint ## lint, then the whole test suite (unit, data, model, integration, workflows)
 	$(BIN)/python -m pytest
 
-lint: install ## ruff only
+lint: install ## ruff: lint rules and formatting
 	$(BIN)/ruff check ml_project tests benchmarks .ci
+	$(BIN)/ruff format --check ml_project tests benchmarks .ci
+
+test-fast: install ## unit, data, model and workflow tests: no tracking store, no subprocess CLI
+	$(BIN)/python -m pytest tests/unit tests/data tests/model tests/ci
+
+test-integration: install ## the real CLI in subprocesses, against temp stores and a real mlflow server
+	$(BIN)/python -m pytest tests/integration
+
+check-workflows: install ## check .github/ against GitHub's workflow and dependabot schemas (offline)
+	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	$(BIN)/check-jsonschema --builtin-schema custom.github-workflows-require-timeout .github/workflows/*.yml
+	$(BIN)/check-jsonschema --builtin-schema vendor.dependabot .github/dependabot.yml
+
+ci-staging: install ## CI's staging training, gate included, into $MLFLOW_TRACKING_URI (else outputs/ci-store)
+	@mkdir -p $(OUT) $(CI_STORE)
+	MLFLOW_TRACKING_URI="$(CI_TRACKING_URI)" \
+	  $(BIN)/ml-project train --env staging --json $(TRAIN_ARGS) | tee $(OUT)/staging.out
+
+release-prod: install ## prod retraining on the full data, gate, promotion (CI needs MLFLOW_TRACKING_URI)
+	@if [ -n "$${CI:-}" ] && [ -z "$${MLFLOW_TRACKING_URI:-}" ]; then \
+	  echo "release-prod: MLFLOW_TRACKING_URI is not set. A prod model trained into the runner's" \
+	    "throwaway store would be lost: set the secret on the production environment." >&2; \
+	  exit 2; fi
+	@mkdir -p $(OUT) $(CI_STORE)
+	MLFLOW_TRACKING_URI="$(CI_TRACKING_URI)" \
+	  $(BIN)/ml-project train --env prod --json $(TRAIN_ARGS) | tee $(OUT)/prod.out
+
+ci-summary: install ## Markdown of ENV's CI training (metrics, gate, lineage), also to $GITHUB_STEP_SUMMARY
+	$(BIN)/ml-project summary --input $(OUT)/$(ENV).out --output $(OUT)/$(ENV)-summary.md
+	@cat $(OUT)/$(ENV)-summary.md
+	@if [ -n "$${GITHUB_STEP_SUMMARY:-}" ]; then cat $(OUT)/$(ENV)-summary.md >> "$$GITHUB_STEP_SUMMARY"; fi
+
+ci-reproduce: install ## rebuild the model version CI just trained in ENV and compare it, bit for bit
+	version="$$($(BIN)/ml-project summary --input $(OUT)/$(ENV).out --field model_version)"; \
+	MLFLOW_TRACKING_URI="$(CI_TRACKING_URI)" \
+	  $(BIN)/ml-project reproduce --env $(ENV) --version "$$version"
+
+ci-show: install ## ENV's registered model after a CI run: versions, aliases, gate results, lineage
+	@mkdir -p $(OUT)
+	MLFLOW_TRACKING_URI="$(CI_TRACKING_URI)" $(BIN)/ml-project show --env $(ENV)
+	MLFLOW_TRACKING_URI="$(CI_TRACKING_URI)" $(BIN)/ml-project show --env $(ENV) --json \
+	  > $(OUT)/$(ENV)-show.json
+
+latest-release: ## print the newest release tag (v*): the code the scheduled retraining runs
+	@tag="$$(git for-each-ref --count=1 --sort=-v:refname --format='%(refname:short)' 'refs/tags/v*')"; \
+	if [ -z "$$tag" ]; then echo "no release tag v* yet: nothing to retrain" >&2; exit 0; fi; \
+	echo "$$tag"; \
+	if [ -n "$${GITHUB_OUTPUT:-}" ]; then echo "tag=$$tag" >> "$$GITHUB_OUTPUT"; fi
 
 lock: ## re-resolve requirements.lock in a fresh venv from pyproject.toml, and regenerate conda.yaml
 	rm -rf .lock-venv

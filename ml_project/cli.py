@@ -118,6 +118,47 @@ def train(env, seed, overrides, flights, weather, allow_dirty, as_json):
         click.echo(json.dumps(result.as_dict(), sort_keys=True))
 
 
+@cli.command(epilog=EXIT_CODES_HELP)
+@click.option(
+    "--input",
+    "input_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Output of `ml-project train --json` (its last JSON line is read).",
+)
+@click.option(
+    "--output",
+    "output_path",
+    type=click.Path(path_type=Path),
+    help="Write the Markdown to this file instead of stdout.",
+)
+@click.option(
+    "--field", metavar="KEY", help="Print only this value of the result, e.g. model_version."
+)
+@handle_errors
+def summary(input_path, output_path, field):
+    """Markdown summary of a training: metrics, gate verdict, lineage (for CI job pages).
+
+    \b
+    Examples:
+      ml-project train --env staging --json | tee outputs/staging.out
+      ml-project summary --input outputs/staging.out --output outputs/staging-summary.md
+      ml-project summary --input outputs/staging.out --field model_version
+    """
+    from ml_project import summary as summary_module
+
+    result = summary_module.read_result(input_path)
+    if field:
+        click.echo(summary_module.result_field(result, field))
+        return
+    markdown = summary_module.render_summary(result)
+    if output_path:
+        output_path.parent.mkdir(parents=True, exist_ok=True)
+        output_path.write_text(markdown, encoding="utf-8")
+    else:
+        click.echo(markdown, nl=False)
+
+
 def format_train_summary(result: dict) -> str:
     """A few lines a person reads after training."""
     metrics = result["metrics"]

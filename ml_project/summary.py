@@ -1,0 +1,221 @@
+"""A Markdown summary of one training (`ml-project train --json`), for a CI job summary page.
+
+Pure: a result dict in, Markdown text out. It renders what it finds and names what is missing,
+so it keeps working as the result grows (a `gate` section, data `validation`, ...).
+
+The `gate` section it renders when present (any key may be absent):
+
+    {"status": "passed" | "failed", "reasons": ["..."], "primary_metric": "roc_auc",
+     "champion_version": "2" | None, "champion_metrics": {"roc_auc": 0.74, ...},
+     "aliases": ["champion"], ...any other scalar detail}
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from urllib.parse import urlparse
+
+from ml_project.errors import ConfigError
+
+METRICS = ("roc_auc", "pr_auc", "log_loss", "brier", "f1", "positive_rate")
+HIGHER_IS_BETTER = {"roc_auc": True, "pr_auc": True, "f1": True, "log_loss": False, "brier": False}
+ROWS = (
+    ("train", "train"),
+    ("test", "test (held out)"),
+    ("used", "used (after sampling)"),
+    ("labelled", "labelled"),
+    ("unlabelled_dropped", "unlabelled, dropped"),
+    ("flights", "flights read"),
+)
+KNOWN_SECTIONS = {"metrics", "rows", "lineage", "timings", "gate"}
+GATE_SHOWN = {"status", "reasons", "champion_version", "champion_metrics", "primary_metric"}
+
+
+def read_result(path: Path) -> dict:
+    """The JSON object of a `--json` output: its last line that is a JSON object."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(
+            f"Cannot read the training output {path}: {exc.strerror or exc}. It is written by "
+            "`ml-project train --env ENV --json | tee FILE` (make ci-staging, make release-prod)."
+        ) from exc
+    for line in reversed(text.splitlines()):
+        line = line.strip()
+        if line.startswith("{") and line.endswith("}"):
+            try:
+                result = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(result, dict):
+                return result
+    raise ConfigError(
+        f"{path} holds no JSON result: the training stopped before the end (see its log and "
+        "exit code) or ran without --json."
+    )
+
+
+def result_field(result: dict, key: str) -> str:
+    """One value of the result by dotted key (`model_version`, `metrics.roc_auc`, `gate.status`)."""
+    value: object = result
+    for part in key.split("."):
+        if not isinstance(value, dict) or part not in value:
+            raise ConfigError(f"The training result has no key '{key}' (no '{part}').")
+        value = value[part]
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+
+def render_summary(result: dict) -> str:
+    """The whole Markdown summary: title, gate verdict, metrics, rows, lineage, other sections."""
+    env = result.get("env", "?")
+    title = f"## Training in {env}: `{result.get('model_name', '?')}` version "
+    title += f"{result.get('model_version', '?')}"
+    parts = [title, render_gate(result.get("gate"))]
+    parts.append(render_metrics(result.get("metrics", {}), result.get("gate")))
+    if result.get("rows"):
+        parts.append(render_rows(result["rows"]))
+    parts.append(render_lineage(result))
+    for key in sorted(set(result) - KNOWN_SECTIONS):
+        if isinstance(result[key], dict):
+            parts.append(render_mapping(key, result[key]))
+    return "\n\n".join(part for part in parts if part) + "\n"
+
+
+def render_gate(gate: dict | None) -> str:
+    """The gate verdict in one bold line, the compared champion, and the reasons as a list."""
+    if not gate:
+        return "_No quality gate result in this output._"
+    status = str(gate.get("status", "unknown"))
+    mark = {"passed": "✅", "failed": "❌"}.get(status.lower(), "❔")
+    line = f"{mark} **Quality gate: {status}**"
+    champion = gate.get("champion_version")
+    if "champion_version" in gate:
+        line += (
+            f", compared with champion version {champion}"
+            if champion not in (None, "")
+            else ", no champion to compare with"
+        )
+    if gate.get("primary_metric"):
+        line += f" on `{gate['primary_metric']}`"
+    lines = [line + "."]
+    reasons = gate.get("reasons") or []
+    for reason in [reasons] if isinstance(reasons, str) else reasons:
+        lines.append(f"- {escape(reason)}")
+    details = {key: value for key, value in gate.items() if key not in GATE_SHOWN}
+    if details:
+        lines += ["", render_mapping("gate details", details)]
+    return "\n".join(lines)
+
+
+def render_metrics(metrics: dict, gate: dict | None) -> str:
+    """Held-out metrics, with the champion's beside them when the gate compared the two."""
+    if not metrics:
+        return "_No metrics in this output._"
+    champion = (gate or {}).get("champion_metrics") or {}
+    names = [name for name in METRICS if name in metrics]
+    names += sorted(set(metrics) - set(METRICS))
+    if champion:
+        rows = ["| held-out metric | this model | champion |", "| --- | ---: | ---: |"]
+        for name in names:
+            rows.append(
+                f"| {name}{direction(name)} | {number(metrics[name])} "
+                f"| {number(champion.get(name))} |"
+            )
+    else:
+        rows = ["| held-out metric | value |", "| --- | ---: |"]
+        rows += [f"| {name}{direction(name)} | {number(metrics[name])} |" for name in names]
+    return "\n".join(rows)
+
+
+def render_rows(rows: dict) -> str:
+    lines = ["| rows | count |", "| --- | ---: |"]
+    for key, label in ROWS:
+        if key in rows:
+            lines.append(f"| {label} | {count(rows[key])} |")
+    return "\n".join(lines)
+
+
+def render_lineage(result: dict) -> str:
+    """Where the model came from: commit, branch/tag, tree, seed, config, data, run, store."""
+    lineage = result.get("lineage", {})
+    dirty = lineage.get("git.dirty")
+    commit = lineage.get("git.commit") or "unknown"
+    fields = [
+        ("commit", code(commit) + (" (dirty tree)" if dirty == "true" else "")),
+        ("branch", escape(lineage.get("git.branch") or "-")),
+        ("tag", escape(lineage.get("git.tag") or "-")),
+        ("seed", escape(lineage.get("seed", "-"))),
+        ("config hash", code(lineage.get("config.hash", "")[:16] or "-")),
+        ("data digest", code(lineage.get("data.digest", "")[:16] or "-")),
+        ("run id", code(result.get("run_id", "-"))),
+        ("model", code(result.get("model_uri", "-"))),
+        ("tracking store", describe_store(result.get("tracking_uri", ""))),
+    ]
+    total = sum(value for value in result.get("timings", {}).values() if is_number(value))
+    if total:
+        fields.append(("training time", f"{total:.1f} s"))
+    lines = ["| lineage | |", "| --- | --- |"]
+    lines += [f"| {name} | {value} |" for name, value in fields]
+    return "\n".join(lines)
+
+
+def render_mapping(title: str, mapping: dict) -> str:
+    """Any other section as a two-column table; nested dicts become dotted keys."""
+    lines = [f"| {escape(title)} | |", "| --- | --- |"]
+    for key, value in flatten(mapping).items():
+        lines.append(f"| {escape(key)} | {escape(value)} |")
+    return "\n".join(lines)
+
+
+def describe_store(uri: str) -> str:
+    """The store's kind, never its address or credentials (job summaries can be public)."""
+    scheme = urlparse(uri).scheme
+    if scheme in ("http", "https"):
+        return f"tracking server ({scheme})"
+    if scheme == "sqlite":
+        return "embedded sqlite store"
+    return escape(scheme or "unknown")
+
+
+def flatten(mapping: dict, prefix: str = "") -> dict[str, str]:
+    flat: dict[str, str] = {}
+    for key, value in mapping.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{name}."))
+        elif isinstance(value, list | tuple):
+            flat[name] = "; ".join(str(item) for item in value) or "-"
+        elif is_number(value):
+            flat[name] = number(value)
+        else:
+            flat[name] = "-" if value is None else str(value)
+    return flat
+
+
+def direction(name: str) -> str:
+    better = HIGHER_IS_BETTER.get(name)
+    return "" if better is None else (" ↑" if better else " ↓")
+
+
+def is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def number(value) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return f"{value:.4f}" if is_number(value) else "-"
+
+
+def count(value) -> str:
+    return f"{value:,}" if is_number(value) else escape(value)
+
+
+def code(value: str) -> str:
+    return f"`{str(value).replace('`', '')}`"
+
+
+def escape(value) -> str:
+    """Text safe inside a Markdown table cell."""
+    return str(value).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
