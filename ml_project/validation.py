@@ -351,9 +351,7 @@ def _failure(item: dict, columns: list[str] | None = None) -> Failure:
         return Failure(config.get("type", "?"), column, rule, f"could not be checked: {error}")
     if details.get("unexpected_count") is not None:
         count = int(details["unexpected_count"])
-        examples = tuple(
-            value for value in details.get("partial_unexpected_list") or () if value is not None
-        )[:EXAMPLES]
+        examples = tuple(_distinct(details.get("partial_unexpected_list") or ()))[:EXAMPLES]
         percent = details.get("unexpected_percent") or 0.0
         total = details.get("element_count")
         missing = details.get("missing_count") or 0
@@ -380,6 +378,17 @@ def _failure(item: dict, columns: list[str] | None = None) -> Failure:
         return Failure(config.get("type", "?"), column, rule, "; ".join(parts))
     observed = details.get("observed_value")
     return Failure(config.get("type", "?"), column, rule, f"observed {_short(observed)}")
+
+
+def _distinct(values) -> list:
+    """The distinct non-null values, in order of appearance (dicts and lists compared as text)."""
+    seen, out = set(), []
+    for value in values:
+        key = repr(value)
+        if value is not None and key not in seen:
+            seen.add(key)
+            out.append(value)
+    return out
 
 
 def _exception_message(info) -> str | None:
