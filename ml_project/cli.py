@@ -159,6 +159,35 @@ def summary(input_path, output_path, field):
         click.echo(markdown, nl=False)
 
 
+@cli.command("validate-data", epilog=EXIT_CODES_HELP)
+@env_option
+@settings_options
+@click.option("--json", "as_json", is_flag=True, help="End with one JSON object of the results.")
+@handle_errors
+def validate_data(env, seed, overrides, flights, weather, as_json):
+    """Run the expectation suites (expectations/*.yaml) on ENV's data, without training.
+
+    The flights and weather suites check the raw files; if they pass, the model-input suite
+    checks the rows training would use. Exit code 3 and a report if any expectation fails.
+
+    \b
+    Examples:
+      ml-project validate-data --env dev
+      ml-project validate-data --env prod --flights data/flights.parquet --weather data/weather.csv
+    """
+    from ml_project.pipeline import run_validation
+
+    settings = resolve_settings(
+        env, seed=seed, overrides=overrides, flights=flights, weather=weather
+    )
+    reports = run_validation(settings, root=project_root())
+    click.echo(f"Data validation passed in env {env}.")
+    for report in reports:
+        click.echo(f"  {report.describe()}")
+    if as_json:
+        click.echo(json.dumps({"env": env, "tables": [r.summary() for r in reports]}))
+
+
 def format_train_summary(result: dict) -> str:
     """A few lines a person reads after training."""
     metrics = result["metrics"]

@@ -80,7 +80,21 @@ def read_table(path: Path | str) -> pd.DataFrame:
         raise DataError(f"{path}: the file cannot be read ({exc}).") from exc
     if frame.empty:
         raise DataError(f"{path}: the file has a header but no rows.")
+    _refuse_other_delimiters(frame, path)
     return frame
+
+
+def _refuse_other_delimiters(frame: pd.DataFrame, path: Path) -> None:
+    """One column whose name holds `;`, a tab or `|`: a CSV separated by something else."""
+    if len(frame.columns) != 1:
+        return
+    header = str(frame.columns[0])
+    for separator, name in ((";", "semicolons"), ("\t", "tabs"), ("|", "pipes")):
+        if separator in header:
+            raise DataError(
+                f"{path}: the file reads as one column {header[:40]!r}...; it looks separated "
+                f"by {name}, not commas. Save it as comma-separated CSV (or Parquet)."
+            )
 
 
 def require_columns(frame: pd.DataFrame, columns, *, table: str) -> None:

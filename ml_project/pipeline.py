@@ -1,6 +1,7 @@
 """The training pipeline: the only place that knows the order of the steps.
 
-lineage check -> read -> join + label -> sample -> split -> fit -> evaluate -> log -> register.
+lineage check -> read -> validate raw tables -> join + label -> sample -> split -> validate model
+input -> fit -> evaluate -> log -> register. Invalid data ends in a FAILED run and no model.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ml_project import data, evaluate, features, lineage
-from ml_project.errors import DirtyTreeError
+from ml_project import data, evaluate, features, lineage, validation
+from ml_project.errors import DataError, DirtyTreeError
 from ml_project.settings import Settings
 
 MODEL_ARTIFACT = "model"
@@ -154,6 +155,95 @@ def check_tree(settings: Settings, git: lineage.GitInfo, *, allow_dirty: bool) -
     )
 
 
+def validate_raw(settings: Settings, flights, weather, sources: DataSources, root: Path) -> list:
+    """The flights and weather suites (expectations/) on the raw tables."""
+    return validation.validate_frames(
+        {"flights": flights, "weather": weather},
+        settings=settings,
+        root=root,
+        sources={"flights": str(sources.flights), "weather": str(sources.weather)},
+    )
+
+
+def validate_prepared(settings: Settings, prepared: PreparedData, sources: DataSources, root):
+    """The model-input suite on every row about to be fitted or evaluated, in model columns."""
+    split = prepared.split
+    rows = pd.concat(
+        [split.train[prepared.columns], split.test[prepared.columns]], ignore_index=True
+    )
+    source = f"{sources.flights.name} joined with {sources.weather.name}, rows used"
+    return validation.validate_model_input(rows, settings, root, source=source)
+
+
+def run_validation(settings: Settings, *, root: Path) -> list:
+    """Read the inputs and run every suite, as training would; DataError if any fails."""
+    sources = data_sources(settings, root)
+    flights = data.read_table(sources.flights)
+    weather = data.read_table(sources.weather)
+    reports = validate_raw(settings, flights, weather, sources, root)
+    if all(report.success for report in reports):
+        prepared = prepare_data(settings, flights, weather)
+        reports.append(validate_prepared(settings, prepared, sources, root))
+    if not all(report.success for report in reports):
+        raise DataError(validation.failure_message(reports, context=f" (env {settings.env})"))
+    return reports
+
+
+def _log_validation(mlflow, reports: list) -> None:
+    """The full validation result as validation/results.json, and a few metrics."""
+    mlflow.log_dict(validation.results_document(reports), "validation/results.json")
+    metrics = {}
+    for report in reports:
+        metrics[f"validation_{report.table}_evaluated"] = report.evaluated
+        metrics[f"validation_{report.table}_failed"] = len(report.failures)
+    mlflow.log_metrics(metrics)
+
+
+def stop_on_invalid_data(
+    settings: Settings,
+    reports: list,
+    *,
+    root: Path,
+    git: lineage.GitInfo,
+    sources: DataSources,
+    source_digests: dict[str, str],
+    allow_dirty: bool,
+) -> None:
+    """If a suite failed: record a FAILED run holding the full result, then raise DataError."""
+    if all(report.success for report in reports):
+        return
+    import mlflow
+
+    from ml_project import tracking
+
+    client = tracking.connect(root)
+    experiment_id = tracking.ensure_experiment(client, settings.tracking.experiment_name)
+    tags = {
+        "ml_project.env": settings.env,
+        "ml_project.allow_dirty": str(allow_dirty).lower(),
+        **git.as_tags(),
+        "config.hash": settings.config_hash(),
+        "seed": str(settings.seed),
+        "data.flights_path": str(sources.flights),
+        "data.weather_path": str(sources.weather),
+        "data.flights_file_digest": source_digests["flights"],
+        "data.weather_file_digest": source_digests["weather"],
+        **validation.run_tags(reports, root),
+    }
+    run_name = f"train-{settings.env}-{git.commit[:7] or 'nogit'}-invalid-data"
+    run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags)
+    try:
+        mlflow.log_text(settings.to_yaml(), "config/settings.yaml")
+        _log_validation(mlflow, reports)
+    finally:
+        mlflow.end_run(status="FAILED")
+    raise DataError(
+        validation.failure_message(reports, context=f" (env {settings.env})")
+        + f"\nThe full result is validation/results.json of run {run.info.run_id} (status "
+        f"FAILED) in experiment {settings.tracking.experiment_name}; no model was registered."
+    )
+
+
 @dataclass(frozen=True)
 class TrainResult:
     """What a training run produced, for the CLI summary and `--json`."""
@@ -239,11 +329,19 @@ def run_training(settings: Settings, *, root: Path, allow_dirty: bool = False) -
             "flights": data.file_digest(sources.flights),
             "weather": data.file_digest(sources.weather),
         }
+    invalid = {"root": root, "git": git, "sources": sources, "source_digests": source_digests}
+    with timer.stage("validation"):
+        reports = validate_raw(settings, flights, weather, sources, root)
+    stop_on_invalid_data(settings, reports, allow_dirty=allow_dirty, **invalid)
     with timer.stage("features"):
         prepared = prepare_data(settings, flights, weather)
+    with timer.stage("validation"):
+        reports.append(validate_prepared(settings, prepared, sources, root))
+    stop_on_invalid_data(settings, reports, allow_dirty=allow_dirty, **invalid)
     with timer.stage("fit"):
         trained = fit_and_score(settings, prepared)
     tags = lineage_tags(settings, git, prepared, sources, source_digests, allow_dirty=allow_dirty)
+    tags.update(validation.run_tags(reports, root))
 
     client = tracking.connect(root)
     experiment_id = tracking.ensure_experiment(client, settings.tracking.experiment_name)
@@ -256,6 +354,7 @@ def run_training(settings: Settings, *, root: Path, allow_dirty: bool = False) -
             if lock.is_file():
                 mlflow.log_artifact(str(lock), "environment")
             _log_datasets(mlflow, prepared, sources)
+            _log_validation(mlflow, reports)
             mlflow.log_metrics({f"test_{key}": value for key, value in trained.metrics.items()})
             mlflow.log_metrics({f"rows_{key}": value for key, value in prepared.rows.items()})
         with timer.stage("registration"):

@@ -79,6 +79,25 @@ class LineageSettings(_Section):
     require_clean_tree: bool
 
 
+class ValidationSettings(_Section):
+    """Thresholds of the expectation suites in expectations/ that differ by env.
+
+    The suites name them as `$min_rows_flights`, `$label_mostly`, ... (see validation.py).
+    """
+
+    min_rows_flights: int = Field(ge=1, description="fewest rows the raw flights file may hold")
+    min_rows_weather: int = Field(ge=1, description="fewest rows the weather file may hold")
+    max_label_null_fraction: float = Field(
+        ge=0, lt=1, description="share of flights allowed without arr_delay (the label)"
+    )
+    mostly: float = Field(
+        gt=0, le=1, description="share of rows a range check on a measurement must pass"
+    )
+    extra_carriers: tuple[str, ...] = Field(
+        default=(), description="carrier codes accepted beyond the suites' known list"
+    )
+
+
 class Settings(_Section):
     env: Literal["dev", "staging", "prod"]
     seed: int = Field(ge=0, le=2**32 - 1)
@@ -88,6 +107,7 @@ class Settings(_Section):
     model: ModelSettings
     tracking: TrackingSettings
     lineage: LineageSettings
+    validation: ValidationSettings
 
     def config_hash(self) -> str:
         """sha256 of the resolved settings as canonical JSON."""

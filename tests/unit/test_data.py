@@ -44,6 +44,8 @@ def test_read_table_formats(tmp_path):
         (b"", "the file is empty"),
         (b"a,b\n", "header but no rows"),
         (b"\xff\xfe\x00garbage\x81\n1,2\n", "not UTF-8"),
+        (b"a;b;c\n1;2;3\n", "separated by semicolons"),
+        (b"a\tb\tc\n1\t2\t3\n", "separated by tabs"),
     ],
 )
 def test_read_table_errors_name_the_file(tmp_path, content, message):

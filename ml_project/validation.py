@@ -1,0 +1,447 @@
+"""The data-validation edge: the suites in expectations/*.yaml, run by great-expectations.
+
+A suite file lists great-expectations 1.x expectations (`type` + `kwargs`); values written
+`$name` are filled from the env's settings (`suite_parameters`). `read_suite` and the report
+objects are pure; `validate_frames` builds an ephemeral GX context (pandas data source, one
+dataframe asset per table, a whole-dataframe batch) and runs `batch.validate(suite)`.
+great_expectations is imported inside functions only: it takes seconds to import.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from ml_project import data, features
+from ml_project.errors import ConfigError, DataError
+from ml_project.settings import Settings
+
+SUITES_FOLDER = "expectations"
+RAW_TABLES = ("flights", "weather")
+MODEL_INPUT = "model_input"
+EXAMPLES = 5  # bad values quoted per failed expectation in the short report
+MISSING_COLUMN = "the column is missing"
+ITEM_KEYS = {"type", "kwargs", "meta", "notes"}
+
+
+def suite_parameters(settings: Settings) -> dict[str, Any]:
+    """The values a suite may name as `$name`: the env's thresholds and a few data settings."""
+    limits = settings.validation
+    return {
+        "min_rows_flights": limits.min_rows_flights,
+        "min_rows_weather": limits.min_rows_weather,
+        "label_mostly": round(1.0 - limits.max_label_null_fraction, 12),
+        "mostly": limits.mostly,
+        "extra_carriers": list(limits.extra_carriers),
+        "key_columns": list(settings.data.key_columns),
+        "model_columns": features.raw_columns(settings.features),
+    }
+
+
+def suite_path(root: Path, table: str) -> Path:
+    return Path(root) / SUITES_FOLDER / f"{table}.yaml"
+
+
+@dataclass(frozen=True)
+class SuiteSpec:
+    """One suite file with its parameters filled in: what great-expectations will be given."""
+
+    table: str
+    path: Path
+    expectations: tuple[dict, ...]
+
+
+def read_suite(path: Path, parameters: Mapping[str, Any]) -> SuiteSpec:
+    """Parse and check a suite file; a ConfigError names the file and the item at fault."""
+    path = Path(path)
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"Expectation suite {path} does not exist.") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"Expectation suite {path} is not valid YAML: {exc}") from exc
+    if not isinstance(loaded, dict) or set(loaded) - {"table", "expectations"}:
+        raise ConfigError(
+            f"Expectation suite {path} must be a mapping with the keys 'table' and "
+            f"'expectations' only."
+        )
+    items = loaded.get("expectations")
+    if not isinstance(items, list) or not items:
+        raise ConfigError(f"Expectation suite {path} lists no expectations.")
+    expectations = []
+    for number, item in enumerate(items, start=1):
+        where = f"{path}, expectation {number}"
+        if not isinstance(item, dict) or not isinstance(item.get("type"), str):
+            raise ConfigError(f"{where}: each expectation needs a 'type' (and 'kwargs').")
+        if set(item) - ITEM_KEYS:
+            unknown = ", ".join(sorted(set(item) - ITEM_KEYS))
+            raise ConfigError(
+                f"{where} ({item['type']}): unknown key(s) {unknown}; "
+                f"use {', '.join(sorted(ITEM_KEYS))}."
+            )
+        kwargs = item.get("kwargs") or {}
+        if not isinstance(kwargs, dict):
+            raise ConfigError(f"{where} ({item['type']}): 'kwargs' must be a mapping.")
+        meta = dict(item.get("meta") or {}, suite_item=number)
+        expectations.append(
+            {
+                "type": item["type"],
+                "kwargs": _fill(kwargs, parameters, where=where),
+                "meta": meta,
+                **({"notes": item["notes"]} if item.get("notes") else {}),
+            }
+        )
+    return SuiteSpec(
+        table=str(loaded.get("table") or path.stem), path=path, expectations=tuple(expectations)
+    )
+
+
+def _fill(value: Any, parameters: Mapping[str, Any], *, where: str) -> Any:
+    """Replace `$name` strings by their parameter; a list-valued `$name` in a list is spliced."""
+    if isinstance(value, str) and value.startswith("$"):
+        name = value[1:]
+        if name not in parameters:
+            raise ConfigError(
+                f"{where}: unknown parameter {value}; known: "
+                f"{', '.join('$' + key for key in sorted(parameters))}."
+            )
+        return parameters[name]
+    if isinstance(value, dict):
+        return {key: _fill(item, parameters, where=where) for key, item in value.items()}
+    if isinstance(value, list):
+        out: list = []
+        for item in value:
+            filled = _fill(item, parameters, where=where)
+            if isinstance(item, str) and item.startswith("$") and isinstance(filled, list):
+                out.extend(filled)
+            else:
+                out.append(filled)
+        return out
+    return value
+
+
+def build_suite(spec: SuiteSpec):
+    """A great-expectations ExpectationSuite holding every expectation of the file, or a
+    ConfigError: GX 1.24 silently drops an expectation it cannot build (a misspelt type)."""
+    import great_expectations as gx
+    from great_expectations.expectations.expectation_configuration import (
+        ExpectationConfiguration,
+    )
+
+    built = []
+    for item in spec.expectations:
+        where = f"{spec.path}, expectation {item['meta']['suite_item']} ({item['type']})"
+        try:
+            configuration = ExpectationConfiguration(
+                type=item["type"], kwargs=item["kwargs"], meta=item["meta"], notes=item.get("notes")
+            )
+            built.append(configuration.to_domain_obj())
+        except gx.exceptions.ExpectationNotFoundError as exc:
+            raise ConfigError(
+                f"{where}: great-expectations has no expectation of that type (misspelt?). "
+                "Types are the snake_case names of the classes in great_expectations.expectations, "
+                "e.g. expect_column_values_to_be_between."
+            ) from exc
+        except Exception as exc:  # pydantic's ValidationError or GX's configuration errors
+            raise ConfigError(f"{where}: invalid arguments: {_one_line(exc)}") from exc
+    suite = gx.ExpectationSuite(name=spec.table, expectations=built)
+    if len(suite.expectations) != len(spec.expectations):
+        raise ConfigError(
+            f"{spec.path}: the file lists {len(spec.expectations)} expectations but "
+            f"great-expectations kept {len(suite.expectations)}; refusing to validate with fewer."
+        )
+    return suite
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One expectation that did not hold (or could not be checked)."""
+
+    expectation: str
+    column: str | None
+    rule: str
+    problem: str
+    unexpected_count: int | None = None
+    examples: tuple = ()
+
+    def as_dict(self) -> dict:
+        return {
+            "expectation": self.expectation,
+            "column": self.column,
+            "rule": self.rule,
+            "problem": self.problem,
+            "unexpected_count": self.unexpected_count,
+            "examples": list(self.examples),
+        }
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    """What one table's validation found; `result` is great-expectations' full JSON result."""
+
+    table: str
+    source: str
+    suite_path: str
+    rows: int
+    evaluated: int
+    success: bool
+    failures: tuple[Failure, ...]
+    result: dict = field(repr=False, compare=False)
+
+    def summary(self) -> dict:
+        return {
+            "table": self.table,
+            "source": self.source,
+            "suite": self.suite_path,
+            "rows": self.rows,
+            "success": self.success,
+            "evaluated": self.evaluated,
+            "failed": len(self.failures),
+            "failures": [failure.as_dict() for failure in self.failures],
+        }
+
+    def describe(self, *, limit: int = 8) -> str:
+        """A few lines a person reads: the table, then each failed expectation."""
+        if self.success:
+            return (
+                f"{self.table}: {self.evaluated} expectations passed on {self.rows} rows "
+                f"({self.source})"
+            )
+        lines = [
+            f"{self.table} ({self.source}): {len(self.failures)} of {self.evaluated} "
+            f"expectations failed (suite {self.suite_path}):"
+        ]
+        absent = [f for f in self.failures if f.problem == MISSING_COLUMN]
+        shown = [f for f in self.failures if f.problem != MISSING_COLUMN]
+        for failure in shown[:limit]:
+            column = f"column {failure.column}: " if failure.column else ""
+            lines.append(f"  - {column}{failure.rule}: {failure.problem}")
+        if len(shown) > limit:
+            lines.append(f"  - ... and {len(shown) - limit} more (see the full result)")
+        if absent:
+            names = ", ".join(dict.fromkeys(str(f.column) for f in absent))
+            lines.append(f"  - {len(absent)} more could not run: no column {names}")
+        return "\n".join(lines)
+
+
+def validate_frames(
+    frames: Mapping[str, pd.DataFrame],
+    *,
+    settings: Settings,
+    root: Path,
+    sources: Mapping[str, str] | None = None,
+) -> list[ValidationReport]:
+    """Validate each frame with the suite of its table (expectations/<table>.yaml)."""
+    parameters = suite_parameters(settings)
+    specs = {table: read_suite(suite_path(root, table), parameters) for table in frames}
+    suites = {table: build_suite(spec) for table, spec in specs.items()}
+    context = _ephemeral_context()
+    datasource = context.data_sources.add_pandas("ml_project")
+    reports = []
+    for table, frame in frames.items():
+        asset = datasource.add_dataframe_asset(table)
+        batch_definition = asset.add_batch_definition_whole_dataframe("all_rows")
+        batch = batch_definition.get_batch(batch_parameters={"dataframe": _for_gx(frame)})
+        try:
+            result = batch.validate(suites[table])
+        except Exception as exc:  # GX could not run the suite at all on this frame
+            source = (sources or {}).get(table, table)
+            raise DataError(
+                f"{table} ({source}): great-expectations could not validate the table: "
+                f"{_one_line(exc)}"
+            ) from exc
+        reports.append(
+            make_report(
+                result.to_json_dict(),
+                table=table,
+                source=(sources or {}).get(table, "in-memory frame"),
+                suite_file=specs[table].path,
+                rows=len(frame),
+                columns=list(frame.columns),
+            )
+        )
+    return reports
+
+
+def validate_model_input(
+    frame: pd.DataFrame, settings: Settings, root: Path, *, source: str = "records"
+) -> ValidationReport:
+    """The model-input suite on raw records (exact columns in model order, types, ranges)."""
+    return validate_frames(
+        {MODEL_INPUT: frame}, settings=settings, root=root, sources={MODEL_INPUT: source}
+    )[0]
+
+
+def _for_gx(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with pandas 3's default text columns (StringDtype with NaN) as object columns.
+
+    GX 1.24.1's type checks cannot name that dtype (`str`, `string` and `StringDtype` all miss
+    it), so text reaches GX as object columns: same values, same missing values.
+    """
+    text = {
+        name: object
+        for name, dtype in frame.dtypes.items()
+        if isinstance(dtype, pd.StringDtype) and dtype.na_value is not pd.NA
+    }
+    return frame.astype(text) if text else frame
+
+
+def _ephemeral_context():
+    """An in-memory GX context that writes nothing and draws no progress bars."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    return context
+
+
+def make_report(
+    result: dict,
+    *,
+    table: str,
+    source: str,
+    suite_file: Path | str,
+    rows: int,
+    columns: list[str] | None = None,
+) -> ValidationReport:
+    """A ValidationReport from great-expectations' JSON result (pure)."""
+    results = sorted(
+        result.get("results", []),
+        key=lambda item: (
+            (item.get("expectation_config") or {}).get("meta", {}).get("suite_item", math.inf)
+        ),
+    )
+    failures = tuple(_failure(item, columns) for item in results if not item.get("success"))
+    return ValidationReport(
+        table=table,
+        source=str(source),
+        suite_path=str(suite_file),
+        rows=rows,
+        evaluated=len(results),
+        success=bool(result.get("success")) and not failures,
+        failures=failures,
+        result=result,
+    )
+
+
+def _failure(item: dict, columns: list[str] | None = None) -> Failure:
+    config = item.get("expectation_config") or {}
+    kwargs = {k: v for k, v in (config.get("kwargs") or {}).items() if k != "batch_id"}
+    column = kwargs.pop("column", None)
+    if "mostly" in kwargs:  # read best last: "between 0 and 150 for 99.9% of rows"
+        kwargs["mostly"] = kwargs.pop("mostly")
+    rule = f"{config.get('type', '?')}({', '.join(f'{k}={_short(v)}' for k, v in kwargs.items())})"
+    details = item.get("result") or {}
+    error = _exception_message(item.get("exception_info"))
+    if column is not None and columns is not None and column not in columns:
+        return Failure(config.get("type", "?"), column, rule, MISSING_COLUMN)
+    if error:
+        return Failure(config.get("type", "?"), column, rule, f"could not be checked: {error}")
+    if details.get("unexpected_count") is not None:
+        count = int(details["unexpected_count"])
+        examples = tuple(_distinct(details.get("partial_unexpected_list") or ()))[:EXAMPLES]
+        percent = details.get("unexpected_percent") or 0.0
+        total = details.get("element_count")
+        missing = details.get("missing_count") or 0
+        base = f"{total - missing} non-null" if missing and "null" not in rule else f"{total}"
+        problem = f"{count} of {base} rows ({percent:.2f}%) failed"
+        if examples:
+            problem += ", e.g. " + ", ".join(_short(value) for value in examples)
+        return Failure(config.get("type", "?"), column, rule, problem, count, examples)
+    mismatched = (details.get("details") or {}).get("mismatched")
+    if isinstance(mismatched, dict):
+        missing, extra = mismatched.get("missing") or [], mismatched.get("unexpected") or []
+        problem = (
+            f"missing column(s) {', '.join(map(str, missing))}"
+            if missing
+            else f"unexpected column(s) {', '.join(map(str, extra))}"
+        )
+        return Failure(config.get("type", "?"), column, rule, problem)
+    if isinstance(mismatched, list):
+        parts = [
+            f"position {entry.get('Expected Column Position')}: expected "
+            f"{entry.get('Expected')}, found {entry.get('Found')}"
+            for entry in mismatched[:EXAMPLES]
+        ]
+        return Failure(config.get("type", "?"), column, rule, "; ".join(parts))
+    observed = details.get("observed_value")
+    return Failure(config.get("type", "?"), column, rule, f"observed {_short(observed)}")
+
+
+def _distinct(values) -> list:
+    """The distinct non-null values, in order of appearance (dicts and lists compared as text)."""
+    seen, out = set(), []
+    for value in values:
+        key = repr(value)
+        if value is not None and key not in seen:
+            seen.add(key)
+            out.append(value)
+    return out
+
+
+def _exception_message(info) -> str | None:
+    """The first exception message in a GX result's exception_info (flat or per metric)."""
+    if not isinstance(info, dict):
+        return None
+    if info.get("raised_exception"):
+        return _one_line(str(info.get("exception_message", "")))
+    for value in info.values():
+        if isinstance(value, dict) and value.get("raised_exception"):
+            return _one_line(str(value.get("exception_message", "")))
+    return None
+
+
+def _short(value: Any, *, items: int = 6) -> str:
+    """A value as a reader wants it in one line: long lists cut, floats trimmed."""
+    if isinstance(value, list | tuple):
+        shown = ", ".join(_short(item) for item in value[:items])
+        more = f", ... {len(value)} values" if len(value) > items else ""
+        return f"[{shown}{more}]"
+    if isinstance(value, dict):
+        return "(" + ", ".join(f"{k}={_short(v)}" for k, v in value.items()) + ")"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, str):
+        return repr(value)
+    return str(value)
+
+
+def failure_message(reports: list[ValidationReport], *, context: str = "") -> str:
+    """The short report a DataError carries: every failed table with its failures."""
+    failed = [report for report in reports if not report.success]
+    tables = ", ".join(report.table for report in failed)
+    lines = [f"Data validation failed{context}: {tables}."]
+    lines += [report.describe() for report in failed]
+    return "\n".join(lines)
+
+
+def results_document(reports: list[ValidationReport]) -> dict:
+    """Everything about a validation for the JSON artifact: summaries and GX's full results."""
+    return {
+        "success": all(report.success for report in reports),
+        "tables": [report.summary() | {"result": report.result} for report in reports],
+    }
+
+
+def run_tags(reports: list[ValidationReport], root: Path) -> dict[str, str]:
+    """Tags for a run and its model version: the outcome and the suites' content hash."""
+    digest = hashlib.sha256()
+    for table in (*RAW_TABLES, MODEL_INPUT):
+        digest.update(data.file_digest(suite_path(root, table)).encode())
+    return {
+        "validation.success": str(all(report.success for report in reports)).lower(),
+        "validation.failed_tables": ",".join(r.table for r in reports if not r.success),
+        "validation.suites_digest": digest.hexdigest(),
+    }
