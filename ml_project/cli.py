@@ -221,3 +221,108 @@ def main() -> None:
     except ConfigError as exc:  # raised before a command's own handler (e.g. in a callback)
         click.echo(f"ml-project: {exc.label}: {exc}", err=True)
         sys.exit(exc.exit_code)
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@env_option
+@click.option(
+    "--input",
+    "input_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Raw records to score: CSV, zipped CSV or Parquet (flight columns + origin weather).",
+)
+@click.option(
+    "--output",
+    "output_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Where to write the scored rows: .parquet or .csv.",
+)
+@click.option("--model-uri", help="Model to use (default: models:/<env model>@champion).")
+@click.option(
+    "--chunk-rows",
+    type=click.IntRange(1),
+    default=100_000,
+    show_default=True,
+    help="Rows read, checked and scored at a time (bounds memory).",
+)
+@click.option("--json", "as_json", is_flag=True, help="End with one JSON object of the summary.")
+@handle_errors
+def predict(env, input_path, output_path, model_uri, chunk_rows, as_json):
+    """Score a file with the env's champion (or --model-uri) and write the predictions.
+
+    Every output row carries the prediction, the probability of a late arrival, and the
+    model's name, version and run id. The output appears only once complete.
+
+    \b
+    Examples:
+      ml-project extract-batch --months 12 --output december.parquet
+      ml-project predict --env dev --input december.parquet --output scored.parquet
+      ml-project predict --env prod --input batch.csv --output scored.csv \\
+          --model-uri models:/flights_delay_prod/3
+    """
+    from ml_project import predict as scoring
+    from ml_project import tracking
+
+    settings = load_settings(env)
+    root = project_root()
+    client = tracking.connect(root)
+    uri = model_uri or scoring.default_model_uri(settings.tracking.model_name)
+    loaded = scoring.load_model(uri, client)
+    summary = scoring.score_file(
+        loaded, input_path=input_path, output_path=output_path, chunk_rows=chunk_rows
+    )
+    click.echo(
+        f"Scored {summary.rows} rows of {input_path} with {summary.model_name or uri} "
+        f"version {summary.model_version or '-'} in {summary.seconds:.2f} s "
+        f"({summary.rows_per_second:,.0f} rows/s) -> {output_path}"
+    )
+    if as_json:
+        click.echo(json.dumps(summary.as_dict(), sort_keys=True))
+
+
+@cli.command("extract-batch", epilog=EXIT_CODES_HELP)
+@click.option(
+    "--output",
+    "output_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Where to write the records: .parquet or .csv.",
+)
+@click.option("--months", default="", help="Comma-separated months to keep, e.g. 11,12.")
+@click.option("--rows", type=click.IntRange(1), help="Keep at most this many rows (the first).")
+@click.option("--flights", type=click.Path(path_type=Path), help="Flights file (default: demo).")
+@click.option("--weather", type=click.Path(path_type=Path), help="Weather file (default: demo).")
+@handle_errors
+def extract_batch(output_path, months, rows, flights, weather):
+    """Write raw records to score: flights joined with the origin's weather at the hour.
+
+    This is what a client has at scheduling time (plus the outcome columns, which the model
+    ignores and `monitor --labels` uses).
+
+    \b
+    Example:
+      ml-project extract-batch --months 12 --rows 5000 --output december.parquet
+    """
+    from ml_project import data
+
+    demo_flights, demo_weather = data.demo_data_paths()
+    records = data.join_weather(
+        data.read_table(flights or demo_flights), data.read_table(weather or demo_weather)
+    )
+    if months:
+        try:
+            wanted = [int(month) for month in months.split(",")]
+        except ValueError as exc:
+            raise ConfigError(f"--months expects numbers like 11,12, got {months!r}.") from exc
+        records = records[records["month"].isin(wanted)]
+    if rows:
+        records = records.head(rows)
+    if output_path.suffix.lower() in (".parquet", ".pq"):
+        records.to_parquet(output_path, index=False)
+    elif output_path.suffix.lower() == ".csv":
+        records.to_csv(output_path, index=False)
+    else:
+        raise ConfigError(f"{output_path}: the output must end in .parquet or .csv.")
+    click.echo(f"Wrote {len(records)} records to {output_path}.")
