@@ -262,17 +262,17 @@ def predict(env, input_path, output_path, model_uri, chunk_rows, as_json):
       ml-project predict --env prod --input batch.csv --output scored.csv \\
           --model-uri models:/flights_delay_prod/3
     """
-    from ml_project import predict as scoring
-    from ml_project import tracking
+    from ml_project.predict import run_batch_scoring
 
-    settings = load_settings(env)
-    root = project_root()
-    client = tracking.connect(root)
-    uri = model_uri or scoring.default_model_uri(settings.tracking.model_name)
-    loaded = scoring.load_model(uri, client)
-    summary = scoring.score_file(
-        loaded, input_path=input_path, output_path=output_path, chunk_rows=chunk_rows
+    summary = run_batch_scoring(
+        load_settings(env),
+        root=project_root(),
+        input_path=input_path,
+        output_path=output_path,
+        model_uri=model_uri,
+        chunk_rows=chunk_rows,
     )
+    uri = summary.model_uri
     click.echo(
         f"Scored {summary.rows} rows of {input_path} with {summary.model_name or uri} "
         f"version {summary.model_version or '-'} in {summary.seconds:.2f} s "

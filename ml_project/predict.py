@@ -262,3 +262,43 @@ def score_file(
         model_version=loaded.version,
         model_run_id=loaded.run_id,
     )
+
+
+def input_checker(settings, root: Path, *, source: str) -> Callable[[pd.DataFrame], None]:
+    """The model-input expectation suite as a per-chunk check (DataError on failure)."""
+    from ml_project import validation
+    from ml_project.data import require_columns
+    from ml_project.features import raw_columns
+
+    columns = raw_columns(settings.features)
+
+    def check(chunk: pd.DataFrame) -> None:
+        require_columns(chunk, columns, table=source)
+        report = validation.validate_model_input(chunk[columns], settings, root, source=source)
+        if not report.success:
+            raise DataError(validation.failure_message([report], context=f" for {source}"))
+
+    return check
+
+
+def run_batch_scoring(
+    settings,
+    *,
+    root: Path,
+    input_path: Path,
+    output_path: Path,
+    model_uri: str | None,
+    chunk_rows: int,
+) -> ScoringSummary:
+    """Load the model (default: the env's champion), check each chunk, score, write."""
+    from ml_project import tracking
+
+    client = tracking.connect(root)
+    loaded = load_model(model_uri or default_model_uri(settings.tracking.model_name), client)
+    return score_file(
+        loaded,
+        input_path=input_path,
+        output_path=output_path,
+        chunk_rows=chunk_rows,
+        check_chunk=input_checker(settings, root, source=str(input_path)),
+    )
