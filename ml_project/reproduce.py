@@ -758,9 +758,10 @@ def _driver_failure(answer: dict, recorded: Recorded, result) -> tuple[str, str]
         for name, source in (answer.get("sources") or {}).items():
             if not Path(source.get("path", "")).is_file():
                 raise DataError(
-                    f"The {name} file that trained {target.describe()} is not at "
-                    f"{source.get('path')} any more. Pass --{name} PATH to read a copy (its "
-                    f"sha256 must still be {recorded.tags.get(f'data.{name}_file_digest')})."
+                    f"{source.get('path')}: no such file. {target.describe()} was trained on "
+                    f"the {name} file {recorded.tags.get(f'data.{name}_path', '?')}; pass "
+                    f"--{name} PATH to read a copy of it (its sha256 must still be "
+                    f"{recorded.tags.get(f'data.{name}_file_digest', '?')})."
                 )
         result.error = f"the code of commit {commit} cannot read the data any more ({message})"
         return DATA_CHANGED, DIFFERENCE_NAMES["data"]
@@ -981,13 +982,13 @@ def _describe_data(step: dict) -> list[str]:
     for key, value in step["digests"].items():
         mark = "" if value["recorded"] == value["rebuilt"] else "  <- differs"
         lines.append(
-            f"  {key:<16} {_short(value['recorded'])} at training, "
+            f"  {key:<23} {_short(value['recorded'])} at training, "
             f"{_short(value['rebuilt'])} now{mark}"
         )
     for key, value in rows.items():
         mark = "" if value["recorded"] == value["rebuilt"] else "  <- differs"
         lines.append(
-            f"  rows {key:<11} {value['recorded']} at training, {value['rebuilt']} now{mark}"
+            f"  rows {key:<18} {value['recorded']} at training, {value['rebuilt']} now{mark}"
         )
     return lines
 
