@@ -44,7 +44,7 @@ DRIVER = Path(__file__).with_name("rebuild.py")
 RUN_TYPE_TAG = "ml_project.run_type"
 DATA_DIGESTS = ("digest", "train_digest", "test_digest", "test_keys_digest")
 SOURCES = ("flights", "weather")
-# Verdicts, and the exit code each leads to (0 only when reproduced).
+# Verdicts: only identical and within_tolerance exit 0; the others exit 6 (NotReproducedError).
 IDENTICAL, WITHIN_TOLERANCE, DIFFERENT = "identical", "within_tolerance", "different"
 DATA_CHANGED, ENVIRONMENT_DIFFERS = "data_changed", "environment_differs"
 # The first step that differs, as the verdict names it.
