@@ -214,6 +214,67 @@ def format_train_summary(result: dict) -> str:
     )
 
 
+@cli.command(epilog=EXIT_CODES_HELP)
+@click.option("--env", type=click.Choice(ENVS), help="Env whose registered model --version is.")
+@click.option("--version", "version", type=click.IntRange(min=1), help="Model version number.")
+@click.option("--run-id", help="The training run instead of a version.")
+@click.option(
+    "--model-uri", help="models:/NAME/N or models:/NAME@ALIAS instead of --env/--version."
+)
+@click.option(
+    "--tolerance",
+    type=click.FloatRange(min=0),
+    help="Accept predictions and metrics within this max abs difference (default: bitwise).",
+)
+@click.option("--strict", is_flag=True, help="Refuse when package versions differ from training.")
+@click.option("--flights", type=click.Path(path_type=Path), help="Read a moved copy of the data.")
+@click.option("--weather", type=click.Path(path_type=Path), help="Read a moved copy of weather.")
+@click.option("--json", "as_json", is_flag=True, help="End with one JSON object of the report.")
+@handle_errors
+def reproduce(env, version, run_id, model_uri, tolerance, strict, flights, weather, as_json):
+    """Rebuild a registered model version from its commit, config, seed and data, and compare.
+
+    The recorded commit runs in a temporary git worktree (your tree is untouched); nothing is
+    registered. Exit 0 only when identical, or within an explicit --tolerance; 6 otherwise
+    (data changed: nothing is retrained).
+
+    \b
+    Examples:
+      ml-project reproduce --env staging --version 3
+      ml-project reproduce --model-uri models:/flights_delay_prod@champion --json
+      ml-project reproduce --run-id 0123abcd... --tolerance 1e-9 --strict
+    """
+    from ml_project import reproduce as reproduction
+    from ml_project.errors import NotReproducedError
+
+    if sum(map(bool, (version, run_id, model_uri))) != 1 or bool(env) != bool(version):
+        raise click.UsageError(
+            "name one model: --env ENV --version N, --run-id ID, or --model-uri "
+            "models:/NAME/N (or models:/NAME@ALIAS)."
+        )
+    name, number, alias = "", str(version or ""), ""
+    if model_uri:
+        name, number, alias = reproduction.parse_model_uri(model_uri)
+    elif env:
+        name = load_settings(env).tracking.model_name
+    result = reproduction.reproduce_model(
+        root=project_root(),
+        model_name=name,
+        version=number,
+        alias=alias,
+        run_id=run_id or "",
+        tolerance=tolerance,
+        strict=strict,
+        flights=flights,
+        weather=weather,
+    ).as_dict()
+    click.echo(reproduction.format_summary(result))
+    if as_json:
+        click.echo(json.dumps(result, sort_keys=True))
+    if not result["reproduced"]:
+        raise NotReproducedError(reproduction.failure_message(result))
+
+
 def main() -> None:
     """Entry point of `ml-project` and `python -m ml_project`."""
     try:

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ml_project import data, evaluate, features, lineage, validation
@@ -137,6 +138,34 @@ def fit_and_score(settings: Settings, prepared: PreparedData) -> TrainedModel:
         metrics=metrics,
         features_digest=data.frame_digest(pd.DataFrame(transformed)),
     )
+
+
+# Reproducibility records: what `ml-project reproduce` recomputes and compares step by step.
+FEATURE_SAMPLE_ROWS = 100
+
+
+def predictions_digest(probability) -> str:
+    """sha256 of the held-out probabilities (float64, in row order): tag `predictions.digest`."""
+    values = np.ascontiguousarray(probability, dtype=np.float64)
+    return data.frame_digest(pd.DataFrame({"probability": values}))
+
+
+def fingerprint_tags(trained: TrainedModel) -> dict[str, str]:
+    """Digests of the transformed train matrix and the held-out predictions (run and version)."""
+    return {
+        "features.digest": trained.features_digest,
+        "predictions.digest": predictions_digest(trained.test_probability),
+    }
+
+
+def _log_fingerprints(mlflow, prepared: PreparedData, trained: TrainedModel, tables: dict) -> None:
+    """A sample of the transformed features, and the schema of each raw table, as artifacts."""
+    steps = trained.model[:-1]
+    rows = prepared.split.train[prepared.columns].head(FEATURE_SAMPLE_ROWS)
+    sample = pd.DataFrame(steps.transform(rows), columns=steps.get_feature_names_out())
+    mlflow.log_text(sample.to_csv(index=False), "features/sample.csv")
+    schema = {name: {str(c): str(t) for c, t in f.dtypes.items()} for name, f in tables.items()}
+    mlflow.log_dict(schema, "data/schema.json")
 
 
 def check_tree(settings: Settings, git: lineage.GitInfo, *, allow_dirty: bool) -> None:
@@ -342,6 +371,7 @@ def run_training(settings: Settings, *, root: Path, allow_dirty: bool = False) -
         trained = fit_and_score(settings, prepared)
     tags = lineage_tags(settings, git, prepared, sources, source_digests, allow_dirty=allow_dirty)
     tags.update(validation.run_tags(reports, root))
+    tags.update(fingerprint_tags(trained))
 
     client = tracking.connect(root)
     experiment_id = tracking.ensure_experiment(client, settings.tracking.experiment_name)
@@ -355,6 +385,7 @@ def run_training(settings: Settings, *, root: Path, allow_dirty: bool = False) -
                 mlflow.log_artifact(str(lock), "environment")
             _log_datasets(mlflow, prepared, sources)
             _log_validation(mlflow, reports)
+            _log_fingerprints(mlflow, prepared, trained, {"flights": flights, "weather": weather})
             mlflow.log_metrics({f"test_{key}": value for key, value in trained.metrics.items()})
             mlflow.log_metrics({f"rows_{key}": value for key, value in prepared.rows.items()})
         with timer.stage("registration"):
