@@ -91,7 +91,7 @@ lock: ## re-resolve requirements.lock in a fresh venv from pyproject.toml, and r
 	rm -rf .lock-venv
 	$(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/python -m pip install --quiet --upgrade pip
-	.lock-venv/bin/python -m pip install --quiet -e ".[dev]"
+	.lock-venv/bin/python -m pip install --quiet -e ".[dev,spark]"
 	( echo "# Exact versions for reproduction: pip install -c requirements.lock -e '.[dev]'"; \
 	  echo "# Regenerate with: make lock. Resolved for Python 3.11 on linux x86_64."; \
 	  .lock-venv/bin/python -m pip freeze --exclude-editable | grep -v '^ml-project' ) > requirements.lock
