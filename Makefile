@@ -15,7 +15,7 @@ TRAIN_ARGS ?=
 export MLFLOW_DISABLE_TELEMETRY := true
 
 .DEFAULT_GOAL := help
-.PHONY: help install train test lint lock test-fast test-integration check-workflows \
+.PHONY: help install install-spark train test lint lock test-fast test-integration check-workflows \
 	ci-staging ci-summary ci-reproduce ci-show release-prod latest-release
 
 help: ## list the targets
@@ -27,23 +27,29 @@ $(BIN)/.installed: pyproject.toml requirements.lock
 	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[dev]"
 	touch $@
 
+$(BIN)/.installed-spark: $(BIN)/.installed
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[dev,spark]"
+	touch $@
+
 # SKIP_INSTALL=1 uses the tools already in BIN as they are (the tests run targets that way).
 install: $(if $(SKIP_INSTALL),,$(BIN)/.installed) ## create .venv and install the project with the exact pins of requirements.lock
+
+install-spark: $(if $(SKIP_INSTALL),,$(BIN)/.installed-spark) ## install, plus the [spark] extra (pyspark, ~450 MB; needs Java 17): the tests use it
 
 train: install ## train, evaluate and register a model in ENV (default dev): make train ENV=staging
 	$(BIN)/ml-project train --env $(ENV)
 
-test: lint ## lint, then the whole test suite (unit, data, model, integration, workflows)
+test: lint install-spark ## lint, then the whole test suite (unit, data, model, integration, workflows)
 	$(BIN)/python -m pytest
 
 lint: install ## ruff: lint rules and formatting
-	$(BIN)/ruff check ml_project tests benchmarks .ci
-	$(BIN)/ruff format --check ml_project tests benchmarks .ci
+	$(BIN)/ruff check ml_project tests benchmarks deploy .ci
+	$(BIN)/ruff format --check ml_project tests benchmarks deploy .ci
 
 test-fast: install ## unit, data, model and workflow tests: no tracking store, no subprocess CLI
 	$(BIN)/python -m pytest tests/unit tests/data tests/model tests/ci
 
-test-integration: install ## the real CLI in subprocesses, against temp stores and a real mlflow server
+test-integration: install-spark ## the real CLI in subprocesses, temp stores, real mlflow servers (PostgreSQL), Spark
 	$(BIN)/python -m pytest tests/integration
 
 check-workflows: install ## check .github/ against GitHub's workflow and dependabot schemas (offline)

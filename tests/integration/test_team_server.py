@@ -1,11 +1,12 @@
 """The team's tracking server: `mlflow server` on PostgreSQL with basic auth, over HTTP.
 
-One server for the module, started as deploy/tracking-server/ describes: a real PostgreSQL (the
-backend store and the auth app's users), proxied artifacts, `--workers 1`, job execution off,
-`--app-name basic-auth`. A CI identity runs CI's own make targets against it (staging training,
-reproduce); an anonymous client and a read-only user are refused; nothing the CI identity's
-credentials could leak into is allowed to hold them; and after a restart on the same database
-and artifact root every run, version, alias, tag and artifact is still there.
+One server for the module, started by deploy/tracking-server/serve.sh (the recipe's launcher,
+which docker-compose.yml runs): a real PostgreSQL holding the backend store and the auth app's
+users, proxied artifacts, job execution off, `--app-name basic-auth` (`--workers 1` here). A CI
+identity runs CI's own make targets against it (staging training, reproduce); an anonymous
+client and another user are refused; nothing the CI identity's credentials could leak into
+holds them; and after a restart on the same database and artifact root every run, version,
+alias, tag and artifact is still there.
 """
 
 from __future__ import annotations
@@ -22,12 +23,13 @@ from mlflow.exceptions import MlflowException
 
 from ml_project.summary import read_result
 from tests.ci.workflows import run_make
-from tests.conftest import git, make_project_copy
+from tests.conftest import ROOT, git, make_project_copy
 from tests.integration.postgres import start_postgres
 from tests.integration.tracking_server import start_tracking_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
+SERVE = ROOT / "deploy" / "tracking-server" / "serve.sh"
 MODEL = "flights_delay_staging"
 CI_USER = "ci-staging"
 READER = "analyst"
@@ -49,21 +51,14 @@ def team(postgres, tmp_path_factory):
     db_password = secrets.token_urlsafe(12)
     backend = postgres.create_database("mlflow", owner="mlflow", password=db_password)
     users = postgres.create_database("mlflow_auth", owner="mlflow", password=db_password)
-    auth_config = folder / "basic_auth.ini"
-    auth_config.write_text(
-        "[mlflow]\n"
-        "default_permission = READ\n"
-        f"database_uri = {users}\n"
-        "admin_username = admin\n"
-        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
-    )
     admin_password = secrets.token_urlsafe(16)
-    settings = {
+    settings = {  # the recipe's own launcher, configured as docker-compose.yml does
         "directory": folder / "server",
         "backend_store_uri": backend,
-        "extra_args": ("--app-name", "basic-auth"),
+        "launcher": SERVE,
         "env": {
-            "MLFLOW_AUTH_CONFIG_PATH": str(auth_config),
+            "MLFLOW_AUTH_DATABASE_URI": users,
+            "MLFLOW_AUTH_CONFIG_PATH": str(folder / "basic_auth.ini"),
             "MLFLOW_AUTH_ADMIN_PASSWORD": admin_password,
             "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16),
         },
@@ -292,6 +287,14 @@ def snapshot(client: MlflowClient, destination: Path) -> dict:
             for path in files
         },
     }
+
+
+def test_the_launcher_keeps_the_server_lean_and_its_config_private(ci, team):
+    """serve.sh execs `mlflow server`: the launcher and one uvicorn worker, no job runner."""
+    assert 1 <= len(team["server"].processes()) <= 2
+    config = Path(team["settings"]["env"]["MLFLOW_AUTH_CONFIG_PATH"])
+    assert config.stat().st_mode & 0o077 == 0  # it holds the users database's password
+    assert "default_permission = READ" in config.read_text()
 
 
 def test_nothing_is_lost_when_the_server_restarts(ci, team, monkeypatch, tmp_path):

@@ -89,13 +89,17 @@ def start_tracking_server(
     backend_store_uri: str | None = None,
     extra_args: tuple[str, ...] = (),
     env: dict[str, str] | None = None,
+    launcher: Path | None = None,
     attempts: int = 3,
 ) -> TrackingServer:
     """Start `mlflow server` and wait until /health answers.
 
     Artifacts go to `directory`/artifacts; the backend store is `backend_store_uri`, by default
     a sqlite file in `directory`. `extra_args` are more `mlflow server` options (e.g.
-    `--app-name basic-auth`) and `env` more environment variables for the server.
+    `--app-name basic-auth`) and `env` more environment variables for the server. `launcher`
+    is a script to run instead of `mlflow server` (deploy/tracking-server/serve.sh): it gets
+    the store and artifact locations as MLFLOW_BACKEND_STORE_URI and
+    MLFLOW_ARTIFACTS_DESTINATION, `mlflow` as $MLFLOW, and the network options as arguments.
     """
     directory.mkdir(parents=True, exist_ok=True)
     artifacts = directory / "artifacts"
@@ -107,6 +111,16 @@ def start_tracking_server(
     }
     environ |= {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
     environ |= env or {}
+    if launcher:
+        command = [str(launcher)]
+        environ |= {
+            "MLFLOW_BACKEND_STORE_URI": backend,
+            "MLFLOW_ARTIFACTS_DESTINATION": str(artifacts),
+            "MLFLOW": str(mlflow_cli),
+        }
+    else:
+        command = [str(mlflow_cli), "server", "--backend-store-uri", backend]
+        command += ["--artifacts-destination", str(artifacts)]
     earlier_logs = len(list(directory.glob("server-*.log")))  # a restart keeps the old logs
     for attempt in range(1, attempts + 1):
         port = free_port()  # another process may take it before the server binds: retry
@@ -114,12 +128,7 @@ def start_tracking_server(
         with log_path.open("wb") as log:
             process = subprocess.Popen(
                 [
-                    str(mlflow_cli),
-                    "server",
-                    "--backend-store-uri",
-                    backend,
-                    "--artifacts-destination",
-                    str(artifacts),
+                    *command,
                     "--host",
                     "127.0.0.1",
                     "--port",
