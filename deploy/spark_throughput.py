@@ -37,6 +37,20 @@ def best_of(repeat: int, run) -> float:
     return min(times)
 
 
+def spark_cores(spark) -> int:
+    return spark.sparkContext.defaultParallelism
+
+
+def split_into_parts(frame: pd.DataFrame, folder: Path, *, parts: int) -> Path:
+    """`frame` as a folder of `parts` Parquet files, in order."""
+    folder.mkdir(parents=True)
+    size = -(-len(frame) // parts)
+    for index in range(parts):
+        chunk = frame.iloc[index * size : (index + 1) * size]
+        chunk.to_parquet(folder / f"part-{index:05d}.parquet", index=False)
+    return folder
+
+
 def measure(*, env: str, input_path: Path, model_uri: str | None, master: str, repeat: int):
     tracking.quiet_environment()
     settings = load_settings(env)
@@ -69,7 +83,11 @@ def measure(*, env: str, input_path: Path, model_uri: str | None, master: str, r
         seconds["spark_startup"] = time.perf_counter() - start
         try:
             model_dir = spark_scoring.probability_model(loaded, scratch / "model")
-            records = spark.read.parquet(str(input_path))
+            # Spark splits its input by file (and row group): one part file per core, so that
+            # local[N] can use its N cores on the same rows.
+            spark_files = spark_cores(spark)
+            parts = split_into_parts(frame, scratch / "parts.parquet", parts=spark_files)
+            records = spark.read.parquet(str(parts))
             scored = spark_scoring.score_dataframe(spark, records, loaded, model_dir)
             seconds["spark_scoring"] = best_of(
                 repeat, lambda: scored.write.format("noop").mode("overwrite").save()
@@ -79,7 +97,7 @@ def measure(*, env: str, input_path: Path, model_uri: str | None, master: str, r
                 lambda: spark_scoring.run_spark_scoring(
                     settings,
                     root=root,
-                    input_path=str(input_path),
+                    input_path=str(parts),
                     output_path=str(scratch / "spark.parquet"),
                     model_uri=uri,
                     master=master,
@@ -93,6 +111,7 @@ def measure(*, env: str, input_path: Path, model_uri: str | None, master: str, r
         "rows": rows,
         "model": f"{loaded.name} version {loaded.version}",
         "master": master,
+        "spark_input_files": spark_files,
         "cpus": os.cpu_count(),
         "machine": platform.machine(),
         "seconds": {name: round(value, 3) for name, value in seconds.items()},

@@ -56,6 +56,9 @@ logger.hadoop.level = error
 """
 
 
+ARROW_BATCH_ROWS = 100_000
+
+
 def is_uri(location: str) -> bool:
     """s3a://, abfss://, dbfs:/, hdfs://... rather than a local path."""
     return "://" in location or location.startswith("dbfs:/")
@@ -110,6 +113,8 @@ def spark_session(*, master: str | None, scratch: Path):
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
+        # Batches as large as the pandas path's default chunks: each one runs the suite once.
+        .config("spark.sql.execution.arrow.maxRecordsPerBatch", str(ARROW_BATCH_ROWS))
     )
     if master:
         builder = builder.master(master)
