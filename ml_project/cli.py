@@ -304,7 +304,7 @@ def main() -> None:
 @click.option(
     "--chunk-rows",
     type=click.IntRange(1),
-    default=100_000,
+    default=250_000,
     show_default=True,
     help="Rows read, checked and scored at a time (bounds memory).",
 )
