@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ml_project import data, evaluate, features, lineage
+from ml_project import data, drift, evaluate, features, lineage
 from ml_project.errors import DirtyTreeError
 from ml_project.settings import Settings
 
@@ -138,6 +138,17 @@ def fit_and_score(settings: Settings, prepared: PreparedData) -> TrainedModel:
     )
 
 
+def reference_profile(settings: Settings, prepared: PreparedData, trained: TrainedModel) -> dict:
+    """What the model saw, for `ml-project monitor`: training features, held-out scores (pure)."""
+    train = prepared.split.train[prepared.columns]
+    return drift.reference_profile(
+        drift.model_features(trained.model, train),
+        trained.test_probability,
+        categorical=settings.features.categorical,
+        settings=settings.monitor,
+    )
+
+
 def check_tree(settings: Settings, git: lineage.GitInfo, *, allow_dirty: bool) -> None:
     """Refuse a dirty (or unknown) tree where the env requires a clean one."""
     if not git.dirty or not settings.lineage.require_clean_tree or allow_dirty:
@@ -258,6 +269,7 @@ def run_training(settings: Settings, *, root: Path, allow_dirty: bool = False) -
             _log_datasets(mlflow, prepared, sources)
             mlflow.log_metrics({f"test_{key}": value for key, value in trained.metrics.items()})
             mlflow.log_metrics({f"rows_{key}": value for key, value in prepared.rows.items()})
+            mlflow.log_dict(reference_profile(settings, prepared, trained), drift.PROFILE_ARTIFACT)
         with timer.stage("registration"):
             info = _log_model(mlflow, settings, prepared, trained, root)
             version = str(info.registered_model_version)
