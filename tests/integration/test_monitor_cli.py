@@ -125,7 +125,8 @@ def test_a_batch_from_the_training_distribution_does_not_drift(in_distribution, 
     assert max(row["psi"] for row in report["features"]) < 0.1
     assert report["prediction"]["psi"] < 0.1
     quality = report["quality"]
-    assert quality["status"] == "ok" and abs(quality["roc_auc_drop"]) < 0.05
+    assert quality["status"] == "ok" and quality["roc_auc_drop"] <= 0.05
+    assert quality["live_roc_auc"] > 0.7 and quality["recorded_roc_auc"] > 0.7
     assert quality["unlabelled_dropped"] == int(summer_batch["arr_delay"].isna().sum())
     assert quality["rows"] == BATCH_ROWS - quality["unlabelled_dropped"]
     assert "OK" in done.stdout.splitlines()[0]
