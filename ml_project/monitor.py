@@ -138,34 +138,26 @@ def run_monitor(
         )
     )
     source = str(input_path)
-    counts = drift.BatchCounts(profile)
-    outcomes: list[pd.DataFrame] = []
-    unlabelled = 0
-    for chunk in scoring.read_chunks(input_path, chunk_rows=chunk_rows):
-        typed = check_batch(chunk, loaded, source=source)
-        if labels:
-            data.require_columns(chunk, ("arr_delay",), table=f"{source} (--labels)")
-        scored = scoring.score_frame(loaded, chunk, source=source)
-        counts.add(drift.model_features(loaded.model, typed), scored[scoring.PROBABILITY])
-        if labels:
-            labelled, dropped = data.label_flights(
-                scored.loc[:, ["arr_delay", scoring.PROBABILITY]], threshold_minutes=threshold
-            )
-            outcomes.append(labelled)
-            unlabelled += dropped
+    counts, outcomes = count_batch(
+        loaded,
+        profile,
+        input_path=input_path,
+        chunk_rows=chunk_rows,
+        labels=labels,
+        threshold_minutes=threshold,
+    )
     if counts.rows < settings.monitor.min_rows:
         raise DataError(
             f"{source}: {counts.rows} rows; the {settings.env} env monitors batches of at least "
             f"monitor.min_rows={settings.monitor.min_rows} rows (fewer make PSI sampling noise)."
         )
     quality = None
-    if labels:
+    if outcomes is not None:
         quality = live_quality(
-            pd.concat(outcomes, ignore_index=True) if outcomes else pd.DataFrame(),
+            outcomes,
             training_run.data.metrics,
             decision_threshold=float(training_run.data.params.get("model.threshold", 0.5)),
             settings=settings,
-            unlabelled=unlabelled,
             source=source,
             model_uri=uri,
         )
@@ -188,13 +180,53 @@ def run_monitor(
     )
 
 
+@dataclass(frozen=True)
+class Outcomes:
+    """The labelled rows' outcomes and probabilities, and how many rows had no outcome."""
+
+    labelled: pd.DataFrame
+    unlabelled: int
+
+
+def count_batch(
+    loaded: scoring.LoadedModel,
+    profile: dict,
+    *,
+    input_path: Path,
+    chunk_rows: int,
+    labels: bool,
+    threshold_minutes: float,
+) -> tuple[drift.BatchCounts, Outcomes | None]:
+    """Check, score and count the batch chunk by chunk; with `labels`, keep the outcomes."""
+    source = str(input_path)
+    counts = drift.BatchCounts(profile)
+    labelled: list[pd.DataFrame] = []
+    unlabelled = 0
+    for chunk in scoring.read_chunks(input_path, chunk_rows=chunk_rows):
+        typed = check_batch(chunk, loaded, source=source)
+        if labels:
+            data.require_columns(chunk, ("arr_delay",), table=f"{source} (--labels)")
+        scored = scoring.score_frame(loaded, chunk, source=source)
+        counts.add(drift.model_features(loaded.model, typed), scored[scoring.PROBABILITY])
+        if labels:
+            rows, dropped = data.label_flights(
+                scored.loc[:, ["arr_delay", scoring.PROBABILITY]],
+                threshold_minutes=threshold_minutes,
+            )
+            labelled.append(rows)
+            unlabelled += dropped
+    if not labels:
+        return counts, None
+    rows = pd.concat(labelled, ignore_index=True) if labelled else pd.DataFrame()
+    return counts, Outcomes(rows, unlabelled)
+
+
 def live_quality(
-    outcomes: pd.DataFrame,
+    outcomes: Outcomes,
     recorded: dict[str, float],
     *,
     decision_threshold: float,
     settings: Settings,
-    unlabelled: int,
     source: str,
     model_uri: str,
 ) -> drift.Quality:
@@ -203,23 +235,22 @@ def live_quality(
         raise RegistryError(
             f"Model {model_uri}: its training run has no test_roc_auc metric to compare with."
         )
-    classes = set(outcomes[data.LABEL].unique()) if len(outcomes) else set()
+    rows = outcomes.labelled
+    classes = set(rows[data.LABEL].unique()) if len(rows) else set()
     if classes != {0, 1}:
         raise DataError(
             f"{source}: --labels needs both late and on-time arrivals among the rows with an "
-            f"arr_delay; it has {len(outcomes)} labelled rows ({unlabelled} without arr_delay)."
+            f"arr_delay; it has {len(rows)} labelled rows ({outcomes.unlabelled} without one)."
         )
     live = evaluate.classification_metrics(
-        outcomes[data.LABEL],
-        outcomes[scoring.PROBABILITY],
-        threshold=decision_threshold,
+        rows[data.LABEL], rows[scoring.PROBABILITY], threshold=decision_threshold
     )
     return drift.Quality(
         live_roc_auc=live["roc_auc"],
         recorded_roc_auc=float(recorded["test_roc_auc"]),
         max_drop=settings.monitor.max_roc_auc_drop,
-        rows=len(outcomes),
-        unlabelled_dropped=unlabelled,
+        rows=len(rows),
+        unlabelled_dropped=outcomes.unlabelled,
         live_metrics=live,
     )
 

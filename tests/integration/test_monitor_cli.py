@@ -10,6 +10,8 @@ import pytest
 from mlflow import MlflowClient
 
 from ml_project import drift
+from ml_project.errors import RegistryError
+from ml_project.monitor import load_reference_profile
 from tests.conftest import last_json, run_cli
 
 pytestmark = pytest.mark.integration
@@ -249,3 +251,11 @@ def test_no_champion_is_a_registry_error(project_copy, tmp_path, summer):
         cwd=project_copy, tracking_uri=f"sqlite:///{tmp_path / 'empty.db'}",
     )  # fmt: skip
     assert done.returncode == 8, done.stderr
+
+
+def test_a_model_trained_without_a_profile_is_a_registry_error(tmp_path):
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'old.db'}")
+    experiment = client.create_experiment("old", artifact_location=(tmp_path / "art").as_uri())
+    run = client.create_run(experiment)
+    with pytest.raises(RegistryError, match="has no readable monitoring/reference_profile.json"):
+        load_reference_profile(client, run.info.run_id, model_uri="models:/old/1")
