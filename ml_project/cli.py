@@ -387,3 +387,81 @@ def extract_batch(output_path, months, rows, flights, weather):
     else:
         raise ConfigError(f"{output_path}: the output must end in .parquet or .csv.")
     click.echo(f"Wrote {len(records)} records to {output_path}.")
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@env_option
+@click.option(
+    "--input",
+    "input_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="The batch to check: raw records as `predict` takes them (CSV, zipped CSV, Parquet).",
+)
+@click.option(
+    "--labels",
+    is_flag=True,
+    help="The batch carries arr_delay (known after the fact): also compare the live ROC AUC.",
+)
+@click.option("--model-uri", help="Model to watch (default: models:/<env model>@champion).")
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY.PATH=VALUE",
+    help="Override one setting, e.g. --set monitor.psi_alert=0.3 (repeatable).",
+)
+@click.option(
+    "--chunk-rows",
+    type=click.IntRange(1),
+    default=100_000,
+    show_default=True,
+    help="Rows read and scored at a time (bounds memory).",
+)
+@click.option(
+    "--summary",
+    "summary_path",
+    type=click.Path(path_type=Path),
+    help="Also append the table as Markdown to this file (e.g. $GITHUB_STEP_SUMMARY).",
+)
+@click.option("--json", "as_json", is_flag=True, help="End with one JSON object of the report.")
+@handle_errors
+def monitor(env, input_path, labels, model_uri, overrides, chunk_rows, summary_path, as_json):
+    """Check a batch against the champion's training profile; exit 7 on drift.
+
+    Per model feature: population stability index (PSI) against the quantile bins or
+    categories of the training rows, and the change in null rate; the PSI of the predicted
+    probabilities; with --labels, the live ROC AUC against the model's recorded test ROC AUC.
+    Thresholds: the env's `monitor:` settings. Logs a run to <experiment>_monitoring, tagged
+    with the model version. Exit 0: no threshold crossed (warnings allowed); 7: drift.
+
+    \b
+    Examples:
+      ml-project extract-batch --months 12 --output december.parquet
+      ml-project monitor --env dev --input december.parquet --labels
+      ml-project monitor --env prod --input batch.parquet --json --summary summary.md
+    """
+    from ml_project.errors import DriftDetectedError
+    from ml_project.monitor import run_monitor, summary_text
+
+    settings = load_settings(env, overrides=overrides)
+    result = run_monitor(
+        settings,
+        root=project_root(),
+        input_path=input_path,
+        labels=labels,
+        model_uri=model_uri,
+        chunk_rows=chunk_rows,
+    ).as_dict()
+    click.echo(summary_text(result))
+    if summary_path:
+        with open(summary_path, "a", encoding="utf-8") as handle:
+            handle.write(summary_text(result, markdown=True))
+    if as_json:
+        click.echo(json.dumps(result, sort_keys=True))
+    if result["status"] == "drift":
+        raise DriftDetectedError(
+            f"{len(result['reasons'])} threshold(s) of the {env} env crossed by {input_path}: "
+            + "; ".join(result["reasons"])
+            + f". Monitoring run {result['run_id']}."
+        )

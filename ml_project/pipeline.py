@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ml_project import data, evaluate, features, lineage, validation
+from ml_project import data, drift, evaluate, features, lineage, validation
 from ml_project.errors import DataError, DirtyTreeError
 from ml_project.settings import Settings
 
@@ -166,6 +166,17 @@ def _log_fingerprints(mlflow, prepared: PreparedData, trained: TrainedModel, tab
     mlflow.log_text(sample.to_csv(index=False), "features/sample.csv")
     schema = {name: {str(c): str(t) for c, t in f.dtypes.items()} for name, f in tables.items()}
     mlflow.log_dict(schema, "data/schema.json")
+
+
+def reference_profile(settings: Settings, prepared: PreparedData, trained: TrainedModel) -> dict:
+    """What the model saw, for `ml-project monitor`: training features, held-out scores (pure)."""
+    train = prepared.split.train[prepared.columns]
+    return drift.reference_profile(
+        drift.model_features(trained.model, train),
+        trained.test_probability,
+        categorical=settings.features.categorical,
+        settings=settings.monitor,
+    )
 
 
 def check_tree(settings: Settings, git: lineage.GitInfo, *, allow_dirty: bool) -> None:
@@ -388,6 +399,7 @@ def run_training(settings: Settings, *, root: Path, allow_dirty: bool = False) -
             _log_fingerprints(mlflow, prepared, trained, {"flights": flights, "weather": weather})
             mlflow.log_metrics({f"test_{key}": value for key, value in trained.metrics.items()})
             mlflow.log_metrics({f"rows_{key}": value for key, value in prepared.rows.items()})
+            mlflow.log_dict(reference_profile(settings, prepared, trained), drift.PROFILE_ARTIFACT)
         with timer.stage("registration"):
             info = _log_model(mlflow, settings, prepared, trained, root)
             version = str(info.registered_model_version)

@@ -98,6 +98,25 @@ class ValidationSettings(_Section):
     )
 
 
+class MonitorSettings(_Section):
+    """The reference profile logged at training, and when `ml-project monitor` says drift."""
+
+    bins: int = Field(ge=2, le=100, description="quantile bins per numeric feature")
+    max_categories: int = Field(ge=1, description="categories kept per feature; the rest = other")
+    psi_warn: float = Field(gt=0, description="PSI at or above this is reported as a warning")
+    psi_alert: float = Field(gt=0, description="PSI at or above this is drift (exit 7)")
+    null_rate_change: float = Field(gt=0, le=1, description="largest null-rate move allowed")
+    max_roc_auc_drop: float = Field(gt=0, lt=1, description="live vs recorded test ROC AUC")
+    min_rows: int = Field(ge=1, description="smaller batches are refused (PSI would be noise)")
+    ignore: tuple[str, ...] = Field(description="features reported but never drift")
+
+    @model_validator(mode="after")
+    def _warn_below_alert(self) -> MonitorSettings:
+        if self.psi_warn > self.psi_alert:
+            raise ValueError(f"psi_warn {self.psi_warn} is above psi_alert {self.psi_alert}")
+        return self
+
+
 class Settings(_Section):
     env: Literal["dev", "staging", "prod"]
     seed: int = Field(ge=0, le=2**32 - 1)
@@ -108,6 +127,7 @@ class Settings(_Section):
     tracking: TrackingSettings
     lineage: LineageSettings
     validation: ValidationSettings
+    monitor: MonitorSettings
 
     def config_hash(self) -> str:
         """sha256 of the resolved settings as canonical JSON."""
