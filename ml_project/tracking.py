@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -28,6 +29,9 @@ def quiet_environment() -> None:
         os.environ.setdefault(key, value)
     for name in ("mlflow", "alembic", "great_expectations"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # great-expectations imports pyspark when the [spark] extra is installed; pyspark then
+    # warns about pandas 3 on every command, though the pandas path never touches Spark.
+    warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")
 
 
 def tracking_uri(root: Path) -> str:
