@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ml_project import data, evaluate, gate, lineage, registry
+from ml_project import data, gate, lineage, registry
 from ml_project.errors import ConfigError, GateFailedError, RegistryError
 from ml_project.registry import CHALLENGER, CHAMPION, AliasChanged, Move
 from ml_project.settings import Settings, deep_merge, validate_settings
@@ -213,6 +213,8 @@ def compare_with_champion(
     """Score the champion and the new version on the same held-out rows neither trained on."""
     import mlflow.sklearn
 
+    from ml_project import evaluate
+
     name = held.settings.tracking.model_name
     try:
         version = registry.get_version(client, name, champion)
@@ -294,6 +296,8 @@ def gate_version(
     re-read (under the store's lock); if another process moved it since the comparison, the
     comparison is made again against the new champion.
     """
+    from ml_project import evaluate
+
     settings = held.settings
     name = settings.tracking.model_name
     version = str(version)
@@ -489,7 +493,7 @@ def promote_copy(
     import mlflow
     import mlflow.sklearn
 
-    from ml_project import tracking
+    from ml_project import evaluate, tracking
 
     if source.env == target.env:
         raise ConfigError("--from-env and --to-env must name two different envs.")
