@@ -175,8 +175,10 @@ def format_gate(gate: dict) -> list[str]:
 
 @cli.command(epilog=EXIT_CODES_HELP)
 @click.option("--env", "env", type=click.Choice(ENVS), help="Force `champion` in this env.")
-@click.option("--version", "version", type=click.IntRange(1), required=True, help="Version.")
-@click.option("--reason", help="Why (required for a forced promotion; recorded).")
+@click.option(
+    "--version", "version", type=click.IntRange(1), required=True, help="The model version."
+)
+@click.option("--reason", help="Why (recorded; required for a forced promotion).")
 @click.option("--from-env", type=click.Choice(ENVS), help="Hybrid: copy from this env's model.")
 @click.option("--to-env", type=click.Choice(ENVS), help="Hybrid: into this env's model, gated.")
 @click.option(

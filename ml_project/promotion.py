@@ -147,9 +147,10 @@ def recorded_config(run_id: str) -> dict:
 def seen_rows(client, version, held: HeldOut) -> np.ndarray:
     """Which of `held`'s rows `version` trained on (a boolean mask).
 
-    None when its recorded split rule (seed, test fraction, key columns) and data files equal
-    the current ones: a row's side depends only on those. Otherwise its training rows are
-    rebuilt from its recorded config and data and checked against its recorded train digest.
+    No row, without any work, when its recorded split rule (seed, test fraction, key columns)
+    and data files equal the current ones: a row's side depends only on those. Otherwise its
+    training rows are rebuilt from its recorded config and data, checked against its recorded
+    train digest, and matched to `held`'s rows by their key columns.
     """
     tags = version.tags
     label = f"version {version.version}"
@@ -289,12 +290,13 @@ def gate_version(
     threshold: float,
     commit: str,
     run_id: str,
+    context: str = "new version",
 ) -> GateOutcome:
     """`challenger` -> judge -> tag -> `champion` (if passed) for one registered version.
 
     `probability` is the version's P(late) on `held`'s rows. Before `champion` moves it is
     re-read (under the store's lock); if another process moved it since the comparison, the
-    comparison is made again against the new champion.
+    comparison is made again against the new champion. `context` heads the history's reasons.
     """
     from ml_project import evaluate
 
@@ -307,7 +309,7 @@ def gate_version(
         name,
         CHALLENGER,
         version,
-        move=Move("registered", "new version under evaluation", commit, run_id),
+        move=Move("registered", f"{context}, under evaluation", commit, run_id),
     )
     champion = None
     for attempt in range(1, MAX_GATE_ATTEMPTS + 1):
@@ -326,11 +328,14 @@ def gate_version(
                 CHALLENGER,
                 version,
                 move=Move(
-                    "verdict", "failed the gate: " + "; ".join(verdict.reasons), commit, run_id
+                    "verdict",
+                    f"{context}, failed the gate: " + "; ".join(verdict.reasons),
+                    commit,
+                    run_id,
                 ),
             )
             return GateOutcome(name, version, verdict, False, champion, champion, attempt)
-        reason = "passed the gate: " + "; ".join(verdict.reasons)
+        reason = f"{context}, passed the gate: " + "; ".join(verdict.reasons)
         try:
             registry.move_alias(
                 client,
@@ -522,6 +527,8 @@ def promote_copy(
         **copied_from,
         **git.as_tags(),
     }
+    context = f"copied from {source_name} version {version}" + (f" ({reason})" if reason else "")
+    run_tags["ml_project.reason"] = context
     run_name = f"promote-{source.env}-v{version}-to-{target.env}"
     with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=run_tags) as run:
         mlflow.log_text(target.to_yaml(), "config/settings.yaml")
@@ -570,6 +577,7 @@ def promote_copy(
                 threshold=threshold,
                 commit=git.commit,
                 run_id=run.info.run_id,
+                context=context,
             )
         mlflow.set_tags({"validation_status": outcome.verdict.status, "model_version": new})
     result = PromotionResult(
@@ -579,7 +587,7 @@ def promote_copy(
         version=new,
         champion_before=outcome.champion_before,
         champion_after=outcome.champion_after,
-        reason=reason or f"copied from {source_name} version {version}",
+        reason=context,
         validation_status=outcome.verdict.status,
         tracking_uri=client.tracking_uri,
         run_id=run.info.run_id,

@@ -3,6 +3,7 @@
 import pytest
 from mlflow import MlflowClient
 
+from ml_project import registry
 from tests.conftest import last_json, run_cli
 
 pytestmark = pytest.mark.integration
@@ -62,6 +63,11 @@ def test_the_copy_is_judged_by_the_prod_gate_on_prod_held_out_rows(promoted, sto
     assert copy.tags["validation_status"] == "passed"
     assert float(copy.tags["gate.roc_auc"]) == gate["metrics"]["roc_auc"]
     assert copy.aliases == ["champion"]
+    moves = registry.history(client, "flights_delay_prod")
+    champion = [entry for entry in moves if entry["alias"] == "champion"]
+    assert [(entry["action"], entry["to_version"]) for entry in champion] == [("gate", "1")]
+    assert champion[0]["reason"].startswith("copied from flights_delay_staging version 1, passed")
+    assert champion[0]["run_id"] == result["run_id"]
     run = client.get_run(result["run_id"])
     experiment = client.get_experiment(run.info.experiment_id)
     assert experiment.name == "flights_delay_prod"
