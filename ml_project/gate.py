@@ -96,6 +96,10 @@ class Verdict:
             "primary_metric": self.primary_metric,
             "tolerance": self.tolerance,
             "champion_version": baseline.version if baseline else None,
+            "champion_metrics": {
+                key: _number(value)
+                for key, value in (baseline.champion_metrics if baseline else {}).items()
+            },
             "comparison": None
             if baseline is None
             else {

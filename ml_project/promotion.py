@@ -265,6 +265,7 @@ class GateOutcome:
         return {
             **self.verdict.as_dict(),
             "version": self.version,
+            "aliases": [CHAMPION] if self.promoted else [],
             "promoted": self.promoted,
             "champion_before": self.champion_before,
             "champion_after": self.champion_after,

@@ -73,6 +73,7 @@ def test_a_good_model_becomes_champion_with_an_evaluation_on_held_out_rows(train
     gate = result["gate"]
     assert gate["status"] == "passed" and gate["promoted"] is True
     assert (gate["champion_before"], gate["champion_after"]) == (None, "1")
+    assert gate["aliases"] == ["champion"] and gate["champion_metrics"] == {}
     assert "gate       passed (champion none -> 1)" in stdout
     version = client(store).get_model_version(MODEL, "1")
     assert version.tags["validation_status"] == "passed"
@@ -104,7 +105,7 @@ def test_a_crippled_model_is_registered_tagged_failed_and_exits_with_the_gate_co
     assert result["model_version"] == "2"
     gate = result["gate"]
     assert gate["status"] == "failed" and gate["promoted"] is False
-    assert gate["champion_after"] == "1"
+    assert gate["champion_after"] == "1" and gate["aliases"] == []
     failed = {(c["name"], c["metric"]) for c in gate["checks"] if not c["passed"]}
     assert {("floor", "roc_auc"), ("floor", "pr_auc")} <= failed
     version = client(store).get_model_version(MODEL, "2")

@@ -141,6 +141,7 @@ def test_tags_and_dict_carry_the_verdict_the_versions_and_the_numbers():
     assert len(json.loads(tags["gate.checks"])) == 4
     as_dict = json.loads(json.dumps(verdict.as_dict()))
     assert as_dict["comparison"]["champion"] == {"roc_auc": 0.75}
+    assert as_dict["champion_metrics"] == {"roc_auc": 0.75}  # what the CI job summary shows
     assert as_dict["champion_version"] == "3" and as_dict["passed"] is False
 
 
