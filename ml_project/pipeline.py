@@ -1,7 +1,8 @@
 """The training pipeline: the only place that knows the order of the steps.
 
 lineage check -> read -> validate raw tables -> join + label -> sample -> split -> validate model
-input -> fit -> evaluate -> log -> register. Invalid data ends in a FAILED run and no model.
+input -> fit -> evaluate -> log -> register -> MLflow evaluation -> gate -> aliases
+(promotion.py). Invalid data ends in a FAILED run and no model.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ml_project import data, drift, evaluate, features, lineage, validation
-from ml_project.errors import DataError, DirtyTreeError
+from ml_project.errors import DataError, DirtyTreeError, GateFailedError
 from ml_project.settings import Settings
 
 MODEL_ARTIFACT = "model"
@@ -299,6 +300,7 @@ class TrainResult:
     rows: dict[str, int]
     lineage: dict[str, str]
     timings: dict[str, float]
+    gate: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return {
@@ -313,6 +315,7 @@ class TrainResult:
             "rows": self.rows,
             "lineage": self.lineage,
             "timings": self.timings,
+            "gate": self.gate,
         }
 
 
@@ -358,7 +361,7 @@ def run_training(settings: Settings, *, root: Path, allow_dirty: bool = False) -
     with timer.stage("imports"):
         import mlflow
 
-        from ml_project import tracking
+        from ml_project import promotion, tracking
     git = lineage.git_info(root)
     check_tree(settings, git, allow_dirty=allow_dirty)
     sources = data_sources(settings, root)
@@ -406,8 +409,32 @@ def run_training(settings: Settings, *, root: Path, allow_dirty: bool = False) -
             tracking.set_version_tags(
                 client, settings.tracking.model_name, version, {**tags, "run_id": run.info.run_id}
             )
+        held_out = promotion.HeldOut(
+            settings=settings,
+            test=prepared.split.test,
+            columns=prepared.columns,
+            digest=prepared.digests["test_digest"],
+            tables=(flights, weather),
+            file_digests=source_digests,
+            source=str(sources.flights),
+        )
+        with timer.stage("evaluation"):
+            promotion.log_evaluation(
+                mlflow, f"models:/{settings.tracking.model_name}/{version}", held_out
+            )
+        with timer.stage("gate"):
+            outcome = promotion.gate_version(
+                client,
+                held_out,
+                version=version,
+                probability=trained.test_probability,
+                threshold=settings.model.threshold,
+                commit=git.commit,
+                run_id=run.info.run_id,
+            )
+            mlflow.set_tags({"validation_status": outcome.verdict.status, "model_version": version})
         mlflow.log_metrics({f"time_{key}_s": value for key, value in timer.seconds.items()})
-    return TrainResult(
+    result = TrainResult(
         env=settings.env,
         tracking_uri=client.tracking_uri,
         experiment_id=experiment_id,
@@ -420,7 +447,11 @@ def run_training(settings: Settings, *, root: Path, allow_dirty: bool = False) -
         lineage={key: value for key, value in tags.items() if key.startswith(("git.", "data.d"))}
         | {"config.hash": tags["config.hash"], "seed": tags["seed"]},
         timings=dict(timer.seconds),
+        gate=outcome.as_dict(),
     )
+    if not outcome.passed:  # after the run is logged and the version tagged: fail closed
+        raise GateFailedError(outcome.failure_message(settings.env), result=result)
+    return result
 
 
 def _log_datasets(mlflow, prepared: PreparedData, sources: DataSources) -> None:

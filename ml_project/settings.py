@@ -117,6 +117,27 @@ class MonitorSettings(_Section):
         return self
 
 
+# Metrics the gate may judge (names as in evaluate.classification_metrics) and their direction.
+HigherIsBetter = Literal["roc_auc", "pr_auc", "f1"]
+LowerIsBetter = Literal["log_loss", "brier"]
+
+
+class GateSettings(_Section):
+    """The fail-closed quality gate a new model version passes before it becomes `champion`."""
+
+    floors: dict[HigherIsBetter, float] = Field(
+        description="minimum held-out score per metric (higher is better)"
+    )
+    ceilings: dict[LowerIsBetter, float] = Field(
+        description="maximum held-out loss per metric (lower is better)"
+    )
+    primary_metric: HigherIsBetter | LowerIsBetter = Field(
+        description="the metric compared with the champion's on the same held-out rows"
+    )
+    tolerance: float = Field(ge=0, description="how much worse than the champion is accepted")
+    compare_with_champion: bool = Field(description="false: the floors and ceilings only")
+
+
 class Settings(_Section):
     env: Literal["dev", "staging", "prod"]
     seed: int = Field(ge=0, le=2**32 - 1)
@@ -128,6 +149,7 @@ class Settings(_Section):
     lineage: LineageSettings
     validation: ValidationSettings
     monitor: MonitorSettings
+    gate: GateSettings
 
     def config_hash(self) -> str:
         """sha256 of the resolved settings as canonical JSON."""

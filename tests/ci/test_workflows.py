@@ -22,8 +22,6 @@ from tests.ci.workflows import (
     workflow_names,
 )
 
-# Commands the Makefile already calls whose implementation lands from another branch.
-PENDING_COMMANDS = {"show": "issue 4 (quality gate, aliases)"}
 PINNED = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_./-]+@(v\d+(\.\d+){0,2}|[0-9a-f]{40})$")
 
 
@@ -110,8 +108,6 @@ def ml_project_commands_in_the_makefile() -> list[str]:
 
 @pytest.mark.parametrize("command", ml_project_commands_in_the_makefile())
 def test_every_ml_project_command_the_makefile_calls_exists(command):
-    if command not in cli.commands and command in PENDING_COMMANDS:
-        pytest.xfail(f"`ml-project {command}` lands with {PENDING_COMMANDS[command]}")
     assert command in cli.commands
 
 
