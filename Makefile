@@ -6,7 +6,7 @@ ENV ?= dev
 export MLFLOW_DISABLE_TELEMETRY := true
 
 .DEFAULT_GOAL := help
-.PHONY: help install train test lint lock
+.PHONY: help install train test lint lock bench
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -39,3 +39,6 @@ lock: ## re-resolve requirements.lock in a fresh venv from pyproject.toml, and r
 	  .lock-venv/bin/python -m pip freeze --exclude-editable | grep -v '^ml-project' ) > requirements.lock
 	rm -rf .lock-venv
 	$(PYTHON) .ci/conda_env.py
+
+bench: install ## run the benchmarks (several minutes): results in benchmarks/results/<date>.json and .md
+	$(BIN)/python benchmarks/run.py
