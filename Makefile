@@ -23,7 +23,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 .DEFAULT_GOAL := help
 .PHONY: help install train test lint lock test-fast test-integration check-workflows \
 	ci-staging ci-summary ci-reproduce ci-show release-prod latest-release batch score monitor \
-	ci-monitor
+	ci-monitor bench
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -127,3 +127,6 @@ lock: ## re-resolve requirements.lock in a fresh venv from pyproject.toml, and r
 	  .lock-venv/bin/python -m pip freeze --exclude-editable | grep -v '^ml-project' ) > requirements.lock
 	rm -rf .lock-venv
 	$(PYTHON) .ci/conda_env.py
+
+bench: install ## run the benchmarks (several minutes): results in benchmarks/results/<date>.json and .md
+	$(BIN)/python benchmarks/run.py
