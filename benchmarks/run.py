@@ -113,6 +113,137 @@ def bench_training(
     }
 
 
+def bench_scoring(project: Path, workdir: Path, *, store: Path, repeats: int) -> dict:
+    """`ml-project predict` on every flight of 2013 against the champion's raw predict_proba."""
+    env = environment(project, store)
+    records = workdir / "records.parquet"
+    subprocess.run(
+        [sys.executable, "-m", "ml_project", "extract-batch", "--output", str(records)],
+        cwd=project,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    uri = "models:/flights_delay_prod@champion"
+    predict_cmd = [
+        sys.executable,
+        "-m",
+        "ml_project",
+        "predict",
+        "--env",
+        "prod",
+        "--input",
+        str(records),
+        "--output",
+        str(workdir / "scored.parquet"),
+        "--json",
+    ]
+    measure_rss(predict_cmd, cwd=project, env=env)  # warm-up
+    runs = [measure_rss(predict_cmd, cwd=project, env=env) for _ in range(repeats)]
+    raw = measure_rss(
+        [
+            sys.executable,
+            str(HERE / "raw_predict.py"),
+            "--model-uri",
+            uri,
+            "--input",
+            str(records),
+            "--repeats",
+            str(repeats),
+        ],
+        cwd=project,
+        env=env,
+    )["payload"]
+    batch = summarise([run["payload"]["rows_per_second"] for run in runs])
+    baseline = summarise(raw["rows_per_second"])
+    return {
+        "rows": raw["rows"],
+        "predict_rows_per_s": batch,
+        "predict_process_wall_s": summarise([run["wall_s"] for run in runs]),
+        "predict_peak_rss_mib": summarise([run["peak_rss_mib"] for run in runs]),
+        "raw_predict_proba_rows_per_s": baseline,
+        "ratio": batch["median"] / baseline["median"],
+    }
+
+
+def bench_serving(project: Path, workdir: Path, *, store: Path, requests: int) -> dict:
+    """Single-row `/invocations` latency of the serving image's command on the champion."""
+    import socket
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    stage = dockerfile.split("FROM runtime AS serve", 1)[1].split("\nFROM ", 1)[0]
+    entrypoint = json.loads(
+        next(line for line in stage.splitlines() if line.startswith("ENTRYPOINT "))[11:]
+    )
+    env = environment(project, store) | {
+        "MODEL_URI": "models:/flights_delay_prod@champion",
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "SERVING_WORKERS": "1",
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    }
+    import pandas as pd
+
+    rows = pd.read_parquet(workdir / "records.parquet").head(requests)
+    bodies = [
+        json.dumps(
+            {"dataframe_split": json.loads(rows.iloc[[i]].to_json(orient="split", index=False))}
+        ).encode()
+        for i in range(len(rows))
+    ]
+    server = subprocess.Popen(
+        entrypoint,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/ping", timeout=2):
+                    break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the model server did not start") from None
+                time.sleep(0.5)
+
+        def call(body: bytes) -> float:
+            request = urllib.request.Request(
+                f"{url}/invocations", data=body, headers={"Content-Type": "application/json"}
+            )
+            start = time.perf_counter()
+            with urllib.request.urlopen(request, timeout=30) as reply:
+                reply.read()
+            return (time.perf_counter() - start) * 1000
+
+        for body in bodies[:20]:  # warm-up
+            call(body)
+        latencies = sorted(call(body) for body in bodies)
+    finally:
+        import signal
+
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+    def pct(q: float) -> float:
+        return latencies[min(len(latencies) - 1, round(q * (len(latencies) - 1)))]
+
+    return {
+        "requests": len(latencies),
+        "p50_ms": pct(0.5),
+        "p95_ms": pct(0.95),
+        "p99_ms": pct(0.99),
+        "max_ms": latencies[-1],
+    }
+
+
 def machine() -> dict:
     import importlib.metadata
 
@@ -168,6 +299,25 @@ def markdown(results: dict) -> str:
     for stage in stages:
         cells = [f"{item['stages_s'].get(stage, float('nan')):.2f}" for item in results["training"]]
         lines.append(f"| {stage} | " + " | ".join(cells) + " |")
+    if "scoring" in results:
+        scoring = results["scoring"]
+        lines += [
+            "",
+            f"Batch scoring of {scoring['rows']:,} records: `ml-project predict` "
+            f"{fmt(scoring['predict_rows_per_s'], 'rows/s', 0)} (whole process "
+            f"{fmt(scoring['predict_process_wall_s'])}, peak RSS "
+            f"{scoring['predict_peak_rss_mib']['median']:.0f} MiB) against raw predict_proba "
+            f"{fmt(scoring['raw_predict_proba_rows_per_s'], 'rows/s', 0)}: "
+            f"{scoring['ratio']:.2f}x.",
+        ]
+    if "serving" in results:
+        serving = results["serving"]
+        lines += [
+            "",
+            f"Online serving, {serving['requests']} single-row requests over loopback, one "
+            f"worker: p50 {serving['p50_ms']:.1f} ms, p95 {serving['p95_ms']:.1f} ms, "
+            f"p99 {serving['p99_ms']:.1f} ms, max {serving['max_ms']:.1f} ms.",
+        ]
     lines += ["", "| target | goal | measured | verdict |", "| --- | --- | ---: | --- |"]
     for target in results["targets"]:
         sign = "<" if target["lower_is_better"] else ">="
@@ -195,6 +345,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--scales", default="1,4,16", help="flights multipliers for prod")
     parser.add_argument("--output", type=Path, default=HERE / "results")
+    parser.add_argument("--requests", type=int, default=500, help="single-row serving calls")
     args = parser.parse_args()
 
     sys.path.insert(0, str(ROOT))
@@ -237,6 +388,13 @@ def main() -> None:
                     repeats=args.repeats,
                     label=f"prod {scale}x",
                 )
+            )
+        if "prod 1x" in {item["label"] for item in results["training"]}:
+            print("batch scoring and online serving with the prod 1x champion ...", flush=True)
+            store = workdir / "store-prod 1x"
+            results["scoring"] = bench_scoring(project, workdir, store=store, repeats=args.repeats)
+            results["serving"] = bench_serving(
+                project, workdir, store=store, requests=args.requests
             )
     by_label = {item["label"]: item for item in results["training"]}
     results["targets"] = [
