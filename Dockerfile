@@ -1,15 +1,22 @@
-# The software that trains and reproduces the model: Python 3.11 on Debian bookworm, git, and
-# every Python package at the exact version of requirements.lock. It is the training/reproduce
-# image; it runs no server, so it has no healthcheck (the serving image is separate).
+# Two images from one file, both with Python 3.11 on Debian bookworm and every Python package at
+# the exact version of requirements.lock (no Docker engine runs on our machines: this file is
+# checked by hadolint and by tests of its build steps, not built, in CI).
 #
+# Training and reproduction (the default target; git for lineage and old commits, no server):
 #   docker build -t ml-project .
 #   docker run --rm -u "$(id -u):$(id -g)" -v "$PWD":/project ml-project train --env staging
 #   docker run --rm -u "$(id -u):$(id -g)" -v "$PWD":/project ml-project reproduce --env staging --version 3
-#
 # Mount the checkout at /project: its git history, data and MLflow store are used, and its
 # code runs (`python -m ml_project` from /project puts the checkout first on sys.path). The
 # copy baked in below is the fallback when nothing is mounted.
-FROM python:3.11-slim-bookworm
+#
+# Online serving of the registry's champion (MLflow's scoring server on port 8080):
+#   docker build --target serve -t ml-project-serve .
+#   docker run --rm -p 8080:8080 -e MLFLOW_TRACKING_URI=http://mlflow.internal:5000 \
+#       -e MODEL_URI=models:/flights_delay_prod@champion ml-project-serve
+# The model is fetched from the registry when the container starts: restart it to serve a
+# newly promoted champion.
+FROM python:3.11-slim-bookworm AS runtime
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -18,13 +25,6 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     MLFLOW_DISABLE_TELEMETRY=true \
     DO_NOT_TRACK=true \
     HOME=/tmp
-
-# git: lineage reads the commit, reproduce checks old commits out. Pinned to bookworm's 2.39
-# (the glob keeps Debian's security updates). A mounted checkout belongs to another uid.
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends git=1:2.39.* \
-    && rm -rf /var/lib/apt/lists/* \
-    && git config --system --add safe.directory '*'
 
 RUN useradd --create-home --uid 10001 --user-group ml
 
@@ -40,6 +40,28 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
 COPY --chown=10001:10001 . ./
 RUN pip install --no-cache-dir --no-deps -c requirements.lock . \
     && pip check
+
+
+FROM runtime AS serve
+ENV MODEL_URI=models:/flights_delay_prod@champion \
+    HOST=0.0.0.0 \
+    PORT=8080 \
+    SERVING_WORKERS=2
+USER 10001:10001
+EXPOSE 8080
+HEALTHCHECK --interval=30s --timeout=5s --start-period=90s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(f\"http://127.0.0.1:{os.environ['PORT']}/ping\", timeout=4)"]
+# tests/integration/test_serving.py runs this very command (outside a container) and queries it.
+# uvicorn, which `mlflow models serve` starts, is on PATH: pip installed it in /usr/local/bin.
+ENTRYPOINT ["sh", "-c", "exec mlflow models serve -m \"$MODEL_URI\" --env-manager local -h \"$HOST\" -p \"$PORT\" -w \"$SERVING_WORKERS\""]
+
+FROM runtime AS train
+# git: lineage reads the commit, reproduce checks old commits out. Pinned to bookworm's 2.39
+# (the glob keeps Debian's security updates). A mounted checkout belongs to another uid.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends git=1:2.39.* \
+    && rm -rf /var/lib/apt/lists/* \
+    && git config --system --add safe.directory '*'
 
 USER 10001:10001
 HEALTHCHECK NONE

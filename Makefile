@@ -12,11 +12,18 @@ CI_STORE ?= $(OUT)/ci-store
 CI_TRACKING_URI = $${MLFLOW_TRACKING_URI:-sqlite:///$(abspath $(CI_STORE))/mlflow.db}
 # Extra `ml-project train` options for the CI targets, e.g. TRAIN_ARGS="--set model.max_iter=50".
 TRAIN_ARGS ?=
+BATCH ?= $(OUT)/batch.parquet
+BATCH_MONTHS ?= 12
+MONITOR_ARGS ?= --labels
+MONITOR = MLFLOW_TRACKING_URI="$(CI_TRACKING_URI)" $(BIN)/ml-project monitor --env $(ENV) \
+  --input $(BATCH) --json $(MONITOR_ARGS) --summary $(OUT)/$(ENV)-monitor.md \
+  | tee $(OUT)/$(ENV)-monitor.out
 export MLFLOW_DISABLE_TELEMETRY := true
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-spark train test lint lock test-fast test-integration check-workflows \
-	ci-staging ci-summary ci-reproduce ci-show release-prod latest-release
+.PHONY: help install install-spark train test lint lock test-fast test-integration \
+	check-workflows ci-staging ci-summary ci-reproduce ci-show release-prod latest-release batch \
+	score monitor ci-monitor bench
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -87,6 +94,29 @@ ci-show: install ## ENV's registered model after a CI run: versions, aliases, ga
 	MLFLOW_TRACKING_URI="$(CI_TRACKING_URI)" $(BIN)/ml-project show --env $(ENV) --json \
 	  > $(OUT)/$(ENV)-show.json
 
+batch: install ## the batch to score: a stand-in export of BATCH_MONTHS (default 12) of the demo data
+	@mkdir -p $(OUT)
+	$(BIN)/ml-project extract-batch --months $(BATCH_MONTHS) --output $(BATCH)
+
+score: install ## score $(BATCH) with ENV's champion into outputs/<env>-scored.parquet
+	@mkdir -p $(OUT)
+	MLFLOW_TRACKING_URI="$(CI_TRACKING_URI)" $(BIN)/ml-project predict --env $(ENV) \
+	  --input $(BATCH) --output $(OUT)/$(ENV)-scored.parquet --json | tee $(OUT)/$(ENV)-score.out
+
+monitor: install ## drift check of $(BATCH) against ENV's champion: exit 7 = drift (MONITOR_ARGS=--labels)
+	@mkdir -p $(OUT)
+	$(MONITOR)
+
+ci-monitor: install ## `make monitor` for CI: drift=true|false to $GITHUB_OUTPUT, fails only on errors
+	@mkdir -p $(OUT)
+	@code=0; $(MONITOR) || code=$$?; \
+	if [ -n "$${GITHUB_STEP_SUMMARY:-}" ] && [ -f $(OUT)/$(ENV)-monitor.md ]; then \
+	  cat $(OUT)/$(ENV)-monitor.md >> "$$GITHUB_STEP_SUMMARY"; fi; \
+	drift=false; [ $$code -eq 7 ] && drift=true; \
+	if [ -n "$${GITHUB_OUTPUT:-}" ]; then echo "drift=$$drift" >> "$$GITHUB_OUTPUT"; fi; \
+	echo "drift=$$drift (monitor exit code $$code)"; \
+	[ $$code -eq 0 ] || [ $$code -eq 7 ]
+
 latest-release: ## print the newest release tag (v*): the code the scheduled retraining runs
 	@tag="$$(git for-each-ref --count=1 --sort=-v:refname --format='%(refname:short)' 'refs/tags/v*')"; \
 	if [ -z "$$tag" ]; then echo "no release tag v* yet: nothing to retrain" >&2; exit 0; fi; \
@@ -103,3 +133,6 @@ lock: ## re-resolve requirements.lock in a fresh venv from pyproject.toml, and r
 	  .lock-venv/bin/python -m pip freeze --exclude-editable | grep -v '^ml-project' ) > requirements.lock
 	rm -rf .lock-venv
 	$(PYTHON) .ci/conda_env.py
+
+bench: install ## run the benchmarks (several minutes): results in benchmarks/results/<date>.json and .md
+	$(BIN)/python benchmarks/run.py

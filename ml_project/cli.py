@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sys
@@ -10,7 +11,7 @@ from pathlib import Path
 import click
 
 from ml_project import __version__
-from ml_project.errors import ConfigError, ProjectError
+from ml_project.errors import ConfigError, GateFailedError, ProjectError
 from ml_project.settings import ENVS, load_settings, project_root
 
 EXIT_CODES_HELP = """\b
@@ -112,7 +113,8 @@ def train(env, seed, overrides, flights, weather, allow_dirty, as_json):
     settings = resolve_settings(
         env, seed=seed, overrides=overrides, flights=flights, weather=weather
     )
-    result = run_training(settings, root=project_root(), allow_dirty=allow_dirty)
+    with report_on_gate_failure(format_train_summary, as_json):
+        result = run_training(settings, root=project_root(), allow_dirty=allow_dirty)
     click.echo(format_train_summary(result.as_dict()))
     if as_json:
         click.echo(json.dumps(result.as_dict(), sort_keys=True))
@@ -188,6 +190,19 @@ def validate_data(env, seed, overrides, flights, weather, as_json):
         click.echo(json.dumps({"env": env, "tables": [r.summary() for r in reports]}))
 
 
+@contextlib.contextmanager
+def report_on_gate_failure(formatter, as_json: bool):
+    """A refused model still gets its summary (and JSON) before the gate's exit code."""
+    try:
+        yield
+    except GateFailedError as exc:
+        if exc.result is not None:
+            click.echo(formatter(exc.result.as_dict()))
+            if as_json:
+                click.echo(json.dumps(exc.result.as_dict(), sort_keys=True))
+        raise
+
+
 def format_train_summary(result: dict) -> str:
     """A few lines a person reads after training."""
     metrics = result["metrics"]
@@ -210,6 +225,7 @@ def format_train_summary(result: dict) -> str:
             f"  commit     {lineage.get('git.commit', '')[:12] or 'unknown'}{dirty}",
             f"  data       {lineage.get('data.digest', '')[:12]}",
             f"  store      {result['tracking_uri']}",
+            *format_gate(result.get("gate") or {}),
         ]
     )
 
@@ -275,6 +291,181 @@ def reproduce(env, version, run_id, model_uri, tolerance, strict, flights, weath
         raise NotReproducedError(reproduction.failure_message(result))
 
 
+def format_gate(gate: dict) -> list[str]:
+    """The gate's verdict and what it did to the aliases, for a summary."""
+    if not gate:
+        return []
+    if gate.get("promoted"):
+        moved = f"champion {gate.get('champion_before') or 'none'} -> {gate['champion_after']}"
+    else:
+        moved = f"no alias; champion stays {gate.get('champion_after') or 'unset'}"
+    lines = [f"  gate       {gate['status']} ({moved})"]
+    lines += [f"             - {reason}" for reason in gate.get("reasons", [])]
+    return lines
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@click.option("--env", "env", type=click.Choice(ENVS), help="Force `champion` in this env.")
+@click.option(
+    "--version", "version", type=click.IntRange(1), required=True, help="The model version."
+)
+@click.option("--reason", help="Why (recorded; required for a forced promotion).")
+@click.option("--from-env", type=click.Choice(ENVS), help="Hybrid: copy from this env's model.")
+@click.option("--to-env", type=click.Choice(ENVS), help="Hybrid: into this env's model, gated.")
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY.PATH=VALUE",
+    help="Override a setting of the target env, e.g. --set gate.tolerance=0.01.",
+)
+@click.option("--json", "as_json", is_flag=True, help="End with one JSON object of the results.")
+@handle_errors
+def promote(env, version, reason, from_env, to_env, overrides, as_json):
+    """Move `champion` by hand, or copy a version into another env and gate it there.
+
+    \b
+    Forced (no gate; the reason, actor and commit go into the history):
+      ml-project promote --env prod --version 12 --reason "hotfix: v13 mislabels JFK"
+    Hybrid (deploy model): copy a staging version into prod, then run the prod gate:
+      ml-project promote --from-env staging --to-env prod --version 7
+    """
+    from ml_project import promotion
+
+    if env and not (from_env or to_env):
+        if overrides:
+            raise ConfigError("--set applies to the hybrid promotion (--from-env/--to-env).")
+        settings = resolve_settings(env, seed=None, overrides=(), flights=None, weather=None)
+        result = promotion.promote_version(
+            settings, version=str(version), reason=reason, root=project_root()
+        )
+    elif from_env and to_env and not env:
+        source = resolve_settings(from_env, seed=None, overrides=(), flights=None, weather=None)
+        target = resolve_settings(
+            to_env, seed=None, overrides=overrides, flights=None, weather=None
+        )
+        with report_on_gate_failure(format_promotion, as_json):
+            result = promotion.promote_copy(
+                source, target, version=str(version), root=project_root(), reason=reason or ""
+            )
+    else:
+        raise ConfigError(
+            "promote takes either --env ENV --version N --reason TEXT (forced), or "
+            "--from-env ENV --to-env ENV --version N (hybrid copy, gated)."
+        )
+    click.echo(format_promotion(result.as_dict()))
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), sort_keys=True))
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@env_option
+@click.option("--reason", default="rollback", show_default=True, help="Why (recorded).")
+@click.option("--json", "as_json", is_flag=True, help="End with one JSON object of the results.")
+@handle_errors
+def rollback(env, reason, as_json):
+    """Move `champion` back to the champion before the current one.
+
+    \b
+    Example:
+      ml-project rollback --env prod --reason "v13 doubles the late alerts"
+    """
+    from ml_project import promotion
+
+    settings = resolve_settings(env, seed=None, overrides=(), flights=None, weather=None)
+    result = promotion.rollback(settings, root=project_root(), reason=reason)
+    click.echo(format_promotion(result.as_dict()))
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), sort_keys=True))
+
+
+def format_promotion(result: dict) -> str:
+    what = {"forced": "Forced", "rollback": "Rolled back", "copy": "Copied and gated"}
+    head = f"{what.get(result['action'], result['action'])}: {result['model_name']} "
+    if result["action"] == "copy":
+        source = result["source"]
+        head += (
+            f"version {result['version']} (from {source['model_name']} version {source['version']})"
+        )
+    else:
+        head += f"version {result['version']}"
+    lines = [
+        head,
+        f"  champion   {result['champion_before'] or 'none'} -> "
+        f"{result['champion_after'] or 'none'}",
+        f"  status     validation_status={result['validation_status']}",
+        f"  reason     {result['reason']}",
+        f"  store      {result['tracking_uri']}",
+    ]
+    if result["action"] == "forced" and result["validation_status"] != "passed":
+        lines.append("  warning    this version did not pass the gate; the move is recorded")
+    return "\n".join(lines + format_gate(result.get("gate") or {}))
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@env_option
+@click.option("--history", "history_lines", default=10, show_default=True, help="History lines.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead.")
+@handle_errors
+def show(env, history_lines, as_json):
+    """The env's registered model: versions, aliases, gate results, lineage and history.
+
+    \b
+    Examples:
+      ml-project show --env prod
+      ml-project show --env dev --json
+    """
+    from ml_project import promotion
+
+    settings = resolve_settings(env, seed=None, overrides=(), flights=None, weather=None)
+    described = promotion.describe(settings, root=project_root())
+    if as_json:
+        click.echo(json.dumps(described, sort_keys=True))
+    else:
+        click.echo(format_show(described, history_lines=history_lines))
+
+
+def format_show(described: dict, *, history_lines: int) -> str:
+    aliases = ", ".join(f"{k} -> {v}" for k, v in described["aliases"].items()) or "none"
+    lines = [
+        f"{described['model_name']} (env {described['env']}, store {described['tracking_uri']})",
+        f"  aliases    {aliases}",
+        "",
+        f"  {'version':>7}  {'aliases':<19} {'gate':<8} {'roc_auc':>7} {'pr_auc':>7} "
+        f"{'vs':>4}  {'commit':<12} {'data':<12} {'seed':>5}  from",
+    ]
+    for item in described["versions"]:
+        lineage, metrics = item["lineage"], item["metrics"]
+        copied = item["copied_from"]
+        origin = (
+            f"{copied.get('copied_from.model')} v{copied.get('copied_from.version')}"
+            if copied
+            else f"run {lineage.get('run_id', '')[:8]}"
+        )
+        lines.append(
+            f"  {item['version']:>7}  {','.join(item['aliases']) or '-':<19} "
+            f"{item['validation_status']:<8} {_metric(metrics.get('roc_auc')):>7} "
+            f"{_metric(metrics.get('pr_auc')):>7} {item['compared_with'] or '-':>4}  "
+            f"{lineage.get('git.commit', '')[:12]:<12} {lineage.get('data.digest', '')[:12]:<12} "
+            f"{lineage.get('seed', ''):>5}  {origin}"
+        )
+    history = described["history"]
+    shown = history[-history_lines:] if history_lines > 0 else []
+    lines += ["", f"  history ({len(shown)} of {len(history)} moves, oldest first)"]
+    for entry in shown:
+        lines.append(
+            f"  {entry.get('time', '')[:19]}  {entry.get('alias', ''):<10} "
+            f"{entry.get('from_version') or '-':>4} -> {entry.get('to_version') or '-':<4} "
+            f"{entry.get('action', ''):<10} {entry.get('actor', '')}@"
+            f"{(entry.get('commit') or '')[:7]}  {entry.get('reason', '')[:100]}"
+        )
+    return "\n".join(lines)
+
+
+def _metric(value) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
 def main() -> None:
     """Entry point of `ml-project` and `python -m ml_project`."""
     try:
@@ -305,7 +496,7 @@ def main() -> None:
 @click.option(
     "--chunk-rows",
     type=click.IntRange(1),
-    default=100_000,
+    default=250_000,
     show_default=True,
     help="Rows read, checked and scored at a time (bounds memory; pandas engine).",
 )
@@ -417,3 +608,81 @@ def extract_batch(output_path, months, rows, flights, weather):
     else:
         raise ConfigError(f"{output_path}: the output must end in .parquet or .csv.")
     click.echo(f"Wrote {len(records)} records to {output_path}.")
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@env_option
+@click.option(
+    "--input",
+    "input_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="The batch to check: raw records as `predict` takes them (CSV, zipped CSV, Parquet).",
+)
+@click.option(
+    "--labels",
+    is_flag=True,
+    help="The batch carries arr_delay (known after the fact): also compare the live ROC AUC.",
+)
+@click.option("--model-uri", help="Model to watch (default: models:/<env model>@champion).")
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY.PATH=VALUE",
+    help="Override one setting, e.g. --set monitor.psi_alert=0.3 (repeatable).",
+)
+@click.option(
+    "--chunk-rows",
+    type=click.IntRange(1),
+    default=100_000,
+    show_default=True,
+    help="Rows read and scored at a time (bounds memory).",
+)
+@click.option(
+    "--summary",
+    "summary_path",
+    type=click.Path(path_type=Path),
+    help="Also append the table as Markdown to this file (e.g. $GITHUB_STEP_SUMMARY).",
+)
+@click.option("--json", "as_json", is_flag=True, help="End with one JSON object of the report.")
+@handle_errors
+def monitor(env, input_path, labels, model_uri, overrides, chunk_rows, summary_path, as_json):
+    """Check a batch against the champion's training profile; exit 7 on drift.
+
+    Per model feature: population stability index (PSI) against the quantile bins or
+    categories of the training rows, and the change in null rate; the PSI of the predicted
+    probabilities; with --labels, the live ROC AUC against the model's recorded test ROC AUC.
+    Thresholds: the env's `monitor:` settings. Logs a run to <experiment>_monitoring, tagged
+    with the model version. Exit 0: no threshold crossed (warnings allowed); 7: drift.
+
+    \b
+    Examples:
+      ml-project extract-batch --months 12 --output december.parquet
+      ml-project monitor --env dev --input december.parquet --labels
+      ml-project monitor --env prod --input batch.parquet --json --summary summary.md
+    """
+    from ml_project.errors import DriftDetectedError
+    from ml_project.monitor import run_monitor, summary_text
+
+    settings = load_settings(env, overrides=overrides)
+    result = run_monitor(
+        settings,
+        root=project_root(),
+        input_path=input_path,
+        labels=labels,
+        model_uri=model_uri,
+        chunk_rows=chunk_rows,
+    ).as_dict()
+    click.echo(summary_text(result))
+    if summary_path:
+        with open(summary_path, "a", encoding="utf-8") as handle:
+            handle.write(summary_text(result, markdown=True))
+    if as_json:
+        click.echo(json.dumps(result, sort_keys=True))
+    if result["status"] == "drift":
+        raise DriftDetectedError(
+            f"{len(result['reasons'])} threshold(s) of the {env} env crossed by {input_path}: "
+            + "; ".join(result["reasons"])
+            + f". Monitoring run {result['run_id']}."
+        )

@@ -30,10 +30,18 @@ class DirtyTreeError(ProjectError):
 
 
 class GateFailedError(ProjectError):
-    """The candidate model did not pass the quality gate; it keeps no serving alias."""
+    """The candidate model did not pass the quality gate; it keeps no serving alias.
+
+    `result` holds what the command produced all the same (run, version, verdict), so the CLI
+    can still print its summary and `--json` before exiting with the gate's code.
+    """
 
     exit_code = 5
     label = "quality gate failed"
+
+    def __init__(self, message: str, *, result=None):
+        super().__init__(message)
+        self.result = result
 
 
 class NotReproducedError(ProjectError):

@@ -1,7 +1,8 @@
 """The training pipeline: the only place that knows the order of the steps.
 
 lineage check -> read -> validate raw tables -> join + label -> sample -> split -> validate model
-input -> fit -> evaluate -> log -> register. Invalid data ends in a FAILED run and no model.
+input -> fit -> evaluate -> log -> register -> MLflow evaluation -> gate -> aliases
+(promotion.py). Invalid data ends in a FAILED run and no model.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ml_project import data, evaluate, features, lineage, validation
-from ml_project.errors import DataError, DirtyTreeError
+from ml_project import data, drift, evaluate, features, lineage, validation
+from ml_project.errors import DataError, DirtyTreeError, GateFailedError
 from ml_project.settings import Settings
 
 MODEL_ARTIFACT = "model"
@@ -168,6 +169,17 @@ def _log_fingerprints(mlflow, prepared: PreparedData, trained: TrainedModel, tab
     mlflow.log_dict(schema, "data/schema.json")
 
 
+def reference_profile(settings: Settings, prepared: PreparedData, trained: TrainedModel) -> dict:
+    """What the model saw, for `ml-project monitor`: training features, held-out scores (pure)."""
+    train = prepared.split.train[prepared.columns]
+    return drift.reference_profile(
+        drift.model_features(trained.model, train),
+        trained.test_probability,
+        categorical=settings.features.categorical,
+        settings=settings.monitor,
+    )
+
+
 def check_tree(settings: Settings, git: lineage.GitInfo, *, allow_dirty: bool) -> None:
     """Refuse a dirty (or unknown) tree where the env requires a clean one."""
     if not git.dirty or not settings.lineage.require_clean_tree or allow_dirty:
@@ -288,6 +300,7 @@ class TrainResult:
     rows: dict[str, int]
     lineage: dict[str, str]
     timings: dict[str, float]
+    gate: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return {
@@ -302,6 +315,7 @@ class TrainResult:
             "rows": self.rows,
             "lineage": self.lineage,
             "timings": self.timings,
+            "gate": self.gate,
         }
 
 
@@ -347,7 +361,7 @@ def run_training(settings: Settings, *, root: Path, allow_dirty: bool = False) -
     with timer.stage("imports"):
         import mlflow
 
-        from ml_project import tracking
+        from ml_project import promotion, tracking
     git = lineage.git_info(root)
     check_tree(settings, git, allow_dirty=allow_dirty)
     sources = data_sources(settings, root)
@@ -388,14 +402,39 @@ def run_training(settings: Settings, *, root: Path, allow_dirty: bool = False) -
             _log_fingerprints(mlflow, prepared, trained, {"flights": flights, "weather": weather})
             mlflow.log_metrics({f"test_{key}": value for key, value in trained.metrics.items()})
             mlflow.log_metrics({f"rows_{key}": value for key, value in prepared.rows.items()})
+            mlflow.log_dict(reference_profile(settings, prepared, trained), drift.PROFILE_ARTIFACT)
         with timer.stage("registration"):
             info = _log_model(mlflow, settings, prepared, trained, root)
             version = str(info.registered_model_version)
             tracking.set_version_tags(
                 client, settings.tracking.model_name, version, {**tags, "run_id": run.info.run_id}
             )
+        held_out = promotion.HeldOut(
+            settings=settings,
+            test=prepared.split.test,
+            columns=prepared.columns,
+            digest=prepared.digests["test_digest"],
+            tables=(flights, weather),
+            file_digests=source_digests,
+            source=str(sources.flights),
+        )
+        with timer.stage("evaluation"):
+            promotion.log_evaluation(
+                mlflow, f"models:/{settings.tracking.model_name}/{version}", held_out
+            )
+        with timer.stage("gate"):
+            outcome = promotion.gate_version(
+                client,
+                held_out,
+                version=version,
+                probability=trained.test_probability,
+                threshold=settings.model.threshold,
+                commit=git.commit,
+                run_id=run.info.run_id,
+            )
+            mlflow.set_tags({"validation_status": outcome.verdict.status, "model_version": version})
         mlflow.log_metrics({f"time_{key}_s": value for key, value in timer.seconds.items()})
-    return TrainResult(
+    result = TrainResult(
         env=settings.env,
         tracking_uri=client.tracking_uri,
         experiment_id=experiment_id,
@@ -408,7 +447,11 @@ def run_training(settings: Settings, *, root: Path, allow_dirty: bool = False) -
         lineage={key: value for key, value in tags.items() if key.startswith(("git.", "data.d"))}
         | {"config.hash": tags["config.hash"], "seed": tags["seed"]},
         timings=dict(timer.seconds),
+        gate=outcome.as_dict(),
     )
+    if not outcome.passed:  # after the run is logged and the version tagged: fail closed
+        raise GateFailedError(outcome.failure_message(settings.env), result=result)
+    return result
 
 
 def _log_datasets(mlflow, prepared: PreparedData, sources: DataSources) -> None:

@@ -98,6 +98,46 @@ class ValidationSettings(_Section):
     )
 
 
+class MonitorSettings(_Section):
+    """The reference profile logged at training, and when `ml-project monitor` says drift."""
+
+    bins: int = Field(ge=2, le=100, description="quantile bins per numeric feature")
+    max_categories: int = Field(ge=1, description="categories kept per feature; the rest = other")
+    psi_warn: float = Field(gt=0, description="PSI at or above this is reported as a warning")
+    psi_alert: float = Field(gt=0, description="PSI at or above this is drift (exit 7)")
+    null_rate_change: float = Field(gt=0, le=1, description="largest null-rate move allowed")
+    max_roc_auc_drop: float = Field(gt=0, lt=1, description="live vs recorded test ROC AUC")
+    min_rows: int = Field(ge=1, description="smaller batches are refused (PSI would be noise)")
+    ignore: tuple[str, ...] = Field(description="features reported but never drift")
+
+    @model_validator(mode="after")
+    def _warn_below_alert(self) -> MonitorSettings:
+        if self.psi_warn > self.psi_alert:
+            raise ValueError(f"psi_warn {self.psi_warn} is above psi_alert {self.psi_alert}")
+        return self
+
+
+# Metrics the gate may judge (names as in evaluate.classification_metrics) and their direction.
+HigherIsBetter = Literal["roc_auc", "pr_auc", "f1"]
+LowerIsBetter = Literal["log_loss", "brier"]
+
+
+class GateSettings(_Section):
+    """The fail-closed quality gate a new model version passes before it becomes `champion`."""
+
+    floors: dict[HigherIsBetter, float] = Field(
+        description="minimum held-out score per metric (higher is better)"
+    )
+    ceilings: dict[LowerIsBetter, float] = Field(
+        description="maximum held-out loss per metric (lower is better)"
+    )
+    primary_metric: HigherIsBetter | LowerIsBetter = Field(
+        description="the metric compared with the champion's on the same held-out rows"
+    )
+    tolerance: float = Field(ge=0, description="how much worse than the champion is accepted")
+    compare_with_champion: bool = Field(description="false: the floors and ceilings only")
+
+
 class Settings(_Section):
     env: Literal["dev", "staging", "prod"]
     seed: int = Field(ge=0, le=2**32 - 1)
@@ -108,6 +148,8 @@ class Settings(_Section):
     tracking: TrackingSettings
     lineage: LineageSettings
     validation: ValidationSettings
+    monitor: MonitorSettings
+    gate: GateSettings
 
     def config_hash(self) -> str:
         """sha256 of the resolved settings as canonical JSON."""

@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import os
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -30,8 +32,8 @@ def quiet_environment() -> None:
         os.environ.setdefault(key, value)
     for name in ("mlflow", "alembic", "great_expectations"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    # With the [spark] extra installed, great-expectations imports pyspark, which warns on
-    # every import that it does not fully support pandas 3 (the Spark scoring test checks it).
+    # great-expectations imports pyspark when the [spark] extra is installed; pyspark then
+    # warns about pandas 3 on every command, though the pandas path never touches Spark.
     warnings.filterwarnings("ignore", message=PYSPARK_PANDAS_WARNING, category=FutureWarning)
 
 
@@ -57,7 +59,34 @@ def connect(root: Path):
     uri = tracking_uri(root)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(os.environ.get("MLFLOW_REGISTRY_URI") or uri)
-    return MlflowClient(tracking_uri=uri, registry_uri=os.environ.get("MLFLOW_REGISTRY_URI") or uri)
+    registry_uri = os.environ.get("MLFLOW_REGISTRY_URI") or uri
+    # MLflow 3.17 creates and migrates a new sqlite store without a lock: two processes opening
+    # the same fresh file at once crash ("duplicate column name"). Let one create it first.
+    with sqlite_lock(uri, "init"):
+        client = MlflowClient(tracking_uri=uri, registry_uri=registry_uri)
+        client.search_registered_models(max_results=1)
+    return client
+
+
+@contextmanager
+def sqlite_lock(uri: str, purpose: str) -> Iterator[None]:
+    """Exclusive across processes for a local sqlite store (a file lock beside it); else a no-op."""
+    parsed = urlparse(uri)
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        fcntl = None
+    if parsed.scheme != "sqlite" or not parsed.path or fcntl is None:
+        yield
+        return
+    path = Path(unquote(parsed.path) + f".{purpose}.lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def ensure_experiment(client, name: str) -> str:

@@ -22,8 +22,6 @@ from tests.ci.workflows import (
     workflow_names,
 )
 
-# Commands the Makefile already calls whose implementation lands from another branch.
-PENDING_COMMANDS = {"show": "issue 4 (quality gate, aliases)", "reproduce": "issue 5"}
 PINNED = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_./-]+@(v\d+(\.\d+){0,2}|[0-9a-f]{40})$")
 
 
@@ -110,8 +108,6 @@ def ml_project_commands_in_the_makefile() -> list[str]:
 
 @pytest.mark.parametrize("command", ml_project_commands_in_the_makefile())
 def test_every_ml_project_command_the_makefile_calls_exists(command):
-    if command not in cli.commands and command in PENDING_COMMANDS:
-        pytest.xfail(f"`ml-project {command}` lands with {PENDING_COMMANDS[command]}")
     assert command in cli.commands
 
 
@@ -205,12 +201,29 @@ def test_scheduled_retraining_runs_the_newest_release_like_a_release():
     [(job_id, job)] = jobs_running(scheduled, "release-prod")
     assert job["environment"] == "production"
     [(tag_job_id, _)] = jobs_running(scheduled, "latest-release")
-    assert job["needs"] == tag_job_id
+    [(monitor_job_id, monitor_job)] = jobs_running(scheduled, "ci-monitor")
+    assert job["needs"] == [tag_job_id, monitor_job_id]
     assert job["steps"][0]["with"]["ref"] == f"${{{{ needs.{tag_job_id}.outputs.tag }}}}"
+    # retraining happens on drift (or when forced by hand), never on a failed drift check alone
+    assert f"needs.{monitor_job_id}.outputs.drift == 'true'" in job["if"]
+    assert "inputs.retrain" in job["if"]
+    assert scheduled["on"]["workflow_dispatch"]["inputs"]["retrain"]["type"] == "boolean"
     release = load_workflow("release.yml")
     [(_, release_job)] = jobs_running(release, "release-prod")
     same_group = concurrency_of(scheduled, job)["group"]
     assert same_group == concurrency_of(release, release_job)["group"]
+
+
+def test_scheduled_scoring_runs_the_champion_then_the_drift_check():
+    scheduled = load_workflow("scheduled.yml")
+    [(job_id, job)] = jobs_running(scheduled, "ci-monitor")
+    [(tag_job_id, _)] = jobs_running(scheduled, "latest-release")
+    assert job["needs"] == tag_job_id
+    assert job["steps"][0]["with"]["ref"] == f"${{{{ needs.{tag_job_id}.outputs.tag }}}}"
+    order = makes(job)
+    assert order.index("batch") < order.index("score") < order.index("ci-monitor")
+    drift_step = step_running(job, "ci-monitor")
+    assert job["outputs"]["drift"] == f"${{{{ steps.{drift_step['id']}.outputs.drift }}}}"
 
 
 def test_dependabot_updates_actions_and_pip():

@@ -17,6 +17,7 @@ import pytest
 from tests.integration.conftest import in_process_predictions
 
 pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
@@ -25,34 +26,33 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def serve_entrypoint() -> list[str]:
+    """The serving image's ENTRYPOINT, read from the Dockerfile's `serve` stage."""
+    text = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    stage = text.split("FROM runtime AS serve", 1)[1].split("\nFROM ", 1)[0]
+    line = next(row for row in stage.splitlines() if row.startswith("ENTRYPOINT "))
+    return json.loads(line.removeprefix("ENTRYPOINT "))
+
+
 @pytest.fixture(scope="module")
 def server(scoring_store, tmp_path_factory):
-    """`mlflow models serve` on the champion, on a free loopback port; stopped by PID."""
+    """The serving image's own command on the champion, on a free loopback port; stopped by PID."""
     port = free_port()
     bin_dir = Path(sys.executable).parent
     log = tmp_path_factory.mktemp("serve") / "server.log"
+    environ = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": scoring_store["uri"],
+        "MODEL_URI": "models:/flights_delay_dev@champion",
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "SERVING_WORKERS": "1",
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+    }
     with open(log, "w") as handle:
         process = subprocess.Popen(
-            [
-                str(bin_dir / "mlflow"),
-                "models",
-                "serve",
-                "-m",
-                "models:/flights_delay_dev@champion",
-                "--env-manager",
-                "local",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "-w",
-                "1",
-            ],
-            env={
-                **os.environ,
-                "MLFLOW_TRACKING_URI": scoring_store["uri"],
-                "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
-            },
+            serve_entrypoint(),
+            env=environ,
             stdout=handle,
             stderr=subprocess.STDOUT,
             start_new_session=True,

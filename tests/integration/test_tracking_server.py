@@ -169,3 +169,58 @@ def test_server_is_stopped_by_pid(tmp_path):
     assert not any(Path(f"/proc/{pid}").exists() for pid in members if pid != server.pid)
     with pytest.raises(OSError), socket.create_connection(("127.0.0.1", server.port), timeout=2):
         pass
+
+
+def test_gate_promotes_the_staging_model_over_http(result, tracking_server):
+    assert result["gate"]["status"] == "passed"
+    client = MlflowClient(tracking_uri=tracking_server.url)
+    model = client.get_registered_model("flights_delay_staging")
+    assert model.aliases == {"champion": result["model_version"]}
+    version = client.get_model_version("flights_delay_staging", result["model_version"])
+    assert version.tags["validation_status"] == "passed"
+
+
+def test_ci_reproduce_rebuilds_the_version_over_http(result, ci_project, tracking_server):
+    """`make ci-reproduce ENV=staging`: the pull-request job's proof, against the server."""
+    done = run_make(
+        "ci-reproduce",
+        "ENV=staging",
+        cwd=ci_project,
+        env={"MLFLOW_TRACKING_URI": tracking_server.url},
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "identical" in done.stdout.lower()
+    client = MlflowClient(tracking_uri=tracking_server.url)
+    experiments = [experiment.experiment_id for experiment in client.search_experiments()]
+    (reproduction,) = client.search_runs(
+        experiments, filter_string=f"tags.`reproduction.of_run_id` = '{result['run_id']}'"
+    )
+    assert reproduction.data.tags["reproduction.verdict"] == "identical"
+
+
+def test_ci_show_lists_the_champion_over_http(result, ci_project, tracking_server):
+    done = run_make(
+        "ci-show", "ENV=staging", cwd=ci_project, env={"MLFLOW_TRACKING_URI": tracking_server.url}
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    shown = json.loads((ci_project / "outputs" / "staging-show.json").read_text())
+    assert shown["aliases"]["champion"] == result["model_version"]
+
+
+def test_a_crippled_model_is_refused_over_http(result, ci_project, tracking_server, tmp_path):
+    """The gate fails closed: exit 5, the version is registered and tagged failed, no alias."""
+    done = run_make(
+        "ci-staging",
+        f"OUT={tmp_path}",
+        "TRAIN_ARGS=--set model.max_iter=1 --set model.max_leaf_nodes=2",
+        cwd=ci_project,
+        env={"MLFLOW_TRACKING_URI": tracking_server.url},
+    )
+    assert done.returncode != 0
+    refused = read_result(tmp_path / "staging.out")
+    assert refused["gate"]["status"] == "failed"
+    client = MlflowClient(tracking_uri=tracking_server.url)
+    version = client.get_model_version("flights_delay_staging", refused["model_version"])
+    assert version.tags["validation_status"] == "failed" and not version.aliases
+    model = client.get_registered_model("flights_delay_staging")
+    assert model.aliases == {"champion": result["model_version"]}

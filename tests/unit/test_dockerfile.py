@@ -42,7 +42,7 @@ def test_hadolint_would_catch_an_unpinned_install(tmp_path):
 
 def test_image_is_pinned_and_installs_from_the_lock():
     text = DOCKERFILE.read_text(encoding="utf-8")
-    assert re.search(r"^FROM python:3\.11-slim-bookworm$", text, re.MULTILINE)
+    assert re.search(r"^FROM python:3\.11-slim-bookworm AS runtime$", text, re.MULTILINE)
     assert "Python 3.11" in (ROOT / "requirements.lock").read_text(encoding="utf-8")
     installs = re.findall(r"pip install [^\n]*", text)
     assert len(installs) == 2
@@ -67,3 +67,13 @@ def test_dockerignore_keeps_stores_and_history_out_of_the_image():
     ignored = (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
     for entry in (".git", ".venv", "mlflow.db", "mlartifacts/", "mlruns/"):
         assert entry in ignored
+
+
+def test_serving_stage_is_non_root_with_a_healthcheck_on_the_champion():
+    text = DOCKERFILE.read_text(encoding="utf-8")
+    stage = text.split("FROM runtime AS serve", 1)[1].split("\nFROM ", 1)[0]
+    assert re.search(r"^USER 10001:10001$", stage, re.MULTILINE)
+    assert "HEALTHCHECK --interval" in stage and "/ping" in stage
+    assert "MODEL_URI=models:/flights_delay_prod@champion" in stage
+    assert "mlflow models serve" in stage and "--env-manager local" in stage
+    assert "EXPOSE 8080" in stage

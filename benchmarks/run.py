@@ -1,0 +1,424 @@
+"""Benchmarks: what the template costs over plain scikit-learn, and how it scales.
+
+    make bench                      # or: python benchmarks/run.py [--repeats 5] [--scales 1,4,16]
+
+Every measurement is a whole process (imports included), repeated; the median is reported
+with min and max. Peak RSS comes from the kernel's accounting of each child (wait4). Training
+runs on a clean clone of the committed code against a temporary MLflow store, after one
+warm-up run that creates the store. Results: benchmarks/results/<date>.json and .md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+from synthetic import write_scaled  # noqa: E402
+
+
+def measure_rss(command: list[str], *, cwd: Path, env: dict) -> dict:
+    """Like `measure`, with the child's own peak RSS from wait4."""
+    start = time.perf_counter()
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=err, text=True)
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - start
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if process.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed ({process.returncode}):\n{stderr[-3000:]}")
+    last = stdout.strip().splitlines()[-1] if stdout.strip() else ""
+    try:
+        payload = json.loads(last)
+    except json.JSONDecodeError:
+        payload = {}
+    return {"wall_s": wall, "peak_rss_mib": usage.ru_maxrss / 1024, "payload": payload}
+
+
+def summarise(values: list[float]) -> dict:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def clean_clone(destination: Path) -> Path:
+    """A clean clone of the committed code (staging and prod refuse a dirty tree)."""
+    subprocess.run(["git", "clone", "--quiet", str(ROOT), str(destination)], check=True)
+    return destination
+
+
+def environment(project: Path, store: Path) -> dict:
+    return {
+        **os.environ,
+        "PYTHONPATH": str(project),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{store / 'mlflow.db'}",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+    }
+
+
+def bench_training(
+    project: Path, workdir: Path, *, env_name: str, data_args: list[str], repeats: int, label: str
+) -> dict:
+    """Pipeline vs bare script on the same data, `repeats` times each (after a warm-up)."""
+    store = workdir / f"store-{label}"
+    store.mkdir()
+    env = environment(project, store)
+    pipeline_cmd = [
+        sys.executable,
+        "-m",
+        "ml_project",
+        "train",
+        "--env",
+        env_name,
+        "--json",
+        *data_args,
+    ]
+    bare_cmd = [sys.executable, str(HERE / "bare_train.py"), "--env", env_name, *data_args]
+    measure_rss(pipeline_cmd, cwd=project, env=env)  # warm-up: creates the store, fills caches
+    runs = {"pipeline": [], "bare": []}
+    for _ in range(repeats):
+        runs["pipeline"].append(measure_rss(pipeline_cmd, cwd=project, env=env))
+        runs["bare"].append(measure_rss(bare_cmd, cwd=project, env=env))
+    stages: dict[str, list[float]] = {}
+    for run in runs["pipeline"]:
+        for stage, seconds in run["payload"].get("timings", {}).items():
+            stages.setdefault(stage, []).append(seconds)
+    pipeline_wall = summarise([r["wall_s"] for r in runs["pipeline"]])
+    bare_wall = summarise([r["wall_s"] for r in runs["bare"]])
+    return {
+        "label": label,
+        "env": env_name,
+        "rows_train": runs["bare"][0]["payload"].get("rows_train"),
+        "pipeline_wall_s": pipeline_wall,
+        "bare_wall_s": bare_wall,
+        "pipeline_peak_rss_mib": summarise([r["peak_rss_mib"] for r in runs["pipeline"]]),
+        "bare_peak_rss_mib": summarise([r["peak_rss_mib"] for r in runs["bare"]]),
+        "ratio": pipeline_wall["median"] / bare_wall["median"],
+        "overhead_s": pipeline_wall["median"] - bare_wall["median"],
+        "stages_s": {stage: statistics.median(values) for stage, values in stages.items()},
+        "repeats": repeats,
+    }
+
+
+def bench_scoring(project: Path, workdir: Path, *, store: Path, repeats: int) -> dict:
+    """`ml-project predict` on every flight of 2013 against the champion's raw predict_proba."""
+    env = environment(project, store)
+    records = workdir / "records.parquet"
+    subprocess.run(
+        [sys.executable, "-m", "ml_project", "extract-batch", "--output", str(records)],
+        cwd=project,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    uri = "models:/flights_delay_prod@champion"
+    predict_cmd = [
+        sys.executable,
+        "-m",
+        "ml_project",
+        "predict",
+        "--env",
+        "prod",
+        "--input",
+        str(records),
+        "--output",
+        str(workdir / "scored.parquet"),
+        "--json",
+    ]
+    measure_rss(predict_cmd, cwd=project, env=env)  # warm-up
+    runs = [measure_rss(predict_cmd, cwd=project, env=env) for _ in range(repeats)]
+    raw = measure_rss(
+        [
+            sys.executable,
+            str(HERE / "raw_predict.py"),
+            "--model-uri",
+            uri,
+            "--input",
+            str(records),
+            "--repeats",
+            str(repeats),
+        ],
+        cwd=project,
+        env=env,
+    )["payload"]
+    batch = summarise([run["payload"]["rows_per_second"] for run in runs])
+    baseline = summarise(raw["rows_per_second"])
+    return {
+        "rows": raw["rows"],
+        "predict_rows_per_s": batch,
+        "predict_process_wall_s": summarise([run["wall_s"] for run in runs]),
+        "predict_peak_rss_mib": summarise([run["peak_rss_mib"] for run in runs]),
+        "raw_predict_proba_rows_per_s": baseline,
+        "ratio": batch["median"] / baseline["median"],
+    }
+
+
+def bench_serving(project: Path, workdir: Path, *, store: Path, requests: int) -> dict:
+    """Single-row `/invocations` latency of the serving image's command on the champion."""
+    import socket
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    stage = dockerfile.split("FROM runtime AS serve", 1)[1].split("\nFROM ", 1)[0]
+    entrypoint = json.loads(
+        next(line for line in stage.splitlines() if line.startswith("ENTRYPOINT "))[11:]
+    )
+    env = environment(project, store) | {
+        "MODEL_URI": "models:/flights_delay_prod@champion",
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "SERVING_WORKERS": "1",
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    }
+    import pandas as pd
+
+    rows = pd.read_parquet(workdir / "records.parquet").head(requests)
+    bodies = [
+        json.dumps(
+            {"dataframe_split": json.loads(rows.iloc[[i]].to_json(orient="split", index=False))}
+        ).encode()
+        for i in range(len(rows))
+    ]
+    server = subprocess.Popen(
+        entrypoint,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/ping", timeout=2):
+                    break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the model server did not start") from None
+                time.sleep(0.5)
+
+        def call(body: bytes) -> float:
+            request = urllib.request.Request(
+                f"{url}/invocations", data=body, headers={"Content-Type": "application/json"}
+            )
+            start = time.perf_counter()
+            with urllib.request.urlopen(request, timeout=30) as reply:
+                reply.read()
+            return (time.perf_counter() - start) * 1000
+
+        for body in bodies[:20]:  # warm-up
+            call(body)
+        latencies = sorted(call(body) for body in bodies)
+    finally:
+        import signal
+
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+    def pct(q: float) -> float:
+        return latencies[min(len(latencies) - 1, round(q * (len(latencies) - 1)))]
+
+    return {
+        "requests": len(latencies),
+        "p50_ms": pct(0.5),
+        "p95_ms": pct(0.95),
+        "p99_ms": pct(0.99),
+        "max_ms": latencies[-1],
+    }
+
+
+def machine() -> dict:
+    import importlib.metadata
+
+    return {
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "processor": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "os": f"{platform.system()} {platform.release()}",
+        "mlflow": importlib.metadata.version("mlflow"),
+        "scikit-learn": importlib.metadata.version("scikit-learn"),
+    }
+
+
+def fmt(summary: dict, unit: str = "s", digits: int = 2) -> str:
+    return (
+        f"{summary['median']:.{digits}f} {unit} "
+        f"({summary['min']:.{digits}f}-{summary['max']:.{digits}f})"
+    )
+
+
+def verdict(value: float | None, target: float, *, lower_is_better: bool = True) -> str:
+    if value is None:
+        return "not measured"
+    met = value <= target if lower_is_better else value >= target
+    return "met" if met else "MISSED"
+
+
+def markdown(results: dict) -> str:
+    lines = [
+        f"Benchmarks of {results['date']} on {results['machine']['cpus']} CPUs "
+        f"({results['machine']['processor']}, {results['machine']['memory_gib']} GiB), "
+        f"Python {results['machine']['python']}, {results['repeats']} repeats, median (min-max).",
+        "",
+        "| training | rows (train) | pipeline | bare script | ratio | overhead | "
+        "peak RSS pipeline | peak RSS bare |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for item in results["training"]:
+        lines.append(
+            f"| {item['label']} | {item['rows_train']:,} | {fmt(item['pipeline_wall_s'])} | "
+            f"{fmt(item['bare_wall_s'])} | {item['ratio']:.2f}x | {item['overhead_s']:+.2f} s | "
+            f"{item['pipeline_peak_rss_mib']['median']:.0f} MiB | "
+            f"{item['bare_peak_rss_mib']['median']:.0f} MiB |"
+        )
+    lines += [
+        "",
+        "| stage (median s) | " + " | ".join(i["label"] for i in results["training"]) + " |",
+        "| --- |" + " ---: |" * len(results["training"]),
+    ]
+    stages = sorted({s for item in results["training"] for s in item["stages_s"]})
+    for stage in stages:
+        cells = [f"{item['stages_s'].get(stage, float('nan')):.2f}" for item in results["training"]]
+        lines.append(f"| {stage} | " + " | ".join(cells) + " |")
+    if "scoring" in results:
+        scoring = results["scoring"]
+        lines += [
+            "",
+            f"Batch scoring of {scoring['rows']:,} records: `ml-project predict` "
+            f"{fmt(scoring['predict_rows_per_s'], 'rows/s', 0)} (whole process "
+            f"{fmt(scoring['predict_process_wall_s'])}, peak RSS "
+            f"{scoring['predict_peak_rss_mib']['median']:.0f} MiB) against raw predict_proba "
+            f"{fmt(scoring['raw_predict_proba_rows_per_s'], 'rows/s', 0)}: "
+            f"{scoring['ratio']:.2f}x.",
+        ]
+    if "serving" in results:
+        serving = results["serving"]
+        lines += [
+            "",
+            f"Online serving, {serving['requests']} single-row requests over loopback, one "
+            f"worker: p50 {serving['p50_ms']:.1f} ms, p95 {serving['p95_ms']:.1f} ms, "
+            f"p99 {serving['p99_ms']:.1f} ms, max {serving['max_ms']:.1f} ms.",
+        ]
+    lines += ["", "| target | goal | measured | verdict |", "| --- | --- | ---: | --- |"]
+    for target in results["targets"]:
+        sign = "<" if target["lower_is_better"] else ">="
+        value = target["value"]
+        shown = "not measured" if value is None else f"{value:.2f} {target['unit']}"
+        lines.append(
+            f"| {target['name']} | {sign} {target['goal']} {target['unit']} | {shown} | "
+            f"{verdict(value, target['goal'], lower_is_better=target['lower_is_better'])} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def target(name: str, goal: float, unit: str, value, *, lower_is_better: bool = True) -> dict:
+    return {
+        "name": name,
+        "goal": goal,
+        "unit": unit,
+        "value": value,
+        "lower_is_better": lower_is_better,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Run the benchmarks and write the results.")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--scales", default="1,4,16", help="flights multipliers for prod")
+    parser.add_argument("--output", type=Path, default=HERE / "results")
+    parser.add_argument("--requests", type=int, default=500, help="single-row serving calls")
+    args = parser.parse_args()
+
+    sys.path.insert(0, str(ROOT))
+    from ml_project.data import demo_data_paths
+
+    flights_path, weather_path = demo_data_paths()
+    scales = [int(s) for s in args.scales.split(",") if s]
+    results: dict = {
+        "date": dt.date.today().isoformat(),
+        "machine": machine(),
+        "repeats": args.repeats,
+        "training": [],
+    }
+    with tempfile.TemporaryDirectory(prefix="ml-project-bench-") as tmp:
+        workdir = Path(tmp)
+        project = clean_clone(workdir / "project")
+        print("staging (the pull-request job's core) ...", flush=True)
+        results["training"].append(
+            bench_training(
+                project,
+                workdir,
+                env_name="staging",
+                data_args=[],
+                repeats=args.repeats,
+                label="staging 1x",
+            )
+        )
+        for scale in scales:
+            print(f"prod at {scale}x ...", flush=True)
+            data_args = []
+            if scale > 1:
+                scaled = write_scaled(flights_path, HERE / ".data", scale)
+                data_args = ["--flights", str(scaled), "--weather", str(weather_path)]
+            results["training"].append(
+                bench_training(
+                    project,
+                    workdir,
+                    env_name="prod",
+                    data_args=data_args,
+                    repeats=args.repeats,
+                    label=f"prod {scale}x",
+                )
+            )
+        if "prod 1x" in {item["label"] for item in results["training"]}:
+            print("batch scoring and online serving with the prod 1x champion ...", flush=True)
+            store = workdir / "store-prod 1x"
+            results["scoring"] = bench_scoring(project, workdir, store=store, repeats=args.repeats)
+            results["serving"] = bench_serving(
+                project, workdir, store=store, requests=args.requests
+            )
+    by_label = {item["label"]: item for item in results["training"]}
+    results["targets"] = [
+        target(
+            "staging training, end to end",
+            12.0,
+            "s",
+            by_label["staging 1x"]["pipeline_wall_s"]["median"],
+        ),
+        target(
+            "prod overhead over bare at 1x", 5.0, "s", by_label.get("prod 1x", {}).get("overhead_s")
+        ),
+        target(
+            "prod time ratio over bare at 16x", 1.2, "x", by_label.get("prod 16x", {}).get("ratio")
+        ),
+    ]
+    args.output.mkdir(parents=True, exist_ok=True)
+    stem = args.output / results["date"]
+    stem.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
+    table = markdown(results)
+    stem.with_suffix(".md").write_text(table)
+    print(table)
+    print(f"Wrote {stem.with_suffix('.json')} and {stem.with_suffix('.md')}")
+
+
+if __name__ == "__main__":
+    main()

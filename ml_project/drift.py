@@ -1,0 +1,339 @@
+"""Drift steps (pure): a reference profile of what the model saw, and a batch compared with it.
+
+At training, `reference_profile` records each model feature of the training rows (numeric:
+quantile bin edges, the share of rows in each bin and the null rate; categorical: the most
+frequent categories' shares, an "other" bucket and the null rate) and the predicted
+probabilities on the held-out rows. At monitoring, `BatchCounts` counts a batch chunk by chunk
+into the same bins and `assess` turns the counts into a population stability index (PSI) per
+feature and for the score, null-rate changes, an optional live-quality check, and a verdict.
+
+PSI = sum over bins of (batch share - reference share) * ln(batch share / reference share),
+with shares clipped to EPSILON so that an empty bin counts as a large, finite shift. PSI is
+computed on the non-null values; the null rate is compared on its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ml_project.settings import MonitorSettings
+
+PROFILE_ARTIFACT = "monitoring/reference_profile.json"
+PROFILE_FORMAT = 1
+PREDICTION = "probability"  # the profile's name for the model's score
+OTHER = "__other__"  # categories the reference did not keep
+EPSILON = 1e-4  # the share an empty bin counts as
+
+
+def model_features(model, raw: pd.DataFrame) -> pd.DataFrame:
+    """What the model's own feature step makes of the raw columns (the raw columns without one)."""
+    steps = getattr(model, "named_steps", None) or {}
+    step = steps.get("features")
+    return step.transform(raw) if step is not None else raw
+
+
+def quantile_edges(values, *, bins: int) -> list[float]:
+    """Inner bin edges at the quantiles of the non-null `values` (ties merged)."""
+    present = _present(values)
+    if present.size == 0 or bins < 2:
+        return []
+    edges = np.quantile(present, np.linspace(0.0, 1.0, bins + 1)[1:-1])
+    return [float(edge) for edge in np.unique(edges)]
+
+
+def numeric_counts(values, edges) -> np.ndarray:
+    """Non-null values per bin: (-inf, e1], (e1, e2], ..., (ek, inf)."""
+    present = _present(values)
+    index = np.searchsorted(np.asarray(edges, dtype=np.float64), present, side="left")
+    return np.bincount(index, minlength=len(edges) + 1).astype(np.int64)
+
+
+def category_counts(values, categories) -> np.ndarray:
+    """Non-null values per category, in `categories` order, then the rest in one bucket."""
+    series = pd.Series(values, dtype="object")
+    present = series[series.notna()].astype(str)
+    position = {name: i for i, name in enumerate(categories)}
+    index = present.map(position).fillna(len(categories)).to_numpy(dtype=np.int64)
+    return np.bincount(index, minlength=len(categories) + 1).astype(np.int64)
+
+
+def numeric_profile(values, *, bins: int) -> dict:
+    edges = quantile_edges(values, bins=bins)
+    return _profile("numeric", values, numeric_counts(values, edges), edges=edges)
+
+
+def categorical_profile(values, *, max_categories: int) -> dict:
+    series = pd.Series(values, dtype="object")
+    frequency = series[series.notna()].astype(str).value_counts()
+    ordered = sorted(frequency.items(), key=lambda item: (-item[1], item[0]))
+    categories = [name for name, _ in ordered[:max_categories]]
+    return _profile(
+        "categorical", values, category_counts(values, categories), categories=categories
+    )
+
+
+def _profile(kind: str, values, counts: np.ndarray, **bins) -> dict:
+    total = len(values)
+    present = int(counts.sum())
+    return {
+        "kind": kind,
+        **bins,
+        "proportions": _shares(counts).tolist(),
+        "rows": total,
+        "null_rate": (total - present) / total if total else 0.0,
+    }
+
+
+def reference_profile(
+    features: pd.DataFrame, probability, *, categorical, settings: MonitorSettings
+) -> dict:
+    """The profile of the training rows' model features and of the held-out probabilities."""
+    categorical = set(categorical)
+    profiled = {}
+    for name in features.columns:
+        values = features[name].to_numpy()
+        profiled[str(name)] = (
+            categorical_profile(values, max_categories=settings.max_categories)
+            if name in categorical
+            else numeric_profile(values, bins=settings.bins)
+        )
+    return {
+        "format": PROFILE_FORMAT,
+        "features": profiled,
+        "prediction": numeric_profile(np.asarray(probability), bins=settings.bins),
+    }
+
+
+@dataclass
+class _Tally:
+    counts: np.ndarray
+    rows: int = 0
+
+
+@dataclass
+class BatchCounts:
+    """A batch counted into the reference profile's bins, one chunk at a time."""
+
+    profile: dict
+    tallies: dict[str, _Tally] = field(default_factory=dict)
+    rows: int = 0
+
+    def __post_init__(self) -> None:
+        for name, reference in self._references():
+            self.tallies[name] = _Tally(np.zeros(len(reference["proportions"]), dtype=np.int64))
+
+    def _references(self):
+        yield from self.profile["features"].items()
+        yield PREDICTION, self.profile["prediction"]
+
+    def add(self, features: pd.DataFrame, probability) -> None:
+        """Count one chunk: its model features and the model's probabilities."""
+        self.rows += len(features)
+        for name, reference in self._references():
+            if name == PREDICTION:
+                values = np.asarray(probability)
+            elif name in features.columns:
+                values = features[name].to_numpy()
+            else:  # the model no longer makes this feature: nothing to compare
+                continue
+            tally = self.tallies[name]
+            if reference["kind"] == "categorical":
+                tally.counts += category_counts(values, reference["categories"])
+            else:
+                tally.counts += numeric_counts(values, reference["edges"])
+            tally.rows += len(values)
+
+
+def psi(reference, batch, *, epsilon: float = EPSILON) -> float:
+    """Population stability index of two distributions over the same bins (counts or shares)."""
+    expected = _shares(np.asarray(reference, dtype=np.float64))
+    actual = _shares(np.asarray(batch, dtype=np.float64))
+    if expected.sum() == 0 or actual.sum() == 0:
+        return 0.0  # no values on one side: the null rate tells that story
+    expected = np.clip(expected, epsilon, None)
+    actual = np.clip(actual, epsilon, None)
+    return float(np.sum((actual - expected) * np.log(actual / expected)))
+
+
+def bin_labels(reference: dict) -> list[str]:
+    """Readable names of a profile's bins, for tables and plots."""
+    if reference["kind"] == "categorical":
+        return [*reference["categories"], "other"]
+    edges = reference["edges"]
+    if not edges:
+        return ["all"]
+    labels = [f"<= {edges[0]:.4g}"]
+    labels += [f"({low:.4g}, {high:.4g}]" for low, high in zip(edges, edges[1:], strict=False)]
+    return [*labels, f"> {edges[-1]:.4g}"]
+
+
+@dataclass(frozen=True)
+class FeatureDrift:
+    """One feature (or the prediction score) of a batch against its reference."""
+
+    feature: str
+    kind: str  # numeric | categorical | prediction
+    psi: float
+    reference_null_rate: float
+    batch_null_rate: float
+    status: str  # ok | warn | drift | ignored
+    bins: tuple[str, ...]
+    reference_shares: tuple[float, ...]
+    batch_shares: tuple[float, ...]
+
+    @property
+    def null_rate_change(self) -> float:
+        return self.batch_null_rate - self.reference_null_rate
+
+    def as_row(self) -> dict:
+        return {
+            "feature": self.feature,
+            "kind": self.kind,
+            "psi": self.psi,
+            "reference_null_rate": self.reference_null_rate,
+            "batch_null_rate": self.batch_null_rate,
+            "null_rate_change": self.null_rate_change,
+            "status": self.status,
+        }
+
+
+@dataclass(frozen=True)
+class Quality:
+    """Live quality on a labelled batch against the model's recorded held-out metric."""
+
+    live_roc_auc: float
+    recorded_roc_auc: float
+    max_drop: float
+    rows: int
+    unlabelled_dropped: int
+    live_metrics: dict[str, float]
+
+    @property
+    def drop(self) -> float:
+        return self.recorded_roc_auc - self.live_roc_auc
+
+    @property
+    def status(self) -> str:
+        return "drift" if self.drop > self.max_drop else "ok"
+
+    def as_dict(self) -> dict:
+        return {
+            "live_roc_auc": self.live_roc_auc,
+            "recorded_roc_auc": self.recorded_roc_auc,
+            "roc_auc_drop": self.drop,
+            "max_roc_auc_drop": self.max_drop,
+            "rows": self.rows,
+            "unlabelled_dropped": self.unlabelled_dropped,
+            "live_metrics": self.live_metrics,
+            "status": self.status,
+        }
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    """Every feature (worst first), the score, live quality if labelled, and the verdict."""
+
+    rows: int
+    features: tuple[FeatureDrift, ...]
+    prediction: FeatureDrift
+    quality: Quality | None
+    reasons: tuple[str, ...]
+
+    @property
+    def status(self) -> str:
+        if self.reasons:
+            return "drift"
+        checked = (*self.features, self.prediction)
+        return "warn" if any(item.status == "warn" for item in checked) else "ok"
+
+    def as_dict(self) -> dict:
+        return {
+            "status": self.status,
+            "rows": self.rows,
+            "reasons": list(self.reasons),
+            "features": [item.as_row() for item in self.features],
+            "prediction": self.prediction.as_row(),
+            "quality": self.quality.as_dict() if self.quality else None,
+        }
+
+
+def feature_drift(
+    name: str, reference: dict, tally: _Tally, settings: MonitorSettings, *, kind: str
+) -> FeatureDrift:
+    """PSI and null rates of one tallied feature, with its status under `settings`."""
+    present = int(tally.counts.sum())
+    batch_null_rate = (tally.rows - present) / tally.rows if tally.rows else 0.0
+    value = psi(reference["proportions"], tally.counts)
+    change = abs(batch_null_rate - reference["null_rate"])
+    if name in settings.ignore:
+        status = "ignored"
+    elif value >= settings.psi_alert or change > settings.null_rate_change:
+        status = "drift"
+    elif value >= settings.psi_warn:
+        status = "warn"
+    else:
+        status = "ok"
+    return FeatureDrift(
+        feature=name,
+        kind=kind,
+        psi=value,
+        reference_null_rate=float(reference["null_rate"]),
+        batch_null_rate=batch_null_rate,
+        status=status,
+        bins=tuple(bin_labels(reference)),
+        reference_shares=tuple(float(share) for share in reference["proportions"]),
+        batch_shares=tuple(_shares(tally.counts).tolist()),
+    )
+
+
+def assess(
+    counts: BatchCounts, settings: MonitorSettings, *, quality: Quality | None = None
+) -> DriftReport:
+    """The drift report of a counted batch: a reason for each threshold crossed."""
+    profile = counts.profile
+    features = [
+        feature_drift(name, reference, counts.tallies[name], settings, kind=reference["kind"])
+        for name, reference in profile["features"].items()
+        if counts.tallies[name].rows
+    ]
+    features.sort(key=lambda item: (-item.psi, item.feature))
+    prediction = feature_drift(
+        PREDICTION, profile["prediction"], counts.tallies[PREDICTION], settings, kind="prediction"
+    )
+    reasons = []
+    for item in (*features, prediction):
+        if item.status != "drift":
+            continue
+        if item.psi >= settings.psi_alert:
+            reasons.append(f"PSI of {item.feature} {item.psi:.3f} >= {settings.psi_alert}")
+        if abs(item.null_rate_change) > settings.null_rate_change:
+            reasons.append(
+                f"null rate of {item.feature} {item.reference_null_rate:.1%} -> "
+                f"{item.batch_null_rate:.1%} (limit {settings.null_rate_change:.1%})"
+            )
+    if quality is not None and quality.status == "drift":
+        reasons.append(
+            f"live ROC AUC {quality.live_roc_auc:.4f} is {quality.drop:.4f} below the recorded "
+            f"{quality.recorded_roc_auc:.4f} (limit {quality.max_drop})"
+        )
+    return DriftReport(
+        rows=counts.rows,
+        features=tuple(features),
+        prediction=prediction,
+        quality=quality,
+        reasons=tuple(reasons),
+    )
+
+
+def _present(values) -> np.ndarray:
+    array = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=np.float64)
+    return array[~np.isnan(array)]
+
+
+def _shares(counts: np.ndarray) -> np.ndarray:
+    counts = np.asarray(counts, dtype=np.float64)
+    total = counts.sum()
+    return counts / total if total else np.zeros_like(counts)

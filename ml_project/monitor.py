@@ -1,0 +1,428 @@
+"""Watch a model in production: a batch against the reference profile logged at training.
+
+`run_monitor` loads the env's champion (or `--model-uri`), downloads its training run's
+`monitoring/reference_profile.json`, scores the batch chunk by chunk with the same code as
+`ml-project predict`, counts the model's features and scores into the profile's bins, and, with
+`--labels`, measures the live ROC AUC against the run's recorded `test_roc_auc`. It logs one
+run to the experiment `<env experiment>_monitoring`, linked to the model version, and returns
+the report; the CLI exits 7 when the report says drift. The drift arithmetic is in drift.py.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ml_project import data, drift, evaluate, lineage
+from ml_project import predict as scoring
+from ml_project.errors import ConfigError, DataError, DriftDetectedError, RegistryError
+from ml_project.settings import Settings
+
+EXPERIMENT_SUFFIX = "_monitoring"
+TABLE_JSON = "monitoring/drift_table.json"
+TABLE_CSV = "monitoring/drift_table.csv"
+PLOT = "monitoring/worst_features.png"
+REPORT = "monitoring/report.json"
+PLOTTED_FEATURES = 10
+
+
+@dataclass(frozen=True)
+class MonitorResult:
+    """What a monitoring run found, for the CLI table, `--json` and `--summary`."""
+
+    env: str
+    input: str
+    model_uri: str
+    model_name: str
+    model_version: str
+    model_run_id: str
+    tracking_uri: str
+    experiment_id: str
+    run_id: str
+    seconds: float
+    report: drift.DriftReport
+
+    @property
+    def drifted(self) -> bool:
+        return self.report.status == "drift"
+
+    def as_dict(self) -> dict:
+        return {
+            "env": self.env,
+            "input": self.input,
+            "model_uri": self.model_uri,
+            "model_name": self.model_name,
+            "model_version": self.model_version,
+            "model_run_id": self.model_run_id,
+            "tracking_uri": self.tracking_uri,
+            "experiment_id": self.experiment_id,
+            "run_id": self.run_id,
+            "seconds": self.seconds,
+            "exit_code": DriftDetectedError.exit_code if self.drifted else 0,
+            **self.report.as_dict(),
+        }
+
+
+def experiment_name(settings: Settings) -> str:
+    return settings.tracking.experiment_name + EXPERIMENT_SUFFIX
+
+
+def check_batch(
+    chunk: pd.DataFrame, loaded: scoring.LoadedModel, *, source: str, check_chunk
+) -> pd.DataFrame:
+    """The one gate a batch passes before it is monitored: the model-input expectation suite
+    (as `predict` runs it), then the model's typed input; DataError (exit 3) otherwise."""
+    check_chunk(chunk)
+    return scoring.typed_input(chunk, loaded.input_types, source=source)
+
+
+def load_reference_profile(client, run_id: str, *, model_uri: str) -> dict:
+    """The reference profile logged by the training run of the model, or a RegistryError."""
+    from mlflow.exceptions import MlflowException
+
+    if not run_id:
+        raise RegistryError(f"Model {model_uri} names no training run: it has no profile.")
+    with tempfile.TemporaryDirectory() as folder:
+        try:
+            path = client.download_artifacts(run_id, drift.PROFILE_ARTIFACT, folder)
+            profile = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (MlflowException, OSError, ValueError) as exc:
+            raise RegistryError(
+                f"Model {model_uri}: its training run {run_id} has no readable "
+                f"{drift.PROFILE_ARTIFACT} (trained before monitoring existed?). Retrain it to "
+                "record a reference profile."
+            ) from exc
+    if profile.get("format") != drift.PROFILE_FORMAT:
+        raise RegistryError(
+            f"Model {model_uri}: {drift.PROFILE_ARTIFACT} of run {run_id} has format "
+            f"{profile.get('format')!r}; this code reads format {drift.PROFILE_FORMAT}."
+        )
+    return profile
+
+
+def run_monitor(
+    settings: Settings,
+    *,
+    root: Path,
+    input_path: Path,
+    labels: bool = False,
+    model_uri: str | None = None,
+    chunk_rows: int = 100_000,
+) -> MonitorResult:
+    """Compare `input_path` with the model's reference profile and log a monitoring run."""
+    from ml_project import tracking
+
+    start = time.perf_counter()
+    client = tracking.connect(root)
+    uri = model_uri or scoring.default_model_uri(settings.tracking.model_name)
+    loaded = scoring.load_model(uri, client)
+    profile = load_reference_profile(client, loaded.run_id, model_uri=uri)
+    unknown = sorted(set(settings.monitor.ignore) - set(profile["features"]))
+    if unknown:
+        raise ConfigError(
+            f"monitor.ignore names {', '.join(unknown)}, which model {uri} does not have "
+            f"(its features: {', '.join(profile['features'])})."
+        )
+    training_run = client.get_run(loaded.run_id)
+    threshold = float(
+        training_run.data.params.get(
+            "data.delay_threshold_minutes", settings.data.delay_threshold_minutes
+        )
+    )
+    source = str(input_path)
+    counts, outcomes = count_batch(
+        loaded,
+        profile,
+        input_path=input_path,
+        chunk_rows=chunk_rows,
+        labels=labels,
+        threshold_minutes=threshold,
+        check_chunk=scoring.input_checker(settings, root, source=source),
+    )
+    if counts.rows < settings.monitor.min_rows:
+        raise DataError(
+            f"{source}: {counts.rows} rows; the {settings.env} env monitors batches of at least "
+            f"monitor.min_rows={settings.monitor.min_rows} rows (fewer make PSI sampling noise)."
+        )
+    quality = None
+    if outcomes is not None:
+        quality = live_quality(
+            outcomes,
+            training_run.data.metrics,
+            decision_threshold=float(training_run.data.params.get("model.threshold", 0.5)),
+            settings=settings,
+            source=source,
+            model_uri=uri,
+        )
+    report = drift.assess(counts, settings.monitor, quality=quality)
+    experiment_id, run_id = log_monitoring_run(
+        client, settings, report, loaded=loaded, input_path=input_path, root=root
+    )
+    return MonitorResult(
+        env=settings.env,
+        input=source,
+        model_uri=uri,
+        model_name=loaded.name,
+        model_version=loaded.version,
+        model_run_id=loaded.run_id,
+        tracking_uri=client.tracking_uri,
+        experiment_id=experiment_id,
+        run_id=run_id,
+        seconds=time.perf_counter() - start,
+        report=report,
+    )
+
+
+@dataclass(frozen=True)
+class Outcomes:
+    """The labelled rows' outcomes and probabilities, and how many rows had no outcome."""
+
+    labelled: pd.DataFrame
+    unlabelled: int
+
+
+def count_batch(
+    loaded: scoring.LoadedModel,
+    profile: dict,
+    *,
+    input_path: Path,
+    chunk_rows: int,
+    labels: bool,
+    threshold_minutes: float,
+    check_chunk,
+) -> tuple[drift.BatchCounts, Outcomes | None]:
+    """Check, score and count the batch chunk by chunk; with `labels`, keep the outcomes."""
+    source = str(input_path)
+    counts = drift.BatchCounts(profile)
+    labelled: list[pd.DataFrame] = []
+    unlabelled = 0
+    for chunk in scoring.read_chunks(input_path, chunk_rows=chunk_rows):
+        typed = check_batch(chunk, loaded, source=source, check_chunk=check_chunk)
+        if labels:
+            data.require_columns(chunk, ("arr_delay",), table=f"{source} (--labels)")
+        scored = scoring.score_frame(loaded, chunk, source=source)
+        counts.add(drift.model_features(loaded.model, typed), scored[scoring.PROBABILITY])
+        if labels:
+            rows, dropped = data.label_flights(
+                scored.loc[:, ["arr_delay", scoring.PROBABILITY]],
+                threshold_minutes=threshold_minutes,
+            )
+            labelled.append(rows)
+            unlabelled += dropped
+    if not labels:
+        return counts, None
+    rows = pd.concat(labelled, ignore_index=True) if labelled else pd.DataFrame()
+    return counts, Outcomes(rows, unlabelled)
+
+
+def live_quality(
+    outcomes: Outcomes,
+    recorded: dict[str, float],
+    *,
+    decision_threshold: float,
+    settings: Settings,
+    source: str,
+    model_uri: str,
+) -> drift.Quality:
+    """Live metrics of the labelled rows against the training run's `test_roc_auc`."""
+    if "test_roc_auc" not in recorded:
+        raise RegistryError(
+            f"Model {model_uri}: its training run has no test_roc_auc metric to compare with."
+        )
+    rows = outcomes.labelled
+    classes = set(rows[data.LABEL].unique()) if len(rows) else set()
+    if classes != {0, 1}:
+        raise DataError(
+            f"{source}: --labels needs both late and on-time arrivals among the rows with an "
+            f"arr_delay; it has {len(rows)} labelled rows ({outcomes.unlabelled} without one)."
+        )
+    live = evaluate.classification_metrics(
+        rows[data.LABEL], rows[scoring.PROBABILITY], threshold=decision_threshold
+    )
+    return drift.Quality(
+        live_roc_auc=live["roc_auc"],
+        recorded_roc_auc=float(recorded["test_roc_auc"]),
+        max_drop=settings.monitor.max_roc_auc_drop,
+        rows=len(rows),
+        unlabelled_dropped=outcomes.unlabelled,
+        live_metrics=live,
+    )
+
+
+def monitoring_metrics(report: drift.DriftReport) -> dict[str, float]:
+    """The run's metrics: PSI and null-rate change per feature, the score's PSI, live quality."""
+    metrics: dict[str, float] = {
+        "rows": report.rows,
+        "psi_prediction": report.prediction.psi,
+        "drift_features": sum(item.status == "drift" for item in report.features),
+        "warn_features": sum(item.status == "warn" for item in report.features),
+        "max_psi": max((item.psi for item in report.features), default=0.0),
+    }
+    for item in report.features:
+        metrics[f"psi_{item.feature}"] = item.psi
+        metrics[f"null_rate_change_{item.feature}"] = item.null_rate_change
+    if report.quality is not None:
+        metrics["live_roc_auc"] = report.quality.live_roc_auc
+        metrics["roc_auc_drop"] = report.quality.drop
+        metrics["rows_labelled"] = report.quality.rows
+        metrics["rows_unlabelled_dropped"] = report.quality.unlabelled_dropped
+        for key, value in report.quality.live_metrics.items():
+            metrics[f"live_{key}"] = value
+    return metrics
+
+
+def drift_table_csv(report: drift.DriftReport) -> str:
+    rows = [item.as_row() for item in (*report.features, report.prediction)]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def log_monitoring_run(
+    client, settings: Settings, report: drift.DriftReport, *, loaded, input_path: Path, root
+) -> tuple[str, str]:
+    """One run in `<experiment>_monitoring`, tagged with (and an input of) the model version."""
+    import mlflow
+
+    from ml_project import tracking
+
+    experiment_id = tracking.ensure_experiment(client, experiment_name(settings))
+    model_tags = {
+        "model.uri": loaded.uri,
+        "model.name": loaded.name,
+        "model.version": loaded.version,
+        "model.run_id": loaded.run_id,
+    }
+    tags = {
+        "ml_project.env": settings.env,
+        "ml_project.command": "monitor",
+        **model_tags,
+        "monitor.status": report.status,
+        "monitor.input": str(input_path),
+        "monitor.labels": str(report.quality is not None).lower(),
+        **lineage.git_info(root).as_tags(),
+    }
+    if report.reasons:
+        tags["monitor.reasons"] = "; ".join(report.reasons)[:5000]
+    name = f"monitor-{settings.env}-v{loaded.version or 'run'}"
+    with mlflow.start_run(experiment_id=experiment_id, run_name=name, tags=tags) as run:
+        mlflow.log_params(tracking.flatten({"monitor": settings.monitor.model_dump(mode="json")}))
+        mlflow.log_metrics(monitoring_metrics(report))
+        mlflow.log_dict(report.as_dict(), REPORT)
+        mlflow.log_dict({"rows": [item.as_row() for item in report.features]}, TABLE_JSON)
+        mlflow.log_text(drift_table_csv(report), TABLE_CSV)
+        figure = plot_worst_features(report, settings)
+        mlflow.log_figure(figure, PLOT)
+        _log_model_input(client, loaded)
+    if loaded.name and loaded.version:
+        tracking.set_version_tags(
+            client,
+            loaded.name,
+            loaded.version,
+            {"monitor.last_run_id": run.info.run_id, "monitor.last_status": report.status},
+        )
+    return experiment_id, run.info.run_id
+
+
+def _log_model_input(client, loaded) -> None:
+    """Record the model version's logged model as an input of the run (MLflow 3 lineage)."""
+    from mlflow.entities import LoggedModelInput
+
+    if not (loaded.name and loaded.version):
+        return
+    version = client.get_model_version(loaded.name, loaded.version)
+    source = version.source or ""
+    model_id = getattr(version, "model_id", None) or (
+        source.removeprefix("models:/") if source.startswith("models:/m-") else None
+    )
+    if model_id:
+        import mlflow
+
+        mlflow.log_input(model=LoggedModelInput(model_id=model_id))
+
+
+def plot_worst_features(report: drift.DriftReport, settings: Settings):
+    """PSI of the worst features against the thresholds, and the bins of the worst one watched."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    worst = list(report.features[:PLOTTED_FEATURES])
+    figure = Figure(figsize=(12, 5), layout="constrained")
+    bars, bins = figure.subplots(1, 2, width_ratios=(1, 1.4))
+    names = [item.feature for item in reversed(worst)]
+    values = [item.psi for item in reversed(worst)]
+    colours = {"drift": "tab:red", "warn": "tab:orange", "ok": "tab:green", "ignored": "grey"}
+    bars.barh(names, values, color=[colours[item.status] for item in reversed(worst)])
+    bars.axvline(settings.monitor.psi_warn, color="tab:orange", linestyle="--", label="warn")
+    bars.axvline(settings.monitor.psi_alert, color="tab:red", linestyle="--", label="alert")
+    bars.set_xscale("symlog", linthresh=0.1)
+    bars.set_xlabel("population stability index")
+    bars.set_title(f"Worst {len(worst)} features, {report.rows} rows: {report.status}")
+    bars.legend(loc="lower right")
+    watched = [item for item in worst if item.status != "ignored"] or worst
+    if watched:
+        top = watched[0]
+        positions = np.arange(len(top.bins))
+        bins.bar(positions - 0.2, top.reference_shares, width=0.4, label="training")
+        bins.bar(positions + 0.2, top.batch_shares, width=0.4, label="batch")
+        bins.set_xticks(positions, top.bins, rotation=60, ha="right", fontsize=7)
+        bins.set_ylabel("share of non-null rows")
+        bins.set_title(f"{top.feature}: PSI {top.psi:.3f}")
+        bins.legend()
+    return figure
+
+
+def summary_text(result: dict, *, markdown: bool = False, top: int = 10) -> str:
+    """The worst features, the score, live quality and the verdict, as text or Markdown."""
+    head = (
+        f"Monitored {result['rows']} rows of {result['input']} with {result['model_name']} "
+        f"version {result['model_version']} (env {result['env']}): {result['status'].upper()}"
+    )
+    columns = ("feature", "kind", "PSI", "nulls: training -> batch", "status")
+    rows = [
+        (
+            row["feature"],
+            row["kind"],
+            f"{row['psi']:.3f}",
+            f"{row['reference_null_rate']:.1%} -> {row['batch_null_rate']:.1%}",
+            row["status"],
+        )
+        for row in [*result["features"][:top], result["prediction"]]
+    ]
+    notes = []
+    quality = result.get("quality")
+    if quality:
+        notes.append(
+            f"live ROC AUC {quality['live_roc_auc']:.4f} on {quality['rows']} labelled rows vs "
+            f"recorded {quality['recorded_roc_auc']:.4f} (drop {quality['roc_auc_drop']:.4f}, "
+            f"limit {quality['max_roc_auc_drop']}): {quality['status']}"
+        )
+    notes += [f"drift: {reason}" for reason in result["reasons"]]
+    notes.append(f"monitoring run {result['run_id']} (experiment id {result['experiment_id']})")
+    if markdown:
+        lines = [f"### {head}", "", "| " + " | ".join(columns) + " |"]
+        lines.append("| --- | --- | ---: | --- | --- |")
+        lines += ["| " + " | ".join(row) + " |" for row in rows]
+        return "\n".join([*lines, "", *[f"- {note}" for note in notes]]) + "\n"
+    widths = [max(len(str(row[i])) for row in [columns, *rows]) for i in range(len(columns))]
+    lines = [head]
+    for row in [columns, *rows]:
+        lines.append(
+            "  "
+            + "  ".join(
+                str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)
+            ).rstrip()
+        )
+    return "\n".join([*lines, *[f"  {note}" for note in notes]])

@@ -1,0 +1,675 @@
+"""Evaluation, the gate and alias moves: what happens to a model version after registration.
+
+- `log_evaluation`: MLflow's classifier evaluator on the held-out rows (metrics `eval_*`, ROC,
+  PR, lift and calibration curves, confusion matrix), logged with the active run.
+- `gate_version`: `challenger` -> the gate (gate.py) -> tags -> `champion` if it passed.
+- `promote_version` (forced, with a reason), `rollback`, `promote_copy` (the hybrid pattern:
+  copy a version of one env's model into another env's model, then that env's gate), `describe`.
+
+Never on training rows: a version is judged on held-out rows, and the champion it is compared
+with is scored on the same rows minus any that the champion itself trained on (rebuilt from the
+config, seed and data its run recorded, and checked against its recorded train digest). When
+that cannot be established the comparison fails, and so does the gate.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ml_project import data, gate, lineage, registry
+from ml_project.errors import ConfigError, GateFailedError, RegistryError
+from ml_project.registry import CHALLENGER, CHAMPION, AliasChanged, Move
+from ml_project.settings import Settings, deep_merge, validate_settings
+
+# How often a passed version re-compares with a champion that moved while it was being judged.
+MAX_GATE_ATTEMPTS = 5
+# Version tags the gate writes; a copied version drops its source env's before its own gate.
+GATE_TAGS = ("validation_status", "validation_reasons")
+GATE_TAG_PREFIX = "gate."
+
+
+class CannotCompare(Exception):
+    """The rows a version trained on cannot be established, so no fair comparison exists."""
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """An env's held-out rows, and what is needed to tell which of them a model trained on."""
+
+    settings: Settings
+    test: pd.DataFrame  # key columns, raw model columns and the label
+    columns: list[str]
+    digest: str
+    tables: tuple[pd.DataFrame, pd.DataFrame]  # the raw flights and weather they came from
+    file_digests: dict[str, str]
+    source: str  # where the rows came from (for the MLflow dataset)
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.test[data.LABEL].to_numpy()
+
+    def model_rows(self, keep=None) -> pd.DataFrame:
+        from ml_project.pipeline import model_input
+
+        frame = self.test if keep is None else self.test.loc[keep]
+        return model_input(self.settings, frame, self.columns)
+
+    def restrict(self, keep: np.ndarray) -> HeldOut:
+        test = self.test.loc[keep].reset_index(drop=True)
+        return replace(self, test=test, digest=data.frame_digest(test))
+
+
+def held_out_rows(settings: Settings, root: Path) -> HeldOut:
+    """Read the env's data as training does and return its held-out split."""
+    from ml_project import pipeline
+
+    sources = pipeline.data_sources(settings, root)
+    flights, weather = data.read_table(sources.flights), data.read_table(sources.weather)
+    prepared = pipeline.prepare_data(settings, flights, weather)
+    return HeldOut(
+        settings=settings,
+        test=prepared.split.test,
+        columns=prepared.columns,
+        digest=prepared.digests["test_digest"],
+        tables=(flights, weather),
+        file_digests={
+            "flights": data.file_digest(sources.flights),
+            "weather": data.file_digest(sources.weather),
+        },
+        source=str(sources.flights),
+    )
+
+
+def decision_threshold(model, default: float) -> float:
+    """The probability at or above which `model` says 'late' (its FixedThresholdClassifier)."""
+    last = model.steps[-1][1] if hasattr(model, "steps") else model
+    return float(getattr(last, "threshold", default))
+
+
+def late_probability(model, rows: pd.DataFrame) -> np.ndarray:
+    return np.asarray(model.predict_proba(rows)[:, 1], dtype=np.float64)
+
+
+def log_evaluation(mlflow, model_uri: str, held: HeldOut) -> dict[str, float]:
+    """MLflow's classifier evaluator on `held`'s rows, logged (as `eval_*`) to the active run.
+
+    The evaluator loads the model through its sklearn flavor and calls `predict_proba`, so the
+    curves and calibration use probabilities, not the thresholded labels pyfunc returns. The
+    rows are passed as the same MLflow dataset (name and digest) the run logged as its
+    evaluation input, so MLflow records no second input for them. The label is passed as a
+    boolean: that is how the evaluator recognises a classification target.
+    """
+    from sklearn.exceptions import UndefinedMetricWarning
+
+    frame = held.model_rows().assign(**{data.LABEL: held.labels.astype(bool)})
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The specified dataset source")
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+        warnings.filterwarnings("ignore", category=UndefinedMetricWarning)  # no 'late' predicted
+        dataset = mlflow.data.from_pandas(
+            frame,
+            source=held.source,
+            targets=data.LABEL,
+            name="flights_evaluation",
+            digest=held.digest[:36],
+        )
+        mlflow.log_input(dataset, context="evaluation")
+        result = mlflow.models.evaluate(
+            model=model_uri,
+            data=dataset,
+            model_type="classifier",
+            evaluators="default",
+            evaluator_config={"log_model_explainability": False, "metric_prefix": "eval_"},
+        )
+    return {key: float(value) for key, value in result.metrics.items()}
+
+
+def recorded_config(run_id: str) -> dict:
+    """The resolved settings a training run logged (config/settings.yaml)."""
+    import mlflow.artifacts
+    import yaml
+
+    try:
+        text = mlflow.artifacts.load_text(f"runs:/{run_id}/config/settings.yaml")
+    except Exception as exc:  # missing run or artifact: the rows it used are unknown
+        raise CannotCompare(f"the config of its run {run_id} cannot be read ({exc})") from exc
+    config = yaml.safe_load(text)
+    if not isinstance(config, dict):
+        raise CannotCompare(f"the config of its run {run_id} is not a mapping")
+    return config
+
+
+def seen_rows(client, version, held: HeldOut) -> np.ndarray:
+    """Which of `held`'s rows `version` trained on (a boolean mask).
+
+    No row, without any work, when its recorded split rule (seed, test fraction, key columns)
+    and data files equal the current ones: a row's side depends only on those. Otherwise its
+    training rows are rebuilt from its recorded config and data, checked against its recorded
+    train digest, and matched to `held`'s rows by their key columns.
+    """
+    tags = version.tags
+    label = f"version {version.version}"
+    run_id = tags.get("run_id") or version.run_id
+    if not run_id:
+        raise CannotCompare(f"{label} records no training run, so its training rows are unknown")
+    recorded = recorded_config(run_id)
+    current = held.settings.model_dump(mode="json")
+    differences = gate.split_rule_differences(recorded, current)
+    same_files = all(
+        tags.get(f"data.{name}_file_digest") == digest for name, digest in held.file_digests.items()
+    )
+    if not differences and same_files:
+        return np.zeros(len(held.test), dtype=bool)
+    if same_files:
+        tables = held.tables
+    else:
+        tables = _recorded_tables(tags, label)
+    picked = {
+        key: recorded[key] for key in ("seed", "data", "split", "features") if key in recorded
+    }
+    try:
+        source_settings = validate_settings(deep_merge(current, picked))
+    except ConfigError as exc:
+        raise CannotCompare(f"the config {label} recorded no longer validates ({exc})") from exc
+    from ml_project import pipeline
+
+    prepared = pipeline.prepare_data(source_settings, *tables)
+    expected = tags.get("data.train_digest")
+    if expected is None or prepared.digests["train_digest"] != expected:
+        raise CannotCompare(
+            f"rebuilding the rows {label} trained on does not reproduce its recorded "
+            "data.train_digest"
+        )
+    keys = list(held.settings.data.key_columns)
+    missing = [key for key in keys if key not in prepared.split.train.columns]
+    if missing:
+        raise CannotCompare(f"{label}'s training rows lack the key columns {missing}")
+    trained = prepared.split.train[keys].astype(str).drop_duplicates()
+    merged = held.test[keys].astype(str).merge(trained, how="left", on=keys, indicator=True)
+    return merged["_merge"].eq("both").to_numpy()
+
+
+def _recorded_tables(tags: dict, label: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The data files a version's run read, if they still exist unchanged."""
+    tables = []
+    for name in ("flights", "weather"):
+        path, digest = tags.get(f"data.{name}_path"), tags.get(f"data.{name}_file_digest")
+        if not path or not Path(path).is_file() or data.file_digest(path) != digest:
+            raise CannotCompare(
+                f"the {name} file {label} trained on ({path}) is gone or changed, so its "
+                "training rows cannot be rebuilt"
+            )
+        tables.append(data.read_table(path))
+    return tables[0], tables[1]
+
+
+def compare_with_champion(
+    client, held: HeldOut, champion: str, probability: np.ndarray, threshold: float
+) -> gate.Baseline:
+    """Score the champion and the new version on the same held-out rows neither trained on."""
+    import mlflow.sklearn
+
+    from ml_project import evaluate
+
+    name = held.settings.tracking.model_name
+    try:
+        version = registry.get_version(client, name, champion)
+        seen = seen_rows(client, version, held)
+    except (CannotCompare, RegistryError) as exc:
+        return gate.Baseline(champion, error=str(exc))
+    keep = ~seen
+    if not keep.any():
+        return gate.Baseline(champion, error="it trained on every one of these held-out rows")
+    try:
+        model = mlflow.sklearn.load_model(f"models:/{name}/{champion}")
+        champion_probability = late_probability(model, held.model_rows(keep))
+        champion_threshold = decision_threshold(model, threshold)
+    except Exception as exc:  # fail closed, and say why: the verdict carries the message
+        return gate.Baseline(champion, error=f"it could not score the rows ({exc})")
+    labels = held.labels[keep]
+    return gate.Baseline(
+        version=champion,
+        champion_metrics=evaluate.classification_metrics(
+            labels, champion_probability, threshold=champion_threshold
+        ),
+        challenger_metrics=evaluate.classification_metrics(
+            labels, probability[keep], threshold=threshold
+        ),
+        rows=int(keep.sum()),
+        excluded_rows=int(seen.sum()),
+    )
+
+
+@dataclass(frozen=True)
+class GateOutcome:
+    """The verdict on one version and what it did to the aliases."""
+
+    model_name: str
+    version: str
+    verdict: gate.Verdict
+    promoted: bool
+    champion_before: str | None
+    champion_after: str | None
+    attempts: int = 1
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict.passed
+
+    def as_dict(self) -> dict:
+        return {
+            **self.verdict.as_dict(),
+            "version": self.version,
+            "aliases": [CHAMPION] if self.promoted else [],
+            "promoted": self.promoted,
+            "champion_before": self.champion_before,
+            "champion_after": self.champion_after,
+            "attempts": self.attempts,
+        }
+
+    def failure_message(self, env: str) -> str:
+        return (
+            f"{self.model_name} version {self.version} failed the {env} quality gate: "
+            + "; ".join(self.verdict.reasons)
+            + f". It stays registered (models:/{self.model_name}/{self.version}, tagged "
+            f"validation_status=failed) but holds no alias; the champion is "
+            + (f"still version {self.champion_after}." if self.champion_after else "unset.")
+        )
+
+
+def gate_version(
+    client,
+    held: HeldOut,
+    *,
+    version: str,
+    probability: np.ndarray,
+    threshold: float,
+    commit: str,
+    run_id: str,
+    context: str = "new version",
+) -> GateOutcome:
+    """`challenger` -> judge -> tag -> `champion` (if passed) for one registered version.
+
+    `probability` is the version's P(late) on `held`'s rows. Before `champion` moves it is
+    re-read (under the store's lock); if another process moved it since the comparison, the
+    comparison is made again against the new champion. `context` heads the history's reasons.
+    """
+    from ml_project import evaluate
+
+    settings = held.settings
+    name = settings.tracking.model_name
+    version = str(version)
+    metrics = evaluate.classification_metrics(held.labels, probability, threshold=threshold)
+    registry.move_alias(
+        client,
+        name,
+        CHALLENGER,
+        version,
+        move=Move("registered", f"{context}, under evaluation", commit, run_id),
+    )
+    champion = None
+    for attempt in range(1, MAX_GATE_ATTEMPTS + 1):
+        champion = registry.alias_version(client, name, CHAMPION)
+        baseline = None
+        if champion not in (None, version) and settings.gate.compare_with_champion:
+            baseline = compare_with_champion(client, held, champion, probability, threshold)
+        verdict = gate.judge(metrics, settings.gate, baseline=baseline)
+        registry.set_version_tags(
+            client, name, version, {**verdict.as_tags(), "gate.attempt": str(attempt)}
+        )
+        if not verdict.passed:
+            registry.remove_alias_if(
+                client,
+                name,
+                CHALLENGER,
+                version,
+                move=Move(
+                    "verdict",
+                    f"{context}, failed the gate: " + "; ".join(verdict.reasons),
+                    commit,
+                    run_id,
+                ),
+            )
+            return GateOutcome(name, version, verdict, False, champion, champion, attempt)
+        reason = f"{context}, passed the gate: " + "; ".join(verdict.reasons)
+        try:
+            registry.move_alias(
+                client,
+                name,
+                CHAMPION,
+                version,
+                move=Move("gate", reason, commit, run_id),
+                expected=champion if settings.gate.compare_with_champion else registry.ANY,
+            )
+        except AliasChanged:
+            continue  # judged against a champion that is no longer in place: judge again
+        registry.remove_alias_if(
+            client,
+            name,
+            CHALLENGER,
+            version,
+            move=Move("verdict", "became champion", commit, run_id),
+        )
+        return GateOutcome(name, version, verdict, True, champion, version, attempt)
+    registry.remove_alias_if(
+        client,
+        name,
+        CHALLENGER,
+        version,
+        move=Move("verdict", "champion kept changing during the gate", commit, run_id),
+    )
+    raise RegistryError(
+        f"The champion of {name} changed {MAX_GATE_ATTEMPTS} times while version {version} was "
+        "being judged, so it was not promoted (it passed its last comparison). Run fewer "
+        f"trainings of one env at a time, or promote it with `ml-project promote --version "
+        f"{version} --reason ...`."
+    )
+
+
+@dataclass(frozen=True)
+class PromotionResult:
+    """What `promote` or `rollback` did, for the CLI summary and `--json`."""
+
+    action: str
+    env: str
+    model_name: str
+    version: str
+    champion_before: str | None
+    champion_after: str | None
+    reason: str
+    validation_status: str
+    tracking_uri: str
+    run_id: str = ""
+    source: dict = field(default_factory=dict)
+    gate: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {
+            "action": self.action,
+            "env": self.env,
+            "model_name": self.model_name,
+            "version": self.version,
+            "champion_before": self.champion_before,
+            "champion_after": self.champion_after,
+            "reason": self.reason,
+            "validation_status": self.validation_status,
+            "tracking_uri": self.tracking_uri,
+            "run_id": self.run_id,
+            "source": self.source,
+            "gate": self.gate,
+        }
+
+
+def _require_reason(reason: str | None, what: str) -> str:
+    if not reason or not reason.strip():
+        raise ConfigError(f"{what} needs a non-empty --reason: it is recorded in the history.")
+    return reason.strip()
+
+
+def promote_version(settings: Settings, *, version: str, reason: str, root: Path):
+    """Force `champion` onto `version` (no gate), recording who, why and from which commit."""
+    from ml_project import tracking
+
+    reason = _require_reason(reason, "A forced promotion")
+    client = tracking.connect(root)
+    name = settings.tracking.model_name
+    found = registry.get_version(client, name, version)
+    commit = lineage.git_info(root).commit
+    entry = registry.move_alias(
+        client, name, CHAMPION, str(version), move=Move("forced", reason, commit)
+    )
+    return PromotionResult(
+        action="forced",
+        env=settings.env,
+        model_name=name,
+        version=str(version),
+        champion_before=entry["from_version"],
+        champion_after=str(version),
+        reason=reason,
+        validation_status=found.tags.get("validation_status", "none"),
+        tracking_uri=client.tracking_uri,
+    )
+
+
+def rollback(settings: Settings, *, root: Path, reason: str = "rollback") -> PromotionResult:
+    """Move `champion` back to the champion before the current one, as the history says."""
+    from ml_project import tracking
+
+    client = tracking.connect(root)
+    name = settings.tracking.model_name
+    stack = registry.champion_stack(registry.history(client, name))
+    current = registry.alias_version(client, name, CHAMPION)
+    if current is None:
+        raise RegistryError(f"{name} has no champion to roll back.")
+    if not stack or stack[-1] != current:
+        raise RegistryError(
+            f"The champion of {name} is version {current}, but its promotion history says "
+            f"{stack[-1] if stack else 'nothing'}: the alias was moved outside ml-project. Set "
+            "it explicitly with `ml-project promote --version N --reason ...`."
+        )
+    if len(stack) < 2:
+        raise RegistryError(
+            f"{name} has no earlier champion than version {current} to roll back to."
+        )
+    target = stack[-2]
+    found = registry.get_version(client, name, target)
+    commit = lineage.git_info(root).commit
+    try:
+        registry.move_alias(
+            client,
+            name,
+            CHAMPION,
+            target,
+            move=Move(registry.ROLLBACK, reason or "rollback", commit),
+            expected=current,
+        )
+    except AliasChanged as exc:
+        raise RegistryError(
+            f"The champion of {name} moved to version {exc.current} during the rollback; "
+            "nothing was changed. Check `ml-project show` and try again."
+        ) from exc
+    return PromotionResult(
+        action="rollback",
+        env=settings.env,
+        model_name=name,
+        version=target,
+        champion_before=current,
+        champion_after=target,
+        reason=reason,
+        validation_status=found.tags.get("validation_status", "none"),
+        tracking_uri=client.tracking_uri,
+    )
+
+
+def promote_copy(
+    source: Settings, target: Settings, *, version: str, root: Path, reason: str = ""
+) -> PromotionResult:
+    """The hybrid pattern: copy a version of `source`'s model into `target`'s, then gate it.
+
+    Only a version that passed its own env's gate is copied. The copy keeps every lineage tag
+    of the original (MLflow copies them), gets `copied_from.*` tags, loses the source env's
+    gate verdict, and is judged by the target env's gate on the target env's held-out rows,
+    minus any row the original trained on.
+    """
+    import mlflow
+    import mlflow.sklearn
+
+    from ml_project import evaluate, tracking
+
+    if source.env == target.env:
+        raise ConfigError("--from-env and --to-env must name two different envs.")
+    client = tracking.connect(root)
+    source_name, target_name = source.tracking.model_name, target.tracking.model_name
+    original = registry.get_version(client, source_name, version)
+    status = original.tags.get("validation_status")
+    if status != gate.PASSED:
+        raise GateFailedError(
+            f"{source_name} version {version} has validation_status={status or 'none'}: only "
+            f"a version that passed the {source.env} gate is copied to {target.env}."
+        )
+    git = lineage.git_info(root)
+    held = held_out_rows(target, root)
+    experiment_id = tracking.ensure_experiment(client, target.tracking.experiment_name)
+    copied_from = {
+        "copied_from.env": source.env,
+        "copied_from.model": source_name,
+        "copied_from.version": str(version),
+        "copied_from.run_id": original.run_id or original.tags.get("run_id", ""),
+        "copied_from.validation_status": status,
+    }
+    run_tags = {
+        "ml_project.env": target.env,
+        "ml_project.action": "promote-copy",
+        **copied_from,
+        **git.as_tags(),
+    }
+    context = f"copied from {source_name} version {version}" + (f" ({reason})" if reason else "")
+    run_tags["ml_project.reason"] = context
+    run_name = f"promote-{source.env}-v{version}-to-{target.env}"
+    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=run_tags) as run:
+        mlflow.log_text(target.to_yaml(), "config/settings.yaml")
+        copy = registry.retry_locked(
+            client.copy_model_version, f"models:/{source_name}/{version}", target_name
+        )
+        new = str(copy.version)
+        registry.delete_version_tags(
+            client,
+            target_name,
+            new,
+            [key for key in copy.tags if key in GATE_TAGS or key.startswith(GATE_TAG_PREFIX)],
+        )
+        registry.set_version_tags(
+            client,
+            target_name,
+            new,
+            {**copied_from, "copied_by.run_id": run.info.run_id, "validation_status": "pending"},
+        )
+        copy = registry.get_version(client, target_name, new)
+        try:
+            seen = seen_rows(client, copy, held)
+        except CannotCompare as exc:
+            verdict = gate.refuse(
+                f"the rows it trained on cannot be established: {exc}", target.gate
+            )
+            registry.set_version_tags(client, target_name, new, verdict.as_tags())
+            champion = registry.alias_version(client, target_name, CHAMPION)
+            outcome = GateOutcome(target_name, new, verdict, False, champion, champion)
+        else:
+            rows = held.restrict(~seen)
+            model = mlflow.sklearn.load_model(f"models:/{target_name}/{new}")
+            probability = late_probability(model, rows.model_rows())
+            threshold = decision_threshold(model, target.model.threshold)
+            metrics = evaluate.classification_metrics(rows.labels, probability, threshold=threshold)
+            mlflow.log_metrics({f"test_{key}": value for key, value in metrics.items()})
+            mlflow.log_metrics(
+                {"rows_test": len(rows.test), "rows_test_seen_excluded": int(seen.sum())}
+            )
+            log_evaluation(mlflow, f"models:/{target_name}/{new}", rows)
+            outcome = gate_version(
+                client,
+                rows,
+                version=new,
+                probability=probability,
+                threshold=threshold,
+                commit=git.commit,
+                run_id=run.info.run_id,
+                context=context,
+            )
+        mlflow.set_tags({"validation_status": outcome.verdict.status, "model_version": new})
+    result = PromotionResult(
+        action="copy",
+        env=target.env,
+        model_name=target_name,
+        version=new,
+        champion_before=outcome.champion_before,
+        champion_after=outcome.champion_after,
+        reason=context,
+        validation_status=outcome.verdict.status,
+        tracking_uri=client.tracking_uri,
+        run_id=run.info.run_id,
+        source={"env": source.env, "model_name": source_name, "version": str(version)},
+        gate=outcome.as_dict(),
+    )
+    if not outcome.passed:
+        raise GateFailedError(outcome.failure_message(target.env), result=result)
+    return result
+
+
+# Version tags shown by `describe` as the version's lineage at a glance.
+LINEAGE_KEYS = (
+    "git.commit",
+    "git.dirty",
+    "git.tag",
+    "config.hash",
+    "seed",
+    "data.digest",
+    "data.rows_train",
+    "data.rows_test",
+    "ml_project.env",
+    "run_id",
+)
+
+
+def describe(settings: Settings, *, root: Path) -> dict:
+    """The env's registered model: versions, aliases, gate results, lineage and history."""
+    from mlflow.exceptions import MlflowException
+
+    from ml_project import tracking
+
+    client = tracking.connect(root)
+    name = settings.tracking.model_name
+    try:
+        model = registry.retry_locked(client.get_registered_model, name)
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            raise RegistryError(
+                f"There is no registered model {name} in the store {client.tracking_uri}: "
+                f"train one with `ml-project train --env {settings.env}`."
+            ) from exc
+        raise
+    aliases_of: dict[str, list[str]] = {}
+    for alias, version in model.aliases.items():
+        aliases_of.setdefault(str(version), []).append(alias)
+    found = registry.retry_locked(client.search_model_versions, f"name='{name}'")
+    versions = []
+    for version in sorted(found, key=lambda item: int(item.version), reverse=True):
+        tags = version.tags
+        versions.append(
+            {
+                "version": str(version.version),
+                "aliases": sorted(aliases_of.get(str(version.version), [])),
+                "validation_status": tags.get("validation_status", "none"),
+                "validation_reasons": tags.get("validation_reasons", ""),
+                "metrics": {
+                    metric: _float(tags.get(f"gate.{metric}"))
+                    for metric in gate.HIGHER_IS_BETTER
+                    if f"gate.{metric}" in tags
+                },
+                "compared_with": tags.get("gate.champion_version", ""),
+                "created": pd.Timestamp(
+                    version.creation_timestamp, unit="ms", tz="UTC"
+                ).isoformat(),
+                "lineage": {key: tags[key] for key in LINEAGE_KEYS if key in tags},
+                "copied_from": {k: v for k, v in tags.items() if k.startswith("copied_from.")},
+            }
+        )
+    return {
+        "env": settings.env,
+        "model_name": name,
+        "tracking_uri": client.tracking_uri,
+        "aliases": {alias: str(version) for alias, version in sorted(model.aliases.items())},
+        "versions": versions,
+        "history": registry.read_history(model.tags),
+    }
+
+
+def _float(text):
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,219 @@
+"""The model registry edge: aliases, the promotion history, and reading versions back.
+
+Aliases, never the deprecated stages: `challenger` marks a version while the gate judges it,
+`champion` is the version that serves. Every alias move is appended to the registered model's
+promotion history, one tag per move (`promotion.<UTC time>.<random>`), so two processes that
+move aliases at the same time never overwrite each other's record, and no single tag grows
+towards MLflow's 100,000-character limit.
+
+Moves go through `move_alias`, which re-reads the alias and refuses when it no longer points
+where the caller's decision assumed (`AliasChanged`). For the embedded sqlite store the read,
+the move and its history record happen under an exclusive file lock beside the database, so
+concurrent processes on this machine are serialised; a tracking server offers no such lock, so
+there the re-read narrows the race to milliseconds (run one training per env at a time in CI,
+e.g. a concurrency group, to close it).
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from ml_project.errors import RegistryError
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+HISTORY_PREFIX = "promotion."
+ANY = object()  # `expected` for a move that does not depend on where the alias points now
+
+# Actions recorded in the history. A rollback pops the champion stack; anything else pushes.
+ROLLBACK = "rollback"
+
+
+class AliasChanged(Exception):
+    """The alias moved since the caller read it; `current` is where it points now."""
+
+    def __init__(self, current: str | None):
+        super().__init__(current)
+        self.current = current
+
+
+@dataclass(frozen=True)
+class Move:
+    """Why an alias moves: what the history records besides the versions and the time."""
+
+    action: str  # "gate", "forced", "rollback", "registered", "verdict", "copied"
+    reason: str
+    commit: str = ""
+    run_id: str = ""
+
+
+def actor() -> str:
+    """Who moves an alias: $GITHUB_ACTOR in GitHub Actions, else the local user."""
+    if os.environ.get("GITHUB_ACTOR"):
+        return os.environ["GITHUB_ACTOR"]
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def retry_locked(call: Callable, *args, attempts: int = 8, **kwargs):
+    """`call(*args, **kwargs)`, retried with backoff while sqlite says "database is locked".
+
+    Two processes writing one sqlite store can collide; sqlite then refuses the second writer
+    instead of waiting. Any other error, or the same one after `attempts`, is raised.
+    """
+    for attempt in range(attempts):
+        try:
+            return call(*args, **kwargs)
+        except Exception as exc:
+            if "database is locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(min(0.1 * 2**attempt, 2.0))
+    raise AssertionError("unreachable")
+
+
+def alias_version(client, model_name: str, alias: str) -> str | None:
+    """The version `alias` points to now, or None (also when the model is not registered)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        model = retry_locked(client.get_registered_model, model_name)
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return None
+        raise
+    version = model.aliases.get(alias)
+    return None if version is None else str(version)
+
+
+def get_version(client, model_name: str, version: str):
+    """The ModelVersion, or a RegistryError naming what is missing."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return retry_locked(client.get_model_version, model_name, str(version))
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            raise RegistryError(
+                f"Registered model {model_name} has no version {version} in the store "
+                f"{client.tracking_uri}; `ml-project show` lists its versions."
+            ) from exc
+        raise
+
+
+def set_version_tags(client, model_name: str, version: str, tags: dict[str, str]) -> None:
+    for key, value in tags.items():
+        retry_locked(client.set_model_version_tag, model_name, str(version), key, value)
+
+
+def delete_version_tags(client, model_name: str, version: str, keys) -> None:
+    for key in keys:
+        retry_locked(client.delete_model_version_tag, model_name, str(version), key)
+
+
+@contextmanager
+def promotion_lock(client) -> Iterator[None]:
+    """Exclusive across processes for a local sqlite store; a no-op for a tracking server."""
+    from ml_project.tracking import sqlite_lock
+
+    with sqlite_lock(os.environ.get("MLFLOW_REGISTRY_URI") or client.tracking_uri, "promotion"):
+        yield
+
+
+def move_alias(
+    client, model_name: str, alias: str, version: str | None, *, move: Move, expected=ANY
+) -> dict:
+    """Point `alias` at `version` (None: remove it) and append the move to the history.
+
+    With `expected` (a version or None), refuse with AliasChanged if the alias no longer
+    points there. Returns the history entry.
+    """
+    with promotion_lock(client):
+        current = alias_version(client, model_name, alias)
+        if expected is not ANY and current != expected:
+            raise AliasChanged(current)
+        if version is None:
+            if current is None:
+                return {}
+            retry_locked(client.delete_registered_model_alias, model_name, alias)
+        else:
+            retry_locked(client.set_registered_model_alias, model_name, alias, str(version))
+        return append_history(client, model_name, alias, current, version, move)
+
+
+def remove_alias_if(client, model_name: str, alias: str, version: str, *, move: Move) -> bool:
+    """Remove `alias` only if it still points at `version` (another process may own it now)."""
+    try:
+        move_alias(client, model_name, alias, None, move=move, expected=str(version))
+    except AliasChanged:
+        return False
+    return True
+
+
+def append_history(
+    client, model_name: str, alias: str, from_version, to_version, move: Move
+) -> dict:
+    """Record one alias move as its own registered-model tag."""
+    now = datetime.now(UTC)
+    entry = {
+        "time": now.isoformat(timespec="microseconds").replace("+00:00", "Z"),
+        "alias": alias,
+        "action": move.action,
+        "from_version": None if from_version is None else str(from_version),
+        "to_version": None if to_version is None else str(to_version),
+        "reason": move.reason,
+        "actor": actor(),
+        "commit": move.commit,
+        "run_id": move.run_id,
+    }
+    key = f"{HISTORY_PREFIX}{now:%Y%m%dT%H%M%S%f}Z.{uuid.uuid4().hex[:8]}"
+    retry_locked(client.set_registered_model_tag, model_name, key, json.dumps(entry))
+    return entry
+
+
+def read_history(registered_model_tags: dict[str, str]) -> list[dict]:
+    """The promotion history held in a registered model's tags, oldest first."""
+    entries = []
+    for key in sorted(k for k in registered_model_tags if k.startswith(HISTORY_PREFIX)):
+        try:
+            entry = json.loads(registered_model_tags[key])
+        except json.JSONDecodeError:
+            continue
+        if isinstance(entry, dict):
+            entries.append(entry)
+    return entries
+
+
+def history(client, model_name: str) -> list[dict]:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        model = retry_locked(client.get_registered_model, model_name)
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return []
+        raise
+    return read_history(model.tags)
+
+
+def champion_stack(entries: list[dict]) -> list[str]:
+    """The champions in force, oldest first: each move pushes its version, a rollback pops."""
+    stack: list[str] = []
+    for entry in entries:
+        if entry.get("alias") != CHAMPION:
+            continue
+        if entry.get("action") == ROLLBACK:
+            if stack:
+                stack.pop()
+        elif entry.get("to_version") is not None:
+            stack.append(str(entry["to_version"]))
+    return stack

@@ -1,0 +1,70 @@
+"""Two real trainings of one env at once, against one fresh sqlite store."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from mlflow import MlflowClient
+
+from tests.conftest import last_json, run_cli
+
+pytestmark = pytest.mark.integration
+
+
+def test_two_concurrent_trainings_register_their_own_versions_and_agree_on_a_champion(
+    project_copy, tmp_path
+):
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    environ = {
+        **os.environ,
+        "PYTHONPATH": str(project_copy),
+        "MLFLOW_TRACKING_URI": store,
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+    }
+    command = [sys.executable, "-m", "ml_project", "train", "--env", "dev", "--json"]
+    command += ["--set", "model.max_iter=20"]
+    processes = [
+        subprocess.Popen(
+            command,
+            cwd=project_copy,
+            env=environ,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [process.communicate(timeout=600) for process in processes]
+    for process, (_, stderr) in zip(processes, outputs, strict=True):
+        assert process.returncode == 0, stderr
+    results = [last_json(stdout) for stdout, _ in outputs]
+
+    # Each process registered its own version and tagged it with its own run.
+    assert sorted(result["model_version"] for result in results) == ["1", "2"]
+    client = MlflowClient(tracking_uri=store)
+    for result in results:
+        version = client.get_model_version("flights_delay_dev", result["model_version"])
+        assert version.run_id == version.tags["run_id"] == result["run_id"]
+        assert version.tags["validation_status"] == "passed"
+
+    # The champion is a version that passed, and the history agrees with it move by move.
+    shown = run_cli("show", "--env", "dev", "--json", cwd=project_copy, tracking_uri=store)
+    assert shown.returncode == 0, shown.stderr
+    described = json.loads(shown.stdout)
+    champion = described["aliases"]["champion"]
+    assert "challenger" not in described["aliases"]
+    moves = [entry for entry in described["history"] if entry["alias"] == "champion"]
+    assert [entry["from_version"] for entry in moves] == [None] + [
+        entry["to_version"] for entry in moves[:-1]
+    ]
+    assert moves[-1]["to_version"] == champion
+    assert {entry["to_version"] for entry in moves} <= {"1", "2"}
+    # Identical trainings: the first to pass took the empty champion; the second was judged
+    # against that champion (re-judged, if it had first seen none) before taking over.
+    first = next(r for r in results if r["model_version"] != champion)["gate"]
+    last = next(r for r in results if r["model_version"] == champion)["gate"]
+    assert (first["champion_before"], first["champion_after"]) == (None, first["version"])
+    assert (last["champion_before"], last["champion_after"]) == (first["version"], champion)
+    assert last["comparison"]["champion"] == last["comparison"]["challenger"]

@@ -1,0 +1,232 @@
+"""The gate, aliases, rollback and forced promotion through the real CLI, on one dev store.
+
+One module-scoped sequence of real trainings (each a subprocess on a clean git copy):
+  v1 good            -> passes, becomes champion
+  v2 crippled        -> registered, fails its floors, exit 5, champion stays v1
+  v3 a weaker model  -> passes its floors but trails v1 beyond the dev tolerance, exit 5
+  v4 another seed    -> compared with v1 on held-out rows v1 never trained on, becomes champion
+then rollback (-> v1), a second rollback (nothing earlier: exit 8), a forced promotion of v3.
+"""
+
+import json
+
+import pytest
+from mlflow import MlflowClient
+
+from ml_project import registry
+from tests.conftest import last_json, run_cli
+
+pytestmark = pytest.mark.integration
+
+MODEL = "flights_delay_dev"
+TRAININGS = {
+    "good": ["--set", "model.max_iter=20"],
+    "crippled": ["--set", "model.max_iter=1", "--set", "model.max_leaf_nodes=2"],
+    "weaker": ["--set", "model.max_iter=3"],
+    "other_seed": ["--set", "model.max_iter=20", "--seed", "7"],
+}
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    return f"sqlite:///{tmp_path_factory.mktemp('gate-store') / 'mlflow.db'}"
+
+
+@pytest.fixture(scope="module")
+def trainings(project_copy, store):
+    """Each training's exit code, output and final JSON, in order."""
+    done = {}
+    for name, args in TRAININGS.items():
+        result = run_cli(
+            "train", "--env", "dev", "--json", *args, cwd=project_copy, tracking_uri=store
+        )
+        done[name] = (result.returncode, result.stdout, result.stderr, last_json(result.stdout))
+    show = run_cli("show", "--env", "dev", "--json", cwd=project_copy, tracking_uri=store)
+    assert show.returncode == 0, show.stderr
+    done["show"] = json.loads(show.stdout)
+    return done
+
+
+@pytest.fixture(scope="module")
+def moves(trainings, project_copy, store):
+    """Rollback, rollback again, a forced promotion without and with a reason, then show."""
+    steps = {
+        "rollback": ["rollback", "--env", "dev", "--json"],
+        "rollback_again": ["rollback", "--env", "dev"],
+        "no_reason": ["promote", "--env", "dev", "--version", "3"],
+        "forced": ["promote", "--env", "dev", "--version", "3", "--reason", "try v3", "--json"],
+        "show": ["show", "--env", "dev", "--history", "50"],
+    }
+    return {
+        name: run_cli(*args, cwd=project_copy, tracking_uri=store) for name, args in steps.items()
+    }
+
+
+def client(store) -> MlflowClient:
+    return MlflowClient(tracking_uri=store)
+
+
+def test_a_good_model_becomes_champion_with_an_evaluation_on_held_out_rows(trainings, store):
+    code, stdout, _, result = trainings["good"]
+    assert code == 0
+    assert result["model_version"] == "1"
+    gate = result["gate"]
+    assert gate["status"] == "passed" and gate["promoted"] is True
+    assert (gate["champion_before"], gate["champion_after"]) == (None, "1")
+    assert gate["aliases"] == ["champion"] and gate["champion_metrics"] == {}
+    assert "gate       passed (champion none -> 1)" in stdout
+    version = client(store).get_model_version(MODEL, "1")
+    assert version.tags["validation_status"] == "passed"
+    assert version.tags["gate.champion_version"] == "none"
+    run = client(store).get_run(result["run_id"])
+    metrics = run.data.metrics
+    # MLflow's evaluator scored the same held-out rows, with probabilities: its AUCs are ours.
+    assert metrics["eval_example_count"] == result["rows"]["test"]
+    assert metrics["eval_roc_auc"] == pytest.approx(metrics["test_roc_auc"], abs=1e-9)
+    assert metrics["eval_precision_recall_auc"] == pytest.approx(metrics["test_pr_auc"], abs=1e-9)
+    assert metrics["eval_log_loss"] == pytest.approx(metrics["test_log_loss"], abs=1e-9)
+    artifacts = {item.path for item in client(store).list_artifacts(result["run_id"])}
+    for plot in ("roc_curve", "precision_recall_curve", "calibration_curve", "lift_curve"):
+        assert f"eval_{plot}_plot.png" in artifacts
+    assert "eval_confusion_matrix.png" in artifacts
+    contexts = sorted(item.tags[0].value for item in run.inputs.dataset_inputs)
+    assert contexts == ["evaluation", "training"]
+    assert run.data.tags["validation_status"] == "passed"
+    assert "time_evaluation_s" in metrics and "time_gate_s" in metrics
+
+
+def test_a_crippled_model_is_registered_tagged_failed_and_exits_with_the_gate_code(
+    trainings, store
+):
+    code, stdout, stderr, result = trainings["crippled"]
+    assert code == 5, stderr
+    assert "quality gate failed" in stderr and "Traceback" not in stderr
+    assert "version 2 failed the dev quality gate" in stderr
+    assert result["model_version"] == "2"
+    gate = result["gate"]
+    assert gate["status"] == "failed" and gate["promoted"] is False
+    assert gate["champion_after"] == "1" and gate["aliases"] == []
+    failed = {(c["name"], c["metric"]) for c in gate["checks"] if not c["passed"]}
+    assert {("floor", "roc_auc"), ("floor", "pr_auc")} <= failed
+    version = client(store).get_model_version(MODEL, "2")
+    assert version.tags["validation_status"] == "failed"
+    assert "< floor 0.65" in version.tags["validation_reasons"]
+    assert version.aliases == []
+    run = client(store).get_run(result["run_id"])
+    assert run.info.status == "FINISHED" and run.data.tags["validation_status"] == "failed"
+    assert "gate       failed (no alias; champion stays 1)" in stdout
+
+
+def test_a_challenger_that_loses_to_the_champion_beyond_the_tolerance_is_refused(trainings, store):
+    code, _, stderr, result = trainings["weaker"]
+    assert code == 5, stderr
+    gate = result["gate"]
+    failed = [c for c in gate["checks"] if not c["passed"]]
+    assert [(c["name"], c["metric"]) for c in failed] == [("champion", "roc_auc")]
+    comparison = gate["comparison"]
+    assert gate["champion_version"] == "1" and comparison["rows"] == result["rows"]["test"]
+    trails = comparison["champion"]["roc_auc"] - comparison["challenger"]["roc_auc"]
+    assert trails > gate["tolerance"] == 0.02
+    tags = client(store).get_model_version(MODEL, "3").tags
+    assert tags["validation_status"] == "failed"
+    assert tags["gate.champion_version"] == "1"
+    assert float(tags["gate.champion_roc_auc"]) == pytest.approx(comparison["champion"]["roc_auc"])
+    assert "trails the champion version 1" in tags["validation_reasons"]
+
+
+def test_the_champion_is_scored_only_on_rows_it_never_trained_on(trainings):
+    code, _, stderr, result = trainings["other_seed"]
+    assert code == 0, stderr
+    gate = result["gate"]
+    assert gate["champion_before"] == "1" and gate["champion_after"] == "4"
+    comparison = gate["comparison"]
+    # Seed 7 samples and splits other rows: some of its held-out rows trained version 1.
+    assert comparison["excluded_rows"] > 0
+    assert comparison["rows"] + comparison["excluded_rows"] == result["rows"]["test"]
+
+
+def test_show_lists_versions_aliases_gate_results_and_lineage(trainings):
+    shown = trainings["show"]
+    assert shown["aliases"] == {"champion": "4"}
+    versions = {item["version"]: item for item in shown["versions"]}
+    assert [versions[v]["validation_status"] for v in "1234"] == [
+        "passed",
+        "failed",
+        "failed",
+        "passed",
+    ]
+    assert versions["4"]["aliases"] == ["champion"] and versions["2"]["aliases"] == []
+    assert versions["4"]["lineage"]["seed"] == "7" and versions["1"]["lineage"]["seed"] == "42"
+    assert len(versions["1"]["lineage"]["git.commit"]) == 40
+    assert versions["3"]["compared_with"] == "1"
+    assert versions["1"]["metrics"]["roc_auc"] > versions["2"]["metrics"]["roc_auc"]
+
+
+def test_rollback_restores_the_previous_champion_and_stops_at_the_first(moves, store):
+    rolled = moves["rollback"]
+    assert rolled.returncode == 0, rolled.stderr
+    assert last_json(rolled.stdout)["champion_before"] == "4"
+    assert last_json(rolled.stdout)["champion_after"] == "1"
+    again = moves["rollback_again"]
+    assert again.returncode == 8
+    assert "no earlier champion than version 1" in again.stderr
+    assert "Traceback" not in again.stderr
+
+
+def test_a_forced_promotion_needs_a_reason_and_is_recorded(moves, store):
+    assert moves["no_reason"].returncode == 2
+    assert "needs a non-empty --reason" in moves["no_reason"].stderr
+    forced = moves["forced"]
+    assert forced.returncode == 0, forced.stderr
+    assert "did not pass the gate" in forced.stdout
+    result = last_json(forced.stdout)
+    assert (result["champion_before"], result["champion_after"]) == ("1", "3")
+    assert result["validation_status"] == "failed"
+    assert client(store).get_registered_model(MODEL).aliases == {"champion": 3}
+
+
+def test_the_history_lists_every_alias_move(moves, store):
+    registered = client(store).get_registered_model(MODEL)
+    history = registry.read_history(registered.tags)
+    champion = [
+        (e["action"], e["from_version"], e["to_version"], e["reason"])
+        for e in history
+        if e["alias"] == "champion"
+    ]
+    assert [item[:3] for item in champion] == [
+        ("gate", None, "1"),
+        ("gate", "1", "4"),
+        ("rollback", "4", "1"),
+        ("forced", "1", "3"),
+    ]
+    assert champion[-1][3] == "try v3"
+    challenger = [(e["action"], e["to_version"]) for e in history if e["alias"] == "challenger"]
+    assert [a for a, v in challenger if a == "registered"] == ["registered"] * 4
+    assert [v for a, v in challenger if a == "registered"] == ["1", "2", "3", "4"]
+    # Each training removes its own `challenger` after the verdict: none is left behind.
+    assert "challenger" not in registered.aliases
+    for item in history:
+        assert item["time"].endswith("Z") and item["actor"] and len(item["commit"]) == 40
+    assert [e["time"] for e in history] == sorted(e["time"] for e in history)
+    shown = moves["show"]
+    assert shown.returncode == 0, shown.stderr
+    assert f"{len(history)} of {len(history)} moves" in shown.stdout
+    assert "rollback" in shown.stdout and "try v3" in shown.stdout
+    assert "champion -> 3" in shown.stdout
+
+
+def test_only_a_version_that_passed_its_gate_can_be_copied(trainings, project_copy, store):
+    done = run_cli(
+        "promote", "--from-env", "dev", "--to-env", "staging", "--version", "2",
+        cwd=project_copy, tracking_uri=store,
+    )  # fmt: skip
+    assert done.returncode == 5
+    assert "validation_status=failed" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_promote_needs_one_of_its_two_forms(project_copy, store):
+    done = run_cli(
+        "promote", "--env", "dev", "--from-env", "staging", "--version", "1",
+        cwd=project_copy, tracking_uri=store,
+    )  # fmt: skip
+    assert done.returncode == 2 and "promote takes either" in done.stderr

@@ -1,0 +1,195 @@
+"""The quality gate's rules (pure): floors, ceilings, the champion comparison, fail-closed."""
+
+import json
+import math
+
+import pytest
+
+from ml_project import gate
+from ml_project.errors import ConfigError
+from ml_project.settings import GateSettings, load_settings, validate_settings
+
+GOOD = {"roc_auc": 0.75, "pr_auc": 0.52, "brier": 0.15, "log_loss": 0.47, "f1": 0.40}
+
+
+def rules(**changes) -> GateSettings:
+    values = {
+        "floors": {"roc_auc": 0.70, "pr_auc": 0.45},
+        "ceilings": {"brier": 0.17},
+        "primary_metric": "roc_auc",
+        "tolerance": 0.01,
+        "compare_with_champion": True,
+    }
+    return GateSettings(**{**values, **changes})
+
+
+def baseline(challenger: float, champion: float, metric: str = "roc_auc") -> gate.Baseline:
+    return gate.Baseline(
+        version="3",
+        champion_metrics={metric: champion},
+        challenger_metrics={metric: challenger},
+        rows=1000,
+        excluded_rows=12,
+    )
+
+
+def failed(verdict: gate.Verdict) -> list[tuple[str, str]]:
+    return [(check.name, check.metric) for check in verdict.checks if not check.passed]
+
+
+def test_a_good_model_without_champion_passes_every_limit():
+    verdict = gate.judge(GOOD, rules(), baseline=None)
+    assert verdict.passed and verdict.status == "passed"
+    assert [(c.name, c.metric) for c in verdict.checks] == [
+        ("floor", "pr_auc"),
+        ("floor", "roc_auc"),
+        ("ceiling", "brier"),
+    ]
+    assert verdict.reasons == [
+        "pr_auc 0.5200 >= floor 0.45",
+        "roc_auc 0.7500 >= floor 0.7",
+        "brier 0.1500 <= ceiling 0.17",
+    ]
+
+
+def test_each_floor_and_ceiling_can_fail_on_its_own():
+    assert failed(gate.judge({**GOOD, "roc_auc": 0.69}, rules(), baseline=None)) == [
+        ("floor", "roc_auc")
+    ]
+    assert failed(gate.judge({**GOOD, "pr_auc": 0.2}, rules(), baseline=None)) == [
+        ("floor", "pr_auc")
+    ]
+    verdict = gate.judge({**GOOD, "brier": 0.18}, rules(), baseline=None)
+    assert failed(verdict) == [("ceiling", "brier")]
+    assert verdict.reasons == ["brier 0.1800 > ceiling 0.17"]
+
+
+def test_a_score_exactly_at_the_limit_passes():
+    assert gate.judge({**GOOD, "roc_auc": 0.70, "brier": 0.17}, rules(), baseline=None).passed
+
+
+@pytest.mark.parametrize("bad", [None, math.nan, math.inf, "0.9"])
+def test_a_missing_or_non_numeric_metric_fails_closed(bad):
+    metrics = {key: value for key, value in GOOD.items() if key != "roc_auc"}
+    if bad is not None:
+        metrics["roc_auc"] = bad
+    verdict = gate.judge(metrics, rules(), baseline=None)
+    assert not verdict.passed
+    assert verdict.reasons == ["roc_auc is missing or not a number"]
+
+
+def test_a_gate_with_nothing_to_check_lets_nothing_through():
+    verdict = gate.judge(GOOD, rules(floors={}, ceilings={}), baseline=None)
+    assert not verdict.passed
+    assert "no floors, ceilings or champion" in verdict.reasons[0]
+
+
+def test_a_challenger_within_the_tolerance_of_the_champion_passes():
+    verdict = gate.judge(GOOD, rules(), baseline=baseline(0.741, 0.75))
+    assert verdict.passed
+    check = verdict.checks[-1]
+    assert (check.name, check.metric, check.limit) == ("champion", "roc_auc", pytest.approx(0.74))
+    assert "within the tolerance 0.01" in check.message and "1000 held-out rows" in check.message
+
+
+def test_a_challenger_that_trails_by_more_than_the_tolerance_is_refused():
+    verdict = gate.judge(GOOD, rules(), baseline=baseline(0.735, 0.75))
+    assert not verdict.passed
+    assert failed(verdict) == [("champion", "roc_auc")]
+    assert verdict.reasons == [
+        "roc_auc 0.7350 trails the champion version 3 (0.7500) by 0.0150 on the same 1000 "
+        "held-out rows, more than the tolerance 0.01"
+    ]
+
+
+def test_a_better_challenger_passes_and_zero_tolerance_allows_a_tie():
+    assert gate.judge(GOOD, rules(), baseline=baseline(0.76, 0.75)).passed
+    assert gate.judge(GOOD, rules(tolerance=0.0), baseline=baseline(0.75, 0.75)).passed
+    assert not gate.judge(GOOD, rules(tolerance=0.0), baseline=baseline(0.7499, 0.75)).passed
+
+
+def test_a_lower_is_better_primary_metric_compares_the_other_way():
+    settings = rules(primary_metric="brier", tolerance=0.005)
+    assert gate.judge(GOOD, settings, baseline=baseline(0.154, 0.150, "brier")).passed
+    refused = gate.judge(GOOD, settings, baseline=baseline(0.156, 0.150, "brier"))
+    assert failed(refused) == [("champion", "brier")]
+    assert "trails the champion version 3 (0.1500) by 0.0060" in refused.reasons[0]
+
+
+def test_a_champion_that_could_not_be_compared_fails_closed():
+    unknown = gate.Baseline(version="2", error="its training rows cannot be rebuilt")
+    verdict = gate.judge(GOOD, rules(), baseline=unknown)
+    assert not verdict.passed
+    assert verdict.reasons == [
+        "champion version 2 could not be compared: its training rows cannot be rebuilt"
+    ]
+    assert verdict.as_tags()["gate.champion_version"] == "2"
+    assert "gate.comparison_rows" not in verdict.as_tags()
+
+
+def test_tags_and_dict_carry_the_verdict_the_versions_and_the_numbers():
+    verdict = gate.judge({**GOOD, "roc_auc": 0.72}, rules(), baseline=baseline(0.72, 0.75))
+    tags = verdict.as_tags()
+    assert tags["validation_status"] == "failed"
+    assert tags["validation_reasons"] == verdict.reasons[0]
+    assert tags["gate.champion_version"] == "3"
+    assert float(tags["gate.champion_roc_auc"]) == 0.75
+    assert float(tags["gate.challenger_roc_auc"]) == 0.72
+    assert (tags["gate.comparison_rows"], tags["gate.comparison_excluded_rows"]) == ("1000", "12")
+    assert float(tags["gate.roc_auc"]) == 0.72 and tags["gate.primary_metric"] == "roc_auc"
+    assert all(isinstance(value, str) for value in tags.values())
+    assert len(json.loads(tags["gate.checks"])) == 4
+    as_dict = json.loads(json.dumps(verdict.as_dict()))
+    assert as_dict["comparison"]["champion"] == {"roc_auc": 0.75}
+    assert as_dict["champion_metrics"] == {"roc_auc": 0.75}  # what the CI job summary shows
+    assert as_dict["champion_version"] == "3" and as_dict["passed"] is False
+
+
+def test_refuse_is_a_failed_verdict_with_the_reason():
+    verdict = gate.refuse("the rows it trained on cannot be established", rules())
+    assert not verdict.passed and verdict.reasons == [
+        "the rows it trained on cannot be established"
+    ]
+    assert verdict.as_tags()["validation_status"] == "failed"
+
+
+def test_split_rule_differences_name_what_decides_a_rows_side():
+    config = {"seed": 42, "split": {"test_fraction": 0.2}, "data": {"key_columns": ["a", "b"]}}
+    assert gate.split_rule_differences(config, config) == []
+    other = {
+        "seed": 7,
+        "split": {"test_fraction": 0.2},
+        "data": {"key_columns": ["a", "b"], "sample_fraction": 0.1},
+    }
+    assert gate.split_rule_differences(config, other) == ["seed 42 != 7"]
+    assert gate.split_rule_differences(config, {}) == [
+        "seed 42 != None",
+        "split.test_fraction 0.2 != None",
+        "data.key_columns ['a', 'b'] != []",
+    ]
+
+
+def test_every_env_has_a_gate_and_prod_is_the_strictest():
+    gates = {env: load_settings(env).gate for env in ("dev", "staging", "prod")}
+    for metric in ("roc_auc", "pr_auc"):
+        assert gates["dev"].floors[metric] < gates["staging"].floors[metric]
+        assert gates["staging"].floors[metric] < gates["prod"].floors[metric]
+    assert gates["dev"].tolerance > gates["staging"].tolerance > gates["prod"].tolerance
+    assert all(item.compare_with_champion for item in gates.values())
+
+
+@pytest.mark.parametrize(
+    "section, message",
+    [
+        ({"tolerance": -0.1}, "gate.tolerance"),
+        ({"primary_metric": "accuracy"}, "gate.primary_metric"),
+        ({"floors": {"brier": 0.2}}, "gate.floors.brier"),
+        ({"ceilings": {"roc_auc": 0.2}}, "gate.ceilings.roc_auc"),
+        ({"floors": {"roc_auc": "high"}}, "gate.floors.roc_auc"),
+    ],
+)
+def test_gate_settings_are_validated_with_the_key_named(section, message):
+    config = load_settings("dev").model_dump(mode="json")
+    config["gate"] = {**config["gate"], **section}
+    with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
+        validate_settings(config)

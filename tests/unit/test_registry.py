@@ -1,0 +1,85 @@
+"""The pure parts of the registry edge: history replay, the champion stack, lock retries."""
+
+import json
+
+import pytest
+
+from ml_project import registry
+
+
+def entry(alias, action, to_version, from_version=None):
+    return {
+        "alias": alias,
+        "action": action,
+        "from_version": from_version,
+        "to_version": to_version,
+    }
+
+
+def test_history_is_read_oldest_first_and_ignores_other_tags():
+    tags = {
+        "promotion.20260102T000000000000Z.bbbbbbbb": json.dumps(entry("champion", "gate", "2")),
+        "promotion.20260101T000000000000Z.aaaaaaaa": json.dumps(entry("champion", "gate", "1")),
+        "promotion.20260103T000000000000Z.cccccccc": "not json",
+        "owner": "data-team",
+    }
+    assert [item["to_version"] for item in registry.read_history(tags)] == ["1", "2"]
+
+
+def test_the_champion_stack_pushes_moves_and_pops_rollbacks():
+    history = [
+        entry("challenger", "registered", "1"),
+        entry("champion", "gate", "1"),
+        entry("challenger", "verdict", None, "1"),
+        entry("champion", "gate", "2", "1"),
+        entry("champion", "forced", "4", "2"),
+    ]
+    assert registry.champion_stack(history) == ["1", "2", "4"]
+    history.append(entry("champion", "rollback", "2", "4"))
+    assert registry.champion_stack(history) == ["1", "2"]
+    history.append(entry("champion", "rollback", "1", "2"))
+    assert registry.champion_stack(history) == ["1"]
+    history.append(entry("champion", "gate", "5", "1"))
+    assert registry.champion_stack(history) == ["1", "5"]
+
+
+def test_retry_locked_waits_out_a_locked_sqlite_store(monkeypatch):
+    monkeypatch.setattr(registry.time, "sleep", lambda seconds: None)
+    calls = []
+
+    def flaky(value):
+        calls.append(value)
+        if len(calls) < 3:
+            raise RuntimeError("(sqlite3.OperationalError) database is locked")
+        return value * 2
+
+    assert registry.retry_locked(flaky, 21) == 42
+    assert len(calls) == 3
+
+
+def test_retry_locked_raises_other_errors_at_once_and_gives_up_eventually(monkeypatch):
+    monkeypatch.setattr(registry.time, "sleep", lambda seconds: None)
+    calls = []
+
+    def broken():
+        calls.append(1)
+        raise ValueError("no such table")
+
+    with pytest.raises(ValueError, match="no such table"):
+        registry.retry_locked(broken)
+    assert len(calls) == 1
+
+    def locked():
+        calls.append(1)
+        raise RuntimeError("database is locked")
+
+    with pytest.raises(RuntimeError, match="database is locked"):
+        registry.retry_locked(locked, attempts=4)
+    assert len(calls) == 1 + 4
+
+
+def test_the_actor_is_the_github_actor_in_ci(monkeypatch):
+    monkeypatch.setenv("GITHUB_ACTOR", "release-bot")
+    assert registry.actor() == "release-bot"
+    monkeypatch.delenv("GITHUB_ACTOR")
+    assert registry.actor()
