@@ -65,12 +65,12 @@ def is_uri(location: str) -> bool:
 
 
 def check_parquet(location: str, *, role: str) -> None:
-    """Spark scoring reads and writes Parquet only (a file or a folder of part files)."""
+    """Spark scoring reads and writes Parquet only: a file, a folder of part files, a URI."""
     name = location.rstrip("/").rsplit("/", 1)[-1].lower()
-    if not name.endswith((".parquet", ".pq")):
+    if name.endswith((".csv", ".csv.zip", ".zip", ".json")):
         raise ConfigError(
-            f"--engine spark reads and writes Parquet: the {role} {location} must end in "
-            f".parquet (a file or a folder of part files). Use --engine pandas for CSV."
+            f"--engine spark reads and writes Parquet only: the {role} {location} is not "
+            f"Parquet (a .parquet file or a folder of part files). Use --engine pandas for CSV."
         )
     if role == "input" and not is_uri(location) and not Path(location).exists():
         raise DataError(f"{location}: no such file or folder.")
@@ -113,7 +113,7 @@ def spark_session(*, master: str | None, scratch: Path):
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
-        # Batches as large as the pandas path's default chunks: each one runs the suite once.
+        # Large batches, like the pandas path's chunks: each one runs the suite once.
         .config("spark.sql.execution.arrow.maxRecordsPerBatch", str(ARROW_BATCH_ROWS))
     )
     if master:
@@ -137,33 +137,43 @@ def probability_model(loaded: LoadedModel, destination: Path) -> Path:
 
 
 def check_input(frame, settings, root: Path, *, source: str) -> int:
-    """Run the model-input suite on every Arrow batch; the number of rows, or a DataError."""
+    """Run the model-input suite on every Arrow batch; the number of rows, or a DataError.
+
+    The suite files travel with the job (`SparkContext.addFile`), so executors on other
+    machines need the project's package, not its checkout.
+    """
     import pandas as pd
 
     from ml_project.data import require_columns
     from ml_project.features import raw_columns
+    from ml_project.validation import SUITES_FOLDER
 
     columns = raw_columns(settings.features)
     require_columns(pd.DataFrame(columns=frame.columns), columns, table=source)
+    frame.sparkSession.sparkContext.addFile(str(root / SUITES_FOLDER), recursive=True)
 
     def check_batches(batches):
-        check = input_checker(settings, root, source=source)
+        from pyspark import SparkFiles
+
+        shipped = Path(SparkFiles.get(SUITES_FOLDER)).parent
+        check = input_checker(settings, shipped, source=source)
         for batch in batches:
             try:
                 check(batch)
                 failure = ""
-            except DataError as exc:
-                failure = str(exc)
+            except DataError as exc:  # reported with the project's own suite path
+                failure = str(exc).replace(str(shipped), str(root))
             yield pd.DataFrame({"rows": [len(batch)], "failure": [failure]})
 
-    summary = frame.select(*columns).mapInPandas(check_batches, "rows long, failure string")
-    totals = summary.groupBy().sum("rows").collect()[0][0] or 0
-    failed = summary.where("failure != ''").limit(1).collect()
+    schema = "rows long, failure string"
+    batches = frame.select(*columns).mapInPandas(check_batches, schema).collect()
+    failed = [batch["failure"] for batch in batches if batch["failure"]]
     if failed:
-        raise DataError(failed[0]["failure"])
-    if totals == 0:
+        raise DataError(failed[0])
+    rows = sum(batch["rows"] for batch in batches)
+    if rows == 0:
         raise DataError(f"{source}: the input has no rows.")
-    return int(totals)
+    return rows
 
 
 def score_dataframe(spark, frame, loaded: LoadedModel, model_dir: Path):

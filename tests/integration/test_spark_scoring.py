@@ -117,7 +117,7 @@ def test_spark_checks_the_input_with_the_expectation_suite(scoring_store, projec
 @pytest.mark.parametrize(
     "args, code, message",
     [
-        (("--input", "{batch}", "--output", "{out}.csv"), 2, "must end in .parquet"),
+        (("--input", "{batch}", "--output", "{out}.csv"), 2, "reads and writes Parquet only"),
         (("--input", "{missing}.parquet", "--output", "{out}.parquet"), 3, "no such file"),
         (("--engine", "pandas", "--spark-master", "local[2]"), 2, "--spark-master"),
     ],

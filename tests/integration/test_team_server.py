@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import secrets
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from mlflow.exceptions import MlflowException
 
 from ml_project.summary import read_result
 from tests.ci.workflows import run_make
-from tests.conftest import ROOT, git, make_project_copy
+from tests.conftest import ROOT, git, last_json, make_project_copy, run_cli
 from tests.integration.postgres import start_postgres
 from tests.integration.tracking_server import start_tracking_server
 
@@ -61,6 +62,7 @@ def team(postgres, tmp_path_factory):
             "MLFLOW_AUTH_CONFIG_PATH": str(folder / "basic_auth.ini"),
             "MLFLOW_AUTH_ADMIN_PASSWORD": admin_password,
             "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16),
+            "MLFLOW_AUTH_CACHE_TTL_SECONDS": "60",
         },
     }
     state = {
@@ -99,8 +101,10 @@ def as_user(monkeypatch, team, who: str | None) -> MlflowClient:
 
 @pytest.fixture(scope="module")
 def ci(team, tmp_path_factory):
-    """CI's staging steps as the CI identity: `make ci-staging`, then `make ci-reproduce`.
+    """CI's staging steps as the CI identity, then a person's registry commands:
 
+    `make ci-staging` (v1: gate passed, champion), `make ci-reproduce`, a crippled training
+    (v2: refused by the gate), a forced `promote` of v2, `make ci-show`, and a `rollback`.
     The checkout's remote URL carries the CI password too, as a token-in-URL checkout would.
     """
     project = make_project_copy(tmp_path_factory.mktemp("team-ci") / "project")
@@ -111,13 +115,35 @@ def ci(team, tmp_path_factory):
         "MLFLOW_TRACKING_USERNAME": username,
         "MLFLOW_TRACKING_PASSWORD": password,
     }
+
+    def cli(*args):
+        return run_cli(*args, cwd=project, tracking_uri=team["server"].url, env=credentials)
+
     trained = run_make("ci-staging", cwd=project, env=credentials)
     assert trained.returncode == 0, trained.stdout[-3000:] + trained.stderr[-3000:]
-    reproduced = run_make("ci-reproduce", "ENV=staging", cwd=project, env=credentials)
+    steps = {"reproduced": run_make("ci-reproduce", "ENV=staging", cwd=project, env=credentials)}
+    crippled = project / "outputs" / "crippled"
+    steps["refusal"] = run_make(
+        "ci-staging",
+        f"OUT={crippled}",
+        "TRAIN_ARGS=--set model.max_iter=1 --set model.max_leaf_nodes=2",
+        cwd=project,
+        env=credentials,
+    )
+    refused = read_result(crippled / "staging.out")
+    steps["after_refusal"] = cli("show", "--env", "staging", "--json")
+    steps["promoted"] = cli(
+        "promote", "--env", "staging", "--version", refused["model_version"],
+        "--reason", "forced by the team-server test", "--json",
+    )  # fmt: skip
+    steps["shown"] = run_make("ci-show", "ENV=staging", cwd=project, env=credentials)
+    steps["rolled_back"] = cli("rollback", "--env", "staging", "--reason", "back to the gate's")
+    steps["final"] = cli("show", "--env", "staging", "--json")
     return {
         "project": project,
         "result": read_result(project / "outputs" / "staging.out"),
-        "reproduced": reproduced,
+        "refused": refused,
+        **steps,
     }
 
 
@@ -159,6 +185,27 @@ def test_ci_reproduces_the_version_over_http(ci, team, monkeypatch):
     run = client.get_run(version.tags["reproduction.run_id"])
     assert run.data.tags["reproduction.verdict"] == "identical"
     assert run.data.tags["reproduction.of_run_id"] == ci["result"]["run_id"]
+
+
+def test_the_gate_promotion_and_rollback_run_over_http(ci, team, monkeypatch):
+    first, second = ci["result"]["model_version"], ci["refused"]["model_version"]
+    assert ci["result"]["gate"]["status"] == "passed"
+    assert ci["refused"]["gate"]["status"] == "failed"  # still registered and tagged
+    assert ci["refusal"].returncode != 0 and "Error 5" in ci["refusal"].stderr  # exit code 5
+    assert str(ci["refused"]["gate"]["champion_version"]) == first
+    for step in ("after_refusal", "promoted", "shown", "rolled_back", "final"):
+        assert ci[step].returncode == 0, f"{step}: {ci[step].stderr[-3000:]}"
+    assert last_json(ci["after_refusal"].stdout)["aliases"] == {"champion": first}
+    shown = json.loads((ci["project"] / "outputs" / "staging-show.json").read_text())
+    assert shown["aliases"] == {"champion": second}  # forced, after make ci-show
+    final = last_json(ci["final"].stdout)
+    assert final["aliases"] == {"champion": first}  # rolled back
+    statuses = {item["version"]: item["validation_status"] for item in final["versions"]}
+    assert statuses == {first: "passed", second: "failed"}
+    moves = [(item["action"], item["alias"], item["to_version"]) for item in final["history"]]
+    assert ("forced", "champion", second) in moves and ("rollback", "champion", first) in moves
+    client = as_user(monkeypatch, team, "ci")
+    assert client.get_registered_model(MODEL).aliases == {"champion": first}
 
 
 def test_an_anonymous_client_can_neither_register_nor_read(ci, team, monkeypatch):

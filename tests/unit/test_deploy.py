@@ -59,6 +59,7 @@ def test_compose_runs_the_lean_postgres_backed_authenticated_server():
     assert env["MLFLOW_AUTH_DATABASE_URI"].endswith("@postgres:5432/mlflow_auth")
     assert env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
     assert int(env["MLFLOW_WORKERS"]) <= 4
+    assert 0 < int(env["MLFLOW_AUTH_CACHE_TTL_SECONDS"]) <= 300  # short: revocation lags by it
     assert "/srv/mlflow/artifacts" in env["MLFLOW_ARTIFACTS_DESTINATION"]
     initdb = (RECIPE / "initdb").glob("*.sql")
     assert any("CREATE DATABASE mlflow_auth" in path.read_text() for path in initdb)
