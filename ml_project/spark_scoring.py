@@ -31,7 +31,6 @@ from ml_project.predict import (
     ScoringSummary,
     decision_rule,
     default_model_uri,
-    input_checker,
     load_model,
 )
 from ml_project.tracking import PYSPARK_PANDAS_WARNING
@@ -140,10 +139,14 @@ def check_input(frame, settings, root: Path, *, source: str) -> int:
     """Run the model-input suite on every Arrow batch; the number of rows, or a DataError.
 
     The suite files travel with the job (`SparkContext.addFile`), so executors on other
-    machines need the project's package, not its checkout.
+    machines need the project's package, not its checkout. The function shipped to the
+    executors holds plain values only (the settings as JSON): a Python worker that scored
+    before has the model's own copy of `ml_project` (its `code_paths`, perhaps older) first on
+    `sys.path`, so it swaps in the package the command runs before validating with it.
     """
     import pandas as pd
 
+    import ml_project
     from ml_project.data import require_columns
     from ml_project.features import raw_columns
     from ml_project.validation import SUITES_FOLDER
@@ -151,18 +154,38 @@ def check_input(frame, settings, root: Path, *, source: str) -> int:
     columns = raw_columns(settings.features)
     require_columns(pd.DataFrame(columns=frame.columns), columns, table=source)
     frame.sparkSession.sparkContext.addFile(str(root / SUITES_FOLDER), recursive=True)
+    settings_json = settings.model_dump_json()
+    package_parent = str(Path(ml_project.__file__).resolve().parent.parent)
+    project_root = str(root)
 
-    def check_batches(batches):
+    def check_batches(batches):  # runs on the executors: no ml_project object captured
+        import os
+        import sys
+
+        import pandas as pd
         from pyspark import SparkFiles
 
-        shipped = Path(SparkFiles.get(SUITES_FOLDER)).parent
-        check = input_checker(settings, shipped, source=source)
+        loaded = sys.modules.get("ml_project")
+        if os.path.isdir(os.path.join(package_parent, "ml_project")) and (
+            loaded is None or not str(loaded.__file__).startswith(package_parent + os.sep)
+        ):
+            for name in [n for n in sys.modules if n.split(".")[0] == "ml_project"]:
+                del sys.modules[name]
+            sys.path.insert(0, package_parent)
+        from ml_project.errors import DataError
+        from ml_project.predict import input_checker
+        from ml_project.settings import Settings
+
+        shipped = os.path.dirname(SparkFiles.get(SUITES_FOLDER))
+        check = input_checker(
+            Settings.model_validate_json(settings_json), Path(shipped), source=source
+        )
         for batch in batches:
             try:
                 check(batch)
                 failure = ""
             except DataError as exc:  # reported with the project's own suite path
-                failure = str(exc).replace(str(shipped), str(root))
+                failure = str(exc).replace(shipped, project_root)
             yield pd.DataFrame({"rows": [len(batch)], "failure": [failure]})
 
     schema = "rows long, failure string"

@@ -110,6 +110,8 @@ def test_spark_checks_the_input_with_the_expectation_suite(scoring_store, projec
     )
     assert done.returncode == 3, done.stderr[-3000:]
     assert "column distance" in done.stderr and str(bad) in done.stderr
+    # The report names the project's suite file, not the copy Spark shipped to its workers.
+    assert str(project_copy / "expectations" / "model_input.yaml") in done.stderr
     assert "Traceback" not in done.stderr
     assert not output.parent.exists() or list(output.parent.iterdir()) == []
 
