@@ -99,7 +99,6 @@ def spark_session(*, master: str | None, scratch: Path):
     if active is not None:
         return active, False
     (scratch / "log4j2.properties").write_text(LOG4J2)
-    os.environ.setdefault("SPARK_LOCAL_DIRS", str(scratch))  # shuffle and block files
     java_options = (
         f"-Dlog4j2.configurationFile=file:{scratch / 'log4j2.properties'} "
         f"-Djava.io.tmpdir={scratch}"
@@ -117,7 +116,17 @@ def spark_session(*, master: str | None, scratch: Path):
     )
     if master:
         builder = builder.master(master)
-    spark = builder.getOrCreate()
+    # Block-manager and shuffle files: the JVM reads SPARK_LOCAL_DIRS when it starts (the
+    # `spark.local.dir` setting would warn that a cluster manager may override it).
+    previous = os.environ.get("SPARK_LOCAL_DIRS")
+    os.environ["SPARK_LOCAL_DIRS"] = str(scratch)
+    try:
+        spark = builder.getOrCreate()
+    finally:
+        if previous is None:
+            os.environ.pop("SPARK_LOCAL_DIRS", None)
+        else:
+            os.environ["SPARK_LOCAL_DIRS"] = previous
     spark.sparkContext.setLogLevel("ERROR")
     return spark, True
 
