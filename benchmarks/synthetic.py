@@ -1,9 +1,10 @@
 """Synthetic scale-up of the real flights: k shuffled copies of every row, with jitter.
 
 Documented as synthetic: copy 0 is the real data; copy k > 0 is a seeded permutation of the
-real rows with the flight number offset by 10,000 * k (so every key stays unique), the
+real rows with the flight number rotated within 1-9999 (the expectation suite's range), the
 scheduled minute moved within its hour (so the weather join still matches), distance
-jittered by up to 1% and arrival delay by a few minutes. Used only by the benchmarks.
+jittered by up to 1% and arrival delay by a few minutes. The few rows whose key then collides
+with an earlier row are dropped, so keys stay unique. Used only by the benchmarks.
 """
 
 from __future__ import annotations
@@ -23,12 +24,14 @@ def scale_flights(flights: pd.DataFrame, *, factor: int, seed: int = 0) -> pd.Da
         minute = np.clip(copy["minute"] + rng.integers(-5, 6, len(copy)), 0, 59)
         copy["minute"] = minute
         copy["sched_dep_time"] = copy["hour"] * 100 + minute
-        copy["flight"] = copy["flight"] + 10_000 * k
+        copy["flight"] = (copy["flight"] - 1 + 1_009 * k) % 9_999 + 1
         copy["distance"] = (copy["distance"] * rng.uniform(0.99, 1.01, len(copy))).round()
         copy["distance"] = copy["distance"].astype("int64")
         copy["arr_delay"] = copy["arr_delay"] + rng.normal(0, 3, len(copy)).round()
         copies.append(copy)
-    return pd.concat(copies, ignore_index=True)
+    keys = ["year", "month", "day", "carrier", "flight", "origin", "sched_dep_time"]
+    scaled = pd.concat(copies, ignore_index=True)
+    return scaled.loc[~scaled.duplicated(keys)].reset_index(drop=True)
 
 
 def write_scaled(flights_path: Path, folder: Path, factor: int) -> Path:

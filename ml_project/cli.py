@@ -82,11 +82,16 @@ def resolve_settings(env, *, seed, overrides, flights, weather):
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="ml-project")
 def cli():
-    """Train, check and promote the flight-delay model in dev, staging and prod.
+    """Train, check, promote and use the flight-delay model in dev, staging and prod.
 
     \b
-    Example:
-      ml-project train --env dev
+    Examples:
+      ml-project train --env dev            # validate, train, evaluate, register, gate
+      ml-project show --env dev             # versions, aliases, gate results, lineage
+      ml-project reproduce --env dev --version 1
+      ml-project extract-batch --months 12 --output december.parquet
+      ml-project predict --env dev --input december.parquet --output scored.parquet
+      ml-project monitor --env dev --input december.parquet --labels
     """
     from ml_project.tracking import quiet_environment
 
@@ -466,15 +471,6 @@ def _metric(value) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
-def main() -> None:
-    """Entry point of `ml-project` and `python -m ml_project`."""
-    try:
-        cli(standalone_mode=True)
-    except ConfigError as exc:  # raised before a command's own handler (e.g. in a callback)
-        click.echo(f"ml-project: {exc.label}: {exc}", err=True)
-        sys.exit(exc.exit_code)
-
-
 @cli.command(epilog=EXIT_CODES_HELP)
 @env_option
 @click.option(
@@ -686,3 +682,12 @@ def monitor(env, input_path, labels, model_uri, overrides, chunk_rows, summary_p
             + "; ".join(result["reasons"])
             + f". Monitoring run {result['run_id']}."
         )
+
+
+def main() -> None:
+    """Entry point of `ml-project` and `python -m ml_project`."""
+    try:
+        cli(standalone_mode=True)
+    except ConfigError as exc:  # raised before a command's own handler (e.g. in a callback)
+        click.echo(f"ml-project: {exc.label}: {exc}", err=True)
+        sys.exit(exc.exit_code)
