@@ -21,9 +21,9 @@ MONITOR = MLFLOW_TRACKING_URI="$(CI_TRACKING_URI)" $(BIN)/ml-project monitor --e
 export MLFLOW_DISABLE_TELEMETRY := true
 
 .DEFAULT_GOAL := help
-.PHONY: help install train test lint lock test-fast test-integration check-workflows \
-	ci-staging ci-summary ci-reproduce ci-show release-prod latest-release batch score monitor \
-	ci-monitor bench
+.PHONY: help install install-spark train test lint lock test-fast test-integration \
+	check-workflows ci-staging ci-summary ci-reproduce ci-show release-prod latest-release batch \
+	score monitor ci-monitor bench
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -34,23 +34,29 @@ $(BIN)/.installed: pyproject.toml requirements.lock
 	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[dev]"
 	touch $@
 
+$(BIN)/.installed-spark: $(BIN)/.installed
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[dev,spark]"
+	touch $@
+
 # SKIP_INSTALL=1 uses the tools already in BIN as they are (the tests run targets that way).
 install: $(if $(SKIP_INSTALL),,$(BIN)/.installed) ## create .venv and install the project with the exact pins of requirements.lock
+
+install-spark: $(if $(SKIP_INSTALL),,$(BIN)/.installed-spark) ## install, plus the [spark] extra (pyspark, ~450 MB; needs Java 17): the tests use it
 
 train: install ## train, evaluate and register a model in ENV (default dev): make train ENV=staging
 	$(BIN)/ml-project train --env $(ENV)
 
-test: lint ## lint, then the whole test suite (unit, data, model, integration, workflows)
+test: lint install-spark ## lint, then the whole test suite (unit, data, model, integration, workflows)
 	$(BIN)/python -m pytest
 
 lint: install ## ruff: lint rules and formatting
-	$(BIN)/ruff check ml_project tests benchmarks .ci
-	$(BIN)/ruff format --check ml_project tests benchmarks .ci
+	$(BIN)/ruff check ml_project tests benchmarks deploy .ci
+	$(BIN)/ruff format --check ml_project tests benchmarks deploy .ci
 
 test-fast: install ## unit, data, model and workflow tests: no tracking store, no subprocess CLI
 	$(BIN)/python -m pytest tests/unit tests/data tests/model tests/ci
 
-test-integration: install ## the real CLI in subprocesses, against temp stores and a real mlflow server
+test-integration: install-spark ## the real CLI in subprocesses, temp stores, real mlflow servers (PostgreSQL), Spark
 	$(BIN)/python -m pytest tests/integration
 
 check-workflows: install ## check .github/ against GitHub's workflow and dependabot schemas (offline)
@@ -121,7 +127,7 @@ lock: ## re-resolve requirements.lock in a fresh venv from pyproject.toml, and r
 	rm -rf .lock-venv
 	$(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/python -m pip install --quiet --upgrade pip
-	.lock-venv/bin/python -m pip install --quiet -e ".[dev]"
+	.lock-venv/bin/python -m pip install --quiet -e ".[dev,spark]"
 	( echo "# Exact versions for reproduction: pip install -c requirements.lock -e '.[dev]'"; \
 	  echo "# Regenerate with: make lock. Resolved for Python 3.11 on linux x86_64."; \
 	  .lock-venv/bin/python -m pip freeze --exclude-editable | grep -v '^ml-project' ) > requirements.lock

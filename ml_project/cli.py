@@ -477,15 +477,16 @@ def _metric(value) -> str:
     "--input",
     "input_path",
     required=True,
-    type=click.Path(path_type=Path),
-    help="Raw records to score: CSV, zipped CSV or Parquet (flight columns + origin weather).",
+    type=click.Path(),
+    help="Raw records to score: CSV, zipped CSV or Parquet (flight columns + origin weather); "
+    "with --engine spark, Parquet: a file, a folder of part files or a URI (s3a://, dbfs:/).",
 )
 @click.option(
     "--output",
     "output_path",
     required=True,
-    type=click.Path(path_type=Path),
-    help="Where to write the scored rows: .parquet or .csv.",
+    type=click.Path(),
+    help="Where to write the scored rows: .parquet or .csv (spark: .parquet, a folder).",
 )
 @click.option("--model-uri", help="Model to use (default: models:/<env model>@champion).")
 @click.option(
@@ -493,11 +494,24 @@ def _metric(value) -> str:
     type=click.IntRange(1),
     default=250_000,
     show_default=True,
-    help="Rows read, checked and scored at a time (bounds memory).",
+    help="Rows read, checked and scored at a time (bounds memory; pandas engine).",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["pandas", "spark"]),
+    default="pandas",
+    show_default=True,
+    help="pandas: in this process, in chunks. spark: mlflow.pyfunc.spark_udf on Apache Spark "
+    "(pip install -e '.[spark]'; Java 17).",
+)
+@click.option(
+    "--spark-master",
+    metavar="URL",
+    help="Spark master for --engine spark, e.g. local[2] (default: spark-submit's, else local[*]).",
 )
 @click.option("--json", "as_json", is_flag=True, help="End with one JSON object of the summary.")
 @handle_errors
-def predict(env, input_path, output_path, model_uri, chunk_rows, as_json):
+def predict(env, input_path, output_path, model_uri, chunk_rows, engine, spark_master, as_json):
     """Score a file with the env's champion (or --model-uri) and write the predictions.
 
     Every output row carries the prediction, the probability of a late arrival, and the
@@ -509,17 +523,33 @@ def predict(env, input_path, output_path, model_uri, chunk_rows, as_json):
       ml-project predict --env dev --input december.parquet --output scored.parquet
       ml-project predict --env prod --input batch.csv --output scored.csv \\
           --model-uri models:/flights_delay_prod/3
+      ml-project predict --env prod --engine spark --spark-master local[2] \\
+          --input december.parquet --output scored.parquet
     """
-    from ml_project.predict import run_batch_scoring
+    if spark_master and engine != "spark":
+        raise click.UsageError("--spark-master is an option of --engine spark.")
+    if engine == "spark":
+        from ml_project.spark_scoring import run_spark_scoring
 
-    summary = run_batch_scoring(
-        load_settings(env),
-        root=project_root(),
-        input_path=input_path,
-        output_path=output_path,
-        model_uri=model_uri,
-        chunk_rows=chunk_rows,
-    )
+        summary = run_spark_scoring(
+            load_settings(env),
+            root=project_root(),
+            input_path=input_path,
+            output_path=output_path,
+            model_uri=model_uri,
+            master=spark_master,
+        )
+    else:
+        from ml_project.predict import run_batch_scoring
+
+        summary = run_batch_scoring(
+            load_settings(env),
+            root=project_root(),
+            input_path=Path(input_path),
+            output_path=Path(output_path),
+            model_uri=model_uri,
+            chunk_rows=chunk_rows,
+        )
     uri = summary.model_uri
     click.echo(
         f"Scored {summary.rows} rows of {input_path} with {summary.model_name or uri} "

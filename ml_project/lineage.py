@@ -12,6 +12,7 @@ import platform
 import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 # Packages whose versions decide what a trained model is.
 KEY_PACKAGES = (
@@ -57,6 +58,20 @@ def _git(root: Path, *args: str) -> str | None:
     return done.stdout.strip() if done.returncode == 0 else None
 
 
+def without_credentials(url: str | None) -> str:
+    """`url` without a user or token in it (https://user:token@host/x -> https://host/x).
+
+    CI checkouts may carry a token in the remote's URL; it must never become a tag.
+    """
+    if not url:
+        return ""
+    parsed = urlsplit(url)
+    if not parsed.scheme or "@" not in parsed.netloc:
+        return url  # a path, or scp-like git@host:org/repo (no secret in it)
+    host = parsed.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parsed._replace(netloc=host))
+
+
 def git_info(root: Path, environ: dict[str, str] | None = None) -> GitInfo:
     """The commit, branch, tag, remote and dirty flag of the checkout at `root`."""
     environ = dict(os.environ if environ is None else environ)
@@ -69,7 +84,7 @@ def git_info(root: Path, environ: dict[str, str] | None = None) -> GitInfo:
             commit=commit,
             branch="" if branch == "HEAD" else branch,
             tag=_git(root, "describe", "--tags", "--exact-match", "HEAD") or "",
-            remote_url=_git(root, "config", "--get", "remote.origin.url") or "",
+            remote_url=without_credentials(_git(root, "config", "--get", "remote.origin.url")),
             dirty=status is None or status != "",
             source="git",
         )

@@ -146,12 +146,18 @@ def score_frame(loaded: LoadedModel, frame: pd.DataFrame, *, source: str) -> pd.
     return scored
 
 
-def decide(model, probability: np.ndarray) -> np.ndarray:
-    """Class labels from probabilities with the model's own threshold (as `model.predict`)."""
+def decision_rule(model) -> tuple[float, np.ndarray]:
+    """The model's own threshold on the probability, and its two classes (negative first)."""
     final = model[-1] if hasattr(model, "steps") else model
     threshold = getattr(final, "threshold", 0.5)
     threshold = 0.5 if threshold == "auto" else threshold
-    return final.classes_[(probability >= threshold).astype(int)]
+    return threshold, final.classes_
+
+
+def decide(model, probability: np.ndarray) -> np.ndarray:
+    """Class labels from probabilities with the model's own threshold (as `model.predict`)."""
+    threshold, classes = decision_rule(model)
+    return classes[(probability >= threshold).astype(int)]
 
 
 def read_chunks(path: Path, *, chunk_rows: int) -> Iterator[pd.DataFrame]:

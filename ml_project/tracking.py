@@ -23,6 +23,7 @@ QUIET_ENVIRONMENT = {
     "GIT_PYTHON_REFRESH": "quiet",
     "GX_ANALYTICS_ENABLED": "false",
 }
+PYSPARK_PANDAS_WARNING = "PySpark does not yet fully support pandas"
 
 
 def quiet_environment() -> None:
@@ -33,7 +34,7 @@ def quiet_environment() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     # great-expectations imports pyspark when the [spark] extra is installed; pyspark then
     # warns about pandas 3 on every command, though the pandas path never touches Spark.
-    warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")
+    warnings.filterwarnings("ignore", message=PYSPARK_PANDAS_WARNING, category=FutureWarning)
 
 
 def tracking_uri(root: Path) -> str:

@@ -1,9 +1,10 @@
 """A real `mlflow server` for the tests: a subprocess on a free loopback port, stopped by PID.
 
-Sqlite backend, proxied artifact store (`--artifacts-destination`): clients upload and download
-artifacts over HTTP only, as a CI runner does with the team's server. `--workers 1` and
-`MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false` keep it to two processes (the `mlflow` launcher and
-one uvicorn worker) instead of the default's many.
+Sqlite backend by default (or any `backend_store_uri`, e.g. PostgreSQL), proxied artifact store
+(`--artifacts-destination`): clients upload and download artifacts over HTTP only, as a CI
+runner does with the team's server. `--workers 1` and `MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false`
+keep it to two processes (the `mlflow` launcher and one uvicorn worker) instead of the
+default's many. Starting it again on the same directory and backend reuses both.
 """
 
 from __future__ import annotations
@@ -82,35 +83,59 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_tracking_server(directory: Path, *, attempts: int = 3) -> TrackingServer:
-    """Start `mlflow server` with its store under `directory` and wait until /health answers."""
+def start_tracking_server(
+    directory: Path,
+    *,
+    backend_store_uri: str | None = None,
+    extra_args: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
+    launcher: Path | None = None,
+    attempts: int = 3,
+) -> TrackingServer:
+    """Start `mlflow server` and wait until /health answers.
+
+    Artifacts go to `directory`/artifacts; the backend store is `backend_store_uri`, by default
+    a sqlite file in `directory`. `extra_args` are more `mlflow server` options (e.g.
+    `--app-name basic-auth`) and `env` more environment variables for the server. `launcher`
+    is a script to run instead of `mlflow server` (deploy/tracking-server/serve.sh): it gets
+    the store and artifact locations as MLFLOW_BACKEND_STORE_URI and
+    MLFLOW_ARTIFACTS_DESTINATION, `mlflow` as $MLFLOW, and the network options as arguments.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     artifacts = directory / "artifacts"
     artifacts.mkdir(exist_ok=True)
-    backend = f"sqlite:///{directory / 'mlflow.db'}"
+    backend = backend_store_uri or f"sqlite:///{directory / 'mlflow.db'}"
     mlflow_cli = Path(sys.executable).with_name("mlflow")
     environ = {
         key: value for key, value in os.environ.items() if not key.startswith("MLFLOW_TRACKING_")
     }
     environ |= {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
+    environ |= env or {}
+    if launcher:
+        command = [str(launcher)]
+        environ |= {
+            "MLFLOW_BACKEND_STORE_URI": backend,
+            "MLFLOW_ARTIFACTS_DESTINATION": str(artifacts),
+            "MLFLOW": str(mlflow_cli),
+        }
+    else:
+        command = [str(mlflow_cli), "server", "--backend-store-uri", backend]
+        command += ["--artifacts-destination", str(artifacts)]
+    earlier_logs = len(list(directory.glob("server-*.log")))  # a restart keeps the old logs
     for attempt in range(1, attempts + 1):
         port = free_port()  # another process may take it before the server binds: retry
-        log_path = directory / f"server-{attempt}.log"
+        log_path = directory / f"server-{earlier_logs + attempt}.log"
         with log_path.open("wb") as log:
             process = subprocess.Popen(
                 [
-                    str(mlflow_cli),
-                    "server",
-                    "--backend-store-uri",
-                    backend,
-                    "--artifacts-destination",
-                    str(artifacts),
+                    *command,
                     "--host",
                     "127.0.0.1",
                     "--port",
                     str(port),
                     "--workers",
                     "1",
+                    *extra_args,
                 ],
                 cwd=directory,
                 env=environ,

@@ -68,3 +68,29 @@ def test_lock_pins_feed_model_requirements(tmp_path):
 def test_environment_info_names_python_os_and_cpu():
     info = lineage.environment_info()
     assert set(info) == {"python", "os", "machine"} and all(info.values())
+
+
+@pytest.mark.parametrize(
+    "url, expected",
+    [
+        ("https://ci:s3cret@git.example.invalid/t/r.git", "https://git.example.invalid/t/r.git"),
+        ("https://x-access-token:ghs_abc@github.com/o/r", "https://github.com/o/r"),
+        ("https://github.com/o/r.git", "https://github.com/o/r.git"),
+        ("ssh://git@host:2222/o/r.git", "ssh://host:2222/o/r.git"),
+        ("git@github.com:o/r.git", "git@github.com:o/r.git"),
+        ("/srv/repos/r.git", "/srv/repos/r.git"),
+        ("", ""),
+        (None, ""),
+    ],
+)
+def test_remote_urls_lose_their_credentials(url, expected):
+    assert lineage.without_credentials(url) == expected
+
+
+def test_a_token_in_the_remote_url_is_not_recorded(tmp_path):
+    repo = _repo(tmp_path / "repo")
+    url = "https://ci:tok3n@git.example.invalid/r.git"
+    subprocess.run(["git", "-C", str(repo), "remote", "add", "origin", url], check=True)
+    info = lineage.git_info(repo, environ={})
+    assert info.remote_url == "https://git.example.invalid/r.git"
+    assert "tok3n" not in str(info.as_tags())
