@@ -47,7 +47,7 @@ train: install ## train, evaluate and register a model in ENV (default dev): mak
 	$(BIN)/ml-project train --env $(ENV)
 
 test: lint install-spark ## lint, then the whole test suite (unit, data, model, integration, workflows)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadfile
 
 lint: install ## ruff: lint rules and formatting
 	$(BIN)/ruff check ml_project tests benchmarks deploy .ci
