@@ -10,7 +10,15 @@ from pathlib import Path
 
 import pytest
 
+import __main__
+
 ROOT = Path(__file__).resolve().parent.parent
+
+# pytest-xdist workers run with a bare `__main__` (no __file__, no __spec__). With the [spark]
+# extra installed, great-expectations imports pyspark.sql.connect, which takes a bare __main__
+# for a doctest run and calls sys.exit(0) when grpc is missing: name the worker's main module.
+if getattr(__main__, "__spec__", None) is None and not hasattr(__main__, "__file__"):
+    __main__.__file__ = "<pytest-xdist worker>"
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
