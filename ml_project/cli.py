@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import json
 import sys
 from pathlib import Path
@@ -684,10 +685,20 @@ def monitor(env, input_path, labels, model_uri, overrides, chunk_rows, summary_p
         )
 
 
+# Importing mlflow, scikit-learn and great-expectations allocates millions of long-lived
+# objects; with Python's default thresholds the cyclic GC walks them again and again (~0.7 s a
+# command), then once more at exit (~1-2 s). Collect less often, and freeze what is left at the
+# end so the interpreter's shutdown does not traverse it (benchmarks/: ~2.5 s of a staging run).
+GC_THRESHOLDS = (50_000, 20, 100)
+
+
 def main() -> None:
     """Entry point of `ml-project` and `python -m ml_project`."""
+    gc.set_threshold(*GC_THRESHOLDS)
     try:
         cli(standalone_mode=True)
     except ConfigError as exc:  # raised before a command's own handler (e.g. in a callback)
         click.echo(f"ml-project: {exc.label}: {exc}", err=True)
         sys.exit(exc.exit_code)
+    finally:
+        gc.freeze()

@@ -456,22 +456,19 @@ def run_training(settings: Settings, *, root: Path, allow_dirty: bool = False) -
 
 def _log_datasets(mlflow, prepared: PreparedData, sources: DataSources) -> None:
     """Register the train and test rows as MLflow datasets, with our full-content digests."""
-    import warnings
+    from ml_project import tracking
 
     for context, frame, digest in (
         ("training", prepared.split.train, prepared.digests["train_digest"]),
         ("evaluation", prepared.split.test, prepared.digests["test_digest"]),
     ):
-        with warnings.catch_warnings():  # the signature (not this) says which columns are doubles
-            warnings.filterwarnings("ignore", message="The specified dataset source")
-            warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
-            dataset = mlflow.data.from_pandas(
-                frame,
-                source=str(sources.flights),
-                targets=data.LABEL,
-                name=f"flights_{context}",
-                digest=digest[:36],
-            )
+        dataset = tracking.pandas_dataset(
+            frame,
+            source=str(sources.flights),
+            targets=data.LABEL,
+            name=f"flights_{context}",
+            digest=digest[:36],
+        )
         mlflow.log_input(dataset, context=context)
 
 

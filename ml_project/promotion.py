@@ -106,18 +106,19 @@ def log_evaluation(mlflow, model_uri: str, held: HeldOut) -> dict[str, float]:
     """
     from sklearn.exceptions import UndefinedMetricWarning
 
+    from ml_project import tracking
+
     frame = held.model_rows().assign(**{data.LABEL: held.labels.astype(bool)})
+    dataset = tracking.pandas_dataset(
+        frame,
+        source=held.source,
+        targets=data.LABEL,
+        name="flights_evaluation",
+        digest=held.digest[:36],
+    )
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="The specified dataset source")
-        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
         warnings.filterwarnings("ignore", category=UndefinedMetricWarning)  # no 'late' predicted
-        dataset = mlflow.data.from_pandas(
-            frame,
-            source=held.source,
-            targets=data.LABEL,
-            name="flights_evaluation",
-            digest=held.digest[:36],
-        )
         mlflow.log_input(dataset, context="evaluation")
         result = mlflow.models.evaluate(
             model=model_uri,

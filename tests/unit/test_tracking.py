@@ -1,0 +1,49 @@
+"""The MLflow edge's pure helpers: the dataset schema we declare instead of MLflow's scan."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.types.utils import _infer_schema
+
+from ml_project import tracking
+
+pytestmark = pytest.mark.filterwarnings("ignore:Hint. Inferred schema contains integer")
+
+
+def frame_of_every_kind() -> pd.DataFrame:
+    """Text with and without gaps (leading ones too), integers, floats with NaN, booleans, times."""
+    return pd.DataFrame(
+        {
+            "carrier": ["UA", "AA", "B6", "DL"],
+            "tailnum": [None, None, "N14228", np.nan],
+            "flight": np.array([1545, 1714, 725, 461], dtype="int64"),
+            "month": np.array([1, 1, 2, 2], dtype="int32"),
+            "temp": [39.02, np.nan, 39.92, 39.02],
+            "wind_gust": [np.nan, np.nan, np.nan, 21.0],
+            "is_late": [True, False, False, True],
+            "time_hour": pd.to_datetime(["2013-01-01 05:00"] * 4),
+        }
+    )
+
+
+@pytest.mark.parametrize("rows", [slice(None), slice(2, None), slice(0, 1)])
+def test_dataset_schema_is_what_mlflow_infers(rows):
+    frame = frame_of_every_kind().iloc[rows]
+    assert tracking.dataset_schema(frame) == _infer_schema(frame)
+
+
+def test_dataset_schema_marks_a_gap_anywhere_as_optional():
+    frame = pd.DataFrame({"temp": np.r_[np.ones(10_000), np.nan], "carrier": ["UA"] * 10_001})
+    specs = {spec.name: spec for spec in tracking.dataset_schema(frame).inputs}
+    assert not specs["temp"].required
+    assert specs["carrier"].required
+
+
+def test_pandas_dataset_carries_our_digest_and_declared_schema():
+    frame = frame_of_every_kind()
+    dataset = tracking.pandas_dataset(
+        frame, source="flights.csv", name="flights_training", digest="abc123", targets="is_late"
+    )
+    assert dataset.digest == "abc123"
+    assert dataset.schema == _infer_schema(frame)
+    assert dataset.to_dict()["name"] == "flights_training"
