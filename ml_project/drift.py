@@ -53,10 +53,8 @@ def numeric_counts(values, edges) -> np.ndarray:
 
 def category_counts(values, categories) -> np.ndarray:
     """Non-null values per category, in `categories` order, then the rest in one bucket."""
-    series = pd.Series(values, dtype="object")
-    present = series[series.notna()].astype(str)
-    position = {name: i for i, name in enumerate(categories)}
-    index = present.map(position).fillna(len(categories)).to_numpy(dtype=np.int64)
+    codes = pd.Categorical(_present_text(values), categories=list(categories)).codes
+    index = np.where(codes < 0, len(categories), codes)
     return np.bincount(index, minlength=len(categories) + 1).astype(np.int64)
 
 
@@ -66,8 +64,7 @@ def numeric_profile(values, *, bins: int) -> dict:
 
 
 def categorical_profile(values, *, max_categories: int) -> dict:
-    series = pd.Series(values, dtype="object")
-    frequency = series[series.notna()].astype(str).value_counts()
+    frequency = _present_text(values).value_counts()
     ordered = sorted(frequency.items(), key=lambda item: (-item[1], item[0]))
     categories = [name for name, _ in ordered[:max_categories]]
     return _profile(
@@ -331,6 +328,12 @@ def assess(
 def _present(values) -> np.ndarray:
     array = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=np.float64)
     return array[~np.isnan(array)]
+
+
+def _present_text(values) -> pd.Series:
+    """The non-null `values` as text (vectorised: no Python object per value)."""
+    series = pd.Series(values)
+    return series[series.notna()].astype("str")
 
 
 def _shares(counts: np.ndarray) -> np.ndarray:

@@ -254,7 +254,8 @@ def validate_frames(
         batch_definition = asset.add_batch_definition_whole_dataframe("all_rows")
         batch = batch_definition.get_batch(batch_parameters={"dataframe": _for_gx(frame)})
         try:
-            result = batch.validate(suites[table])
+            # BASIC: counts and up to 20 failing values, without SUMMARY's value counts
+            result = batch.validate(suites[table], result_format="BASIC")
         except Exception as exc:  # GX could not run the suite at all on this frame
             source = (sources or {}).get(table, table)
             raise DataError(
@@ -284,13 +285,15 @@ def validate_model_input(
 
 
 def _for_gx(frame: pd.DataFrame) -> pd.DataFrame:
-    """`frame` with pandas 3's default text columns (StringDtype with NaN) as object columns.
+    """`frame` with pandas 3's default text columns (StringDtype with NaN) as StringDtype with NA.
 
-    GX 1.24.1's type checks cannot name that dtype (`str`, `string` and `StringDtype` all miss
-    it), so text reaches GX as object columns: same values, same missing values.
+    GX 1.24.1's type checks cannot name the default dtype (`str`, `string` and `StringDtype` all
+    miss it) but do match `StringDtype` with NA, Arrow-backed like it: the same values and gaps,
+    no copy, and vectorised checks (as object columns they were checked value by value, ~3x
+    slower: benchmarks/).
     """
     text = {
-        name: object
+        name: pd.StringDtype("pyarrow", na_value=pd.NA)
         for name, dtype in frame.dtypes.items()
         if isinstance(dtype, pd.StringDtype) and dtype.na_value is not pd.NA
     }
