@@ -140,7 +140,7 @@ def label_flights(frame: pd.DataFrame, *, threshold_minutes: float) -> tuple[pd.
     require_columns(frame, ("arr_delay",), table="flights")
     delay = pd.to_numeric(frame["arr_delay"], errors="coerce")
     labelled = delay.notna()
-    out = frame.loc[labelled].copy()
+    out = frame.loc[labelled]  # a new frame already (copy-on-write): no second copy
     out[LABEL] = (delay[labelled] > threshold_minutes).astype("int64")
     return out.reset_index(drop=True), int((~labelled).sum())
 

@@ -53,7 +53,7 @@ def numeric_counts(values, edges) -> np.ndarray:
 
 def category_counts(values, categories) -> np.ndarray:
     """Non-null values per category, in `categories` order, then the rest in one bucket."""
-    codes = pd.Categorical(_present_text(values), categories=list(categories)).codes
+    codes = pd.Index(list(categories), dtype="str").get_indexer(_present_text(values))
     index = np.where(codes < 0, len(categories), codes)
     return np.bincount(index, minlength=len(categories) + 1).astype(np.int64)
 

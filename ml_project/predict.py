@@ -277,10 +277,11 @@ def input_checker(settings, root: Path, *, source: str) -> Callable[[pd.DataFram
     from ml_project.features import raw_columns
 
     columns = raw_columns(settings.features)
+    validate = validation.TableValidator(validation.MODEL_INPUT, settings=settings, root=root)
 
     def check(chunk: pd.DataFrame) -> None:
         require_columns(chunk, columns, table=source)
-        report = validation.validate_model_input(chunk[columns], settings, root, source=source)
+        report = validate(chunk[columns], source=source)
         if not report.success:
             raise DataError(validation.failure_message([report], context=f" for {source}"))
 

@@ -2,8 +2,8 @@
 
 A suite file lists great-expectations 1.x expectations (`type` + `kwargs`); values written
 `$name` are filled from the env's settings (`suite_parameters`). `read_suite` and the report
-objects are pure; `validate_frames` builds an ephemeral GX context (pandas data source, one
-dataframe asset per table, a whole-dataframe batch) and runs `batch.validate(suite)`.
+objects are pure; a `TableValidator` builds an ephemeral GX context (pandas data source, a
+dataframe asset, a whole-dataframe batch) once and runs `batch.validate(suite)` per frame.
 great_expectations is imported inside functions only: it takes seconds to import.
 """
 
@@ -235,6 +235,41 @@ class ValidationReport:
         return "\n".join(lines)
 
 
+class TableValidator:
+    """One table's suite, built once, run on as many frames as needed (e.g. scoring chunks).
+
+    Holds an ephemeral GX context with a pandas data source, a dataframe asset and a
+    whole-dataframe batch definition; each call validates one frame with `batch.validate`.
+    """
+
+    def __init__(self, table: str, *, settings: Settings, root: Path):
+        self.spec = read_suite(suite_path(root, table), suite_parameters(settings))
+        self.suite = build_suite(self.spec)
+        datasource = _ephemeral_context().data_sources.add_pandas("ml_project")
+        asset = datasource.add_dataframe_asset(table)
+        self._batches = asset.add_batch_definition_whole_dataframe("all_rows")
+
+    def __call__(self, frame: pd.DataFrame, *, source: str) -> ValidationReport:
+        table = self.spec.table
+        batch = self._batches.get_batch(batch_parameters={"dataframe": _for_gx(frame)})
+        try:
+            # BASIC: counts and up to 20 failing values, without SUMMARY's value counts
+            result = batch.validate(self.suite, result_format="BASIC")
+        except Exception as exc:  # GX could not run the suite at all on this frame
+            raise DataError(
+                f"{table} ({source}): great-expectations could not validate the table: "
+                f"{_one_line(exc)}"
+            ) from exc
+        return make_report(
+            result.to_json_dict(),
+            table=table,
+            source=source,
+            suite_file=self.spec.path,
+            rows=len(frame),
+            columns=list(frame.columns),
+        )
+
+
 def validate_frames(
     frames: Mapping[str, pd.DataFrame],
     *,
@@ -243,45 +278,18 @@ def validate_frames(
     sources: Mapping[str, str] | None = None,
 ) -> list[ValidationReport]:
     """Validate each frame with the suite of its table (expectations/<table>.yaml)."""
-    parameters = suite_parameters(settings)
-    specs = {table: read_suite(suite_path(root, table), parameters) for table in frames}
-    suites = {table: build_suite(spec) for table, spec in specs.items()}
-    context = _ephemeral_context()
-    datasource = context.data_sources.add_pandas("ml_project")
-    reports = []
-    for table, frame in frames.items():
-        asset = datasource.add_dataframe_asset(table)
-        batch_definition = asset.add_batch_definition_whole_dataframe("all_rows")
-        batch = batch_definition.get_batch(batch_parameters={"dataframe": _for_gx(frame)})
-        try:
-            # BASIC: counts and up to 20 failing values, without SUMMARY's value counts
-            result = batch.validate(suites[table], result_format="BASIC")
-        except Exception as exc:  # GX could not run the suite at all on this frame
-            source = (sources or {}).get(table, table)
-            raise DataError(
-                f"{table} ({source}): great-expectations could not validate the table: "
-                f"{_one_line(exc)}"
-            ) from exc
-        reports.append(
-            make_report(
-                result.to_json_dict(),
-                table=table,
-                source=(sources or {}).get(table, "in-memory frame"),
-                suite_file=specs[table].path,
-                rows=len(frame),
-                columns=list(frame.columns),
-            )
-        )
-    return reports
+    validators = {table: TableValidator(table, settings=settings, root=root) for table in frames}
+    return [
+        validators[table](frame, source=(sources or {}).get(table, "in-memory frame"))
+        for table, frame in frames.items()
+    ]
 
 
 def validate_model_input(
     frame: pd.DataFrame, settings: Settings, root: Path, *, source: str = "records"
 ) -> ValidationReport:
     """The model-input suite on raw records (exact columns in model order, types, ranges)."""
-    return validate_frames(
-        {MODEL_INPUT: frame}, settings=settings, root=root, sources={MODEL_INPUT: source}
-    )[0]
+    return TableValidator(MODEL_INPUT, settings=settings, root=root)(frame, source=source)
 
 
 def _for_gx(frame: pd.DataFrame) -> pd.DataFrame:
