@@ -188,7 +188,12 @@ def bench_serving(project: Path, workdir: Path, *, store: Path, requests: int) -
     }
     import pandas as pd
 
-    rows = pd.read_parquet(workdir / "records.parquet").head(requests)
+    from ml_project.features import raw_columns
+    from ml_project.settings import load_settings
+
+    # what a client sends: the model's input columns (the signature), one record per request
+    columns = raw_columns(load_settings("prod", root=project).features)
+    rows = pd.read_parquet(workdir / "records.parquet", columns=columns).head(requests)
     bodies = [
         json.dumps(
             {"dataframe_split": json.loads(rows.iloc[[i]].to_json(orient="split", index=False))}
