@@ -153,11 +153,8 @@ def dataset_schema(frame):
     from mlflow.models import infer_signature
     from mlflow.types import ColSpec, Schema
 
-    first_values = {
-        int(frame.index.get_indexer([column.first_valid_index()])[0])
-        for _, column in frame.items()
-        if column.first_valid_index() is not None
-    }
+    present = [column.notna().to_numpy() for _, column in frame.items()]
+    first_values = {int(mask.argmax()) for mask in present if mask.any()}  # positions, any index
     sample = frame.iloc[sorted(first_values)] if first_values else frame.head(1)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")

@@ -27,8 +27,11 @@ def frame_of_every_kind() -> pd.DataFrame:
 
 
 @pytest.mark.parametrize("rows", [slice(None), slice(2, None), slice(0, 1)])
-def test_dataset_schema_is_what_mlflow_infers(rows):
+@pytest.mark.parametrize("index", ["range", "repeated"])
+def test_dataset_schema_is_what_mlflow_infers(rows, index):
     frame = frame_of_every_kind().iloc[rows]
+    if index == "repeated":
+        frame = frame.set_axis([7] * len(frame))
     assert tracking.dataset_schema(frame) == _infer_schema(frame)
 
 
