@@ -14,6 +14,7 @@ one JSON object; the README's "Scaling up" quotes a run.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -89,37 +90,27 @@ def measure(*, env: str, input_path: Path, model_uri: str | None, master: str, r
             spark_files = spark_cores(spark)
             parts = split_into_parts(frame, scratch / "parts.parquet", parts=spark_files)
             records = spark.read.parquet(str(parts))
-            scored = spark_scoring.score_dataframe(spark, records, loaded, model_dir)
-            seconds["spark_scoring"] = best_of(
-                repeat, lambda: scored.write.format("noop").mode("overwrite").save()
-            )
-            # The command as the CLI runs it again and again in one application: the Python
-            # workers that scored now validate the next run's batches.
-            seconds["spark_command_warm"] = best_of(
-                repeat,
-                lambda: spark_scoring.run_spark_scoring(
-                    settings,
-                    root=root,
-                    input_path=str(parts),
-                    output_path=str(scratch / "spark.parquet"),
-                    model_uri=uri,
-                    master=master,
-                ),
-            )
-        finally:
-            spark.stop()
-        # The command from nothing, as `ml-project predict --engine spark` runs: its own session.
-        seconds["spark_command"] = best_of(
-            1,
-            lambda: spark_scoring.run_spark_scoring(
+            # `ml-project predict --engine spark` as the CLI runs it
+            run_command = functools.partial(
+                spark_scoring.run_spark_scoring,
                 settings,
                 root=root,
                 input_path=str(parts),
                 output_path=str(scratch / "spark.parquet"),
                 model_uri=uri,
                 master=master,
-            ),
-        )
+            )
+            scored = spark_scoring.score_dataframe(spark, records, loaded, model_dir)
+            seconds["spark_scoring"] = best_of(
+                repeat, lambda: scored.write.format("noop").mode("overwrite").save()
+            )
+            # The command as the CLI runs it again and again in one application: the Python
+            # workers that scored now validate the next run's batches.
+            seconds["spark_command_warm"] = best_of(repeat, run_command)
+        finally:
+            spark.stop()
+        # The command from nothing, as `ml-project predict --engine spark` runs: its own session.
+        seconds["spark_command"] = best_of(1, run_command)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return {
