@@ -149,12 +149,23 @@ def hash_fraction(frame: pd.DataFrame, key_columns, *, seed: int, purpose: str) 
     """A number in [0, 1) per row from a seeded hash of its key columns.
 
     It depends only on the row's key values, the seed and the purpose: not on row order,
-    the machine or the numpy random generator, so a subset is the same everywhere.
+    the machine or the numpy random generator, so a subset is the same everywhere. The seed
+    and purpose are mixed into every row's hash (splitmix64's finaliser), whatever the key's
+    dtypes: pandas' own `hash_key` reaches text columns only, so with a numeric key it would
+    make the "sample" and the "split" draws one and the same.
     """
-    require_columns(frame, key_columns, table="flights")
-    hash_key = hashlib.sha256(f"{purpose}:{seed}".encode()).hexdigest()[:16]
-    hashed = pd.util.hash_pandas_object(frame[list(key_columns)], index=False, hash_key=hash_key)
-    return (hashed.to_numpy(dtype=np.uint64) >> np.uint64(11)) / float(2**53)
+    require_columns(frame, key_columns, table="records")
+    salt = int.from_bytes(hashlib.sha256(f"{purpose}:{seed}".encode()).digest()[:8], "little")
+    hashed = pd.util.hash_pandas_object(frame[list(key_columns)], index=False)
+    mixed = _mix64(hashed.to_numpy(dtype=np.uint64) ^ np.uint64(salt))
+    return (mixed >> np.uint64(11)) / float(2**53)
+
+
+def _mix64(values: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser: every input bit moves every output bit (uint64 wraps)."""
+    values = (values ^ (values >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    values = (values ^ (values >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return values ^ (values >> np.uint64(31))
 
 
 def sample_rows(frame: pd.DataFrame, *, fraction: float, key_columns, seed: int) -> pd.DataFrame:

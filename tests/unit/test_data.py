@@ -148,3 +148,24 @@ def test_demo_data_ships_in_a_package():
     flights, weather = data.demo_data_paths()
     assert flights.name == "flights.csv.zip" and flights.is_file()
     assert weather.name == "weather.csv" and weather.is_file()
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        pd.DataFrame({"id": np.arange(100_000)}),
+        pd.DataFrame({"id": np.arange(100_000).astype(str)}),
+        pd.DataFrame({"id": np.arange(100_000), "site": np.tile(["a", "b"], 50_000)}),
+    ],
+    ids=["integer", "text", "mixed"],
+)
+def test_seed_and_purpose_change_the_draw_for_any_key_dtype(keys):
+    # An integer id is the commonest key: the seed must reach it too (pandas' hash_key does not).
+    sampled = data.hash_fraction(keys, list(keys.columns), seed=42, purpose="sample")
+    split = data.hash_fraction(keys, list(keys.columns), seed=42, purpose="split")
+    reseeded = data.hash_fraction(keys, list(keys.columns), seed=7, purpose="sample")
+    assert abs(np.corrcoef(sampled, split)[0, 1]) < 0.02
+    assert abs(np.corrcoef(sampled, reseeded)[0, 1]) < 0.02
+    subset = data.sample_rows(keys, fraction=0.1, key_columns=list(keys.columns), seed=42)
+    parts = data.split_rows(subset, test_fraction=0.2, key_columns=list(keys.columns), seed=42)
+    assert 0.17 < len(parts.test) / len(subset) < 0.23  # was 100% test with integer ids
