@@ -10,7 +10,7 @@ OUT ?= outputs
 # Without MLFLOW_TRACKING_URI (a fork's pull request, a laptop) CI trains into this embedded store.
 CI_STORE ?= $(OUT)/ci-store
 CI_TRACKING_URI = $${MLFLOW_TRACKING_URI:-sqlite:///$(abspath $(CI_STORE))/mlflow.db}
-# Extra `ml-project train` options for the CI targets, e.g. TRAIN_ARGS="--set model.max_iter=50".
+# Extra `ml-project train` options for the CI targets, e.g. TRAIN_ARGS="--set params.max_iter=50".
 TRAIN_ARGS ?=
 BATCH ?= $(OUT)/batch.parquet
 BATCH_MONTHS ?= 12

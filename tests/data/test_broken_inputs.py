@@ -74,7 +74,7 @@ def store(project_copy, good_files, tmp_path_factory):
         "--weather",
         str(good_files[1]),
         "--set",
-        "model.max_iter=20",
+        "params.max_iter=20",
         # the gate has its own tests; this store only needs a version that holds `champion`
         "--set",
         "gate.ceilings.brier=0.25",
@@ -261,7 +261,7 @@ def test_broken_input_stops_with_exit_code_3(
     case = CASES[name]
     paths = write_case(case, january, good_files, tmp_path)
     before, runs_before = registry_state(store), {r.info.run_id for r in dev_runs(store)}
-    extra = ("--set", "model.max_iter=20") if case.command == "train" else ()
+    extra = ("--set", "params.max_iter=20") if case.command == "train" else ()
     done = run_cli(
         case.command,
         "--env",

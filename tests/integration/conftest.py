@@ -33,7 +33,7 @@ def scoring_store(tmp_path_factory, project_copy):
         "--env",
         "dev",
         "--set",
-        "model.max_iter=30",
+        "params.max_iter=30",
         "--json",
         cwd=project_copy,
         tracking_uri=uri,

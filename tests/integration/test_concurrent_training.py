@@ -24,7 +24,7 @@ def test_two_concurrent_trainings_register_their_own_versions_and_agree_on_a_cha
         "MLFLOW_DISABLE_TELEMETRY": "true",
     }
     command = [sys.executable, "-m", "ml_project", "train", "--env", "dev", "--json"]
-    command += ["--set", "model.max_iter=20"]
+    command += ["--set", "params.max_iter=20"]
     processes = [
         subprocess.Popen(
             command,

@@ -20,10 +20,10 @@ pytestmark = pytest.mark.integration
 
 MODEL = "flights_delay_dev"
 TRAININGS = {
-    "good": ["--set", "model.max_iter=20"],
-    "crippled": ["--set", "model.max_iter=1", "--set", "model.max_leaf_nodes=2"],
-    "weaker": ["--set", "model.max_iter=3"],
-    "other_seed": ["--set", "model.max_iter=20", "--seed", "7"],
+    "good": ["--set", "params.max_iter=20"],
+    "crippled": ["--set", "params.max_iter=1", "--set", "model.max_leaf_nodes=2"],
+    "weaker": ["--set", "params.max_iter=3"],
+    "other_seed": ["--set", "params.max_iter=20", "--seed", "7"],
 }
 
 

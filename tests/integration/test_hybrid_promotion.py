@@ -20,7 +20,7 @@ def store(tmp_path_factory):
 def promoted(project_copy, store):
     """Staging trains v1; it is copied into prod (passes), then again under a higher floor."""
     trained = run_cli(
-        "train", "--env", "staging", "--set", "model.max_iter=50", "--json",
+        "train", "--env", "staging", "--set", "params.max_iter=50", "--json",
         cwd=project_copy, tracking_uri=store,
     )  # fmt: skip
     assert trained.returncode == 0, trained.stderr

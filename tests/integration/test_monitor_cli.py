@@ -44,7 +44,7 @@ def summer(tmp_path_factory, project_copy):
         "--flights",
         str(records["summer"]),
         "--set",
-        "model.max_iter=30",
+        "params.max_iter=30",
         "--json",
         cwd=project_copy,
         tracking_uri=uri,

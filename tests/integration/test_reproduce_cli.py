@@ -12,7 +12,7 @@ from tests.conftest import git, last_json, make_project_copy, run_cli
 
 pytestmark = pytest.mark.integration
 
-FAST = ("--set", "model.max_iter=20")
+FAST = ("--set", "params.max_iter=20")
 
 
 def train(repo: Path, store: str, *args: str) -> dict:

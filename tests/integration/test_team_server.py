@@ -126,7 +126,7 @@ def ci(team, tmp_path_factory):
     steps["refusal"] = run_make(
         "ci-staging",
         f"OUT={crippled}",
-        "TRAIN_ARGS=--set model.max_iter=1 --set model.max_leaf_nodes=2",
+        "TRAIN_ARGS=--set params.max_iter=1 --set model.max_leaf_nodes=2",
         cwd=project,
         env=credentials,
     )

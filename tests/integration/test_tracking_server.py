@@ -212,7 +212,7 @@ def test_a_crippled_model_is_refused_over_http(result, ci_project, tracking_serv
     done = run_make(
         "ci-staging",
         f"OUT={tmp_path}",
-        "TRAIN_ARGS=--set model.max_iter=1 --set model.max_leaf_nodes=2",
+        "TRAIN_ARGS=--set params.max_iter=1 --set model.max_leaf_nodes=2",
         cwd=ci_project,
         env={"MLFLOW_TRACKING_URI": tracking_server.url},
     )

@@ -46,7 +46,7 @@ def test_run_records_params_metrics_lineage_and_artifacts(dev_runs, dev_store, p
     assert tags["git.commit"] == commit == tags["mlflow.source.git.commit"]
     assert tags["git.dirty"] == "false" and tags["git.branch"] == "main"
     assert tags["seed"] == "42" and params["seed"] == "42"
-    assert params["model.max_iter"] == "100"
+    assert params["params.max_iter"] == "100"
     assert len(tags["data.digest"]) == 64 and len(tags["config.hash"]) == 64
     assert tags["pkg.scikit-learn"] and tags["env.python"]
     assert int(tags["data.rows_train"]) == dev_runs[0]["rows"]["train"]
@@ -126,7 +126,7 @@ def test_allow_dirty_is_recorded(dirty_copy, tracking_uri):
         "staging",
         "--allow-dirty",
         "--set",
-        "model.max_iter=20",
+        "params.max_iter=20",
         "--json",
         cwd=dirty_copy,
         tracking_uri=tracking_uri,
@@ -135,7 +135,7 @@ def test_allow_dirty_is_recorded(dirty_copy, tracking_uri):
     run = MlflowClient(tracking_uri=tracking_uri).get_run(last_json(done.stdout)["run_id"])
     assert run.data.tags["git.dirty"] == "true"
     assert run.data.tags["ml_project.allow_dirty"] == "true"
-    assert run.data.params["model.max_iter"] == "20"
+    assert run.data.params["params.max_iter"] == "20"
 
 
 def test_prod_trains_on_every_labelled_flight(project_copy, tracking_uri):
@@ -144,7 +144,7 @@ def test_prod_trains_on_every_labelled_flight(project_copy, tracking_uri):
         "--env",
         "prod",
         "--set",
-        "model.max_iter=30",
+        "params.max_iter=30",
         "--json",
         cwd=project_copy,
         tracking_uri=tracking_uri,
@@ -161,7 +161,7 @@ def test_prod_trains_on_every_labelled_flight(project_copy, tracking_uri):
         (["train", "--env", "qa"], 2, "'qa' is not one of"),
         (["train", "--env", "dev", "--flights", "/nowhere/flights.csv"], 3, "no such file"),
         (["train", "--env", "dev", "--set", "model.depth=3"], 2, "no key 'depth'"),
-        (["train", "--env", "dev", "--set", "model.max_iter=zero"], 2, "model.max_iter"),
+        (["train", "--env", "dev", "--set", "params.max_iter=zero"], 2, "params.max_iter"),
     ],
 )
 def test_bad_usage_gets_one_paragraph_and_its_exit_code(

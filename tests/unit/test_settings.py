@@ -36,7 +36,7 @@ def test_env_overlays_set_their_fractions_and_tree_policy():
     assert load_settings("prod", root=ROOT).lineage.require_clean_tree
     # the overlay changed one key of `model`; the rest of the section survives
     dev = load_settings("dev", root=ROOT)
-    assert dev.model.max_iter == 100 and dev.model.learning_rate == 0.1
+    assert dev.params.max_iter == 100 and dev.model.learning_rate == 0.1
 
 
 def test_settings_are_frozen():
@@ -47,9 +47,9 @@ def test_settings_are_frozen():
 
 def test_cli_layer_wins_over_files():
     settings = load_settings(
-        "staging", overrides=("model.max_iter=7", "data.sample_fraction=0.2"), seed=9, root=ROOT
+        "staging", overrides=("params.max_iter=7", "data.sample_fraction=0.2"), seed=9, root=ROOT
     )
-    assert (settings.model.max_iter, settings.data.sample_fraction, settings.seed) == (7, 0.2, 9)
+    assert (settings.params.max_iter, settings.data.sample_fraction, settings.seed) == (7, 0.2, 9)
 
 
 def test_config_hash_follows_content():
@@ -71,7 +71,7 @@ def test_unknown_key_names_key_and_file(tmp_path):
     with pytest.raises(ConfigError) as caught:
         load_settings("dev", root=root)
     message = str(caught.value)
-    assert "model.max_iters" in message and "dev.yaml" in message
+    assert "params.max_iters" in message and "dev.yaml" in message
 
 
 def test_wrong_type_names_key_and_file(tmp_path):
@@ -95,10 +95,10 @@ def test_unknown_env_and_missing_overlay(tmp_path):
 
 
 def test_assignment_parsing_and_unknown_keys():
-    assert parse_assignment("model.max_iter=50") == (("model", "max_iter"), 50)
+    assert parse_assignment("params.max_iter=50") == (("model", "max_iter"), 50)
     assert parse_assignment("data.flights=a.csv") == (("data", "flights"), "a.csv")
     with pytest.raises(ConfigError, match="KEY.PATH=VALUE"):
-        parse_assignment("model.max_iter")
+        parse_assignment("params.max_iter")
     config = {"model": {"max_iter": 1}}
     assert apply_assignment(config, ("model", "max_iter"), 3) == {"model": {"max_iter": 3}}
     with pytest.raises(ConfigError, match="no key 'depth'"):
