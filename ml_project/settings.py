@@ -290,7 +290,8 @@ def setting_layers(env: str, *, root: Path, problem: str | None = None) -> list:
     folder = problem_folder(root, chosen) / "environments"
     if not (folder / "base.yaml").is_file():
         known = sorted(
-            p.name for p in (Path(root) / PROBLEMS_FOLDER).glob("*/environments/base.yaml")
+            p.parent.parent.name
+            for p in (Path(root) / PROBLEMS_FOLDER).glob("*/environments/base.yaml")
         )
         raise ConfigError(
             f"There is no problem {chosen!r}: {folder / 'base.yaml'} does not exist (problems "
