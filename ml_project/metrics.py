@@ -9,6 +9,7 @@ quality, `show`, the training summary and the CI summary all read this registry.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -184,14 +185,18 @@ def higher_is_better(task: str, metric: str) -> bool:
 
 def compute(task: str, y_true, predictions: Predictions) -> dict[str, float]:
     """Every metric of the task on these rows (NaN where one is undefined, e.g. one class)."""
+    from sklearn.exceptions import UndefinedMetricWarning
+
     y_true = np.asarray(y_true)
     out = {}
-    for name, metric in REGISTRY[task].items():
-        try:
-            value = metric.compute(y_true, predictions)
-        except ValueError:  # e.g. ROC AUC with one class present: undefined, not an error
-            value = math.nan
-        out[name] = value
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UndefinedMetricWarning)  # NaN says it
+        for name, metric in REGISTRY[task].items():
+            try:
+                value = metric.compute(y_true, predictions)
+            except ValueError:  # e.g. ROC AUC with one class present: undefined, not an error
+                value = math.nan
+            out[name] = value
     return out
 
 
