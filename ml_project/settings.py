@@ -215,7 +215,7 @@ def apply_assignment(
     `create` builds the path instead (the record of what the command line set).
     """
     dotted = ".".join(path)
-    if create:
+    if create or (path[:-1] in FREE_FORM and _section(config, path[:-1]) is not None):
         patch: Any = value
         for part in reversed(path):
             patch = {part: patch}
@@ -233,6 +233,17 @@ def apply_assignment(
     for part in reversed(path):
         patch = {part: patch}
     return deep_merge(config, patch)
+
+
+# Sections whose keys are the problem's own: `--set` may add a key to them.
+FREE_FORM = {("params",), ("validation", "parameters")}
+
+
+def _section(config: Mapping[str, Any], path: tuple[str, ...]) -> Mapping | None:
+    node: Any = config
+    for part in path:
+        node = node.get(part) if isinstance(node, Mapping) else None
+    return node if isinstance(node, Mapping) else None
 
 
 def project_root() -> Path:

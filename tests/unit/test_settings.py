@@ -139,12 +139,16 @@ def test_assignment_parsing_and_unknown_keys():
     assert parse_assignment("data.tables.orders=a.csv") == (("data", "tables", "orders"), "a.csv")
     with pytest.raises(ConfigError, match="KEY.PATH=VALUE"):
         parse_assignment("params.max_iter")
-    config = {"params": {"max_iter": 1}}
-    assert apply_assignment(config, ("params", "max_iter"), 3) == {"params": {"max_iter": 3}}
-    with pytest.raises(ConfigError, match="no key 'depth'"):
-        apply_assignment(config, ("params", "depth"), 3)
+    config = {"split": {"test_fraction": 0.2}, "params": {"max_iter": 1}}
+    assert apply_assignment(config, ("split", "test_fraction"), 0.3)["split"] == {
+        "test_fraction": 0.3
+    }
+    with pytest.raises(ConfigError, match="no key 'fraction'"):
+        apply_assignment(config, ("split", "fraction"), 3)
     with pytest.raises(ConfigError, match="that is a section"):
-        apply_assignment(config, ("params",), 3)
+        apply_assignment(config, ("split",), 3)
+    # the problem's own params take new keys (its Params class checks them)
+    assert apply_assignment(config, ("params", "depth"), 3)["params"] == {"max_iter": 1, "depth": 3}
 
 
 def test_overlap_between_categorical_and_numeric_is_rejected(project):
