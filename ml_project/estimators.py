@@ -1,7 +1,7 @@
 """The default estimator: raw input columns -> ordinal codes -> histogram gradient boosting.
 
 A problem without its own `build_model` gets `tabular_model`; a problem with one may still use
-it as its last steps (the flights example does, after its own feature step). Categorical
+it as its last steps, after a feature step of its own. Categorical
 columns are read as text and encoded in the model, so the logged Pipeline takes raw records.
 """
 
