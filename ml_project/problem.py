@@ -34,6 +34,7 @@ way. Nothing here names a particular problem.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -119,17 +120,33 @@ class Problem:
 
 
 def importable(root: Path) -> None:
-    """Put the project root first on sys.path, so `problems.<name>` is this project's."""
-    root_text = str(Path(root).resolve())
+    """Make `problems` this project's problems/ folder, and the project root first on sys.path.
+
+    `problems` is bound to the folder explicitly: another `problems` package earlier on the
+    path (another checkout, a regular package where this one has no __init__.py) never wins.
+    """
+    root = Path(root).resolve()
+    folder = root / PROBLEMS_FOLDER
     loaded = sys.modules.get(PROBLEMS_FOLDER)
-    if loaded is not None:
-        paths = [str(Path(p).resolve()) for p in getattr(loaded, "__path__", [])]
-        if str(Path(root_text) / PROBLEMS_FOLDER) not in paths:  # another project's: forget it
-            for name in [n for n in sys.modules if n.split(".")[0] == PROBLEMS_FOLDER]:
-                del sys.modules[name]
-    if root_text in sys.path:
-        sys.path.remove(root_text)
-    sys.path.insert(0, root_text)
+    paths = [str(Path(p).resolve()) for p in getattr(loaded, "__path__", [])]
+    if loaded is None or paths != [str(folder)]:
+        for name in [n for n in sys.modules if n.split(".")[0] == PROBLEMS_FOLDER]:
+            del sys.modules[name]
+        init = folder / "__init__.py"
+        if init.is_file():
+            spec = importlib.util.spec_from_file_location(
+                PROBLEMS_FOLDER, init, submodule_search_locations=[str(folder)]
+            )
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[PROBLEMS_FOLDER] = module
+            spec.loader.exec_module(module)
+        else:
+            module = ModuleType(PROBLEMS_FOLDER)
+            module.__path__ = [str(folder)]
+            sys.modules[PROBLEMS_FOLDER] = module
+    if str(root) in sys.path:
+        sys.path.remove(str(root))
+    sys.path.insert(0, str(root))
     importlib.invalidate_caches()
 
 

@@ -91,6 +91,7 @@ def write_problem(root: Path, kind: str, *, name: str | None = None, rows: int =
     (root / "data").mkdir(exist_ok=True)
     make_table(kind, rows).to_csv(root / "data" / f"{name}.csv", index=False)
     (folder / "__init__.py").write_text("")
+    (root / "problems" / "__init__.py").touch()
     (folder / "problem.py").write_text(
         f'"""A synthetic {kind} problem: one table, the default model."""\n'
     )
