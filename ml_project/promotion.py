@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ml_project import data, gate, lineage, metrics, registry
+from ml_project import data, gate, lineage, metrics, records, registry
 from ml_project.errors import ConfigError, GateFailedError, RegistryError
 from ml_project.problem import Problem, load_problem
 from ml_project.registry import CHALLENGER, CHAMPION, AliasChanged, Move
@@ -60,10 +60,8 @@ class HeldOut:
         return self.test[self.settings.data.label].to_numpy()
 
     def model_rows(self, keep=None) -> pd.DataFrame:
-        from ml_project.pipeline import model_input
-
         frame = self.test if keep is None else self.test.loc[keep]
-        return model_input(self.settings, frame)
+        return records.model_input(self.settings, frame)
 
     def restrict(self, keep: np.ndarray) -> HeldOut:
         test = self.test.loc[keep].reset_index(drop=True)
@@ -74,12 +72,10 @@ class HeldOut:
 
 def held_out_rows(settings: Settings, root: Path) -> HeldOut:
     """Read the env's data as training does and return its held-out split."""
-    from ml_project import pipeline
-
     problem = load_problem(settings, root)
-    paths = pipeline.table_paths(settings, root)
-    tables = pipeline.read_tables(paths)
-    prepared = pipeline.prepare_data(settings, problem, tables)
+    paths = records.table_paths(settings, root)
+    tables = records.read_tables(paths)
+    prepared = records.prepare_data(settings, problem, tables)
     baseline = metrics.baseline_predictions(
         settings.task, prepared.split.train[prepared.label], len(prepared.split.test)
     )
@@ -89,7 +85,7 @@ def held_out_rows(settings: Settings, root: Path) -> HeldOut:
         test=prepared.split.test,
         digest=prepared.digests["test_digest"],
         tables=tables,
-        file_digests=pipeline.file_digests(paths),
+        file_digests=records.file_digests(paths),
         source=str(next(iter(paths.values()))),
         baseline=baseline,
     )
@@ -162,9 +158,9 @@ def seen_rows(client, version, held: HeldOut) -> np.ndarray:
     recorded = recorded_config(run_id)
     current = held.settings.model_dump(mode="json")
     differences = gate.split_rule_differences(recorded, current)
-    from ml_project.pipeline import REBUILD_PROTOCOL
-
-    if tags.get("ml_project.rebuild_protocol") != REBUILD_PROTOCOL:  # an older sampling rule
+    if (
+        tags.get("ml_project.rebuild_protocol") != lineage.REBUILD_PROTOCOL
+    ):  # an older sampling rule
         differences.append("trained by an older ml-project (sampling and split rule)")
     same_files = all(
         tags.get(f"data.table.{name}.sha256") == digest
@@ -185,9 +181,7 @@ def seen_rows(client, version, held: HeldOut) -> np.ndarray:
         source_settings = validate_settings(deep_merge(current, picked))
     except ConfigError as exc:
         raise CannotCompare(f"the config {label} recorded no longer validates ({exc})") from exc
-    from ml_project import pipeline
-
-    prepared = pipeline.prepare_data(source_settings, held.problem, tables)
+    prepared = records.prepare_data(source_settings, held.problem, tables)
     expected = tags.get("data.train_digest")
     if expected is None or prepared.digests["train_digest"] != expected:
         raise CannotCompare(
