@@ -194,12 +194,13 @@ def _log_validation(mlflow, reports: list) -> None:
     mlflow.log_metrics(values)
 
 
-def source_tags(paths: dict[str, Path], digests: dict[str, str]) -> dict[str, str]:
-    """Where each table came from: `data.tables` (names) and `data.table.<name>.path/sha256`."""
+def source_tags(paths: dict[str, Path], digests: dict[str, str], tables: dict) -> dict[str, str]:
+    """Where each table came from: `data.tables` (names), `data.table.<name>.path/sha256/rows`."""
     tags = {"data.tables": ",".join(paths)}
     for name, path in paths.items():
         tags[f"data.table.{name}.path"] = str(path)
         tags[f"data.table.{name}.sha256"] = digests[name]
+        tags[f"data.table.{name}.rows"] = str(len(tables[name]))
     return tags
 
 
@@ -211,6 +212,7 @@ def stop_on_invalid_data(
     git: lineage.GitInfo,
     paths: dict[str, Path],
     source_digests: dict[str, str],
+    tables: dict,
     allow_dirty: bool,
 ) -> None:
     """If a suite failed: record a FAILED run holding the full result, then raise DataError."""
@@ -229,7 +231,7 @@ def stop_on_invalid_data(
         **git.as_tags(),
         "config.hash": settings.config_hash(),
         "seed": str(settings.seed),
-        **source_tags(paths, source_digests),
+        **source_tags(paths, source_digests, tables),
         **validation.run_tags(reports, settings, root),
     }
     run_name = f"train-{settings.env}-{git.commit[:7] or 'nogit'}-invalid-data"
@@ -292,6 +294,7 @@ def lineage_tags(
     prepared: PreparedData,
     paths: dict[str, Path],
     source_digests: dict[str, str],
+    tables: dict,
     *,
     allow_dirty: bool,
 ) -> dict[str, str]:
@@ -305,7 +308,7 @@ def lineage_tags(
         **git.as_tags(),
         "config.hash": settings.config_hash(),
         "seed": str(settings.seed),
-        **source_tags(paths, source_digests),
+        **source_tags(paths, source_digests, tables),
         **{f"data.{key}": value for key, value in prepared.digests.items()},
         **{f"data.rows_{key}": str(value) for key, value in prepared.rows.items()},
         "data.sample_fraction": str(settings.data.sample_fraction),
@@ -335,7 +338,13 @@ def run_training(settings: Settings, *, root: Path, allow_dirty: bool = False) -
     with timer.stage("reading"):
         tables = read_tables(paths)
         source_digests = file_digests(paths)
-    invalid = {"root": root, "git": git, "paths": paths, "source_digests": source_digests}
+    invalid = {
+        "root": root,
+        "git": git,
+        "paths": paths,
+        "source_digests": source_digests,
+        "tables": tables,
+    }
     with timer.stage("validation"):
         reports = validate_tables(settings, tables, paths, root)
     stop_on_invalid_data(settings, reports, allow_dirty=allow_dirty, **invalid)
@@ -346,7 +355,9 @@ def run_training(settings: Settings, *, root: Path, allow_dirty: bool = False) -
     stop_on_invalid_data(settings, reports, allow_dirty=allow_dirty, **invalid)
     with timer.stage("fit"):
         trained = fit_and_score(settings, problem, prepared)
-    tags = lineage_tags(settings, git, prepared, paths, source_digests, allow_dirty=allow_dirty)
+    tags = lineage_tags(
+        settings, git, prepared, paths, source_digests, tables, allow_dirty=allow_dirty
+    )
     tags.update(validation.run_tags(reports, settings, root))
     tags.update(fingerprint_tags(trained))
 
