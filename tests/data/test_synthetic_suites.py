@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from ml_project import pipeline, validation
+from ml_project.errors import ConfigError
 from ml_project.problem import load_problem
 from ml_project.settings import load_settings
 from tests.synthetic import make_table, write_problem
@@ -75,3 +76,61 @@ def test_a_missing_column_is_reported_as_missing(settings, project):
         validation.MISSING_COLUMN
     }
     assert "no column colour" in report.describe()
+
+
+def spoil_suite(project, old: str, new: str) -> Path:
+    path = project / "problems" / TABLE / "expectations" / f"{TABLE}.yaml"
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+    return path
+
+
+@pytest.fixture
+def own_project(tmp_path) -> Path:
+    shutil.copytree(ROOT / "environments", tmp_path / "environments")
+    write_problem(tmp_path, "binary", rows=200)
+    return tmp_path
+
+
+def test_a_misspelt_expectation_type_is_refused_naming_file_and_item(own_project):
+    path = spoil_suite(
+        own_project,
+        "type: expect_column_values_to_be_between",
+        "type: expect_column_values_to_be_betwen",
+    )
+    settings = load_settings("dev", problem=TABLE, root=own_project)
+    with pytest.raises(ConfigError) as caught:
+        check(settings, own_project, make_table("binary", 200))
+    message = str(caught.value)
+    assert str(path) in message and "expect_column_values_to_be_betwen" in message
+    assert "no expectation of that type (misspelt?)" in message
+    assert "expectation 11 " in message  # its position in the file
+
+
+def test_a_misspelt_argument_is_refused(own_project):
+    spoil_suite(own_project, "{column: x1, min_value", "{colum: x1, min_value")
+    settings = load_settings("dev", problem=TABLE, root=own_project)
+    with pytest.raises(ConfigError, match="invalid arguments.*colum"):
+        check(settings, own_project, make_table("binary", 200))
+
+
+def test_great_expectations_alone_would_drop_a_misspelt_type():
+    """Why the loader builds each expectation itself: GX 1.24 keeps a suite without it."""
+    import great_expectations as gx
+
+    suite = gx.ExpectationSuite(
+        name="t",
+        expectations=[{"type": "expect_column_values_to_be_betwen", "kwargs": {"column": "a"}}],
+    )
+    assert len(suite.expectations) == 0
+
+
+def test_a_report_names_table_column_rule_count_and_examples(settings, project):
+    frame = make_table("binary", 500)
+    frame.loc[[3, 9, 12], "colour"] = "purple"
+    report = check(settings, project, frame)
+    text = report.describe()
+    assert text.startswith(f"{TABLE} (in-memory frame): 1 of ")
+    assert "column colour: expect_column_values_to_be_in_set" in text
+    assert "3 of 500 rows (0.60%) failed, e.g. 'purple'" in text

@@ -194,10 +194,3 @@ def test_a_name_mlflow_would_refuse_is_refused_when_settings_load(project, name)
     overlay(project, "synthetic_binary", "dev", f"name: '{name}'\n")
     with pytest.raises(ConfigError, match=r"^Invalid settings: name "):
         load_settings("dev", problem="synthetic_binary", root=project)
-
-
-def test_the_bundled_examples_resolve_in_every_env():
-    for problem in ("flights", "storms"):
-        for env in ("dev", "staging", "prod"):
-            settings = load_settings(env, problem=problem, root=ROOT)
-            assert settings.model_name.endswith(f"_{env}")

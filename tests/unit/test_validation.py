@@ -100,21 +100,6 @@ def test_suites_are_read_from_the_problems_folder_and_hashed_for_the_run(project
     assert validation.run_tags([], settings, project)["validation.suites_digest"] != before
 
 
-@pytest.mark.parametrize(
-    ("problem", "tables"),
-    [("flights", ["flights", "weather", "model_input"]), ("storms", ["storms", "model_input"])],
-)
-def test_the_examples_suites_resolve_every_parameter(problem, tables):
-    settings = load_settings("prod", problem=problem, root=ROOT)
-    assert list(validation.suite_tables(settings)) == tables
-    parameters = validation.suite_parameters(settings)
-    for table in tables:
-        spec = validation.read_suite(validation.suite_path(ROOT, table, settings), parameters)
-        assert spec.table == table
-        assert len(spec.expectations) >= 15
-        assert "$" not in repr([item["kwargs"] for item in spec.expectations])
-
-
 def test_great_expectations_is_imported_only_when_validating():
     """The CLI starts fast: importing the package and its pipeline does not load GX."""
     import subprocess
