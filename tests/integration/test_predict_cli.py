@@ -1,10 +1,14 @@
 """Batch scoring through the real CLI, for each task kind: the champion's prediction exactly,
 a classifier's class probabilities, and the model version on every row."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pandas as pd
 import pytest
 
+from ml_project.errors import RegistryError
+from ml_project.predict import TASK_TAG, _registry_facts
 from tests.conftest import last_json, run_cli
 from tests.integration.conftest import BATCH_ROWS, in_process_predictions
 from tests.synthetic import KINDS
@@ -132,3 +136,40 @@ def test_no_champion_is_a_registry_error(synthetic_project, tracking_uri, tmp_pa
     )  # fmt: skip
     assert done.returncode == 8
     assert "models:/synthetic_binary_staging@champion" in done.stderr
+
+
+class FakeRegistry:
+    """A client whose version and run carry `version_tags` and `run_tags`."""
+
+    def __init__(self, version_tags: dict, run_tags: dict):
+        self.version = SimpleNamespace(name="m", version=3, run_id="r1", tags=version_tags)
+        self.run = SimpleNamespace(data=SimpleNamespace(tags=run_tags))
+
+    def get_model_version_by_alias(self, name, alias):
+        return self.version
+
+    def get_run(self, run_id):
+        return self.run
+
+
+@pytest.mark.parametrize(
+    "uri, version_tags, run_tags, fallback, task",
+    [
+        ("models:/m@champion", {TASK_TAG: "multiclass"}, {TASK_TAG: "binary"}, None, "multiclass"),
+        ("models:/m@champion", {}, {TASK_TAG: "regression"}, None, "regression"),
+        ("runs:/r1/model", {}, {TASK_TAG: "binary"}, "regression", "binary"),
+        ("runs:/r1/model", {}, {}, "regression", "regression"),  # settings.task, for a run only
+    ],
+)
+def test_the_task_comes_from_the_version_then_its_run(uri, version_tags, run_tags, fallback, task):
+    facts = _registry_facts(uri, FakeRegistry(version_tags, run_tags), fallback=fallback)
+    assert facts[3] == task
+
+
+def test_a_version_without_a_task_is_refused_with_the_reason():
+    with pytest.raises(RegistryError, match="neither the version nor its training run has a"):
+        _registry_facts("models:/m@champion", FakeRegistry({}, {}), fallback="binary")
+    with pytest.raises(RegistryError, match="tagged ml_project.task='ranking'"):
+        _registry_facts(
+            "models:/m@champion", FakeRegistry({TASK_TAG: "ranking"}, {}), fallback=None
+        )

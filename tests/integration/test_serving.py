@@ -3,6 +3,7 @@
 The served model answers what `model.predict` answers (a classifier's class, a regressor's
 value); the batch path adds a classifier's probabilities (test_predict_cli.py)."""
 
+import contextlib
 import json
 import os
 import signal
@@ -38,18 +39,16 @@ def serve_entrypoint() -> list[str]:
     return json.loads(line.removeprefix("ENTRYPOINT "))
 
 
-@pytest.fixture(scope="module", params=KINDS)
-def served(request, scoring_batches, tmp_path_factory):
-    """The serving image's own command on a kind's champion, on a free loopback port; stopped
-    by PID. Yields (url, the kind's scoring store)."""
-    store = scoring_batches[request.param]
+@contextlib.contextmanager
+def serving(tracking_uri: str, model_uri: str, log: Path):
+    """The serving image's own command on `model_uri`, on a free loopback port: yields its
+    URL once /ping answers; stopped by PID."""
     port = free_port()
     bin_dir = Path(sys.executable).parent
-    log = tmp_path_factory.mktemp("serve") / "server.log"
     environ = {
         **os.environ,
-        "MLFLOW_TRACKING_URI": store["uri"],
-        "MODEL_URI": store["model_uri"],
+        "MLFLOW_TRACKING_URI": tracking_uri,
+        "MODEL_URI": model_uri,
         "HOST": "127.0.0.1",
         "PORT": str(port),
         "SERVING_WORKERS": "1",
@@ -76,7 +75,7 @@ def served(request, scoring_batches, tmp_path_factory):
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the model server did not start:\n{log.read_text()[-3000:]}")
             time.sleep(0.5)
-        yield url, store
+        yield url
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         try:
@@ -84,6 +83,15 @@ def served(request, scoring_batches, tmp_path_factory):
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+@pytest.fixture(scope="module", params=KINDS)
+def served(request, scoring_batches, tmp_path_factory):
+    """A kind's dev champion served: yields (url, the kind's scoring store)."""
+    store = scoring_batches[request.param]
+    log = tmp_path_factory.mktemp("serve") / "server.log"
+    with serving(store["uri"], store["model_uri"], log) as url:
+        yield url, store
 
 
 def post(url: str, body: bytes) -> tuple[int, dict]:
