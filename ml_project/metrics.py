@@ -61,6 +61,7 @@ class Metric:
     higher_is_better: bool
     compute: Callable[[np.ndarray, Predictions], float]
     description: str
+    needs_every_class: bool = False  # a ranking metric: undefined unless all classes are present
 
 
 def _binary(y, p: Predictions, fn) -> float:
@@ -145,8 +146,8 @@ REGISTRY: dict[str, dict[str, Metric]] = {
     "binary": {
         m.name: m
         for m in (
-            Metric("roc_auc", True, _roc_auc, "area under the ROC curve"),
-            Metric("pr_auc", True, _pr_auc, "average precision (area under the PR curve)"),
+            Metric("roc_auc", True, _roc_auc, "area under the ROC curve", True),
+            Metric("pr_auc", True, _pr_auc, "average precision (area under the PR curve)", True),
             Metric("f1", True, _f1, "F1 of the positive class at the model's threshold"),
             Metric("accuracy", True, _accuracy, "share of rows predicted right"),
             Metric("log_loss", False, _log_loss, "cross-entropy of the probabilities"),
@@ -159,7 +160,7 @@ REGISTRY: dict[str, dict[str, Metric]] = {
             Metric("accuracy", True, _accuracy, "share of rows predicted right"),
             Metric("balanced_accuracy", True, _balanced_accuracy, "mean recall over classes"),
             Metric("f1_macro", True, _f1_macro, "F1 averaged over classes"),
-            Metric("roc_auc_ovr", True, _roc_auc_ovr, "one-vs-rest ROC AUC, macro average"),
+            Metric("roc_auc_ovr", True, _roc_auc_ovr, "one-vs-rest ROC AUC, macro average", True),
             Metric("log_loss", False, _log_loss, "cross-entropy of the probabilities"),
         )
     },
@@ -188,10 +189,16 @@ def compute(task: str, y_true, predictions: Predictions) -> dict[str, float]:
     from sklearn.exceptions import UndefinedMetricWarning
 
     y_true = np.asarray(y_true)
+    missing = predictions.classes is not None and len(
+        set(np.unique(y_true)) & set(predictions.classes)
+    ) < len(predictions.classes)
     out = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UndefinedMetricWarning)  # NaN says it
         for name, metric in REGISTRY[task].items():
+            if metric.needs_every_class and missing:
+                out[name] = math.nan
+                continue
             try:
                 value = metric.compute(y_true, predictions)
             except ValueError:  # e.g. ROC AUC with one class present: undefined, not an error

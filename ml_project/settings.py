@@ -94,7 +94,9 @@ class MonitorSettings(_Section):
     psi_alert: float = Field(gt=0, description="PSI at or above this is drift (exit 7)")
     null_rate_change: float = Field(gt=0, le=1, description="largest null-rate move allowed")
     max_quality_drop: float = Field(
-        ge=0, description="live primary metric vs the recorded test one: largest loss allowed"
+        ge=0,
+        description="live primary metric vs the recorded test one: the largest loss allowed, "
+        "in the metric's own units (so each problem sets it)",
     )
     min_rows: int = Field(ge=1, description="smaller batches are refused (PSI would be noise)")
     ignore: tuple[str, ...] = Field(description="features reported but never drift")

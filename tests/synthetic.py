@@ -112,6 +112,8 @@ def write_problem(root: Path, kind: str, *, name: str | None = None, rows: int =
             params: {{max_iter: 60, learning_rate: 0.1}}
             validation:
               parameters: {{min_rows: 100}}
+            monitor:
+              max_quality_drop: {0.5 if kind == "regression" else 0.05}
             gate:
               floors: {gate["floors"]}
               ceilings: {gate["ceilings"]}

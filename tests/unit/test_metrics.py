@@ -84,3 +84,10 @@ def test_gate_problems_name_the_key_and_the_rule():
     assert "gate.floors.rmse: rmse is lower is better" in problems[1]
     assert "gate.ceilings.r2: r2 is higher is better" in problems[2]
     assert problems[3].startswith("gate.primary_metric: a regression task has no metric 'f1'")
+
+
+def test_ranking_metrics_are_undefined_without_every_class():
+    y = np.array(["yes", "yes", "yes"])
+    scores = metrics.compute("binary", y, binary(y, [0.9, 0.8, 0.7]))
+    assert math.isnan(scores["pr_auc"]) and math.isnan(scores["roc_auc"])
+    assert not math.isnan(scores["log_loss"])
