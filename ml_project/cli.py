@@ -143,7 +143,7 @@ def train(env, seed, overrides, tables, allow_dirty, as_json):
     \b
     Examples:
       ml-project train --env dev
-      ml-project train --env staging --seed 7 --set model.max_iter=50
+      ml-project train --env staging --seed 7 --set params.max_iter=50
       ml-project train --env prod --table orders=data/orders.parquet
       ml-project train --env dev --problem my_problem
     """

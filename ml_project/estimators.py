@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 # What skops must trust to load a fitted tabular_model (HistGradientBoosting's trees and the
 # `partial(check_array, ...)` of its categorical passthrough). Checked by a unit test.
@@ -31,6 +32,22 @@ BOOSTING_PARAMS = (
     "max_bins",
     "max_features",
 )
+
+
+class DefaultParams(BaseModel):
+    """What `params:` may hold for the default model: its hyper-parameters, checked when the
+    settings load (other keys are the problem's own and pass through)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True, allow_inf_nan=False)
+
+    learning_rate: float | None = Field(default=None, gt=0)
+    max_iter: int | None = Field(default=None, ge=1)
+    max_leaf_nodes: int | None = Field(default=None, ge=2)
+    max_depth: int | None = Field(default=None, ge=1)
+    min_samples_leaf: int | None = Field(default=None, ge=1)
+    l2_regularization: float | None = Field(default=None, ge=0)
+    max_bins: int | None = Field(default=None, ge=2, le=255)
+    max_features: float | None = Field(default=None, gt=0, le=1)
 
 
 def boosting_params(params: Any) -> dict[str, Any]:

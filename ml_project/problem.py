@@ -170,12 +170,21 @@ def load_problem(settings: Settings, root: Path) -> Problem:
 
 
 def validate_params(module: ModuleType, settings: Settings, folder: Path) -> Any:
-    """The settings' `params:` as the problem's Params model, or as a dict without one."""
+    """The settings' `params:` as the problem's Params model; without one, a dict (checked
+    against the default model's hyper-parameters when the problem uses the default model)."""
+    schema = getattr(module, "Params", None)
+    if schema is not None:
+        return _checked(schema, settings, f"Params in {folder / MODULE}")
+    if not hasattr(module, "build_model"):
+        from ml_project.estimators import DefaultParams
+
+        _checked(DefaultParams, settings, "the default model's DefaultParams")
+    return dict(settings.params)
+
+
+def _checked(schema, settings: Settings, checked_by: str):
     from pydantic import ValidationError
 
-    schema = getattr(module, "Params", None)
-    if schema is None:
-        return dict(settings.params)
     try:
         return schema.model_validate(dict(settings.params))
     except ValidationError as exc:
@@ -183,6 +192,5 @@ def validate_params(module: ModuleType, settings: Settings, folder: Path) -> Any
             f"params.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
         )
         raise ConfigError(
-            f"Invalid params for problem {settings.problem} (checked by Params in "
-            f"{folder / MODULE}): {problems}."
+            f"Invalid params for problem {settings.problem} (checked by {checked_by}): {problems}."
         ) from exc

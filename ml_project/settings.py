@@ -164,7 +164,9 @@ class Settings(_Section):
             raise ValueError("; ".join(problems))
         label = self.data.label
         if label in self.features.columns:
-            raise ValueError(f"the label {label!r} is also a feature: the model would read it")
+            raise ValueError(
+                f"data.label: the label {label!r} is also a feature: the model would read it"
+            )
         return self
 
     @property
@@ -198,10 +200,10 @@ def deep_merge(base: Mapping[str, Any], overlay: Mapping[str, Any]) -> dict[str,
 
 
 def parse_assignment(text: str) -> tuple[tuple[str, ...], Any]:
-    """`model.max_iter=50` -> (("model", "max_iter"), 50); the value is read as YAML."""
+    """`params.max_iter=50` -> (("params", "max_iter"), 50); the value is read as YAML."""
     path, sep, raw = text.partition("=")
     if not sep or not path.strip():
-        raise ConfigError(f"--set expects KEY.PATH=VALUE (e.g. model.max_iter=50), got {text!r}.")
+        raise ConfigError(f"--set expects KEY.PATH=VALUE (e.g. params.max_iter=50), got {text!r}.")
     try:
         value = yaml.safe_load(raw) if raw.strip() else raw
     except yaml.YAMLError as exc:
@@ -227,6 +229,12 @@ def apply_assignment(
         if not isinstance(node, Mapping) or part not in node:
             raise ConfigError(f"--set {dotted}: there is no section {part!r} in the settings.")
         node = node[part]
+    if path[:2] == ("data", "tables") and len(path) == 3 and isinstance(node, Mapping):
+        if path[-1] not in node:
+            raise ConfigError(
+                f"--table {path[-1]}=...: the problem has no table {path[-1]!r}; its tables: "
+                f"{', '.join(map(str, node))}."
+            )
     if not isinstance(node, Mapping) or path[-1] not in node:
         raise ConfigError(f"--set {dotted}: there is no key {path[-1]!r} in the settings.")
     if isinstance(node[path[-1]], Mapping):
@@ -238,7 +246,7 @@ def apply_assignment(
 
 
 # Sections whose keys are the problem's own: `--set` may add a key to them.
-FREE_FORM = {("params",), ("validation", "parameters")}
+FREE_FORM = {("params",), ("validation", "parameters"), ("gate", "floors"), ("gate", "ceilings")}
 
 
 def _section(config: Mapping[str, Any], path: tuple[str, ...]) -> Mapping | None:
@@ -357,14 +365,24 @@ def validate_settings(
         problems = []
         for error in exc.errors():
             loc = tuple(str(part) for part in error["loc"])
-            where = _origin(loc, layers)
-            key = ".".join(loc) or "(top level)"
-            problems.append(f"{key} ({where}): {error['msg']}")
+            if loc:
+                problems.append(f"{'.'.join(loc)} ({_origin(loc, layers)}): {error['msg']}")
+                continue
+            # a rule across keys (Settings._consistent): each part starts with its key
+            for part in error["msg"].removeprefix("Value error, ").split("; "):
+                key, sep, rest = part.partition(": ")
+                if sep and re.fullmatch(r"[\w.]+", key):
+                    where = _origin(tuple(key.split(".")), layers)
+                    problems.append(f"{key} ({where}): {rest}")
+                else:
+                    problems.append(part)
         raise ConfigError("Invalid settings: " + "; ".join(problems) + ".") from exc
 
 
 def _origin(loc: tuple[str, ...], layers) -> str:
     """The last layer that mentions `loc` (the one that set it), or 'command line'."""
+    if not loc:
+        return "the settings as a whole"
     for path, layer in reversed(list(layers)):
         node: Any = layer
         for part in loc:

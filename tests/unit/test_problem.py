@@ -144,3 +144,13 @@ def test_duplicated_keys_are_refused(project):
     table.loc[5, "id"] = table.loc[6, "id"]
     with pytest.raises(Exception, match="rows share their key"):
         pipeline.prepare_data(settings, load_problem(settings, project), {"t": table})
+
+
+def test_the_default_models_hyper_parameters_are_checked_when_settings_load(project):
+    with pytest.raises(ConfigError, match=r"DefaultParams\): params\.max_iter: Input should be"):
+        load_problem(settings_of(project, overrides=("params.max_iter=zero",)), project)
+    with pytest.raises(ConfigError, match=r"params\.learning_rate: Input should be greater"):
+        load_problem(settings_of(project, overrides=("params.learning_rate=0",)), project)
+    # a key of the problem's own passes through to it
+    extra = load_problem(settings_of(project, overrides=("params.note=kept",)), project)
+    assert extra.params["note"] == "kept"

@@ -171,13 +171,14 @@ def test_the_label_cannot_be_a_feature(project):
     ("problem", "override", "message"),
     [
         ("synthetic_regression", "gate.floors={roc_auc: 0.7}",
-         r"gate\.floors\.roc_auc: a regression task has no metric 'roc_auc'"),
+         r"gate\.floors\.roc_auc \(set in \S+dev\.yaml\): a regression task has no "
+         r"metric 'roc_auc'"),
         ("synthetic_binary", "gate.floors={brier: 0.2}",
-         r"gate\.floors\.brier: brier is lower is better, so it takes a limit under "
+         r"gate\.floors\.brier \(set in \S+\): brier is lower is better, so it takes a limit under "
          r"gate\.ceilings"),
         ("synthetic_binary", "gate.ceilings={roc_auc: 0.9}", r"gate\.ceilings\.roc_auc"),
         ("synthetic_multiclass", "gate.primary_metric=rmse",
-         r"gate\.primary_metric: a multiclass task has no metric 'rmse'"),
+         r"gate\.primary_metric \(set in \S+\): a multiclass task has no metric 'rmse'"),
     ],
 )  # fmt: skip
 def test_gate_metrics_are_checked_against_the_tasks_registry(project, problem, override, message):
@@ -194,3 +195,27 @@ def test_a_name_mlflow_would_refuse_is_refused_when_settings_load(project, name)
     overlay(project, "synthetic_binary", "dev", f"name: '{name}'\n")
     with pytest.raises(ConfigError, match=r"^Invalid settings: name "):
         load_settings("dev", problem="synthetic_binary", root=project)
+
+
+def test_a_cross_key_error_names_the_file_that_set_it(project):
+    overlay(project, "synthetic_regression", "dev", "gate:\n  floors: {roc_auc: 0.7}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings("dev", problem="synthetic_regression", root=project)
+    assert "gate.floors.roc_auc (set in " in str(caught.value)
+    assert "synthetic_regression/environments/dev.yaml" in str(caught.value)
+
+
+def test_an_unknown_table_names_the_problems_tables(project):
+    with pytest.raises(ConfigError, match=r"--table other=...: the problem has no table 'other'; "
+                       r"its tables: synthetic_binary"):  # fmt: skip
+        load_settings(
+            "dev", problem="synthetic_binary", root=project,
+            overrides=('data.tables.other="x.csv"',),
+        )  # fmt: skip
+
+
+def test_floors_and_ceilings_take_new_metrics_from_the_command_line(project):
+    settings = load_settings(
+        "dev", problem="synthetic_binary", root=project, overrides=("gate.floors.pr_auc=0.5",)
+    )
+    assert settings.gate.floors == {"roc_auc": 0.7, "pr_auc": 0.5}
