@@ -14,11 +14,12 @@ from ml_project.monitor import class_note, quality_line, summary_text
 from ml_project.settings import MonitorSettings, deep_merge, read_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-# The project's own monitor settings (environments/base.yaml under dev.yaml): no problem needed.
+# The project's own monitor settings (environments/base.yaml under dev.yaml) and a quality limit,
+# which each problem sets in its metric's units: no problem needed.
 MONITOR = deep_merge(
     read_yaml(ROOT / "environments" / "base.yaml")["monitor"],
     read_yaml(ROOT / "environments" / "dev.yaml").get("monitor", {}),
-)
+) | {"max_quality_drop": 0.05}
 SETTINGS = MonitorSettings.model_validate(MONITOR)
 
 
