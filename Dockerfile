@@ -10,12 +10,14 @@
 # code runs (`python -m ml_project` from /project puts the checkout first on sys.path). The
 # copy baked in below is the fallback when nothing is mounted.
 #
-# Online serving of the registry's champion (MLflow's scoring server on port 8080):
-#   docker build --target serve -t ml-project-serve .
+# Online serving of the registry's champion (MLflow's scoring server on port 8080). The model
+# is `<name>_prod` (the `name:` of the problem's settings); the default is the flights demo's:
+#   docker build --target serve --build-arg MODEL_URI=models:/<name>_prod@champion \
+#       -t ml-project-serve .
 #   docker run --rm -p 8080:8080 -e MLFLOW_TRACKING_URI=http://mlflow.internal:5000 \
-#       -e MODEL_URI=models:/flights_delay_prod@champion ml-project-serve
-# The model is fetched from the registry when the container starts: restart it to serve a
-# newly promoted champion.
+#       ml-project-serve
+# (`-e MODEL_URI=...` at run time overrides the built-in URI.) The model is fetched from the
+# registry when the container starts: restart it to serve a newly promoted champion.
 FROM python:3.11-slim-bookworm AS runtime
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -43,7 +45,8 @@ RUN pip install --no-cache-dir --no-deps -c requirements.lock . \
 
 
 FROM runtime AS serve
-ENV MODEL_URI=models:/flights_delay_prod@champion \
+ARG MODEL_URI=models:/flights_delay_prod@champion
+ENV MODEL_URI=$MODEL_URI \
     HOST=0.0.0.0 \
     PORT=8080 \
     SERVING_WORKERS=2

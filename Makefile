@@ -5,23 +5,33 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 ENV ?= dev
+# The problem under problems/ every ml-project call works on; empty = `problem:` of
+# environments/base.yaml (the project's default). E.g. make ci-staging PROBLEM=my_problem
+PROBLEM ?=
+PROBLEM_ARG = $(if $(PROBLEM),--problem $(PROBLEM))
 # CI's outputs: <env>.out (the training log ending in its --json result), <env>-summary.md, ...
+# With PROBLEM set, each name starts with it (my_problem-staging.out), so problems never overwrite
+# one another's outputs.
 OUT ?= outputs
+STEM = $(OUT)/$(if $(PROBLEM),$(PROBLEM)-)
 # Without MLFLOW_TRACKING_URI (a fork's pull request, a laptop) CI trains into this embedded store.
 CI_STORE ?= $(OUT)/ci-store
 CI_TRACKING_URI = $${MLFLOW_TRACKING_URI:-sqlite:///$(abspath $(CI_STORE))/mlflow.db}
-# Extra `ml-project train` options for the CI targets, e.g. TRAIN_ARGS="--set model.max_iter=50".
+# Extra `ml-project train` options for the CI targets, e.g. TRAIN_ARGS="--set params.max_iter=50".
 TRAIN_ARGS ?=
-BATCH ?= $(OUT)/batch.parquet
-BATCH_MONTHS ?= 12
+BATCH ?= $(STEM)batch.parquet
+# `make batch` keeps the records matching this pandas query (empty: all of them), e.g.
+# BATCH_QUERY='month == 12'. Exported: the recipe reads it from the environment, quotes intact.
+BATCH_QUERY ?=
+export BATCH_QUERY
 MONITOR_ARGS ?= --labels
 MONITOR = MLFLOW_TRACKING_URI="$(CI_TRACKING_URI)" $(BIN)/ml-project monitor --env $(ENV) \
-  --input $(BATCH) --json $(MONITOR_ARGS) --summary $(OUT)/$(ENV)-monitor.md \
-  | tee $(OUT)/$(ENV)-monitor.out
+  $(PROBLEM_ARG) --input $(BATCH) --json $(MONITOR_ARGS) --summary $(STEM)$(ENV)-monitor.md \
+  | tee $(STEM)$(ENV)-monitor.out
 export MLFLOW_DISABLE_TELEMETRY := true
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-spark train test lint lock test-fast test-integration \
+.PHONY: help install install-spark train test lint lock test-fast test-integration test-examples \
 	check-workflows ci-staging ci-summary ci-reproduce ci-show release-prod latest-release batch \
 	score monitor ci-monitor bench
 
@@ -43,21 +53,26 @@ install: $(if $(SKIP_INSTALL),,$(BIN)/.installed) ## create .venv and install th
 
 install-spark: $(if $(SKIP_INSTALL),,$(BIN)/.installed-spark) ## install, plus the [spark] extra (pyspark, ~450 MB; needs Java 17): the tests use it
 
-train: install ## train, evaluate and register a model in ENV (default dev): make train ENV=staging
-	$(BIN)/ml-project train --env $(ENV)
+train: install ## train, evaluate and register a model in ENV (default dev): make train ENV=staging PROBLEM=NAME
+	$(BIN)/ml-project train --env $(ENV) $(PROBLEM_ARG)
 
 test: lint install-spark ## lint, then the whole test suite (unit, data, model, integration, workflows)
 	$(BIN)/python -m pytest -n auto --dist loadfile
 
 lint: install ## ruff: lint rules and formatting
-	$(BIN)/ruff check ml_project tests benchmarks deploy .ci
-	$(BIN)/ruff format --check ml_project tests benchmarks deploy .ci
+	$(BIN)/ruff check ml_project problems tests benchmarks deploy .ci
+	$(BIN)/ruff format --check ml_project problems tests benchmarks deploy .ci
 
 test-fast: install ## unit, data, model and workflow tests: no tracking store, no subprocess CLI
 	$(BIN)/python -m pytest tests/unit tests/data tests/model tests/ci
 
 test-integration: install-spark ## the real CLI in subprocesses, temp stores, real mlflow servers (PostgreSQL), Spark
 	$(BIN)/python -m pytest tests/integration
+
+test-examples: install ## the bundled examples' own tests (tests/examples/<problem>/: a fork deletes them)
+	@if [ -n "$$(find tests/examples -name 'test_*.py' 2>/dev/null)" ]; then \
+	  $(BIN)/python -m pytest tests/examples; \
+	else echo "test-examples: no tests under tests/examples/"; fi
 
 check-workflows: install ## check .github/ against GitHub's workflow and dependabot schemas (offline)
 	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
@@ -66,8 +81,8 @@ check-workflows: install ## check .github/ against GitHub's workflow and dependa
 
 ci-staging: install ## CI's staging training, gate included, into $MLFLOW_TRACKING_URI (else outputs/ci-store)
 	@mkdir -p $(OUT) $(CI_STORE)
-	MLFLOW_TRACKING_URI="$(CI_TRACKING_URI)" \
-	  $(BIN)/ml-project train --env staging --json $(TRAIN_ARGS) | tee $(OUT)/staging.out
+	MLFLOW_TRACKING_URI="$(CI_TRACKING_URI)" $(BIN)/ml-project train --env staging \
+	  $(PROBLEM_ARG) --json $(TRAIN_ARGS) | tee $(STEM)staging.out
 
 release-prod: install ## prod retraining on the full data, gate, promotion (CI needs MLFLOW_TRACKING_URI)
 	@if [ -n "$${CI:-}" ] && [ -z "$${MLFLOW_TRACKING_URI:-}" ]; then \
@@ -75,33 +90,35 @@ release-prod: install ## prod retraining on the full data, gate, promotion (CI n
 	    "throwaway store would be lost: set the secret on the production environment." >&2; \
 	  exit 2; fi
 	@mkdir -p $(OUT) $(CI_STORE)
-	MLFLOW_TRACKING_URI="$(CI_TRACKING_URI)" \
-	  $(BIN)/ml-project train --env prod --json $(TRAIN_ARGS) | tee $(OUT)/prod.out
+	MLFLOW_TRACKING_URI="$(CI_TRACKING_URI)" $(BIN)/ml-project train --env prod \
+	  $(PROBLEM_ARG) --json $(TRAIN_ARGS) | tee $(STEM)prod.out
 
 ci-summary: install ## Markdown of ENV's CI training (metrics, gate, lineage), also to $GITHUB_STEP_SUMMARY
-	$(BIN)/ml-project summary --input $(OUT)/$(ENV).out --output $(OUT)/$(ENV)-summary.md
-	@cat $(OUT)/$(ENV)-summary.md
-	@if [ -n "$${GITHUB_STEP_SUMMARY:-}" ]; then cat $(OUT)/$(ENV)-summary.md >> "$$GITHUB_STEP_SUMMARY"; fi
+	$(BIN)/ml-project summary --input $(STEM)$(ENV).out --output $(STEM)$(ENV)-summary.md
+	@cat $(STEM)$(ENV)-summary.md
+	@if [ -n "$${GITHUB_STEP_SUMMARY:-}" ]; then cat $(STEM)$(ENV)-summary.md >> "$$GITHUB_STEP_SUMMARY"; fi
 
 ci-reproduce: install ## rebuild the model version CI just trained in ENV and compare it, bit for bit
-	version="$$($(BIN)/ml-project summary --input $(OUT)/$(ENV).out --field model_version)"; \
+	version="$$($(BIN)/ml-project summary --input $(STEM)$(ENV).out --field model_version)"; \
 	MLFLOW_TRACKING_URI="$(CI_TRACKING_URI)" \
-	  $(BIN)/ml-project reproduce --env $(ENV) --version "$$version"
+	  $(BIN)/ml-project reproduce --env $(ENV) $(PROBLEM_ARG) --version "$$version"
 
 ci-show: install ## ENV's registered model after a CI run: versions, aliases, gate results, lineage
 	@mkdir -p $(OUT)
-	MLFLOW_TRACKING_URI="$(CI_TRACKING_URI)" $(BIN)/ml-project show --env $(ENV)
-	MLFLOW_TRACKING_URI="$(CI_TRACKING_URI)" $(BIN)/ml-project show --env $(ENV) --json \
-	  > $(OUT)/$(ENV)-show.json
+	MLFLOW_TRACKING_URI="$(CI_TRACKING_URI)" $(BIN)/ml-project show --env $(ENV) $(PROBLEM_ARG)
+	MLFLOW_TRACKING_URI="$(CI_TRACKING_URI)" $(BIN)/ml-project show --env $(ENV) $(PROBLEM_ARG) \
+	  --json > $(STEM)$(ENV)-show.json
 
-batch: install ## the batch to score: a stand-in export of BATCH_MONTHS (default 12) of the demo data
+batch: install ## the batch to score: a stand-in export of the problem's records (BATCH_QUERY filters)
 	@mkdir -p $(OUT)
-	$(BIN)/ml-project extract-batch --months $(BATCH_MONTHS) --output $(BATCH)
+	$(BIN)/ml-project extract-batch --env $(ENV) $(PROBLEM_ARG) --query "$$BATCH_QUERY" \
+	  --output $(BATCH)
 
-score: install ## score $(BATCH) with ENV's champion into outputs/<env>-scored.parquet
+score: install ## score $(BATCH) with ENV's champion into outputs/[<problem>-]<env>-scored.parquet
 	@mkdir -p $(OUT)
 	MLFLOW_TRACKING_URI="$(CI_TRACKING_URI)" $(BIN)/ml-project predict --env $(ENV) \
-	  --input $(BATCH) --output $(OUT)/$(ENV)-scored.parquet --json | tee $(OUT)/$(ENV)-score.out
+	  $(PROBLEM_ARG) --input $(BATCH) --output $(STEM)$(ENV)-scored.parquet --json \
+	  | tee $(STEM)$(ENV)-score.out
 
 monitor: install ## drift check of $(BATCH) against ENV's champion: exit 7 = drift (MONITOR_ARGS=--labels)
 	@mkdir -p $(OUT)
@@ -110,8 +127,8 @@ monitor: install ## drift check of $(BATCH) against ENV's champion: exit 7 = dri
 ci-monitor: install ## `make monitor` for CI: drift=true|false to $GITHUB_OUTPUT, fails only on errors
 	@mkdir -p $(OUT)
 	@code=0; $(MONITOR) || code=$$?; \
-	if [ -n "$${GITHUB_STEP_SUMMARY:-}" ] && [ -f $(OUT)/$(ENV)-monitor.md ]; then \
-	  cat $(OUT)/$(ENV)-monitor.md >> "$$GITHUB_STEP_SUMMARY"; fi; \
+	if [ -n "$${GITHUB_STEP_SUMMARY:-}" ] && [ -f $(STEM)$(ENV)-monitor.md ]; then \
+	  cat $(STEM)$(ENV)-monitor.md >> "$$GITHUB_STEP_SUMMARY"; fi; \
 	drift=false; [ $$code -eq 7 ] && drift=true; \
 	if [ -n "$${GITHUB_OUTPUT:-}" ]; then echo "drift=$$drift" >> "$$GITHUB_OUTPUT"; fi; \
 	echo "drift=$$drift (monitor exit code $$code)"; \

@@ -1,11 +1,19 @@
 """Benchmarks: what the template costs over plain scikit-learn, and how it scales.
 
     make bench                      # or: python benchmarks/run.py [--repeats 5] [--scales 1,4,16]
+    python benchmarks/run.py --quick    # smoke run: 1 repeat, 1x only, 50 serving calls
+
+They measure the flights demo (problems/flights, the heaviest example) through the commands a
+user runs: `ml-project train --problem flights` against bare_train.py (the same read, join,
+split, fit and score as a plain script), `extract-batch` and `predict` against the model's
+own calls (raw_predict.py), and the serving image's command. Larger sizes are synthetic copies
+of the flights table (synthetic.py) given as `--table flights=PATH`.
 
 Every measurement is a whole process (imports included), repeated; the median is reported
 with min and max. Peak RSS comes from the kernel's accounting of each child (wait4). Training
 runs on a clean clone of the committed code against a temporary MLflow store, after one
-warm-up run that creates the store. Results: benchmarks/results/<date>.json and .md.
+warm-up run that creates the store. Results: benchmarks/results/<date>.json and .md
+(<date>-quick.* for --quick).
 """
 
 from __future__ import annotations
@@ -27,6 +35,8 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
 from synthetic import write_scaled  # noqa: E402
+
+PROBLEM = "flights"
 
 
 def measure_rss(command: list[str], *, cwd: Path, env: dict) -> dict:
@@ -83,6 +93,8 @@ def bench_training(
         "train",
         "--env",
         env_name,
+        "--problem",
+        PROBLEM,
         "--json",
         *data_args,
     ]
@@ -101,7 +113,8 @@ def bench_training(
     return {
         "label": label,
         "env": env_name,
-        "rows_train": runs["bare"][0]["payload"].get("rows_train"),
+        "rows_train": runs["pipeline"][0]["payload"].get("rows", {}).get("train"),
+        "bare_rows_train": runs["bare"][0]["payload"].get("rows_train"),
         "pipeline_wall_s": pipeline_wall,
         "bare_wall_s": bare_wall,
         "pipeline_peak_rss_mib": summarise([r["peak_rss_mib"] for r in runs["pipeline"]]),
@@ -113,18 +126,26 @@ def bench_training(
     }
 
 
+def champion_uri(project: Path) -> str:
+    """The prod champion of the benchmarked problem (its `<name>_prod` registered model)."""
+    from ml_project.settings import load_settings
+
+    return f"models:/{load_settings('prod', problem=PROBLEM, root=project).model_name}@champion"
+
+
 def bench_scoring(project: Path, workdir: Path, *, store: Path, repeats: int) -> dict:
-    """`ml-project predict` on every flight of 2013 against the champion's raw predict_proba."""
+    """`ml-project predict` on every record of the problem against the champion's own calls."""
     env = environment(project, store)
     records = workdir / "records.parquet"
+    extract = [sys.executable, "-m", "ml_project", "extract-batch", "--env", "prod"]
     subprocess.run(
-        [sys.executable, "-m", "ml_project", "extract-batch", "--output", str(records)],
+        [*extract, "--problem", PROBLEM, "--output", str(records)],
         cwd=project,
         env=env,
         check=True,
         capture_output=True,
     )
-    uri = "models:/flights_delay_prod@champion"
+    uri = champion_uri(project)
     predict_cmd = [
         sys.executable,
         "-m",
@@ -132,6 +153,8 @@ def bench_scoring(project: Path, workdir: Path, *, store: Path, repeats: int) ->
         "predict",
         "--env",
         "prod",
+        "--problem",
+        PROBLEM,
         "--input",
         str(records),
         "--output",
@@ -161,7 +184,7 @@ def bench_scoring(project: Path, workdir: Path, *, store: Path, repeats: int) ->
         "predict_rows_per_s": batch,
         "predict_process_wall_s": summarise([run["wall_s"] for run in runs]),
         "predict_peak_rss_mib": summarise([run["peak_rss_mib"] for run in runs]),
-        "raw_predict_proba_rows_per_s": baseline,
+        "raw_model_rows_per_s": baseline,
         "ratio": batch["median"] / baseline["median"],
     }
 
@@ -180,7 +203,7 @@ def bench_serving(project: Path, workdir: Path, *, store: Path, requests: int) -
         next(line for line in stage.splitlines() if line.startswith("ENTRYPOINT "))[11:]
     )
     env = environment(project, store) | {
-        "MODEL_URI": "models:/flights_delay_prod@champion",
+        "MODEL_URI": champion_uri(project),
         "HOST": "127.0.0.1",
         "PORT": str(port),
         "SERVING_WORKERS": "1",
@@ -188,11 +211,10 @@ def bench_serving(project: Path, workdir: Path, *, store: Path, requests: int) -
     }
     import pandas as pd
 
-    from ml_project.features import raw_columns
     from ml_project.settings import load_settings
 
     # what a client sends: the model's input columns (the signature), one record per request
-    columns = raw_columns(load_settings("prod", root=project).features)
+    columns = load_settings("prod", problem=PROBLEM, root=project).features.columns
     rows = pd.read_parquet(workdir / "records.parquet", columns=columns).head(requests)
     bodies = [
         json.dumps(
@@ -280,7 +302,8 @@ def verdict(value: float | None, target: float, *, lower_is_better: bool = True)
 
 def markdown(results: dict) -> str:
     lines = [
-        f"Benchmarks of {results['date']} on {results['machine']['cpus']} CPUs "
+        f"Benchmarks of problem {results['problem']}, {results['date']}, on "
+        f"{results['machine']['cpus']} CPUs "
         f"({results['machine']['processor']}, {results['machine']['memory_gib']} GiB), "
         f"Python {results['machine']['python']}, {results['repeats']} repeats, median (min-max).",
         "",
@@ -320,8 +343,8 @@ def markdown(results: dict) -> str:
             f"Batch scoring of {scoring['rows']:,} records: `ml-project predict` "
             f"{fmt(scoring['predict_rows_per_s'], 'rows/s', 0)} (whole process "
             f"{fmt(scoring['predict_process_wall_s'])}, peak RSS "
-            f"{scoring['predict_peak_rss_mib']['median']:.0f} MiB) against raw predict_proba "
-            f"{fmt(scoring['raw_predict_proba_rows_per_s'], 'rows/s', 0)}: "
+            f"{scoring['predict_peak_rss_mib']['median']:.0f} MiB) against the model's own "
+            f"predict and predict_proba {fmt(scoring['raw_model_rows_per_s'], 'rows/s', 0)}: "
             f"{scoring['ratio']:.2f}x.",
         ]
     if "serving" in results:
@@ -360,15 +383,23 @@ def main() -> None:
     parser.add_argument("--scales", default="1,4,16", help="flights multipliers for prod")
     parser.add_argument("--output", type=Path, default=HERE / "results")
     parser.add_argument("--requests", type=int, default=500, help="single-row serving calls")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: --repeats 1 --scales 1 --requests 50, written as <date>-quick",
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.repeats, args.scales, args.requests = 1, "1", 50
 
     sys.path.insert(0, str(ROOT))
-    from ml_project.data import demo_data_paths
+    from ml_project.pipeline import table_paths
+    from ml_project.settings import load_settings
 
-    flights_path, weather_path = demo_data_paths()
     scales = [int(s) for s in args.scales.split(",") if s]
     results: dict = {
         "date": dt.date.today().isoformat(),
+        "problem": PROBLEM,
         "machine": machine(),
         "repeats": args.repeats,
         "training": [],
@@ -376,6 +407,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="ml-project-bench-") as tmp:
         workdir = Path(tmp)
         project = clean_clone(workdir / "project")
+        settings = load_settings("prod", problem=PROBLEM, root=project)
+        flights_path = table_paths(settings, project)["flights"]
         print("staging (the pull-request job's core) ...", flush=True)
         results["training"].append(
             bench_training(
@@ -391,8 +424,10 @@ def main() -> None:
             print(f"prod at {scale}x ...", flush=True)
             data_args = []
             if scale > 1:
-                scaled = write_scaled(flights_path, HERE / ".data", scale)
-                data_args = ["--flights", str(scaled), "--weather", str(weather_path)]
+                scaled = write_scaled(
+                    flights_path, HERE / ".data", scale, key_columns=settings.data.key_columns
+                )
+                data_args = ["--table", f"flights={scaled}"]
             results["training"].append(
                 bench_training(
                     project,
@@ -431,7 +466,7 @@ def main() -> None:
             max(item["pipeline_peak_rss_mib"]["max"] for item in results["training"]),
         ),
         target(
-            "batch predict throughput / raw predict_proba",
+            "batch predict throughput / the model's own calls",
             0.8,
             "x",
             results.get("scoring", {}).get("ratio"),
@@ -440,7 +475,7 @@ def main() -> None:
         target("serving p50, single row", 10.0, "ms", results.get("serving", {}).get("p50_ms")),
     ]
     args.output.mkdir(parents=True, exist_ok=True)
-    stem = args.output / results["date"]
+    stem = args.output / (results["date"] + ("-quick" if args.quick else ""))
     stem.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
     table = markdown(results)
     stem.with_suffix(".md").write_text(table)

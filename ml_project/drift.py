@@ -2,10 +2,13 @@
 
 At training, `reference_profile` records each model feature of the training rows (numeric:
 quantile bin edges, the share of rows in each bin and the null rate; categorical: the most
-frequent categories' shares, an "other" bucket and the null rate) and the predicted
-probabilities on the held-out rows. At monitoring, `BatchCounts` counts a batch chunk by chunk
-into the same bins and `assess` turns the counts into a population stability index (PSI) per
-feature and for the score, null-rate changes, an optional live-quality check, and a verdict.
+frequent categories' shares, an "other" bucket and the null rate) and the model's score on the
+held-out rows (`metrics.Predictions.score`: P(positive class) for a binary classifier, the
+highest class probability for a multiclass one, the predicted value for a regressor). At
+monitoring, `BatchCounts` counts a batch chunk by chunk into the same bins and `assess` turns
+the counts into a population stability index (PSI) per feature and for the score, null-rate
+changes, an optional live-quality check (the gate's primary metric on labelled rows against
+the training run's), and a verdict.
 
 PSI = sum over bins of (batch share - reference share) * ln(batch share / reference share),
 with shares clipped to EPSILON so that an empty bin counts as a large, finite shift. PSI is
@@ -14,6 +17,7 @@ computed on the non-null values; the null rate is compared on its own.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,7 +27,9 @@ from ml_project.settings import MonitorSettings
 
 PROFILE_ARTIFACT = "monitoring/reference_profile.json"
 PROFILE_FORMAT = 1
-PREDICTION = "probability"  # the profile's name for the model's score
+# The report's name for the model's score (profiles logged before it was named held the same
+# number, P(positive class), under the same "prediction" key: they read unchanged).
+PREDICTION = "score"
 OTHER = "__other__"  # categories the reference did not keep
 EPSILON = 1e-4  # the share an empty bin counts as
 
@@ -85,9 +91,9 @@ def _profile(kind: str, values, counts: np.ndarray, **bins) -> dict:
 
 
 def reference_profile(
-    features: pd.DataFrame, probability, *, categorical, settings: MonitorSettings
+    features: pd.DataFrame, score, *, categorical, settings: MonitorSettings
 ) -> dict:
-    """The profile of the training rows' model features and of the held-out probabilities."""
+    """The profile of the training rows' model features and of the held-out scores."""
     categorical = set(categorical)
     profiled = {}
     for name in features.columns:
@@ -100,7 +106,7 @@ def reference_profile(
     return {
         "format": PROFILE_FORMAT,
         "features": profiled,
-        "prediction": numeric_profile(np.asarray(probability), bins=settings.bins),
+        "prediction": numeric_profile(np.asarray(score, dtype=np.float64), bins=settings.bins),
     }
 
 
@@ -115,33 +121,35 @@ class BatchCounts:
     """A batch counted into the reference profile's bins, one chunk at a time."""
 
     profile: dict
-    tallies: dict[str, _Tally] = field(default_factory=dict)
+    tallies: dict[str, _Tally] = field(default_factory=dict)  # per model feature
+    score: _Tally | None = None
     rows: int = 0
 
     def __post_init__(self) -> None:
-        for name, reference in self._references():
-            self.tallies[name] = _Tally(np.zeros(len(reference["proportions"]), dtype=np.int64))
+        for name, reference in self.profile["features"].items():
+            self.tallies[name] = _Tally(_empty(reference))
+        self.score = _Tally(_empty(self.profile["prediction"]))
 
-    def _references(self):
-        yield from self.profile["features"].items()
-        yield PREDICTION, self.profile["prediction"]
-
-    def add(self, features: pd.DataFrame, probability) -> None:
-        """Count one chunk: its model features and the model's probabilities."""
+    def add(self, features: pd.DataFrame, score) -> None:
+        """Count one chunk: its model features and the model's scores."""
         self.rows += len(features)
-        for name, reference in self._references():
-            if name == PREDICTION:
-                values = np.asarray(probability)
-            elif name in features.columns:
-                values = features[name].to_numpy()
-            else:  # the model no longer makes this feature: nothing to compare
-                continue
-            tally = self.tallies[name]
-            if reference["kind"] == "categorical":
-                tally.counts += category_counts(values, reference["categories"])
-            else:
-                tally.counts += numeric_counts(values, reference["edges"])
-            tally.rows += len(values)
+        for name, reference in self.profile["features"].items():
+            if name in features.columns:
+                _count(self.tallies[name], reference, features[name].to_numpy())
+            # else: the model no longer makes this feature: nothing to compare
+        _count(self.score, self.profile["prediction"], np.asarray(score, dtype=np.float64))
+
+
+def _empty(reference: dict) -> np.ndarray:
+    return np.zeros(len(reference["proportions"]), dtype=np.int64)
+
+
+def _count(tally: _Tally, reference: dict, values) -> None:
+    if reference["kind"] == "categorical":
+        tally.counts += category_counts(values, reference["categories"])
+    else:
+        tally.counts += numeric_counts(values, reference["edges"])
+    tally.rows += len(values)
 
 
 def psi(reference, batch, *, epsilon: float = EPSILON) -> float:
@@ -199,34 +207,58 @@ class FeatureDrift:
 
 @dataclass(frozen=True)
 class Quality:
-    """Live quality on a labelled batch against the model's recorded held-out metric."""
+    """Live quality on a labelled batch: one metric (the gate's primary one) against the value
+    the training run recorded on its held-out rows, and every metric of the task."""
 
-    live_roc_auc: float
-    recorded_roc_auc: float
+    metric: str
+    higher_is_better: bool
+    live: float
+    recorded: float
     max_drop: float
     rows: int
     unlabelled_dropped: int
     live_metrics: dict[str, float]
+    note: str = ""  # what limits the comparison (e.g. one class among the labelled rows)
 
     @property
     def drop(self) -> float:
-        return self.recorded_roc_auc - self.live_roc_auc
+        """How much worse the live value is, in the metric's bad direction (< 0: better)."""
+        return self.recorded - self.live if self.higher_is_better else self.live - self.recorded
 
     @property
     def status(self) -> str:
+        """ok | drift | undefined (the metric has no value on these rows)."""
+        if math.isnan(self.drop):
+            return "undefined"
         return "drift" if self.drop > self.max_drop else "ok"
+
+    def reason(self) -> str:
+        """Why the live value is drift, in one line."""
+        direction = "below" if self.higher_is_better else "above"
+        return (
+            f"live {self.metric} {self.live:.4f} is {self.drop:.4f} {direction} the recorded "
+            f"{self.recorded:.4f} (limit {self.max_drop}) on {self.rows} labelled rows"
+        )
 
     def as_dict(self) -> dict:
         return {
-            "live_roc_auc": self.live_roc_auc,
-            "recorded_roc_auc": self.recorded_roc_auc,
-            "roc_auc_drop": self.drop,
-            "max_roc_auc_drop": self.max_drop,
+            "metric": self.metric,
+            "higher_is_better": self.higher_is_better,
+            "live": _number(self.live),
+            "recorded": _number(self.recorded),
+            "drop": _number(self.drop),
+            "max_drop": self.max_drop,
             "rows": self.rows,
             "unlabelled_dropped": self.unlabelled_dropped,
-            "live_metrics": self.live_metrics,
+            "live_metrics": {name: _number(value) for name, value in self.live_metrics.items()},
             "status": self.status,
+            "note": self.note,
         }
+
+
+def _number(value: float) -> float | None:
+    """`value`, or None where it is undefined (NaN is not JSON)."""
+    return None if value is None or math.isnan(value) else float(value)
 
 
 @dataclass(frozen=True)
@@ -244,7 +276,8 @@ class DriftReport:
         if self.reasons:
             return "drift"
         checked = (*self.features, self.prediction)
-        return "warn" if any(item.status == "warn" for item in checked) else "ok"
+        undefined = self.quality is not None and self.quality.status == "undefined"
+        return "warn" if undefined or any(item.status == "warn" for item in checked) else "ok"
 
     def as_dict(self) -> dict:
         return {
@@ -298,7 +331,7 @@ def assess(
     ]
     features.sort(key=lambda item: (-item.psi, item.feature))
     prediction = feature_drift(
-        PREDICTION, profile["prediction"], counts.tallies[PREDICTION], settings, kind="prediction"
+        PREDICTION, profile["prediction"], counts.score, settings, kind="prediction"
     )
     reasons = []
     for item in (*features, prediction):
@@ -312,10 +345,7 @@ def assess(
                 f"{item.batch_null_rate:.1%} (limit {settings.null_rate_change:.1%})"
             )
     if quality is not None and quality.status == "drift":
-        reasons.append(
-            f"live ROC AUC {quality.live_roc_auc:.4f} is {quality.drop:.4f} below the recorded "
-            f"{quality.recorded_roc_auc:.4f} (limit {quality.max_drop})"
-        )
+        reasons.append(quality.reason())
     return DriftReport(
         rows=counts.rows,
         features=tuple(features),

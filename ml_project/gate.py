@@ -3,7 +3,11 @@
 Fail-closed: a version passes only if every check passes, and a check that cannot be made (a
 metric missing or NaN, a champion that could not be scored) fails. The checks:
 
+- enough rows: at least `gate.min_test_rows` held-out rows, or no decision is made;
 - floors and ceilings: the version's own held-out scores against the env's absolute limits;
+- the baseline: on the primary metric, the version must beat a model that ignores the
+  features (metrics.baseline_predictions), so a fresh problem is fail-closed before anyone
+  tunes its floors;
 - the champion: when the registered model has a `champion` (and the env compares), both
   models are scored on the same held-out rows, none of which either model trained on, and
   the new version may trail the champion on the primary metric by at most `tolerance`.
@@ -21,9 +25,9 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from ml_project import metrics as registry
 from ml_project.settings import GateSettings
 
-HIGHER_IS_BETTER = {"roc_auc": True, "pr_auc": True, "f1": True, "log_loss": False, "brier": False}
 PASSED, FAILED = "passed", "failed"
 
 
@@ -31,7 +35,7 @@ PASSED, FAILED = "passed", "failed"
 class Check:
     """One rule of the gate and how the version fared."""
 
-    name: str  # "floor", "ceiling", "champion"
+    name: str  # "rows", "floor", "ceiling", "baseline", "champion"
     metric: str
     passed: bool
     message: str
@@ -132,22 +136,35 @@ class Verdict:
 
 
 def judge(
-    metrics: Mapping[str, float], settings: GateSettings, *, baseline: Baseline | None
+    metrics: Mapping[str, float],
+    settings: GateSettings,
+    *,
+    task: str,
+    rows: int,
+    baseline_metrics: Mapping[str, float] | None = None,
+    baseline: Baseline | None = None,
 ) -> Verdict:
-    """Apply the env's gate to a version's held-out `metrics` and, if any, its champion."""
-    checks = [
-        _limit_check("floor", metric, metrics.get(metric), limit)
+    """Apply the env's gate to a version's held-out `metrics` (on `rows` rows), the metrics of a
+    model that ignores the features on the same rows, and, if any, its champion."""
+    higher = {name: metric.higher_is_better for name, metric in registry.metrics_of(task).items()}
+    checks = [_rows_check(rows, settings.min_test_rows)]
+    checks += [
+        _limit_check("floor", metric, metrics.get(metric), limit, True)
         for metric, limit in sorted(settings.floors.items())
     ] + [
-        _limit_check("ceiling", metric, metrics.get(metric), limit)
+        _limit_check("ceiling", metric, metrics.get(metric), limit, False)
         for metric, limit in sorted(settings.ceilings.items())
     ]
-    if baseline is not None:
-        checks.append(_champion_check(baseline, settings))
-    if not checks:  # fail closed: a gate with nothing to check lets nothing through
-        checks.append(
-            Check("rules", "", False, "the gate has no floors, ceilings or champion to check")
+    checks.append(
+        _baseline_check(
+            settings.primary_metric,
+            metrics.get(settings.primary_metric),
+            (baseline_metrics or {}).get(settings.primary_metric),
+            higher[settings.primary_metric],
         )
+    )
+    if baseline is not None:
+        checks.append(_champion_check(baseline, settings, higher[settings.primary_metric]))
     return Verdict(
         passed=all(check.passed for check in checks),
         checks=tuple(checks),
@@ -155,6 +172,36 @@ def judge(
         primary_metric=settings.primary_metric,
         tolerance=settings.tolerance,
         baseline=baseline,
+    )
+
+
+def _rows_check(rows: int, minimum: int) -> Check:
+    if rows >= minimum:
+        return Check("rows", "", True, f"{rows} held-out rows >= gate.min_test_rows {minimum}")
+    return Check(
+        "rows",
+        "",
+        False,
+        f"only {rows} held-out rows, fewer than gate.min_test_rows {minimum}: too few to decide",
+        rows,
+        minimum,
+    )
+
+
+def _baseline_check(metric: str, value, baseline, higher: bool) -> Check:
+    if not (_is_number(value) and _is_number(baseline)):
+        return Check(
+            "baseline", metric, False, f"{metric} of this version or of the baseline is missing"
+        )
+    ok = value > baseline if higher else value < baseline
+    relation = "beats" if ok else "does not beat"
+    return Check(
+        "baseline",
+        metric,
+        ok,
+        f"{metric} {value:.4f} {relation} {baseline:.4f} of a model that ignores the features",
+        value,
+        baseline,
     )
 
 
@@ -170,8 +217,7 @@ def refuse(message: str, settings: GateSettings) -> Verdict:
     )
 
 
-def _limit_check(name: str, metric: str, value: float | None, limit: float) -> Check:
-    higher = HIGHER_IS_BETTER[metric]
+def _limit_check(name: str, metric: str, value: float | None, limit: float, higher: bool) -> Check:
     if not _is_number(value):
         return Check(name, metric, False, f"{metric} is missing or not a number", None, limit)
     ok = value >= limit if higher else value <= limit
@@ -182,7 +228,7 @@ def _limit_check(name: str, metric: str, value: float | None, limit: float) -> C
     )
 
 
-def _champion_check(baseline: Baseline, settings: GateSettings) -> Check:
+def _champion_check(baseline: Baseline, settings: GateSettings, higher: bool) -> Check:
     metric, tolerance = settings.primary_metric, settings.tolerance
     champion = f"champion version {baseline.version}"
     if baseline.error is not None:
@@ -194,7 +240,6 @@ def _champion_check(baseline: Baseline, settings: GateSettings) -> Check:
         return Check(
             "champion", metric, False, f"{metric} of this version or the {champion} is missing"
         )
-    higher = HIGHER_IS_BETTER[metric]
     limit = old - tolerance if higher else old + tolerance
     ok = new >= limit if higher else new <= limit
     trails = (old - new) if higher else (new - old)

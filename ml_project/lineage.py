@@ -15,6 +15,9 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 # Packages whose versions decide what a trained model is.
+# The request/answer format between `reproduce` and a commit's own ml_project/rebuild.py,
+# tagged on every training as `ml_project.rebuild_protocol`.
+REBUILD_PROTOCOL = "2"
 KEY_PACKAGES = (
     "mlflow",
     "scikit-learn",

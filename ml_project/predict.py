@@ -1,10 +1,13 @@
 """Batch scoring with a registered model: by default the env's `@champion`.
 
-The logged model is the whole Pipeline, so scoring takes the raw records a client has at
-scheduling time (the flight's columns and the origin's weather at the scheduled hour) and the
-model builds its own features: one code path for training, batch and online scoring. Input is
-read and written in chunks (bounded memory); the output appears only when complete (written
-to a temporary file beside it, then renamed).
+The logged model is the whole Pipeline, so scoring takes the raw records a client has (the
+model's input columns, as its signature names them) and the model builds its own features: one
+code path for training, batch and online scoring. Every scored row gets the model's
+`prediction`; a classifier's rows also get one `probability_<class>` column per class and, for
+a binary one, `probability` = P(the positive class, the second of `classes_`). Which kind of
+model it is comes from the version's `ml_project.task` tag. Input is read and written in chunks
+(bounded memory); the output appears only when complete (written to a temporary file beside
+it, then renamed).
 """
 
 from __future__ import annotations
@@ -16,15 +19,16 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
+from ml_project import metrics
 from ml_project.errors import DataError, RegistryError
 
 PREDICTION = "prediction"
-PROBABILITY = "probability"
+PROBABILITY = "probability"  # binary: P(positive class); per class: probability_<class>
 VERSION_COLUMNS = ("model_name", "model_version", "model_run_id")
 CHAMPION = "champion"
+TASK_TAG = "ml_project.task"
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,17 @@ class LoadedModel:
     run_id: str
     model: object
     input_types: dict[str, str]  # raw column -> "string" | "double" (the signature, in order)
+    task: str  # binary | multiclass | regression
+    output_type: str = "double"  # the signature's type of `prediction` (string, long, ...)
+
+    @property
+    def classifier(self) -> bool:
+        return self.task != "regression"
+
+    @property
+    def classes(self) -> list:
+        """The classifier's classes in its probability columns' order (empty for a regressor)."""
+        return list(self.model.classes_) if self.classifier else []
 
 
 @dataclass(frozen=True)
@@ -62,13 +77,34 @@ def default_model_uri(model_name: str) -> str:
     return f"models:/{model_name}@{CHAMPION}"
 
 
-def load_model(uri: str, client) -> LoadedModel:
-    """The sklearn Pipeline behind `uri` (models:/name@alias, models:/name/N or runs:/...)."""
+def probability_column(value) -> str:
+    """`probability_<class>`, the class written as text."""
+    return f"{PROBABILITY}_{value}"
+
+
+def score_columns(task: str, classes) -> list[str]:
+    """The prediction, then (binary) P(positive class), then one probability per class."""
+    if task == "regression":
+        return [PREDICTION]
+    binary = [PROBABILITY] if task == "binary" else []
+    return [PREDICTION, *binary, *(probability_column(value) for value in classes)]
+
+
+def load_model(uri: str, client, *, root: Path, task: str | None = None) -> LoadedModel:
+    """The sklearn Pipeline behind `uri` (models:/name@alias, models:/name/N or runs:/...).
+
+    Its task is the version's (or its run's) `ml_project.task` tag; `task` is the fallback for
+    a runs:/ URI whose run has none. The project's `problems/` is made importable first: a
+    problem's own classes inside the model load from there.
+    """
     import mlflow.sklearn
     from mlflow.exceptions import MlflowException
     from mlflow.models import get_model_info
 
-    name, version, run_id = _registry_facts(uri, client)
+    from ml_project.problem import importable
+
+    name, version, run_id, model_task = _registry_facts(uri, client, fallback=task)
+    importable(root)
     try:
         model = mlflow.sklearn.load_model(uri)
         signature = get_model_info(uri).signature
@@ -77,16 +113,24 @@ def load_model(uri: str, client) -> LoadedModel:
     if signature is None:
         raise RegistryError(f"Model {uri} has no signature: its input columns are unknown.")
     input_types = {spec.name: spec.type.name for spec in signature.inputs.inputs}
-    return LoadedModel(uri, name, version, run_id, model, input_types)
+    outputs = signature.outputs.inputs if signature.outputs is not None else []
+    output_type = outputs[0].type.name if len(outputs) == 1 else "double"
+    if model_task != "regression" and not hasattr(model, "predict_proba"):
+        raise RegistryError(
+            f"Model {uri} is tagged {TASK_TAG}={model_task} but has no predict_proba: it is not "
+            "a classifier."
+        )
+    return LoadedModel(uri, name, version, run_id, model, input_types, model_task, output_type)
 
 
-def _registry_facts(uri: str, client) -> tuple[str, str, str]:
-    """(model name, version, run id) named by a models:/ URI ('' for a runs:/ URI's version)."""
+def _registry_facts(uri: str, client, *, fallback: str | None) -> tuple[str, str, str, str]:
+    """(model name, version, run id, task) of a models:/ or runs:/ URI ('' for a run's version)."""
     from mlflow.exceptions import MlflowException
 
     if uri.startswith("runs:/"):
         run_id = uri.removeprefix("runs:/").split("/", 1)[0]
-        return "", "", run_id
+        task = _run_tag(client, run_id, TASK_TAG) or fallback
+        return "", "", run_id, _check_task(task, uri)
     if not uri.startswith("models:/"):
         raise RegistryError(
             f"Model URI {uri!r}: expected models:/NAME@ALIAS, models:/NAME/N or runs:/."
@@ -104,7 +148,34 @@ def _registry_facts(uri: str, client) -> tuple[str, str, str]:
             f"The registry has no model at {uri} (has the env trained and promoted a champion "
             f"yet? `ml-project show --env ENV` lists versions and aliases)."
         ) from exc
-    return version.name, str(version.version), version.run_id or ""
+    run_id = version.run_id or ""
+    task = (version.tags or {}).get(TASK_TAG) or (
+        _run_tag(client, run_id, TASK_TAG) if run_id else ""
+    )
+    return version.name, str(version.version), run_id, _check_task(task, uri)
+
+
+def _run_tag(client, run_id: str, key: str) -> str:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_run(run_id).data.tags.get(key, "")
+    except MlflowException:
+        return ""
+
+
+def _check_task(task: str | None, uri: str) -> str:
+    if task in metrics.TASKS:
+        return task
+    if not task:
+        raise RegistryError(
+            f"Model {uri}: neither the version nor its training run has a {TASK_TAG} tag, so "
+            "whether it classifies or regresses is unknown (trained before task kinds "
+            "existed?). Retrain it with this code."
+        )
+    raise RegistryError(
+        f"Model {uri} is tagged {TASK_TAG}={task!r}; known tasks: {', '.join(metrics.TASKS)}."
+    )
 
 
 def typed_input(frame: pd.DataFrame, input_types: dict[str, str], *, source: str) -> pd.DataFrame:
@@ -133,31 +204,27 @@ def typed_input(frame: pd.DataFrame, input_types: dict[str, str], *, source: str
     return pd.DataFrame(typed, index=frame.index)
 
 
+def predictions(loaded: LoadedModel, rows: pd.DataFrame) -> metrics.Predictions:
+    """The model's prediction and, for a classifier, class probabilities on typed `rows`."""
+    return metrics.predict(loaded.model, rows, loaded.task)
+
+
 def score_frame(loaded: LoadedModel, frame: pd.DataFrame, *, source: str) -> pd.DataFrame:
-    """`frame` with the prediction, the probability and the model's name, version and run id."""
+    """`frame` with the prediction, a classifier's probabilities, and the model's name,
+    version and run id."""
     features = typed_input(frame, loaded.input_types, source=source)
-    probability = loaded.model.predict_proba(features)[:, 1]
+    said = predictions(loaded, features)
     scored = frame.copy()
-    scored[PREDICTION] = decide(loaded.model, probability)
-    scored[PROBABILITY] = probability
+    scored[PREDICTION] = said.prediction
+    if said.probabilities is not None:
+        if loaded.task == "binary":
+            scored[PROBABILITY] = said.probabilities[:, 1]
+        for index, value in enumerate(said.classes):
+            scored[probability_column(value)] = said.probabilities[:, index]
     scored["model_name"] = loaded.name
     scored["model_version"] = loaded.version
     scored["model_run_id"] = loaded.run_id
     return scored
-
-
-def decision_rule(model) -> tuple[float, np.ndarray]:
-    """The model's own threshold on the probability, and its two classes (negative first)."""
-    final = model[-1] if hasattr(model, "steps") else model
-    threshold = getattr(final, "threshold", 0.5)
-    threshold = 0.5 if threshold == "auto" else threshold
-    return threshold, final.classes_
-
-
-def decide(model, probability: np.ndarray) -> np.ndarray:
-    """Class labels from probabilities with the model's own threshold (as `model.predict`)."""
-    threshold, classes = decision_rule(model)
-    return classes[(probability >= threshold).astype(int)]
 
 
 def read_chunks(path: Path, *, chunk_rows: int) -> Iterator[pd.DataFrame]:
@@ -274,9 +341,8 @@ def input_checker(settings, root: Path, *, source: str) -> Callable[[pd.DataFram
     """The model-input expectation suite as a per-chunk check (DataError on failure)."""
     from ml_project import validation
     from ml_project.data import require_columns
-    from ml_project.features import raw_columns
 
-    columns = raw_columns(settings.features)
+    columns = settings.features.columns
     validate = validation.TableValidator(validation.MODEL_INPUT, settings=settings, root=root)
 
     def check(chunk: pd.DataFrame) -> None:
@@ -301,7 +367,8 @@ def run_batch_scoring(
     from ml_project import tracking
 
     client = tracking.connect(root)
-    loaded = load_model(model_uri or default_model_uri(settings.tracking.model_name), client)
+    uri = model_uri or default_model_uri(settings.model_name)
+    loaded = load_model(uri, client, root=root, task=settings.task)
     return score_file(
         loaded,
         input_path=input_path,

@@ -1,7 +1,7 @@
 """Evaluation, the gate and alias moves: what happens to a model version after registration.
 
-- `log_evaluation`: MLflow's classifier evaluator on the held-out rows (metrics `eval_*`, ROC,
-  PR, lift and calibration curves, confusion matrix), logged with the active run.
+- `log_evaluation`: MLflow's evaluator for the task (classifier or regressor) on the held-out
+  rows (metrics `eval_*`, curves, confusion matrix or residual plots), logged with the run.
 - `gate_version`: `challenger` -> the gate (gate.py) -> tags -> `champion` if it passed.
 - `promote_version` (forced, with a reason), `rollback`, `promote_copy` (the hybrid pattern:
   copy a version of one env's model into another env's model, then that env's gate), `describe`.
@@ -21,8 +21,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ml_project import data, gate, lineage, registry
+from ml_project import data, gate, lineage, metrics, records, registry
 from ml_project.errors import ConfigError, GateFailedError, RegistryError
+from ml_project.problem import Problem, load_problem
 from ml_project.registry import CHALLENGER, CHAMPION, AliasChanged, Move
 from ml_project.settings import Settings, deep_merge, validate_settings
 
@@ -42,88 +43,84 @@ class HeldOut:
     """An env's held-out rows, and what is needed to tell which of them a model trained on."""
 
     settings: Settings
+    problem: Problem
     test: pd.DataFrame  # key columns, raw model columns and the label
-    columns: list[str]
     digest: str
-    tables: tuple[pd.DataFrame, pd.DataFrame]  # the raw flights and weather they came from
+    tables: dict[str, pd.DataFrame]  # the raw tables they came from
     file_digests: dict[str, str]
     source: str  # where the rows came from (for the MLflow dataset)
+    baseline: metrics.Predictions  # a model that ignores the features, on the same rows
+
+    @property
+    def baseline_metrics(self) -> dict[str, float]:
+        return metrics.compute(self.settings.task, self.labels, self.baseline)
 
     @property
     def labels(self) -> np.ndarray:
-        return self.test[data.LABEL].to_numpy()
+        return self.test[self.settings.data.label].to_numpy()
 
     def model_rows(self, keep=None) -> pd.DataFrame:
-        from ml_project.pipeline import model_input
-
         frame = self.test if keep is None else self.test.loc[keep]
-        return model_input(self.settings, frame, self.columns)
+        return records.model_input(self.settings, frame)
 
     def restrict(self, keep: np.ndarray) -> HeldOut:
         test = self.test.loc[keep].reset_index(drop=True)
-        return replace(self, test=test, digest=data.frame_digest(test))
+        return replace(
+            self, test=test, digest=data.frame_digest(test), baseline=subset(self.baseline, keep)
+        )
 
 
 def held_out_rows(settings: Settings, root: Path) -> HeldOut:
     """Read the env's data as training does and return its held-out split."""
-    from ml_project import pipeline
-
-    sources = pipeline.data_sources(settings, root)
-    flights, weather = data.read_table(sources.flights), data.read_table(sources.weather)
-    prepared = pipeline.prepare_data(settings, flights, weather)
+    problem = load_problem(settings, root)
+    paths = records.table_paths(settings, root)
+    tables = records.read_tables(paths)
+    prepared = records.prepare_data(settings, problem, tables)
+    baseline = metrics.baseline_predictions(
+        settings.task, prepared.split.train[prepared.label], len(prepared.split.test)
+    )
     return HeldOut(
         settings=settings,
+        problem=problem,
         test=prepared.split.test,
-        columns=prepared.columns,
         digest=prepared.digests["test_digest"],
-        tables=(flights, weather),
-        file_digests={
-            "flights": data.file_digest(sources.flights),
-            "weather": data.file_digest(sources.weather),
-        },
-        source=str(sources.flights),
+        tables=tables,
+        file_digests=records.file_digests(paths),
+        source=str(next(iter(paths.values()))),
+        baseline=baseline,
     )
 
 
-def decision_threshold(model, default: float) -> float:
-    """The probability at or above which `model` says 'late' (its FixedThresholdClassifier)."""
-    last = model.steps[-1][1] if hasattr(model, "steps") else model
-    return float(getattr(last, "threshold", default))
-
-
-def late_probability(model, rows: pd.DataFrame) -> np.ndarray:
-    return np.asarray(model.predict_proba(rows)[:, 1], dtype=np.float64)
-
-
 def log_evaluation(mlflow, model_uri: str, held: HeldOut) -> dict[str, float]:
-    """MLflow's classifier evaluator on `held`'s rows, logged (as `eval_*`) to the active run.
+    """MLflow's evaluator for the task on `held`'s rows, logged (as `eval_*`) to the active run.
 
-    The evaluator loads the model through its sklearn flavor and calls `predict_proba`, so the
-    curves and calibration use probabilities, not the thresholded labels pyfunc returns. The
-    rows are passed as the same MLflow dataset (name and digest) the run logged as its
-    evaluation input, so MLflow records no second input for them. The label is passed as a
-    boolean: that is how the evaluator recognises a classification target.
+    A classifier is evaluated through its sklearn flavor, so the curves and calibration use
+    `predict_proba`. The rows are passed as the same MLflow dataset (name and digest) the run
+    logged as its evaluation input, so MLflow records no second input for them.
     """
     from sklearn.exceptions import UndefinedMetricWarning
 
     from ml_project import tracking
 
-    frame = held.model_rows().assign(**{data.LABEL: held.labels.astype(bool)})
+    settings = held.settings
+    label = settings.data.label
+    frame = held.model_rows().assign(**{label: held.labels})
     dataset = tracking.pandas_dataset(
         frame,
         source=held.source,
-        targets=data.LABEL,
-        name="flights_evaluation",
+        targets=label,
+        name=f"{settings.name}_evaluation",
         digest=held.digest[:36],
     )
+    model_type = "regressor" if settings.task == "regression" else "classifier"
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="The specified dataset source")
-        warnings.filterwarnings("ignore", category=UndefinedMetricWarning)  # no 'late' predicted
+        warnings.filterwarnings("ignore", category=UndefinedMetricWarning)  # a class unpredicted
         mlflow.log_input(dataset, context="evaluation")
         result = mlflow.models.evaluate(
             model=model_uri,
             data=dataset,
-            model_type="classifier",
+            model_type=model_type,
             evaluators="default",
             evaluator_config={"log_model_explainability": False, "metric_prefix": "eval_"},
         )
@@ -161,8 +158,13 @@ def seen_rows(client, version, held: HeldOut) -> np.ndarray:
     recorded = recorded_config(run_id)
     current = held.settings.model_dump(mode="json")
     differences = gate.split_rule_differences(recorded, current)
+    if (
+        tags.get("ml_project.rebuild_protocol") != lineage.REBUILD_PROTOCOL
+    ):  # an older sampling rule
+        differences.append("trained by an older ml-project (sampling and split rule)")
     same_files = all(
-        tags.get(f"data.{name}_file_digest") == digest for name, digest in held.file_digests.items()
+        tags.get(f"data.table.{name}.sha256") == digest
+        for name, digest in held.file_digests.items()
     )
     if not differences and same_files:
         return np.zeros(len(held.test), dtype=bool)
@@ -171,15 +173,15 @@ def seen_rows(client, version, held: HeldOut) -> np.ndarray:
     else:
         tables = _recorded_tables(tags, label)
     picked = {
-        key: recorded[key] for key in ("seed", "data", "split", "features") if key in recorded
+        key: recorded[key]
+        for key in ("seed", "data", "split", "features", "params")
+        if key in recorded
     }
     try:
         source_settings = validate_settings(deep_merge(current, picked))
     except ConfigError as exc:
         raise CannotCompare(f"the config {label} recorded no longer validates ({exc})") from exc
-    from ml_project import pipeline
-
-    prepared = pipeline.prepare_data(source_settings, *tables)
+    prepared = records.prepare_data(source_settings, held.problem, tables)
     expected = tags.get("data.train_digest")
     if expected is None or prepared.digests["train_digest"] != expected:
         raise CannotCompare(
@@ -195,29 +197,31 @@ def seen_rows(client, version, held: HeldOut) -> np.ndarray:
     return merged["_merge"].eq("both").to_numpy()
 
 
-def _recorded_tables(tags: dict, label: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _recorded_tables(tags: dict, label: str) -> dict[str, pd.DataFrame]:
     """The data files a version's run read, if they still exist unchanged."""
-    tables = []
-    for name in ("flights", "weather"):
-        path, digest = tags.get(f"data.{name}_path"), tags.get(f"data.{name}_file_digest")
+    tables = {}
+    names = [name for name in (tags.get("data.tables") or "").split(",") if name]
+    if not names:
+        raise CannotCompare(f"{label} records no data.tables, so its training rows are unknown")
+    for name in names:
+        path, digest = tags.get(f"data.table.{name}.path"), tags.get(f"data.table.{name}.sha256")
         if not path or not Path(path).is_file() or data.file_digest(path) != digest:
             raise CannotCompare(
-                f"the {name} file {label} trained on ({path}) is gone or changed, so its "
+                f"the {name} table {label} trained on ({path}) is gone or changed, so its "
                 "training rows cannot be rebuilt"
             )
-        tables.append(data.read_table(path))
-    return tables[0], tables[1]
+        tables[name] = data.read_table(path)
+    return tables
 
 
 def compare_with_champion(
-    client, held: HeldOut, champion: str, probability: np.ndarray, threshold: float
+    client, held: HeldOut, champion: str, predictions: metrics.Predictions
 ) -> gate.Baseline:
     """Score the champion and the new version on the same held-out rows neither trained on."""
     import mlflow.sklearn
 
-    from ml_project import evaluate
-
-    name = held.settings.tracking.model_name
+    task = held.settings.task
+    name = held.settings.model_name
     try:
         version = registry.get_version(client, name, champion)
         seen = seen_rows(client, version, held)
@@ -228,21 +232,27 @@ def compare_with_champion(
         return gate.Baseline(champion, error="it trained on every one of these held-out rows")
     try:
         model = mlflow.sklearn.load_model(f"models:/{name}/{champion}")
-        champion_probability = late_probability(model, held.model_rows(keep))
-        champion_threshold = decision_threshold(model, threshold)
+        theirs = metrics.predict(model, held.model_rows(keep), task)
     except Exception as exc:  # fail closed, and say why: the verdict carries the message
         return gate.Baseline(champion, error=f"it could not score the rows ({exc})")
     labels = held.labels[keep]
     return gate.Baseline(
         version=champion,
-        champion_metrics=evaluate.classification_metrics(
-            labels, champion_probability, threshold=champion_threshold
-        ),
-        challenger_metrics=evaluate.classification_metrics(
-            labels, probability[keep], threshold=threshold
-        ),
+        champion_metrics=metrics.compute(task, labels, theirs),
+        challenger_metrics=metrics.compute(task, labels, subset(predictions, keep)),
         rows=int(keep.sum()),
         excluded_rows=int(seen.sum()),
+    )
+
+
+def subset(predictions: metrics.Predictions, keep: np.ndarray) -> metrics.Predictions:
+    """The predictions of the rows `keep` selects."""
+    return metrics.Predictions(
+        prediction=predictions.prediction[keep],
+        probabilities=None
+        if predictions.probabilities is None
+        else predictions.probabilities[keep],
+        classes=predictions.classes,
     )
 
 
@@ -288,24 +298,21 @@ def gate_version(
     held: HeldOut,
     *,
     version: str,
-    probability: np.ndarray,
-    threshold: float,
+    predictions: metrics.Predictions,
     commit: str,
     run_id: str,
     context: str = "new version",
 ) -> GateOutcome:
     """`challenger` -> judge -> tag -> `champion` (if passed) for one registered version.
 
-    `probability` is the version's P(late) on `held`'s rows. Before `champion` moves it is
+    `predictions` are the version's on `held`'s rows. Before `champion` moves it is
     re-read (under the store's lock); if another process moved it since the comparison, the
     comparison is made again against the new champion. `context` heads the history's reasons.
     """
-    from ml_project import evaluate
-
     settings = held.settings
-    name = settings.tracking.model_name
+    name = settings.model_name
     version = str(version)
-    metrics = evaluate.classification_metrics(held.labels, probability, threshold=threshold)
+    scores = metrics.compute(settings.task, held.labels, predictions)
     registry.move_alias(
         client,
         name,
@@ -318,8 +325,15 @@ def gate_version(
         champion = registry.alias_version(client, name, CHAMPION)
         baseline = None
         if champion not in (None, version) and settings.gate.compare_with_champion:
-            baseline = compare_with_champion(client, held, champion, probability, threshold)
-        verdict = gate.judge(metrics, settings.gate, baseline=baseline)
+            baseline = compare_with_champion(client, held, champion, predictions)
+        verdict = gate.judge(
+            scores,
+            settings.gate,
+            task=settings.task,
+            rows=len(held.test),
+            baseline_metrics=held.baseline_metrics,
+            baseline=baseline,
+        )
         registry.set_version_tags(
             client, name, version, {**verdict.as_tags(), "gate.attempt": str(attempt)}
         )
@@ -418,7 +432,7 @@ def promote_version(settings: Settings, *, version: str, reason: str, root: Path
 
     reason = _require_reason(reason, "A forced promotion")
     client = tracking.connect(root)
-    name = settings.tracking.model_name
+    name = settings.model_name
     found = registry.get_version(client, name, version)
     commit = lineage.git_info(root).commit
     entry = registry.move_alias(
@@ -442,7 +456,7 @@ def rollback(settings: Settings, *, root: Path, reason: str = "rollback") -> Pro
     from ml_project import tracking
 
     client = tracking.connect(root)
-    name = settings.tracking.model_name
+    name = settings.model_name
     stack = registry.champion_stack(registry.history(client, name))
     current = registry.alias_version(client, name, CHAMPION)
     if current is None:
@@ -500,12 +514,12 @@ def promote_copy(
     import mlflow
     import mlflow.sklearn
 
-    from ml_project import evaluate, tracking
+    from ml_project import tracking
 
     if source.env == target.env:
         raise ConfigError("--from-env and --to-env must name two different envs.")
     client = tracking.connect(root)
-    source_name, target_name = source.tracking.model_name, target.tracking.model_name
+    source_name, target_name = source.model_name, target.model_name
     original = registry.get_version(client, source_name, version)
     status = original.tags.get("validation_status")
     if status != gate.PASSED:
@@ -515,7 +529,7 @@ def promote_copy(
         )
     git = lineage.git_info(root)
     held = held_out_rows(target, root)
-    experiment_id = tracking.ensure_experiment(client, target.tracking.experiment_name)
+    experiment_id = tracking.ensure_experiment(client, target.experiment_name)
     copied_from = {
         "copied_from.env": source.env,
         "copied_from.model": source_name,
@@ -563,10 +577,9 @@ def promote_copy(
         else:
             rows = held.restrict(~seen)
             model = mlflow.sklearn.load_model(f"models:/{target_name}/{new}")
-            probability = late_probability(model, rows.model_rows())
-            threshold = decision_threshold(model, target.model.threshold)
-            metrics = evaluate.classification_metrics(rows.labels, probability, threshold=threshold)
-            mlflow.log_metrics({f"test_{key}": value for key, value in metrics.items()})
+            predictions = metrics.predict(model, rows.model_rows(), target.task)
+            scores = metrics.compute(target.task, rows.labels, predictions)
+            mlflow.log_metrics({f"test_{key}": value for key, value in scores.items()})
             mlflow.log_metrics(
                 {"rows_test": len(rows.test), "rows_test_seen_excluded": int(seen.sum())}
             )
@@ -575,8 +588,7 @@ def promote_copy(
                 client,
                 rows,
                 version=new,
-                probability=probability,
-                threshold=threshold,
+                predictions=predictions,
                 commit=git.commit,
                 run_id=run.info.run_id,
                 context=context,
@@ -623,7 +635,7 @@ def describe(settings: Settings, *, root: Path) -> dict:
     from ml_project import tracking
 
     client = tracking.connect(root)
-    name = settings.tracking.model_name
+    name = settings.model_name
     try:
         model = registry.retry_locked(client.get_registered_model, name)
     except MlflowException as exc:
@@ -648,7 +660,7 @@ def describe(settings: Settings, *, root: Path) -> dict:
                 "validation_reasons": tags.get("validation_reasons", ""),
                 "metrics": {
                     metric: _float(tags.get(f"gate.{metric}"))
-                    for metric in gate.HIGHER_IS_BETTER
+                    for metric in metrics.metrics_of(settings.task)
                     if f"gate.{metric}" in tags
                 },
                 "compared_with": tags.get("gate.champion_version", ""),
@@ -661,6 +673,9 @@ def describe(settings: Settings, *, root: Path) -> dict:
         )
     return {
         "env": settings.env,
+        "problem": settings.problem,
+        "task": settings.task,
+        "primary_metric": settings.gate.primary_metric,
         "model_name": name,
         "tracking_uri": client.tracking_uri,
         "aliases": {alias: str(version) for alias, version in sorted(model.aliases.items())},

@@ -1,40 +1,55 @@
-"""The rebuild driver: retrain a model with the code of an old commit, and fingerprint each step.
+"""The rebuild driver: a commit's own code retrains its model and fingerprints each step.
 
-`reproduce.py` runs this file's source in a subprocess (`python -c`) whose working directory
-and `PYTHONPATH` are a temporary checkout of the commit that trained the model, so
-`import ml_project` there is *that commit's* code, even a commit older than this file. It
-registers and logs nothing: it reads a JSON request, retrains, and writes a JSON answer.
+`ml-project reproduce` checks the commit that trained a model version out into a temporary git
+worktree and runs there
 
-So this file is self-contained: at the top it imports only the standard library, numpy and
-pandas; it never imports the current `ml_project`. From the old commit's `ml_project` it uses
-only these functions, which exist since the first commit and must stay stable (same names,
-arguments and returned fields) for every model version to remain reproducible:
+    python -m ml_project.rebuild REQUEST.json ANSWER.json
 
-- `ml_project.settings.validate_settings(mapping) -> Settings` (and `Settings.config_hash()`,
-  `.seed`);
-- `ml_project.pipeline.data_sources(settings, root) -> .flights, .weather` (paths);
-- `ml_project.data.read_table(path) -> DataFrame`, `data.file_digest(path) -> str`,
-  `data.frame_digest(frame) -> str`, `data.LABEL`;
-- `ml_project.pipeline.prepare_data(settings, flights, weather) -> .split.train, .split.test,
-  .columns, .rows, .digests` (the digests training tagged as `data.<name>`);
-- `ml_project.pipeline.fit_and_score(settings, prepared) -> .model, .test_probability,
-  .metrics, .features_digest`;
-- optionally `ml_project.pipeline.predictions_digest(probability) -> str` (from the commit
-  that started tagging `predictions.digest`; the same formula is used when it is absent).
+with the commit's project folder as working directory and `PYTHONPATH`, so `ml_project` and
+`problems.<name>.problem` are *that commit's* code. It registers and logs nothing: it reads the
+request, retrains, and writes the answer. It may use the package freely, since the package is
+always the one of the same commit; the only contract between the commit that reproduces and the
+commit that trained is the JSON below, versioned by `pipeline.REBUILD_PROTOCOL` (training tags
+it as `ml_project.rebuild_protocol`; `reproduce` refuses a version whose protocol it does not
+speak, before checking anything out).
 
-The steps it reports, in order: config, sources (file sha256, rows, schema), data (row counts,
-digests of the rows used), then, unless the data differ from what was recorded, features
-(digest of the transformed train matrix and a sample of it), model (a digest of the fitted
-state and its parameters, for the rebuilt model and for the registered one loaded from its
-skops file), predictions on the evaluation rows (digest, and the max abs difference from the
-registered model's own predictions) and metrics.
+Request, protocol "2":
+
+    protocol          "2"
+    settings_yaml     the resolved settings the run logged (config/settings.yaml)
+    data_root         the user's current project root: relative table paths resolve against it
+    code_root         the worktree's project folder: the problem's code is imported from it
+    tables            {name: path or null}: read a moved copy of a table instead (--table)
+    expect_data       {digest name: recorded value}: stop before fitting when the rows differ
+    registered_model  {path, trusted_types} of the registered skops file, or {} (not compared)
+    sample_rows       rows of the feature sample (at most pipeline.FEATURE_SAMPLE_ROWS)
+
+Answer (each step is filled when it is reached):
+
+    protocol, step    the protocol spoken; the last step begun
+    stopped           "data" when the rows differ from `expect_data` (nothing was fitted)
+    error             {step, type, message, traceback} when the code raised, else null
+    timings           {read_s, prepare_s, fit_s}
+    code              {package_file, problem_file, version}: where the code ran from
+    config            {hash, seed, task}
+    sources           {table: {path, sha256, rows, schema}}
+    data              {rows, digests}: what pipeline.prepare_data counted and digested
+    features          {digest, sample: {columns, rows}}: the transformed train matrix
+    model             {class, digest, params}: the rebuilt model's fitted state
+    predictions       {rows, columns, digest, max_abs_diff}: on the held-out rows; the
+                      difference is against the registered model's own predictions
+                      (every class probability of a classifier, the value of a regressor)
+    metrics           {metric: value}: the task's metrics on the held-out rows
+    registered        {digest, params, predictions_digest}: the registered model, loaded
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import io
 import json
+import math
 import sys
 import time
 import traceback
@@ -44,20 +59,40 @@ import numpy as np
 import pandas as pd
 
 SAMPLE_ROWS = 100
-DATA_DIGESTS = ("digest", "train_digest", "test_digest")
-
-
-def predictions_digest(probability) -> str:
-    """sha256 of the held-out probabilities (float64, in row order); the training tag's formula."""
-    from ml_project import data
-
-    values = np.ascontiguousarray(probability, dtype=np.float64)
-    return data.frame_digest(pd.DataFrame({"probability": values}))
 
 
 def table_schema(frame: pd.DataFrame) -> dict[str, str]:
     """{column: dtype} of a raw table, in file order."""
     return {str(name): str(dtype) for name, dtype in frame.dtypes.items()}
+
+
+def sample_values(frame: pd.DataFrame) -> dict:
+    """A feature sample as JSON: {columns, rows}, each cell a float, text, or None for a gap.
+
+    Built from the CSV the sample is logged as (written and read back the same way), so the
+    rebuilt sample and the recorded `features/sample.csv` compare cell by cell.
+    """
+    text = frame.to_csv(index=False)
+    return read_sample(io.StringIO(text))
+
+
+def read_sample(source) -> dict:
+    """A feature sample CSV (path or text buffer) as {columns, rows}."""
+    frame = pd.read_csv(source)
+    return {
+        "columns": [str(name) for name in frame.columns],
+        "rows": [[_cell(value) for value in row] for row in frame.itertuples(index=False)],
+    }
+
+
+def _cell(value):
+    if value is None or (isinstance(value, float | np.floating) and math.isnan(value)):
+        return None
+    if isinstance(value, bool | np.bool_):
+        return float(value)
+    if isinstance(value, int | float | np.integer | np.floating):
+        return float(value)
+    return None if pd.isna(value) else str(value)
 
 
 def state_digest(obj) -> str:
@@ -128,6 +163,9 @@ def model_params(model) -> dict[str, str]:
     """`get_params(deep=True)` as text, without the nested estimators (their params are listed)."""
     from sklearn.base import BaseEstimator
 
+    if not hasattr(model, "get_params"):
+        return {}
+
     def holds_estimator(value) -> bool:
         if isinstance(value, BaseEstimator):
             return True
@@ -142,18 +180,14 @@ def model_params(model) -> dict[str, str]:
     }
 
 
-def feature_sample(model, rows: pd.DataFrame) -> dict:
-    """The transformed feature matrix of `rows` (all steps but the last), as JSON-able lists."""
-    transformed = model[:-1].transform(rows)
-    try:
-        columns = [str(name) for name in model[:-1].get_feature_names_out()]
-    except (AttributeError, ValueError):
-        columns = [str(index) for index in range(np.shape(transformed)[1])]
-    values = np.asarray(transformed, dtype=np.float64)
-    return {
-        "columns": columns,
-        "rows": [[None if np.isnan(v) else float(v) for v in row] for row in values],
-    }
+def max_abs_diff(ours: np.ndarray, theirs: np.ndarray) -> float | None:
+    """The largest difference between two prediction matrices (None if their shapes differ);
+    NaN in both at the same place counts as equal."""
+    if ours.shape != theirs.shape:
+        return None
+    same_gap = np.isnan(ours) & np.isnan(theirs)
+    diff = np.where(same_gap, 0.0, np.abs(ours - theirs))
+    return float(np.max(np.nan_to_num(diff, nan=np.inf), initial=0.0))
 
 
 def load_registered(request: dict):
@@ -171,84 +205,102 @@ def rebuild(request: dict, answer: dict) -> None:
     import yaml
 
     import ml_project
-    from ml_project import data, pipeline
-    from ml_project import settings as settings_module
+    from ml_project import data, metrics, pipeline
+    from ml_project.problem import load_problem
+    from ml_project.settings import validate_settings
 
     timings = answer["timings"]
     started = time.perf_counter()
+    answer["protocol"] = pipeline.REBUILD_PROTOCOL
     answer["code"] = {
         "package_file": str(Path(ml_project.__file__).resolve()),
         "version": getattr(ml_project, "__version__", ""),
-        "has_predictions_digest": hasattr(pipeline, "predictions_digest"),
     }
+    answer["step"] = "protocol"
+    if request.get("protocol") != pipeline.REBUILD_PROTOCOL:
+        raise ValueError(
+            f"the request speaks rebuild protocol {request.get('protocol')!r}, this commit's "
+            f"driver speaks {pipeline.REBUILD_PROTOCOL!r}"
+        )
     answer["step"] = "config"
-    mapping = yaml.safe_load(request["settings_yaml"])
-    settings = settings_module.validate_settings(mapping)
-    answer["config"] = {"hash": settings.config_hash(), "seed": settings.seed}
+    settings = validate_settings(yaml.safe_load(request["settings_yaml"]))
+    answer["config"] = {
+        "hash": settings.config_hash(),
+        "seed": settings.seed,
+        "task": settings.task,
+    }
+
+    answer["step"] = "problem"
+    problem = load_problem(settings, Path(request["code_root"]))
+    answer["code"]["problem_file"] = str(Path(problem.module.__file__).resolve())
 
     answer["step"] = "sources"
-    sources = pipeline.data_sources(settings, Path(request["root"]))
-    paths = {"flights": Path(sources.flights), "weather": Path(sources.weather)}
-    for name, override in (request.get("overrides") or {}).items():
-        if override:
-            paths[name] = Path(override)
+    overrides = request.get("tables") or {}
+    data_root = Path(request["data_root"])
+    paths = {
+        name: Path(overrides[name]) if overrides.get(name) else data.resolve_table(spec, data_root)
+        for name, spec in settings.data.tables.items()
+    }
     answer["sources"] = {name: {"path": str(path)} for name, path in paths.items()}
-    tables = {}
-    for name, path in paths.items():
-        tables[name] = data.read_table(path)
+    tables = pipeline.read_tables(paths)
+    for name, digest in pipeline.file_digests(paths).items():
         answer["sources"][name].update(
-            sha256=data.file_digest(path),
-            rows=len(tables[name]),
-            schema=table_schema(tables[name]),
+            sha256=digest, rows=len(tables[name]), schema=table_schema(tables[name])
         )
     timings["read_s"] = time.perf_counter() - started
 
     answer["step"] = "data"
-    prepared = pipeline.prepare_data(settings, tables["flights"], tables["weather"])
+    prepared = pipeline.prepare_data(settings, problem, tables)
     answer["data"] = {"rows": dict(prepared.rows), "digests": dict(prepared.digests)}
     timings["prepare_s"] = time.perf_counter() - started - timings["read_s"]
     expected = request.get("expect_data") or {}
-    if any(expected.get(key) not in (None, prepared.digests.get(key)) for key in DATA_DIGESTS):
+    if any(value not in (None, prepared.digests.get(key)) for key, value in expected.items()):
         answer["stopped"] = "data"
         return
 
     answer["step"] = "fit"
     fit_started = time.perf_counter()
-    trained = pipeline.fit_and_score(settings, prepared)
+    trained = pipeline.fit_and_score(settings, problem, prepared)
     timings["fit_s"] = time.perf_counter() - fit_started
     model = trained.model
     train, test = prepared.split.train, prepared.split.test
-    columns = list(prepared.columns)
-    features_digest = getattr(trained, "features_digest", None) or data.frame_digest(
-        pd.DataFrame(model[:-1].transform(train[columns]))
-    )
-    sample_rows = train[columns].head(request.get("sample_rows", SAMPLE_ROWS))
-    answer["features"] = {"digest": features_digest, "sample": feature_sample(model, sample_rows)}
-    digest_of = getattr(pipeline, "predictions_digest", predictions_digest)
-    probability = np.asarray(trained.test_probability, dtype=np.float64)
+    rows = min(int(request.get("sample_rows") or SAMPLE_ROWS), pipeline.FEATURE_SAMPLE_ROWS)
+    answer["features"] = {
+        "digest": trained.features_digest,
+        "sample": sample_values(pipeline.feature_sample(settings, model, train.head(rows))),
+    }
     answer["model"] = {
         "class": f"{type(model).__module__}.{type(model).__qualname__}",
         "digest": state_digest(model),
         "params": model_params(model),
     }
-    answer["predictions"] = {"rows": len(probability), "digest": digest_of(probability)}
+    ours = trained.predictions.matrix()
+    answer["predictions"] = {
+        "rows": int(ours.shape[0]),
+        "columns": int(ours.shape[1]),
+        "digest": pipeline.predictions_digest(trained.predictions),
+        "max_abs_diff": None,
+    }
     answer["metrics"] = {key: float(value) for key, value in trained.metrics.items()}
 
     answer["step"] = "registered model"
     registered = load_registered(request)
     if registered is not None:
-        theirs = np.asarray(registered.predict_proba(test[columns])[:, 1], dtype=np.float64)
+        theirs = metrics.predict(registered, pipeline.model_input(settings, test), settings.task)
+        answer["predictions"]["max_abs_diff"] = max_abs_diff(ours, theirs.matrix())
         answer["registered"] = {
             "digest": state_digest(registered),
             "params": model_params(registered),
-            "predictions_digest": digest_of(theirs),
-            "max_abs_diff": float(np.max(np.abs(theirs - probability), initial=0.0)),
+            "predictions_digest": pipeline.predictions_digest(theirs),
         }
     answer["step"] = "done"
 
 
 def main(argv: list[str]) -> int:
-    """`python -c <this source> REQUEST.json ANSWER.json`: always writes an answer."""
+    """`python -m ml_project.rebuild REQUEST.json ANSWER.json`: always writes an answer."""
+    if len(argv) != 2:
+        sys.stderr.write("usage: python -m ml_project.rebuild REQUEST.json ANSWER.json\n")
+        return 2
     request = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
     answer: dict = {"stopped": None, "error": None, "timings": {}, "step": "start"}
     code = 0

@@ -4,21 +4,25 @@ The order (`reproduce_model`):
 
 1. resolve the target (`models:/name/N`, `models:/name@alias`, or a run id) and read what its
    training run recorded: `git.commit`, `config/settings.yaml` and `config.hash`, `seed`, the
-   data digests and row counts, `data/schema.json`, `features.digest` and
-   `features/sample.csv`, `predictions.digest`, the `test_*` metrics, `pkg.*`, `env.*` and
+   task, each table's path and sha256 (`data.tables`, `data.table.<name>.*`), the data digests
+   and row counts, `data/schema.json`, `features.digest` and `features/sample.csv`,
+   `predictions.digest`, the `test_*` metrics, `pkg.*`, `env.*` and
    `environment/requirements.lock`;
-2. compare the running software with the recorded one (a warning; an error with `strict`);
-3. check the commit out into a temporary `git worktree` (the user's work tree is never
-   touched; the worktree is always removed) and run `rebuild.py` there in a subprocess, so the
-   old commit's own code retrains, without registering or logging anything; the driver stops
-   before training when the rows it would train on differ from the recorded digests;
-4. compare step by step (config, sources, data, features, model, predictions, metrics), name
+2. refuse a version whose run speaks another rebuild protocol (`ml_project.rebuild_protocol`):
+   one trained before that tag existed can only be rebuilt by its own commit's `reproduce`;
+3. compare the running software with the recorded one (a warning; an error with `strict`);
+4. check the commit out into a temporary `git worktree` (the user's work tree is never
+   touched; the worktree is always removed) and run *that commit's* driver there,
+   `python -m ml_project.rebuild REQUEST ANSWER`, so its own code retrains, without
+   registering or logging anything; the driver stops before training when the rows it would
+   train on differ from the recorded digests;
+5. compare step by step (config, sources, data, features, model, predictions, metrics), name
    the first step that differs, log a `reproduction` run linked to the original by tags, and
    tag the model version with the verdict.
 
-The rebuild contract (which functions of an old commit the driver calls) is in `rebuild.py`.
-Everything pure here (target parsing, comparisons, the verdict) is unit-tested; git and MLflow
-are the edges.
+The only contract between this commit and the one that trained is the JSON request and answer
+described in `rebuild.py` (protocol `pipeline.REBUILD_PROTOCOL`). Everything pure here (target
+parsing, comparisons, the verdict, the report) is unit-tested; git and MLflow are the edges.
 """
 
 from __future__ import annotations
@@ -40,10 +44,10 @@ from pathlib import Path
 from ml_project import lineage
 from ml_project.errors import ConfigError, DataError, NotReproducedError, RegistryError
 
-DRIVER = Path(__file__).with_name("rebuild.py")
+DRIVER_MODULE = "ml_project.rebuild"
 RUN_TYPE_TAG = "ml_project.run_type"
+PROTOCOL_TAG = "ml_project.rebuild_protocol"
 DATA_DIGESTS = ("digest", "train_digest", "test_digest", "test_keys_digest")
-SOURCES = ("flights", "weather")
 # Verdicts: only identical and within_tolerance exit 0; the others exit 6 (NotReproducedError).
 IDENTICAL, WITHIN_TOLERANCE, DIFFERENT = "identical", "within_tolerance", "different"
 DATA_CHANGED, ENVIRONMENT_DIFFERS = "data_changed", "environment_differs"
@@ -204,14 +208,36 @@ def _artifact_text(client, run_id: str, path: str, workdir: Path) -> str | None:
 
 
 def _read_sample(path: Path) -> dict:
-    import pandas as pd
+    """The recorded feature sample, cell for cell as the driver reports the rebuilt one."""
+    from ml_project import rebuild
 
-    frame = pd.read_csv(path, float_precision="round_trip")
-    values = frame.to_numpy(dtype="float64")
-    return {
-        "columns": [str(name) for name in frame.columns],
-        "rows": [[None if math.isnan(v) else float(v) for v in row] for row in values],
-    }
+    return rebuild.read_sample(path)
+
+
+def recorded_tables(tags: dict[str, str]) -> list[str]:
+    """The names of the tables the run read (tag `data.tables`, comma-separated)."""
+    return [name for name in (tags.get("data.tables") or "").split(",") if name]
+
+
+def require_protocol(target: Target, tags: dict[str, str], protocol: str) -> None:
+    """A NotReproducedError unless the run was trained under the rebuild protocol spoken here."""
+    recorded = tags.get(PROTOCOL_TAG)
+    if recorded == protocol:
+        return
+    commit = tags.get("git.commit", "")[:12] or "(not recorded)"
+    why = (
+        f"an older rebuild protocol (its run has no tag {PROTOCOL_TAG}: it predates problems/ "
+        "and the rebuild driver that each commit runs itself)"
+        if recorded is None
+        else f"rebuild protocol {recorded!r} (tag {PROTOCOL_TAG})"
+    )
+    raise NotReproducedError(
+        f"{target.describe()} was trained with {why}, and this ml-project speaks protocol "
+        f"{protocol!r}: it cannot drive that commit's code, so nothing was rebuilt. To reproduce "
+        f"it, check its commit {commit} out (e.g. `git worktree add ../reproduce-{commit[:7]} "
+        f"{commit}`) and run that commit's own `ml-project reproduce` there, against the same "
+        "tracking store."
+    )
 
 
 def download_model(target: Target, workdir: Path, tracking_uri: str) -> dict:
@@ -298,28 +324,30 @@ def checkout(repo: Path, commit: str) -> Iterator[Path]:
 
 
 def run_driver(code: Path, request: dict, workdir: Path) -> dict:
-    """Run `rebuild.py` with the checkout's `ml_project` first on the path; its JSON answer."""
+    """Run the checkout's own `python -m ml_project.rebuild` in `code`; its JSON answer."""
     request_path, answer_path = workdir / "request.json", workdir / "answer.json"
     request_path.write_text(json.dumps(request), encoding="utf-8")
     environ = {**os.environ, "PYTHONPATH": str(code), "PYTHONDONTWRITEBYTECODE": "1"}
     environ.pop("ML_PROJECT_ROOT", None)
     done = subprocess.run(
-        [sys.executable, "-c", DRIVER.read_text(encoding="utf-8"), str(request_path),
-         str(answer_path)],
+        [sys.executable, "-m", DRIVER_MODULE, str(request_path), str(answer_path)],
         cwd=code, env=environ, capture_output=True, text=True, check=False,
     )  # fmt: skip
     if not answer_path.is_file():
-        tail = "\n".join(done.stderr.strip().splitlines()[-5:])
+        tail = " ".join(done.stderr.strip().splitlines()[-5:])
         raise NotReproducedError(
-            f"The rebuild process ended (exit {done.returncode}) without an answer: {tail}"
+            f"The rebuild driver of the checkout ({DRIVER_MODULE} in {code}) ended with exit "
+            f"{done.returncode} without an answer: {tail}"
         )
     answer = json.loads(answer_path.read_text(encoding="utf-8"))
-    package_file = (answer.get("code") or {}).get("package_file", "")
-    if package_file and not Path(package_file).is_relative_to(code.resolve()):
-        raise NotReproducedError(
-            f"The rebuild imported ml_project from {package_file}, not from the checkout {code}: "
-            "another copy shadows it on sys.path, so the old code did not run."
-        )
+    where = answer.get("code") or {}
+    for what, file in (("ml_project", where.get("package_file")),
+                       ("the problem's code", where.get("problem_file"))):  # fmt: skip
+        if file and not Path(file).is_relative_to(code.resolve()):
+            raise NotReproducedError(
+                f"The rebuild imported {what} from {file}, not from the checkout {code}: "
+                "another copy shadows it on sys.path, so the old code did not run."
+            )
     return answer
 
 
@@ -365,16 +393,16 @@ def compare_environment(
 
 
 def compare_sources(recorded: Recorded, answer: dict) -> dict:
-    """Each raw file today against what training read: sha256, path, rows, schema."""
+    """Each table's file today against what training read: sha256, path, rows, schema."""
     tags = recorded.tags
     files = {}
     changed = False
-    for name in SOURCES:
+    for name in recorded_tables(tags):
         today = (answer.get("sources") or {}).get(name) or {}
         then = {
-            "path": tags.get(f"data.{name}_path"),
-            "sha256": tags.get(f"data.{name}_file_digest"),
-            "rows": _int(tags.get("data.rows_flights")) if name == "flights" else None,
+            "path": tags.get(f"data.table.{name}.path"),
+            "sha256": tags.get(f"data.table.{name}.sha256"),
+            "rows": _int(tags.get(f"data.table.{name}.rows")),
             "schema": (recorded.schema or {}).get(name),
         }
         entry = {"recorded": then, "today": {k: today.get(k) for k in then}}
@@ -474,7 +502,8 @@ def compare_model(answer: dict) -> dict:
 
 
 def compare_predictions(tags: dict[str, str], answer: dict) -> dict:
-    """Held-out predictions: digest vs the recorded tag, max abs diff vs the registered model."""
+    """Held-out predictions (every class probability, or the value): digest vs the recorded
+    tag, max abs diff vs the registered model's own predictions."""
     rebuilt = answer.get("predictions") or {}
     registered = answer.get("registered") or {}
     recorded = tags.get("predictions.digest") or registered.get("predictions_digest")
@@ -484,7 +513,7 @@ def compare_predictions(tags: dict[str, str], answer: dict) -> dict:
         "recorded": recorded,
         "recorded_from": "tag" if tags.get("predictions.digest") else "registered model",
         "rebuilt": rebuilt.get("digest"),
-        "max_abs_diff": registered.get("max_abs_diff"),
+        "max_abs_diff": rebuilt.get("max_abs_diff"),
     }
     if tags.get("predictions.digest") and registered.get("predictions_digest"):
         result["registered_model_matches_tag"] = (
@@ -497,21 +526,31 @@ def compare_predictions(tags: dict[str, str], answer: dict) -> dict:
     return result
 
 
-def compare_metrics(metrics: dict[str, float], answer: dict) -> dict:
-    """Each rebuilt held-out metric against the recorded `test_<name>`."""
+def compare_metrics(metrics: dict[str, float], answer: dict, *, task: str = "") -> dict:
+    """Each rebuilt held-out metric against the recorded `test_<name>` (NaN equals NaN: a
+    metric undefined on those rows both times)."""
     rebuilt = answer.get("metrics") or {}
     values = {
         name: {"recorded": metrics.get(f"test_{name}"), "rebuilt": value}
         for name, value in sorted(rebuilt.items())
         if f"test_{name}" in metrics
     }
-    diffs = [abs(v["recorded"] - v["rebuilt"]) for v in values.values()]
+    diffs = [_difference(v["recorded"], v["rebuilt"]) for v in values.values()]
     return {
         "step": "metrics",
+        "task": task,
         "status": IDENTICAL if values and max(diffs) == 0 else DIFFERENT,
         "values": values,
         "max_abs_diff": max(diffs) if diffs else None,
     }
+
+
+def _difference(recorded: float, rebuilt: float) -> float:
+    if math.isnan(recorded) and math.isnan(rebuilt):
+        return 0.0
+    if math.isnan(recorded) or math.isnan(rebuilt):
+        return math.inf
+    return abs(recorded - rebuilt)
 
 
 def verdict(steps: list[dict], *, tolerance: float | None) -> tuple[str, str]:
@@ -613,16 +652,18 @@ def reproduce_model(
     run_id: str = "",
     tolerance: float | None = None,
     strict: bool = False,
-    flights: Path | None = None,
-    weather: Path | None = None,
+    tables: dict[str, Path] | None = None,
 ) -> ReproductionResult:
     """Rebuild the target from its commit, config, seed and data, and compare step by step.
 
+    `tables` reads a moved copy of a recorded table ({name: path}, `--table NAME=PATH`).
     Returns the result whatever the verdict (the caller decides the exit code); raises
-    RegistryError when the target, its lineage or its commit cannot be found, and DataError
-    when a recorded data file is gone.
+    RegistryError when the target, its lineage or its commit cannot be found, DataError when a
+    recorded data file is gone, NotReproducedError when the version was trained under another
+    rebuild protocol, and ConfigError when `tables` names a table the run did not read.
     """
     from ml_project import tracking
+    from ml_project.pipeline import FEATURE_SAMPLE_ROWS, REBUILD_PROTOCOL
 
     started = time.perf_counter()
     client = tracking.connect(root)
@@ -632,6 +673,8 @@ def reproduce_model(
     with tempfile.TemporaryDirectory(prefix="ml-project-reproduce-") as scratch:
         workdir = Path(scratch)
         recorded = read_recorded(client, target, workdir)
+        require_protocol(target, recorded.tags, REBUILD_PROTOCOL)
+        overrides = table_overrides(target, recorded.tags, tables or {})
         commit = recorded.tags.get("git.commit", "")
         repo, prefix = repository(root)
         require_commit(repo, commit, what=target.describe())
@@ -655,20 +698,26 @@ def reproduce_model(
             result.error = "--strict: the software differs from the one recorded at training"
             return _finish(client, recorded, result, ENVIRONMENT_DIFFERS, "environment differs",
                            started)  # fmt: skip
-        request = {
-            "settings_yaml": recorded.settings_yaml,
-            "root": str(root),
-            "overrides": {"flights": _path(flights), "weather": _path(weather)},
-            "expect_data": {key: recorded.tags.get(f"data.{key}") for key in DATA_DIGESTS[:3]},
-            "registered_model": download_model(target, workdir, client.tracking_uri),
-        }
+        registered_model = download_model(target, workdir, client.tracking_uri)
         with checkout(repo, commit) as code:
-            answer = run_driver(code / prefix, request, workdir)
+            project = code / prefix
+            request = {
+                "protocol": REBUILD_PROTOCOL,
+                "settings_yaml": recorded.settings_yaml,
+                "data_root": str(Path(root).resolve()),
+                "code_root": str(project),
+                "tables": overrides,
+                "expect_data": {key: recorded.tags.get(f"data.{key}") for key in DATA_DIGESTS},
+                "registered_model": registered_model,
+                "sample_rows": FEATURE_SAMPLE_ROWS,
+            }
+            answer = run_driver(project, request, workdir)
     result.steps.append(
         {
             "step": "code",
             "status": IDENTICAL,
             "commit": commit,
+            "protocol": answer.get("protocol"),
             "ml_project_version": (answer.get("code") or {}).get("version"),
             "seconds": answer.get("timings"),
         }
@@ -678,8 +727,8 @@ def reproduce_model(
         changed = [n for n, f in result.step("sources")["files"].items() if not f["sha256_equal"]]
         if result.step("data").get("status") == IDENTICAL:
             result.warnings.append(
-                f"the {' and '.join(changed)} file(s) changed since training, but the rows and "
-                "columns the model uses are identical"
+                f"the file(s) of table(s) {', '.join(changed)} changed since training, but the "
+                "rows and columns the model uses are identical"
             )
     if answer.get("error"):
         outcome, first = _driver_failure(answer, recorded, result)
@@ -688,6 +737,20 @@ def reproduce_model(
     else:
         outcome, first = verdict(result.steps, tolerance=tolerance)
     return _finish(client, recorded, result, outcome, first, started)
+
+
+def table_overrides(
+    target: Target, tags: dict[str, str], tables: dict[str, Path]
+) -> dict[str, str | None]:
+    """{recorded table: override path or None}; a ConfigError for a table the run did not read."""
+    names = recorded_tables(tags)
+    unknown = [name for name in tables if name not in names]
+    if unknown:
+        raise ConfigError(
+            f"--table {unknown[0]}=...: {target.describe()} was trained on the table(s) "
+            f"{', '.join(names) or '(none recorded)'}; name one of them."
+        )
+    return {name: _path(tables.get(name)) for name in names}
 
 
 def compare_steps(recorded: Recorded, answer: dict) -> list[dict]:
@@ -719,7 +782,7 @@ def compare_steps(recorded: Recorded, answer: dict) -> list[dict]:
         compare_features(tags, answer, recorded.feature_sample),
         compare_model(answer),
         compare_predictions(tags, answer),
-        compare_metrics(recorded.metrics, answer),
+        compare_metrics(recorded.metrics, answer, task=tags.get("ml_project.task", "")),
     ]
 
 
@@ -759,9 +822,9 @@ def _driver_failure(answer: dict, recorded: Recorded, result) -> tuple[str, str]
             if not Path(source.get("path", "")).is_file():
                 raise DataError(
                     f"{source.get('path')}: no such file. {target.describe()} was trained on "
-                    f"the {name} file {recorded.tags.get(f'data.{name}_path', '?')}; pass "
-                    f"--{name} PATH to read a copy of it (its sha256 must still be "
-                    f"{recorded.tags.get(f'data.{name}_file_digest', '?')})."
+                    f"table {name} read from {recorded.tags.get(f'data.table.{name}.path', '?')}"
+                    f"; pass --table {name}=PATH to read a copy of it (its sha256 must still be "
+                    f"{recorded.tags.get(f'data.table.{name}.sha256', '?')})."
                 )
         result.error = f"the code of commit {commit} cannot read the data any more ({message})"
         return DATA_CHANGED, DIFFERENCE_NAMES["data"]
@@ -955,7 +1018,8 @@ def _describe_sources(step: dict) -> list[str]:
         if then["path"] and then["path"] != today["path"]:
             lines.append(f"  path    {then['path']} at training")
         if then["rows"] is not None or today["rows"] is not None:
-            lines.append(f"  rows    {then['rows']} at training, {today['rows']} now")
+            at_training = "not recorded" if then["rows"] is None else then["rows"]
+            lines.append(f"  rows    {at_training} at training, {today['rows']} now")
         changes = entry["schema_changes"]
         if changes is None:
             lines.append("  schema  not recorded at training")
@@ -1028,15 +1092,19 @@ def _describe_predictions(step: dict) -> list[str]:
 
 
 def _describe_metrics(step: dict) -> list[str]:
+    from ml_project import metrics
+
     values = step["values"]
-    shown = ("roc_auc", "pr_auc", "log_loss", "brier", "f1")
+    task = step.get("task") or ""
+    order = metrics.metrics_of(task) if task in metrics.TASKS else values
+    shown = [name for name in order if name in values]
     if step["status"] == IDENTICAL:
-        text = ", ".join(f"{k} {values[k]['rebuilt']:.4f}" for k in shown if k in values)
+        text = ", ".join(f"{k} {values[k]['rebuilt']:.4f}" for k in shown)
         return [f"identical ({text})"]
     text = ", ".join(
-        f"{k} {v['recorded']:.6f} -> {v['rebuilt']:.6f}"
-        for k, v in values.items()
-        if v["recorded"] != v["rebuilt"]
+        f"{k} {values[k]['recorded']:.6f} -> {values[k]['rebuilt']:.6f}"
+        for k in shown
+        if _difference(values[k]["recorded"], values[k]["rebuilt"]) > 0
     )
     return [f"DIFFERENT: {text or 'not recorded'}"]
 

@@ -1,6 +1,10 @@
-"""One config schema: environments/base.yaml deep-merged with environments/<env>.yaml.
+"""One config schema, resolved from the project's settings and the problem's.
 
-Precedence: base < env overlay < CLI flags (`--seed`, `--set key.path=value`). Dicts merge
+Layers, each deep-merged on the last: environments/base.yaml, environments/<env>.yaml (the
+project's: which problem, split, lineage, monitor and gate defaults), then
+problems/<problem>/environments/base.yaml and <env>.yaml (the problem's: its name, task,
+tables, key, label, features, params, suite parameters, gate floors), then the CLI flags
+(`--set key.path=value`, `--table NAME=PATH`, `--seed`). Dicts merge
 recursively; lists and scalars replace. Unknown keys and wrong types are errors naming the key
 and the file that set it. Settings are frozen once built.
 """
@@ -10,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -20,22 +25,28 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from ml_project.errors import ConfigError
 
 ENVS = ("dev", "staging", "prod")
+PROBLEMS_FOLDER = "problems"
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,200}$"  # what MLflow accepts as a model name
+PROBLEM_PATTERN = r"^[a-z_][a-z0-9_]*$"  # a Python package name under problems/
 
 
 class DataSettings(_Section):
-    """Where the data comes from and which rows are used."""
+    """Which tables the problem reads, which rows are used, and what names a row and its label."""
 
-    flights: str | None = Field(
-        default=None, description="flights file (CSV, zipped CSV, Parquet); null = demo data"
+    tables: dict[str, str] = Field(
+        min_length=1,
+        description="table name -> file (CSV, zipped CSV, Parquet), relative to the project "
+        "root, absolute, or package:<distribution>/<path> for a file shipped in a package",
     )
-    weather: str | None = Field(default=None, description="hourly weather file; null = demo data")
+    key_columns: tuple[str, ...] = Field(min_length=1, description="columns naming one record")
+    label: str = Field(min_length=1, description="the column the model learns to predict")
     sample_fraction: float = Field(gt=0, le=1, description="share of labelled rows used")
-    key_columns: tuple[str, ...] = Field(min_length=1, description="columns naming one flight")
-    delay_threshold_minutes: float = Field(description="arr_delay above this is 'late'")
 
 
 class SplitSettings(_Section):
@@ -43,7 +54,7 @@ class SplitSettings(_Section):
 
 
 class FeatureSettings(_Section):
-    """Model features, in the order the model sees them (derived names are in features.py)."""
+    """The raw columns the model reads (its signature), in order: text first, then numbers."""
 
     categorical: tuple[str, ...]
     numeric: tuple[str, ...]
@@ -53,26 +64,13 @@ class FeatureSettings(_Section):
         both = set(self.categorical) & set(self.numeric)
         if both:
             raise ValueError(f"features listed as both categorical and numeric: {sorted(both)}")
+        if not self.categorical and not self.numeric:
+            raise ValueError("the model reads no column: list features.categorical or numeric")
         return self
 
-
-class ModelSettings(_Section):
-    """HistGradientBoostingClassifier hyper-parameters and the decision threshold."""
-
-    learning_rate: float = Field(gt=0)
-    max_iter: int = Field(ge=1)
-    max_leaf_nodes: int = Field(ge=2)
-    min_samples_leaf: int = Field(ge=1)
-    l2_regularization: float = Field(ge=0)
-    max_bins: int = Field(ge=2, le=255)
-    threshold: float = Field(
-        gt=0, lt=1, description="probability at or above which a flight is late"
-    )
-
-
-class TrackingSettings(_Section):
-    experiment_name: str = Field(min_length=1)
-    model_name: str = Field(min_length=1)
+    @property
+    def columns(self) -> list[str]:
+        return [*self.categorical, *self.numeric]
 
 
 class LineageSettings(_Section):
@@ -80,21 +78,10 @@ class LineageSettings(_Section):
 
 
 class ValidationSettings(_Section):
-    """Thresholds of the expectation suites in expectations/ that differ by env.
+    """Values the expectation suites of the problem may name as `$name` (validation.py)."""
 
-    The suites name them as `$min_rows_flights`, `$label_mostly`, ... (see validation.py).
-    """
-
-    min_rows_flights: int = Field(ge=1, description="fewest rows the raw flights file may hold")
-    min_rows_weather: int = Field(ge=1, description="fewest rows the weather file may hold")
-    max_label_null_fraction: float = Field(
-        ge=0, lt=1, description="share of flights allowed without arr_delay (the label)"
-    )
-    mostly: float = Field(
-        gt=0, le=1, description="share of rows a range check on a measurement must pass"
-    )
-    extra_carriers: tuple[str, ...] = Field(
-        default=(), description="carrier codes accepted beyond the suites' known list"
+    parameters: dict[str, Any] = Field(
+        default_factory=dict, description="suite parameters, e.g. min_rows: 1000"
     )
 
 
@@ -106,7 +93,11 @@ class MonitorSettings(_Section):
     psi_warn: float = Field(gt=0, description="PSI at or above this is reported as a warning")
     psi_alert: float = Field(gt=0, description="PSI at or above this is drift (exit 7)")
     null_rate_change: float = Field(gt=0, le=1, description="largest null-rate move allowed")
-    max_roc_auc_drop: float = Field(gt=0, lt=1, description="live vs recorded test ROC AUC")
+    max_quality_drop: float = Field(
+        ge=0,
+        description="live primary metric vs the recorded test one: the largest loss allowed, "
+        "in the metric's own units (so each problem sets it)",
+    )
     min_rows: int = Field(ge=1, description="smaller batches are refused (PSI would be noise)")
     ignore: tuple[str, ...] = Field(description="features reported but never drift")
 
@@ -117,39 +108,74 @@ class MonitorSettings(_Section):
         return self
 
 
-# Metrics the gate may judge (names as in evaluate.classification_metrics) and their direction.
-HigherIsBetter = Literal["roc_auc", "pr_auc", "f1"]
-LowerIsBetter = Literal["log_loss", "brier"]
-
-
 class GateSettings(_Section):
-    """The fail-closed quality gate a new model version passes before it becomes `champion`."""
+    """The fail-closed quality gate a new model version passes before it becomes `champion`.
 
-    floors: dict[HigherIsBetter, float] = Field(
-        description="minimum held-out score per metric (higher is better)"
+    Metric names and directions come from the task's registry (metrics.py); a floor on a
+    lower-is-better metric, or a metric the task does not have, is a settings error.
+    """
+
+    floors: dict[str, float] = Field(
+        default_factory=dict, description="minimum held-out score per higher-is-better metric"
     )
-    ceilings: dict[LowerIsBetter, float] = Field(
-        description="maximum held-out loss per metric (lower is better)"
+    ceilings: dict[str, float] = Field(
+        default_factory=dict, description="maximum held-out loss per lower-is-better metric"
     )
-    primary_metric: HigherIsBetter | LowerIsBetter = Field(
-        description="the metric compared with the champion's on the same held-out rows"
+    primary_metric: str = Field(
+        description="compared with the champion's and the baseline's on the same held-out rows"
     )
     tolerance: float = Field(ge=0, description="how much worse than the champion is accepted")
-    compare_with_champion: bool = Field(description="false: the floors and ceilings only")
+    compare_with_champion: bool = Field(description="false: no comparison with the champion")
+    min_test_rows: int = Field(
+        ge=1, description="fewer held-out rows than this: the gate refuses to decide"
+    )
 
 
 class Settings(_Section):
     env: Literal["dev", "staging", "prod"]
+    problem: str = Field(pattern=PROBLEM_PATTERN, description="the folder problems/<problem>/")
+    name: str = Field(
+        pattern=NAME_PATTERN, description="experiments and registered models: <name>_<env>"
+    )
+    task: Literal["binary", "multiclass", "regression"]
     seed: int = Field(ge=0, le=2**32 - 1)
     data: DataSettings
     split: SplitSettings
     features: FeatureSettings
-    model: ModelSettings
-    tracking: TrackingSettings
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="the problem's own settings (its Params, if declared)"
+    )
     lineage: LineageSettings
     validation: ValidationSettings
     monitor: MonitorSettings
     gate: GateSettings
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        from ml_project import metrics
+
+        problems = metrics.gate_problems(
+            self.task,
+            floors=self.gate.floors,
+            ceilings=self.gate.ceilings,
+            primary=self.gate.primary_metric,
+        )
+        if problems:
+            raise ValueError("; ".join(problems))
+        label = self.data.label
+        if label in self.features.columns:
+            raise ValueError(
+                f"data.label: the label {label!r} is also a feature: the model would read it"
+            )
+        return self
+
+    @property
+    def experiment_name(self) -> str:
+        return f"{self.name}_{self.env}"
+
+    @property
+    def model_name(self) -> str:
+        return f"{self.name}_{self.env}"
 
     def config_hash(self) -> str:
         """sha256 of the resolved settings as canonical JSON."""
@@ -174,10 +200,10 @@ def deep_merge(base: Mapping[str, Any], overlay: Mapping[str, Any]) -> dict[str,
 
 
 def parse_assignment(text: str) -> tuple[tuple[str, ...], Any]:
-    """`model.max_iter=50` -> (("model", "max_iter"), 50); the value is read as YAML."""
+    """`params.max_iter=50` -> (("params", "max_iter"), 50); the value is read as YAML."""
     path, sep, raw = text.partition("=")
     if not sep or not path.strip():
-        raise ConfigError(f"--set expects KEY.PATH=VALUE (e.g. model.max_iter=50), got {text!r}.")
+        raise ConfigError(f"--set expects KEY.PATH=VALUE (e.g. params.max_iter=50), got {text!r}.")
     try:
         value = yaml.safe_load(raw) if raw.strip() else raw
     except yaml.YAMLError as exc:
@@ -185,30 +211,57 @@ def parse_assignment(text: str) -> tuple[tuple[str, ...], Any]:
     return tuple(part.strip() for part in path.split(".")), value
 
 
-def apply_assignment(config: Mapping[str, Any], path: tuple[str, ...], value: Any) -> dict:
-    """Replace one existing scalar (or list) in `config`; unknown keys are an error."""
+def apply_assignment(
+    config: Mapping[str, Any], path: tuple[str, ...], value: Any, *, create: bool = False
+) -> dict:
+    """Replace one existing scalar (or list) in `config`; unknown keys are an error.
+
+    `create` builds the path instead (the record of what the command line set).
+    """
     dotted = ".".join(path)
+    if create or (path[:-1] in FREE_FORM and _section(config, path[:-1]) is not None):
+        patch: Any = value
+        for part in reversed(path):
+            patch = {part: patch}
+        return deep_merge(config, patch)
     node: Any = config
     for part in path[:-1]:
         if not isinstance(node, Mapping) or part not in node:
             raise ConfigError(f"--set {dotted}: there is no section {part!r} in the settings.")
         node = node[part]
+    if path[:2] == ("data", "tables") and len(path) == 3 and isinstance(node, Mapping):
+        if path[-1] not in node:
+            raise ConfigError(
+                f"--table {path[-1]}=...: the problem has no table {path[-1]!r}; its tables: "
+                f"{', '.join(map(str, node))}."
+            )
     if not isinstance(node, Mapping) or path[-1] not in node:
         raise ConfigError(f"--set {dotted}: there is no key {path[-1]!r} in the settings.")
     if isinstance(node[path[-1]], Mapping):
         raise ConfigError(f"--set {dotted}: that is a section, set one of its keys instead.")
-    patch: Any = value
+    patch = value
     for part in reversed(path):
         patch = {part: patch}
     return deep_merge(config, patch)
 
 
+# Sections whose keys are the problem's own: `--set` may add a key to them.
+FREE_FORM = {("params",), ("validation", "parameters"), ("gate", "floors"), ("gate", "ceilings")}
+
+
+def _section(config: Mapping[str, Any], path: tuple[str, ...]) -> Mapping | None:
+    node: Any = config
+    for part in path:
+        node = node.get(part) if isinstance(node, Mapping) else None
+    return node if isinstance(node, Mapping) else None
+
+
 def project_root() -> Path:
-    """The folder holding `environments/`: $ML_PROJECT_ROOT, the source checkout, or the cwd."""
+    """The folder holding `environments/`: $ML_PROJECT_ROOT, the cwd, or the source checkout."""
     candidates = []
     if os.environ.get("ML_PROJECT_ROOT"):
         candidates.append(Path(os.environ["ML_PROJECT_ROOT"]))
-    candidates += [Path(__file__).resolve().parent.parent, Path.cwd()]
+    candidates += [Path.cwd(), Path(__file__).resolve().parent.parent]
     for candidate in candidates:
         if (candidate / "environments" / "base.yaml").is_file():
             return candidate.resolve()
@@ -218,12 +271,19 @@ def project_root() -> Path:
     )
 
 
+def problem_folder(root: Path, problem: str) -> Path:
+    """problems/<problem>/ of the project: the problem's code, settings and suites."""
+    return Path(root) / PROBLEMS_FOLDER / problem
+
+
 def read_yaml(path: Path) -> dict[str, Any]:
     """A YAML mapping from `path`, or a ConfigError naming the file."""
     try:
         loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise ConfigError(f"Config file {path} does not exist.") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"Config file {path} cannot be read ({exc}).") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"Config file {path} is not valid YAML: {exc}") from exc
     if loaded is None:
@@ -233,32 +293,66 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return loaded
 
 
+def setting_layers(env: str, *, root: Path, problem: str | None = None) -> list:
+    """(file, mapping) in merge order: the project's base and env overlay, then the problem's.
+
+    The problem is `problem` (the CLI's --problem) or the project's `problem:` setting.
+    """
+    if env not in ENVS:
+        raise ConfigError(f"Unknown env {env!r}: choose one of {', '.join(ENVS)}.")
+    project = Path(root) / "environments"
+    layers = [(path, read_yaml(path)) for path in (project / "base.yaml", project / f"{env}.yaml")]
+    chosen = problem or deep_merge(layers[0][1], layers[1][1]).get("problem")
+    if not isinstance(chosen, str) or not re.match(PROBLEM_PATTERN, chosen):
+        raise ConfigError(
+            f"{project / 'base.yaml'}: `problem:` must name a folder of {PROBLEMS_FOLDER}/ "
+            f"(lower-case letters, digits, _), got {chosen!r}."
+        )
+    folder = problem_folder(root, chosen) / "environments"
+    if not (folder / "base.yaml").is_file():
+        known = sorted(
+            p.parent.parent.name
+            for p in (Path(root) / PROBLEMS_FOLDER).glob("*/environments/base.yaml")
+        )
+        raise ConfigError(
+            f"There is no problem {chosen!r}: {folder / 'base.yaml'} does not exist (problems "
+            f"here: {', '.join(known) or 'none'})."
+        )
+    layers += [
+        (path, read_yaml(path))
+        for path in (folder / "base.yaml", folder / f"{env}.yaml")
+        if path.name == "base.yaml" or path.is_file()
+    ]
+    layers.append(("--problem" if problem else f"{project / 'base.yaml'}", {"problem": chosen}))
+    return layers
+
+
 def load_settings(
     env: str,
     *,
+    problem: str | None = None,
     overrides: tuple[str, ...] = (),
     seed: int | None = None,
     root: Path | None = None,
 ) -> Settings:
-    """Resolve the settings of `env`: base < overlay < `--set` overrides < `--seed`."""
-    if env not in ENVS:
-        raise ConfigError(f"Unknown env {env!r}: choose one of {', '.join(ENVS)}.")
-    folder = (root or project_root()) / "environments"
-    layers = [(folder / "base.yaml", read_yaml(folder / "base.yaml"))]
-    layers.append((folder / f"{env}.yaml", read_yaml(folder / f"{env}.yaml")))
+    """Resolve the settings of `env`: project base < project overlay < problem base < problem
+    overlay < `--set` overrides < `--seed`."""
+    root = root or project_root()
+    layers = setting_layers(env, root=root, problem=problem)
     merged: dict[str, Any] = {}
     for _, layer in layers:
         merged = deep_merge(merged, layer)
     if merged.get("env", env) != env:
-        raise ConfigError(
-            f"{folder / f'{env}.yaml'} sets env: {merged['env']!r}, expected {env!r}."
-        )
+        raise ConfigError(f"The settings set env: {merged['env']!r}, expected {env!r}.")
     merged["env"] = env
+    cli: dict[str, Any] = {}
     for text in overrides:
-        merged = apply_assignment(merged, *parse_assignment(text))
+        path, value = parse_assignment(text)
+        merged = apply_assignment(merged, path, value)
+        cli = apply_assignment(cli, path, value, create=True)
     if seed is not None:
-        merged["seed"] = seed
-    return validate_settings(merged, layers=layers)
+        merged["seed"] = cli["seed"] = seed
+    return validate_settings(merged, layers=[*layers, ("the command line (--set)", cli)])
 
 
 def validate_settings(
@@ -271,14 +365,24 @@ def validate_settings(
         problems = []
         for error in exc.errors():
             loc = tuple(str(part) for part in error["loc"])
-            where = _origin(loc, layers)
-            key = ".".join(loc) or "(top level)"
-            problems.append(f"{key} ({where}): {error['msg']}")
+            if loc:
+                problems.append(f"{'.'.join(loc)} ({_origin(loc, layers)}): {error['msg']}")
+                continue
+            # a rule across keys (Settings._consistent): each part starts with its key
+            for part in error["msg"].removeprefix("Value error, ").split("; "):
+                key, sep, rest = part.partition(": ")
+                if sep and re.fullmatch(r"[\w.]+", key):
+                    where = _origin(tuple(key.split(".")), layers)
+                    problems.append(f"{key} ({where}): {rest}")
+                else:
+                    problems.append(part)
         raise ConfigError("Invalid settings: " + "; ".join(problems) + ".") from exc
 
 
 def _origin(loc: tuple[str, ...], layers) -> str:
     """The last layer that mentions `loc` (the one that set it), or 'command line'."""
+    if not loc:
+        return "the settings as a whole"
     for path, layer in reversed(list(layers)):
         node: Any = layer
         for part in loc:

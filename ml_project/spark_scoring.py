@@ -3,10 +3,11 @@
 The same model, checks and output columns as the pandas path (`predict.py`), for tables that
 outgrow one process. One pass runs the model-input expectation suite on every Arrow batch
 (`mapInPandas`) and counts the rows; a second pass scores with `mlflow.pyfunc.spark_udf`. The
-UDF runs the registered version's own pyfunc with its `predict_fn` set to `predict_proba` (the
-switch `mlflow.sklearn.log_model(pyfunc_predict_fn=...)` writes), on a local copy of the
-version's files, so one model call gives the probability; the label is derived from it with
-the model's own threshold, as in the pandas path. The registry's model is never changed.
+UDFs run the registered version's own pyfunc on a local copy of the version's files: its
+`predict` gives the prediction, and for a classifier a second copy whose `predict_fn` is
+`predict_proba` (the switch `mlflow.sklearn.log_model(pyfunc_predict_fn=...)` writes) gives
+the class probabilities, as the pandas path's `model.predict` and `model.predict_proba` do.
+The registry's model is never changed.
 
 pyspark is the optional extra `[spark]`; it is imported inside functions only.
 """
@@ -27,11 +28,13 @@ from ml_project.errors import ConfigError, DataError
 from ml_project.predict import (
     PREDICTION,
     PROBABILITY,
+    VERSION_COLUMNS,
     LoadedModel,
     ScoringSummary,
-    decision_rule,
     default_model_uri,
     load_model,
+    probability_column,
+    score_columns,
 )
 from ml_project.tracking import PYSPARK_PANDAS_WARNING
 
@@ -131,38 +134,48 @@ def spark_session(*, master: str | None, scratch: Path):
     return spark, True
 
 
-def probability_model(loaded: LoadedModel, destination: Path) -> Path:
-    """A local copy of the version's files whose pyfunc answers `predict_proba`."""
+def pyfunc_copies(loaded: LoadedModel, destination: Path) -> dict[str, Path]:
+    """Local copies of the version's files: its pyfunc as logged ("predict"), and for a
+    classifier one whose pyfunc answers `predict_proba` ("predict_proba")."""
     from mlflow.artifacts import download_artifacts
     from mlflow.models import Model
 
-    local = Path(download_artifacts(loaded.uri, dst_path=str(destination)))
-    mlmodel = local / "MLmodel"
-    model = Model.load(str(mlmodel))
-    model.flavors["python_function"]["predict_fn"] = "predict_proba"
-    model.save(str(mlmodel))
-    return local
+    local = Path(download_artifacts(loaded.uri, dst_path=str(destination / "predict")))
+    copies = {"predict": local}
+    if loaded.classifier:
+        proba = destination / "predict_proba"
+        shutil.copytree(local, proba)
+        model = Model.load(str(proba / "MLmodel"))
+        model.flavors["python_function"]["predict_fn"] = "predict_proba"
+        model.save(str(proba / "MLmodel"))
+        copies["predict_proba"] = proba
+    return copies
 
 
-def check_input(frame, settings, root: Path, *, source: str) -> int:
+def check_input(frame, settings, root: Path, *, source: str, scratch: Path) -> int:
     """Run the model-input suite on every Arrow batch; the number of rows, or a DataError.
 
-    The suite files travel with the job (`SparkContext.addFile`), so executors on other
-    machines need the project's package, not its checkout. The function shipped to the
-    executors holds plain values only (the settings as JSON): a Python worker that scored
-    before has the model's own copy of `ml_project` (its `code_paths`, perhaps older) first on
-    `sys.path`, so it swaps in the package the command runs before validating with it.
+    The problem's suite files travel with the job (`SparkContext.addFile`, copied to `scratch`
+    as problems/<problem>/expectations/), so executors on other machines need the project's
+    package, not its checkout. The function shipped to the executors holds plain values only
+    (the settings as JSON): a Python worker that scored before has the model's own copy of
+    `ml_project` (its `code_paths`, perhaps older) first on `sys.path`, so it swaps in the
+    package the command runs before validating with it.
     """
     import pandas as pd
 
     import ml_project
     from ml_project.data import require_columns
-    from ml_project.features import raw_columns
+    from ml_project.settings import PROBLEMS_FOLDER, problem_folder
     from ml_project.validation import SUITES_FOLDER
 
-    columns = raw_columns(settings.features)
+    columns = settings.features.columns
     require_columns(pd.DataFrame(columns=frame.columns), columns, table=source)
-    frame.sparkSession.sparkContext.addFile(str(root / SUITES_FOLDER), recursive=True)
+    # Only the problem's suites travel, laid out as in the project: problems/<problem>/...
+    shipped_root = scratch / "suites"
+    suites = problem_folder(shipped_root, settings.problem) / SUITES_FOLDER
+    shutil.copytree(problem_folder(root, settings.problem) / SUITES_FOLDER, suites)
+    frame.sparkSession.sparkContext.addFile(str(shipped_root / PROBLEMS_FOLDER), recursive=True)
     settings_json = settings.model_dump_json()
     package_parent = str(Path(ml_project.__file__).resolve().parent.parent)
     project_root = str(root)
@@ -185,7 +198,7 @@ def check_input(frame, settings, root: Path, *, source: str) -> int:
         from ml_project.predict import input_checker
         from ml_project.settings import Settings
 
-        shipped = os.path.dirname(SparkFiles.get(SUITES_FOLDER))
+        shipped = os.path.dirname(SparkFiles.get(PROBLEMS_FOLDER))
         check = input_checker(
             Settings.model_validate_json(settings_json), Path(shipped), source=source
         )
@@ -208,8 +221,12 @@ def check_input(frame, settings, root: Path, *, source: str) -> int:
     return rows
 
 
-def score_dataframe(spark, frame, loaded: LoadedModel, model_dir: Path):
-    """`frame` with the same five columns the pandas path adds, computed by `spark_udf`."""
+SPARK_TYPES = {"string": "string", "long": "long", "integer": "int", "double": "double",
+               "float": "float", "boolean": "boolean"}  # fmt: skip
+
+
+def score_dataframe(spark, frame, loaded: LoadedModel, copies: dict[str, Path]):
+    """`frame` with the same columns the pandas path adds, computed by `spark_udf`."""
     import mlflow.pyfunc
     from pyspark.sql import functions as F
 
@@ -220,37 +237,44 @@ def score_dataframe(spark, frame, loaded: LoadedModel, model_dir: Path):
     level = pyfunc_logger.level
     pyfunc_logger.setLevel(logging.ERROR)
     try:
-        udf = mlflow.pyfunc.spark_udf(
-            spark, str(model_dir), result_type="array<double>", env_manager="local"
+        predict = mlflow.pyfunc.spark_udf(
+            spark,
+            str(copies["predict"]),
+            result_type=SPARK_TYPES.get(loaded.output_type, "string"),
+            env_manager="local",
+        )
+        proba = (
+            mlflow.pyfunc.spark_udf(
+                spark,
+                str(copies["predict_proba"]),
+                result_type="array<double>",
+                env_manager="local",
+            )  # fmt: skip
+            if loaded.classifier
+            else None
         )
     finally:
         pyfunc_logger.setLevel(level)
-    features = [
-        F.col(name).cast("double" if kind == "double" else "string").alias(name)
-        for name, kind in loaded.input_types.items()
-    ]
-    threshold, classes = decision_rule(loaded.model)
-    negative, positive = (_literal(value, classes.dtype) for value in classes)
-    probability = F.element_at(udf(F.struct(*features)), 2)
-    scored = frame.withColumn(PROBABILITY, probability)
-    label = F.when(F.col(PROBABILITY) >= F.lit(float(threshold)), positive).otherwise(negative)
-    return (
-        scored.withColumn(PREDICTION, label)
-        .select(*frame.columns, PREDICTION, PROBABILITY)
-        .withColumn("model_name", F.lit(loaded.name))
-        .withColumn("model_version", F.lit(loaded.version))
-        .withColumn("model_run_id", F.lit(loaded.run_id))
+    features = F.struct(
+        *[
+            F.col(name).cast("double" if kind == "double" else "string").alias(name)
+            for name, kind in loaded.input_types.items()
+        ]
     )
-
-
-def _literal(value, dtype):
-    """A class label as a Spark literal of the type pandas writes for it (int64 -> long)."""
-    import pyarrow as pa
-    from pyspark.sql import functions as F
-    from pyspark.sql.pandas.types import from_arrow_type
-
-    spark_type = from_arrow_type(pa.from_numpy_dtype(dtype))
-    return F.lit(value.item() if hasattr(value, "item") else value).cast(spark_type)
+    scored = frame.withColumn(PREDICTION, predict(features))
+    if proba is not None:
+        probabilities = F.col("__probabilities")
+        scored = scored.withColumn("__probabilities", proba(features))
+        if loaded.task == "binary":
+            scored = scored.withColumn(PROBABILITY, F.element_at(probabilities, 2))
+        for index, value in enumerate(loaded.classes):
+            column = probability_column(value)
+            scored = scored.withColumn(column, F.element_at(probabilities, index + 1))
+    facts = dict(zip(VERSION_COLUMNS, (loaded.name, loaded.version, loaded.run_id), strict=True))
+    for name, value in facts.items():
+        scored = scored.withColumn(name, F.lit(value))
+    added = score_columns(loaded.task, loaded.classes)
+    return scored.select(*frame.columns, *added, *VERSION_COLUMNS)
 
 
 def write_parquet(scored, output: str) -> None:
@@ -287,7 +311,8 @@ def run_spark_scoring(
     check_parquet(input_path, role="input")
     check_parquet(output_path, role="output")
     client = tracking.connect(root)
-    loaded = load_model(model_uri or default_model_uri(settings.tracking.model_name), client)
+    uri = model_uri or default_model_uri(settings.model_name)
+    loaded = load_model(uri, client, root=root, task=settings.task)
     # The version just resolved, not the alias: an alias moved meanwhile changes nothing here.
     if loaded.version:
         pinned = f"models:/{loaded.name}/{loaded.version}"
@@ -297,9 +322,9 @@ def run_spark_scoring(
     spark, started = spark_session(master=master, scratch=scratch)
     try:
         frame = spark.read.parquet(input_path)
-        rows = check_input(frame, settings, root, source=input_path)
-        model_dir = probability_model(loaded, scratch / "model")
-        write_parquet(score_dataframe(spark, frame, loaded, model_dir), output_path)
+        rows = check_input(frame, settings, root, source=input_path, scratch=scratch)
+        copies = pyfunc_copies(loaded, scratch / "model")
+        write_parquet(score_dataframe(spark, frame, loaded, copies), output_path)
     finally:
         if started:
             spark.stop()
@@ -309,7 +334,7 @@ def run_spark_scoring(
         output=output_path,
         rows=rows,
         seconds=time.perf_counter() - start,
-        model_uri=model_uri or default_model_uri(settings.tracking.model_name),
+        model_uri=uri,
         model_name=loaded.name,
         model_version=loaded.version,
         model_run_id=loaded.run_id,

@@ -1,35 +1,50 @@
 """A Markdown summary of one training (`ml-project train --json`), for a CI job summary page.
 
 Pure: a result dict in, Markdown text out. It renders what it finds and names what is missing,
-so it keeps working as the result grows (a `gate` section, data `validation`, ...).
+so it keeps working as the result grows (a `gate` section, data `validation`, ...). The metric
+names, their order and whether higher is better come from the task's registry
+(`ml_project.metrics`); a metric the registry does not know is still shown, without a direction.
 
-The `gate` section it renders when present (any key may be absent):
+The result it reads (any key may be absent): "env", "problem", "task", "model_name",
+"model_version", "metrics" and "baseline_metrics" ({name: value} on the held-out rows), "rows"
+({"records": read, "labelled": ..., "train": ..., "test": ...}), "lineage" (tags), "timings",
+and the `gate` section:
 
-    {"status": "passed" | "failed", "reasons": ["..."], "primary_metric": "roc_auc",
-     "champion_version": "2" | None, "champion_metrics": {"roc_auc": 0.74, ...},
-     "aliases": ["champion"], ...any other scalar detail}
+    {"status": "passed" | "failed", "reasons": ["..."], "primary_metric": "rmse",
+     "champion_version": "2" | None, "champion_metrics": {"rmse": 6.1, ...},
+     "comparison": {"rows": 812, "challenger": {...}, ...}, ...any other detail}
 """
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from urllib.parse import urlparse
 
 from ml_project.errors import ConfigError
+from ml_project.metrics import REGISTRY
 
-METRICS = ("roc_auc", "pr_auc", "log_loss", "brier", "f1", "positive_rate")
-HIGHER_IS_BETTER = {"roc_auc": True, "pr_auc": True, "f1": True, "log_loss": False, "brier": False}
 ROWS = (
     ("train", "train"),
     ("test", "test (held out)"),
     ("used", "used (after sampling)"),
     ("labelled", "labelled"),
     ("unlabelled_dropped", "unlabelled, dropped"),
-    ("flights", "flights read"),
+    ("records", "records read"),
 )
-KNOWN_SECTIONS = {"metrics", "rows", "lineage", "timings", "gate"}
-GATE_SHOWN = {"status", "reasons", "champion_version", "champion_metrics", "primary_metric"}
+KNOWN_SECTIONS = {"metrics", "baseline_metrics", "rows", "lineage", "timings", "gate"}
+# Shown in the verdict line, the reasons or the metrics table, so not repeated as details.
+GATE_SHOWN = {
+    "status",
+    "passed",
+    "reasons",
+    "checks",
+    "metrics",
+    "champion_version",
+    "champion_metrics",
+    "primary_metric",
+}
 
 
 def read_result(path: Path) -> dict:
@@ -72,7 +87,14 @@ def render_summary(result: dict) -> str:
     title = f"## Training in {env}: `{result.get('model_name', '?')}` version "
     title += f"{result.get('model_version', '?')}"
     parts = [title, render_gate(result.get("gate"))]
-    parts.append(render_metrics(result.get("metrics", {}), result.get("gate")))
+    parts.append(
+        render_metrics(
+            result.get("metrics") or {},
+            result.get("gate"),
+            task=result.get("task"),
+            baseline=result.get("baseline_metrics"),
+        )
+    )
     if result.get("rows"):
         parts.append(render_rows(result["rows"]))
     parts.append(render_lineage(result))
@@ -89,6 +111,8 @@ def render_gate(gate: dict | None) -> str:
     status = str(gate.get("status", "unknown"))
     mark = {"passed": "✅", "failed": "❌"}.get(status.lower(), "❔")
     line = f"{mark} **Quality gate: {status}**"
+    if gate.get("primary_metric"):
+        line += f" on `{gate['primary_metric']}`"
     champion = gate.get("champion_version")
     if "champion_version" in gate:
         line += (
@@ -96,36 +120,52 @@ def render_gate(gate: dict | None) -> str:
             if champion not in (None, "")
             else ", no champion to compare with"
         )
-    if gate.get("primary_metric"):
-        line += f" on `{gate['primary_metric']}`"
     lines = [line + "."]
     reasons = gate.get("reasons") or []
     for reason in [reasons] if isinstance(reasons, str) else reasons:
         lines.append(f"- {escape(reason)}")
     details = {key: value for key, value in gate.items() if key not in GATE_SHOWN}
+    if isinstance(details.get("comparison"), dict):  # its champion part is in the metrics table
+        details["comparison"] = {
+            key: value for key, value in details["comparison"].items() if key != "champion"
+        }
     if details:
         lines += ["", render_mapping("gate details", details)]
     return "\n".join(lines)
 
 
-def render_metrics(metrics: dict, gate: dict | None) -> str:
-    """Held-out metrics, with the champion's beside them when the gate compared the two."""
+def render_metrics(
+    metrics: dict, gate: dict | None, *, task: str | None = None, baseline: dict | None = None
+) -> str:
+    """Held-out metrics in the task's registry order, with an arrow for the better direction;
+    beside them the baseline's (a model that ignores the features, scored on the same rows)
+    and the champion's when the gate compared the two. The gate's primary metric is bold."""
     if not metrics:
         return "_No metrics in this output._"
-    champion = (gate or {}).get("champion_metrics") or {}
-    names = [name for name in METRICS if name in metrics]
-    names += sorted(set(metrics) - set(METRICS))
+    gate = gate or {}
+    champion = gate.get("champion_metrics") or {}
+    primary = gate.get("primary_metric")
+    columns = [("this model", metrics)]
+    if baseline:
+        columns.append(("baseline (no features)", baseline))
     if champion:
-        rows = ["| held-out metric | this model | champion |", "| --- | ---: | ---: |"]
-        for name in names:
-            rows.append(
-                f"| {name}{direction(name)} | {number(metrics[name])} "
-                f"| {number(champion.get(name))} |"
-            )
-    else:
-        rows = ["| held-out metric | value |", "| --- | ---: |"]
-        rows += [f"| {name}{direction(name)} | {number(metrics[name])} |" for name in names]
+        columns.append(("champion", champion))
+    header = "| held-out metric | " + " | ".join(title for title, _ in columns) + " |"
+    rows = [header, "| --- |" + " ---: |" * len(columns)]
+    for name in metric_names(task, metrics):
+        label = f"**{name}**" if name == primary else name
+        cells = " | ".join(number(column.get(name)) for _, column in columns)
+        rows.append(f"| {label}{direction(task, name)} | {cells} |")
     return "\n".join(rows)
+
+
+def metric_names(task: str | None, metrics: dict) -> list[str]:
+    """The metrics present, in the registry's order for `task` (every task's order when the
+    task is unknown), then any the registry does not name, sorted."""
+    tasks = [task] if task in REGISTRY else list(REGISTRY)
+    ordered = [name for kind in tasks for name in REGISTRY[kind]]
+    names = [name for name in dict.fromkeys(ordered) if name in metrics]
+    return names + sorted(set(metrics) - set(names))
 
 
 def render_rows(rows: dict) -> str:
@@ -133,6 +173,9 @@ def render_rows(rows: dict) -> str:
     for key, label in ROWS:
         if key in rows:
             lines.append(f"| {label} | {count(rows[key])} |")
+    known = {key for key, _ in ROWS}
+    for key in sorted(set(rows) - known):
+        lines.append(f"| {escape(key)} | {count(rows[key])} |")
     return "\n".join(lines)
 
 
@@ -142,6 +185,8 @@ def render_lineage(result: dict) -> str:
     dirty = lineage.get("git.dirty")
     commit = lineage.get("git.commit") or "unknown"
     fields = [
+        ("problem", escape(result.get("problem") or "-")),
+        ("task", escape(result.get("task") or "-")),
         ("commit", code(commit) + (" (dirty tree)" if dirty == "true" else "")),
         ("branch", escape(lineage.get("git.branch") or "-")),
         ("tag", escape(lineage.get("git.tag") or "-")),
@@ -193,9 +238,14 @@ def flatten(mapping: dict, prefix: str = "") -> dict[str, str]:
     return flat
 
 
-def direction(name: str) -> str:
-    better = HIGHER_IS_BETTER.get(name)
-    return "" if better is None else (" ↑" if better else " ↓")
+def direction(task: str | None, name: str) -> str:
+    """' ↑' or ' ↓' from the task's registry; for an unknown task, from every task that names
+    the metric when they agree; '' when nothing says."""
+    tasks = [task] if task in REGISTRY else list(REGISTRY)
+    better = {REGISTRY[kind][name].higher_is_better for kind in tasks if name in REGISTRY[kind]}
+    if len(better) != 1:
+        return ""
+    return " ↑" if better.pop() else " ↓"
 
 
 def is_number(value) -> bool:
@@ -203,9 +253,13 @@ def is_number(value) -> bool:
 
 
 def number(value) -> str:
+    """An int as is, a float to 4 decimals, 'n/a' for NaN (a metric undefined on these rows,
+    e.g. ROC AUC with one class), '-' for anything else (missing)."""
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
-    return f"{value:.4f}" if is_number(value) else "-"
+    if not is_number(value):
+        return "-"
+    return f"{value:.4f}" if math.isfinite(value) else "n/a"
 
 
 def count(value) -> str:

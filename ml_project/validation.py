@@ -1,4 +1,4 @@
-"""The data-validation edge: the suites in expectations/*.yaml, run by great-expectations.
+"""The data-validation edge: the problem's suites (problems/<p>/expectations/*.yaml), run by GX.
 
 A suite file lists great-expectations 1.x expectations (`type` + `kwargs`); values written
 `$name` are filled from the env's settings (`suite_parameters`). `read_suite` and the report
@@ -19,12 +19,11 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from ml_project import data, features
+from ml_project import data
 from ml_project.errors import ConfigError, DataError
-from ml_project.settings import Settings
+from ml_project.settings import Settings, problem_folder
 
 SUITES_FOLDER = "expectations"
-RAW_TABLES = ("flights", "weather")
 MODEL_INPUT = "model_input"
 EXAMPLES = 5  # bad values quoted per failed expectation in the short report
 MISSING_COLUMN = "the column is missing"
@@ -32,21 +31,23 @@ ITEM_KEYS = {"type", "kwargs", "meta", "notes"}
 
 
 def suite_parameters(settings: Settings) -> dict[str, Any]:
-    """The values a suite may name as `$name`: the env's thresholds and a few data settings."""
-    limits = settings.validation
+    """The values a suite may name as `$name`: the problem's `validation.parameters`, and
+    `$key_columns`, `$model_columns` and `$label` from the data settings."""
     return {
-        "min_rows_flights": limits.min_rows_flights,
-        "min_rows_weather": limits.min_rows_weather,
-        "label_mostly": round(1.0 - limits.max_label_null_fraction, 12),
-        "mostly": limits.mostly,
-        "extra_carriers": list(limits.extra_carriers),
+        **settings.validation.parameters,
         "key_columns": list(settings.data.key_columns),
-        "model_columns": features.raw_columns(settings.features),
+        "model_columns": settings.features.columns,
+        "label": settings.data.label,
     }
 
 
-def suite_path(root: Path, table: str) -> Path:
-    return Path(root) / SUITES_FOLDER / f"{table}.yaml"
+def suite_path(root: Path, table: str, settings: Settings) -> Path:
+    return problem_folder(root, settings.problem) / SUITES_FOLDER / f"{table}.yaml"
+
+
+def suite_tables(settings: Settings) -> tuple[str, ...]:
+    """Every suite a training runs: one per table, then the model input."""
+    return (*settings.data.tables, MODEL_INPUT)
 
 
 @dataclass(frozen=True)
@@ -243,7 +244,7 @@ class TableValidator:
     """
 
     def __init__(self, table: str, *, settings: Settings, root: Path):
-        self.spec = read_suite(suite_path(root, table), suite_parameters(settings))
+        self.spec = read_suite(suite_path(root, table, settings), suite_parameters(settings))
         self.suite = build_suite(self.spec)
         datasource = _ephemeral_context().data_sources.add_pandas("ml_project")
         asset = datasource.add_dataframe_asset(table)
@@ -446,11 +447,12 @@ def results_document(reports: list[ValidationReport]) -> dict:
     }
 
 
-def run_tags(reports: list[ValidationReport], root: Path) -> dict[str, str]:
+def run_tags(reports: list[ValidationReport], settings: Settings, root: Path) -> dict[str, str]:
     """Tags for a run and its model version: the outcome and the suites' content hash."""
     digest = hashlib.sha256()
-    for table in (*RAW_TABLES, MODEL_INPUT):
-        digest.update(data.file_digest(suite_path(root, table)).encode())
+    for table in suite_tables(settings):
+        path = suite_path(root, table, settings)
+        digest.update(f"{table}:{data.file_digest(path) if path.is_file() else '-'};".encode())
     return {
         "validation.success": str(all(report.success for report in reports)).lower(),
         "validation.failed_tables": ",".join(r.table for r in reports if not r.success),

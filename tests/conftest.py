@@ -113,3 +113,44 @@ def last_json(output: str) -> dict:
     import json
 
     return json.loads(output.strip().splitlines()[-1])
+
+
+def commit_all(repo: Path, message: str) -> None:
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", message)
+
+
+@pytest.fixture(scope="session")
+def synthetic_project(tmp_path_factory) -> Path:
+    """A clean committed project copy holding a synthetic problem of each task kind
+    (problems/synthetic_<kind>/, data/synthetic_<kind>.csv): what platform tests run on."""
+    from tests.synthetic import KINDS, write_problem
+
+    root = make_project_copy(tmp_path_factory.mktemp("synthetic") / "project")
+    for kind in KINDS:
+        write_problem(root, kind)
+    commit_all(root, "synthetic problems")
+    return root
+
+
+@pytest.fixture(scope="session")
+def synthetic_models(synthetic_project, tmp_path_factory) -> dict:
+    """One dev training per task kind in a shared store: {kind: {"uri", "result", "problem"}}.
+
+    Tests that only read what a training left (show, predict, monitor, reproduce, serving)
+    share these instead of training again. Tests that change the store make their own.
+    """
+    from tests.synthetic import KINDS
+
+    folder = tmp_path_factory.mktemp("synthetic-store")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    out = {}
+    for kind in KINDS:
+        problem = f"synthetic_{kind}"
+        done = run_cli(
+            "train", "--env", "dev", "--problem", problem, "--json",
+            cwd=synthetic_project, tracking_uri=uri,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        out[kind] = {"uri": uri, "result": last_json(done.stdout), "problem": problem}
+    return out

@@ -3,7 +3,10 @@ and every step is a make target or an `ml-project` command that exists, so a lap
 
 from __future__ import annotations
 
+import fnmatch
+import json
 import re
+import sys
 
 import pytest
 import yaml
@@ -12,15 +15,21 @@ from ml_project.cli import cli
 from tests.ci.workflows import (
     ROOT,
     command_words,
+    dry_run,
     load_workflow,
     make_targets_called,
     makefile_recipes,
     makefile_targets,
     makefile_variable,
+    matrix_value,
     run_lines,
+    run_make,
     steps,
     workflow_names,
 )
+
+# What CI trains: the project's default problem ("") and the second example.
+PROBLEMS = ["", "storms"]
 
 PINNED = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_./-]+@(v\d+(\.\d+){0,2}|[0-9a-f]{40})$")
 
@@ -174,11 +183,144 @@ def test_without_a_server_the_embedded_store_is_uploaded():
     ci = load_workflow("ci.yml")
     [(_, job)] = jobs_running(ci, "ci-staging")
     store = makefile_variable("CI_STORE").replace("$(OUT)", makefile_variable("OUT"))
-    uploads = [
+    [upload] = [step for step in uploads(job) if step["with"]["path"].rstrip("/") == store]
+    assert "env.MLFLOW_TRACKING_URI == ''" in upload["if"]
+
+
+def uploads(job: dict) -> list[dict]:
+    return [
         step for step in job["steps"] if step.get("uses", "").startswith("actions/upload-artifact@")
     ]
-    [upload] = [step for step in uploads if step["with"]["path"].rstrip("/") == store]
-    assert "env.MLFLOW_TRACKING_URI == ''" in upload["if"]
+
+
+def problem_jobs() -> list[tuple[str, dict, str]]:
+    """(workflow, job, the target that trains) for the jobs that train per problem."""
+    return [
+        ("ci.yml", jobs_running(load_workflow("ci.yml"), "ci-staging")[0][1], "ci-staging"),
+        (
+            "release.yml",
+            jobs_running(load_workflow("release.yml"), "release-prod")[0][1],
+            "release-prod",
+        ),
+    ]
+
+
+@pytest.mark.parametrize("name, job, target", problem_jobs(), ids=lambda v: str(v)[:12])
+def test_ci_and_releases_train_the_default_problem_and_the_second_example(name, job, target):
+    assert job["strategy"]["matrix"] == {"problem": PROBLEMS}, name
+    assert job["strategy"]["fail-fast"] is False  # one problem's verdict never hides the other's
+    assert job["env"]["PROBLEM"] == "${{ matrix.problem }}"  # every make target reads it
+    for problem in filter(None, job["strategy"]["matrix"]["problem"]):
+        assert (ROOT / "problems" / problem / "environments" / "base.yaml").is_file(), problem
+    # each leg uploads under its own artifact names
+    names = [step["with"]["name"] for step in uploads(job)]
+    for problem in PROBLEMS:
+        legs = [matrix_value(name, problem) for name in names]
+        assert len(set(legs)) == len(legs)
+    assert len({matrix_value(names[0], problem) for problem in PROBLEMS}) == len(PROBLEMS)
+    assert "matrix.problem" in job["name"]
+
+
+@pytest.mark.parametrize("name, job, target", problem_jobs(), ids=lambda v: str(v)[:12])
+@pytest.mark.parametrize("problem", PROBLEMS)
+def test_each_leg_uploads_and_summarises_the_files_its_make_targets_write(
+    name, job, target, problem
+):
+    """The workflow's globs match the names the Makefile gives that problem's outputs."""
+    env = "staging" if target == "ci-staging" else "prod"
+    written = {
+        "training": dry_run(target, f"PROBLEM={problem}")[-1].rsplit("tee ", 1)[1],
+        "summary": dry_run("ci-summary", f"ENV={env}", f"PROBLEM={problem}")[0].split()[-1],
+        "show": dry_run("ci-show", f"ENV={env}", f"PROBLEM={problem}")[-1].split()[-1],
+    }
+    expected = f"outputs/{problem + '-' if problem else ''}{env}"
+    assert written == {
+        "training": f"{expected}.out",
+        "summary": f"{expected}-summary.md",
+        "show": f"{expected}-show.json",
+    }
+    [training_upload] = [step for step in uploads(job) if "training" in step["with"]["name"]]
+    globs = training_upload["with"]["path"].split()
+    for path in written.values():
+        assert any(fnmatch.fnmatch(path, pattern) for pattern in globs), (path, globs)
+    summary_if = step_running(job, "ci-summary")["if"]
+    [glob] = re.findall(r"hashFiles\('([^']+)'\)", summary_if)
+    assert fnmatch.fnmatch(written["training"], glob)
+
+
+def test_every_ml_project_call_of_the_makefile_takes_the_problem():
+    """PROBLEM reaches every command that reads a problem's settings (not `summary`, which
+    reads a training's result); left empty, no --problem is passed at all."""
+    targets = [
+        target
+        for target, recipe in makefile_recipes().items()
+        if "ml-project" in recipe or "$(MONITOR)" in recipe
+    ]
+    assert {"train", "ci-staging", "release-prod", "batch", "score", "ci-monitor"} <= set(targets)
+    calls = 0
+    for target in targets:
+        for problem in ("", "zz_probe"):
+            for line in dry_run(target, f"PROBLEM={problem}"):
+                for command, rest in re.findall(r"ml-project\s+([a-z-]+)([^|;]*)", line):
+                    if command == "summary":
+                        continue
+                    calls += 1
+                    words = rest.split()
+                    expected = ["--problem", problem] if problem else []
+                    found = words[words.index("--problem") :][:2] if "--problem" in words else []
+                    assert found == expected, f"{target}: ml-project {command}{rest}"
+    assert calls >= 20
+
+
+@pytest.fixture
+def fake_cli(tmp_path):
+    """A BIN folder whose `ml-project` prints the arguments it was given, one JSON list."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    script = bin_dir / "ml-project"
+    script.write_text(f"#!{sys.executable}\nimport json, sys\nprint(json.dumps(sys.argv[1:]))\n")
+    script.chmod(0o755)
+    return bin_dir
+
+
+@pytest.mark.parametrize(
+    "variables, query",
+    [
+        ([], ""),  # the default: no filter
+        (["BATCH_QUERY=month == 12"], "month == 12"),
+        (
+            ['BATCH_QUERY=status == "hurricane" and wind > 64'],
+            'status == "hurricane" and wind > 64',
+        ),
+        (["BATCH_QUERY=name == 'Bob'", "PROBLEM=storms"], "name == 'Bob'"),
+    ],
+    ids=["empty", "plain", "double-quotes", "single-quotes"],
+)
+def test_batch_hands_its_query_over_intact(fake_cli, tmp_path, variables, query):
+    done = run_make(
+        "batch",
+        "ENV=prod",
+        f"OUT={tmp_path / 'out'}",
+        *variables,
+        cwd=ROOT,
+        env={},
+        bin_dir=fake_cli,
+    )
+    assert done.returncode == 0, done.stderr
+    [printed] = [line for line in done.stdout.splitlines() if line.startswith('["')]
+    args = json.loads(printed)
+    problem = ["--problem", "storms"] if "PROBLEM=storms" in variables else []
+    prefix = "storms-" if problem else ""
+    assert args == [
+        "extract-batch",
+        "--env",
+        "prod",
+        *problem,
+        "--query",
+        query,
+        "--output",
+        str(tmp_path / "out" / f"{prefix}batch.parquet"),
+    ]
 
 
 def test_release_tags_retrain_prod_in_the_production_environment():
@@ -188,7 +330,10 @@ def test_release_tags_retrain_prod_in_the_production_environment():
     assert job["environment"] == "production"
     assert job["env"]["MLFLOW_TRACKING_URI"] == "${{ secrets.MLFLOW_TRACKING_URI }}"
     concurrency = concurrency_of(release, job)
-    assert concurrency["group"] and concurrency["cancel-in-progress"] is False
+    assert concurrency["cancel-in-progress"] is False
+    # one prod training per problem at a time; different problems train side by side
+    groups = {matrix_value(concurrency["group"], problem) for problem in PROBLEMS}
+    assert len(groups) == len(PROBLEMS) and all(groups)
     assert {"lint", "test-fast"} <= set(makes(release["jobs"][job["needs"]]))
     assert "!cancelled()" in step_running(job, "ci-summary")["if"]
     assert not jobs_running(release, "ci-staging")
@@ -208,10 +353,12 @@ def test_scheduled_retraining_runs_the_newest_release_like_a_release():
     assert f"needs.{monitor_job_id}.outputs.drift == 'true'" in job["if"]
     assert "inputs.retrain" in job["if"]
     assert scheduled["on"]["workflow_dispatch"]["inputs"]["retrain"]["type"] == "boolean"
+    # it watches the default problem, in the group a release of the default problem takes
+    assert job["env"]["PROBLEM"] == "" and scheduled["jobs"][monitor_job_id]["env"]["PROBLEM"] == ""
     release = load_workflow("release.yml")
     [(_, release_job)] = jobs_running(release, "release-prod")
     same_group = concurrency_of(scheduled, job)["group"]
-    assert same_group == concurrency_of(release, release_job)["group"]
+    assert same_group == matrix_value(concurrency_of(release, release_job)["group"], "")
 
 
 def test_scheduled_scoring_runs_the_champion_then_the_drift_check():
@@ -222,6 +369,12 @@ def test_scheduled_scoring_runs_the_champion_then_the_drift_check():
     assert job["steps"][0]["with"]["ref"] == f"${{{{ needs.{tag_job_id}.outputs.tag }}}}"
     order = makes(job)
     assert order.index("batch") < order.index("score") < order.index("ci-monitor")
+    batch = command_words(run_lines(step_running(job, "batch")["run"])[0])
+    assert "ENV=prod" in batch  # the records as prod's settings read them
+    # every record on schedule (no drift by design); a manual run may pick a drifted period
+    assert job["env"]["BATCH_QUERY"] == "${{ inputs.batch_query }}"
+    query = scheduled["on"]["workflow_dispatch"]["inputs"]["batch_query"]
+    assert (query["type"], query["default"]) == ("string", "")
     drift_step = step_running(job, "ci-monitor")
     assert job["outputs"]["drift"] == f"${{{{ steps.{drift_step['id']}.outputs.drift }}}}"
 

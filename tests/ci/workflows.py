@@ -17,20 +17,35 @@ WORKFLOWS = ROOT / ".github" / "workflows"
 MAKEFILE = ROOT / "Makefile"
 TARGET = re.compile(r"^([a-z][a-z0-9-]*):(?!=)(.*)$")
 # Variables a caller's shell may hold that would change what a target does.
-MAKE_INPUTS = ("ENV", "OUT", "CI_STORE", "TRAIN_ARGS", "GITHUB_STEP_SUMMARY", "GITHUB_OUTPUT")
+MAKE_INPUTS = (
+    "ENV",
+    "PROBLEM",
+    "OUT",
+    "CI_STORE",
+    "TRAIN_ARGS",
+    "BATCH",
+    "BATCH_QUERY",
+    "GITHUB_STEP_SUMMARY",
+    "GITHUB_OUTPUT",
+)
 
 
 def run_make(
-    *args: str, cwd: Path, env: dict | None = None, timeout: int = 900
+    *args: str,
+    cwd: Path,
+    env: dict | None = None,
+    timeout: int = 900,
+    bin_dir: Path | None = None,
 ) -> subprocess.CompletedProcess:
     """`make ARGS` in `cwd` with this interpreter's tools (no install), running `cwd`'s code.
 
     `env` adds variables; a None value removes one (e.g. MLFLOW_TRACKING_URI, as in a fork).
+    `bin_dir` replaces the folder of the tools (`ml-project`, ...).
     """
     environ = {key: value for key, value in os.environ.items() if key not in MAKE_INPUTS}
     environ |= {"PYTHONPATH": str(cwd), "MLFLOW_DISABLE_TELEMETRY": "true", **(env or {})}
     environ = {key: value for key, value in environ.items() if value is not None}
-    bin_dir = Path(sys.executable).parent
+    bin_dir = bin_dir or Path(sys.executable).parent
     return subprocess.run(
         [shutil.which("make") or "make", "-C", str(cwd), *args, f"BIN={bin_dir}", "SKIP_INSTALL=1"],
         env=environ,
@@ -95,6 +110,30 @@ def makefile_variable(name: str) -> str:
     match = re.search(rf"^{name}\s*\??=\s*(.*)$", MAKEFILE.read_text(), flags=re.MULTILINE)
     assert match, f"Makefile has no variable {name}"
     return match.group(1).strip()
+
+
+def matrix_value(text: str, problem: str) -> str:
+    """`text` with the workflows' `${{ matrix.problem || 'default' }}` and
+    `${{ matrix.problem }}` expressions evaluated for one leg of the matrix."""
+    text = re.sub(
+        r"\$\{\{\s*matrix\.problem\s*\|\|\s*'([^']*)'\s*\}\}",
+        lambda match: problem or match.group(1),
+        text,
+    )
+    return re.sub(r"\$\{\{\s*matrix\.problem\s*\}\}", problem, text)
+
+
+def dry_run(*args: str) -> list[str]:
+    """The commands `make -n ARGS` would run in the project (nothing runs)."""
+    make = shutil.which("make") or "make"
+    done = subprocess.run(
+        [make, "-n", "--no-print-directory", "-C", str(ROOT), *args, "SKIP_INSTALL=1"],
+        env={key: value for key, value in os.environ.items() if key not in MAKE_INPUTS},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return run_lines(done.stdout)
 
 
 def makefile_recipes() -> dict[str, str]:

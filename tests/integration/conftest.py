@@ -1,16 +1,18 @@
-"""Fixtures for the integration tests: a real MLflow tracking server, and a scoring store."""
+"""Fixtures for the integration tests: a real MLflow tracking server, batches to score."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
-from mlflow import MlflowClient
 
-from tests.conftest import last_json, run_cli
+from tests.conftest import run_cli
 from tests.integration.tracking_server import TrackingServer, start_tracking_server
+
+BATCH_ROWS = 1500
 
 
 @pytest.fixture(scope="module")
@@ -23,54 +25,54 @@ def tracking_server(tmp_path_factory) -> TrackingServer:
         server.stop()
 
 
-@pytest.fixture(scope="module")
-def scoring_store(tmp_path_factory, project_copy):
-    """A dev model trained in a temp store, its version 1 made champion, and a batch file."""
-    folder = tmp_path_factory.mktemp("scoring")
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
-    done = run_cli(
-        "train",
-        "--env",
-        "dev",
-        "--set",
-        "model.max_iter=30",
-        "--json",
-        cwd=project_copy,
-        tracking_uri=uri,
-    )
-    assert done.returncode == 0, done.stderr
-    result = last_json(done.stdout)
-    client = MlflowClient(tracking_uri=uri)
-    if "champion" not in client.get_registered_model("flights_delay_dev").aliases:
-        client.set_registered_model_alias("flights_delay_dev", "champion", result["model_version"])
-    batch = folder / "december.parquet"
-    done = run_cli(
-        "extract-batch",
-        "--months",
-        "12",
-        "--rows",
-        "3000",
-        "--output",
-        str(batch),
-        cwd=project_copy,
-        tracking_uri=uri,
-    )
-    assert done.returncode == 0, done.stderr
-    return {"uri": uri, "folder": folder, "batch": batch, "result": result}
+@pytest.fixture(scope="session")
+def scoring_batches(synthetic_project, synthetic_models, tmp_path_factory) -> dict:
+    """Per task kind: raw records to score with `synthetic_models`' dev champion (the first
+    BATCH_ROWS records, label included, as `extract-batch` writes them) and what to expect.
+
+    {kind: {"batch", "uri", "model_uri", "model_name", "problem", "result", "folder"}}
+    """
+    out = {}
+    for kind, trained in synthetic_models.items():
+        folder = tmp_path_factory.mktemp(f"scoring-{kind}")
+        batch = folder / "batch.parquet"
+        done = run_cli(
+            "extract-batch", "--env", "dev", "--problem", trained["problem"],
+            "--rows", str(BATCH_ROWS), "--output", str(batch),
+            cwd=synthetic_project, tracking_uri=trained["uri"],
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        name = trained["result"]["model_name"]
+        out[kind] = {
+            **trained,
+            "batch": batch,
+            "folder": folder,
+            "model_name": name,
+            "model_uri": f"models:/{name}@champion",
+        }
+    return out
 
 
-def in_process_predictions(tracking_uri, model_uri, batch, cwd):
-    """Probabilities and labels from the registered model, loaded in a separate process."""
+def in_process_predictions(tracking_uri: str, model_uri: str, batch: Path, cwd: Path) -> dict:
+    """What the registered model says about `batch`, loaded in a separate process with the
+    sklearn flavour: {"task", "prediction", "classes", "probabilities" (rows x classes)}."""
     script = f"""
-import json, mlflow, pandas as pd
-from ml_project import predict
+import json, mlflow, numpy as np, pandas as pd
+from ml_project import metrics, predict
 mlflow.set_tracking_uri({tracking_uri!r})
+version = mlflow.MlflowClient().get_model_version_by_alias(*{model_uri!r}[8:].split("@"))
+task = version.tags["ml_project.task"]
 model = mlflow.sklearn.load_model({model_uri!r})
 info = mlflow.models.get_model_info({model_uri!r})
 types = {{s.name: s.type.name for s in info.signature.inputs.inputs}}
 rows = predict.typed_input(pd.read_parquet({str(batch)!r}), types, source="test")
-print(json.dumps({{"probability": model.predict_proba(rows)[:, 1].tolist(),
-                  "prediction": model.predict(rows).tolist()}}))
+said = metrics.predict(model, rows, task)
+print(json.dumps({{
+    "task": task,
+    "prediction": np.asarray(said.prediction).tolist(),
+    "classes": None if said.classes is None else [str(c) for c in said.classes],
+    "probabilities": None if said.probabilities is None else said.probabilities.tolist(),
+}}))
 """
     done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, cwd=cwd, check=False

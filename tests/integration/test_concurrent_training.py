@@ -1,4 +1,4 @@
-"""Two real trainings of one env at once, against one fresh sqlite store."""
+"""Two real trainings of one env at once (a synthetic problem), against one fresh sqlite store."""
 
 import json
 import os
@@ -14,21 +14,22 @@ pytestmark = pytest.mark.integration
 
 
 def test_two_concurrent_trainings_register_their_own_versions_and_agree_on_a_champion(
-    project_copy, tmp_path
+    synthetic_project, tmp_path
 ):
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     environ = {
         **os.environ,
-        "PYTHONPATH": str(project_copy),
+        "PYTHONPATH": str(synthetic_project),
         "MLFLOW_TRACKING_URI": store,
         "MLFLOW_DISABLE_TELEMETRY": "true",
     }
     command = [sys.executable, "-m", "ml_project", "train", "--env", "dev", "--json"]
-    command += ["--set", "model.max_iter=20"]
+    command += ["--problem", "synthetic_binary"]
+    command += ["--set", "params.max_iter=20"]
     processes = [
         subprocess.Popen(
             command,
-            cwd=project_copy,
+            cwd=synthetic_project,
             env=environ,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -45,12 +46,15 @@ def test_two_concurrent_trainings_register_their_own_versions_and_agree_on_a_cha
     assert sorted(result["model_version"] for result in results) == ["1", "2"]
     client = MlflowClient(tracking_uri=store)
     for result in results:
-        version = client.get_model_version("flights_delay_dev", result["model_version"])
+        version = client.get_model_version("synthetic_binary_dev", result["model_version"])
         assert version.run_id == version.tags["run_id"] == result["run_id"]
         assert version.tags["validation_status"] == "passed"
 
     # The champion is a version that passed, and the history agrees with it move by move.
-    shown = run_cli("show", "--env", "dev", "--json", cwd=project_copy, tracking_uri=store)
+    shown = run_cli(
+        "show", "--env", "dev", "--problem", "synthetic_binary", "--json",
+        cwd=synthetic_project, tracking_uri=store,
+    )  # fmt: skip
     assert shown.returncode == 0, shown.stderr
     described = json.loads(shown.stdout)
     champion = described["aliases"]["champion"]

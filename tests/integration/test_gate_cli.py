@@ -1,29 +1,46 @@
-"""The gate, aliases, rollback and forced promotion through the real CLI, on one dev store.
+"""The gate, aliases, rollback and forced promotion through the real CLI, on synthetic problems.
 
-One module-scoped sequence of real trainings (each a subprocess on a clean git copy):
-  v1 good            -> passes, becomes champion
+One module-scoped sequence of real dev trainings of the binary problem (each a subprocess on a
+clean committed project copy, tests/synthetic.py), in one store:
+  v1 good            -> passes its floors and the baseline, becomes champion
   v2 crippled        -> registered, fails its floors, exit 5, champion stays v1
   v3 a weaker model  -> passes its floors but trails v1 beyond the dev tolerance, exit 5
   v4 another seed    -> compared with v1 on held-out rows v1 never trained on, becomes champion
 then rollback (-> v1), a second rollback (nothing earlier: exit 8), a forced promotion of v3.
+Beside it: a crippled model of each task kind fails the gate alone, a good one of each kind
+(tests/conftest.py's shared dev models) became champion, and a gate the task cannot measure is
+a config error before any run.
 """
 
 import json
+from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
 
 from ml_project import registry
-from tests.conftest import last_json, run_cli
+from tests.conftest import commit_all, last_json, make_project_copy, run_cli
+from tests.synthetic import KINDS, write_problem
 
 pytestmark = pytest.mark.integration
 
-MODEL = "flights_delay_dev"
+PROBLEM = "synthetic_binary"
+MODEL = "synthetic_binary_dev"
 TRAININGS = {
-    "good": ["--set", "model.max_iter=20"],
-    "crippled": ["--set", "model.max_iter=1", "--set", "model.max_leaf_nodes=2"],
-    "weaker": ["--set", "model.max_iter=3"],
-    "other_seed": ["--set", "model.max_iter=20", "--seed", "7"],
+    "good": ["--set", "params.max_iter=20"],
+    "crippled": ["--set", "params.max_iter=1", "--set", "params.max_leaf_nodes=2"],
+    # stumps: they cannot learn the x3 * x4 interaction of the synthetic signal
+    "weaker": ["--set", "params.max_iter=20", "--set", "params.max_leaf_nodes=2"],
+    "other_seed": ["--set", "params.max_iter=20", "--seed", "7"],
+}
+# One stump, barely moved from the class priors: a multiclass model then predicts the majority
+# class everywhere (no better than the baseline); the others fall far below their floors.
+CRIPPLED = ["--set", "params.max_iter=1", "--set", "params.max_leaf_nodes=2"]
+CRIPPLED += ["--set", "params.learning_rate=0.01"]
+CRIPPLED_FAILS = {
+    "binary": {("floor", "roc_auc"), ("ceiling", "log_loss")},
+    "multiclass": {("floor", "accuracy"), ("baseline", "accuracy")},
+    "regression": {("floor", "r2")},
 }
 
 
@@ -33,22 +50,27 @@ def store(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def trainings(project_copy, store):
+def trainings(synthetic_project, store):
     """Each training's exit code, output and final JSON, in order."""
     done = {}
     for name, args in TRAININGS.items():
         result = run_cli(
-            "train", "--env", "dev", "--json", *args, cwd=project_copy, tracking_uri=store
-        )
+            "train", "--env", "dev", "--problem", PROBLEM, "--json", *args,
+            cwd=synthetic_project, tracking_uri=store,
+        )  # fmt: skip
+        assert result.stdout.strip(), result.stderr
         done[name] = (result.returncode, result.stdout, result.stderr, last_json(result.stdout))
-    show = run_cli("show", "--env", "dev", "--json", cwd=project_copy, tracking_uri=store)
+    show = run_cli(
+        "show", "--env", "dev", "--problem", PROBLEM, "--json",
+        cwd=synthetic_project, tracking_uri=store,
+    )  # fmt: skip
     assert show.returncode == 0, show.stderr
     done["show"] = json.loads(show.stdout)
     return done
 
 
 @pytest.fixture(scope="module")
-def moves(trainings, project_copy, store):
+def moves(trainings, synthetic_project, store):
     """Rollback, rollback again, a forced promotion without and with a reason, then show."""
     steps = {
         "rollback": ["rollback", "--env", "dev", "--json"],
@@ -58,7 +80,8 @@ def moves(trainings, project_copy, store):
         "show": ["show", "--env", "dev", "--history", "50"],
     }
     return {
-        name: run_cli(*args, cwd=project_copy, tracking_uri=store) for name, args in steps.items()
+        name: run_cli(*args, "--problem", PROBLEM, cwd=synthetic_project, tracking_uri=store)
+        for name, args in steps.items()
     }
 
 
@@ -95,6 +118,21 @@ def test_a_good_model_becomes_champion_with_an_evaluation_on_held_out_rows(train
     assert "time_evaluation_s" in metrics and "time_gate_s" in metrics
 
 
+def test_the_verdict_holds_the_baseline_check(trainings, store):
+    """Beyond its floors, a version must beat a model that ignores the features."""
+    _, stdout, _, result = trainings["good"]
+    (baseline,) = [c for c in result["gate"]["checks"] if c["name"] == "baseline"]
+    assert baseline["metric"] == "roc_auc" and baseline["passed"] is True
+    assert baseline["limit"] == pytest.approx(result["baseline_metrics"]["roc_auc"]) == 0.5
+    assert baseline["value"] == pytest.approx(result["metrics"]["roc_auc"])
+    assert "of a model that ignores the features" in baseline["message"]
+    assert baseline["message"] in stdout
+    logged = json.loads(client(store).get_model_version(MODEL, "1").tags["gate.checks"])
+    assert [c["name"] for c in logged] == ["rows", "floor", "ceiling", "baseline"]
+    metrics = client(store).get_run(result["run_id"]).data.metrics
+    assert metrics["baseline_roc_auc"] == pytest.approx(0.5)
+
+
 def test_a_crippled_model_is_registered_tagged_failed_and_exits_with_the_gate_code(
     trainings, store
 ):
@@ -107,10 +145,11 @@ def test_a_crippled_model_is_registered_tagged_failed_and_exits_with_the_gate_co
     assert gate["status"] == "failed" and gate["promoted"] is False
     assert gate["champion_after"] == "1" and gate["aliases"] == []
     failed = {(c["name"], c["metric"]) for c in gate["checks"] if not c["passed"]}
-    assert {("floor", "roc_auc"), ("floor", "pr_auc")} <= failed
+    assert {("floor", "roc_auc"), ("ceiling", "log_loss")} <= failed
     version = client(store).get_model_version(MODEL, "2")
     assert version.tags["validation_status"] == "failed"
-    assert "< floor 0.65" in version.tags["validation_reasons"]
+    assert "< floor 0.7" in version.tags["validation_reasons"]
+    assert "> ceiling 0.65" in version.tags["validation_reasons"]
     assert version.aliases == []
     run = client(store).get_run(result["run_id"])
     assert run.info.status == "FINISHED" and run.data.tags["validation_status"] == "failed"
@@ -215,18 +254,111 @@ def test_the_history_lists_every_alias_move(moves, store):
     assert "champion -> 3" in shown.stdout
 
 
-def test_only_a_version_that_passed_its_gate_can_be_copied(trainings, project_copy, store):
+def test_only_a_version_that_passed_its_gate_can_be_copied(trainings, synthetic_project, store):
     done = run_cli(
         "promote", "--from-env", "dev", "--to-env", "staging", "--version", "2",
-        cwd=project_copy, tracking_uri=store,
+        "--problem", PROBLEM, cwd=synthetic_project, tracking_uri=store,
     )  # fmt: skip
     assert done.returncode == 5
     assert "validation_status=failed" in done.stderr and "Traceback" not in done.stderr
 
 
-def test_promote_needs_one_of_its_two_forms(project_copy, store):
+def test_promote_needs_one_of_its_two_forms(synthetic_project, store):
     done = run_cli(
         "promote", "--env", "dev", "--from-env", "staging", "--version", "1",
-        cwd=project_copy, tracking_uri=store,
+        "--problem", PROBLEM, cwd=synthetic_project, tracking_uri=store,
     )  # fmt: skip
     assert done.returncode == 2 and "promote takes either" in done.stderr
+
+
+# --- each task kind ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_good_model_of_each_kind_becomes_champion(synthetic_models, kind):
+    """The shared dev models (tests/conftest.py): each passed its floors and the baseline."""
+    result = synthetic_models[kind]["result"]
+    gate = result["gate"]
+    assert gate["status"] == "passed" and gate["promoted"] is True
+    assert gate["champion_after"] == result["model_version"] and gate["aliases"] == ["champion"]
+    names = [c["name"] for c in gate["checks"]]
+    assert names[0] == "rows" and "baseline" in names and all(c["passed"] for c in gate["checks"])
+    version = MlflowClient(tracking_uri=synthetic_models[kind]["uri"]).get_model_version(
+        result["model_name"], result["model_version"]
+    )
+    assert version.tags["validation_status"] == "passed"
+
+
+@pytest.fixture(scope="module")
+def crippled(synthetic_project, tmp_path_factory):
+    """A crippled dev model of each kind, alone in a fresh store (no champion to lose to)."""
+    uri = f"sqlite:///{tmp_path_factory.mktemp('crippled-store') / 'mlflow.db'}"
+    out = {}
+    for kind in KINDS:
+        done = run_cli(
+            "train", "--env", "dev", "--problem", f"synthetic_{kind}", "--json", *CRIPPLED,
+            cwd=synthetic_project, tracking_uri=uri,
+        )  # fmt: skip
+        out[kind] = done
+    return uri, out
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_crippled_model_of_each_kind_fails_the_gate_without_an_alias(crippled, kind):
+    uri, runs = crippled
+    done = runs[kind]
+    assert done.returncode == 5, done.stderr
+    assert "version 1 failed the dev quality gate" in done.stderr
+    assert "Traceback" not in done.stderr
+    gate = last_json(done.stdout)["gate"]
+    assert gate["status"] == "failed" and gate["champion_after"] is None
+    failed = {(c["name"], c["metric"]) for c in gate["checks"] if not c["passed"]}
+    assert CRIPPLED_FAILS[kind] <= failed
+    name = f"synthetic_{kind}_dev"
+    client = MlflowClient(tracking_uri=uri)
+    version = client.get_model_version(name, "1")
+    assert version.tags["validation_status"] == "failed" and version.aliases == []
+    assert client.get_registered_model(name).aliases == {}
+
+
+# --- a gate the task cannot measure ------------------------------------------------------------
+
+
+@pytest.fixture
+def regression_gate_on_roc_auc(tmp_path) -> Path:
+    """A project whose regression problem sets a floor on roc_auc in its dev overlay."""
+    root = make_project_copy(tmp_path / "project")
+    write_problem(root, "regression")
+    overlay = root / "problems" / "synthetic_regression" / "environments" / "dev.yaml"
+    overlay.write_text("gate:\n  floors:\n    roc_auc: 0.7\n")
+    commit_all(root, "a regression problem with a classification floor")
+    return root
+
+
+def test_a_regression_floor_on_roc_auc_is_a_config_error_before_any_run(
+    regression_gate_on_roc_auc, tracking_uri
+):
+    done = run_cli(
+        "train", "--env", "dev", "--problem", "synthetic_regression",
+        cwd=regression_gate_on_roc_auc, tracking_uri=tracking_uri,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "gate.floors.roc_auc" in done.stderr
+    assert "a regression task has no metric 'roc_auc'" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert (
+        MlflowClient(tracking_uri=tracking_uri).search_experiments(
+            filter_string="name = 'synthetic_regression_dev'"
+        )
+        == []
+    )
+
+
+def test_a_primary_metric_the_task_lacks_is_a_config_error(synthetic_project, tracking_uri):
+    done = run_cli(
+        "train", "--env", "dev", "--problem", "synthetic_regression",
+        "--set", "gate.primary_metric=roc_auc", cwd=synthetic_project, tracking_uri=tracking_uri,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "gate.primary_metric" in done.stderr and "(its metrics: r2, rmse" in done.stderr
+    assert "Traceback" not in done.stderr

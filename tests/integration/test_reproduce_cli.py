@@ -1,30 +1,39 @@
-"""`ml-project reproduce` end to end: the real CLI in a subprocess, real git, a temp store."""
+"""`ml-project reproduce` end to end on the synthetic problems: the real CLI in a subprocess,
+real git, and a copy of the store the `synthetic_models` fixture trained (reproduce logs runs
+and tags versions, so it never writes to the shared store)."""
 
+import hashlib
+import json
 import shutil
+import sqlite3
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from ml_project import data
+from ml_project import metrics as metrics_registry
 from tests.conftest import git, last_json, make_project_copy, run_cli
+from tests.synthetic import KINDS
 
 pytestmark = pytest.mark.integration
 
-FAST = ("--set", "model.max_iter=20")
 
-
-def train(repo: Path, store: str, *args: str) -> dict:
-    done = run_cli(
-        "train", "--env", "staging", *FAST, *args, "--json", cwd=repo, tracking_uri=store
-    )
-    assert done.returncode == 0, done.stderr
-    return last_json(done.stdout)
+def copy_store(uri: str, folder: Path) -> str:
+    """A consistent copy of a sqlite store (its artifacts stay where they are)."""
+    source = uri.removeprefix("sqlite:///")
+    target = folder / "mlflow.db"
+    with sqlite3.connect(source) as old, sqlite3.connect(target) as new:
+        old.backup(new)
+    return f"sqlite:///{target}"
 
 
 def reproduce(repo: Path, store: str, *args: str):
     return run_cli("reproduce", *args, cwd=repo, tracking_uri=store)
+
+
+def version_args(kind: str) -> tuple[str, ...]:
+    return ("--env", "dev", "--problem", f"synthetic_{kind}", "--version", "1")
 
 
 def steps(report: dict) -> dict:
@@ -36,152 +45,152 @@ def assert_tree_untouched(repo: Path) -> None:
     assert len(git(repo, "worktree", "list").splitlines()) == 1
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    return f"sqlite:///{tmp_path_factory.mktemp('reproduce-store') / 'mlflow.db'}"
+def copy_repo(repo: Path, destination: Path) -> Path:
+    """The project repository with its history (so the recorded commit is there), elsewhere."""
+    shutil.copytree(repo, destination, symlinks=True)
+    return destination
 
 
 @pytest.fixture(scope="module")
-def staging_v1(project_copy, store):
-    """One staging model (version 1), trained from the clean project copy."""
-    return train(project_copy, store)
+def store(synthetic_models, tmp_path_factory) -> str:
+    """This module's copy of the store holding a dev version 1 of each synthetic kind."""
+    return copy_store(synthetic_models["binary"]["uri"], tmp_path_factory.mktemp("reproduce"))
 
 
-def test_a_staging_model_is_reproduced_identically(project_copy, store, staging_v1):
-    done = reproduce(project_copy, store, "--env", "staging", "--version", "1", "--json")
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_dev_model_of_each_kind_is_reproduced_identically(
+    kind, synthetic_project, synthetic_models, store
+):
+    trained = synthetic_models[kind]["result"]
+    done = reproduce(synthetic_project, store, *version_args(kind), "--json")
     assert done.returncode == 0, done.stderr
     report = last_json(done.stdout)
     assert report["verdict"] == "identical" and report["first_difference"] == ""
-    assert report["run_id"] == staging_v1["run_id"]
-    assert report["commit"] == git(project_copy, "rev-parse", "HEAD")
+    assert report["run_id"] == trained["run_id"]
+    assert report["commit"] == git(synthetic_project, "rev-parse", "HEAD")
     by_step = steps(report)
     for name in ("environment", "config", "sources", "data", "features", "model", "predictions",
                  "metrics"):  # fmt: skip
         assert by_step[name]["status"] == "identical", by_step[name]
+    assert by_step["code"]["protocol"] == "2"
+    assert list(by_step["sources"]["files"]) == [f"synthetic_{kind}"]
     assert by_step["features"]["recorded"] == by_step["features"]["rebuilt"]
     assert by_step["predictions"]["max_abs_diff"] == 0.0
-    assert by_step["predictions"]["rows"] == staging_v1["rows"]["test"]
-    assert by_step["metrics"]["values"]["roc_auc"]["rebuilt"] == staging_v1["metrics"]["roc_auc"]
-    assert "flights_delay_staging version 1" in done.stdout and ": identical." in done.stdout
-    assert_tree_untouched(project_copy)
+    assert by_step["predictions"]["rows"] == trained["rows"]["test"]
+    metrics = by_step["metrics"]
+    assert metrics["task"] == kind and set(metrics["values"]) == set(trained["metrics"])
+    for name, value in trained["metrics"].items():
+        assert metrics["values"][name]["rebuilt"] == value
+    summary = done.stdout.splitlines()
+    assert summary[0].startswith(f"Reproduction of synthetic_{kind}_dev version 1 from commit")
+    assert summary[0].endswith(": identical.")
+    first = next(iter(metrics_registry.metrics_of(kind)))  # shown in the registry's order
+    assert any(line.split()[:3] == ["metrics", "identical", f"({first}"] for line in summary)
+    assert_tree_untouched(synthetic_project)
 
     client = MlflowClient(tracking_uri=store)
     run = client.get_run(report["reproduction_run_id"])
     assert run.data.tags["ml_project.run_type"] == "reproduction"
-    assert run.data.tags["reproduction.of_run_id"] == staging_v1["run_id"]
+    assert run.data.tags["reproduction.of_run_id"] == trained["run_id"]
     assert run.data.tags["reproduction.model_version"] == "1"
     assert run.data.tags["reproduction.verdict"] == "identical"
-    assert run.info.experiment_id == client.get_run(staging_v1["run_id"]).info.experiment_id
+    assert run.info.experiment_id == client.get_run(trained["run_id"]).info.experiment_id
     logged = client.download_artifacts(run.info.run_id, "reproduction/report.json")
     assert '"verdict": "identical"' in Path(logged).read_text()
-    version = client.get_model_version("flights_delay_staging", "1")
+    version = client.get_model_version(f"synthetic_{kind}_dev", "1")
     assert version.tags["reproduction.run_id"] == run.info.run_id
 
 
-def test_training_records_what_reproduce_compares(store, staging_v1):
+def test_training_records_what_reproduce_compares(synthetic_project, synthetic_models, store):
+    trained = synthetic_models["regression"]["result"]
     client = MlflowClient(tracking_uri=store)
-    tags = client.get_run(staging_v1["run_id"]).data.tags
-    version = client.get_model_version("flights_delay_staging", "1")
+    tags = client.get_run(trained["run_id"]).data.tags
+    version = client.get_model_version("synthetic_regression_dev", "1")
     for key in ("features.digest", "predictions.digest", "data.test_keys_digest"):
         assert len(tags[key]) == 64 and version.tags[key] == tags[key]
-    sample = pd.read_csv(client.download_artifacts(staging_v1["run_id"], "features/sample.csv"))
-    assert len(sample) == 100 and list(sample.columns[:3]) == ["carrier", "origin", "dest"]
-    assert sample[["carrier", "origin", "dest"]].dtypes.eq("float64").all()  # ordinal codes
-    schema = client.download_artifacts(staging_v1["run_id"], "data/schema.json")
-    assert '"arr_delay": "float64"' in Path(schema).read_text()
-    lock = client.download_artifacts(staging_v1["run_id"], "environment/requirements.lock")
+    assert tags["ml_project.rebuild_protocol"] == version.tags["ml_project.rebuild_protocol"]
+    assert tags["ml_project.rebuild_protocol"] == "2" and tags["ml_project.task"] == "regression"
+    table = synthetic_project / "data" / "synthetic_regression.csv"
+    assert tags["data.tables"] == "synthetic_regression"
+    assert tags["data.table.synthetic_regression.path"] == str(table)
+    sha256 = hashlib.sha256(table.read_bytes()).hexdigest()
+    assert tags["data.table.synthetic_regression.sha256"] == sha256
+    sample = pd.read_csv(client.download_artifacts(trained["run_id"], "features/sample.csv"))
+    assert len(sample) == 100 and "colour" in sample.columns
+    schema = json.loads(
+        Path(client.download_artifacts(trained["run_id"], "data/schema.json")).read_text()
+    )
+    assert list(schema) == ["synthetic_regression"]
+    assert schema["synthetic_regression"]["id"] == "int64"
+    lock = client.download_artifacts(trained["run_id"], "environment/requirements.lock")
     assert "scikit-learn==" in Path(lock).read_text()
 
 
-def test_a_version_can_be_named_by_alias(project_copy, store, staging_v1):
+def test_a_version_can_be_named_by_alias(synthetic_project, synthetic_models, store):
     client = MlflowClient(tracking_uri=store)
-    client.set_registered_model_alias("flights_delay_staging", "candidate", "1")
-    uri = "models:/flights_delay_staging@candidate"
-    done = reproduce(project_copy, store, "--model-uri", uri, "--json")
+    client.set_registered_model_alias("synthetic_multiclass_dev", "candidate", "1")
+    uri = "models:/synthetic_multiclass_dev@candidate"
+    done = reproduce(synthetic_project, store, "--model-uri", uri, "--json")
     assert done.returncode == 0, done.stderr
     report = last_json(done.stdout)
-    assert (report["model_version"], report["run_id"]) == ("1", staging_v1["run_id"])
+    run_id = synthetic_models["multiclass"]["result"]["run_id"]
+    assert (report["model_version"], report["run_id"]) == ("1", run_id)
     assert report["verdict"] == "identical"
 
 
 @pytest.mark.parametrize(
     "args, code, message",
     [
-        (["--env", "staging", "--version", "99"], 8, "no model flights_delay_staging version 99"),
-        (["--model-uri", "models:/flights_delay_staging@nobody"], 8, "alias @nobody"),
+        (["--env", "dev", "--problem", "synthetic_binary", "--version", "99"], 8,
+         "no model synthetic_binary_dev version 99"),
+        (["--model-uri", "models:/synthetic_binary_dev@nobody"], 8, "alias @nobody"),
         (["--run-id", "0" * 32], 8, "The registry has no run"),
-        (["--env", "staging"], 2, "name one model"),
+        (["--env", "dev"], 2, "name one model"),
         (["--version", "1"], 2, "name one model"),
-        (["--env", "staging", "--version", "1", "--run-id", "x"], 2, "name one model"),
+        (["--env", "dev", "--version", "1", "--run-id", "x"], 2, "name one model"),
         (["--model-uri", "runs:/abc/model"], 2, "expected models:/<name>/<version>"),
-        (["--env", "staging", "--version", "1", "--tolerance", "-1"], 2, "--tolerance"),
+        (["--env", "dev", "--version", "1", "--tolerance", "-1"], 2, "--tolerance"),
+        ([*version_args("binary"), "--table", "other=x.csv"], 2,
+         "was trained on the table(s) synthetic_binary; name one of them"),
+        ([*version_args("binary"), "--table", "synthetic_binary"], 2, "--table expects NAME=PATH"),
     ],
-)
+)  # fmt: skip
 def test_bad_targets_get_one_paragraph_and_their_exit_code(
-    project_copy, store, staging_v1, args, code, message
+    synthetic_project, store, args, code, message
 ):
-    done = reproduce(project_copy, store, *args)
+    done = reproduce(synthetic_project, store, *args)
     assert done.returncode == code, done.stderr
     assert message in done.stderr and "Traceback" not in done.stderr
 
 
-def test_a_commit_missing_from_the_repository_is_a_clear_error(tmp_path, store, staging_v1):
+def test_a_commit_missing_from_the_repository_is_a_clear_error(
+    tmp_path, synthetic_project, synthetic_models, store
+):
     """A clone whose history does not hold the commit that trained version 1 (rewritten)."""
     other = make_project_copy(tmp_path / "rewritten")
+    shutil.copytree(synthetic_project / "problems", other / "problems", dirs_exist_ok=True)
     (other / "NOTES.md").write_text("history rewritten\n")
     git(other, "add", "-A")
     git(other, "commit", "-q", "--amend", "-m", "rewritten history")
-    done = reproduce(other, store, "--env", "staging", "--version", "1")
+    done = reproduce(other, store, *version_args("binary"))
     assert done.returncode == 8, done.stderr
-    commit = staging_v1["lineage"]["git.commit"]
-    assert f"Commit {commit} that trained flights_delay_staging version 1" in done.stderr
+    commit = synthetic_models["binary"]["result"]["lineage"]["git.commit"]
+    assert f"Commit {commit} that trained synthetic_binary_dev version 1" in done.stderr
     assert "is not in the repository" in done.stderr and "Traceback" not in done.stderr
     assert_tree_untouched(other)
 
 
-@pytest.fixture(scope="module")
-def own_data(tmp_path_factory):
-    """A staging model trained on a user's own small flights file (every row used)."""
-    folder = tmp_path_factory.mktemp("own-data")
-    repo = make_project_copy(folder / "project")
-    flights_path, _ = data.demo_data_paths()
-    csv = folder / "flights.csv"
-    pd.read_csv(flights_path).head(20_000).to_csv(csv, index=False)
-    store = f"sqlite:///{folder / 'mlflow.db'}"
-    result = train(repo, store, "--flights", str(csv), "--set", "data.sample_fraction=1.0")
-    return repo, store, csv, result
-
-
-def test_a_moved_copy_of_the_data_reproduces(own_data, tmp_path):
-    repo, store, csv, _ = own_data
-    moved = tmp_path / "moved.csv"
-    shutil.copy(csv, moved)
-    done = reproduce(repo, store, "--env", "staging", "--version", "1", "--flights", str(moved),
-                     "--json")  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    flights = steps(last_json(done.stdout))["sources"]["files"]["flights"]
-    assert flights["today"]["path"] == str(moved) and flights["recorded"]["path"] == str(csv)
-    missing = reproduce(repo, store, "--env", "staging", "--version", "1", "--flights",
-                        str(tmp_path / "gone.csv"))  # fmt: skip
-    assert missing.returncode == 3 and "no such file" in missing.stderr
-    assert str(csv) in missing.stderr
-
-
-def test_one_changed_byte_stops_with_the_data_changed_report(own_data):
-    repo, store, csv, result = own_data
-    original = csv.read_bytes()
-    lines = original.split(b"\n")
-    column = lines[0].split(b",").index(b"distance")
-    fields = lines[1].split(b",")
-    fields[column] = (b"9" if fields[column][:1] != b"9" else b"8") + fields[column][1:]
-    changed = b"\n".join([lines[0], b",".join(fields), *lines[2:]])
-    assert len(changed) == len(original)
-    assert sum(a != b for a, b in zip(changed, original, strict=True)) == 1
-    csv.write_bytes(changed)
-    try:
-        done = reproduce(repo, store, "--env", "staging", "--version", "1", "--json")
-    finally:
-        csv.write_bytes(original)
+def test_a_changed_data_file_stops_with_the_data_changed_report(
+    tmp_path, synthetic_project, synthetic_models, store
+):
+    """The project elsewhere, one value of the table changed: relative table paths resolve
+    against the project reproduce runs in, and nothing is retrained."""
+    repo = copy_repo(synthetic_project, tmp_path / "project")
+    table = repo / "data" / "synthetic_binary.csv"
+    frame = pd.read_csv(table)
+    frame.loc[0, "x1"] = frame.loc[0, "x1"] + 1.0
+    frame.to_csv(table, index=False)
+    done = reproduce(repo, store, *version_args("binary"), "--json")
     assert done.returncode == 6, done.stderr
     assert done.stderr.startswith("ml-project: not reproduced: data changed:")
     assert "Traceback" not in done.stderr
@@ -189,30 +198,83 @@ def test_one_changed_byte_stops_with_the_data_changed_report(own_data):
     assert report["verdict"] == "data_changed" and not report["reproduced"]
     by_step = steps(report)
     assert "model" not in by_step and "features" not in by_step  # stopped before training
-    flights = by_step["sources"]["files"]["flights"]
-    tags = MlflowClient(tracking_uri=store).get_run(result["run_id"]).data.tags
-    assert flights["recorded"]["sha256"] == tags["data.flights_file_digest"]
-    assert not flights["sha256_equal"]
-    assert flights["recorded"]["rows"] == flights["today"]["rows"] == 20_000
-    assert flights["schema_changes"] == {"added": [], "removed": [], "retyped": {}}
-    assert by_step["data"]["digests"]["digest"]["recorded"] == result["lineage"]["data.digest"]
-    assert by_step["data"]["digests"]["digest"]["rebuilt"] != result["lineage"]["data.digest"]
-    assert "DATA CHANGED" in done.stdout and "flights: CHANGED" in done.stdout
+    source = by_step["sources"]["files"]["synthetic_binary"]
+    trained = synthetic_models["binary"]["result"]
+    tags = MlflowClient(tracking_uri=store).get_run(trained["run_id"]).data.tags
+    assert source["recorded"]["sha256"] == tags["data.table.synthetic_binary.sha256"]
+    assert source["recorded"]["path"] == str(synthetic_project / "data" / "synthetic_binary.csv")
+    assert source["today"]["path"] == str(table) and not source["sha256_equal"]
+    assert source["today"]["rows"] == 3000
+    assert source["schema_changes"] == {"added": [], "removed": [], "retyped": {}}
+    digest = by_step["data"]["digests"]["digest"]
+    assert digest["recorded"] == trained["lineage"]["data.digest"] != digest["rebuilt"]
+    assert "DATA CHANGED" in done.stdout and "synthetic_binary: CHANGED" in done.stdout
     run = MlflowClient(tracking_uri=store).get_run(report["reproduction_run_id"])
     assert run.data.tags["reproduction.verdict"] == "data_changed"
 
 
-def test_strict_refuses_a_different_environment(own_data):
+def test_a_moved_data_file_reproduces_with_the_table_option(
+    tmp_path, synthetic_project, synthetic_models, store
+):
+    repo = copy_repo(synthetic_project, tmp_path / "project")
+    moved = tmp_path / "elsewhere" / "copy.csv"
+    moved.parent.mkdir()
+    shutil.move(repo / "data" / "synthetic_regression.csv", moved)
+    missing = reproduce(repo, store, *version_args("regression"))
+    assert missing.returncode == 3, missing.stderr
+    gone = repo / "data" / "synthetic_regression.csv"
+    assert missing.stderr.startswith(f"ml-project: data error: {gone}: no such file.")
+    assert "pass --table synthetic_regression=PATH to read a copy of it" in missing.stderr
+    assert "Traceback" not in missing.stderr
+
+    table = f"synthetic_regression={moved}"
+    done = reproduce(repo, store, *version_args("regression"), "--table", table, "--json")
+    assert done.returncode == 0, done.stderr
+    report = last_json(done.stdout)
+    assert report["verdict"] == "identical"
+    source = steps(report)["sources"]["files"]["synthetic_regression"]
+    assert source["today"]["path"] == str(moved) and source["sha256_equal"]
+    recorded = synthetic_models["regression"]["result"]["run_id"]
+    assert report["run_id"] == recorded
+
+
+def test_a_version_without_the_rebuild_protocol_is_refused(
+    tmp_path, synthetic_project, synthetic_models, store
+):
+    """As a version trained before problems/ existed: refused before anything is rebuilt."""
+    old_store = copy_store(store, tmp_path)
+    client = MlflowClient(tracking_uri=old_store)
+    run_id = synthetic_models["binary"]["result"]["run_id"]
+    client.delete_tag(run_id, "ml_project.rebuild_protocol")
+    client.delete_model_version_tag("synthetic_binary_dev", "1", "ml_project.rebuild_protocol")
+    runs_before = len(client.search_runs([client.get_run(run_id).info.experiment_id]))
+    done = reproduce(synthetic_project, old_store, *version_args("binary"), "--json")
+    assert done.returncode == 6, done.stderr
+    message = done.stderr.strip()
+    assert message.startswith(
+        f"ml-project: not reproduced: synthetic_binary_dev version 1 (run {run_id}) was "
+        "trained with an older rebuild protocol"
+    )
+    assert "no tag ml_project.rebuild_protocol" in message and "predates problems/" in message
+    commit = synthetic_models["binary"]["result"]["lineage"]["git.commit"]
+    assert f"check its commit {commit[:12]} out" in message
+    assert "run that commit's own `ml-project reproduce` there" in message
+    assert "\n" not in message and "Traceback" not in message and done.stdout == ""
+    assert len(client.search_runs([client.get_run(run_id).info.experiment_id])) == runs_before
+    assert_tree_untouched(synthetic_project)
+
+
+def test_strict_refuses_a_different_environment(synthetic_project, synthetic_models, store):
     """--strict stops before rebuilding (the run is named by its id); without it, a warning."""
-    repo, store, _, result = own_data
+    run_id = synthetic_models["regression"]["result"]["run_id"]
     client = MlflowClient(tracking_uri=store)
-    recorded = client.get_run(result["run_id"]).data.tags["pkg.numpy"]
-    client.set_tag(result["run_id"], "pkg.numpy", "1.0.0")
+    recorded = client.get_run(run_id).data.tags["pkg.numpy"]
+    client.set_tag(run_id, "pkg.numpy", "1.0.0")
     try:
-        strict = reproduce(repo, store, "--run-id", result["run_id"], "--strict", "--json")
-        lenient = reproduce(repo, store, "--env", "staging", "--version", "1")
+        strict = reproduce(synthetic_project, store, "--run-id", run_id, "--strict", "--json")
+        lenient = reproduce(synthetic_project, store, *version_args("regression"))
     finally:
-        client.set_tag(result["run_id"], "pkg.numpy", recorded)
+        client.set_tag(run_id, "pkg.numpy", recorded)
     assert strict.returncode == 6, strict.stderr
     assert f"numpy was 1.0.0 at training, is {recorded} now" in strict.stderr
     report = last_json(strict.stdout)
@@ -222,41 +284,37 @@ def test_strict_refuses_a_different_environment(own_data):
     assert f"warning: numpy was 1.0.0 at training, is {recorded} now" in lenient.stdout
 
 
-def test_the_old_commits_code_is_what_runs(tmp_path):
-    """Train at commit A, change the feature code in commit B, reproduce A's version from B.
-
-    Commit A has no rebuild driver at all (it predates it, like a project's first commit), so
-    the rebuild must use A's own training functions; B's change alters the features digest, so
-    an identical verdict means A's code ran.
-    """
-    repo = make_project_copy(tmp_path / "two-commits")
-    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    driver_files = ["ml_project/rebuild.py", "ml_project/reproduce.py"]
-    git(repo, "rm", "-q", *driver_files)
-    git(repo, "commit", "-q", "-m", "A: before reproduce existed")
+def test_the_old_commits_own_driver_and_problem_code_run(
+    tmp_path, synthetic_project, synthetic_models, store
+):
+    """Version 1 was trained at commit A. Commit B breaks B's rebuild driver and changes the
+    problem's model; reproducing A's version from B is identical only if A's driver ran and
+    imported A's problem code from the worktree (not B's from the user's tree)."""
+    repo = copy_repo(synthetic_project, tmp_path / "two-commits")
     commit_a = git(repo, "rev-parse", "HEAD")
-    version_a = train(repo, store)
+    driver = repo / "ml_project" / "rebuild.py"
+    source = driver.read_text()
+    marker = 'def main(argv: list[str]) -> int:\n    """'
+    assert marker in source
+    driver.write_text(source.replace(marker, 'def main(argv: list[str]) -> int:\n    raise '
+                                     'SystemExit("commit B\'s driver ran")\n    """'))  # fmt: skip
+    problem = repo / "problems" / "synthetic_regression" / "problem.py"
+    problem.write_text(
+        "from sklearn.dummy import DummyRegressor\n\n\n"
+        "def build_model(*, features, task, params, seed):\n"
+        "    return DummyRegressor()\n"
+    )
+    git(repo, "commit", "-q", "-am", "B: another driver and another model")
 
-    git(repo, "checkout", "-q", "HEAD~1", "--", *driver_files)
-    features = repo / "ml_project" / "features.py"
-    source = features.read_text()
-    assert "return (values // 100) * 60 + values % 100" in source
-    features.write_text(source.replace("return (values // 100) * 60 + values % 100",
-                                       "return (values // 100) * 60"))  # fmt: skip
-    git(repo, "commit", "-q", "-am", "B: minutes after midnight rounded to the hour")
-    version_b = train(repo, store)
-    client = MlflowClient(tracking_uri=store)
-    digest_a = client.get_run(version_a["run_id"]).data.tags["features.digest"]
-    digest_b = client.get_run(version_b["run_id"]).data.tags["features.digest"]
-    assert digest_a != digest_b  # B's code would not rebuild A's features
-
-    done = reproduce(repo, store, "--env", "staging", "--version", "1", "--json")
+    done = reproduce(repo, store, *version_args("regression"), "--json")
     assert done.returncode == 0, done.stderr
     report = last_json(done.stdout)
     assert report["verdict"] == "identical" and report["commit"] == commit_a
     by_step = steps(report)
     assert by_step["code"]["commit"] == commit_a
-    assert by_step["features"]["rebuilt"] == digest_a
-    assert git(repo, "log", "-1", "--format=%s") == "B: minutes after midnight rounded to the hour"
-    assert "return (values // 100) * 60\n" in features.read_text()
+    digest = synthetic_models["regression"]["result"]["lineage"]
+    assert by_step["model"]["status"] == "identical"
+    assert by_step["data"]["digests"]["digest"]["rebuilt"] == digest["data.digest"]
+    assert git(repo, "log", "-1", "--format=%s") == "B: another driver and another model"
+    assert "DummyRegressor" in problem.read_text()
     assert_tree_untouched(repo)

@@ -1,4 +1,5 @@
-"""The scheduled workflow's scoring and drift steps, run as CI runs them: `make` targets."""
+"""The scheduled workflow's batch, scoring and drift steps, run as CI runs them: `make` targets
+with PROBLEM set, on the synthetic binary problem's dev champion."""
 
 import json
 
@@ -8,35 +9,66 @@ from tests.ci.workflows import run_make
 
 pytestmark = pytest.mark.integration
 
+PROBLEM = "synthetic_binary"
 
-def test_batch_score_and_ci_monitor_report_drift_without_failing(
-    scoring_store, project_copy, tmp_path
+
+def last_line(path) -> dict:
+    return json.loads(path.read_text().strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def store(synthetic_models):
+    return synthetic_models["binary"]
+
+
+def test_every_record_is_scored_and_watched_without_drift(store, synthetic_project, tmp_path):
+    """The scheduled default: the whole table, from the training period, with its labels."""
+    env = {"MLFLOW_TRACKING_URI": store["uri"], "GITHUB_OUTPUT": str(tmp_path / "out")}
+    args = ("ENV=dev", f"PROBLEM={PROBLEM}", f"OUT={tmp_path}")
+    for target in ("batch", "score", "ci-monitor"):
+        done = run_make(target, *args, cwd=synthetic_project, env=env)
+        assert done.returncode == 0, f"{target}: {done.stdout[-2000:]}{done.stderr[-3000:]}"
+    rows = store["result"]["rows"]["records"]
+    scored = last_line(tmp_path / f"{PROBLEM}-dev-score.out")
+    assert scored["model_uri"] == f"models:/{PROBLEM}_dev@champion" and scored["rows"] == rows
+    assert (tmp_path / f"{PROBLEM}-dev-scored.parquet").is_file()
+    assert "drift=false" in (tmp_path / "out").read_text()
+    report = last_line(tmp_path / f"{PROBLEM}-dev-monitor.out")
+    assert report["exit_code"] == 0 and report["status"] in ("ok", "warn")
+    assert report["quality"]["metric"] == "roc_auc" and report["quality"]["status"] == "ok"
+    assert report["quality"]["rows"] == rows  # MONITOR_ARGS defaults to --labels
+    assert "live roc_auc" in (tmp_path / f"{PROBLEM}-dev-monitor.md").read_text()
+
+
+def test_a_batch_unlike_the_training_data_reports_drift_without_failing(
+    store, synthetic_project, tmp_path
 ):
-    """A one-month batch against a profile of the whole year drifts: drift=true, exit 0."""
-    env = {"MLFLOW_TRACKING_URI": scoring_store["uri"], "GITHUB_OUTPUT": str(tmp_path / "out")}
-    out = f"OUT={tmp_path}"
-    done = run_make("batch", "BATCH_MONTHS=7", out, cwd=project_copy, env=env)
-    assert done.returncode == 0, done.stderr
-    done = run_make("score", "ENV=dev", out, cwd=project_copy, env=env)
-    assert done.returncode == 0, done.stderr
-    scored = json.loads((tmp_path / "dev-score.out").read_text().strip().splitlines()[-1])
-    assert scored["model_uri"] == "models:/flights_delay_dev@champion" and scored["rows"] > 20000
-    done = run_make("ci-monitor", "ENV=dev", out, cwd=project_copy, env=env)
+    """A manual run's BATCH_QUERY picks records unlike the training data: drift=true, exit 0."""
+    env = {
+        "MLFLOW_TRACKING_URI": store["uri"],
+        "GITHUB_OUTPUT": str(tmp_path / "out"),
+        "BATCH_QUERY": "x1 > 0.5",
+    }
+    args = ("ENV=dev", f"PROBLEM={PROBLEM}", f"OUT={tmp_path}")
+    for target in ("batch", "score"):
+        done = run_make(target, *args, cwd=synthetic_project, env=env)
+        assert done.returncode == 0, f"{target}: {done.stderr[-3000:]}"
+    done = run_make("ci-monitor", *args, cwd=synthetic_project, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "drift=true" in (tmp_path / "out").read_text()
-    report = json.loads((tmp_path / "dev-monitor.out").read_text().strip().splitlines()[-1])
+    report = last_line(tmp_path / f"{PROBLEM}-dev-monitor.out")
     assert report["exit_code"] == 7 and report["status"] == "drift"
-    assert (tmp_path / "dev-monitor.md").read_text().strip()
+    assert report["features"][0]["feature"] == "x1" and "PSI of x1" in report["reasons"][0]
+    assert (tmp_path / f"{PROBLEM}-dev-monitor.md").read_text().strip()
 
 
-def test_ci_monitor_fails_on_errors_other_than_drift(project_copy, tracking_uri, tmp_path):
+def test_ci_monitor_fails_on_errors_other_than_drift(synthetic_project, tracking_uri, tmp_path):
     """No champion (exit 8) is an error: the job fails instead of reporting drift=false."""
     env = {"MLFLOW_TRACKING_URI": tracking_uri, "GITHUB_OUTPUT": str(tmp_path / "out")}
-    batch = tmp_path / "batch.parquet"
-    done = run_make("batch", "BATCH_MONTHS=7", f"BATCH={batch}", cwd=project_copy, env=env)
+    args = ("ENV=staging", f"PROBLEM={PROBLEM}", f"OUT={tmp_path}")
+    done = run_make("batch", *args, cwd=synthetic_project, env=env)
     assert done.returncode == 0, done.stderr
-    done = run_make(
-        "ci-monitor", "ENV=staging", f"BATCH={batch}", f"OUT={tmp_path}", cwd=project_copy, env=env
-    )
+    done = run_make("ci-monitor", *args, cwd=synthetic_project, env=env)
     assert done.returncode != 0
     assert "drift=false" in (tmp_path / "out").read_text()
+    assert f"models:/{PROBLEM}_staging@champion" in done.stderr

@@ -1,5 +1,9 @@
-"""Online serving with MLflow's own server: a real process, a real HTTP request."""
+"""Online serving with MLflow's own server: a real process, a real HTTP request, per task kind.
 
+The served model answers what `model.predict` answers (a classifier's class, a regressor's
+value); the batch path adds a classifier's probabilities (test_predict_cli.py)."""
+
+import contextlib
 import json
 import os
 import signal
@@ -15,6 +19,7 @@ import pandas as pd
 import pytest
 
 from tests.integration.conftest import in_process_predictions
+from tests.synthetic import KINDS
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,16 +39,16 @@ def serve_entrypoint() -> list[str]:
     return json.loads(line.removeprefix("ENTRYPOINT "))
 
 
-@pytest.fixture(scope="module")
-def server(scoring_store, tmp_path_factory):
-    """The serving image's own command on the champion, on a free loopback port; stopped by PID."""
+@contextlib.contextmanager
+def serving(tracking_uri: str, model_uri: str, log: Path):
+    """The serving image's own command on `model_uri`, on a free loopback port: yields its
+    URL once /ping answers; stopped by PID."""
     port = free_port()
     bin_dir = Path(sys.executable).parent
-    log = tmp_path_factory.mktemp("serve") / "server.log"
     environ = {
         **os.environ,
-        "MLFLOW_TRACKING_URI": scoring_store["uri"],
-        "MODEL_URI": "models:/flights_delay_dev@champion",
+        "MLFLOW_TRACKING_URI": tracking_uri,
+        "MODEL_URI": model_uri,
         "HOST": "127.0.0.1",
         "PORT": str(port),
         "SERVING_WORKERS": "1",
@@ -80,6 +85,15 @@ def server(scoring_store, tmp_path_factory):
             process.wait()
 
 
+@pytest.fixture(scope="module", params=KINDS)
+def served(request, scoring_batches, tmp_path_factory):
+    """A kind's dev champion served: yields (url, the kind's scoring store)."""
+    store = scoring_batches[request.param]
+    log = tmp_path_factory.mktemp("serve") / "server.log"
+    with serving(store["uri"], store["model_uri"], log) as url:
+        yield url, store
+
+
 def post(url: str, body: bytes) -> tuple[int, dict]:
     request = urllib.request.Request(
         f"{url}/invocations", data=body, headers={"Content-Type": "application/json"}
@@ -91,29 +105,31 @@ def post(url: str, body: bytes) -> tuple[int, dict]:
         return error.code, json.loads(error.read() or b"{}")
 
 
-def test_served_predictions_equal_in_process_ones(server, scoring_store, project_copy):
-    rows = pd.read_parquet(scoring_store["batch"]).head(200)
-    # the raw record as joined for training, outcome columns included: the model ignores them
+def test_served_predictions_equal_in_process_ones(served, synthetic_project):
+    url, store = served
+    rows = pd.read_parquet(store["batch"]).head(200)
+    # the raw records as extract-batch writes them, key and label included: the model ignores them
     body = {"dataframe_split": json.loads(rows.to_json(orient="split", index=False))}
-    status, reply = post(server, json.dumps(body).encode())
+    status, reply = post(url, json.dumps(body).encode())
     assert status == 200, reply
     expected = in_process_predictions(
-        scoring_store["uri"],
-        "models:/flights_delay_dev@champion",
-        scoring_store["batch"],
-        project_copy,
+        store["uri"], store["model_uri"], store["batch"], synthetic_project
     )
     assert reply["predictions"] == expected["prediction"][:200]
+    if expected["task"] == "regression":
+        assert all(isinstance(value, float) for value in reply["predictions"])
+    else:
+        assert set(reply["predictions"]) <= set(expected["classes"])
 
 
 @pytest.mark.parametrize(
     "body",
     [
-        b'{"dataframe_split": {"columns": ["carrier"], "data": [["AA"]]}}',
+        b'{"dataframe_split": {"columns": ["colour"], "data": [["red"]]}}',
         b'{"not_a_format": []}',
         b"this is not json",
     ],
 )
-def test_malformed_requests_get_a_4xx(server, body):
-    status, _ = post(server, body)
+def test_malformed_requests_get_a_4xx(served, body):
+    status, _ = post(served[0], body)
     assert 400 <= status < 500

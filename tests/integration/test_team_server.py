@@ -6,7 +6,9 @@ users, proxied artifacts, job execution off, `--app-name basic-auth` (`--workers
 identity runs CI's own make targets against it (staging training, reproduce); an anonymous
 client and another user are refused; nothing the CI identity's credentials could leak into
 holds them; and after a restart on the same database and artifact root every run, version,
-alias, tag and artifact is still there.
+alias, tag and artifact is still there. The project is a clean copy holding a synthetic binary
+problem (tests/synthetic.py), which every make target works on through `PROBLEM`, as CI's
+matrix sets it.
 """
 
 from __future__ import annotations
@@ -24,14 +26,16 @@ from mlflow.exceptions import MlflowException
 
 from ml_project.summary import read_result
 from tests.ci.workflows import run_make
-from tests.conftest import ROOT, git, last_json, make_project_copy, run_cli
+from tests.conftest import ROOT, commit_all, git, last_json, make_project_copy, run_cli
 from tests.integration.postgres import start_postgres
 from tests.integration.tracking_server import start_tracking_server
+from tests.synthetic import write_problem
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 SERVE = ROOT / "deploy" / "tracking-server" / "serve.sh"
-MODEL = "flights_delay_staging"
+PROBLEM = "synthetic_binary"
+MODEL = "synthetic_binary_staging"
 CI_USER = "ci-staging"
 READER = "analyst"
 
@@ -108,16 +112,22 @@ def ci(team, tmp_path_factory):
     The checkout's remote URL carries the CI password too, as a token-in-URL checkout would.
     """
     project = make_project_copy(tmp_path_factory.mktemp("team-ci") / "project")
+    write_problem(project, "binary")
+    commit_all(project, "a synthetic problem")
     username, password = team["ci"]
     git(project, "remote", "add", "origin", f"https://{username}:{password}@git.invalid/t/r.git")
     credentials = {
         "MLFLOW_TRACKING_URI": team["server"].url,
         "MLFLOW_TRACKING_USERNAME": username,
         "MLFLOW_TRACKING_PASSWORD": password,
+        "PROBLEM": PROBLEM,  # read by every make target
     }
 
     def cli(*args):
-        return run_cli(*args, cwd=project, tracking_uri=team["server"].url, env=credentials)
+        return run_cli(
+            *args, "--problem", PROBLEM, cwd=project, tracking_uri=team["server"].url,
+            env=credentials,
+        )  # fmt: skip
 
     trained = run_make("ci-staging", cwd=project, env=credentials)
     assert trained.returncode == 0, trained.stdout[-3000:] + trained.stderr[-3000:]
@@ -126,11 +136,11 @@ def ci(team, tmp_path_factory):
     steps["refusal"] = run_make(
         "ci-staging",
         f"OUT={crippled}",
-        "TRAIN_ARGS=--set model.max_iter=1 --set model.max_leaf_nodes=2",
+        "TRAIN_ARGS=--set params.max_iter=1 --set params.max_leaf_nodes=2",
         cwd=project,
         env=credentials,
     )
-    refused = read_result(crippled / "staging.out")
+    refused = read_result(crippled / f"{PROBLEM}-staging.out")
     steps["after_refusal"] = cli("show", "--env", "staging", "--json")
     steps["promoted"] = cli(
         "promote", "--env", "staging", "--version", refused["model_version"],
@@ -141,7 +151,7 @@ def ci(team, tmp_path_factory):
     steps["final"] = cli("show", "--env", "staging", "--json")
     return {
         "project": project,
-        "result": read_result(project / "outputs" / "staging.out"),
+        "result": read_result(project / "outputs" / f"{PROBLEM}-staging.out"),
         "refused": refused,
         **steps,
     }
@@ -196,7 +206,7 @@ def test_the_gate_promotion_and_rollback_run_over_http(ci, team, monkeypatch):
     for step in ("after_refusal", "promoted", "shown", "rolled_back", "final"):
         assert ci[step].returncode == 0, f"{step}: {ci[step].stderr[-3000:]}"
     assert last_json(ci["after_refusal"].stdout)["aliases"] == {"champion": first}
-    shown = json.loads((ci["project"] / "outputs" / "staging-show.json").read_text())
+    shown = json.loads((ci["project"] / "outputs" / f"{PROBLEM}-staging-show.json").read_text())
     assert shown["aliases"] == {"champion": second}  # forced, after make ci-show
     final = last_json(ci["final"].stdout)
     assert final["aliases"] == {"champion": first}  # rolled back

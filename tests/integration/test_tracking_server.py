@@ -1,7 +1,8 @@
 """CI's staging training over HTTP against a real `mlflow server`, run through the Makefile.
 
 `make ci-staging` and `make ci-summary` are the commands the pull-request job runs; here they
-run on a clean git copy of the project against a server started by the test.
+run, with `PROBLEM=synthetic_binary` as CI's matrix sets it, on a clean git copy of the project
+holding that synthetic problem (tests/synthetic.py), against a server started by the test.
 """
 
 from __future__ import annotations
@@ -18,31 +19,45 @@ from mlflow import MlflowClient
 
 from ml_project.summary import number, read_result
 from tests.ci.workflows import run_make
-from tests.conftest import git, make_project_copy
+from tests.conftest import commit_all, git, make_project_copy
 from tests.integration.tracking_server import start_tracking_server
+from tests.synthetic import write_problem
 
 pytestmark = pytest.mark.integration
+
+PROBLEM = "synthetic_binary"
+MODEL = "synthetic_binary_staging"
+CRIPPLED = "--set params.max_iter=1 --set params.max_leaf_nodes=2"
 
 
 @pytest.fixture(scope="module")
 def ci_project(tmp_path_factory) -> Path:
-    return make_project_copy(tmp_path_factory.mktemp("ci") / "project")
+    root = make_project_copy(tmp_path_factory.mktemp("ci") / "project")
+    write_problem(root, "binary")
+    commit_all(root, "a synthetic problem")
+    return root
+
+
+def outputs(project: Path, name: str) -> Path:
+    """outputs/<problem>-<name>: the Makefile prefixes CI's files with PROBLEM when it is set."""
+    return project / "outputs" / f"{PROBLEM}-{name}"
 
 
 @pytest.fixture(scope="module")
 def ci_staging(ci_project, tracking_server, tmp_path_factory):
     """`make ci-staging` then `make ci-summary ENV=staging`, as the pull-request job runs them."""
-    store = {"MLFLOW_TRACKING_URI": tracking_server.url}
+    store = {"MLFLOW_TRACKING_URI": tracking_server.url, "PROBLEM": PROBLEM}
     trained = run_make("ci-staging", cwd=ci_project, env=store)
     step_summary = tmp_path_factory.mktemp("github") / "step_summary.md"
     summarised = run_make(
-        "ci-summary", "ENV=staging", cwd=ci_project, env={"GITHUB_STEP_SUMMARY": str(step_summary)}
-    )
+        "ci-summary", "ENV=staging", cwd=ci_project,
+        env={"GITHUB_STEP_SUMMARY": str(step_summary), "PROBLEM": PROBLEM},
+    )  # fmt: skip
     return {
         "trained": trained,
         "summarised": summarised,
         "step_summary": step_summary,
-        "output": ci_project / "outputs" / "staging.out",
+        "output": outputs(ci_project, "staging.out"),
     }
 
 
@@ -55,8 +70,9 @@ def result(ci_staging) -> dict:
 
 def test_ci_staging_trains_over_http(result, tracking_server, ci_project):
     assert result["tracking_uri"] == tracking_server.url
-    assert result["env"] == "staging" and result["model_name"] == "flights_delay_staging"
-    assert abs(result["rows"]["used"] / result["rows"]["labelled"] - 0.1) < 0.005
+    assert result["env"] == "staging" and result["model_name"] == MODEL
+    assert result["problem"] == PROBLEM and result["task"] == "binary"
+    assert abs(result["rows"]["used"] / result["rows"]["labelled"] - 0.5) < 0.04
     # Nothing went to a local store: runs, models and artifacts are all on the server.
     assert not (ci_project / "mlflow.db").exists()
     assert not (ci_project / "mlartifacts").exists()
@@ -77,7 +93,7 @@ def test_run_version_lineage_and_model_are_on_the_server(result, tracking_server
     artifacts = {item.path for item in client.list_artifacts(run.info.run_id)}
     assert {"config", "environment"} <= artifacts
 
-    version = client.get_model_version("flights_delay_staging", result["model_version"])
+    version = client.get_model_version(MODEL, result["model_version"])
     assert version.run_id == run.info.run_id
     for key in ("git.commit", "git.dirty", "data.digest", "config.hash", "seed"):
         assert version.tags[key] == tags[key], key
@@ -93,23 +109,26 @@ def test_run_version_lineage_and_model_are_on_the_server(result, tracking_server
 
 
 def test_registered_model_loads_back_over_http(result, tracking_server, ci_project, tmp_path):
-    """A fresh process loads the version by models:/ URI and recomputes the logged ROC AUC."""
+    """A fresh process loads the version by models:/ URI and recomputes the logged metrics."""
     script = f"""
 import json, mlflow, numpy as np
-from ml_project import data, evaluate, features, pipeline
+from pathlib import Path
+from ml_project import metrics, pipeline
+from ml_project.problem import load_problem
 from ml_project.settings import load_settings
-settings = load_settings("staging")
-flights, weather = (data.read_table(p) for p in data.demo_data_paths())
-test = pipeline.prepare_data(settings, flights, weather).split.test
-rows = pipeline.model_input(settings, test, features.raw_columns(settings.features))
-uri = "models:/flights_delay_staging/{result["model_version"]}"
+root = Path({str(ci_project)!r})
+settings = load_settings("staging", problem={PROBLEM!r}, root=root)
+problem = load_problem(settings, root)
+tables = pipeline.read_tables(pipeline.table_paths(settings, root))
+test = pipeline.prepare_data(settings, problem, tables).split.test
+rows = pipeline.model_input(settings, test)
+uri = "models:/{MODEL}/{result["model_version"]}"
 model = mlflow.sklearn.load_model(uri)
-probability = model.predict_proba(rows)[:, 1]
-metrics = evaluate.classification_metrics(
-    test[data.LABEL], probability, threshold=settings.model.threshold
-)
-pyfunc = np.asarray(mlflow.pyfunc.load_model(uri).predict(rows.head(200))).tolist()
-print(json.dumps({{"metrics": metrics, "pyfunc": pyfunc,
+predictions = metrics.predict(model, rows, settings.task)
+scores = metrics.compute(settings.task, test[settings.data.label].to_numpy(), predictions)
+pyfunc = mlflow.pyfunc.load_model(uri).predict(rows.head(200))
+pyfunc = np.asarray(pyfunc["prediction"] if hasattr(pyfunc, "columns") else pyfunc).tolist()
+print(json.dumps({{"metrics": scores, "pyfunc": pyfunc,
                   "sklearn": model.predict(rows.head(200)).tolist()}}))
 """
     done = subprocess.run(
@@ -136,18 +155,16 @@ def test_ci_summary_renders_the_real_training(ci_staging, result, tracking_serve
     summarised = ci_staging["summarised"]
     assert summarised.returncode == 0, summarised.stderr
     markdown = ci_staging["step_summary"].read_text()
-    written = (ci_staging["output"].parent / "staging-summary.md").read_text()
+    written = (ci_staging["output"].parent / f"{PROBLEM}-staging-summary.md").read_text()
     assert markdown == written and written in summarised.stdout
     version = result["model_version"]
-    assert f"## Training in staging: `flights_delay_staging` version {version}" in markdown
-    assert f"| roc_auc ↑ | {number(result['metrics']['roc_auc'])} |" in markdown
+    assert f"## Training in staging: `{MODEL}` version {version}" in markdown
+    metric, baseline = result["metrics"]["roc_auc"], result["baseline_metrics"]["roc_auc"]
+    assert f"| **roc_auc** ↑ | {number(metric)} | {number(baseline)} |" in markdown
     assert f"| commit | `{result['lineage']['git.commit']}` |" in markdown
     assert "| tracking store | tracking server (http) |" in markdown
     assert str(tracking_server.port) not in markdown  # the server's address stays private
-    if "gate" in result:
-        assert "Quality gate: " in markdown
-    else:
-        assert "_No quality gate result in this output._" in markdown
+    assert "**Quality gate: passed**" in markdown
 
 
 def test_server_stays_small(result, tracking_server):
@@ -174,10 +191,11 @@ def test_server_is_stopped_by_pid(tmp_path):
 def test_gate_promotes_the_staging_model_over_http(result, tracking_server):
     assert result["gate"]["status"] == "passed"
     client = MlflowClient(tracking_uri=tracking_server.url)
-    model = client.get_registered_model("flights_delay_staging")
+    model = client.get_registered_model(MODEL)
     assert model.aliases == {"champion": result["model_version"]}
-    version = client.get_model_version("flights_delay_staging", result["model_version"])
+    version = client.get_model_version(MODEL, result["model_version"])
     assert version.tags["validation_status"] == "passed"
+    assert any(check["name"] == "baseline" for check in result["gate"]["checks"])
 
 
 def test_ci_reproduce_rebuilds_the_version_over_http(result, ci_project, tracking_server):
@@ -186,7 +204,7 @@ def test_ci_reproduce_rebuilds_the_version_over_http(result, ci_project, trackin
         "ci-reproduce",
         "ENV=staging",
         cwd=ci_project,
-        env={"MLFLOW_TRACKING_URI": tracking_server.url},
+        env={"MLFLOW_TRACKING_URI": tracking_server.url, "PROBLEM": PROBLEM},
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "identical" in done.stdout.lower()
@@ -200,10 +218,11 @@ def test_ci_reproduce_rebuilds_the_version_over_http(result, ci_project, trackin
 
 def test_ci_show_lists_the_champion_over_http(result, ci_project, tracking_server):
     done = run_make(
-        "ci-show", "ENV=staging", cwd=ci_project, env={"MLFLOW_TRACKING_URI": tracking_server.url}
-    )
+        "ci-show", "ENV=staging", cwd=ci_project,
+        env={"MLFLOW_TRACKING_URI": tracking_server.url, "PROBLEM": PROBLEM},
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
-    shown = json.loads((ci_project / "outputs" / "staging-show.json").read_text())
+    shown = json.loads(outputs(ci_project, "staging-show.json").read_text())
     assert shown["aliases"]["champion"] == result["model_version"]
 
 
@@ -212,15 +231,15 @@ def test_a_crippled_model_is_refused_over_http(result, ci_project, tracking_serv
     done = run_make(
         "ci-staging",
         f"OUT={tmp_path}",
-        "TRAIN_ARGS=--set model.max_iter=1 --set model.max_leaf_nodes=2",
+        f"TRAIN_ARGS={CRIPPLED}",
         cwd=ci_project,
-        env={"MLFLOW_TRACKING_URI": tracking_server.url},
+        env={"MLFLOW_TRACKING_URI": tracking_server.url, "PROBLEM": PROBLEM},
     )
-    assert done.returncode != 0
-    refused = read_result(tmp_path / "staging.out")
+    assert done.returncode != 0 and "Error 5" in done.stderr  # the gate's exit code
+    refused = read_result(tmp_path / f"{PROBLEM}-staging.out")
     assert refused["gate"]["status"] == "failed"
     client = MlflowClient(tracking_uri=tracking_server.url)
-    version = client.get_model_version("flights_delay_staging", refused["model_version"])
+    version = client.get_model_version(MODEL, refused["model_version"])
     assert version.tags["validation_status"] == "failed" and not version.aliases
-    model = client.get_registered_model("flights_delay_staging")
+    model = client.get_registered_model(MODEL)
     assert model.aliases == {"champion": result["model_version"]}

@@ -1,4 +1,5 @@
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -7,22 +8,17 @@ import pytest
 from ml_project import data
 from ml_project.errors import DataError
 
-KEYS = ["year", "month", "day", "carrier", "flight", "origin", "sched_dep_time"]
+KEYS = ["site", "id"]
 
 
-def flights_frame(n=200):
+def records_frame(n=200):
     rng = np.random.default_rng(0)
     return pd.DataFrame(
         {
-            "year": 2013,
-            "month": rng.integers(1, 13, n),
-            "day": rng.integers(1, 29, n),
-            "carrier": rng.choice(["AA", "UA", "DL"], n),
-            "flight": np.arange(n),
-            "origin": rng.choice(["EWR", "JFK", "LGA"], n),
-            "sched_dep_time": rng.integers(500, 2300, n),
-            "arr_delay": rng.normal(5, 30, n),
-            "time_hour": "2013-01-01T10:00:00Z",
+            "site": rng.choice(["north", "south", "east"], n),
+            "id": np.arange(n),
+            "size": rng.integers(1, 13, n),
+            "value": rng.normal(5, 30, n),
         }
     )
 
@@ -68,41 +64,35 @@ def test_truncated_zip_is_reported(tmp_path):
         data.read_table(tmp_path / "cut.csv.zip")
 
 
-def test_join_weather_matches_origin_and_hour():
-    flights = pd.DataFrame(
-        {
-            "origin": ["EWR", "JFK", "EWR"],
-            "time_hour": ["2013-01-01T10:00:00Z", "2013-01-01T10:00:00Z", "2013-01-01T11:00:00Z"],
-        }
-    )
-    weather = pd.DataFrame(
-        {"origin": ["EWR", "EWR"], "time_hour": ["2013-01-01T10:00:00Z", "2013-01-01T11:00:00Z"]}
-        | {column: [1.0, 2.0] for column in data.WEATHER_COLUMNS}
-    )
-    joined = data.join_weather(flights, weather)
-    assert list(joined["temp"].fillna(-1)) == [1.0, -1, 2.0]
-    assert list(joined["time_hour"]) == list(flights["time_hour"])
-
-
-def test_join_weather_refuses_duplicated_weather_keys():
-    flights = pd.DataFrame({"origin": ["EWR"], "time_hour": ["2013-01-01T10:00:00Z"]})
-    weather = pd.DataFrame(
-        {"origin": ["EWR", "EWR"], "time_hour": ["2013-01-01T10:00:00Z"] * 2}
-        | {column: [1.0, 2.0] for column in data.WEATHER_COLUMNS}
-    )
-    with pytest.raises(DataError, match="duplicated"):
-        data.join_weather(flights, weather)
-
-
-def test_label_drops_and_counts_unlabelled_rows():
-    frame = pd.DataFrame({"arr_delay": [0.0, 16.0, None, 15.0, 100.0]})
-    labelled, dropped = data.label_flights(frame, threshold_minutes=15)
+def test_label_rows_drops_and_counts_unlabelled_rows_and_keeps_plain_dtypes():
+    frame = pd.DataFrame({"id": [1, 2, 3, 4, 5], "x": [0.1, 0.2, 0.3, 0.4, 0.5]})
+    labels = pd.Series([0, 1, None, 0, 1], dtype="Int64")
+    labelled, dropped = data.label_rows(frame, labels, column="y")
     assert dropped == 1
-    assert list(labelled[data.LABEL]) == [0, 1, 0, 1]
+    assert list(labelled["y"]) == [0, 1, 0, 1] and labelled["y"].dtype == "int64"
+    assert list(labelled["id"]) == [1, 2, 4, 5]
+    text, _ = data.label_rows(frame, pd.Series(["a", "b", None, "a", "c"]), column="y")
+    assert list(text["y"]) == ["a", "b", "a", "c"]
+
+
+def test_duplicated_keys_are_refused_naming_the_key():
+    frame = pd.DataFrame({"id": [1, 2, 2], "x": [1, 2, 3]})
+    data.require_unique_keys(frame.head(2), ["id"], table="t")
+    with pytest.raises(DataError, match=r"t: 2 rows share their key \(id; e.g. \{'id': 2\}\)"):
+        data.require_unique_keys(frame, ["id"], table="t")
+
+
+def test_resolve_table_relative_absolute_and_package_files(tmp_path):
+    assert data.resolve_table("data/a.csv", tmp_path) == tmp_path / "data" / "a.csv"
+    assert data.resolve_table(str(tmp_path / "b.csv"), Path("/elsewhere")) == tmp_path / "b.csv"
+    shipped = data.resolve_table("package:pandas/__init__.py", tmp_path)
+    assert shipped.is_file() and shipped.parent.name == "pandas"
+    with pytest.raises(DataError, match="no installed package 'no_such_package'"):
+        data.resolve_table("package:no_such_package/x.csv", tmp_path)
 
 
 def test_sample_is_seeded_and_independent_of_row_order():
-    frame = flights_frame(2000)
+    frame = records_frame(2000)
     first = data.sample_rows(frame, fraction=0.1, key_columns=KEYS, seed=1)
     again = data.sample_rows(frame, fraction=0.1, key_columns=KEYS, seed=1)
     shuffled = data.sample_rows(
@@ -110,44 +100,38 @@ def test_sample_is_seeded_and_independent_of_row_order():
     )
     other = data.sample_rows(frame, fraction=0.1, key_columns=KEYS, seed=2)
     pd.testing.assert_frame_equal(first, again)
-    assert set(first["flight"]) == set(shuffled["flight"])
-    assert set(first["flight"]) != set(other["flight"])
+    assert set(first["id"]) == set(shuffled["id"])
+    assert set(first["id"]) != set(other["id"])
     assert 150 <= len(first) <= 250
     assert data.sample_rows(frame, fraction=1.0, key_columns=KEYS, seed=1) is frame
 
 
 def test_split_is_disjoint_complete_and_seeded():
-    frame = flights_frame(2000)
+    frame = records_frame(2000)
     split = data.split_rows(frame, test_fraction=0.2, key_columns=KEYS, seed=5)
     assert len(split.train) + len(split.test) == len(frame)
-    assert not set(split.train["flight"]) & set(split.test["flight"])
+    assert not set(split.train["id"]) & set(split.test["id"])
     assert 300 <= len(split.test) <= 500
     again = data.split_rows(frame, test_fraction=0.2, key_columns=KEYS, seed=5)
     pd.testing.assert_frame_equal(split.test, again.test)
 
 
 def test_sample_and_split_hashes_are_independent():
-    frame = flights_frame(5000)
+    frame = records_frame(5000)
     sampled = data.hash_fraction(frame, KEYS, seed=1, purpose="sample")
     split = data.hash_fraction(frame, KEYS, seed=1, purpose="split")
     assert abs(np.corrcoef(sampled, split)[0, 1]) < 0.05
 
 
 def test_frame_digest_sees_every_value_and_the_order():
-    frame = flights_frame(50)
+    frame = records_frame(50)
     digest = data.frame_digest(frame)
     assert digest == data.frame_digest(frame.copy())
     changed = frame.copy()
-    changed.loc[49, "arr_delay"] += 1e-9
+    changed.loc[49, "value"] += 1e-9
     assert data.frame_digest(changed) != digest
     assert data.frame_digest(frame.iloc[::-1]) != digest
-    assert data.frame_digest(frame.rename(columns={"flight": "flight_no"})) != digest
-
-
-def test_demo_data_ships_in_a_package():
-    flights, weather = data.demo_data_paths()
-    assert flights.name == "flights.csv.zip" and flights.is_file()
-    assert weather.name == "weather.csv" and weather.is_file()
+    assert data.frame_digest(frame.rename(columns={"id": "id_no"})) != digest
 
 
 @pytest.mark.parametrize(

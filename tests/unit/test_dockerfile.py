@@ -74,6 +74,21 @@ def test_serving_stage_is_non_root_with_a_healthcheck_on_the_champion():
     stage = text.split("FROM runtime AS serve", 1)[1].split("\nFROM ", 1)[0]
     assert re.search(r"^USER 10001:10001$", stage, re.MULTILINE)
     assert "HEALTHCHECK --interval" in stage and "/ping" in stage
-    assert "MODEL_URI=models:/flights_delay_prod@champion" in stage
+    assert "ENV MODEL_URI=$MODEL_URI" in stage  # the build argument below
     assert "mlflow models serve" in stage and "--env-manager local" in stage
     assert "EXPOSE 8080" in stage
+
+
+def test_the_served_model_is_a_build_argument_defaulting_to_the_default_problem():
+    """A fork builds `--build-arg MODEL_URI=models:/<name>_prod@champion`; the default is the
+    prod champion of the project's default problem (its `name:` setting)."""
+    from ml_project.settings import load_settings
+
+    text = DOCKERFILE.read_text(encoding="utf-8")
+    stage = text.split("FROM runtime AS serve", 1)[1].split("\nFROM ", 1)[0]
+    [default] = re.findall(r"^ARG MODEL_URI=(\S+)$", stage, re.MULTILINE)
+    expected = f"models:/{load_settings('prod', root=ROOT).model_name}@champion"
+    assert default == expected, f"Dockerfile: set `ARG MODEL_URI={expected}` (the default problem)"
+    assert re.search(r"^ENV MODEL_URI=\$MODEL_URI", stage, re.MULTILINE)
+    assert "ARG MODEL_URI" not in text.split("FROM runtime AS serve", 1)[0]  # the serve stage's
+    assert "--build-arg MODEL_URI=models:/<name>_prod@champion" in text  # how to build it

@@ -7,14 +7,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from pydantic import ValidationError
 
 from ml_project import drift
-from ml_project.errors import ConfigError
-from ml_project.monitor import summary_text
-from ml_project.settings import load_settings
+from ml_project.monitor import class_note, quality_line, summary_text
+from ml_project.settings import MonitorSettings, deep_merge, read_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-SETTINGS = load_settings("dev", root=ROOT).monitor
+# The project's own monitor settings (environments/base.yaml under dev.yaml) and a quality limit,
+# which each problem sets in its metric's units: no problem needed.
+MONITOR = deep_merge(
+    read_yaml(ROOT / "environments" / "base.yaml")["monitor"],
+    read_yaml(ROOT / "environments" / "dev.yaml").get("monitor", {}),
+) | {"max_quality_drop": 0.05}
+SETTINGS = MonitorSettings.model_validate(MONITOR)
 
 
 def test_psi_of_identical_distributions_is_zero():
@@ -51,7 +57,7 @@ def test_numeric_bins_are_closed_on_the_right():
 
 
 def test_categories_not_in_the_reference_go_to_other():
-    counts = drift.category_counts(["AA", "UA", None, "ZZ", "AA", np.nan], ["AA", "UA"])
+    counts = drift.category_counts(["red", "blue", None, "pink", "red", np.nan], ["red", "blue"])
     assert counts.tolist() == [2, 1, 1]
 
 
@@ -66,9 +72,9 @@ def frame(rows: int, *, seed: int = 0, **changes) -> pd.DataFrame:
     generator = np.random.default_rng(seed)
     data = pd.DataFrame(
         {
-            "carrier": generator.choice(["AA", "B6", "UA"], size=rows, p=[0.5, 0.3, 0.2]),
-            "distance": generator.gamma(2.0, 500.0, size=rows),
-            "temp": generator.normal(60.0, 15.0, size=rows),
+            "colour": generator.choice(["red", "green", "blue"], size=rows, p=[0.5, 0.3, 0.2]),
+            "size": generator.gamma(2.0, 500.0, size=rows),
+            "weight": generator.normal(60.0, 15.0, size=rows),
         }
     )
     for name, change in changes.items():
@@ -76,27 +82,25 @@ def frame(rows: int, *, seed: int = 0, **changes) -> pd.DataFrame:
     return data
 
 
-def profile_of(features: pd.DataFrame, probability=None) -> dict:
-    probability = np.linspace(0, 1, len(features)) if probability is None else probability
-    return drift.reference_profile(
-        features, probability, categorical=["carrier"], settings=SETTINGS
-    )
+def profile_of(features: pd.DataFrame, score=None) -> dict:
+    score = np.linspace(0, 1, len(features)) if score is None else score
+    return drift.reference_profile(features, score, categorical=["colour"], settings=SETTINGS)
 
 
-def assess(profile, features, probability=None, settings=SETTINGS, quality=None):
+def assess(profile, features, score=None, settings=SETTINGS, quality=None):
     counts = drift.BatchCounts(profile)
-    probability = np.linspace(0, 1, len(features)) if probability is None else probability
-    counts.add(features, probability)
+    score = np.linspace(0, 1, len(features)) if score is None else score
+    counts.add(features, score)
     return drift.assess(counts, settings, quality=quality)
 
 
 def test_the_profile_is_json_and_describes_every_feature():
     profile = profile_of(frame(2000))
     assert json.loads(json.dumps(profile)) == profile
-    assert set(profile["features"]) == {"carrier", "distance", "temp"}
-    assert profile["features"]["carrier"]["categories"] == ["AA", "B6", "UA"]
-    assert len(profile["features"]["temp"]["edges"]) == SETTINGS.bins - 1
-    assert sum(profile["features"]["temp"]["proportions"]) == pytest.approx(1.0)
+    assert set(profile["features"]) == {"colour", "size", "weight"}
+    assert profile["features"]["colour"]["categories"] == ["red", "green", "blue"]
+    assert len(profile["features"]["weight"]["edges"]) == SETTINGS.bins - 1
+    assert sum(profile["features"]["weight"]["proportions"]) == pytest.approx(1.0)
     assert profile["prediction"]["kind"] == "numeric"
 
 
@@ -116,10 +120,10 @@ def test_the_same_rows_give_zero_psi():
 @pytest.mark.parametrize(
     "change, feature",
     [
-        ({"distance": lambda f: f["distance"] * 3}, "distance"),
-        ({"temp": lambda f: f["temp"] - 30}, "temp"),
-        ({"carrier": lambda f: f["carrier"].replace("UA", "AA")}, "carrier"),
-        ({"carrier": lambda f: f["carrier"].replace("UA", "XX")}, "carrier"),  # a new carrier
+        ({"size": lambda f: f["size"] * 3}, "size"),
+        ({"weight": lambda f: f["weight"] - 30}, "weight"),
+        ({"colour": lambda f: f["colour"].replace("blue", "red")}, "colour"),
+        ({"colour": lambda f: f["colour"].replace("blue", "pink")}, "colour"),  # a new category
     ],
 )
 def test_an_injected_shift_is_named(change, feature):
@@ -131,51 +135,112 @@ def test_an_injected_shift_is_named(change, feature):
 
 
 def test_a_null_rate_change_is_drift_even_without_psi():
-    nulls = {"temp": lambda f: f["temp"].where(np.arange(len(f)) % 4 != 0)}
+    nulls = {"weight": lambda f: f["weight"].where(np.arange(len(f)) % 4 != 0)}
     report = assess(profile_of(frame(5000)), frame(3000, seed=1, **nulls))
-    temp = next(item for item in report.features if item.feature == "temp")
-    assert temp.status == "drift" and temp.psi < SETTINGS.psi_warn
-    assert temp.null_rate_change == pytest.approx(0.25)
-    assert report.reasons == ("null rate of temp 0.0% -> 25.0% (limit 10.0%)",)
+    weight = next(item for item in report.features if item.feature == "weight")
+    assert weight.status == "drift" and weight.psi < SETTINGS.psi_warn
+    assert weight.null_rate_change == pytest.approx(0.25)
+    assert report.reasons == ("null rate of weight 0.0% -> 25.0% (limit 10.0%)",)
 
 
-def test_prediction_drift_is_a_reason():
-    report = assess(profile_of(frame(5000)), frame(3000, seed=1), probability=np.full(3000, 0.9))
-    assert report.prediction.status == "drift"
-    assert report.reasons[0].startswith("PSI of probability ")
+def test_score_drift_is_a_reason():
+    report = assess(profile_of(frame(5000)), frame(3000, seed=1), score=np.full(3000, 0.9))
+    assert report.prediction.status == "drift" and report.prediction.feature == "score"
+    assert report.reasons[0].startswith("PSI of score ")
+
+
+def test_a_feature_named_like_the_score_is_counted_apart():
+    features = frame(2000).rename(columns={"size": drift.PREDICTION})
+    profile = profile_of(features, score=np.linspace(0, 1, 2000))
+    report = assess(profile, features.assign(score=features["score"] * 3))
+    assert report.features[0].feature == "score" and report.features[0].status == "drift"
+    assert report.prediction.psi == 0.0  # the model's score did not move
+
+
+def test_regression_scores_are_profiled_as_values():
+    values = np.random.default_rng(0).normal(150.0, 40.0, 2000)  # a regressor's predictions
+    profile = profile_of(frame(2000), score=values)
+    assert profile["prediction"]["edges"][0] > 50  # the value's own quantiles, not [0, 1]
+    assert assess(profile, frame(2000), score=values).prediction.psi == 0.0
+    assert assess(profile, frame(2000), score=values + 80).prediction.status == "drift"
 
 
 def test_ignored_features_are_reported_but_never_drift():
-    settings = SETTINGS.model_copy(update={"ignore": ("distance",)})
-    shifted = frame(3000, seed=1, distance=lambda f: f["distance"] * 3)
+    settings = SETTINGS.model_copy(update={"ignore": ("size",)})
+    shifted = frame(3000, seed=1, size=lambda f: f["size"] * 3)
     report = assess(profile_of(frame(5000)), shifted, settings=settings)
-    assert report.features[0].feature == "distance" and report.features[0].status == "ignored"
+    assert report.features[0].feature == "size" and report.features[0].status == "ignored"
     assert report.status == "ok" and report.reasons == ()
 
 
 def test_counting_in_chunks_equals_counting_at_once():
     profile, batch = profile_of(frame(5000)), frame(3001, seed=2)
-    probability = np.linspace(0, 1, len(batch))
+    score = np.linspace(0, 1, len(batch))
     whole, chunked = drift.BatchCounts(profile), drift.BatchCounts(profile)
-    whole.add(batch, probability)
+    whole.add(batch, score)
     for start in range(0, len(batch), 700):
-        chunked.add(batch.iloc[start : start + 700], probability[start : start + 700])
+        chunked.add(batch.iloc[start : start + 700], score[start : start + 700])
     assert chunked.rows == whole.rows == 3001
     for name, tally in whole.tallies.items():
         assert chunked.tallies[name].counts.tolist() == tally.counts.tolist()
+    assert chunked.score.counts.tolist() == whole.score.counts.tolist()
+    assert whole.score.rows == 3001
+
+
+def quality(live, *, metric="roc_auc", recorded=0.74, higher=True, note=""):
+    return drift.Quality(
+        metric=metric,
+        higher_is_better=higher,
+        live=live,
+        recorded=recorded,
+        max_drop=SETTINGS.max_quality_drop,
+        rows=100,
+        unlabelled_dropped=3,
+        live_metrics={metric: live},
+        note=note,
+    )
 
 
 def test_a_quality_drop_beyond_the_limit_is_drift():
-    def quality(live):
-        return drift.Quality(live, 0.74, SETTINGS.max_roc_auc_drop, 100, 3, {"roc_auc": live})
-
     features = frame(2000)
     assert assess(profile_of(features), features, quality=quality(0.72)).status == "ok"
+    assert assess(profile_of(features), features, quality=quality(0.90)).status == "ok"
     report = assess(profile_of(features), features, quality=quality(0.60))
     assert report.status == "drift"
     assert report.reasons == (
-        "live ROC AUC 0.6000 is 0.1400 below the recorded 0.7400 (limit 0.05)",
+        "live roc_auc 0.6000 is 0.1400 below the recorded 0.7400 (limit 0.05) on 100 labelled rows",
     )
+
+
+def test_a_lower_is_better_metric_drops_upwards():
+    rising = quality(1.30, metric="rmse", recorded=1.20, higher=False)
+    assert rising.drop == pytest.approx(0.10) and rising.status == "drift"
+    assert "1.3000 is 0.1000 above the recorded 1.2000" in rising.reason()
+    falling = quality(1.00, metric="rmse", recorded=1.20, higher=False)
+    assert falling.drop == pytest.approx(-0.20) and falling.status == "ok"
+
+
+def test_an_undefined_live_metric_is_a_warning_not_drift():
+    undefined = quality(math.nan, note="the labelled rows hold one class (yes)")
+    assert undefined.status == "undefined"
+    report = assess(profile_of(frame(2000)), frame(2000), quality=undefined)
+    assert report.status == "warn" and report.reasons == ()
+    as_dict = report.as_dict()["quality"]
+    assert as_dict["live"] is None and as_dict["drop"] is None
+    assert as_dict["live_metrics"] == {"roc_auc": None}
+    assert json.loads(json.dumps(as_dict, allow_nan=False)) == as_dict  # strict JSON
+    line = quality_line(as_dict)
+    assert line.startswith("live roc_auc undefined on 100 labelled rows (3 without a label")
+    assert line.endswith("; the labelled rows hold one class (yes)")
+
+
+def test_the_class_note_names_one_class_and_unknown_classes():
+    classes = np.array(["no", "yes"])
+    assert class_note("binary", np.array(["yes", "no", "yes"]), classes) == ""
+    assert "one class (yes)" in class_note("binary", np.array(["yes", "yes"]), classes)
+    note = class_note("binary", np.array(["yes", "no", "maybe", "maybe"]), classes)
+    assert note == "2 labelled rows hold classes the model never learnt (maybe)"
+    assert class_note("regression", np.array([1.0, 1.0]), None) == ""
 
 
 def test_bin_labels_name_the_edges():
@@ -185,13 +250,14 @@ def test_bin_labels_name_the_edges():
 
 
 def test_warn_above_alert_is_a_configuration_error():
-    with pytest.raises(ConfigError, match="psi_warn 0.5 is above psi_alert 0.25"):
-        load_settings("dev", overrides=("monitor.psi_warn=0.5",), root=ROOT)
+    with pytest.raises(ValidationError, match="psi_warn 0.5 is above psi_alert 0.25"):
+        MonitorSettings.model_validate({**MONITOR, "psi_warn": 0.5})
 
 
 def test_the_summary_table_as_text_and_markdown():
     features = frame(1000)
-    report = assess(profile_of(features), frame(1000, seed=1, temp=lambda f: f["temp"] + 40))
+    shifted = frame(1000, seed=1, weight=lambda f: f["weight"] + 40)
+    report = assess(profile_of(features), shifted, quality=quality(0.80))
     result = {
         "rows": 1000,
         "input": "batch.parquet",
@@ -204,6 +270,11 @@ def test_the_summary_table_as_text_and_markdown():
     }
     text = summary_text(result)
     assert text.splitlines()[0].endswith("(env dev): DRIFT")
-    assert text.splitlines()[2].split()[:2] == ["temp", "numeric"]
+    assert text.splitlines()[2].split()[:2] == ["weight", "numeric"]
+    assert "  score    prediction" in text
+    assert (
+        "live roc_auc 0.8000 on 100 labelled rows (3 without a label dropped) vs recorded "
+        "0.7400 (better by 0.0600, limit 0.05): ok"
+    ) in text
     markdown = summary_text(result, markdown=True)
-    assert "| temp | numeric |" in markdown and markdown.startswith("### Monitored 1000 rows")
+    assert "| weight | numeric |" in markdown and markdown.startswith("### Monitored 1000 rows")

@@ -1,4 +1,10 @@
-"""Reproduce's pure parts (target parsing, comparisons, verdict, digests) and its git edge."""
+"""Reproduce's pure parts (target parsing, comparisons, verdict, digests, the report), its git
+edge, and the rebuild driver run in-process on a tiny synthetic problem."""
+
+import io
+import math
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -7,15 +13,18 @@ import skops.io
 from sklearn.ensemble import HistGradientBoostingClassifier
 
 from ml_project import pipeline, rebuild, reproduce
-from ml_project.errors import ConfigError, RegistryError
-from tests.conftest import git
+from ml_project.errors import ConfigError, DataError, NotReproducedError, RegistryError
+from ml_project.problem import load_problem
+from ml_project.settings import load_settings
+from tests.conftest import ROOT, git
+from tests.synthetic import write_problem
 
 
 @pytest.mark.parametrize(
     "uri, expected",
     [
-        ("models:/flights_delay_prod/3", ("flights_delay_prod", "3", "")),
-        ("models:/flights_delay_prod@champion", ("flights_delay_prod", "", "champion")),
+        ("models:/my_model_prod/3", ("my_model_prod", "3", "")),
+        ("models:/my_model_prod@champion", ("my_model_prod", "", "champion")),
     ],
 )
 def test_parse_model_uri(uri, expected):
@@ -141,8 +150,8 @@ def test_schema_changes_and_sample_differences():
 def test_metrics_and_predictions_comparisons():
     answer = {
         "metrics": {"roc_auc": 0.75, "f1": 0.3},
-        "predictions": {"rows": 3, "digest": "p1"},
-        "registered": {"predictions_digest": "p1", "max_abs_diff": 0.0},
+        "predictions": {"rows": 3, "digest": "p1", "max_abs_diff": 0.0},
+        "registered": {"predictions_digest": "p1"},
     }
     metrics = reproduce.compare_metrics({"test_roc_auc": 0.75, "test_f1": 0.3}, answer)
     assert metrics["status"] == "identical" and metrics["max_abs_diff"] == 0
@@ -150,8 +159,122 @@ def test_metrics_and_predictions_comparisons():
     assert moved["status"] == "different" and moved["max_abs_diff"] == pytest.approx(1e-4)
     by_tag = reproduce.compare_predictions({"predictions.digest": "p0"}, answer)
     assert by_tag["status"] == "different" and by_tag["registered_model_matches_tag"] is False
+    assert by_tag["max_abs_diff"] == 0.0
     by_model = reproduce.compare_predictions({}, answer)
     assert by_model["status"] == "identical" and by_model["recorded_from"] == "registered model"
+
+
+def test_a_metric_undefined_both_times_is_equal_and_once_is_a_difference():
+    answer = {"metrics": {"r2": math.nan, "rmse": 1.5}}
+    both = reproduce.compare_metrics({"test_r2": math.nan, "test_rmse": 1.5}, answer)
+    assert both["status"] == "identical" and both["max_abs_diff"] == 0
+    once = reproduce.compare_metrics({"test_r2": 0.5, "test_rmse": 1.5}, answer, task="regression")
+    assert once["status"] == "different" and once["max_abs_diff"] == math.inf
+    assert once["task"] == "regression"
+
+
+def test_metrics_are_shown_in_the_order_of_the_task_registry():
+    values = {name: {"recorded": v, "rebuilt": v} for name, v in
+              (("rmse", 1.25), ("mae", 1.0), ("r2", 0.9), ("median_ae", 0.75))}  # fmt: skip
+    step = {"step": "metrics", "task": "regression", "status": "identical", "values": values}
+    assert reproduce._describe_metrics(step) == [
+        "identical (r2 0.9000, rmse 1.2500, mae 1.0000, median_ae 0.7500)"
+    ]
+    values["rmse"] = {"recorded": 1.25, "rebuilt": 1.5}
+    step["status"] = "different"
+    assert reproduce._describe_metrics(step) == ["DIFFERENT: rmse 1.250000 -> 1.500000"]
+    multiclass = {"step": "metrics", "task": "multiclass", "status": "identical",
+                  "values": {"log_loss": {"recorded": 0.5, "rebuilt": 0.5},
+                             "accuracy": {"recorded": 0.8, "rebuilt": 0.8}}}  # fmt: skip
+    assert reproduce._describe_metrics(multiclass) == [
+        "identical (accuracy 0.8000, log_loss 0.5000)"
+    ]
+
+
+SOURCE_TAGS = {
+    "data.tables": "orders,customers",
+    "data.table.orders.path": "/d/orders.csv",
+    "data.table.orders.sha256": "a" * 64,
+    "data.table.customers.path": "/d/customers.parquet",
+    "data.table.customers.sha256": "c" * 64,
+}
+
+
+def _recorded(tags: dict, schema: dict | None = None) -> reproduce.Recorded:
+    return reproduce.Recorded(
+        run_id="r1", experiment_id="1", tags=tags, metrics={}, settings_yaml="", schema=schema
+    )
+
+
+def test_compare_sources_loops_over_the_recorded_tables():
+    schema = {"orders": {"id": "int64", "x": "float64"}, "customers": {"id": "int64"}}
+    answer = {
+        "sources": {
+            "orders": {"path": "/e/orders.csv", "sha256": "a" * 64, "rows": 5,
+                       "schema": {"id": "int64", "x": "float64"}},
+            "customers": {"path": "/d/customers.parquet", "sha256": "d" * 64, "rows": 3,
+                          "schema": {"id": "int64", "name": "str"}},
+        }
+    }  # fmt: skip
+    step = reproduce.compare_sources(_recorded(SOURCE_TAGS, schema), answer)
+    assert step["status"] == "different" and list(step["files"]) == ["orders", "customers"]
+    orders, customers = step["files"]["orders"], step["files"]["customers"]
+    assert orders["sha256_equal"] and orders["recorded"]["path"] == "/d/orders.csv"
+    assert orders["today"]["path"] == "/e/orders.csv" and orders["recorded"]["rows"] is None
+    assert not customers["sha256_equal"]
+    assert customers["schema_changes"] == {"added": ["name"], "removed": [], "retyped": {}}
+    counted = reproduce.compare_sources(
+        _recorded({**SOURCE_TAGS, "data.table.orders.rows": "5"}), answer
+    )
+    assert counted["files"]["orders"]["recorded"]["rows"] == 5
+    assert reproduce.recorded_tables({}) == []
+
+
+def _target() -> reproduce.Target:
+    return reproduce.Target(
+        run_id="r1", model_uri="models:/my_model_dev/4", model_name="my_model_dev", version="4"
+    )
+
+
+def test_a_version_trained_under_another_rebuild_protocol_is_refused():
+    reproduce.require_protocol(_target(), {"ml_project.rebuild_protocol": "2"}, "2")
+    tags = {"git.commit": "0123456789abcdef0123"}
+    with pytest.raises(NotReproducedError) as older:
+        reproduce.require_protocol(_target(), tags, "2")
+    message = str(older.value)
+    assert message.startswith("my_model_dev version 4 (run r1) was trained with an older rebuild")
+    assert "no tag ml_project.rebuild_protocol" in message and "predates problems/" in message
+    assert "check its commit 0123456789ab out" in message
+    assert "run that commit's own `ml-project reproduce` there" in message
+    assert "\n" not in message and NotReproducedError.exit_code == 6
+    with pytest.raises(NotReproducedError, match="rebuild protocol '3'"):
+        reproduce.require_protocol(_target(), {**tags, "ml_project.rebuild_protocol": "3"}, "2")
+
+
+def test_table_overrides_name_recorded_tables_only(tmp_path):
+    overrides = reproduce.table_overrides(
+        _target(), SOURCE_TAGS, {"customers": tmp_path / "moved.parquet"}
+    )
+    assert overrides == {"orders": None, "customers": str(tmp_path / "moved.parquet")}
+    with pytest.raises(ConfigError, match=r"--table other=\.\.\.: .* orders, customers"):
+        reproduce.table_overrides(_target(), SOURCE_TAGS, {"other": tmp_path / "x.csv"})
+
+
+def test_a_missing_table_file_names_the_table_option(tmp_path):
+    result = reproduce.ReproductionResult(
+        target=_target(), commit="0123456789abcdef", tolerance=None, strict=False
+    )
+    answer = {
+        "error": {"step": "sources", "type": "DataError", "message": "gone"},
+        "sources": {"orders": {"path": str(tmp_path / "orders.csv")}},
+    }
+    with pytest.raises(DataError) as raised:
+        reproduce._driver_failure(answer, _recorded(SOURCE_TAGS), result)
+    message = str(raised.value)
+    assert message.startswith(f"{tmp_path / 'orders.csv'}: no such file.")
+    assert "pass --table orders=PATH to read a copy" in message and "a" * 64 in message
+    (tmp_path / "orders.csv").write_text("id\n1\n")
+    assert reproduce._driver_failure(answer, _recorded(SOURCE_TAGS), result)[0] == "data_changed"
 
 
 @pytest.fixture(scope="module")
@@ -177,11 +300,21 @@ def test_state_digest_survives_a_skops_round_trip_and_sees_a_refit(tiny_data):
     assert rebuild.model_params(model)["max_iter"] == "5"
 
 
-def test_rebuild_and_training_hash_predictions_the_same_way():
-    """The driver's fallback formula is the one training tags (`predictions.digest`)."""
-    probability = np.array([0.1, 0.25, np.nan, 1 / 3])
-    assert rebuild.predictions_digest(probability) == pipeline.predictions_digest(probability)
-    assert rebuild.predictions_digest(probability[:3]) != pipeline.predictions_digest(probability)
+def test_max_abs_diff_of_prediction_matrices():
+    ours = np.array([[0.2, 0.8], [np.nan, 1.0]])
+    assert rebuild.max_abs_diff(ours, ours.copy()) == 0.0
+    assert rebuild.max_abs_diff(ours, ours + 0.25) == pytest.approx(0.25)
+    assert rebuild.max_abs_diff(ours, np.array([[0.2, 0.8], [0.5, 1.0]])) == math.inf
+    assert rebuild.max_abs_diff(ours, ours[:, :1]) is None  # other classes: not comparable
+
+
+def test_a_feature_sample_reads_back_as_it_was_logged():
+    sample = pd.DataFrame({"colour": [0.0, 2.0, np.nan], "x1": [0.1, 1 / 3, -2.5],
+                           "word": ["a", None, "c"]})  # fmt: skip
+    rebuilt = rebuild.sample_values(sample)
+    assert rebuilt == rebuild.read_sample(io.StringIO(sample.to_csv(index=False)))
+    assert rebuilt["columns"] == ["colour", "x1", "word"]
+    assert rebuilt["rows"][1] == [2.0, 1 / 3, None] and rebuilt["rows"][2] == [None, -2.5, "c"]
 
 
 def test_table_schema_lists_columns_in_order():
@@ -243,7 +376,7 @@ def _result(verdict, steps, **extra):
     return {
         "verdict": verdict,
         "first_difference": extra.get("first_difference", ""),
-        "model_name": "flights_delay_staging",
+        "model_name": "my_model_staging",
         "model_version": "2",
         "run_id": "r1",
         "commit": "0123456789abcdef",
@@ -258,7 +391,7 @@ def _result(verdict, steps, **extra):
 
 def test_data_changed_report_shows_digests_rows_and_schema():
     files = {
-        "flights": {
+        "orders": {
             "recorded": {"path": "/d/f.csv", "sha256": "a" * 64, "rows": 10, "schema": {"x": "i"}},
             "today": {"path": "/d/f.csv", "sha256": "b" * 64, "rows": 11, "schema": {"y": "i"}},
             "sha256_equal": False,
@@ -277,11 +410,121 @@ def test_data_changed_report_shows_digests_rows_and_schema():
         first_difference="data changed",
     )
     text = reproduce.format_summary(result)
-    assert "DATA CHANGED" in text and "flights: CHANGED /d/f.csv" in text
+    assert "DATA CHANGED" in text and "orders: CHANGED /d/f.csv" in text
     assert "aaaaaaaaaaaa at training, bbbbbbbbbbbb now" in text
     assert "rows    10 at training, 11 now" in text
     assert "schema  added y; removed x" in text
     assert "cccccccccccc at training, dddddddddddd now  <- differs" in text
     message = reproduce.failure_message(result)
-    assert message.startswith("data changed: flights_delay_staging version 2")
+    assert message.startswith("data changed: my_model_staging version 2")
+    assert "(orders sha256 aaaaaaaaaaaa at training, bbbbbbbbbbbb today)" in message
     assert "Nothing was retrained" in message and "\n" not in message
+    files["orders"]["recorded"]["rows"] = None
+    assert "rows    not recorded at training, 11 now" in reproduce.format_summary(result)
+
+
+# ---------------------------------------------------------------- the driver, in-process
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A one-table binary problem (400 rows), trained once as training would: the model's
+    skops file, the feature sample training logs, and a protocol-2 request for the driver."""
+    root = tmp_path_factory.mktemp("tiny") / "project"
+    shutil.copytree(ROOT / "environments", root / "environments")
+    (root / "problems").mkdir()
+    (root / "problems" / "__init__.py").write_text("")
+    name = write_problem(root, "binary", name="tiny_binary", rows=400)
+    settings = load_settings("dev", problem=name, root=root)
+    problem = load_problem(settings, root)
+    tables = pipeline.read_tables(pipeline.table_paths(settings, root))
+    prepared = pipeline.prepare_data(settings, problem, tables)
+    trained = pipeline.fit_and_score(settings, problem, prepared)
+    model_file = root.parent / "model.skops"
+    skops.io.dump(trained.model, model_file)
+    sample_file = root.parent / "sample.csv"
+    sample = pipeline.feature_sample(settings, trained.model, prepared.split.train)
+    sample_file.write_text(sample.to_csv(index=False))
+    request = {
+        "protocol": pipeline.REBUILD_PROTOCOL,
+        "settings_yaml": settings.to_yaml(),
+        "data_root": str(root),
+        "code_root": str(root),
+        "tables": {name: None},
+        "expect_data": dict(prepared.digests),
+        "registered_model": {
+            "path": str(model_file),
+            "trusted_types": pipeline.trusted_types(problem),
+        },
+        "sample_rows": pipeline.FEATURE_SAMPLE_ROWS,
+    }
+    return {"root": root, "name": name, "settings": settings, "prepared": prepared,
+            "trained": trained, "sample_file": sample_file, "request": request}  # fmt: skip
+
+
+def _run(request: dict, tmp_path: Path) -> tuple[int, dict]:
+    """rebuild.main as `python -m ml_project.rebuild` calls it: files in, file out."""
+    import json
+
+    paths = tmp_path / "request.json", tmp_path / "answer.json"
+    paths[0].write_text(json.dumps(request))
+    code = rebuild.main([str(paths[0]), str(paths[1])])
+    return code, json.loads(paths[1].read_text())
+
+
+def test_the_driver_rebuilds_every_step_as_training_recorded_it(tiny, tmp_path):
+    code, answer = _run(tiny["request"], tmp_path)
+    assert code == 0 and answer["error"] is None, answer["error"]
+    assert answer["step"] == "done" and answer["stopped"] is None and answer["protocol"] == "2"
+    settings, trained, root = tiny["settings"], tiny["trained"], tiny["root"]
+    assert answer["config"] == {"hash": settings.config_hash(), "seed": 42, "task": "binary"}
+    assert Path(answer["code"]["problem_file"]).is_relative_to(root.resolve())
+    source = answer["sources"][tiny["name"]]
+    table = root / "data" / f"{tiny['name']}.csv"
+    assert source["path"] == str(table) and source["rows"] == 400
+    assert source["sha256"] == pipeline.file_digests({"t": table})["t"]
+    assert source["schema"]["id"] == "int64" and list(source["schema"])[-1] == "target"
+    assert answer["data"]["digests"] == tiny["prepared"].digests
+    assert answer["features"]["digest"] == trained.features_digest
+    assert answer["features"]["sample"] == reproduce._read_sample(tiny["sample_file"])
+    assert len(answer["features"]["sample"]["rows"]) == 100
+    assert answer["model"]["digest"] == rebuild.state_digest(trained.model)
+    assert answer["registered"]["digest"] == answer["model"]["digest"]
+    assert answer["registered"]["params"] == answer["model"]["params"]
+    predictions = answer["predictions"]
+    assert predictions["digest"] == pipeline.predictions_digest(trained.predictions)
+    assert predictions["digest"] == answer["registered"]["predictions_digest"]
+    assert (predictions["rows"], predictions["columns"]) == (len(tiny["prepared"].split.test), 2)
+    assert predictions["max_abs_diff"] == 0.0
+    assert answer["metrics"] == pytest.approx(trained.metrics)
+    assert set(answer["timings"]) == {"read_s", "prepare_s", "fit_s"}
+
+
+def test_the_driver_stops_before_fitting_when_the_rows_differ(tiny, tmp_path):
+    request = {**tiny["request"], "expect_data": {"digest": "0" * 64}}
+    code, answer = _run(request, tmp_path)
+    assert code == 0 and answer["stopped"] == "data" and answer["step"] == "data"
+    assert answer["data"]["digests"] == tiny["prepared"].digests
+    assert "model" not in answer and "features" not in answer
+
+
+def test_the_driver_reads_a_moved_table_and_reports_a_missing_one(tiny, tmp_path):
+    name = tiny["name"]
+    moved = tmp_path / "moved.csv"
+    shutil.copy(tiny["root"] / "data" / f"{name}.csv", moved)
+    request = {**tiny["request"], "tables": {name: str(moved)}, "registered_model": {}}
+    code, answer = _run(request, tmp_path)
+    assert code == 0 and answer["sources"][name]["path"] == str(moved)
+    assert answer["data"]["digests"] == tiny["prepared"].digests
+    assert "registered" not in answer and answer["predictions"]["max_abs_diff"] is None
+    request["tables"] = {name: str(tmp_path / "gone.csv")}
+    code, answer = _run(request, tmp_path)
+    assert code == 1 and answer["error"]["step"] == "sources"
+    assert answer["error"]["type"] == "DataError" and "no such file" in answer["error"]["message"]
+    assert answer["sources"][name] == {"path": str(tmp_path / "gone.csv")}
+
+
+def test_the_driver_refuses_a_request_of_another_protocol(tiny, tmp_path):
+    code, answer = _run({**tiny["request"], "protocol": "1"}, tmp_path)
+    assert code == 1 and answer["error"]["step"] == "protocol"
+    assert "rebuild protocol '1'" in answer["error"]["message"] and "config" not in answer

@@ -4,9 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from ml_project import features, validation
+from ml_project import validation
 from ml_project.errors import ConfigError
 from ml_project.settings import load_settings
+from tests.synthetic import write_problem
 
 ROOT = Path(__file__).resolve().parents[2]
 PARAMETERS = {"min_rows": 10, "extra": ["ZZ", "QQ"], "mostly": 0.99}
@@ -67,33 +68,36 @@ def test_a_missing_suite_file_is_a_config_error(tmp_path):
         validation.read_suite(tmp_path / "nope.yaml", PARAMETERS)
 
 
-@pytest.mark.parametrize("env", ["dev", "staging", "prod"])
-def test_parameters_come_from_the_env_settings(env):
-    settings = load_settings(env, root=ROOT)
+@pytest.fixture
+def project(tmp_path) -> Path:
+    import shutil
+
+    shutil.copytree(ROOT / "environments", tmp_path / "environments")
+    write_problem(tmp_path, "binary", rows=200)
+    return tmp_path
+
+
+def test_parameters_come_from_the_settings_and_the_data_section(project):
+    settings = load_settings(
+        "dev", problem="synthetic_binary", root=project,
+        overrides=("validation.parameters.min_rows=7",),
+    )  # fmt: skip
     parameters = validation.suite_parameters(settings)
-    limits = settings.validation
-    assert parameters["min_rows_flights"] == limits.min_rows_flights
-    assert parameters["label_mostly"] == pytest.approx(1 - limits.max_label_null_fraction)
-    assert parameters["model_columns"] == features.raw_columns(settings.features)
-    assert parameters["key_columns"] == list(settings.data.key_columns)
+    assert parameters["min_rows"] == 7
+    assert parameters["model_columns"] == ["colour", "x1", "x2", "x3", "x4"]
+    assert parameters["key_columns"] == ["id"] and parameters["label"] == "target"
 
 
-def test_overlays_tighten_the_thresholds_and_may_add_carriers():
-    dev, prod = (load_settings(env, root=ROOT).validation for env in ("dev", "prod"))
-    assert prod.min_rows_flights > dev.min_rows_flights
-    assert prod.max_label_null_fraction < dev.max_label_null_fraction
-    extended = load_settings("dev", overrides=("validation.extra_carriers=[ZZ]",), root=ROOT)
-    assert validation.suite_parameters(extended)["extra_carriers"] == ["ZZ"]
-
-
-@pytest.mark.parametrize("table", ["flights", "weather", "model_input"])
-def test_the_project_suites_resolve_every_parameter(table):
-    parameters = validation.suite_parameters(load_settings("prod", root=ROOT))
-    spec = validation.read_suite(validation.suite_path(ROOT, table), parameters)
-    assert spec.table == table
-    assert len(spec.expectations) >= 20
-    text = repr([item["kwargs"] for item in spec.expectations])
-    assert "$" not in text
+def test_suites_are_read_from_the_problems_folder_and_hashed_for_the_run(project):
+    settings = load_settings("dev", problem="synthetic_binary", root=project)
+    path = validation.suite_path(project, "synthetic_binary", settings)
+    assert (
+        path == project / "problems" / "synthetic_binary" / "expectations" / "synthetic_binary.yaml"
+    )
+    assert validation.suite_tables(settings) == ("synthetic_binary", "model_input")
+    before = validation.run_tags([], settings, project)["validation.suites_digest"]
+    path.write_text(path.read_text() + "\n# reviewed\n")
+    assert validation.run_tags([], settings, project)["validation.suites_digest"] != before
 
 
 def test_great_expectations_is_imported_only_when_validating():

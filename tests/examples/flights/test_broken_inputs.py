@@ -1,4 +1,5 @@
-"""A corpus of broken inputs, made from one month of the real data, through the real CLI.
+"""The flights example: a corpus of broken inputs, made from one month of the real data,
+through the real CLI.
 
 Each must stop with exit code 3 and a message naming the problem, and leave the registry (its
 versions and their aliases) exactly as it was. Most go through `validate-data` (no training,
@@ -16,17 +17,21 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from ml_project import data
-from tests.conftest import last_json, run_cli
+from ml_project import pipeline
+from ml_project.settings import load_settings
+from tests.conftest import ROOT, last_json, run_cli
 
 pytestmark = pytest.mark.integration
+# Every command names the problem, so these tests do not depend on the project's default.
+PROBLEM = ("--problem", "flights")
 
 
 @pytest.fixture(scope="module")
 def january():
     """January 2013: 27,004 flights and 2,159 weather rows, valid as they are."""
-    flights_path, weather_path = data.demo_data_paths()
-    flights, weather = data.read_table(flights_path), data.read_table(weather_path)
+    settings = load_settings("dev", problem="flights", root=ROOT)
+    tables = pipeline.read_tables(pipeline.table_paths(settings, ROOT))
+    flights, weather = tables["flights"], tables["weather"]
     return (
         flights[flights["month"] == 1].reset_index(drop=True),
         weather[weather["month"] == 1].reset_index(drop=True),
@@ -69,12 +74,13 @@ def store(project_copy, good_files, tmp_path_factory):
         "train",
         "--env",
         "dev",
-        "--flights",
-        str(good_files[0]),
-        "--weather",
-        str(good_files[1]),
+        *PROBLEM,
+        "--table",
+        f"flights={good_files[0]}",
+        "--table",
+        f"weather={good_files[1]}",
         "--set",
-        "model.max_iter=20",
+        "params.max_iter=20",
         # the gate has its own tests; this store only needs a version that holds `champion`
         "--set",
         "gate.ceilings.brier=0.25",
@@ -97,10 +103,11 @@ def test_the_good_month_passes_validation(project_copy, good_files, store):
         "validate-data",
         "--env",
         "dev",
-        "--flights",
-        str(good_files[0]),
-        "--weather",
-        str(good_files[1]),
+        *PROBLEM,
+        "--table",
+        f"flights={good_files[0]}",
+        "--table",
+        f"weather={good_files[1]}",
         "--json",
         cwd=project_copy,
         tracking_uri=store,
@@ -261,15 +268,16 @@ def test_broken_input_stops_with_exit_code_3(
     case = CASES[name]
     paths = write_case(case, january, good_files, tmp_path)
     before, runs_before = registry_state(store), {r.info.run_id for r in dev_runs(store)}
-    extra = ("--set", "model.max_iter=20") if case.command == "train" else ()
+    extra = ("--set", "params.max_iter=20") if case.command == "train" else ()
     done = run_cli(
         case.command,
         "--env",
         "dev",
-        "--flights",
-        str(paths["flights"]),
-        "--weather",
-        str(paths["weather"]),
+        *PROBLEM,
+        "--table",
+        f"flights={paths['flights']}",
+        "--table",
+        f"weather={paths['weather']}",
         *extra,
         cwd=project_copy,
         tracking_uri=store,

