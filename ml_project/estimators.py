@@ -36,9 +36,10 @@ BOOSTING_PARAMS = (
 
 class DefaultParams(BaseModel):
     """What `params:` may hold for the default model: its hyper-parameters, checked when the
-    settings load (other keys are the problem's own and pass through)."""
+    settings load. Any other key is refused (a typo would be ignored silently): a problem with
+    knobs of its own declares its own `Params`."""
 
-    model_config = ConfigDict(extra="allow", frozen=True, allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     learning_rate: float | None = Field(default=None, gt=0)
     max_iter: int | None = Field(default=None, ge=1)

@@ -14,6 +14,7 @@ that cannot be established the comparison fails, and so does the gate.
 
 from __future__ import annotations
 
+import logging
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -113,17 +114,25 @@ def log_evaluation(mlflow, model_uri: str, held: HeldOut) -> dict[str, float]:
         digest=held.digest[:36],
     )
     model_type = "regressor" if settings.task == "regression" else "classifier"
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="The specified dataset source")
-        warnings.filterwarnings("ignore", category=UndefinedMetricWarning)  # a class unpredicted
-        mlflow.log_input(dataset, context="evaluation")
-        result = mlflow.models.evaluate(
-            model=model_uri,
-            data=dataset,
-            model_type=model_type,
-            evaluators="default",
-            evaluator_config={"log_model_explainability": False, "metric_prefix": "eval_"},
-        )
+    # The evaluator guesses a model type from the label values and warns when integer labels
+    # leave it unsure; the task says what it is, so that guess is noise here.
+    guesser = logging.getLogger("mlflow.models.evaluation.evaluators.classifier")
+    level = guesser.level
+    guesser.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="The specified dataset source")
+            warnings.filterwarnings("ignore", category=UndefinedMetricWarning)  # class unpredicted
+            mlflow.log_input(dataset, context="evaluation")
+            result = mlflow.models.evaluate(
+                model=model_uri,
+                data=dataset,
+                model_type=model_type,
+                evaluators="default",
+                evaluator_config={"log_model_explainability": False, "metric_prefix": "eval_"},
+            )
+    finally:
+        guesser.setLevel(level)
     return {key: float(value) for key, value in result.metrics.items()}
 
 
@@ -224,6 +233,12 @@ def compare_with_champion(
     name = held.settings.model_name
     try:
         version = registry.get_version(client, name, champion)
+        their_task = version.tags.get("ml_project.task", task)
+        if their_task != task:
+            raise CannotCompare(
+                f"it is a {their_task} model and this version a {task} one: their metrics do not "
+                "compare (if the change is meant, review it and `ml-project promote` by hand)"
+            )
         seen = seen_rows(client, version, held)
     except (CannotCompare, RegistryError) as exc:
         return gate.Baseline(champion, error=str(exc))

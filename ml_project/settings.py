@@ -365,6 +365,9 @@ def validate_settings(
         problems = []
         for error in exc.errors():
             loc = tuple(str(part) for part in error["loc"])
+            if loc and error["type"] == "missing":
+                problems.append(f"{'.'.join(loc)}: missing ({_where_missing(layers)})")
+                continue
             if loc:
                 problems.append(f"{'.'.join(loc)} ({_origin(loc, layers)}): {error['msg']}")
                 continue
@@ -377,6 +380,12 @@ def validate_settings(
                 else:
                     problems.append(part)
         raise ConfigError("Invalid settings: " + "; ".join(problems) + ".") from exc
+
+
+def _where_missing(layers) -> str:
+    """Where a required key belongs: the problem's base.yaml (or base.yaml if no problem)."""
+    files = [str(path) for path, _ in layers if str(path).endswith("base.yaml")]
+    return f"set it in {files[-1]}" if files else "set it in the settings"
 
 
 def _origin(loc: tuple[str, ...], layers) -> str:

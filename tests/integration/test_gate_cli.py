@@ -362,3 +362,33 @@ def test_a_primary_metric_the_task_lacks_is_a_config_error(synthetic_project, tr
     assert done.returncode == 2, done.stderr
     assert "gate.primary_metric" in done.stderr and "(its metrics: r2, rmse" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_version_of_another_task_is_not_compared_with_the_champion(tmp_path):
+    """Turning a multiclass problem binary keeps its registered model: the gate fails closed
+    rather than compare metrics of two task kinds."""
+    import pandas as pd
+
+    root = make_project_copy(tmp_path / "project")
+    name = write_problem(root, "multiclass", name="switched", rows=1500)
+    base = root / "problems" / name / "environments" / "base.yaml"
+    base.write_text(
+        base.read_text().replace("floors: {'accuracy': 0.55}", "floors: {'accuracy': 0.4}")
+    )
+    commit_all(root, "a multiclass problem")
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    first = run_cli("train", "--env", "dev", "--problem", name, cwd=root, tracking_uri=store)
+    assert first.returncode == 0, first.stderr
+    two_classes = tmp_path / "two.csv"
+    table = pd.read_csv(root / "data" / f"{name}.csv")
+    table.assign(target=table["target"].replace({"c": "b"})).to_csv(two_classes, index=False)
+    second = run_cli(
+        "train", "--env", "dev", "--problem", name, "--set", "task=binary",
+        "--table", f"{name}={two_classes}", "--json", cwd=root, tracking_uri=store,
+    )  # fmt: skip
+    assert second.returncode == 5, second.stderr
+    reasons = " ".join(last_json(second.stdout)["gate"]["reasons"])
+    assert "it is a multiclass model and this version a binary one" in reasons
+    client = MlflowClient(tracking_uri=store)
+    aliases = client.get_registered_model(f"{name}_dev").aliases
+    assert {alias: str(version) for alias, version in aliases.items()} == {"champion": "1"}

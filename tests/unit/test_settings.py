@@ -219,3 +219,12 @@ def test_floors_and_ceilings_take_new_metrics_from_the_command_line(project):
         "dev", problem="synthetic_binary", root=project, overrides=("gate.floors.pr_auc=0.5",)
     )
     assert settings.gate.floors == {"roc_auc": 0.7, "pr_auc": 0.5}
+
+
+def test_a_missing_key_says_where_it_belongs(project):
+    base = project / "problems" / "synthetic_binary" / "environments" / "base.yaml"
+    base.write_text(base.read_text().replace("monitor:\n  max_quality_drop: 0.05\n", ""))
+    with pytest.raises(ConfigError) as caught:
+        load_settings("dev", problem="synthetic_binary", root=project)
+    assert "monitor.max_quality_drop: missing (set it in " in str(caught.value)
+    assert "synthetic_binary/environments/base.yaml" in str(caught.value)
