@@ -292,11 +292,15 @@ def _type_list(column: ColumnProfile) -> list[str]:
     return {"text": TEXT_TYPES, "boolean": BOOL_TYPES}.get(column.kind, NUMBER_TYPES)
 
 
-def column_expectations(column: ColumnProfile, *, classes: bool = False) -> list[str]:
-    """Type, gaps, range and categories of one column, each saying what was observed."""
+def column_expectations(
+    column: ColumnProfile, *, classes: bool = False, model_input: bool = False
+) -> list[str]:
+    """Type, gaps, range and categories of one column, each saying what was observed (in the
+    model input, every non-text column is a number: booleans arrive as 0.0 and 1.0)."""
+    types = NUMBER_TYPES if model_input and column.kind != "text" else _type_list(column)
     lines = _item(
         "expect_column_values_to_be_in_type_list",
-        {"column": column.name, "type_list": _type_list(column)},
+        {"column": column.name, "type_list": types},
         f"{column.name}: {column.kind} ({column.dtype}), {column.distinct} distinct values",
     )
     filled = 1 - column.null_share
@@ -396,7 +400,7 @@ def model_input_suite(profile: TableProfile, features: Features) -> str:
     lines += _item("expect_table_row_count_to_be_between", {"min_value": 1})
     for name in (*features.categorical, *features.numeric):
         lines.append("")
-        lines += column_expectations(profile.column(name))
+        lines += column_expectations(profile.column(name), model_input=True)
     return "\n".join(_anchor_types(lines)) + "\n"
 
 

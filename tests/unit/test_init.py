@@ -190,6 +190,22 @@ def test_the_suites_pass_on_the_table_they_were_made_from(tmp_path):
         assert report.success, report.failures
 
 
+def test_a_boolean_column_is_a_number_in_the_model_input(tmp_path):
+    from ml_project.records import model_input
+    from ml_project.validation import MODEL_INPUT, TableValidator
+
+    frame = table().assign(member=[True, False] * 20)
+    made = plan(frame)
+    assert "member" in made.features.numeric
+    for relative, text in made.files.items():
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_text(text)
+    settings = settings_of(made, "dev")
+    for name, rows in (("shop", frame), (MODEL_INPUT, model_input(settings, frame))):
+        report = TableValidator(name, settings=settings, root=tmp_path)(rows, source="test")
+        assert report.success, report.failures
+
+
 def test_one_table_needs_no_code_and_several_get_a_join_to_write():
     assert plan().files["problems/shop/problem.py"].startswith('"""shop: binary')
     two = scaffold.plan_problem(
