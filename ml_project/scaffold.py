@@ -293,10 +293,11 @@ def _type_list(column: ColumnProfile) -> list[str]:
 
 
 def column_expectations(
-    column: ColumnProfile, *, classes: bool = False, model_input: bool = False
+    column: ColumnProfile, *, classes: bool = False, model_input: bool = False, key: bool = False
 ) -> list[str]:
     """Type, gaps, range and categories of one column, each saying what was observed (in the
-    model input, every non-text column is a number: booleans arrive as 0.0 and 1.0)."""
+    model input, every non-text column is a number: booleans arrive as 0.0 and 1.0). A key
+    column gets no range: new rows bring new ids."""
     types = NUMBER_TYPES if model_input and column.kind != "text" else _type_list(column)
     lines = _item(
         "expect_column_values_to_be_in_type_list",
@@ -321,7 +322,7 @@ def column_expectations(
             )
         else:
             lines.append(f"  # {observed}: no check on gaps")
-    if column.kind == "numeric":
+    if column.kind == "numeric" and not key:
         low, high = numeric_bounds(column)
         lines += _item(
             "expect_column_values_to_be_between",
@@ -381,7 +382,9 @@ def table_suite(
         )
     for column in profile.columns:
         lines.append("")
-        lines += column_expectations(column, classes=column.name == label)
+        lines += column_expectations(
+            column, classes=column.name == label, key=column.name in key_columns
+        )
     return "\n".join(_anchor_types(lines)) + "\n"
 
 

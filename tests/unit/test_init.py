@@ -260,3 +260,17 @@ def test_a_bad_name_or_table_option_is_refused():
         scaffold.parse_table("shop.csv")
     with pytest.raises(ConfigError, match="model_input"):
         scaffold.parse_table("model_input=x.csv")
+
+
+def test_a_key_column_gets_no_range_new_rows_bring_new_ids():
+    import pandas as pd
+
+    from ml_project import profile as profiling
+    from ml_project import scaffold
+
+    frame = pd.DataFrame({"id": range(1, 101), "x": [float(i % 7) for i in range(100)]})
+    table = profiling.profile_table(frame, "t")
+    suite = scaffold.table_suite(table, path="t.csv", key_columns=("id",), label=None,
+                                 min_rows="min_rows")  # fmt: skip
+    assert "{column: id, min_value" not in suite
+    assert "{column: x, min_value" in suite
