@@ -159,6 +159,56 @@ def train(env, seed, overrides, tables, allow_dirty, as_json):
 
 @cli.command(epilog=EXIT_CODES_HELP)
 @click.option(
+    "--table",
+    "tables",
+    multiple=True,
+    required=True,
+    metavar="NAME=PATH",
+    help="A table of the problem: CSV, zipped CSV or Parquet (repeatable; the first holds the "
+    "key and the label).",
+)
+@click.option("--label", required=True, metavar="COLUMN", help="The column to predict.")
+@click.option(
+    "--key", required=True, metavar="COLUMN[,COLUMN...]", help="The column(s) naming one row."
+)
+@click.option(
+    "--kind", required=True, type=click.Choice(["binary", "multiclass", "regression"]),
+    help="The task.",
+)  # fmt: skip
+@click.option("--name", metavar="NAME", help="The problem's folder (default: the first table).")
+@click.option("--force", is_flag=True, help="Overwrite the problem's files if they exist.")
+@handle_errors
+def init(tables, label, key, kind, name, force):
+    """Write a new problem under problems/ from its tables: settings, suites, code.
+
+    The tables are profiled; the settings (features, sample fractions, gate) and the
+    expectation suites say what was observed. Nothing else changes: the project's default
+    problem stays; train the new one with --problem NAME.
+
+    \b
+    Examples:
+      ml-project init --table churn=data/churn.csv --label churned --key customer_id \\
+          --kind binary
+      ml-project init --table orders=data/orders.parquet --table customers=data/customers.csv \\
+          --label amount --key order_id --kind regression --name order_amount
+    """
+    from ml_project import scaffold
+
+    keys = tuple(part.strip() for part in key.split(",") if part.strip())
+    if not keys:
+        raise ConfigError(f"--key {key!r}: name at least one column.")
+    parsed = [scaffold.parse_table(text) for text in tables]
+    if len({table for table, _ in parsed}) != len(parsed):
+        raise ConfigError("--table: each table name may be given once.")
+    request = scaffold.InitRequest(
+        tables=dict(parsed), label=label, key_columns=keys, kind=kind, name=name
+    )
+    plan = scaffold.run_init(request, root=project_root(), force=force)
+    click.echo(scaffold.next_steps(plan, request))
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@click.option(
     "--input",
     "input_path",
     required=True,

@@ -74,7 +74,13 @@ class Problem:
                     "them into one frame."
                 )
             return next(iter(tables.values()))
-        out = make(dict(tables), self.params)
+        try:
+            out = make(dict(tables), self.params)
+        except NotImplementedError as exc:  # `ml-project init` leaves a join to write
+            raise ConfigError(
+                f"{self.folder / MODULE}: records() is not written yet"
+                + (f": {exc}." if str(exc) else ".")
+            ) from exc
         if not isinstance(out, pd.DataFrame):
             raise ConfigError(
                 f"{self.folder / MODULE}: records() returned {type(out).__name__}, not a "

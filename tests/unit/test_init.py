@@ -1,0 +1,276 @@
+"""`ml-project init`'s pure steps on tiny frames: the profile, the choices, the files."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from ml_project import profile, scaffold
+from ml_project.errors import ConfigError, DataError
+from ml_project.settings import deep_merge, validate_settings
+from ml_project.validation import read_suite
+
+ROOT = Path("/project")
+
+
+def table(rows: int = 40) -> pd.DataFrame:
+    """An integer id, a number with a gap, a category, free text, and two labels."""
+    ids = np.arange(rows) * 3 + 11
+    return pd.DataFrame(
+        {
+            "id": ids,
+            "size": np.where(ids == 14, np.nan, np.linspace(2.0, 8.0, rows)),
+            "count": np.arange(rows) % 7,
+            "colour": (["red", "blue", "red", "green"] * rows)[:rows],
+            "comment": [f"note {i}" for i in range(rows)],
+            "constant": ["same"] * rows,
+            "target": (["yes", "no"] * rows)[:rows],
+            "amount": np.linspace(10.0, 30.0, rows),
+        }
+    )
+
+
+def request(kind="binary", label="target", key=("id",), **tables) -> scaffold.InitRequest:
+    paths = tables or {"shop": Path("/project/data/shop.csv")}
+    return scaffold.InitRequest(tables=paths, label=label, key_columns=key, kind=kind)
+
+
+def plan(frame=None, **kwargs) -> scaffold.Plan:
+    return scaffold.plan_problem(request(**kwargs), {"shop": table() if frame is None else frame},
+                                 root=ROOT)  # fmt: skip
+
+
+def settings_of(made: scaffold.Plan, env: str):
+    """The settings the plan's files give in `env`, over the project's own."""
+    merged = {}
+    for text in (
+        Path("environments/base.yaml").read_text(),
+        Path(f"environments/{env}.yaml").read_text(),
+        made.files[f"problems/{made.name}/environments/base.yaml"],
+        made.files[f"problems/{made.name}/environments/{env}.yaml"],
+    ):
+        merged = deep_merge(merged, yaml.safe_load(text) or {})
+    return validate_settings({**merged, "env": env, "problem": made.name})
+
+
+def test_the_profile_says_kind_gaps_range_and_categories():
+    profiled = profile.profile_table(table(), "shop")
+    assert profiled.rows == 40 and profiled.names[0] == "id"
+    size = profiled.column("size")
+    assert (size.kind, size.nulls, size.minimum, size.maximum) == ("numeric", 1, 2.0, 8.0)
+    assert size.null_share == pytest.approx(1 / 40) and not size.integer
+    colour = profiled.column("colour")
+    assert colour.kind == "text" and colour.categories == (("red", 20), ("blue", 10),
+                                                           ("green", 10))  # fmt: skip
+    assert profiled.column("id").unique and profiled.column("id").integer
+    assert profiled.column("comment").categories == tuple(
+        sorted(((f"note {i}", 1) for i in range(40)), key=lambda item: item[0])
+    )
+    many = profile.profile_column(pd.Series([f"x{i}" for i in range(60)], name="many"))
+    assert many.categories is None and many.distinct == 60
+
+
+def test_features_are_text_with_few_values_and_numbers_never_the_key_or_label():
+    chosen = scaffold.choose_features(
+        profile.profile_table(table(), "shop"), key_columns=("id",), label="target"
+    )
+    assert chosen.categorical == ("colour",)
+    assert chosen.numeric == ("size", "count", "amount")
+    assert set(chosen.dropped) == {"comment", "constant"}
+    assert "free text" in chosen.dropped["comment"]
+
+
+def test_an_id_like_column_is_left_out():
+    frame = table().assign(order_id=np.arange(40) + 5)
+    chosen = scaffold.choose_features(
+        profile.profile_table(frame, "shop"), key_columns=("id",), label="target"
+    )
+    assert "order_id" in chosen.dropped and "order_id" not in chosen.numeric
+
+
+@pytest.mark.parametrize(
+    ("rows", "expected"),
+    [
+        (1_500, {"dev": 1.0, "staging": 1.0, "prod": 1.0}),
+        (40_000, {"dev": 0.5, "staging": 1.0, "prod": 1.0}),
+        (336_776, {"dev": 0.05, "staging": 0.1, "prod": 1.0}),
+    ],
+)
+def test_sample_fractions_follow_the_size(rows, expected):
+    assert scaffold.sample_fractions(rows) == expected
+
+
+def test_numeric_bounds_widen_the_observed_range_and_keep_zero():
+    counts = profile.profile_column(pd.Series([0, 3, 10], name="n"))
+    assert scaffold.numeric_bounds(counts) == (0, 11)
+    temperatures = profile.profile_column(pd.Series([-5.0, 15.0], name="t"))
+    assert scaffold.numeric_bounds(temperatures) == (-7.0, 17.0)
+    single = profile.profile_column(pd.Series([4.0, 4.0], name="s"))
+    low, high = scaffold.numeric_bounds(single)
+    assert low < 4.0 < high
+
+
+def test_the_settings_are_valid_and_name_what_was_chosen():
+    made = plan()
+    assert made.name == "shop"
+    base = yaml.safe_load(made.files["problems/shop/environments/base.yaml"])
+    assert base["data"] == {"tables": {"shop": "data/shop.csv"}, "key_columns": ["id"],
+                            "label": "target", "sample_fraction": 1.0}  # fmt: skip
+    assert base["features"] == {"categorical": ["colour"], "numeric": ["size", "count", "amount"]}
+    assert (
+        base["gate"]["primary_metric"] == "roc_auc" and base["monitor"]["max_quality_drop"] == 0.05
+    )
+    assert base["validation"]["parameters"] == {"min_rows": 20}
+    for env in ("dev", "staging", "prod"):
+        settings = settings_of(made, env)
+        assert settings.data.sample_fraction == 1.0
+        assert settings.gate.min_test_rows == 4  # half the ~8 held-out rows this table holds
+
+
+def test_regression_watches_a_tenth_of_the_label_spread():
+    base = yaml.safe_load(
+        plan(kind="regression", label="amount").files["problems/shop/environments/base.yaml"]
+    )
+    assert base["task"] == "regression" and base["gate"]["primary_metric"] == "rmse"
+    assert base["monitor"]["max_quality_drop"] == pytest.approx(0.1 * table()["amount"].std(ddof=0),
+                                                                rel=0.05)  # fmt: skip
+    assert "target" in base["features"]["categorical"]
+
+
+def suite_items(text: str) -> list[dict]:
+    return yaml.safe_load(text)["expectations"]
+
+
+def test_the_table_suite_states_types_gaps_ranges_categories_and_the_key(tmp_path):
+    text = plan().files["problems/shop/expectations/shop.yaml"]
+    items = suite_items(text)
+    by = {(item["type"], item["kwargs"].get("column")): item["kwargs"] for item in items}
+    assert by[("expect_column_values_to_be_unique", "id")] == {"column": "id"}
+    assert by[("expect_column_values_to_not_be_null", "size")] == {"column": "size", "mostly": 0.92}
+    assert by[("expect_column_values_to_not_be_null", "colour")] == {"column": "colour"}
+    assert by[("expect_column_values_to_be_between", "size")]["min_value"] == 1.4
+    assert by[("expect_column_values_to_be_in_set", "target")]["value_set"] == ["no", "yes"]
+    assert by[("expect_column_values_to_be_in_type_list", "colour")]["type_list"] == [
+        "str", "StringDtype"]  # fmt: skip
+    assert "# observed 3 values (rows): red (20), blue (10), green (10)" in text
+    assert "# observed: 1 of 40 rows empty (2.5%)" in text
+    path = tmp_path / "shop.yaml"
+    path.write_text(text)
+    assert len(read_suite(path, {"min_rows": 20}).expectations) == len(items)
+
+
+def test_a_compound_key_is_checked_as_one():
+    frame = table().assign(part=0)
+    text = plan(frame, key=("id", "part")).files["problems/shop/expectations/shop.yaml"]
+    kwargs = [i["kwargs"] for i in suite_items(text) if "compound" in i["type"]]
+    assert kwargs == [{"column_list": ["id", "part"]}]
+
+
+def test_the_model_input_suite_covers_the_features_in_order():
+    made = plan()
+    items = suite_items(made.files["problems/shop/expectations/model_input.yaml"])
+    assert items[0]["kwargs"] == {"column_list": "$model_columns"}
+    columns = list(dict.fromkeys(i["kwargs"]["column"] for i in items if "column" in i["kwargs"]))
+    assert columns == ["colour", "size", "count", "amount"]
+
+
+def test_the_suites_pass_on_the_table_they_were_made_from(tmp_path):
+    from ml_project.records import model_input
+    from ml_project.validation import MODEL_INPUT, TableValidator
+
+    made = plan()
+    for relative, text in made.files.items():
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_text(text)
+    settings = settings_of(made, "dev")
+    for name, frame in (("shop", table()), (MODEL_INPUT, model_input(settings, table()))):
+        report = TableValidator(name, settings=settings, root=tmp_path)(frame, source="test")
+        assert report.success, report.failures
+
+
+def test_a_boolean_column_is_a_number_in_the_model_input(tmp_path):
+    from ml_project.records import model_input
+    from ml_project.validation import MODEL_INPUT, TableValidator
+
+    frame = table().assign(member=[True, False] * 20)
+    made = plan(frame)
+    assert "member" in made.features.numeric
+    for relative, text in made.files.items():
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_text(text)
+    settings = settings_of(made, "dev")
+    for name, rows in (("shop", frame), (MODEL_INPUT, model_input(settings, frame))):
+        report = TableValidator(name, settings=settings, root=tmp_path)(rows, source="test")
+        assert report.success, report.failures
+
+
+def test_one_table_needs_no_code_and_several_get_a_join_to_write():
+    assert plan().files["problems/shop/problem.py"].startswith('"""shop: binary')
+    two = scaffold.plan_problem(
+        request(shop=Path("/project/data/shop.csv"), stores=Path("/elsewhere/stores.csv")),
+        {"shop": table(), "stores": pd.DataFrame({"store": [1, 2], "city": ["a", "b"]})},
+        root=ROOT,
+    )
+    code = two.files["problems/shop/problem.py"]
+    assert "def records(tables" in code and "raise NotImplementedError" in code
+    assert "problems/flights/problem.py" in code
+    compile(code, "problem.py", "exec")
+    base = yaml.safe_load(two.files["problems/shop/environments/base.yaml"])
+    assert base["data"]["tables"] == {"shop": "data/shop.csv", "stores": "/elsewhere/stores.csv"}
+    assert set(base["validation"]["parameters"]) == {"min_rows_shop", "min_rows_stores"}
+    assert "problems/shop/expectations/stores.yaml" in two.files
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "frame_change", "error", "says"),
+    [
+        ({"label": "nope"}, None, ConfigError, "--label nope: no such column"),
+        ({"key": ("id", "nope")}, None, ConfigError, "--key nope: no such column"),
+        ({}, {"target": "yes"}, DataError, "every row holds the same value"),
+        ({}, {"id": 1}, DataError, "rows share their key"),
+        ({"label": "colour"}, None, ConfigError, "--kind binary needs two classes"),
+        ({"kind": "multiclass"}, None, ConfigError, "use --kind binary"),
+        ({"kind": "regression"}, None, ConfigError, "needs a numeric label"),
+        ({"label": "id"}, None, ConfigError, "also a --key column"),
+    ],
+)
+def test_a_bad_request_is_refused(kwargs, frame_change, error, says):
+    frame = table().assign(**(frame_change or {}))
+    with pytest.raises(error, match=says):
+        plan(frame, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("tables", "name", "expected"),
+    [({"Sales 2024": None}, None, "sales_2024"), ({"2024": None}, None, "problem_2024"),
+     ({"x": None}, "my_shop", "my_shop")],
+)  # fmt: skip
+def test_the_name_is_a_package_name(tables, name, expected):
+    made = scaffold.InitRequest(tables=tables, label="y", key_columns=("id",), kind="binary",
+                                name=name)  # fmt: skip
+    assert scaffold.problem_name(made) == expected
+
+
+def test_a_bad_name_or_table_option_is_refused():
+    with pytest.raises(ConfigError, match="--name"):
+        scaffold.problem_name(scaffold.InitRequest({"x": None}, "y", ("id",), "binary", "My-Shop"))
+    with pytest.raises(ConfigError, match="NAME=PATH"):
+        scaffold.parse_table("shop.csv")
+    with pytest.raises(ConfigError, match="model_input"):
+        scaffold.parse_table("model_input=x.csv")
+
+
+def test_a_key_column_gets_no_range_new_rows_bring_new_ids():
+    import pandas as pd
+
+    from ml_project import profile as profiling
+    from ml_project import scaffold
+
+    frame = pd.DataFrame({"id": range(1, 101), "x": [float(i % 7) for i in range(100)]})
+    table = profiling.profile_table(frame, "t")
+    suite = scaffold.table_suite(table, path="t.csv", key_columns=("id",), label=None,
+                                 min_rows="min_rows")  # fmt: skip
+    assert "{column: id, min_value" not in suite
+    assert "{column: x, min_value" in suite
