@@ -91,16 +91,9 @@ def settings_options(command):
 
 def table_overrides(tables: tuple[str, ...]) -> tuple[str, ...]:
     """`--table NAME=PATH` -> `--set data.tables.NAME="<absolute path>"`."""
-    out = []
-    for text in tables:
-        name, sep, path = text.partition("=")
-        if not sep or not name.strip() or not path.strip():
-            raise ConfigError(
-                f"--table expects NAME=PATH (e.g. orders=data/orders.csv), got {text!r}."
-            )
-        resolved = json.dumps(str(Path(path.strip()).expanduser().resolve()))
-        out.append(f"data.tables.{name.strip()}={resolved}")
-    return tuple(out)
+    return tuple(
+        f"data.tables.{name}={json.dumps(str(path))}" for name, path in table_paths(tables).items()
+    )
 
 
 def resolve_settings(env, *, seed=None, overrides=(), tables=()):
@@ -387,7 +380,9 @@ def table_paths(tables: tuple[str, ...]) -> dict[str, Path]:
     for text in tables:
         name, sep, path = text.partition("=")
         if not sep or not name.strip() or not path.strip():
-            raise ConfigError(f"--table expects NAME=PATH, got {text!r}.")
+            raise ConfigError(
+                f"--table expects NAME=PATH (e.g. orders=data/orders.csv), got {text!r}."
+            )
         out[name.strip()] = Path(path.strip()).expanduser().resolve()
     return out
 

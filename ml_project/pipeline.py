@@ -61,7 +61,8 @@ def fit_and_score(settings: Settings, problem: Problem, prepared: PreparedData) 
     """Fit the problem's model on the train rows, score it and a baseline on the held-out rows."""
     train, test = prepared.split.train, prepared.split.test
     model = problem.build_model(settings)
-    model.fit(model_input(settings, train), train[prepared.label])
+    train_rows = model_input(settings, train)
+    model.fit(train_rows, train[prepared.label])
     predictions = metrics.predict(model, model_input(settings, test), settings.task)
     labels = test[prepared.label].to_numpy()
     baseline = metrics.baseline_predictions(settings.task, train[prepared.label], len(test))
@@ -71,9 +72,7 @@ def fit_and_score(settings: Settings, problem: Problem, prepared: PreparedData) 
         metrics=metrics.compute(settings.task, labels, predictions),
         baseline=baseline,
         baseline_metrics=metrics.compute(settings.task, labels, baseline),
-        features_digest=data.frame_digest(
-            pd.DataFrame(transformed(model, model_input(settings, train)))
-        ),
+        features_digest=data.frame_digest(pd.DataFrame(transformed(model, train_rows))),
     )
 
 
