@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -80,6 +80,7 @@ class Plan:
     files: dict[str, str]
     features: Features
     fractions: dict[str, float]
+    previous_default: str | None = None  # the project's `problem:` before init changed it
 
 
 # --- the request -------------------------------------------------------------------------
@@ -641,8 +642,21 @@ def _optional_yaml(path: Path) -> dict:
     return read_yaml(path) if path.is_file() else {}
 
 
+PROJECT_SETTINGS = "environments/base.yaml"
+_DEFAULT_PROBLEM = re.compile(r"^problem:[ \t]*([^\s#]*)", re.MULTILINE)
+
+
+def with_default_problem(text: str, name: str) -> tuple[str, str | None]:
+    """The project's base.yaml with `problem: name` (its comment kept), and the previous value."""
+    found = _DEFAULT_PROBLEM.search(text)
+    if found is None:
+        return f"problem: {name}\n{text}", None
+    return text[: found.start()] + f"problem: {name}" + text[found.end() :], found.group(1)
+
+
 def run_init(request: InitRequest, *, root: Path, force: bool = False) -> Plan:
-    """Read the tables, plan the problem and write it; nothing is written on any error."""
+    """Read the tables, plan the problem, write it and make it the project's default problem
+    (`problem:` in environments/base.yaml); nothing is written on any error."""
     frames = {table: data.read_table(path) for table, path in request.tables.items()}
     plan = plan_problem(request, frames, root=root, defaults=project_defaults(root))
     existing = [path for path in plan.files if (Path(root) / path).exists()]
@@ -651,11 +665,16 @@ def run_init(request: InitRequest, *, root: Path, force: bool = False) -> Plan:
             f"problem {plan.name} would overwrite {len(existing)} file(s): "
             f"{', '.join(existing)}. Choose another --name, or pass --force to overwrite them."
         )
+    settings_path = Path(root) / PROJECT_SETTINGS
+    settings_text, previous = with_default_problem(
+        settings_path.read_text(encoding="utf-8"), plan.name
+    )
     for relative, text in plan.files.items():
         path = Path(root) / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
-    return plan
+    settings_path.write_text(settings_text, encoding="utf-8")
+    return replace(plan, previous_default=previous)
 
 
 def next_steps(plan: Plan, request: InitRequest) -> str:
@@ -677,6 +696,12 @@ def next_steps(plan: Plan, request: InitRequest) -> str:
         "Sample fractions: "
         + ", ".join(f"{env} {value:g}" for env, value in plan.fractions.items())
     )
+    if plan.previous_default != plan.name:
+        was = f", was {plan.previous_default}" if plan.previous_default else ""
+        lines.append(
+            f"Default problem: {plan.name} (`problem:` in {PROJECT_SETTINGS}{was}); "
+            "--problem NAME, or PROBLEM=NAME for make, chooses another."
+        )
     lines += ["", "Next steps:"]
     step = 1
     if len(request.tables) > 1:
@@ -684,9 +709,8 @@ def next_steps(plan: Plan, request: InitRequest) -> str:
         step += 1
     lines += [
         f"  {step}. Review {folder}/ (each expectation says what was observed).",
-        f"  {step + 1}. ml-project train --env dev --problem {plan.name}"
-        f"   (or set `problem: {plan.name}` in environments/base.yaml)",
-        f"  {step + 2}. git add {folder} (and the data files) && git commit",
-        f"  {step + 3}. make train ENV=staging PROBLEM={plan.name}",
+        f"  {step + 1}. ml-project train --env dev      (or: make train)",
+        f"  {step + 2}. git add {folder} {PROJECT_SETTINGS} (and the data files) && git commit",
+        f"  {step + 3}. make train ENV=staging",
     ]
     return "\n".join(lines)

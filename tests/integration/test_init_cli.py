@@ -1,7 +1,9 @@
 """`ml-project init` end to end: a CSV the template has never seen (generated here, an integer id
-key), `init`, a commit, then dev and staging training, `reproduce` and `predict` with no hand
-edit, for each task kind; and the refusals, which write nothing."""
+key), `init`, a commit, then dev and staging training, the gate, `reproduce`, `predict` and
+`mlflow models serve` with no hand edit, for each task kind; and the refusals, which write
+nothing."""
 
+import json
 import shutil
 from pathlib import Path
 
@@ -10,11 +12,13 @@ import pandas as pd
 import pytest
 
 from tests.conftest import commit_all, git, last_json, make_project_copy, run_cli
+from tests.integration.test_serving import post, serving
 
 pytestmark = pytest.mark.integration
 
 KINDS = ("binary", "multiclass", "regression")
 ROWS = 1500
+SETTINGS = "environments/base.yaml"
 
 
 def visits(kind: str, rows: int = ROWS, seed: int = 3) -> pd.DataFrame:
@@ -62,21 +66,29 @@ def project(tmp_path_factory) -> Path:
         visits(kind).to_csv(root / "data" / f"{kind}_visits.csv", index=False)
         done = init(root, *init_args(kind), uri=uri)
         assert done.returncode == 0, done.stderr
-        assert f"ml-project train --env dev --problem {kind}_visits" in done.stdout
+        assert f"Default problem: {kind}_visits (`problem:` in {SETTINGS}" in done.stdout
+        assert "ml-project train --env dev " in done.stdout
     commit_all(root, "init: a problem of each kind")
     return root
 
 
-def test_init_writes_the_problem_and_changes_nothing_else(project):
+def test_init_writes_the_problem_and_makes_it_the_default(project):
     folder = project / "problems" / "binary_visits"
+    problems = project / "problems"
     written = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
     assert written == ["__init__.py", "environments/base.yaml", "environments/dev.yaml",
                        "environments/prod.yaml", "environments/staging.yaml",
                        "expectations/binary_visits.yaml", "expectations/model_input.yaml",
                        "problem.py"]  # fmt: skip
     changed = git(project, "show", "--name-only", "--format=", "HEAD").splitlines()
-    assert all(path.startswith(("problems/", "data/")) for path in changed)
-    assert "problem: flights" in (project / "environments" / "base.yaml").read_text()
+    assert all(path.startswith(("problems/", "data/")) for path in changed if path != SETTINGS)
+    # one line of the project's settings changed: the default problem (the last one made)
+    diff = git(project, "show", "--format=", "--unified=0", "HEAD", "--", SETTINGS).splitlines()
+    removed, added = [line for line in diff if line.startswith(("+p", "-p"))]
+    was = removed.split()[1]  # flights here; whatever a fork's default was
+    assert removed.startswith("-problem: ") and (problems / was).is_dir()
+    assert added == "+" + removed[1:].replace(f"problem: {was}", "problem: regression_visits")
+    assert (problems / was / "problem.py").is_file()  # the previous default is still there
     base = (folder / "environments" / "base.yaml").read_text()
     assert "binary_visits: data/binary_visits.csv" in base
     assert "categorical: [device]" in base and "numeric: [minutes, pages]" in base
@@ -86,23 +98,21 @@ def test_init_writes_the_problem_and_changes_nothing_else(project):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_an_initialised_problem_trains_reproduces_and_predicts(kind, project, tmp_path):
-    """Every kind trains in dev as initialised; the whole path (staging, reproduce, predict) runs
-    for one kind, to keep the suite's time (the path itself is the platform's, tested per kind
-    in tests/integration on the synthetic problems)."""
+def test_an_initialised_problem_goes_the_whole_path(kind, project, tmp_path):
+    """As initialised, with no hand edit: dev and staging training pass the gate, `reproduce`
+    rebuilds the staging champion identically, `predict` scores the table, and `mlflow models
+    serve` answers over HTTP what `predict` wrote."""
     problem = f"{kind}_visits"
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    envs = ("dev", "staging") if kind == "binary" else ("dev",)
-    for env in envs:
-        done = run_cli("train", "--env", env, "--problem", problem, "--json",
-                       cwd=project, tracking_uri=uri)  # fmt: skip
+    # the last problem made is the project's default: its commands need no --problem
+    choose = () if kind == KINDS[-1] else ("--problem", problem)
+    for env in ("dev", "staging"):
+        done = run_cli("train", "--env", env, *choose, "--json", cwd=project, tracking_uri=uri)
         assert done.returncode == 0, done.stderr
         result = last_json(done.stdout)
         assert result["model_name"] == f"{problem}_{env}" and result["task"] == kind
         assert result["gate"]["status"] == "passed", result["gate"]
         assert result["rows"]["labelled"] == ROWS
-    if kind != "binary":
-        return
     done = run_cli("reproduce", "--env", "staging", "--problem", problem, "--version", "1",
                    "--json", cwd=project, tracking_uri=uri)  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -114,6 +124,16 @@ def test_an_initialised_problem_trains_reproduces_and_predicts(kind, project, tm
     assert done.returncode == 0, done.stderr
     predictions = pd.read_parquet(scored)
     assert len(predictions) == ROWS and predictions["prediction"].notna().all()
+    rows = pd.read_csv(project / "data" / f"{problem}.csv").head(50)
+    body = {"dataframe_split": json.loads(rows.to_json(orient="split", index=False))}
+    with serving(uri, f"models:/{problem}_staging@champion", tmp_path / "serve.log") as url:
+        status, reply = post(url, json.dumps(body).encode())
+    assert status == 200, reply
+    expected = predictions.set_index("visit_id").loc[rows["visit_id"], "prediction"].tolist()
+    if kind == "regression":
+        assert reply["predictions"] == pytest.approx(expected, rel=1e-9)
+    else:
+        assert reply["predictions"] == expected
     assert git(project, "status", "--porcelain") == ""
 
 
@@ -167,8 +187,9 @@ def test_existing_files_are_never_overwritten_without_force(project, tmp_path):
         assert suite.read_text().endswith("# my own edit\n")
         done = init(project, *init_args("binary", "--force"), uri=uri)
         assert done.returncode == 0, done.stderr
-        # the same table gives the same files: the forced rewrite is the committed one
-        assert git(project, "status", "--porcelain", "--untracked-files=all") == ""
+        # the same table gives the same files: the forced rewrite is the committed one; the
+        # default problem is now this one
+        assert git(project, "status", "--porcelain", "--untracked-files=all") == f"M {SETTINGS}"
     finally:
         git(project, "checkout", "--", ".")
 
@@ -190,3 +211,4 @@ def test_several_tables_leave_a_join_to_write_and_training_says_so(project, tmp_
         assert "problems/flights/problem.py" in done.stderr and "Traceback" not in done.stderr
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+        git(project, "checkout", "--", SETTINGS)

@@ -1,5 +1,6 @@
 """`ml-project init`'s pure steps on tiny frames: the profile, the choices, the files."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -274,3 +275,22 @@ def test_a_key_column_gets_no_range_new_rows_bring_new_ids():
                                  min_rows="min_rows")  # fmt: skip
     assert "{column: id, min_value" not in suite
     assert "{column: x, min_value" in suite
+
+
+def test_the_new_problem_becomes_the_default_and_the_comment_stays():
+    text = "# project\nproblem: flights         # the folder problems/<problem>/\nseed: 42\n"
+    changed, previous = scaffold.with_default_problem(text, "shop")
+    assert previous == "flights"
+    assert changed == text.replace("problem: flights", "problem: shop")
+    assert yaml.safe_load(changed) == {"problem": "shop", "seed": 42}
+    unset = scaffold.with_default_problem("seed: 42\n", "shop")
+    assert unset == ("problem: shop\nseed: 42\n", None)
+
+
+def test_the_next_steps_say_the_default_changed_and_how_to_choose_another():
+    made = plan()
+    steps = scaffold.next_steps(replace(made, previous_default="flights"), request())
+    assert "Default problem: shop (`problem:` in environments/base.yaml, was flights)" in steps
+    assert "ml-project train --env dev" in steps and "make train ENV=staging" in steps
+    again = scaffold.next_steps(replace(made, previous_default="shop"), request())
+    assert "Default problem" not in again

@@ -1,0 +1,40 @@
+"""copier's task after `copier copy`, run in the new project: its name, and the default problem
+when the flights example is not kept. Only the standard library: it runs with copier's Python."""
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+FALLBACK_PROBLEM = "storms"
+FALLBACK_MODEL = "storms_pressure_prod"
+
+
+def substitute(path: Path, pattern: str, replacement: str) -> None:
+    """Replace the first match of `pattern` in `path`; a template that lost it is an error."""
+    text = path.read_text(encoding="utf-8")
+    changed, count = re.subn(pattern, replacement, text, count=1, flags=re.MULTILINE)
+    if count != 1:
+        sys.exit(f"{path}: no line matches {pattern!r}; the template changed, update this task.")
+    path.write_text(changed, encoding="utf-8")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--name", required=True)
+    flights = parser.add_mutually_exclusive_group(required=True)
+    flights.add_argument("--keep-flights", dest="keep", action="store_true")
+    flights.add_argument("--drop-flights", dest="keep", action="store_false")
+    args = parser.parse_args()
+    root = Path.cwd()
+    substitute(root / "pyproject.toml", r'^name = "[^"]*"', f'name = "{args.name}"')
+    substitute(root / "README.md", r"^# .*$", f"# {args.name}")
+    if not args.keep:
+        substitute(root / "environments/base.yaml", r"^problem:[ \t]*[^\s#]+",
+                   f"problem: {FALLBACK_PROBLEM}")  # fmt: skip
+        substitute(root / "Dockerfile", r"^ARG MODEL_URI=.*$",
+                   f"ARG MODEL_URI=models:/{FALLBACK_MODEL}@champion")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
