@@ -175,8 +175,9 @@ def init(tables, label, key, kind, name, force):
     """Write a new problem under problems/ from its tables: settings, suites, code.
 
     The tables are profiled; the settings (features, sample fractions, gate) and the
-    expectation suites say what was observed. Nothing else changes: the project's default
-    problem stays; train the new one with --problem NAME.
+    expectation suites say what was observed. The new problem becomes the project's default
+    (`problem:` in environments/base.yaml); --problem NAME still chooses any other one. It
+    never overwrites a problem's files without --force.
 
     \b
     Examples:

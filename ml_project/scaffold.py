@@ -515,8 +515,9 @@ def env_overlay(env: str, *, rows: int, fraction: float, defaults: ProjectDefaul
         "data:",
         f"  sample_fraction: {fraction}",
     ]
-    if env == "dev":
-        lines += ["", "params:", "  max_iter: 100"]
+    if env == "dev" and fraction < 1.0:
+        lines += ["", "params:                  # fewer boosting rounds for the fast loop",
+                  "  max_iter: 100"]  # fmt: skip
     test_rows = used * defaults.test_fraction
     project_min = defaults.min_test_rows.get(env, 100)
     if test_rows < 1.5 * project_min:
@@ -709,8 +710,9 @@ def next_steps(plan: Plan, request: InitRequest) -> str:
         step += 1
     lines += [
         f"  {step}. Review {folder}/ (each expectation says what was observed).",
-        f"  {step + 1}. ml-project train --env dev      (or: make train)",
-        f"  {step + 2}. git add {folder} {PROJECT_SETTINGS} (and the data files) && git commit",
+        f"  {step + 1}. git add {folder} {PROJECT_SETTINGS} (and the data files) && git commit",
+        f"  {step + 2}. ml-project train --env dev      (or: make train; committed first, the "
+        "run records a commit that holds the problem, so `reproduce` can rebuild it)",
         f"  {step + 3}. make train ENV=staging",
     ]
     return "\n".join(lines)
