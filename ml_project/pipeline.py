@@ -475,9 +475,13 @@ def model_signature(settings: Settings, labels: pd.Series):
 
 def trusted_types(problem: Problem) -> list[str]:
     """What skops trusts when it loads the model: the problem's and the platform's types."""
-    from ml_project import estimators
+    from ml_project import estimators, input_rules
 
-    return list(dict.fromkeys([*problem.trusted_types, *estimators.TRUSTED_TYPES]))
+    return list(
+        dict.fromkeys(
+            [*problem.trusted_types, *estimators.TRUSTED_TYPES, *input_rules.TRUSTED_TYPES]
+        )
+    )
 
 
 def _log_model(mlflow, settings, problem: Problem, prepared, trained: TrainedModel, root: Path):

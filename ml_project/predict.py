@@ -212,8 +212,13 @@ def predictions(loaded: LoadedModel, rows: pd.DataFrame) -> metrics.Predictions:
 def score_frame(loaded: LoadedModel, frame: pd.DataFrame, *, source: str) -> pd.DataFrame:
     """`frame` with the prediction, a classifier's probabilities, and the model's name,
     version and run id."""
+    from ml_project.input_rules import InputRuleError
+
     features = typed_input(frame, loaded.input_types, source=source)
-    said = predictions(loaded, features)
+    try:
+        said = predictions(loaded, features)
+    except InputRuleError as exc:  # the model's own rules (or its problem's) refuse the rows
+        raise DataError(f"{source}: {exc.message}") from exc
     scored = frame.copy()
     scored[PREDICTION] = said.prediction
     if said.probabilities is not None:

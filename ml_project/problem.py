@@ -107,18 +107,28 @@ class Problem:
         return out
 
     def build_model(self, settings: Settings):
-        """The problem's unfitted estimator (or the platform's default one)."""
+        """The problem's unfitted estimator (or the platform's default one), behind the hard
+        rules of its model-input suite (ml_project/input_rules.py)."""
+        from ml_project.input_rules import with_input_rules
+
         make = getattr(self.module, "build_model", None)
         if make is None:
             from ml_project.estimators import tabular_model
 
-            return tabular_model(
-                features=settings.features, task=settings.task, params=self.params,
-                seed=settings.seed,
-            )  # fmt: skip
-        return make(
+            make = tabular_model
+        model = make(
             features=settings.features, task=settings.task, params=self.params, seed=settings.seed
         )
+        return with_input_rules(model, self.input_rules(settings))
+
+    def input_rules(self, settings: Settings) -> list[dict]:
+        """The model-input suite's rules a single row can break (its parameters filled in)."""
+        from ml_project import validation
+        from ml_project.input_rules import hard_rules
+
+        suite = f"{validation.SUITES_FOLDER}/{validation.MODEL_INPUT}.yaml"
+        spec = validation.read_suite(self.folder / suite, validation.suite_parameters(settings))
+        return hard_rules(spec.expectations, source=f"{PROBLEMS_FOLDER}/{settings.problem}/{suite}")
 
     @property
     def trusted_types(self) -> list[str]:

@@ -246,7 +246,9 @@ def compare_with_champion(
     if not keep.any():
         return gate.Baseline(champion, error="it trained on every one of these held-out rows")
     try:
-        model = mlflow.sklearn.load_model(f"models:/{name}/{champion}")
+        from ml_project.input_rules import unchecked
+
+        model = unchecked(mlflow.sklearn.load_model(f"models:/{name}/{champion}"))
         theirs = metrics.predict(model, held.model_rows(keep), task)
     except Exception as exc:  # fail closed, and say why: the verdict carries the message
         return gate.Baseline(champion, error=f"it could not score the rows ({exc})")
@@ -591,7 +593,9 @@ def promote_copy(
             outcome = GateOutcome(target_name, new, verdict, False, champion, champion)
         else:
             rows = held.restrict(~seen)
-            model = mlflow.sklearn.load_model(f"models:/{target_name}/{new}")
+            from ml_project.input_rules import unchecked
+
+            model = unchecked(mlflow.sklearn.load_model(f"models:/{target_name}/{new}"))
             predictions = metrics.predict(model, rows.model_rows(), target.task)
             scores = metrics.compute(target.task, rows.labels, predictions)
             mlflow.log_metrics({f"test_{key}": value for key, value in scores.items()})

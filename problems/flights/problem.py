@@ -19,6 +19,7 @@ from sklearn.pipeline import Pipeline
 
 from ml_project import estimators
 from ml_project.errors import DataError
+from ml_project.input_rules import InputRuleError
 
 WEATHER_COLUMNS = (
     "temp",
@@ -59,6 +60,12 @@ def records(tables: dict[str, pd.DataFrame], params: Params) -> pd.DataFrame:
     """Each flight with the weather at its origin at the scheduled hour (NaN where none)."""
     flights, weather = tables["flights"], tables["weather"]
     _require(flights, JOIN_KEYS, "flights")
+    impossible = _impossible_dates(flights)
+    if impossible.any():
+        raise DataError(
+            f"flights: {_date_rule(flights, impossible)}; each flight's year, month and day "
+            "must be a real calendar date."
+        )
     _require(weather, (*JOIN_KEYS, *WEATHER_COLUMNS), "weather")
     left = flights.drop(columns=[c for c in WEATHER_COLUMNS if c in flights.columns])
     right = weather.loc[:, [*JOIN_KEYS, *WEATHER_COLUMNS]].copy()
@@ -117,6 +124,24 @@ def _minutes(hhmm: pd.Series) -> pd.Series:
     return (values // 100) * 60 + values % 100
 
 
+def _impossible_dates(frame: pd.DataFrame) -> pd.Series:
+    """Rows whose year, month and day are all given but name no calendar day (February 30);
+    none when the frame lacks one of the three columns."""
+    if not all(column in frame.columns for column in DERIVED["day_of_week"]):
+        return pd.Series(False, index=frame.index)
+    parts = {name: pd.to_numeric(frame[name], errors="coerce") for name in DERIVED["day_of_week"]}
+    given = pd.DataFrame(parts).notna().all(axis=1)
+    return given & pd.to_datetime(parts, errors="coerce").isna()
+
+
+def _date_rule(frame: pd.DataFrame, impossible: pd.Series) -> str:
+    example = frame.loc[impossible, list(DERIVED["day_of_week"])].iloc[0]
+    return (
+        f"{int(impossible.sum())} of {len(frame)} row(s) have a year/month/day that is no "
+        f"calendar date (e.g. {'-'.join(str(v) for v in example.tolist())})"
+    )
+
+
 def _day_of_week(frame: pd.DataFrame) -> pd.Series:
     dates = pd.to_datetime(
         {"year": frame["year"], "month": frame["month"], "day": frame["day"]}, errors="coerce"
@@ -159,6 +184,12 @@ class FlightFeatures(TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, X):  # noqa: N803
+        impossible = _impossible_dates(X)
+        if impossible.any():  # a weekday of February 30 would silently be NaN
+            raise InputRuleError(
+                "The model's input rules refuse these rows: "
+                f"{_date_rule(X, impossible)} (problems/flights/problem.py)."
+            )
         return build_features(X, categorical=self.categorical, numeric=self.numeric)
 
     def get_feature_names_out(self, input_features=None):

@@ -133,3 +133,27 @@ def test_served_predictions_equal_in_process_ones(served, synthetic_project):
 def test_malformed_requests_get_a_4xx(served, body):
     status, _ = post(served[0], body)
     assert 400 <= status < 500
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "says"),
+    [
+        ("x1", 50.0, "column 'x1' must be >= -10 and <= 10"),
+        ("colour", "purple", "column 'colour' must be one of 'red', 'green', 'blue', 'grey'"),
+    ],
+)
+def test_a_row_breaking_an_input_rule_gets_a_400_naming_the_rule(served, column, value, says):
+    """The model-input suite's hard rules travel inside the model: the server refuses what
+    batch `predict` refuses, with the rule, its suite item and the value."""
+    url, store = served
+    rows = pd.read_parquet(store["batch"]).head(3)
+    rows[column] = rows[column].astype(object)
+    rows.loc[rows.index[1], column] = value
+    body = {"dataframe_split": json.loads(rows.to_json(orient="split", index=False))}
+    status, reply = post(url, json.dumps(body).encode())
+    assert status == 400, reply
+    assert reply["error_code"] == "INVALID_PARAMETER_VALUE"
+    message = reply["message"]
+    assert "The model's input rules refuse these rows: " + says in message
+    assert "/expectations/model_input.yaml, expectation " in message
+    assert f"1 of 3 row(s) break it, e.g. {value!r}" in message

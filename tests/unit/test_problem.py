@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import skops.io
 
-from ml_project import estimators, pipeline
+from ml_project import estimators, input_rules, pipeline
 from ml_project.errors import ConfigError
 from ml_project.problem import importable, load_problem
 from ml_project.settings import load_settings
@@ -47,11 +47,13 @@ def test_an_empty_problem_gets_the_only_table_its_label_column_and_the_default_m
     assert problem.label(records, "target").equals(table["target"])
     model = problem.build_model(settings)
     assert type(model[-1]).__name__.startswith("HistGradientBoosting")
+    assert type(model[0]).__name__ == "InputRules" and model[0].rules  # the suite's hard rules
     prepared = pipeline.prepare_data(settings, problem, {"only": table})
     trained = pipeline.fit_and_score(settings, problem, prepared)
     # the default model's pickled types are all on the platform's allow-list
     dumped = skops.io.dumps(trained.model)
-    assert set(skops.io.get_untrusted_types(data=dumped)) <= set(estimators.TRUSTED_TYPES)
+    trusted = [*estimators.TRUSTED_TYPES, *input_rules.TRUSTED_TYPES]
+    assert set(skops.io.get_untrusted_types(data=dumped)) <= set(trusted)
 
 
 def test_several_tables_need_a_records_function(project):

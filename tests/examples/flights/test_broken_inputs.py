@@ -217,6 +217,42 @@ CASES = {
         command="train",
         failed_tables=("model_input",),
     ),
+    # Semantic rules (issue 16): each of these once passed validation and trained a champion.
+    "clock minutes over 59": Broken(
+        "flights",
+        lambda f, _: f.assign(sched_dep_time=f["sched_dep_time"].mask(f.index == 3, 1275)),
+        ("column sched_dep_time: expect_column_values_to_match_regex", "e.g. 1275"),
+    ),
+    "February 30": Broken(
+        "flights",
+        lambda f, _: f.assign(month=f["month"].mask(f.index == 5, 2),
+                              day=f["day"].mask(f.index == 5, 30)),
+        ("flights: 1 of 27004 row(s) have a year/month/day that is no calendar date "
+         "(e.g. 2013-2-30)",),
+    ),
+    "one negative distance": Broken(
+        "flights",
+        lambda f, _: f.assign(distance=f["distance"].mask(f.index == 7, -200)),
+        ("column distance: expect_column_values_to_be_between(min_value=1)", "e.g. -200"),
+    ),
+    "one humidity above 100%": Broken(
+        "weather",
+        lambda w, _: w.assign(humid=w["humid"].mask(w.index == 7, 104.0)),
+        ("column humid: expect_column_values_to_be_between(min_value=0, max_value=100)",
+         "e.g. 104"),
+    ),
+    "a column the model does not read": Broken(
+        "flights",
+        lambda f, _: f.assign(hour=f["hour"].mask(f.index == 9, 30)),
+        ("column hour: expect_column_values_to_be_between(min_value=0, max_value=23)",
+         "e.g. 30"),
+    ),
+    "weather in local time without a zone": Broken(
+        "weather",
+        lambda w, _: w.assign(time_hour=(pd.to_datetime(w["time_hour"])
+                                         - pd.Timedelta(hours=5)).dt.strftime("%Y-%m-%d %H:%M:%S")),
+        ("weather (", "column time_hour: expect_column_values_to_match_strftime_format"),
+    ),
     "empty file": Broken("flights", lambda f, _: b"", ("flights.csv: the file is empty",)),
     "header only": Broken(
         "weather",

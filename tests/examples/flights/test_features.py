@@ -7,6 +7,8 @@ import pandas as pd
 import pytest
 import skops.io
 
+from ml_project.errors import DataError
+from ml_project.input_rules import InputRuleError
 from ml_project.problem import load_problem
 from ml_project.settings import load_settings
 from problems.flights import problem as flights
@@ -97,6 +99,22 @@ def test_feature_step_names_its_output_columns():
     assert names == list(step.fit(frame).transform(frame).columns)
     assert {"day_of_week", "dep_minutes", "arr_minutes"} <= set(names)
     assert not {"year", "day", "sched_dep_time", "sched_arr_time"} & set(names)
+
+
+def test_an_impossible_date_is_refused_not_turned_into_a_missing_weekday(fitted):
+    model, rows, _ = fitted
+    spoilt = rows.head(3).copy()
+    spoilt.loc[spoilt.index[1], ["month", "day"]] = [2, 30]
+    with pytest.raises(InputRuleError) as refused:
+        model.predict(spoilt)
+    assert "1 of 3 row(s) have a year/month/day that is no calendar date (e.g. 2013-2-30)" in (
+        refused.value.message
+    )
+    assert refused.value.get_http_status_code() == 400  # what the scoring server answers
+    tables = {"flights": spoilt.assign(time_hour="2013-01-01T10:00:00Z"), "weather": pd.DataFrame(
+        columns=["origin", "time_hour", *flights.WEATHER_COLUMNS])}  # fmt: skip
+    with pytest.raises(DataError, match="flights: 1 of 3 row.* no calendar date"):
+        flights.records(tables, PARAMS)
 
 
 def test_model_learns_and_ignores_unknown_categories(fitted):

@@ -5,6 +5,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from ml_project import pipeline, validation
@@ -129,6 +130,21 @@ def test_model_input_suite_refuses_bad_records(records, spoil, column, problem):
     assert not report.success
     matching = [f for f in report.failures if f.column == column and problem in f.problem]
     assert matching, report.describe()
+
+
+@pytest.mark.parametrize(
+    ("column", "value"), [("distance", -200.0), ("humid", 104.0), ("wind_dir", 400.0)]
+)
+def test_a_physical_bound_has_no_tolerance(records, column, value):
+    """One impossible value in 1,500 rows is inside the `mostly` slack of a plausible range;
+    a physical bound refuses it all the same."""
+    many = pd.concat([records] * 5, ignore_index=True)
+    many[column] = many[column].astype(float)
+    many.loc[7, column] = value
+    report = validation.validate_model_input(many, flights_settings("dev"), ROOT)
+    assert not report.success
+    assert [f.column for f in report.failures] == [column], report.describe()
+    assert "failed, e.g. " + repr(value).removesuffix(".0") in report.describe()
 
 
 def test_an_overlay_may_add_carriers(records):

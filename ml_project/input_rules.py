@@ -1,0 +1,190 @@
+"""The model-input suite's hard rules, carried inside the fitted model.
+
+Batch scoring and `monitor` check each chunk with the whole great-expectations suite before the
+model sees it; a model served on its own (`mlflow models serve`, a Spark UDF, anyone's
+`pyfunc.load_model`) has no such step in front of it. So the model's first step is
+`InputRules`: the suite's row-level rules that admit no exception (no `mostly`), compiled when
+the model is built and checked in a few vectorised pandas operations on every call. A row that
+breaks one is refused with the rule, the column, the suite item and an example; the scoring
+server answers 400 with that message.
+
+Compiled: `expect_column_values_to_not_be_null`, `expect_column_values_to_be_between` (numeric
+bounds), `expect_column_values_to_be_in_set` and `expect_column_values_to_match_regex`, without
+`mostly` (or `mostly: 1`). Everything
+else (types, which MLflow's signature enforces; table-level and statistical expectations, which
+mean nothing for one row; `mostly` tolerances) stays with great-expectations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from numbers import Real
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+from sklearn.base import BaseEstimator, TransformerMixin
+
+STEP = "input_rules"
+EXAMPLES = 3
+TRUSTED_TYPES = ["ml_project.input_rules.InputRules"]
+NOT_NULL = "expect_column_values_to_not_be_null"
+BETWEEN = "expect_column_values_to_be_between"
+IN_SET = "expect_column_values_to_be_in_set"
+MATCH = "expect_column_values_to_match_regex"
+
+
+class InputRuleError(MlflowException, ValueError):
+    """Rows that break the model's input rules (one paragraph, naming every broken rule). An
+    MlflowException of INVALID_PARAMETER_VALUE: the scoring server answers 400 with it."""
+
+    def __init__(self, message: str):
+        super().__init__(message, error_code=INVALID_PARAMETER_VALUE)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool) and np.isfinite(value)
+
+
+def hard_rules(expectations: Sequence[dict], *, source: str) -> list[dict]:
+    """The suite items (parameters filled in) that a single row can break: plain data, so the
+    fitted model stays a skops file of trusted types."""
+    rules = []
+    for item in expectations:
+        kwargs = item.get("kwargs") or {}
+        kind, column = item.get("type"), kwargs.get("column")
+        if kind not in (NOT_NULL, BETWEEN, IN_SET, MATCH) or not isinstance(column, str):
+            continue
+        if kwargs.get("mostly") is not None and float(kwargs["mostly"]) < 1:
+            continue
+        where = f"{source}, expectation {(item.get('meta') or {}).get('suite_item', '?')}"
+        rule: dict[str, Any] = {"type": kind, "column": column, "where": where}
+        if kind == BETWEEN:
+            low, high = kwargs.get("min_value"), kwargs.get("max_value")
+            if not all(value is None or _number(value) for value in (low, high)) or (
+                low is None and high is None
+            ):
+                continue  # dates or text bounds: great-expectations' job
+            rule |= {
+                "min": low,
+                "max": high,
+                "strict_min": bool(kwargs.get("strict_min", False)),
+                "strict_max": bool(kwargs.get("strict_max", False)),
+            }
+        elif kind == IN_SET:
+            values = kwargs.get("value_set")
+            if not isinstance(values, list):
+                continue
+            rule["values"] = list(values)
+        elif kind == MATCH:
+            if not isinstance(kwargs.get("regex"), str):
+                continue
+            rule["regex"] = kwargs["regex"]
+        rules.append(rule)
+    return rules
+
+
+def _describe(rule: dict) -> str:
+    column = rule["column"]
+    if rule["type"] == NOT_NULL:
+        return f"column {column!r} must not be null"
+    if rule["type"] == MATCH:
+        return f"column {column!r} must match {rule['regex']!r}"
+    if rule["type"] == IN_SET:
+        shown = ", ".join(repr(value) for value in rule["values"][:8])
+        more = f" and {len(rule['values']) - 8} more" if len(rule["values"]) > 8 else ""
+        return f"column {column!r} must be one of {shown}{more}"
+    low = f"{'>' if rule['strict_min'] else '>='} {rule['min']}" if rule["min"] is not None else ""
+    high = f"{'<' if rule['strict_max'] else '<='} {rule['max']}" if rule["max"] is not None else ""
+    return f"column {column!r} must be {' and '.join(part for part in (low, high) if part)}"
+
+
+def _broken(rule: dict, values: pd.Series) -> np.ndarray:
+    """Which rows break `rule` (a null breaks only not-null, as in great-expectations)."""
+    if rule["type"] == NOT_NULL:
+        return values.isna().to_numpy()
+    present = values.notna().to_numpy()
+    if rule["type"] == IN_SET:
+        return present & ~values.isin(rule["values"]).to_numpy()
+    if rule["type"] == MATCH:  # as great-expectations does: the text of the value, searched
+        matched = values.astype(str).str.contains(rule["regex"], regex=True).to_numpy(bool)
+        return present & ~matched
+    numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    bad = present & np.isnan(numbers)  # not a number at all
+    with np.errstate(invalid="ignore"):
+        if rule["min"] is not None:
+            bad |= numbers <= rule["min"] if rule["strict_min"] else numbers < rule["min"]
+        if rule["max"] is not None:
+            bad |= numbers >= rule["max"] if rule["strict_max"] else numbers > rule["max"]
+    return bad
+
+
+def violations(rules: Sequence[dict], rows: pd.DataFrame) -> list[str]:
+    """One sentence per broken rule: what it says, where it is written, how many rows and
+    examples. Empty when every row keeps every rule."""
+    found = []
+    for rule in rules:
+        column = rule["column"]
+        if column not in rows.columns:
+            found.append(f"column {column!r} is missing ({rule['where']})")
+            continue
+        bad = _broken(rule, rows[column])
+        if bad.any():
+            count = f"{_describe(rule)} ({rule['where']}): {int(bad.sum())} of {len(rows)} row(s)"
+            if rule["type"] == NOT_NULL:
+                found.append(f"{count} hold no value")
+                continue
+            examples = ", ".join(repr(v) for v in rows[column][bad].head(EXAMPLES).tolist())
+            found.append(f"{count} break it, e.g. {examples}")
+    return found
+
+
+class InputRules(TransformerMixin, BaseEstimator):
+    """A pass-through step that refuses rows breaking `rules` (from `hard_rules`)."""
+
+    def __init__(self, rules: Sequence[dict] = (), enforce: bool = True):
+        self.rules = rules
+        self.enforce = enforce
+
+    def fit(self, X, y=None):  # noqa: N803 (scikit-learn's names)
+        if hasattr(X, "columns"):
+            self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+        self.n_features_in_ = np.shape(X)[1]
+        return self
+
+    def transform(self, X):  # noqa: N803
+        if self.enforce and self.rules:
+            rows = X if isinstance(X, pd.DataFrame) else pd.DataFrame(X)
+            found = violations(self.rules, rows)
+            if found:
+                raise InputRuleError(
+                    "The model's input rules refuse these rows: " + "; ".join(found) + ". "
+                    "Fix the rows, or the suite (then retrain)."
+                )
+        return X
+
+    def get_feature_names_out(self, input_features=None):
+        if input_features is not None:
+            return np.asarray(input_features, dtype=object)
+        return np.asarray(getattr(self, "feature_names_in_", []), dtype=object)
+
+
+def with_input_rules(model, rules: Sequence[dict]):
+    """`model` (a Pipeline or any estimator) behind an InputRules step, as one Pipeline."""
+    from sklearn.pipeline import Pipeline
+
+    first = (STEP, InputRules(list(rules)))
+    if type(model) is Pipeline:
+        return Pipeline([first, *model.steps], memory=model.memory, verbose=model.verbose)
+    return Pipeline([first, ("model", model)])
+
+
+def unchecked(model):
+    """`model` with its input rules switched off: the gate scores a champion on rows its own
+    (older) rules may refuse, to compare quality, not to serve them."""
+    steps = getattr(model, "named_steps", None) or {}
+    if isinstance(steps.get(STEP), InputRules):
+        model.set_params(**{f"{STEP}__enforce": False})
+    return model
