@@ -9,7 +9,7 @@ import skops.io
 
 from ml_project.errors import DataError
 from ml_project.input_rules import InputRuleError
-from ml_project.problem import load_problem
+from ml_project.problem import importable, load_problem
 from ml_project.settings import load_settings
 from problems.flights import problem as flights
 
@@ -136,5 +136,8 @@ def test_skops_needs_only_the_listed_trusted_types(fitted):
     model, rows, _ = fitted
     dumped = skops.io.dumps(model)
     assert set(skops.io.get_untrusted_types(data=dumped)) <= set(flights.TRUSTED_TYPES)
+    # skops imports problems.flights.problem by name: bind `problems` to this project again
+    # (a test of another project in this worker may have bound it to that project's folder)
+    importable(ROOT)
     loaded = skops.io.loads(dumped, trusted=flights.TRUSTED_TYPES)
     np.testing.assert_array_equal(loaded.predict_proba(rows), model.predict_proba(rows))
