@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -79,12 +82,6 @@ def make_project_copy(destination: Path) -> Path:
     return destination
 
 
-@pytest.fixture(scope="session")
-def project_copy(tmp_path_factory) -> Path:
-    """One clean committed copy of the project shared by tests that do not change it."""
-    return make_project_copy(tmp_path_factory.mktemp("clean") / "project")
-
-
 def run_cli(
     *args: str, cwd: Path, tracking_uri: str, env: dict | None = None, timeout: int = 600
 ) -> subprocess.CompletedProcess:
@@ -115,22 +112,70 @@ def last_json(output: str) -> dict:
     return json.loads(output.strip().splitlines()[-1])
 
 
+def copy_store(uri: str, folder: Path) -> str:
+    """A consistent copy of a sqlite store (its artifacts stay where they are)."""
+    import sqlite3
+
+    source = uri.removeprefix("sqlite:///")
+    target = folder / "mlflow.db"
+    with sqlite3.connect(source) as old, sqlite3.connect(target) as new:
+        old.backup(new)
+    return f"sqlite:///{target}"
+
+
 def commit_all(repo: Path, message: str) -> None:
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", message)
 
 
+def built_once(tmp_path_factory, name: str, build: Callable[[Path], dict]) -> dict:
+    """`build(folder)` once per test session, shared by every pytest-xdist worker.
+
+    Under xdist each worker runs session fixtures itself; what `build` returns (JSON) and
+    writes in `folder` lives in the folder all workers share (the parent of their basetemps),
+    and the first worker to need it builds it while the others wait on a lock. A failed build
+    leaves nothing, so the next worker tries again (and fails the same way, with its message).
+    """
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    folder, done = shared / name, shared / f"{name}.json"
+    with open(shared / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if done.is_file():
+            return json.loads(done.read_text())
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir()
+        value = build(folder)
+        done.write_text(json.dumps(value))
+        return value
+
+
+@pytest.fixture(scope="session")
+def project_copy(tmp_path_factory) -> Path:
+    """One clean committed copy of the project shared by tests that do not change it (one for
+    the session, every xdist worker)."""
+
+    def build(folder: Path) -> dict:
+        return {"root": str(make_project_copy(folder / "project"))}
+
+    return Path(built_once(tmp_path_factory, "clean-project", build)["root"])
+
+
 @pytest.fixture(scope="session")
 def synthetic_project(tmp_path_factory) -> Path:
     """A clean committed project copy holding a synthetic problem of each task kind
-    (problems/synthetic_<kind>/, data/synthetic_<kind>.csv): what platform tests run on."""
+    (problems/synthetic_<kind>/, data/synthetic_<kind>.csv): what platform tests run on.
+    One copy for the whole session (every xdist worker): tests never change it."""
     from tests.synthetic import KINDS, write_problem
 
-    root = make_project_copy(tmp_path_factory.mktemp("synthetic") / "project")
-    for kind in KINDS:
-        write_problem(root, kind)
-    commit_all(root, "synthetic problems")
-    return root
+    def build(folder: Path) -> dict:
+        root = make_project_copy(folder / "project")
+        for kind in KINDS:
+            write_problem(root, kind)
+        commit_all(root, "synthetic problems")
+        return {"root": str(root)}
+
+    return Path(built_once(tmp_path_factory, "synthetic-project", build)["root"])
 
 
 @pytest.fixture(scope="session")
@@ -138,19 +183,23 @@ def synthetic_models(synthetic_project, tmp_path_factory) -> dict:
     """One dev training per task kind in a shared store: {kind: {"uri", "result", "problem"}}.
 
     Tests that only read what a training left (show, predict, monitor, reproduce, serving)
-    share these instead of training again. Tests that change the store make their own.
+    share these instead of training again: one store for the session, every xdist worker.
+    Tests that change the store make their own (or a copy: tests/integration/
+    test_reproduce_cli.py's copy_store); only test_monitor_cli.py logs monitoring runs here.
     """
     from tests.synthetic import KINDS
 
-    folder = tmp_path_factory.mktemp("synthetic-store")
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
-    out = {}
-    for kind in KINDS:
-        problem = f"synthetic_{kind}"
-        done = run_cli(
-            "train", "--env", "dev", "--problem", problem, "--json",
-            cwd=synthetic_project, tracking_uri=uri,
-        )  # fmt: skip
-        assert done.returncode == 0, done.stderr
-        out[kind] = {"uri": uri, "result": last_json(done.stdout), "problem": problem}
-    return out
+    def build(folder: Path) -> dict:
+        uri = f"sqlite:///{folder / 'mlflow.db'}"
+        out = {}
+        for kind in KINDS:
+            problem = f"synthetic_{kind}"
+            done = run_cli(
+                "train", "--env", "dev", "--problem", problem, "--json",
+                cwd=synthetic_project, tracking_uri=uri,
+            )  # fmt: skip
+            assert done.returncode == 0, done.stderr
+            out[kind] = {"uri": uri, "result": last_json(done.stdout), "problem": problem}
+        return out
+
+    return built_once(tmp_path_factory, "synthetic-store", build)

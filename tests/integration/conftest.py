@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
@@ -53,9 +54,11 @@ def scoring_batches(synthetic_project, synthetic_models, tmp_path_factory) -> di
     return out
 
 
+@functools.cache
 def in_process_predictions(tracking_uri: str, model_uri: str, batch: Path, cwd: Path) -> dict:
     """What the registered model says about `batch`, loaded in a separate process with the
-    sklearn flavour: {"task", "prediction", "classes", "probabilities" (rows x classes)}."""
+    sklearn flavour: {"task", "prediction", "classes", "probabilities" (rows x classes)}.
+    Asked once per model and batch in a worker (the tests read it, never change it)."""
     script = f"""
 import json, mlflow, numpy as np, pandas as pd
 from ml_project import metrics, predict

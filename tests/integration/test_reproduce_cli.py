@@ -5,7 +5,6 @@ and tags versions, so it never writes to the shared store)."""
 import hashlib
 import json
 import shutil
-import sqlite3
 from pathlib import Path
 
 import pandas as pd
@@ -13,19 +12,10 @@ import pytest
 from mlflow import MlflowClient
 
 from ml_project import metrics as metrics_registry
-from tests.conftest import git, last_json, make_project_copy, run_cli
+from tests.conftest import copy_store, git, last_json, make_project_copy, run_cli
 from tests.synthetic import KINDS
 
 pytestmark = pytest.mark.integration
-
-
-def copy_store(uri: str, folder: Path) -> str:
-    """A consistent copy of a sqlite store (its artifacts stay where they are)."""
-    source = uri.removeprefix("sqlite:///")
-    target = folder / "mlflow.db"
-    with sqlite3.connect(source) as old, sqlite3.connect(target) as new:
-        old.backup(new)
-    return f"sqlite:///{target}"
 
 
 def reproduce(repo: Path, store: str, *args: str):

@@ -6,6 +6,7 @@ import json
 import pytest
 
 from tests.ci.workflows import run_make
+from tests.conftest import copy_store
 
 pytestmark = pytest.mark.integration
 
@@ -17,8 +18,12 @@ def last_line(path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def store(synthetic_models):
-    return synthetic_models["binary"]
+def store(synthetic_models, tmp_path_factory):
+    """The binary dev champion in a copy of the shared store: these runs log monitoring runs,
+    and test_monitor_cli.py counts the shared store's."""
+    folder = tmp_path_factory.mktemp("scheduled-store")
+    trained = synthetic_models["binary"]
+    return {**trained, "uri": copy_store(trained["uri"], folder)}
 
 
 def test_every_record_is_scored_and_watched_without_drift(store, synthetic_project, tmp_path):

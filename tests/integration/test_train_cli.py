@@ -16,7 +16,7 @@ import pytest
 from mlflow import MlflowClient
 
 from ml_project import data, metrics
-from tests.conftest import commit_all, last_json, make_project_copy, run_cli
+from tests.conftest import commit_all, copy_store, last_json, make_project_copy, run_cli
 from tests.synthetic import KINDS, write_problem
 
 pytestmark = pytest.mark.integration
@@ -81,22 +81,22 @@ print(json.dumps(out))
 
 
 @pytest.fixture(scope="module")
-def dev_store(tmp_path_factory):
-    return f"sqlite:///{tmp_path_factory.mktemp('dev-store') / 'mlflow.db'}"
+def dev_store(synthetic_models, tmp_path_factory):
+    """A copy of the shared store (tests/conftest.py), whose binary dev version 1 is the first
+    of the two trainings."""
+    return copy_store(synthetic_models["binary"]["uri"], tmp_path_factory.mktemp("dev-store"))
 
 
 @pytest.fixture(scope="module")
-def dev_runs(synthetic_project, dev_store):
-    """Two dev trainings from the same commit, config, seed and data."""
-    results = []
-    for _ in range(2):
-        done = run_cli(
-            "train", "--env", "dev", "--problem", BINARY, "--json",
-            cwd=synthetic_project, tracking_uri=dev_store,
-        )  # fmt: skip
-        assert done.returncode == 0, done.stderr
-        results.append(last_json(done.stdout))
-    return results
+def dev_runs(synthetic_models, synthetic_project, dev_store):
+    """Two dev trainings from the same commit, config, seed and data: the shared one, and one
+    more into a copy of its store."""
+    done = run_cli(
+        "train", "--env", "dev", "--problem", BINARY, "--json",
+        cwd=synthetic_project, tracking_uri=dev_store,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return [synthetic_models["binary"]["result"], last_json(done.stdout)]
 
 
 def test_train_prints_a_summary_and_registers_a_version(dev_runs):

