@@ -388,7 +388,7 @@ def run_batch_scoring(
     """Load the model (default: the env's champion), check each chunk, score, write."""
     from ml_project import tracking
 
-    client = tracking.connect(root, write=False)  # scoring only reads the registry
+    client = tracking.connect(root)
     uri = model_uri or default_model_uri(settings.model_name)
     loaded = load_model(
         uri, client, root=root, trusted=project_trusted_types(settings, root), task=settings.task

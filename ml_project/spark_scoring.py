@@ -343,7 +343,7 @@ def run_spark_scoring(
     check_parquet(input_path, role="input")
     check_parquet(output_path, role="output")
     check_spark()
-    client = tracking.connect(root, write=False)  # scoring only reads the registry
+    client = tracking.connect(root)
     uri = model_uri or default_model_uri(settings.model_name)
     trusted = project_trusted_types(settings, root)
     loaded = load_model(uri, client, root=root, trusted=trusted, task=settings.task)
