@@ -26,11 +26,12 @@ def main() -> None:
     import pandas as pd
 
     from ml_project import metrics, tracking
-    from ml_project.predict import load_model, typed_input
-    from ml_project.settings import project_root
+    from ml_project.predict import load_model, project_trusted_types, typed_input
+    from ml_project.settings import load_settings, project_root
 
     root = project_root()
-    loaded = load_model(args.model_uri, tracking.connect(root), root=root)
+    trusted = project_trusted_types(load_settings("dev", root=root), root)  # default problem
+    loaded = load_model(args.model_uri, tracking.connect(root), root=root, trusted=trusted)
     rows = typed_input(pd.read_parquet(args.input), loaded.input_types, source=args.input)
     rates = []
     for _ in range(args.repeats):

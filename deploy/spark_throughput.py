@@ -68,7 +68,8 @@ def measure(
     settings = load_settings(env, problem=problem, root=root)
     client = tracking.connect(root)
     uri = model_uri or predict.default_model_uri(settings.model_name)
-    loaded = predict.load_model(uri, client, root=root, task=settings.task)
+    trusted = predict.project_trusted_types(settings, root)
+    loaded = predict.load_model(uri, client, root=root, trusted=trusted, task=settings.task)
     frame = pd.read_parquet(input_path)
     rows = len(frame)
     scratch = Path(tempfile.mkdtemp(prefix="ml-project-throughput-"))
@@ -88,12 +89,12 @@ def measure(
                 progress=False,
             ),
         )
+        copies = spark_scoring.pyfunc_copies(loaded, scratch / "model", trusted)  # before the JVM
         start = time.perf_counter()
         spark, _ = spark_scoring.spark_session(master=master, scratch=scratch)
         spark.range(1).count()
         seconds["spark_startup"] = time.perf_counter() - start
         try:
-            copies = spark_scoring.pyfunc_copies(loaded, scratch / "model")
             # Spark splits its input by file (and row group): one part file per core, so that
             # local[N] can use its N cores on the same rows.
             spark_files = spark_cores(spark)

@@ -12,13 +12,14 @@ from pathlib import Path
 import click
 
 from ml_project import __version__
-from ml_project.errors import ConfigError, GateFailedError, ProjectError
+from ml_project.errors import ConfigError, GateFailedError, Interrupted, ProjectError, StoreError
+from ml_project.paths import absolute, check_output_file
 from ml_project.settings import ENVS, load_settings, project_root
 
 EXIT_CODES_HELP = """\b
 Exit codes: 0 ok, 1 unexpected error, 2 bad usage or config, 3 bad data,
 4 dirty work tree, 5 quality gate failed, 6 not reproduced, 7 drift detected,
-8 registry error."""
+8 registry error, 9 tracking store error, 130/143 interrupted (SIGINT/SIGTERM)."""
 
 
 def handle_errors(command):
@@ -29,10 +30,50 @@ def handle_errors(command):
         try:
             return command(*args, **kwargs)
         except ProjectError as exc:
-            click.echo(f"ml-project: {exc.label}: {exc}", err=True)
-            sys.exit(exc.exit_code)
+            fail(exc.label, str(exc), exc.exit_code)
+        except Interrupted as exc:
+            fail(
+                exc.label,
+                f"{exc.signal_name}: stopped; a run it started ends KILLED.",
+                exc.exit_code,
+            )
+        except Exception as exc:
+            store = store_error(exc)
+            if store is None:
+                raise
+            fail(store.label, str(store), store.exit_code)
 
     return wrapper
+
+
+def fail(label: str, message: str, code: int):
+    from ml_project.tracking import redact
+
+    click.echo(f"ml-project: {label}: {redact(message)}", err=True)
+    sys.exit(code)
+
+
+def store_error(exc: Exception) -> StoreError | None:
+    """A failure of the tracking store met mid-command (locked or full database, a server
+    that stopped answering) as a StoreError; None for anything else."""
+    from ml_project.tracking import store_failure, tracking_uri
+
+    names = {f"{kind.__module__}.{kind.__name__}" for kind in type(exc).__mro__}
+    text = str(exc)
+    if (
+        any(name.startswith(("sqlalchemy.exc.", "requests.exceptions.")) for name in names)
+        or "sqlite3.OperationalError" in text
+        or ("mlflow.exceptions.MlflowException" in names and "API request to" in text)
+    ):
+        return StoreError(store_failure(tracking_uri(project_root()), exc))
+    return None
+
+
+def on_signal(number, _frame):
+    """SIGINT and SIGTERM raise Interrupted: runs end KILLED, versions are tagged, exit 128+N."""
+    import signal
+
+    raise Interrupted(signal.Signals(number).name, number)
 
 
 def _store_problem(ctx, _param, value):
@@ -119,9 +160,13 @@ def cli():
       ml-project predict --env dev --input batch.parquet --output scored.parquet
       ml-project monitor --env dev --input batch.parquet --labels
     """
+    import signal
+
     from ml_project.tracking import quiet_environment
 
     quiet_environment()
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, on_signal)
 
 
 @cli.command(epilog=EXIT_CODES_HELP)
@@ -237,7 +282,7 @@ def summary(input_path, output_path, field):
     markdown = summary_module.render_summary(result)
     if output_path:
         output_path.parent.mkdir(parents=True, exist_ok=True)
-        output_path.write_text(markdown, encoding="utf-8")
+        check_output_file(output_path, option="--output").write_text(markdown, encoding="utf-8")
     else:
         click.echo(markdown, nl=False)
 
@@ -305,6 +350,7 @@ def format_train_summary(result: dict) -> str:
             f"  data       {lineage.get('data.digest', '')[:12]}",
             f"  store      {result['tracking_uri']}",
             *format_gate(result.get("gate") or {}),
+            *[f"  settled    {item}" for item in result.get("settled_versions") or []],
         ]
     )
 
@@ -384,7 +430,7 @@ def table_paths(tables: tuple[str, ...]) -> dict[str, Path]:
             raise ConfigError(
                 f"--table expects NAME=PATH (e.g. orders=data/orders.csv), got {text!r}."
             )
-        out[name.strip()] = Path(path.strip()).expanduser().resolve()
+        out[name.strip()] = absolute(path.strip(), option=f"--table {text.strip()}")
     return out
 
 
@@ -546,6 +592,13 @@ def format_show(described: dict, *, history_lines: int) -> str:
             f"{lineage.get('git.commit', '')[:12]:<12} {lineage.get('data.digest', '')[:12]:<12} "
             f"{lineage.get('seed', ''):>5}  {origin}"
         )
+    for item in described["versions"]:
+        if item["validation_status"] == "orphaned":
+            lines.append(
+                f"  warning    version {item['version']} has no verdict and never will: "
+                f"{item['validation_reasons']}; the next training of env {described['env']} "
+                "marks it failed and clears its challenger alias"
+            )
     history = described["history"]
     shown = history[-history_lines:] if history_lines > 0 else []
     lines += ["", f"  history ({len(shown)} of {len(history)} moves, oldest first)"]
@@ -620,6 +673,8 @@ def predict(env, input_path, output_path, model_uri, chunk_rows, engine, spark_m
     """
     if spark_master and engine != "spark":
         raise click.UsageError("--spark-master is an option of --engine spark.")
+    if engine == "pandas":
+        check_output_file(output_path, option="--output")
     if engine == "spark":
         from ml_project.spark_scoring import run_spark_scoring
 
@@ -686,6 +741,9 @@ def extract_batch(env, output_path, query, rows, tables):
     from ml_project import pipeline
     from ml_project.problem import load_problem
 
+    if output_path.suffix.lower() not in (".parquet", ".pq", ".csv"):
+        raise ConfigError(f"{output_path}: the output must end in .parquet or .csv.")
+    check_output_file(output_path, option="--output")
     settings = resolve_settings(env, tables=tables)
     root = project_root()
     problem = load_problem(settings, root)
@@ -764,6 +822,8 @@ def monitor(env, input_path, labels, model_uri, overrides, chunk_rows, summary_p
     from ml_project.errors import DriftDetectedError
     from ml_project.monitor import run_monitor, summary_text
 
+    if summary_path:  # before the monitoring run is logged
+        check_output_file(summary_path, option="--summary")
     settings = resolve_settings(env, overrides=overrides)
     result = run_monitor(
         settings,
@@ -801,6 +861,9 @@ def main() -> None:
         cli(standalone_mode=True)
     except ConfigError as exc:  # raised before a command's own handler (e.g. in a callback)
         click.echo(f"ml-project: {exc.label}: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except Interrupted as exc:
+        click.echo(f"ml-project: {exc.label}: {exc.signal_name}.", err=True)
         sys.exit(exc.exit_code)
     finally:
         gc.freeze()

@@ -48,7 +48,9 @@ def read_table(path: Path | str) -> pd.DataFrame:
     """A CSV, zipped CSV or Parquet file as a DataFrame, or a DataError naming the file."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"{path}: no such file.")
+        from ml_project.paths import describe_missing
+
+        raise DataError(f"{path}: {describe_missing(path)}.")
     if path.stat().st_size == 0:
         raise DataError(f"{path}: the file is empty.")
     suffixes = "".join(path.suffixes[-2:]).lower()

@@ -63,3 +63,35 @@ class RegistryError(ProjectError):
 
     exit_code = 8
     label = "registry error"
+
+
+class TrainingFailedError(ProjectError):
+    """A training failed after its run started; the run ended FAILED, nothing kept an alias."""
+
+    exit_code = 10
+    label = "training failed"
+
+
+class StoreError(ProjectError):
+    """The tracking store or registry cannot be reached, read or written."""
+
+    exit_code = 9
+    label = "tracking store error"
+
+
+class SetupError(ProjectError):
+    """The machine lacks what a command needs (a package, a Java runtime, disk space)."""
+
+    exit_code = 11
+    label = "environment error"
+
+
+class Interrupted(KeyboardInterrupt):  # noqa: N818 - a BaseException, as KeyboardInterrupt is
+    """SIGINT or SIGTERM: the command stops; its run ends KILLED (128 + the signal's number)."""
+
+    label = "interrupted"
+
+    def __init__(self, signal_name: str = "SIGINT", signal_number: int = 2):
+        super().__init__(signal_name)
+        self.signal_name = signal_name
+        self.exit_code = 128 + signal_number

@@ -128,7 +128,13 @@ def run_monitor(
     start = time.perf_counter()
     client = tracking.connect(root)
     uri = model_uri or scoring.default_model_uri(settings.model_name)
-    loaded = scoring.load_model(uri, client, root=root, task=settings.task)
+    loaded = scoring.load_model(
+        uri,
+        client,
+        root=root,
+        trusted=scoring.project_trusted_types(settings, root),
+        task=settings.task,
+    )
     profile = load_reference_profile(client, loaded.run_id, model_uri=uri)
     unknown = sorted(set(settings.monitor.ignore) - set(profile["features"]))
     if unknown:
@@ -176,7 +182,7 @@ def run_monitor(
         model_name=loaded.name,
         model_version=loaded.version,
         model_run_id=loaded.run_id,
-        tracking_uri=client.tracking_uri,
+        tracking_uri=tracking.redact(client.tracking_uri),
         experiment_id=experiment_id,
         run_id=run_id,
         seconds=time.perf_counter() - start,

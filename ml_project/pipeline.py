@@ -15,8 +15,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ml_project import data, drift, lineage, metrics, validation
-from ml_project.errors import DataError, DirtyTreeError, GateFailedError
+from ml_project import data, drift, lineage, loading, metrics, validation
+from ml_project.errors import (
+    DataError,
+    DirtyTreeError,
+    GateFailedError,
+    ProjectError,
+    TrainingFailedError,
+)
 from ml_project.lineage import REBUILD_PROTOCOL
 from ml_project.problem import Problem, load_problem
 from ml_project.records import (
@@ -266,6 +272,7 @@ class TrainResult:
     lineage: dict[str, str]
     timings: dict[str, float]
     gate: dict = field(default_factory=dict)
+    settled: list[str] = field(default_factory=list)  # versions an interrupted run left
 
     def as_dict(self) -> dict:
         return {
@@ -284,6 +291,7 @@ class TrainResult:
             "lineage": self.lineage,
             "timings": self.timings,
             "gate": self.gate,
+            "settled_versions": self.settled,
         }
 
 
@@ -334,6 +342,9 @@ def run_training(settings: Settings, *, root: Path, allow_dirty: bool = False) -
     check_tree(settings, git, allow_dirty=allow_dirty)
     problem = load_problem(settings, root)
     paths = table_paths(settings, root)
+    with timer.stage("store"):  # fail fast: before any data is read
+        client = tracking.connect(root)
+        settled = promotion.settle_orphans(client, settings.model_name)
     with timer.stage("reading"):
         tables = read_tables(paths)
         source_digests = file_digests(paths)
@@ -360,10 +371,13 @@ def run_training(settings: Settings, *, root: Path, allow_dirty: bool = False) -
     tags.update(validation.run_tags(reports, settings, root))
     tags.update(fingerprint_tags(trained))
 
-    client = tracking.connect(root)
     experiment_id = tracking.ensure_experiment(client, settings.experiment_name)
     run_name = f"train-{settings.env}-{git.commit[:7] or 'nogit'}"
-    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags) as run:
+    run = mlflow.start_run(
+        experiment_id=experiment_id, run_name=run_name, tags={**tags, **tracking.process_tags()}
+    )
+    version = None
+    try:
         with timer.stage("logging"):
             mlflow.log_params(tracking.flatten(settings.model_dump(mode="json")))
             mlflow.log_text(settings.to_yaml(), "config/settings.yaml")
@@ -377,12 +391,8 @@ def run_training(settings: Settings, *, root: Path, allow_dirty: bool = False) -
             mlflow.log_metrics({f"baseline_{k}": v for k, v in trained.baseline_metrics.items()})
             mlflow.log_metrics({f"rows_{key}": value for key, value in prepared.rows.items()})
             mlflow.log_dict(reference_profile(settings, prepared, trained), drift.PROFILE_ARTIFACT)
-        with timer.stage("registration"):
-            info = _log_model(mlflow, settings, problem, prepared, trained, root)
-            version = str(info.registered_model_version)
-            tracking.set_version_tags(
-                client, settings.model_name, version, {**tags, "run_id": run.info.run_id}
-            )
+            with loading.own_files():
+                info = _log_model(mlflow, settings, problem, prepared, trained, root)
         held_out = promotion.HeldOut(
             settings=settings,
             problem=problem,
@@ -393,8 +403,14 @@ def run_training(settings: Settings, *, root: Path, allow_dirty: bool = False) -
             source=str(next(iter(paths.values()))),
             baseline=trained.baseline,
         )
-        with timer.stage("evaluation"):
-            promotion.log_evaluation(mlflow, f"models:/{settings.model_name}/{version}", held_out)
+        with timer.stage("evaluation"):  # on the logged model, before anything is registered
+            promotion.log_evaluation(mlflow, info.model_uri, held_out)
+        with timer.stage("registration"):  # the version is created with its lineage tags
+            version = promotion.register(
+                f"runs:/{run.info.run_id}/{MODEL_ARTIFACT}",
+                settings.model_name,
+                tags={**tags, "run_id": run.info.run_id},
+            )
         with timer.stage("gate"):
             outcome = promotion.gate_version(
                 client,
@@ -406,11 +422,27 @@ def run_training(settings: Settings, *, root: Path, allow_dirty: bool = False) -
             )
             mlflow.set_tags({"validation_status": outcome.verdict.status, "model_version": version})
         mlflow.log_metrics({f"time_{key}_s": value for key, value in timer.seconds.items()})
+    except BaseException as exc:
+        promotion.abandon(client, settings, version, run.info.run_id, exc, commit=git.commit)
+        if isinstance(exc, ProjectError | KeyboardInterrupt):
+            raise
+        raise TrainingFailedError(
+            f"Training stopped after its run {run.info.run_id} started: "
+            f"{promotion.failure_reason(exc)}. The run ended FAILED (its traceback is the "
+            "run's artifact failure/traceback.txt if the artifact store took it); "
+            + (
+                f"version {version} of {settings.model_name} is tagged validation_status=failed "
+                "and holds no alias."
+                if version
+                else "nothing was registered."
+            )
+        ) from exc
+    mlflow.end_run()
     result = TrainResult(
         env=settings.env,
         problem=settings.problem,
         task=settings.task,
-        tracking_uri=client.tracking_uri,
+        tracking_uri=tracking.redact(client.tracking_uri),
         experiment_id=experiment_id,
         run_id=run.info.run_id,
         model_name=settings.model_name,
@@ -423,6 +455,7 @@ def run_training(settings: Settings, *, root: Path, allow_dirty: bool = False) -
         | {"config.hash": tags["config.hash"], "seed": tags["seed"]},
         timings=dict(timer.seconds),
         gate=outcome.as_dict(),
+        settled=settled,
     )
     if not outcome.passed:  # after the run is logged and the version tagged: fail closed
         raise GateFailedError(outcome.failure_message(settings.env), result=result)
@@ -475,13 +508,7 @@ def model_signature(settings: Settings, labels: pd.Series):
 
 def trusted_types(problem: Problem) -> list[str]:
     """What skops trusts when it loads the model: the problem's and the platform's types."""
-    from ml_project import estimators, input_rules
-
-    return list(
-        dict.fromkeys(
-            [*problem.trusted_types, *estimators.TRUSTED_TYPES, *input_rules.TRUSTED_TYPES]
-        )
-    )
+    return loading.trusted_types(problem)
 
 
 def _log_model(mlflow, settings, problem: Problem, prepared, trained: TrainedModel, root: Path):
@@ -498,7 +525,6 @@ def _log_model(mlflow, settings, problem: Problem, prepared, trained: TrainedMod
         signature=model_signature(settings, prepared.split.train[prepared.label]),
         input_example=example,
         pip_requirements=lineage.model_requirements(root / "requirements.lock"),
-        registered_model_name=settings.model_name,
         skops_trusted_types=trusted_types(problem),
         code_paths=[str(Path(ml_project.__file__).parent), str(Path(root) / PROBLEMS_FOLDER)],
     )

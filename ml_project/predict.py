@@ -22,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from ml_project import metrics
-from ml_project.errors import DataError, RegistryError
+from ml_project.errors import DataError, RegistryError, SetupError
 
 PREDICTION = "prediction"
 PROBABILITY = "probability"  # binary: P(positive class); per class: probability_<class>
@@ -90,26 +90,24 @@ def score_columns(task: str, classes) -> list[str]:
     return [PREDICTION, *binary, *(probability_column(value) for value in classes)]
 
 
-def load_model(uri: str, client, *, root: Path, task: str | None = None) -> LoadedModel:
-    """The sklearn Pipeline behind `uri` (models:/name@alias, models:/name/N or runs:/...).
+def load_model(uri: str, client, *, root: Path, trusted: list[str], task: str | None = None):
+    """The sklearn Pipeline behind `uri` (models:/name@alias, models:/name/N or runs:/...),
+    loaded by skops with the project's allow-list `trusted` (loading.py), never the artifact's.
 
     Its task is the version's (or its run's) `ml_project.task` tag; `task` is the fallback for
     a runs:/ URI whose run has none. The project's `problems/` is made importable first: a
     problem's own classes inside the model load from there.
     """
-    import mlflow.sklearn
-    from mlflow.exceptions import MlflowException
-    from mlflow.models import get_model_info
+    from mlflow.models import Model
 
+    from ml_project import loading
     from ml_project.problem import importable
 
     name, version, run_id, model_task = _registry_facts(uri, client, fallback=task)
     importable(root)
-    try:
-        model = mlflow.sklearn.load_model(uri)
-        signature = get_model_info(uri).signature
-    except MlflowException as exc:
-        raise RegistryError(f"Cannot load model {uri}: {exc.message}") from exc
+    local = loading.download(uri)
+    model = loading.load_sklearn(uri, trusted, local=local)
+    signature = Model.load(str(local / "MLmodel")).signature
     if signature is None:
         raise RegistryError(f"Model {uri} has no signature: its input columns are unknown.")
     input_types = {spec.name: spec.type.name for spec in signature.inputs.inputs}
@@ -121,6 +119,14 @@ def load_model(uri: str, client, *, root: Path, task: str | None = None) -> Load
             "a classifier."
         )
     return LoadedModel(uri, name, version, run_id, model, input_types, model_task, output_type)
+
+
+def project_trusted_types(settings, root: Path) -> list[str]:
+    """The allow-list that loads the models of `settings`' problem (loading.py)."""
+    from ml_project import loading
+    from ml_project.problem import load_problem
+
+    return loading.trusted_types(load_problem(settings, root))
 
 
 def _registry_facts(uri: str, client, *, fallback: str | None) -> tuple[str, str, str, str]:
@@ -272,6 +278,18 @@ class _Writer:
         self._first = True
 
     def write(self, chunk: pd.DataFrame) -> None:
+        try:
+            self._write(chunk)
+        except OSError as exc:
+            raise self.failure(exc) from exc
+
+    def failure(self, exc: OSError) -> SetupError:
+        return SetupError(
+            f"{self.output} cannot be written ({exc.strerror or exc}; a full disk or a lost "
+            "mount): nothing was left in its place."
+        )
+
+    def _write(self, chunk: pd.DataFrame) -> None:
         if self.parquet:
             import pyarrow as pa
             import pyarrow.parquet as pq
@@ -288,9 +306,13 @@ class _Writer:
         self._first = False
 
     def commit(self) -> None:
-        if self._parquet_writer is not None:
-            self._parquet_writer.close()
-        os.replace(self.temporary, self.output)
+        try:
+            if self._parquet_writer is not None:
+                self._parquet_writer.close()
+                self._parquet_writer = None
+            os.replace(self.temporary, self.output)
+        except OSError as exc:
+            raise self.failure(exc) from exc
 
     def discard(self) -> None:
         if self._parquet_writer is not None:
@@ -373,7 +395,9 @@ def run_batch_scoring(
 
     client = tracking.connect(root)
     uri = model_uri or default_model_uri(settings.model_name)
-    loaded = load_model(uri, client, root=root, task=settings.task)
+    loaded = load_model(
+        uri, client, root=root, trusted=project_trusted_types(settings, root), task=settings.task
+    )
     return score_file(
         loaded,
         input_path=input_path,

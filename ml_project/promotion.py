@@ -15,6 +15,7 @@ that cannot be established the comparison fails, and so does the gate.
 from __future__ import annotations
 
 import logging
+import traceback
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -22,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ml_project import data, gate, lineage, metrics, records, registry
+from ml_project import data, gate, lineage, loading, metrics, records, registry, tracking
 from ml_project.errors import ConfigError, GateFailedError, RegistryError
 from ml_project.problem import Problem, load_problem
 from ml_project.registry import CHALLENGER, CHAMPION, AliasChanged, Move
@@ -101,8 +102,6 @@ def log_evaluation(mlflow, model_uri: str, held: HeldOut) -> dict[str, float]:
     """
     from sklearn.exceptions import UndefinedMetricWarning
 
-    from ml_project import tracking
-
     settings = held.settings
     label = settings.data.label
     frame = held.model_rows().assign(**{label: held.labels})
@@ -125,7 +124,7 @@ def log_evaluation(mlflow, model_uri: str, held: HeldOut) -> dict[str, float]:
             warnings.filterwarnings("ignore", category=UndefinedMetricWarning)  # class unpredicted
             mlflow.log_input(dataset, context="evaluation")
             result = mlflow.models.evaluate(
-                model=model_uri,
+                model=loading.pyfunc_of(model_uri, loading.trusted_types(held.problem)),
                 data=dataset,
                 model_type=model_type,
                 evaluators="default",
@@ -227,7 +226,6 @@ def compare_with_champion(
     client, held: HeldOut, champion: str, predictions: metrics.Predictions
 ) -> gate.Baseline:
     """Score the champion and the new version on the same held-out rows neither trained on."""
-    import mlflow.sklearn
 
     task = held.settings.task
     name = held.settings.model_name
@@ -248,7 +246,9 @@ def compare_with_champion(
     try:
         from ml_project.input_rules import unchecked
 
-        model = unchecked(mlflow.sklearn.load_model(f"models:/{name}/{champion}"))
+        model = unchecked(
+            loading.load_sklearn(f"models:/{name}/{champion}", loading.trusted_types(held.problem))
+        )
         theirs = metrics.predict(model, held.model_rows(keep), task)
     except Exception as exc:  # fail closed, and say why: the verdict carries the message
         return gate.Baseline(champion, error=f"it could not score the rows ({exc})")
@@ -403,6 +403,168 @@ def gate_version(
     )
 
 
+def register(model_uri: str, name: str, *, tags: dict[str, str]) -> str:
+    """Create a version of `name` from a logged model, its lineage tags set in the same call."""
+    import mlflow
+
+    # MLflow 3 stores the model as a logged model, finds it from the runs:/ URI and warns that
+    # the run has no artifact there; that is how it is meant to be.
+    quiet = logging.getLogger("mlflow.tracking._model_registry.fluent")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        return str(mlflow.register_model(model_uri, name, tags=tags).version)
+    finally:
+        quiet.setLevel(level)
+
+
+def failure_reason(exc: BaseException) -> str:
+    """What stopped a command, in one line without credentials."""
+    if isinstance(exc, KeyboardInterrupt):
+        return f"interrupted ({getattr(exc, 'signal_name', 'SIGINT')})"
+    text = " ".join(str(exc).split())[:300]
+    return tracking.redact(f"{type(exc).__name__}: {text}" if text else type(exc).__name__)
+
+
+def abandon(client, settings: Settings, version, run_id: str, exc: BaseException, *, commit):
+    """A training stopped after its run started: the version it registered (if any, and if not
+    judged yet) is tagged failed with the reason and loses `challenger`; the run ends FAILED
+    (KILLED when interrupted). Best effort: the store may be what failed."""
+    import signal
+
+    import mlflow
+
+    reason = f"training did not finish: {failure_reason(exc)}"
+    saved = {}
+    try:  # a second Ctrl-C must not cut the cleanup short
+        for number in (signal.SIGINT, signal.SIGTERM):
+            saved[number] = signal.signal(number, signal.SIG_IGN)
+    except ValueError:  # not the main thread
+        pass
+    try:
+        if version is not None:
+            name = settings.model_name
+            found = registry.get_version(client, name, version)
+            if found.tags.get("validation_status") not in (gate.PASSED, gate.FAILED):
+                registry.set_version_tags(
+                    client,
+                    name,
+                    version,
+                    {"validation_status": gate.FAILED, "validation_reasons": reason},
+                )
+            registry.remove_alias_if(
+                client, name, CHALLENGER, version, move=Move("verdict", reason, commit, run_id)
+            )
+        mlflow.set_tag("ml_project.failure", reason)
+        mlflow.log_text("".join(traceback.format_exception(exc)), "failure/traceback.txt")
+    except Exception:  # noqa: BLE001,S110 - the original error is what the user must see
+        pass
+    finally:
+        try:
+            mlflow.end_run(status="KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+        except Exception:  # noqa: BLE001,S110 - a later command settles a run left RUNNING
+            pass
+        for number, handler in saved.items():
+            signal.signal(number, handler)
+
+
+def process_alive(host: str, pid: str) -> bool | None:
+    """Whether process `pid` of `host` still runs; None when that cannot be told from here."""
+    import os
+    import socket
+
+    if not host or not pid.isdigit() or host != socket.gethostname():
+        return None
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def orphan_reason(client, version) -> str | None:
+    """Why `version` will never get a verdict (its run ended, or its process is gone), or None
+    when it has one, or is still being judged (or that cannot be told)."""
+    tags = version.tags
+    if tags.get("validation_status") not in (None, "", "pending"):
+        return None
+    run_id = tags.get("copied_by.run_id") or tags.get("run_id") or version.run_id
+    if not run_id or (
+        str(version.source or "").startswith("models:/") and not tags.get("copied_by.run_id")
+    ):
+        return None  # a copy being set up: its run is not known yet
+    try:
+        run = client.get_run(run_id)
+    except Exception:  # noqa: BLE001 - a deleted run never gives a verdict
+        return f"its run {run_id} is gone"
+    status = run.info.status
+    if status != "RUNNING":
+        return f"its run {run_id} ended {status} before a verdict"
+    host, pid = run.data.tags.get("ml_project.host", ""), run.data.tags.get("ml_project.pid", "")
+    if process_alive(host, pid) is False:
+        return f"its run {run_id} is RUNNING but its process {pid} on {host} is gone"
+    return None
+
+
+def orphans(client, name: str) -> dict[str, str]:
+    """{version: why} for the versions of `name` left without a verdict by a stopped run."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        found = registry.retry_locked(client.search_model_versions, f"name='{name}'")
+    except MlflowException:
+        return {}
+    out = {}
+    for version in found:
+        reason = orphan_reason(client, version)
+        if reason:
+            out[str(version.version)] = reason
+    return out
+
+
+def settle_orphans(client, name: str) -> list[str]:
+    """Before a training: each version a stopped run left without a verdict is tagged failed
+    with the reason, loses `challenger`, and its run (if still RUNNING) ends KILLED."""
+    settled = []
+    for version, reason in sorted(orphans(client, name).items(), key=lambda item: int(item[0])):
+        why = f"no verdict: {reason} (settled by a later training)"
+        found = registry.get_version(client, name, version)
+        registry.set_version_tags(
+            client, name, version, {"validation_status": gate.FAILED, "validation_reasons": why}
+        )
+        registry.remove_alias_if(client, name, CHALLENGER, version, move=Move("verdict", why))
+        run_id = found.tags.get("copied_by.run_id") or found.tags.get("run_id") or found.run_id
+        if run_id and client.get_run(run_id).info.status == "RUNNING":
+            client.set_terminated(run_id, status="KILLED")
+        settled.append(f"version {version}: {reason}")
+    stale = registry.alias_version(client, name, CHALLENGER)
+    if stale is not None:  # judged, but its run stopped before it let go of `challenger`
+        found = registry.get_version(client, name, stale)
+        verdict = found.tags.get("validation_status")
+        run_id = found.tags.get("copied_by.run_id") or found.tags.get("run_id") or found.run_id
+        if verdict in (gate.PASSED, gate.FAILED) and run_id and not run_is_live(client, run_id):
+            why = f"its run {run_id} stopped after the verdict ({verdict})"
+            registry.remove_alias_if(client, name, CHALLENGER, stale, move=Move("verdict", why))
+            settled.append(f"version {stale}: challenger cleared, {why}")
+    return settled
+
+
+def run_is_live(client, run_id: str) -> bool:
+    """Whether run `run_id` may still be working (RUNNING, its process not known to be gone)."""
+    try:
+        run = client.get_run(run_id)
+    except Exception:  # noqa: BLE001 - a deleted run is not working
+        return False
+    if run.info.status != "RUNNING":
+        return False
+    tags = run.data.tags
+    return (
+        process_alive(tags.get("ml_project.host", ""), tags.get("ml_project.pid", "")) is not False
+    )
+
+
 @dataclass(frozen=True)
 class PromotionResult:
     """What `promote` or `rollback` did, for the CLI summary and `--json`."""
@@ -445,8 +607,6 @@ def _require_reason(reason: str | None, what: str) -> str:
 
 def promote_version(settings: Settings, *, version: str, reason: str, root: Path):
     """Force `champion` onto `version` (no gate), recording who, why and from which commit."""
-    from ml_project import tracking
-
     reason = _require_reason(reason, "A forced promotion")
     client = tracking.connect(root)
     name = settings.model_name
@@ -464,14 +624,12 @@ def promote_version(settings: Settings, *, version: str, reason: str, root: Path
         champion_after=str(version),
         reason=reason,
         validation_status=found.tags.get("validation_status", "none"),
-        tracking_uri=client.tracking_uri,
+        tracking_uri=tracking.redact(client.tracking_uri),
     )
 
 
 def rollback(settings: Settings, *, root: Path, reason: str = "rollback") -> PromotionResult:
     """Move `champion` back to the champion before the current one, as the history says."""
-    from ml_project import tracking
-
     client = tracking.connect(root)
     name = settings.model_name
     stack = registry.champion_stack(registry.history(client, name))
@@ -514,7 +672,7 @@ def rollback(settings: Settings, *, root: Path, reason: str = "rollback") -> Pro
         champion_after=target,
         reason=reason,
         validation_status=found.tags.get("validation_status", "none"),
-        tracking_uri=client.tracking_uri,
+        tracking_uri=tracking.redact(client.tracking_uri),
     )
 
 
@@ -530,8 +688,6 @@ def promote_copy(
     """
     import mlflow
     import mlflow.sklearn
-
-    from ml_project import tracking
 
     if source.env == target.env:
         raise ConfigError("--from-env and --to-env must name two different envs.")
@@ -562,6 +718,7 @@ def promote_copy(
     }
     context = f"copied from {source_name} version {version}" + (f" ({reason})" if reason else "")
     run_tags["ml_project.reason"] = context
+    run_tags.update(tracking.process_tags())
     run_name = f"promote-{source.env}-v{version}-to-{target.env}"
     with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=run_tags) as run:
         mlflow.log_text(target.to_yaml(), "config/settings.yaml")
@@ -595,7 +752,11 @@ def promote_copy(
             rows = held.restrict(~seen)
             from ml_project.input_rules import unchecked
 
-            model = unchecked(mlflow.sklearn.load_model(f"models:/{target_name}/{new}"))
+            model = unchecked(
+                loading.load_sklearn(
+                    f"models:/{target_name}/{new}", loading.trusted_types(held.problem)
+                )
+            )
             predictions = metrics.predict(model, rows.model_rows(), target.task)
             scores = metrics.compute(target.task, rows.labels, predictions)
             mlflow.log_metrics({f"test_{key}": value for key, value in scores.items()})
@@ -622,7 +783,7 @@ def promote_copy(
         champion_after=outcome.champion_after,
         reason=context,
         validation_status=outcome.verdict.status,
-        tracking_uri=client.tracking_uri,
+        tracking_uri=tracking.redact(client.tracking_uri),
         run_id=run.info.run_id,
         source={"env": source.env, "model_name": source_name, "version": str(version)},
         gate=outcome.as_dict(),
@@ -651,16 +812,15 @@ def describe(settings: Settings, *, root: Path) -> dict:
     """The env's registered model: versions, aliases, gate results, lineage and history."""
     from mlflow.exceptions import MlflowException
 
-    from ml_project import tracking
-
-    client = tracking.connect(root)
+    client = tracking.connect(root, write=False)  # works on a read-only store
     name = settings.model_name
     try:
         model = registry.retry_locked(client.get_registered_model, name)
     except MlflowException as exc:
         if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
             raise RegistryError(
-                f"There is no registered model {name} in the store {client.tracking_uri}: "
+                f"There is no registered model {name} in the store "
+                f"{tracking.redact(client.tracking_uri)}: "
                 f"train one with `ml-project train --env {settings.env}`."
             ) from exc
         raise
@@ -671,12 +831,14 @@ def describe(settings: Settings, *, root: Path) -> dict:
     versions = []
     for version in sorted(found, key=lambda item: int(item.version), reverse=True):
         tags = version.tags
+        orphaned = orphan_reason(client, version)
+        status = "orphaned" if orphaned else tags.get("validation_status", "none")
         versions.append(
             {
                 "version": str(version.version),
                 "aliases": sorted(aliases_of.get(str(version.version), [])),
-                "validation_status": tags.get("validation_status", "none"),
-                "validation_reasons": tags.get("validation_reasons", ""),
+                "validation_status": status,
+                "validation_reasons": orphaned or tags.get("validation_reasons", ""),
                 "metrics": {
                     metric: _float(tags.get(f"gate.{metric}"))
                     for metric in metrics.metrics_of(settings.task)
@@ -696,7 +858,7 @@ def describe(settings: Settings, *, root: Path) -> dict:
         "task": settings.task,
         "primary_metric": settings.gate.primary_metric,
         "model_name": name,
-        "tracking_uri": client.tracking_uri,
+        "tracking_uri": tracking.redact(client.tracking_uri),
         "aliases": {alias: str(version) for alias, version in sorted(model.aliases.items())},
         "versions": versions,
         "history": registry.read_history(model.tags),

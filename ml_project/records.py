@@ -120,6 +120,14 @@ def check_split(settings: Settings, split: data.Split, *, labelled: int) -> None
             f"The {len(split.test)} held-out rows hold one class of the label {label} under "
             f"{knobs}: the gate could not measure the model. Use more rows."
         )
+    unseen, untested = test_classes - train_classes, train_classes - test_classes
+    if unseen or untested:
+        side, classes = ("train", unseen) if unseen else ("held-out", untested)
+        raise DataError(
+            f"The class(es) {', '.join(sorted(map(str, classes))[:10])} of the label {label} "
+            f"are missing from the {side} rows under {knobs}: a classifier is trained and "
+            "judged on the same classes. Use more rows, or merge or drop the rare classes."
+        )
 
 
 def model_input(settings: Settings, frame: pd.DataFrame) -> pd.DataFrame:

@@ -99,13 +99,15 @@ def get_version(client, model_name: str, version: str):
     """The ModelVersion, or a RegistryError naming what is missing."""
     from mlflow.exceptions import MlflowException
 
+    from ml_project.tracking import redact
+
     try:
         return retry_locked(client.get_model_version, model_name, str(version))
     except MlflowException as exc:
         if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
             raise RegistryError(
                 f"Registered model {model_name} has no version {version} in the store "
-                f"{client.tracking_uri}; `ml-project show` lists its versions."
+                f"{redact(client.tracking_uri)}; `ml-project show` lists its versions."
             ) from exc
         raise
 

@@ -240,8 +240,25 @@ def require_protocol(target: Target, tags: dict[str, str], protocol: str) -> Non
     )
 
 
-def download_model(target: Target, workdir: Path, tracking_uri: str) -> dict:
-    """The registered model's skops file and the types its MLmodel trusts (driver request)."""
+def project_trusted_types(settings_yaml: str, root: Path) -> list[str]:
+    """The allow-list this checkout's code gives the recorded problem's models (loading.py);
+    the platform's alone when that problem is not here any more."""
+    import yaml
+
+    from ml_project import estimators, loading
+    from ml_project.problem import load_problem
+    from ml_project.settings import validate_settings
+
+    try:
+        settings = validate_settings(yaml.safe_load(settings_yaml))
+        return loading.trusted_types(load_problem(settings, root))
+    except (ConfigError, DataError, ImportError, TypeError, ValueError):
+        return list(estimators.TRUSTED_TYPES)
+
+
+def download_model(target: Target, workdir: Path, tracking_uri: str, trusted: list[str]) -> dict:
+    """The registered model's skops file, checked against the project's allow-list `trusted`,
+    and that list (not the one its MLmodel declares) for the rebuild to load it with."""
     import mlflow
     import yaml
 
@@ -261,10 +278,10 @@ def download_model(target: Target, workdir: Path, tracking_uri: str) -> dict:
     flavor = (mlmodel.get("flavors") or {}).get("sklearn") or {}
     if flavor.get("serialization_format") != "skops" or not flavor.get("pickled_model"):
         return {}  # only skops files are loaded (safely); the model step is then not compared
-    return {
-        "path": str(local / flavor["pickled_model"]),
-        "trusted_types": list(flavor.get("skops_trusted_types") or []),
-    }
+    from ml_project import loading
+
+    path = loading.verified_file(local, trusted, uri=target.model_uri)
+    return {"path": str(path), "trusted_types": list(trusted)}
 
 
 # ---------------------------------------------------------------- git checkout (edge)
@@ -684,7 +701,7 @@ def reproduce_model(
             tolerance=tolerance,
             strict=strict,
             experiment_id=recorded.experiment_id,
-            tracking_uri=client.tracking_uri,
+            tracking_uri=tracking.redact(client.tracking_uri),
         )
         if recorded.tags.get("git.dirty") == "true":
             result.warnings.append(
@@ -698,7 +715,8 @@ def reproduce_model(
             result.error = "--strict: the software differs from the one recorded at training"
             return _finish(client, recorded, result, ENVIRONMENT_DIFFERS, "environment differs",
                            started)  # fmt: skip
-        registered_model = download_model(target, workdir, client.tracking_uri)
+        trusted = project_trusted_types(recorded.settings_yaml, root)
+        registered_model = download_model(target, workdir, client.tracking_uri, trusted)
         with checkout(repo, commit) as code:
             project = code / prefix
             request = {

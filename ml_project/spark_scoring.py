@@ -24,7 +24,7 @@ import time
 import warnings
 from pathlib import Path
 
-from ml_project.errors import ConfigError, DataError
+from ml_project.errors import ConfigError, DataError, SetupError
 from ml_project.predict import (
     PREDICTION,
     PROBABILITY,
@@ -34,6 +34,7 @@ from ml_project.predict import (
     default_model_uri,
     load_model,
     probability_column,
+    project_trusted_types,
     score_columns,
 )
 from ml_project.tracking import PYSPARK_PANDAS_WARNING
@@ -76,6 +77,30 @@ def check_parquet(location: str, *, role: str) -> None:
         )
     if role == "input" and not is_uri(location) and not Path(location).exists():
         raise DataError(f"{location}: no such file or folder.")
+
+
+def check_spark() -> None:
+    """pyspark importable and a Java runtime to start: else one paragraph, before any work."""
+    import importlib.util
+    import shutil
+
+    if importlib.util.find_spec("pyspark") is None:
+        raise SetupError(
+            "--engine spark needs pyspark, which is not installed in this environment: "
+            "pip install -e '.[spark]' (or use --engine pandas)."
+        )
+    java_home = os.environ.get("JAVA_HOME")
+    if java_home:
+        if not (Path(java_home) / "bin" / "java").is_file():
+            raise SetupError(
+                f"--engine spark needs Java 17, but JAVA_HOME={java_home} holds no bin/java: "
+                "point JAVA_HOME at a Java 17 installation (or unset it to use java on PATH)."
+            )
+    elif shutil.which("java") is None:
+        raise SetupError(
+            "--engine spark needs Java 17, and neither JAVA_HOME nor PATH gives a java: "
+            "install a Java 17 runtime (e.g. apt-get install openjdk-17-jre-headless)."
+        )
 
 
 def worker_python(master: str | None) -> None:
@@ -134,13 +159,20 @@ def spark_session(*, master: str | None, scratch: Path):
     return spark, True
 
 
-def pyfunc_copies(loaded: LoadedModel, destination: Path) -> dict[str, Path]:
+def pyfunc_copies(loaded: LoadedModel, destination: Path, trusted: list[str]) -> dict[str, Path]:
     """Local copies of the version's files: its pyfunc as logged ("predict"), and for a
-    classifier one whose pyfunc answers `predict_proba` ("predict_proba")."""
-    from mlflow.artifacts import download_artifacts
+    classifier one whose pyfunc answers `predict_proba` ("predict_proba").
+
+    The executors load them with MLflow's loader, which takes skops' allow-list from the
+    copy's MLmodel: the copy is checked against the project's list (`trusted`) first, and that
+    loader is allowed for this process only then."""
     from mlflow.models import Model
 
-    local = Path(download_artifacts(loaded.uri, dst_path=str(destination / "predict")))
+    from ml_project import loading
+
+    local = loading.download(loaded.uri, destination / "predict")
+    loading.verified_file(local, trusted, uri=loaded.uri)
+    os.environ[loading.ALLOW_PICKLE] = "true"  # the executors load the checked copies
     copies = {"predict": local}
     if loaded.classifier:
         proba = destination / "predict_proba"
@@ -310,20 +342,23 @@ def run_spark_scoring(
 
     check_parquet(input_path, role="input")
     check_parquet(output_path, role="output")
+    check_spark()
     client = tracking.connect(root)
     uri = model_uri or default_model_uri(settings.model_name)
-    loaded = load_model(uri, client, root=root, task=settings.task)
+    trusted = project_trusted_types(settings, root)
+    loaded = load_model(uri, client, root=root, trusted=trusted, task=settings.task)
     # The version just resolved, not the alias: an alias moved meanwhile changes nothing here.
     if loaded.version:
         pinned = f"models:/{loaded.name}/{loaded.version}"
         loaded = dataclasses.replace(loaded, uri=pinned)
     start = time.perf_counter()
     scratch = Path(tempfile.mkdtemp(prefix="ml-project-spark-"))
-    spark, started = spark_session(master=master, scratch=scratch)
+    started = False
     try:
+        copies = pyfunc_copies(loaded, scratch / "model", trusted)  # before the JVM starts
+        spark, started = spark_session(master=master, scratch=scratch)
         frame = spark.read.parquet(input_path)
         rows = check_input(frame, settings, root, source=input_path, scratch=scratch)
-        copies = pyfunc_copies(loaded, scratch / "model")
         write_parquet(score_dataframe(spark, frame, loaded, copies), output_path)
     finally:
         if started:

@@ -51,6 +51,11 @@ def read_result(path: Path) -> dict:
     """The JSON object of a `--json` output: its last line that is a JSON object."""
     try:
         text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path} is not a text file (byte {exc.start} is not UTF-8): give the saved output "
+            "of `ml-project train --env ENV --json`."
+        ) from exc
     except OSError as exc:
         raise ConfigError(
             f"Cannot read the training output {path}: {exc.strerror or exc}. It is written by "

@@ -7,13 +7,17 @@ then go next to it).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import re
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import unquote, urlparse
+
+from ml_project.errors import StoreError
 
 QUIET_ENVIRONMENT = {
     "MLFLOW_DISABLE_TELEMETRY": "true",
@@ -22,7 +26,18 @@ QUIET_ENVIRONMENT = {
     "MLFLOW_LOGGING_LEVEL": "WARNING",
     "GIT_PYTHON_REFRESH": "quiet",
     "GX_ANALYTICS_ENABLED": "false",
+    # Bounded: a tracking server that does not answer fails a command in about a minute, not
+    # after MLflow's default ~250 s of retries (7 retries, backoff factor 2, 120 s timeout).
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+    # MLflow's own loaders take skops' allow-list from the artifact itself; ml-project loads
+    # models through loading.py with the project's list, and MLflow's loaders stay off.
+    "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "false",
 }
+# The fail-fast probe a command makes before reading any data: one attempt, a short timeout.
+PROBE_ENVIRONMENT = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
+CREDENTIALS = re.compile(r"(\w+://)[^/@\s]+@")  # user:password@ (or a token) in a URI
 PYSPARK_PANDAS_WARNING = "PySpark does not yet fully support pandas"
 
 
@@ -30,6 +45,9 @@ def quiet_environment() -> None:
     """No telemetry, no progress bars, no INFO chatter (users may still override each)."""
     for key, value in QUIET_ENVIRONMENT.items():
         os.environ.setdefault(key, value)
+    if CREDENTIALS.search(os.environ.get("MLFLOW_TRACKING_URI", "")):
+        # MLflow prints "View run at <the URI>" after each run on a server, password included.
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     for name in ("mlflow", "alembic", "great_expectations"):
         logging.getLogger(name).setLevel(logging.WARNING)
     # great-expectations imports pyspark when the [spark] extra is installed; pyspark then
@@ -42,6 +60,13 @@ def tracking_uri(root: Path) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(root / 'mlflow.db').resolve()}"
 
 
+def redact(text: str | None) -> str:
+    """`text` (a URI, or a message holding URIs) with every user and password replaced by `***`
+    (http://u:p@host -> http://***@host): what every printed or written store address goes
+    through."""
+    return CREDENTIALS.sub(r"\1***@", text or "")
+
+
 def local_artifact_root(uri: str) -> str | None:
     """For a sqlite store, the `mlartifacts` folder beside the database; None for a server."""
     parsed = urlparse(uri)
@@ -51,8 +76,12 @@ def local_artifact_root(uri: str) -> str | None:
     return (database.parent / "mlartifacts").resolve().as_uri()
 
 
-def connect(root: Path):
-    """Point MLflow at the store and return an MlflowClient for it."""
+def connect(root: Path, *, write: bool = True):
+    """Point MLflow at the store and return an MlflowClient for it (StoreError if the store
+    cannot be reached or, for a writer, not written).
+
+    A reader (`write=False`) takes no lock file, so it works on a read-only store.
+    """
     import mlflow
     from mlflow import MlflowClient
 
@@ -60,12 +89,104 @@ def connect(root: Path):
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(os.environ.get("MLFLOW_REGISTRY_URI") or uri)
     registry_uri = os.environ.get("MLFLOW_REGISTRY_URI") or uri
+    if not write:
+        database = sqlite_path(uri)
+        if database is not None and not database.is_file():
+            raise StoreError(
+                f"The tracking store {redact(uri)} does not exist: nothing was trained with it "
+                "yet (set MLFLOW_TRACKING_URI to the store you meant)."
+            )
+    else:
+        check_writable(uri)
     # MLflow 3.17 creates and migrates a new sqlite store without a lock: two processes opening
     # the same fresh file at once crash ("duplicate column name"). Let one create it first.
-    with sqlite_lock(uri, "init"):
+    with sqlite_lock(uri, "init") if write else contextlib.nullcontext(), probing():
         client = MlflowClient(tracking_uri=uri, registry_uri=registry_uri)
-        client.search_registered_models(max_results=1)
+        try:
+            client.search_registered_models(max_results=1)
+        except Exception as exc:  # noqa: BLE001 - any failure here is the store's
+            raise StoreError(store_failure(uri, exc)) from exc
     return client
+
+
+def process_tags() -> dict[str, str]:
+    """Who runs a run (host and pid): how a later command tells a run killed without a word
+    (kill -9, a lost machine) from one still going."""
+    import socket
+
+    return {"ml_project.host": socket.gethostname(), "ml_project.pid": str(os.getpid())}
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a sqlite store URI, None for anything else."""
+    parsed = urlparse(uri)
+    if parsed.scheme != "sqlite" or not parsed.path:
+        return None
+    path = unquote(parsed.path)
+    return Path("/" + path.lstrip("/") if path.startswith("/") else path)
+
+
+def check_writable(uri: str) -> None:
+    """Before any data is read: a sqlite store's folder exists and the database takes a write
+    lock within seconds (not read-only, not held by another writer). A server is probed by
+    `connect`."""
+    import sqlite3
+
+    database = sqlite_path(uri)
+    if database is None:
+        return
+    where = f"The tracking store {redact(uri)}"
+    try:
+        database.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"{where} cannot be created ({exc}).") from exc
+    artifacts = database.parent / "mlartifacts"
+    if artifacts.exists() and not artifacts.is_dir():
+        raise StoreError(f"{where} keeps its artifacts in {artifacts}, which is not a folder.")
+    if not database.exists():
+        if not os.access(database.parent, os.W_OK):
+            raise StoreError(f"{where} cannot be created: its folder is not writable.")
+        return
+    try:
+        connection = sqlite3.connect(database, timeout=10)
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            connection.rollback()
+        finally:
+            connection.close()
+    except sqlite3.Error as exc:
+        raise StoreError(
+            f"{where} cannot be written ({exc}): a read-only file or folder, a full disk, or "
+            "another process holding its write lock. Nothing was read or registered."
+        ) from exc
+
+
+@contextmanager
+def probing() -> Iterator[None]:
+    """MLflow's HTTP calls inside make one short attempt (the fail-fast check of a store)."""
+    saved = {key: os.environ.get(key) for key in PROBE_ENVIRONMENT}
+    os.environ.update(PROBE_ENVIRONMENT)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def store_failure(uri: str, exc: BaseException) -> str:
+    """One paragraph for a store that failed, without its credentials."""
+    detail = " ".join(str(exc).split())
+    detail = CREDENTIALS.sub(r"\1***@", detail)
+    if len(detail) > 300:
+        detail = detail[:300] + "..."
+    return (
+        f"The tracking store {redact(uri)} did not answer as expected ({type(exc).__name__}: "
+        f"{detail}). Check that it is running and reachable, and MLFLOW_TRACKING_URI; nothing "
+        "was read, registered or moved."
+    )
 
 
 @contextmanager

@@ -1,0 +1,109 @@
+"""Loading a registered model: what is trusted comes from the project's code, not the artifact.
+
+A model's files are data written by whoever can write the registry and its artifact store; what
+a loader lets them run is decided here. Only the skops format loads (pickle and cloudpickle are
+refused: loading them runs any code the file names), and skops is given the project's
+allow-list (the problem's `trusted_types`, `estimators.TRUSTED_TYPES`, the input rules' step),
+never the `skops_trusted_types` the artifact's own MLmodel declares. A file naming any other type is
+refused before it is loaded.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from ml_project.errors import RegistryError
+
+ALLOW_PICKLE = "MLFLOW_ALLOW_PICKLE_DESERIALIZATION"
+
+
+def trusted_types(problem) -> list[str]:
+    """What skops may instantiate: the problem's types and the platform's (pure)."""
+    from ml_project import estimators, input_rules
+
+    return list(
+        dict.fromkeys(
+            [*problem.trusted_types, *estimators.TRUSTED_TYPES, *input_rules.TRUSTED_TYPES]
+        )
+    )
+
+
+def download(uri: str, destination: Path | None = None) -> Path:
+    """The model's files (MLmodel and the serialized model) in a local folder."""
+    from mlflow.artifacts import download_artifacts
+
+    try:
+        return Path(
+            download_artifacts(
+                artifact_uri=uri, dst_path=None if destination is None else str(destination)
+            )
+        )
+    except Exception as exc:  # noqa: BLE001 - missing files, an unreachable artifact store
+        raise RegistryError(f"Cannot read the files of model {uri}: {exc}") from exc
+
+
+def verified_file(local: Path, trusted: list[str], *, uri: str) -> Path:
+    """The skops file in `local`, once every type it names is in `trusted`; RegistryError if
+    it is not skops, or names a type the project does not trust."""
+    import skops.io
+    import yaml
+
+    mlmodel = yaml.safe_load((local / "MLmodel").read_text(encoding="utf-8")) or {}
+    flavor = (mlmodel.get("flavors") or {}).get("sklearn") or {}
+    serialization = flavor.get("serialization_format", "pickle")
+    if serialization != "skops" or not flavor.get("pickled_model"):
+        raise RegistryError(
+            f"Model {uri} is serialized as {serialization}: ml-project loads skops files only "
+            "(loading a pickle runs whatever code the file names). Retrain it with ml-project."
+        )
+    path = local / flavor["pickled_model"]
+    untrusted = sorted(set(skops.io.get_untrusted_types(file=str(path))) - set(trusted))
+    if untrusted:
+        raise RegistryError(
+            f"Model {uri} holds types the project does not trust: {', '.join(untrusted[:5])}"
+            + (f" and {len(untrusted) - 5} more" if len(untrusted) > 5 else "")
+            + ". It was not loaded. If they are yours, list them in the problem's "
+            "trusted_types; if not, someone wrote this model outside ml-project."
+        )
+    return path
+
+
+def load_sklearn(uri: str, trusted: list[str], *, local: Path | None = None):
+    """The fitted model behind `uri`, loaded by skops with the project's allow-list only."""
+    import skops.io
+
+    local = local or download(uri)
+    return skops.io.load(str(verified_file(local, trusted, uri=uri)), trusted=trusted)
+
+
+def pyfunc_of(uri: str, trusted: list[str]):
+    """The model behind `uri` as an MLflow PyFuncModel, loaded as `load_sklearn` does (for
+    MLflow's evaluator, which would otherwise load it with the artifact's own allow-list)."""
+    from mlflow.models import Model
+    from mlflow.pyfunc import PyFuncModel
+    from mlflow.sklearn import _SklearnModelWrapper
+
+    local = download(uri)
+    model = load_sklearn(uri, trusted, local=local)
+    meta = Model.load(str(local / "MLmodel"))
+    return PyFuncModel(
+        model_meta=meta, model_impl=_SklearnModelWrapper(model), model_id=meta.model_id
+    )
+
+
+@contextmanager
+def own_files() -> Iterator[None]:
+    """MLflow's loader allowed while this process logs the model it has just fitted (MLflow
+    loads the files it wrote to check the input example): nothing read from the store."""
+    saved = os.environ.get(ALLOW_PICKLE)
+    os.environ[ALLOW_PICKLE] = "true"
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(ALLOW_PICKLE, None)
+        else:
+            os.environ[ALLOW_PICKLE] = saved

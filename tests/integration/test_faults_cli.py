@@ -1,0 +1,546 @@
+"""Faults through the real CLI: the store, interruptions, failures after a run started, secrets.
+
+Each case asserts the exit code, the one-paragraph message, no traceback, and what the store
+holds afterwards (nothing registered, no alias moved, no run left RUNNING). Synthetic problems
+only (tests/synthetic.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from tests.conftest import last_json, run_cli
+from tests.synthetic import make_table
+
+pytestmark = pytest.mark.integration
+
+BINARY = "synthetic_binary"
+MODEL = f"{BINARY}_dev"
+SECRET = "s3cret-Passw0rd"
+
+
+def fresh_store(folder: Path) -> str:
+    """An empty, initialised sqlite store (so a test may read it while a command writes)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    MlflowClient(uri).search_experiments()
+    return uri
+
+
+def clean_failure(done: subprocess.CompletedProcess, code: int, label: str) -> str:
+    """The command failed with `code`, one `ml-project: <label>:` paragraph, no traceback."""
+    output = done.stdout + done.stderr
+    assert done.returncode == code, output[-3000:]
+    assert f"ml-project: {label}:" in done.stderr, done.stderr[-3000:]
+    assert "Traceback" not in output, output[-3000:]
+    return done.stderr
+
+
+def registered_models(uri: str) -> list:
+    return MlflowClient(uri).search_registered_models()
+
+
+def store_digest(uri: str) -> str:
+    return hashlib.sha256(Path(uri.removeprefix("sqlite:///")).read_bytes()).hexdigest()
+
+
+# --- the store, checked before any data is read ----------------------------------------------
+
+
+@pytest.fixture
+def silent_server():
+    """A port that accepts connections and never answers (a hung tracking server)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    try:
+        yield server.getsockname()[1]
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize("command", ["train", "show"])
+def test_a_server_that_does_not_answer_fails_within_seconds(
+    synthetic_project, silent_server, command
+):
+    uri = f"http://ci-user:{SECRET}@127.0.0.1:{silent_server}"
+    start = time.monotonic()
+    done = run_cli(
+        command, "--env", "dev", "--problem", BINARY,
+        cwd=synthetic_project, tracking_uri=uri,
+    )  # fmt: skip
+    elapsed = time.monotonic() - start
+    message = clean_failure(done, 9, "tracking store error")
+    assert f"http://***@127.0.0.1:{silent_server}" in message
+    assert SECRET not in done.stdout + done.stderr
+    assert "reachable" in message
+    assert elapsed < 60, f"{elapsed:.0f} s (MLflow's default retries take ~250 s)"
+
+
+def test_a_store_another_writer_holds_fails_before_reading(synthetic_project, tmp_path):
+    uri = fresh_store(tmp_path / "store")
+    before = store_digest(uri)
+    holder = sqlite3.connect(uri.removeprefix("sqlite:///"))
+    holder.execute("BEGIN IMMEDIATE")  # another process's write, never committed
+    try:
+        done = run_cli(
+            "train", "--env", "dev", "--problem", BINARY,
+            cwd=synthetic_project, tracking_uri=uri,
+        )  # fmt: skip
+    finally:
+        holder.rollback()
+        holder.close()
+    message = clean_failure(done, 9, "tracking store error")
+    assert "cannot be written" in message and "Nothing was read or registered" in message
+    assert store_digest(uri) == before
+    assert registered_models(uri) == []
+
+
+def test_an_artifact_folder_that_is_a_file_fails_before_reading(synthetic_project, tmp_path):
+    uri = fresh_store(tmp_path / "store")
+    (tmp_path / "store" / "mlartifacts").write_text("not a folder")
+    done = run_cli(
+        "train", "--env", "dev", "--problem", BINARY, cwd=synthetic_project, tracking_uri=uri
+    )
+    message = clean_failure(done, 9, "tracking store error")
+    assert "mlartifacts" in message and "not a folder" in message
+    assert registered_models(uri) == []
+
+
+def test_show_reads_a_store_without_writing_a_lock_or_the_database(
+    synthetic_project, synthetic_models, tmp_path
+):
+    source = Path(synthetic_models["binary"]["uri"].removeprefix("sqlite:///"))
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    shutil.copy2(source, folder / "mlflow.db")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    before = store_digest(uri)
+    if os.geteuid() != 0:  # root ignores the mode bits; the lock-file check below still holds
+        (folder / "mlflow.db").chmod(0o444)
+        folder.chmod(0o555)
+    try:
+        done = run_cli(
+            "show", "--env", "dev", "--problem", BINARY, cwd=synthetic_project, tracking_uri=uri
+        )
+    finally:
+        folder.chmod(0o755)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"{MODEL} (env dev" in done.stdout
+    assert sorted(path.name for path in folder.iterdir()) == ["mlflow.db"]
+    assert store_digest(uri) == before
+
+
+def test_show_on_a_missing_store_says_so_and_creates_nothing(synthetic_project, tmp_path):
+    uri = f"sqlite:///{tmp_path / 'nowhere' / 'mlflow.db'}"
+    done = run_cli(
+        "show", "--env", "dev", "--problem", BINARY, cwd=synthetic_project, tracking_uri=uri
+    )
+    assert "does not exist" in clean_failure(done, 9, "tracking store error")
+    assert not (tmp_path / "nowhere").exists()
+
+
+# --- nothing registered before everything that can fail before a verdict has passed ----------
+
+
+@pytest.mark.parametrize(
+    ("kind", "relabel", "expected"),
+    [
+        ("binary", lambda frame: frame.assign(target="yes"), "has one class (['yes'])"),
+        (  # class c in two rows only: one side of the split lacks it
+            "multiclass",
+            lambda frame: frame.assign(
+                target=frame["target"].replace("c", "b").where(frame.index > 1, "c")
+            ),
+            "class(es) c of the label target are missing from the",
+        ),
+    ],
+)
+def test_labels_a_classifier_cannot_be_judged_on_register_nothing(
+    synthetic_project, tmp_path, kind, relabel, expected
+):
+    table = tmp_path / f"{kind}.csv"
+    relabel(make_table(kind)).to_csv(table, index=False)
+    uri = fresh_store(tmp_path / "store")
+    problem = f"synthetic_{kind}"
+    done = run_cli(
+        "train", "--env", "dev", "--problem", problem, "--table", f"{problem}={table}",
+        cwd=synthetic_project, tracking_uri=uri,
+    )  # fmt: skip
+    assert expected in clean_failure(done, 3, "data error")
+    assert registered_models(uri) == []
+
+
+def test_a_failure_after_the_run_started_ends_it_failed_and_registers_nothing(
+    synthetic_project, tmp_path
+):
+    uri = fresh_store(tmp_path / "store")
+    broken = tmp_path / "artifacts-here-is-a-file"
+    broken.write_text("")
+    client = MlflowClient(uri)
+    experiment = client.create_experiment(MODEL, artifact_location=broken.as_uri())
+    done = run_cli(
+        "train", "--env", "dev", "--problem", BINARY, cwd=synthetic_project, tracking_uri=uri
+    )
+    message = clean_failure(done, 10, "training failed")
+    (run,) = client.search_runs([experiment])
+    assert f"run {run.info.run_id} started" in message and "nothing was registered" in message
+    assert run.info.status == "FAILED"
+    assert "training did not finish" in run.data.tags["ml_project.failure"]
+    assert registered_models(uri) == []
+
+
+# --- interruption ------------------------------------------------------------------------------
+
+
+def test_sigterm_ends_the_run_killed_and_registers_nothing(synthetic_project, tmp_path):
+    uri = fresh_store(tmp_path / "store")
+    client = MlflowClient(uri)
+    environ = {**os.environ, "PYTHONPATH": str(synthetic_project), "MLFLOW_TRACKING_URI": uri}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ml_project", "train", "--env", "dev", "--problem", BINARY],
+        cwd=synthetic_project,
+        env=environ,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and process.poll() is None:
+            running = client.search_runs(
+                [e.experiment_id for e in client.search_experiments()],
+                filter_string="attributes.status = 'RUNNING'",
+            )
+            if running:
+                break
+            time.sleep(0.2)
+        assert running, "the training never started its run"
+        assert running[0].data.tags["ml_project.pid"] == str(process.pid)
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    done = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+    assert "SIGTERM" in clean_failure(done, 128 + signal.SIGTERM, "interrupted")
+    run = client.get_run(running[0].info.run_id)
+    assert run.info.status == "KILLED"
+    assert run.data.tags["ml_project.failure"] == "training did not finish: interrupted (SIGTERM)"
+    for version in client.search_model_versions(f"name='{MODEL}'"):  # if it got that far
+        assert version.tags["validation_status"] == "failed"
+    for model in registered_models(uri):
+        assert model.aliases == {}
+
+
+def finished_pid() -> int:
+    """The id of a process that has ended (what a run killed by SIGKILL records)."""
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    return int(done.stdout)
+
+
+def test_a_version_left_by_a_killed_training_is_named_by_show_and_settled_by_the_next(
+    synthetic_project, tmp_path
+):
+    """What `kill -9` during the gate leaves: a RUNNING run whose process is gone, a version
+    without a verdict, and `challenger` on it. `show` names it; the next training settles it."""
+    uri = fresh_store(tmp_path / "store")
+    client = MlflowClient(uri)
+    experiment = client.create_experiment(MODEL)
+    run = client.create_run(
+        experiment,
+        tags={"ml_project.host": socket.gethostname(), "ml_project.pid": str(finished_pid())},
+    )
+    client.create_registered_model(MODEL)
+    version = client.create_model_version(
+        MODEL, source=f"{run.info.artifact_uri}/model", run_id=run.info.run_id,
+        tags={"run_id": run.info.run_id},
+    )  # fmt: skip
+    client.set_registered_model_alias(MODEL, "challenger", version.version)
+    before = store_digest(uri)
+
+    shown = run_cli("show", "--env", "dev", "--problem", BINARY, "--json",
+                    cwd=synthetic_project, tracking_uri=uri)  # fmt: skip
+    assert shown.returncode == 0, shown.stderr[-3000:]
+    (listed,) = last_json(shown.stdout)["versions"]
+    assert listed["validation_status"] == "orphaned"
+    assert f"its run {run.info.run_id} is RUNNING but its process" in listed["validation_reasons"]
+    text = run_cli("show", "--env", "dev", "--problem", BINARY,
+                   cwd=synthetic_project, tracking_uri=uri)  # fmt: skip
+    assert "version 1 has no verdict and never will" in text.stdout
+    assert store_digest(uri) == before  # show only reads
+
+    done = run_cli("train", "--env", "dev", "--problem", BINARY, "--json",
+                   cwd=synthetic_project, tracking_uri=uri)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = last_json(done.stdout)
+    assert result["model_version"] == "2" and result["gate"]["status"] == "passed"
+    assert result["settled_versions"][0].startswith("version 1: its run")
+    assert "settled    version 1" in done.stdout
+    settled = client.get_model_version(MODEL, "1")
+    assert settled.tags["validation_status"] == "failed"
+    assert settled.tags["validation_reasons"].startswith("no verdict: its run")
+    assert client.get_run(run.info.run_id).info.status == "KILLED"
+    assert client.get_registered_model(MODEL).aliases == {"champion": 2}
+
+
+def test_an_interruption_after_registration_tags_the_version_and_clears_challenger(
+    synthetic_project, tmp_path, monkeypatch
+):
+    """`abandon`, which the training calls on any exception after its run started, on a real
+    store holding a registered version under evaluation."""
+    import mlflow
+
+    from ml_project import promotion, tracking
+    from ml_project.errors import Interrupted
+    from ml_project.settings import load_settings
+
+    uri = fresh_store(tmp_path / "store")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
+    client = MlflowClient(uri)
+    settings = load_settings("dev", problem=BINARY, root=synthetic_project)
+    run = mlflow.start_run(experiment_id=tracking.ensure_experiment(client, "x"))
+    client.create_registered_model(settings.model_name)
+    version = client.create_model_version(
+        settings.model_name, source=f"{run.info.artifact_uri}/model", run_id=run.info.run_id
+    )
+    client.set_registered_model_alias(settings.model_name, "challenger", version.version)
+    promotion.abandon(
+        client, settings, "1", run.info.run_id, Interrupted("SIGTERM", 15), commit="abc"
+    )
+    tags = client.get_model_version(settings.model_name, "1").tags
+    assert tags == {
+        "validation_status": "failed",
+        "validation_reasons": "training did not finish: interrupted (SIGTERM)",
+    }
+    assert client.get_registered_model(settings.model_name).aliases == {}
+    assert client.get_run(run.info.run_id).info.status == "KILLED"
+    assert mlflow.active_run() is None
+
+
+# --- secrets -----------------------------------------------------------------------------------
+
+
+def test_credentials_in_the_store_uri_are_never_printed_or_written(
+    synthetic_project, tracking_server, tmp_path
+):
+    uri = tracking_server.url.replace("http://", f"http://ci-user:{SECRET}@")
+    shown_uri = tracking_server.url.replace("http://", "http://***@")
+    trained = run_cli("train", "--env", "dev", "--problem", BINARY, "--json",
+                      cwd=synthetic_project, tracking_uri=uri)  # fmt: skip
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    assert last_json(trained.stdout)["tracking_uri"] == shown_uri
+    assert f"store      {shown_uri}" in trained.stdout
+    output = tmp_path / "staging.out"
+    output.write_text(trained.stdout)
+    summary = run_cli("summary", "--input", str(output), cwd=synthetic_project, tracking_uri=uri)
+    shown = run_cli("show", "--env", "dev", "--problem", BINARY,
+                    cwd=synthetic_project, tracking_uri=uri)  # fmt: skip
+    shown_json = run_cli("show", "--env", "dev", "--problem", BINARY, "--json",
+                         cwd=synthetic_project, tracking_uri=uri)  # fmt: skip
+    assert last_json(shown_json.stdout)["tracking_uri"] == shown_uri
+    for done in (trained, summary, shown, shown_json):
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert SECRET not in done.stdout + done.stderr
+    client = MlflowClient(tracking_server.url)
+    run = client.get_run(last_json(trained.stdout)["run_id"])
+    recorded = [*run.data.tags.values(), *run.data.params.values()]
+    recorded += client.get_model_version(MODEL, "1").tags.values()
+    assert not [value for value in recorded if SECRET in value]
+
+
+# --- paths and environment -------------------------------------------------------------------
+
+PATH_CASES = {  # name: (arguments, exit code, label, what the message says)
+    "predict into a missing folder": (
+        ["predict", "--input", "{batch}", "--output", "{tmp}/missing/scored.parquet"],
+        2, "configuration error", "the folder {tmp}/missing does not exist",
+    ),
+    "predict onto a folder": (
+        ["predict", "--input", "{batch}", "--output", "{tmp}/folder.parquet"],
+        2, "configuration error", "--output {tmp}/folder.parquet is a folder",
+    ),
+    "extract-batch into a missing folder": (
+        ["extract-batch", "--output", "{tmp}/missing/batch.parquet"],
+        2, "configuration error", "the folder {tmp}/missing does not exist",
+    ),
+    "extract-batch onto a folder": (
+        ["extract-batch", "--output", "{tmp}/folder.parquet"],
+        2, "configuration error", "--output {tmp}/folder.parquet is a folder",
+    ),
+    "extract-batch keeping no record": (
+        ["extract-batch", "--query", "x1 > 1000", "--output", "{tmp}/empty.parquet"],
+        2, "configuration error", "--query 'x1 > 1000' keeps no record: nothing to write",
+    ),
+    "monitor --summary into a missing folder": (
+        ["monitor", "--input", "{batch}", "--summary", "{tmp}/missing/summary.md"],
+        2, "configuration error", "--summary {tmp}/missing/summary.md: the folder",
+    ),
+    "predict from a symbolic link loop": (
+        ["predict", "--input", "{tmp}/loop.csv", "--output", "{tmp}/scored.parquet"],
+        3, "data error", "a symbolic link that leads to no file (a loop",
+    ),
+    "train from a symbolic link loop": (
+        ["train", "--table", "synthetic_binary={tmp}/loop.csv"],
+        3, "data error", "--table synthetic_binary={tmp}/loop.csv: a symbolic link loop",
+    ),
+    "spark without Java": (
+        ["predict", "--engine", "spark", "--input", "{batch}", "--output", "{tmp}/out.parquet"],
+        11, "environment error", "JAVA_HOME=/nonexistent holds no bin/java",
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(PATH_CASES))
+def test_paths_and_environment_fail_in_one_paragraph_before_any_work(
+    synthetic_project, scoring_batches, tmp_path, case
+):
+    arguments, code, label, expected = PATH_CASES[case]
+    batch = scoring_batches["binary"]
+    (tmp_path / "folder.parquet").mkdir()
+    (tmp_path / "loop.csv").symlink_to(tmp_path / "loop.csv")
+    before = sorted(path.name for path in tmp_path.iterdir())
+    uri = batch["uri"]
+    runs_before = len(MlflowClient(uri).search_runs(
+        [e.experiment_id for e in MlflowClient(uri).search_experiments()]
+    ))  # fmt: skip
+    fill = {"batch": str(batch["batch"]), "tmp": str(tmp_path)}
+    done = run_cli(
+        *[argument.format(**fill) for argument in arguments],
+        "--env", "dev", "--problem", BINARY,
+        cwd=synthetic_project, tracking_uri=uri, env={"JAVA_HOME": "/nonexistent"},
+    )  # fmt: skip
+    assert expected.format(**fill) in clean_failure(done, code, label)
+    assert sorted(path.name for path in tmp_path.iterdir()) == before  # nothing written
+    assert not list((tmp_path / "folder.parquet").iterdir())
+    runs_after = len(MlflowClient(uri).search_runs(
+        [e.experiment_id for e in MlflowClient(uri).search_experiments()]
+    ))  # fmt: skip
+    assert runs_after == runs_before  # no monitoring or training run logged
+
+
+@pytest.mark.parametrize("content", [b"not json at all\n", b"PAR1\x80\x81binary"])
+def test_summary_of_a_file_that_is_not_a_training_output(synthetic_project, tmp_path, content):
+    source = tmp_path / "output.txt"
+    source.write_bytes(content)
+    done = run_cli(
+        "summary", "--input", str(source), "--output", str(tmp_path / "summary.md"),
+        cwd=synthetic_project, tracking_uri=f"sqlite:///{tmp_path / 'unused.db'}",
+    )  # fmt: skip
+    message = clean_failure(done, 2, "configuration error")
+    assert str(source) in message
+    assert not (tmp_path / "summary.md").exists()
+
+
+# --- model loading trust -----------------------------------------------------------------------
+
+
+def write_untrusted_models(uri: str) -> None:
+    """In a fresh process: two versions of `planted` that training would never write. Version
+    1 is skops whose MLmodel asks to trust `builtins.print` (a function in the file); version
+    2 is a cloudpickle file."""
+    script = f"""
+import builtins, mlflow, mlflow.sklearn
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer
+mlflow.set_tracking_uri({uri!r})
+model = make_pipeline(FunctionTransformer(func=builtins.print))
+with mlflow.start_run(tags={{"ml_project.task": "binary"}}):
+    mlflow.sklearn.log_model(model, name="m", registered_model_name="planted",
+                             serialization_format="skops",
+                             skops_trusted_types=["builtins.print"])
+    mlflow.sklearn.log_model(model, name="p", registered_model_name="planted",
+                             serialization_format="cloudpickle")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          check=False, env={**os.environ, "MLFLOW_TRACKING_URI": uri})  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+@pytest.mark.parametrize(
+    ("version", "expected"),
+    [
+        ("1", "holds types the project does not trust: builtins.print"),
+        ("2", "is serialized as cloudpickle: ml-project loads skops files only"),
+    ],
+)
+def test_a_model_is_loaded_with_the_projects_allow_list_not_the_artifacts(
+    synthetic_project, tmp_path, version, expected
+):
+    uri = fresh_store(tmp_path / "store")
+    write_untrusted_models(uri)
+    batch = tmp_path / "batch.csv"
+    make_table("binary", rows=50).to_csv(batch, index=False)
+    output = tmp_path / "scored.parquet"
+    done = run_cli(
+        "predict", "--env", "dev", "--problem", BINARY, "--model-uri", f"models:/planted/{version}",
+        "--input", str(batch), "--output", str(output),
+        cwd=synthetic_project, tracking_uri=uri,
+    )  # fmt: skip
+    assert expected in clean_failure(done, 8, "registry error")
+    assert not output.exists()
+
+
+# --- settings ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("name=team/model", "name (set in the command line (--set)): String should match"),
+        ("gate.floors.roc_auc=inf", "gate.floors.roc_auc (set in the command line (--set)): "
+                                    "Input should be a finite number"),
+        ("split.test_fraction=.nan", "split.test_fraction (set in the command line (--set))"),
+    ],
+)  # fmt: skip
+def test_a_bad_setting_is_refused_before_any_work_and_blames_the_command_line(
+    synthetic_project, tmp_path, override, expected
+):
+    """A model name MLflow would refuse at registration is refused when the settings load."""
+    uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
+    done = run_cli("train", "--env", "dev", "--problem", BINARY, "--set", override,
+                   cwd=synthetic_project, tracking_uri=uri)  # fmt: skip
+    assert expected in clean_failure(done, 2, "configuration error")
+    assert not (tmp_path / "store").exists()  # the store was not even opened
+
+
+def test_a_challenger_left_on_a_judged_version_by_a_stopped_run_is_cleared(tmp_path):
+    """Killed between the verdict and letting go of `challenger`: the next training's
+    `settle_orphans` clears the alias and keeps the verdict; a live run's alias is left."""
+    from ml_project import promotion
+
+    uri = fresh_store(tmp_path / "store")
+    client = MlflowClient(uri)
+    experiment = client.create_experiment(MODEL)
+    stopped = client.create_run(experiment)
+    client.set_terminated(stopped.info.run_id, status="KILLED")
+    this_process = {"ml_project.host": socket.gethostname(), "ml_project.pid": str(os.getpid())}
+    live = client.create_run(experiment, tags=this_process)
+    client.create_registered_model(MODEL)
+    for run in (stopped, live):
+        client.create_model_version(
+            MODEL, source=f"{run.info.artifact_uri}/model", run_id=run.info.run_id,
+            tags={"run_id": run.info.run_id, "validation_status": "passed"},
+        )  # fmt: skip
+    client.set_registered_model_alias(MODEL, "challenger", "2")
+    assert promotion.settle_orphans(client, MODEL) == []
+    assert client.get_registered_model(MODEL).aliases == {"challenger": 2}
+    client.set_registered_model_alias(MODEL, "challenger", "1")
+    (settled,) = promotion.settle_orphans(client, MODEL)
+    assert settled.startswith("version 1: challenger cleared")
+    assert client.get_registered_model(MODEL).aliases == {}
+    assert client.get_model_version(MODEL, "1").tags["validation_status"] == "passed"
