@@ -69,10 +69,43 @@ def store_error(exc: Exception) -> StoreError | None:
     return None
 
 
-def on_signal(number, _frame):
-    """SIGINT and SIGTERM raise Interrupted: runs end KILLED, versions are tagged, exit 128+N."""
+_PENDING: list[int] = []  # a signal waiting for the store's transaction to finish
+_STORE_MODULES = (  # a sqlite transaction may be open in these; an HTTP call is not deferred
+    "sqlalchemy.",
+    "sqlite3",
+    "mlflow.store.db.",
+    "mlflow.store.tracking.sqlalchemy_store",
+    "mlflow.store.model_registry.sqlalchemy_store",
+)
+
+
+def _in_store_call(frame) -> bool:
+    while frame is not None:
+        if frame.f_globals.get("__name__", "").startswith(_STORE_MODULES):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def on_signal(number, frame):
+    """SIGINT and SIGTERM raise Interrupted: runs end KILLED, versions are tagged, exit 128+N.
+
+    Not inside a store transaction: an exception raised between a write and its commit leaves
+    the sqlite database locked for the cleanup that follows. There the signal waits, checked
+    again every 50 ms (SIGALRM), and is raised as soon as the transaction is over."""
     import signal
 
+    if number == signal.SIGALRM:
+        if not _PENDING:
+            return
+        number = _PENDING[0]
+    if _in_store_call(frame):
+        if number not in _PENDING:
+            _PENDING.append(number)
+        signal.signal(signal.SIGALRM, on_signal)
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        return
+    _PENDING.clear()
     raise Interrupted(signal.Signals(number).name, number)
 
 

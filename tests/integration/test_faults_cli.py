@@ -44,7 +44,7 @@ def clean_failure(done: subprocess.CompletedProcess, code: int, label: str) -> s
     output = done.stdout + done.stderr
     assert done.returncode == code, output[-3000:]
     assert f"ml-project: {label}:" in done.stderr, done.stderr[-3000:]
-    assert "Traceback" not in output, output[-3000:]
+    assert "Traceback" not in output, output[:4000]
     return done.stderr
 
 

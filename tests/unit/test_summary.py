@@ -2,6 +2,8 @@
 task kind here; tests/integration/test_ci_fork.py renders a real one)."""
 
 import json
+import os
+import signal
 
 import pytest
 from click.testing import CliRunner
@@ -227,10 +229,22 @@ def test_read_result_without_a_result_is_a_usage_error(tmp_path, content):
     assert raised.value.exit_code == 2
 
 
-def test_summary_command_writes_markdown_and_fields(tmp_path):
+@pytest.fixture
+def runner():
+    """The CLI in this process, which it treats as its own (environment defaults, signal
+    handlers): both restored after, so no later test or subprocess inherits them."""
+    environment = dict(os.environ)
+    handlers = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    yield CliRunner()
+    os.environ.clear()
+    os.environ.update(environment)
+    for number, handler in handlers.items():
+        signal.signal(number, handler)
+
+
+def test_summary_command_writes_markdown_and_fields(tmp_path, runner):
     output = tmp_path / "staging.out"
     output.write_text(json.dumps(RESULT) + "\n")
-    runner = CliRunner()
     markdown = tmp_path / "out" / "summary.md"
     done = runner.invoke(cli, ["summary", "--input", str(output), "--output", str(markdown)])
     assert done.exit_code == 0, done.output
