@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
+from ml_project import tracking
 from tests.conftest import last_json, run_cli
 from tests.synthetic import make_table
 
@@ -259,7 +260,7 @@ def test_a_version_left_by_a_killed_training_is_named_by_show_and_settled_by_the
     without a verdict, and `challenger` on it. `show` names it; the next training settles it."""
     uri = fresh_store(tmp_path / "store")
     client = MlflowClient(uri)
-    experiment = client.create_experiment(MODEL)
+    experiment = tracking.ensure_experiment(client, MODEL)  # artifacts beside the store
     run = client.create_run(
         experiment,
         tags={"ml_project.host": socket.gethostname(), "ml_project.pid": str(finished_pid())},
@@ -459,6 +460,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 mlflow.set_tracking_uri({uri!r})
 model = make_pipeline(FunctionTransformer(func=builtins.print))
+mlflow.set_experiment("planted")  # not the default one: its artifacts are in the test's ./mlruns
 with mlflow.start_run(tags={{"ml_project.task": "binary"}}):
     mlflow.sklearn.log_model(model, name="m", registered_model_name="planted",
                              serialization_format="skops",
@@ -466,8 +468,10 @@ with mlflow.start_run(tags={{"ml_project.task": "binary"}}):
     mlflow.sklearn.log_model(model, name="p", registered_model_name="planted",
                              serialization_format="cloudpickle")
 """
+    # from the store's folder: the default experiment keeps its artifacts in ./mlruns
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          check=False, env={**os.environ, "MLFLOW_TRACKING_URI": uri})  # fmt: skip
+                          check=False, env={**os.environ, "MLFLOW_TRACKING_URI": uri},
+                          cwd=Path(uri.removeprefix("sqlite:///")).parent)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
 
 
@@ -525,7 +529,7 @@ def test_a_challenger_left_on_a_judged_version_by_a_stopped_run_is_cleared(tmp_p
 
     uri = fresh_store(tmp_path / "store")
     client = MlflowClient(uri)
-    experiment = client.create_experiment(MODEL)
+    experiment = tracking.ensure_experiment(client, MODEL)  # artifacts beside the store
     stopped = client.create_run(experiment)
     client.set_terminated(stopped.info.run_id, status="KILLED")
     this_process = {"ml_project.host": socket.gethostname(), "ml_project.pid": str(os.getpid())}

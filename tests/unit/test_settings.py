@@ -1,6 +1,5 @@
 """The settings: layers, precedence, errors naming key and origin, per-task gate checks."""
 
-import re
 import shutil
 from pathlib import Path
 
@@ -8,6 +7,7 @@ import pytest
 from pydantic import ValidationError
 
 from ml_project.errors import ConfigError
+from ml_project.scaffold import with_default_problem
 from ml_project.settings import (
     apply_assignment,
     deep_merge,
@@ -68,7 +68,7 @@ def test_layers_project_then_problem_then_command_line(project):
 def test_the_project_setting_chooses_the_problem(project):
     base = project / "environments" / "base.yaml"
     # whatever the project's default is (a fork may have dropped the examples)
-    base.write_text(re.sub(r"(?m)^problem: \S+", "problem: synthetic_regression", base.read_text()))
+    base.write_text(with_default_problem(base.read_text(), "synthetic_regression")[0])
     assert load_settings("dev", root=project).task == "regression"
     with pytest.raises(ConfigError, match="no problem 'nothing'.*synthetic_binary"):
         load_settings("dev", problem="nothing", root=project)
