@@ -10,8 +10,8 @@
 # code runs (`python -m ml_project` from /project puts the checkout first on sys.path). The
 # copy baked in below is the fallback when nothing is mounted.
 #
-# Online serving of the registry's champion (MLflow's scoring server on port 8080). The model
-# is `<name>_prod` (the `name:` of the problem's settings); the default is the flights demo's:
+# Online serving of the registry's champion (`ml-project serve`: MLflow's scoring server on port
+# 8080, the model loaded with the project's allow-list). The model is `<name>_prod` (the `name:` of the problem's settings); the default is the flights demo's:
 #   docker build --target serve --build-arg MODEL_URI=models:/<name>_prod@champion \
 #       -t ml-project-serve .
 #   docker run --rm -p 8080:8080 -e MLFLOW_TRACKING_URI=http://mlflow.internal:5000 \
@@ -47,6 +47,7 @@ RUN pip install --no-cache-dir --no-deps -c requirements.lock . \
 FROM runtime AS serve
 ARG MODEL_URI=models:/flights_delay_prod@champion
 ENV MODEL_URI=$MODEL_URI \
+    SERVING_ENV=prod \
     HOST=0.0.0.0 \
     PORT=8080 \
     SERVING_WORKERS=2
@@ -55,8 +56,9 @@ EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=90s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(f\"http://127.0.0.1:{os.environ['PORT']}/ping\", timeout=4)"]
 # tests/integration/test_serving.py runs this very command (outside a container) and queries it.
-# uvicorn, which `mlflow models serve` starts, is on PATH: pip installed it in /usr/local/bin.
-ENTRYPOINT ["sh", "-c", "exec mlflow models serve -m \"$MODEL_URI\" --env-manager local -h \"$HOST\" -p \"$PORT\" -w \"$SERVING_WORKERS\""]
+# `ml-project serve` is MLflow's scoring server with the model loaded by the project's allow-list
+# (`mlflow models serve` would trust the types the model's own files list); run from /project.
+ENTRYPOINT ["sh", "-c", "exec ml-project serve --env \"$SERVING_ENV\" --model-uri \"$MODEL_URI\" --host \"$HOST\" --port \"$PORT\" --workers \"$SERVING_WORKERS\""]
 
 FROM runtime AS train
 # git: lineage reads the commit, reproduce checks old commits out. Pinned to bookworm's 2.39

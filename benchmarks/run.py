@@ -209,6 +209,7 @@ def bench_serving(project: Path, workdir: Path, *, store: Path, requests: int) -
         "HOST": "127.0.0.1",
         "PORT": str(port),
         "SERVING_WORKERS": "1",
+        "SERVING_ENV": "prod",
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
     }
     import pandas as pd
@@ -226,6 +227,7 @@ def bench_serving(project: Path, workdir: Path, *, store: Path, requests: int) -
     ]
     server = subprocess.Popen(
         entrypoint,
+        cwd=project,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -19,7 +19,8 @@ from ml_project.settings import ENVS, load_settings, project_root
 EXIT_CODES_HELP = """\b
 Exit codes: 0 ok, 1 unexpected error, 2 bad usage or config, 3 bad data,
 4 dirty work tree, 5 quality gate failed, 6 not reproduced, 7 drift detected,
-8 registry error, 9 tracking store error, 130/143 interrupted (SIGINT/SIGTERM)."""
+8 registry error, 9 tracking store error, 10 training failed after its run started,
+11 environment (paths, disk, Java), 130/143 interrupted (SIGINT/SIGTERM)."""
 
 
 def handle_errors(command):
@@ -738,6 +739,43 @@ def predict(env, input_path, output_path, model_uri, chunk_rows, engine, spark_m
     )
     if as_json:
         click.echo(json.dumps(summary.as_dict(), sort_keys=True))
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@env_option
+@click.option("--model-uri", help="Model to serve (default: models:/<env model>@champion).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True)
+@click.option(
+    "--workers", type=click.IntRange(1), default=1, show_default=True, help="Server processes."
+)
+@handle_errors
+def serve(env, model_uri, host, port, workers):
+    """Serve the env's champion (or --model-uri) over HTTP until stopped.
+
+    MLflow's scoring server (POST /invocations, GET /ping), with the model loaded as `predict`
+    loads it: the types skops may create come from the problem's code here, never from the
+    model's files. Rows breaking an input rule get a 400 naming the rule.
+
+    \b
+    Examples:
+      ml-project serve --env dev
+      ml-project serve --env prod --host 0.0.0.0 --port 8080 --workers 2
+      curl -s localhost:8080/invocations -H 'Content-Type: application/json' \\
+          -d '{"dataframe_records": [{"month": 1, "carrier": "UA"}]}'
+    """
+    from ml_project import serving, tracking
+
+    root = project_root()
+    settings = resolve_settings(env)
+    client = tracking.connect(root, write=False)
+    served = serving.plan(settings, root=root, model_uri=model_uri, client=client)
+    click.echo(
+        f"Serving {served.uri} (problem {served.problem}) on http://{host}:{port} "
+        f"with {workers} worker(s); stop with Ctrl-C.",
+        err=True,
+    )
+    serving.run(served, host=host, port=port, workers=workers)
 
 
 @cli.command("extract-batch", epilog=EXIT_CODES_HELP)

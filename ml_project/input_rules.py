@@ -17,6 +17,7 @@ mean nothing for one row; `mostly` tolerances) stays with great-expectations.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from numbers import Real
 from typing import Any
@@ -109,7 +110,9 @@ def _broken(rule: dict, values: pd.Series) -> np.ndarray:
     if rule["type"] == IN_SET:
         return present & ~values.isin(rule["values"]).to_numpy()
     if rule["type"] == MATCH:  # as great-expectations does: the text of the value, searched
-        matched = values.astype(str).str.contains(rule["regex"], regex=True).to_numpy(bool)
+        with warnings.catch_warnings():  # a pattern with groups: pandas warns, on every call
+            warnings.filterwarnings("ignore", "This pattern is interpreted as a regular")
+            matched = values.astype(str).str.contains(rule["regex"], regex=True).to_numpy(bool)
         return present & ~matched
     numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     bad = present & np.isnan(numbers)  # not a number at all

@@ -81,14 +81,20 @@ def load_sklearn(uri: str, trusted: list[str], *, local: Path | None = None):
 
 def pyfunc_of(uri: str, trusted: list[str]):
     """The model behind `uri` as an MLflow PyFuncModel, loaded as `load_sklearn` does (for
-    MLflow's evaluator, which would otherwise load it with the artifact's own allow-list)."""
+    MLflow's evaluator and scoring server, which would otherwise load it with the artifact's
+    own allow-list)."""
     from mlflow.models import Model
-    from mlflow.pyfunc import PyFuncModel
-    from mlflow.sklearn import _SklearnModelWrapper
 
     local = download(uri)
     model = load_sklearn(uri, trusted, local=local)
-    meta = Model.load(str(local / "MLmodel"))
+    return as_pyfunc(model, Model.load(str(local / "MLmodel")))
+
+
+def as_pyfunc(model, meta):
+    """A fitted sklearn model as the PyFuncModel MLflow would load from `meta` (its MLmodel)."""
+    from mlflow.pyfunc import PyFuncModel
+    from mlflow.sklearn import _SklearnModelWrapper
+
     return PyFuncModel(
         model_meta=meta, model_impl=_SklearnModelWrapper(model), model_id=meta.model_id
     )

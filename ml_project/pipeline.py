@@ -404,7 +404,13 @@ def run_training(settings: Settings, *, root: Path, allow_dirty: bool = False) -
             baseline=trained.baseline,
         )
         with timer.stage("evaluation"):  # on the logged model, before anything is registered
-            promotion.log_evaluation(mlflow, info.model_uri, held_out)
+            promotion.log_evaluation(
+                mlflow,
+                info.model_uri,
+                held_out,
+                fitted=trained.model,
+                predictions=trained.predictions,
+            )
         with timer.stage("registration"):  # the version is created with its lineage tags
             version = promotion.register(
                 f"runs:/{run.info.run_id}/{MODEL_ARTIFACT}",

@@ -393,7 +393,7 @@ def run_batch_scoring(
     """Load the model (default: the env's champion), check each chunk, score, write."""
     from ml_project import tracking
 
-    client = tracking.connect(root)
+    client = tracking.connect(root, write=False)  # scoring reads the registry, writes nothing
     uri = model_uri or default_model_uri(settings.model_name)
     loaded = load_model(
         uri, client, root=root, trusted=project_trusted_types(settings, root), task=settings.task

@@ -93,12 +93,16 @@ def held_out_rows(settings: Settings, root: Path) -> HeldOut:
     )
 
 
-def log_evaluation(mlflow, model_uri: str, held: HeldOut) -> dict[str, float]:
+def log_evaluation(
+    mlflow, model_uri: str, held: HeldOut, *, fitted=None, predictions=None
+) -> dict[str, float]:
     """MLflow's evaluator for the task on `held`'s rows, logged (as `eval_*`) to the active run.
 
     A classifier is evaluated through its sklearn flavor, so the curves and calibration use
     `predict_proba`. The rows are passed as the same MLflow dataset (name and digest) the run
-    logged as its evaluation input, so MLflow records no second input for them.
+    logged as its evaluation input, so MLflow records no second input for them. `fitted` (the
+    model `model_uri` was logged from) and its `predictions` on `held`'s rows spare loading the
+    logged files and predicting the rows again.
     """
     from sklearn.exceptions import UndefinedMetricWarning
 
@@ -123,8 +127,13 @@ def log_evaluation(mlflow, model_uri: str, held: HeldOut) -> dict[str, float]:
             warnings.filterwarnings("ignore", message="The specified dataset source")
             warnings.filterwarnings("ignore", category=UndefinedMetricWarning)  # class unpredicted
             mlflow.log_input(dataset, context="evaluation")
+            if fitted is None:
+                model = loading.pyfunc_of(model_uri, loading.trusted_types(held.problem))
+            else:
+                answers = metrics.KnownAnswers(fitted, held.model_rows(), predictions)
+                model = loading.as_pyfunc(answers, mlflow.models.Model.load(model_uri))
             result = mlflow.models.evaluate(
-                model=loading.pyfunc_of(model_uri, loading.trusted_types(held.problem)),
+                model=model,
                 data=dataset,
                 model_type=model_type,
                 evaluators="default",

@@ -497,6 +497,21 @@ def test_a_model_is_loaded_with_the_projects_allow_list_not_the_artifacts(
     )  # fmt: skip
     assert expected in clean_failure(done, 8, "registry error")
     assert not output.exists()
+    # the server loads as predict does, and refuses before it listens
+    port = free_port()
+    done = run_cli(
+        "serve", "--env", "dev", "--problem", BINARY, "--model-uri", f"models:/planted/{version}",
+        "--port", str(port), cwd=synthetic_project, tracking_uri=uri, timeout=120,
+    )  # fmt: skip
+    assert expected in clean_failure(done, 8, "registry error")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 # --- settings ---------------------------------------------------------------------------------

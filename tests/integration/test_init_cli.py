@@ -126,7 +126,8 @@ def test_an_initialised_problem_goes_the_whole_path(kind, project, tmp_path):
     assert len(predictions) == ROWS and predictions["prediction"].notna().all()
     rows = pd.read_csv(project / "data" / f"{problem}.csv").head(50)
     body = {"dataframe_split": json.loads(rows.to_json(orient="split", index=False))}
-    with serving(uri, f"models:/{problem}_staging@champion", tmp_path / "serve.log") as url:
+    log = tmp_path / "serve.log"
+    with serving(uri, f"models:/{problem}_staging@champion", log, project=project) as url:
         status, reply = post(url, json.dumps(body).encode())
     assert status == 200, reply
     expected = predictions.set_index("visit_id").loc[rows["visit_id"], "prediction"].tolist()

@@ -1,6 +1,7 @@
 """Batch scoring through the real CLI, for each task kind: the champion's prediction exactly,
 a classifier's class probabilities, and the model version on every row."""
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -129,12 +130,18 @@ def test_bad_input_fails_cleanly_with_no_output(
 
 
 def test_no_champion_is_a_registry_error(synthetic_project, tracking_uri, tmp_path):
-    done = run_cli(
-        "predict", "--env", "staging", "--problem", "synthetic_binary",
-        "--input", str(tmp_path / "x.csv"), "--output", str(tmp_path / "y.csv"),
-        cwd=synthetic_project, tracking_uri=tracking_uri,
-    )  # fmt: skip
-    assert done.returncode == 8
+    from mlflow import MlflowClient
+
+    args = ("predict", "--env", "staging", "--problem", "synthetic_binary",
+            "--input", str(tmp_path / "x.csv"), "--output", str(tmp_path / "y.csv"))  # fmt: skip
+    # scoring only reads the store: one that does not exist is not created, and says so
+    done = run_cli(*args, cwd=synthetic_project, tracking_uri=tracking_uri)
+    assert done.returncode == 9, done.stderr
+    assert "does not exist: nothing was trained with it yet" in done.stderr
+    assert not Path(tracking_uri.removeprefix("sqlite:///")).exists()
+    MlflowClient(tracking_uri).search_experiments()  # an empty store
+    done = run_cli(*args, cwd=synthetic_project, tracking_uri=tracking_uri)
+    assert done.returncode == 8, done.stderr
     assert "models:/synthetic_binary_staging@champion" in done.stderr
 
 

@@ -40,9 +40,9 @@ def serve_entrypoint() -> list[str]:
 
 
 @contextlib.contextmanager
-def serving(tracking_uri: str, model_uri: str, log: Path):
-    """The serving image's own command on `model_uri`, on a free loopback port: yields its
-    URL once /ping answers; stopped by PID."""
+def serving(tracking_uri: str, model_uri: str, log: Path, *, project: Path):
+    """The serving image's own command on `model_uri`, run from `project` (the image's
+    /project), on a free loopback port: yields its URL once /ping answers; stopped by PID."""
     port = free_port()
     bin_dir = Path(sys.executable).parent
     environ = {
@@ -52,11 +52,13 @@ def serving(tracking_uri: str, model_uri: str, log: Path):
         "HOST": "127.0.0.1",
         "PORT": str(port),
         "SERVING_WORKERS": "1",
+        "SERVING_ENV": "dev",
         "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
     }
     with open(log, "w") as handle:
         process = subprocess.Popen(
             serve_entrypoint(),
+            cwd=project,
             env=environ,
             stdout=handle,
             stderr=subprocess.STDOUT,
@@ -86,11 +88,11 @@ def serving(tracking_uri: str, model_uri: str, log: Path):
 
 
 @pytest.fixture(scope="module", params=KINDS)
-def served(request, scoring_batches, tmp_path_factory):
+def served(request, scoring_batches, synthetic_project, tmp_path_factory):
     """A kind's dev champion served: yields (url, the kind's scoring store)."""
     store = scoring_batches[request.param]
     log = tmp_path_factory.mktemp("serve") / "server.log"
-    with serving(store["uri"], store["model_uri"], log) as url:
+    with serving(store["uri"], store["model_uri"], log, project=synthetic_project) as url:
         yield url, store
 
 

@@ -75,7 +75,8 @@ def test_serving_stage_is_non_root_with_a_healthcheck_on_the_champion():
     assert re.search(r"^USER 10001:10001$", stage, re.MULTILINE)
     assert "HEALTHCHECK --interval" in stage and "/ping" in stage
     assert "ENV MODEL_URI=$MODEL_URI" in stage  # the build argument below
-    assert "mlflow models serve" in stage and "--env-manager local" in stage
+    # the project's loader (its allow-list), not `mlflow models serve` (the artifact's)
+    assert "ml-project serve" in stage and "mlflow models serve" not in stage.split("ENTRYPOINT")[1]
     assert "EXPOSE 8080" in stage
 
 

@@ -138,3 +138,17 @@ def test_an_estimator_that_is_not_a_pipeline_is_wrapped():
         "input_rules",
         "model",
     ]
+
+
+def test_a_pattern_with_groups_is_checked_silently():
+    """A served model checks every request: pandas' warning about groups must not fire each time."""
+    import warnings
+
+    grouped = hard_rules(
+        [item(1, "column_values_to_match_regex", column="code", regex="^([a-z])([0-9])$")],
+        source=SOURCE,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert violations(grouped, rows()) == []
+        assert "1 of 3 row(s)" in violations(grouped, rows(code=["a1", "bb", None]))[0]

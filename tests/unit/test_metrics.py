@@ -3,6 +3,7 @@
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.metrics import log_loss, mean_squared_error, r2_score, roc_auc_score
 
@@ -91,3 +92,24 @@ def test_ranking_metrics_are_undefined_without_every_class():
     scores = metrics.compute("binary", y, binary(y, [0.9, 0.8, 0.7]))
     assert math.isnan(scores["pr_auc"]) and math.isnan(scores["roc_auc"])
     assert not math.isnan(scores["log_loss"])
+
+
+def test_known_answers_hand_back_the_predictions_made_for_the_same_rows_only():
+    """The evaluator gets the pipeline's held-out predictions; other rows reach the model."""
+    from sklearn.linear_model import LogisticRegression
+
+    from ml_project.metrics import KnownAnswers, predict
+
+    rows = pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0], "b": [1, 0, 1, 0]}, index=[7, 3, 9, 1])
+    model = LogisticRegression().fit(rows, [0, 0, 1, 1])
+    made = predict(model, rows, "binary")
+    answers = KnownAnswers(model, rows, made)
+    # a copy with another index and dtype (what MLflow's evaluator passes) is the same rows
+    same = rows.reset_index(drop=True).astype({"b": "float64"})
+    assert answers.predict_proba(same) is made.probabilities
+    assert answers.predict(same) is made.prediction
+    assert list(answers.classes_) == [0, 1]  # anything else is the model's
+    changed = same.assign(a=[0.0, 1.0, 2.0, 30.0])
+    assert answers.predict_proba(changed) is not made.probabilities
+    np.testing.assert_array_equal(answers.predict(changed), model.predict(changed))
+    np.testing.assert_array_equal(answers.predict(rows.head(2)), model.predict(rows.head(2)))

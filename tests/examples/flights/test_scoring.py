@@ -80,13 +80,16 @@ def test_predict_gives_p_late_and_the_models_own_threshold(scored, champion):
     assert set(scored["model_version"]) == {champion["result"]["model_version"]}
 
 
-def test_the_champion_is_served_with_the_problems_own_code(champion, scored, tmp_path_factory):
-    """The served model imports problems.flights (its feature step) from its code_paths."""
+def test_the_champion_is_served_with_the_problems_own_code(
+    champion, scored, project_copy, tmp_path_factory
+):
+    """The served model's feature step (problems.flights) and allow-list come from the
+    project it is served from."""
     rows = pd.read_parquet(champion["year"]).head(200)
     # the raw record as joined for training, outcome columns included: the model ignores them
     body = {"dataframe_split": json.loads(rows.to_json(orient="split", index=False))}
     log = tmp_path_factory.mktemp("flights-serve") / "server.log"
-    with serving(champion["uri"], f"models:/{MODEL}@champion", log) as url:
+    with serving(champion["uri"], f"models:/{MODEL}@champion", log, project=project_copy) as url:
         status, reply = post(url, json.dumps(body).encode())
     assert status == 200, reply
     assert reply["predictions"] == scored["prediction"].head(200).tolist()
