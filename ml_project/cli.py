@@ -13,7 +13,7 @@ import click
 
 from ml_project import __version__
 from ml_project.errors import ConfigError, GateFailedError, Interrupted, ProjectError, StoreError
-from ml_project.paths import absolute, check_output_file
+from ml_project.paths import absolute, check_output_file, write_whole
 from ml_project.settings import ENVS, load_settings, project_root
 
 EXIT_CODES_HELP = """\b
@@ -316,7 +316,8 @@ def summary(input_path, output_path, field):
     markdown = summary_module.render_summary(result)
     if output_path:
         output_path.parent.mkdir(parents=True, exist_ok=True)
-        check_output_file(output_path, option="--output").write_text(markdown, encoding="utf-8")
+        target = check_output_file(output_path, option="--output")
+        write_whole(target, lambda t: t.write_text(markdown, encoding="utf-8"), option="--output")
     else:
         click.echo(markdown, nl=False)
 
@@ -829,11 +830,9 @@ def extract_batch(env, output_path, query, rows, tables):
     if rows:
         records = records.head(rows)
     if output_path.suffix.lower() in (".parquet", ".pq"):
-        records.to_parquet(output_path, index=False)
-    elif output_path.suffix.lower() == ".csv":
-        records.to_csv(output_path, index=False)
+        write_whole(output_path, lambda t: records.to_parquet(t, index=False), option="--output")
     else:
-        raise ConfigError(f"{output_path}: the output must end in .parquet or .csv.")
+        write_whole(output_path, lambda t: records.to_csv(t, index=False), option="--output")
     click.echo(f"Wrote {len(records)} records to {output_path}.")
 
 
@@ -905,9 +904,11 @@ def monitor(env, input_path, labels, model_uri, overrides, chunk_rows, summary_p
         chunk_rows=chunk_rows,
     ).as_dict()
     click.echo(summary_text(result))
-    if summary_path:
-        with open(summary_path, "a", encoding="utf-8") as handle:
-            handle.write(summary_text(result, markdown=True))
+    if summary_path:  # appended (a CI job's step summary), the whole file replaced at once
+        target = Path(summary_path)
+        before = target.read_text(encoding="utf-8") if target.is_file() else ""
+        text = before + summary_text(result, markdown=True)
+        write_whole(target, lambda t: t.write_text(text, encoding="utf-8"), option="--summary")
     if as_json:
         click.echo(json.dumps(result, sort_keys=True))
     if result["status"] == "drift":

@@ -8,9 +8,10 @@ resolved (a symbolic link loop) is named as such.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
-from ml_project.errors import ConfigError, DataError
+from ml_project.errors import ConfigError, DataError, SetupError
 
 
 def absolute(text: str | Path, *, option: str) -> Path:
@@ -36,13 +37,19 @@ def describe_missing(path: Path) -> str:
 
 
 def check_output_file(path: str | Path, *, option: str) -> Path:
-    """`path` can be written as a file: its folder exists and is writable, and it is not a
-    folder itself. ConfigError (nothing was done) otherwise."""
+    """`path` can be written as a file: its folder exists and is writable, and it is neither
+    a folder nor a device or pipe (a file written beside it then renamed would replace the
+    device itself). ConfigError (nothing was done) otherwise."""
     path = Path(path).expanduser()
     if path.is_dir():
         raise ConfigError(
             f"{option} {path} is a folder: name a file in it (e.g. {path / 'out.parquet'}). "
             "Nothing was done."
+        )
+    if path.exists() and not path.is_file():
+        raise ConfigError(
+            f"{option} {path} is not a regular file (a device, pipe or socket): outputs are "
+            "written as files, complete or not at all. Name a file; nothing was done."
         )
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
@@ -55,3 +62,20 @@ def check_output_file(path: str | Path, *, option: str) -> Path:
             f"{option} {path}: the folder {parent} is not writable; nothing was done."
         )
     return path
+
+
+def write_whole(path: Path, write: Callable[[Path], None], *, option: str) -> None:
+    """`write(temporary)` beside `path`, then renamed onto it: the output appears complete or
+    not at all. A write that fails (a full disk, a lost mount) is a SetupError, nothing left."""
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    except OSError as exc:
+        raise SetupError(
+            f"{option} {path} cannot be written ({exc.strerror or exc}; a full disk or a lost "
+            "mount): nothing was left in its place."
+        ) from exc
+    finally:
+        temporary.unlink(missing_ok=True)

@@ -77,6 +77,30 @@ def check_parquet(location: str, *, role: str) -> None:
         )
     if role == "input" and not is_uri(location) and not Path(location).exists():
         raise DataError(f"{location}: no such file or folder.")
+    if role == "output" and not is_uri(location):
+        check_replaceable(Path(location))
+
+
+# What a Parquet output written by Spark holds; a folder holding anything else is not replaced.
+SPARK_OUTPUT_FILES = ("part-", ".part-", "_SUCCESS", "._SUCCESS", "_committed_", "_started_")
+
+
+def check_replaceable(target: Path) -> None:
+    """An existing output is replaced only if it is a file or an earlier Spark Parquet output:
+    a folder holding anything else (a data folder, the project) is refused, untouched."""
+    if not target.is_dir():
+        return
+    foreign = sorted(
+        entry.name for entry in target.iterdir() if not entry.name.startswith(SPARK_OUTPUT_FILES)
+    )
+    if foreign:
+        more = f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""
+        shown = ", ".join(foreign[:5]) + more
+        raise ConfigError(
+            f"--output {target} is a folder holding files that are not a Spark Parquet output "
+            f"({shown}): scoring would replace the whole folder, so it was left as it is. "
+            "Name a new folder, or an earlier Spark output to replace."
+        )
 
 
 def check_spark() -> None:
@@ -343,7 +367,7 @@ def run_spark_scoring(
     check_parquet(input_path, role="input")
     check_parquet(output_path, role="output")
     check_spark()
-    client = tracking.connect(root)
+    client = tracking.connect(root, write=False)  # scoring reads the registry, writes nothing
     uri = model_uri or default_model_uri(settings.model_name)
     trusted = project_trusted_types(settings, root)
     loaded = load_model(uri, client, root=root, trusted=trusted, task=settings.task)

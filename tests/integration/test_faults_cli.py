@@ -8,6 +8,7 @@ only (tests/synthetic.py).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -399,6 +400,19 @@ PATH_CASES = {  # name: (arguments, exit code, label, what the message says)
         ["train", "--table", "synthetic_binary={tmp}/loop.csv"],
         3, "data error", "--table synthetic_binary={tmp}/loop.csv: a symbolic link loop",
     ),
+    "predict onto a pipe": (
+        ["predict", "--input", "{batch}", "--output", "{tmp}/pipe.parquet"],
+        2, "configuration error", "--output {tmp}/pipe.parquet is not a regular file",
+    ),
+    "extract-batch onto a pipe": (
+        ["extract-batch", "--output", "{tmp}/pipe.parquet"],
+        2, "configuration error", "--output {tmp}/pipe.parquet is not a regular file",
+    ),
+    "spark onto a folder of other files": (
+        ["predict", "--engine", "spark", "--input", "{batch}", "--output", "{tmp}/data"],
+        2, "configuration error", "--output {tmp}/data is a folder holding files that are not "
+                                  "a Spark Parquet output (keep.csv)",
+    ),
     "spark without Java": (
         ["predict", "--engine", "spark", "--input", "{batch}", "--output", "{tmp}/out.parquet"],
         11, "environment error", "JAVA_HOME=/nonexistent holds no bin/java",
@@ -414,6 +428,9 @@ def test_paths_and_environment_fail_in_one_paragraph_before_any_work(
     batch = scoring_batches["binary"]
     (tmp_path / "folder.parquet").mkdir()
     (tmp_path / "loop.csv").symlink_to(tmp_path / "loop.csv")
+    os.mkfifo(tmp_path / "pipe.parquet")  # a device-like output: never replaced by a file
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "keep.csv").write_text("a user's file\n")
     before = sorted(path.name for path in tmp_path.iterdir())
     uri = batch["uri"]
     runs_before = len(MlflowClient(uri).search_runs(
@@ -428,10 +445,59 @@ def test_paths_and_environment_fail_in_one_paragraph_before_any_work(
     assert expected.format(**fill) in clean_failure(done, code, label)
     assert sorted(path.name for path in tmp_path.iterdir()) == before  # nothing written
     assert not list((tmp_path / "folder.parquet").iterdir())
+    assert (tmp_path / "pipe.parquet").is_fifo()
+    assert [p.name for p in (tmp_path / "data").iterdir()] == ["keep.csv"]
     runs_after = len(MlflowClient(uri).search_runs(
         [e.experiment_id for e in MlflowClient(uri).search_experiments()]
     ))  # fmt: skip
     assert runs_after == runs_before  # no monitoring or training run logged
+
+
+FULL_DISK_CASES = {  # name: (arguments, the output that must not appear, bytes a file may hold)
+    "extract-batch": (["extract-batch", "--output", "{tmp}/batch.csv"], "batch.csv", 2048),
+    "predict": (
+        ["predict", "--input", "{batch}", "--output", "{tmp}/scored.csv"],
+        "scored.csv",
+        2048,
+    ),
+    "summary": (
+        ["summary", "--input", "{result}", "--output", "{tmp}/summary.md"],
+        "summary.md",
+        200,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(FULL_DISK_CASES))
+def test_a_disk_that_fills_while_writing_leaves_no_partial_output(
+    synthetic_project, scoring_batches, tmp_path, case
+):
+    """The kernel refuses every write past a few bytes of a file (RLIMIT_FSIZE: EFBIG, as a
+    full disk refuses with ENOSPC): one paragraph, exit 11, and no file, partial or complete."""
+    import resource
+
+    arguments, output, limit = FULL_DISK_CASES[case]
+    batch = scoring_batches["binary"]
+    result = tmp_path / "train.out"
+    result.write_text(json.dumps(batch["result"]) + "\n")
+    fill = {"batch": str(batch["batch"]), "tmp": str(tmp_path), "result": str(result)}
+    arguments = [argument.format(**fill) for argument in arguments]
+    if case != "summary":
+        arguments += ["--env", "dev", "--problem", BINARY]
+    before = sorted(path.name for path in tmp_path.iterdir())
+
+    def small_files():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    environ = {**os.environ, "PYTHONPATH": str(synthetic_project),
+               "MLFLOW_TRACKING_URI": batch["uri"], "MLFLOW_DISABLE_TELEMETRY": "true"}  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "ml_project", *arguments], cwd=synthetic_project, env=environ,
+        capture_output=True, text=True, timeout=600, preexec_fn=small_files, check=False,
+    )  # fmt: skip
+    message = clean_failure(done, 11, "environment error")
+    assert "cannot be written (File too large" in message and output in message
+    assert sorted(path.name for path in tmp_path.iterdir()) == before
 
 
 @pytest.mark.parametrize("content", [b"not json at all\n", b"PAR1\x80\x81binary"])
