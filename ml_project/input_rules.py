@@ -37,6 +37,15 @@ IN_SET = "expect_column_values_to_be_in_set"
 MATCH = "expect_column_values_to_match_regex"
 
 
+REFUSAL = "The model's input rules refuse these rows: "  # how every refusal begins
+
+
+def refusal_in(text: str) -> str | None:
+    """The refusal an InputRuleError raised far away (a Spark executor) left in `text`."""
+    start = text.find(REFUSAL)
+    return None if start < 0 else text[start:].splitlines()[0].strip()
+
+
 class InputRuleError(MlflowException, ValueError):
     """Rows that break the model's input rules (one paragraph, naming every broken rule). An
     MlflowException of INVALID_PARAMETER_VALUE: the scoring server answers 400 with it."""
@@ -163,8 +172,7 @@ class InputRules(TransformerMixin, BaseEstimator):
             found = violations(self.rules, rows)
             if found:
                 raise InputRuleError(
-                    "The model's input rules refuse these rows: " + "; ".join(found) + ". "
-                    "Fix the rows, or the suite (then retrain)."
+                    REFUSAL + "; ".join(found) + ". Fix the rows, or the suite (then retrain)."
                 )
         return X
 

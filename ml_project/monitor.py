@@ -245,7 +245,7 @@ def count_batch(
     unlabelled = 0
     for chunk in scoring.read_chunks(input_path, chunk_rows=chunk_rows):
         typed = check_batch(chunk, loaded, source=source, check_chunk=check_chunk)
-        said = scoring.predictions(loaded, typed)
+        said = scoring.predictions(loaded, typed, source=source)
         counts.add(drift.model_features(loaded.model, typed), said.score)
         if label_of is None:
             continue

@@ -210,21 +210,22 @@ def typed_input(frame: pd.DataFrame, input_types: dict[str, str], *, source: str
     return pd.DataFrame(typed, index=frame.index)
 
 
-def predictions(loaded: LoadedModel, rows: pd.DataFrame) -> metrics.Predictions:
-    """The model's prediction and, for a classifier, class probabilities on typed `rows`."""
-    return metrics.predict(loaded.model, rows, loaded.task)
+def predictions(loaded: LoadedModel, rows: pd.DataFrame, *, source: str) -> metrics.Predictions:
+    """The model's prediction and, for a classifier, class probabilities on typed `rows`
+    (read from `source`); DataError if the model's input rules refuse some of them."""
+    from ml_project.input_rules import InputRuleError
+
+    try:
+        return metrics.predict(loaded.model, rows, loaded.task)
+    except InputRuleError as exc:  # the model's own rules (or its problem's) refuse the rows
+        raise DataError(f"{source}: {exc.message}") from exc
 
 
 def score_frame(loaded: LoadedModel, frame: pd.DataFrame, *, source: str) -> pd.DataFrame:
     """`frame` with the prediction, a classifier's probabilities, and the model's name,
     version and run id."""
-    from ml_project.input_rules import InputRuleError
-
     features = typed_input(frame, loaded.input_types, source=source)
-    try:
-        said = predictions(loaded, features)
-    except InputRuleError as exc:  # the model's own rules (or its problem's) refuse the rows
-        raise DataError(f"{source}: {exc.message}") from exc
+    said = predictions(loaded, features, source=source)
     scored = frame.copy()
     scored[PREDICTION] = said.prediction
     if said.probabilities is not None:

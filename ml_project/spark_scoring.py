@@ -25,6 +25,7 @@ import warnings
 from pathlib import Path
 
 from ml_project.errors import ConfigError, DataError, SetupError
+from ml_project.input_rules import refusal_in
 from ml_project.predict import (
     PREDICTION,
     PROBABILITY,
@@ -383,7 +384,13 @@ def run_spark_scoring(
         spark, started = spark_session(master=master, scratch=scratch)
         frame = spark.read.parquet(input_path)
         rows = check_input(frame, settings, root, source=input_path, scratch=scratch)
-        write_parquet(score_dataframe(spark, frame, loaded, copies), output_path)
+        try:
+            write_parquet(score_dataframe(spark, frame, loaded, copies), output_path)
+        except Exception as exc:  # an executor's InputRuleError arrives as Spark's own error
+            refused = refusal_in(str(exc))
+            if refused is None:
+                raise
+            raise DataError(f"{input_path}: {refused}") from exc
     finally:
         if started:
             spark.stop()

@@ -19,7 +19,7 @@ from sklearn.pipeline import Pipeline
 
 from ml_project import estimators
 from ml_project.errors import DataError
-from ml_project.input_rules import InputRuleError
+from ml_project.input_rules import REFUSAL, InputRuleError
 
 WEATHER_COLUMNS = (
     "temp",
@@ -138,8 +138,13 @@ def _date_rule(frame: pd.DataFrame, impossible: pd.Series) -> str:
     example = frame.loc[impossible, list(DERIVED["day_of_week"])].iloc[0]
     return (
         f"{int(impossible.sum())} of {len(frame)} row(s) have a year/month/day that is no "
-        f"calendar date (e.g. {'-'.join(str(v) for v in example.tolist())})"
+        f"calendar date (e.g. {'-'.join(_number(v) for v in example.tolist())})"
     )
+
+
+def _number(value) -> str:
+    """2.0 as 2 (scoring passes numbers as doubles), anything else as it is."""
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
 
 
 def _day_of_week(frame: pd.DataFrame) -> pd.Series:
@@ -187,8 +192,7 @@ class FlightFeatures(TransformerMixin, BaseEstimator):
         impossible = _impossible_dates(X)
         if impossible.any():  # a weekday of February 30 would silently be NaN
             raise InputRuleError(
-                "The model's input rules refuse these rows: "
-                f"{_date_rule(X, impossible)} (problems/flights/problem.py)."
+                f"{REFUSAL}{_date_rule(X, impossible)} (problems/flights/problem.py)."
             )
         return build_features(X, categorical=self.categorical, numeric=self.numeric)
 

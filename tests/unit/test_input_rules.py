@@ -152,3 +152,17 @@ def test_a_pattern_with_groups_is_checked_silently():
         warnings.simplefilter("error")
         assert violations(grouped, rows()) == []
         assert "1 of 3 row(s)" in violations(grouped, rows(code=["a1", "bb", None]))[0]
+
+
+def test_a_refusal_raised_on_a_spark_executor_is_found_in_sparks_error_text():
+    """Spark wraps an executor's InputRuleError in its own error and traceback text."""
+    from ml_project.input_rules import refusal_in
+
+    with pytest.raises(InputRuleError) as raised:
+        InputRules(rules()).fit(rows()).transform(rows(size=[1.0, 2.0, 99.0]))
+    wrapped = (
+        "org.apache.spark.api.python.PythonException: Traceback (most recent call last):\n"
+        f'  File "worker.py", line 1\nInputRuleError: {raised.value.message}\n\tat org.apache'
+    )
+    assert refusal_in(wrapped) == raised.value.message
+    assert refusal_in("java.lang.OutOfMemoryError: Java heap space") is None

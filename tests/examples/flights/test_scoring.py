@@ -117,3 +117,27 @@ def test_a_december_batch_drifts_on_the_month_and_the_cold(champion, project_cop
         row = next(row for row in report["features"] if row["feature"] == steady)
         assert row["status"] != "drift", row
     assert "PSI of month" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("command", ["predict", "monitor"])
+def test_a_batch_holding_february_30_is_refused_in_one_paragraph(
+    champion, project_copy, command, tmp_path
+):
+    """The date rule lives in the demo's feature step (inside the model): every command that
+    scores refuses the batch with it, exit 3, nothing written or logged."""
+    batch = pd.read_parquet(champion["year"]).head(500)
+    batch.loc[batch.index[4], ["month", "day"]] = [2, 30]
+    path = tmp_path / "batch.parquet"
+    batch.to_parquet(path, index=False)
+    runs_before = len(MlflowClient(champion["uri"]).search_runs(["0", "1", "2", "3"]))
+    extra = ["--output", str(tmp_path / "scored.parquet")] if command == "predict" else []
+    done = run_cli(
+        command, "--env", "dev", *PROBLEM, "--input", str(path), *extra,
+        cwd=project_copy, tracking_uri=champion["uri"],
+    )  # fmt: skip
+    assert done.returncode == 3, done.stderr
+    assert f"ml-project: data error: {path}: The model's input rules refuse" in done.stderr
+    assert "no calendar date (e.g. 2013-2-30)" in done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["batch.parquet"]
+    assert len(MlflowClient(champion["uri"]).search_runs(["0", "1", "2", "3"])) == runs_before
