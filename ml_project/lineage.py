@@ -39,11 +39,13 @@ class GitInfo:
     remote_url: str
     dirty: bool
     source: str  # "git", "github-env" or "none"
+    changed: tuple[str, ...] = ()  # what makes the tree dirty (for messages; not a tag)
 
     def as_tags(self) -> dict[str, str]:
         return {
             f"git.{key}": str(value).lower() if isinstance(value, bool) else str(value)
             for key, value in asdict(self).items()
+            if key != "changed"
         }
 
 
@@ -90,6 +92,7 @@ def git_info(root: Path, environ: dict[str, str] | None = None) -> GitInfo:
             remote_url=without_credentials(_git(root, "config", "--get", "remote.origin.url")),
             dirty=status is None or status != "",
             source="git",
+            changed=tuple(line.split(maxsplit=1)[-1] for line in (status or "").splitlines()),
         )
     if environ.get("GITHUB_SHA"):
         ref_type = environ.get("GITHUB_REF_TYPE", "")

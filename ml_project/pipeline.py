@@ -147,6 +147,9 @@ def check_tree(settings: Settings, git: lineage.GitInfo, *, allow_dirty: bool) -
         "is not a git checkout (and GITHUB_SHA is not set), so the code cannot be traced"
         if git.source == "none"
         else f"has uncommitted changes at commit {git.commit[:12]}"
+        + (f" ({', '.join(git.changed[:5])}" if git.changed else "")
+        + (f" and {len(git.changed) - 5} more" if len(git.changed) > 5 else "")
+        + (")" if git.changed else "")
     )
     raise DirtyTreeError(
         f"The work tree {what}. The {settings.env} env trains only from committed code so that "

@@ -267,6 +267,7 @@ def test_staging_and_prod_refuse_a_dirty_tree(dirty_copy, tracking_uri, env):
     )
     assert done.returncode == 4
     assert "uncommitted changes" in done.stderr and "--allow-dirty" in done.stderr
+    assert "(ml_project/scratch.py)" in done.stderr  # what is uncommitted
     assert "Traceback" not in done.stderr
     assert MlflowClient(tracking_uri=tracking_uri).search_registered_models() == []
 

@@ -34,7 +34,9 @@ def test_dirty_checkout(tmp_path, change):
     repo = _repo(tmp_path / "repo")
     target = repo / ("code.py" if change == "modify" else "new.py")
     target.write_text("x = 2\n")
-    assert lineage.git_info(repo, environ={}).dirty is True
+    info = lineage.git_info(repo, environ={})
+    assert info.dirty is True and info.changed == (target.name,)  # named in the refusal
+    assert "git.changed" not in info.as_tags()
 
 
 def test_without_git_falls_back_to_github_variables(tmp_path):
