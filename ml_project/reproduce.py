@@ -351,7 +351,8 @@ def run_driver(code: Path, request: dict, workdir: Path) -> dict:
         cwd=code, env=environ, capture_output=True, text=True, check=False,
     )  # fmt: skip
     if not answer_path.is_file():
-        tail = " ".join(done.stderr.strip().splitlines()[-5:])
+        lines = done.stderr.strip().splitlines()
+        tail = lines[-1].strip() if lines else "(nothing on stderr)"  # the error, not its traceback
         raise NotReproducedError(
             f"The rebuild driver of the checkout ({DRIVER_MODULE} in {code}) ended with exit "
             f"{done.returncode} without an answer: {tail}"
@@ -619,6 +620,7 @@ class ReproductionResult:
     verdict: str = ""
     first_difference: str = ""
     error: str = ""
+    traceback: str = ""  # the old code's, when it raised: in the report, never in the message
     steps: list[dict] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     reproduction_run_id: str = ""
@@ -643,6 +645,7 @@ class ReproductionResult:
             "reproduced": self.reproduced,
             "first_difference": self.first_difference,
             "error": self.error,
+            "traceback": self.traceback,
             "exit_code": self.exit_code,
             "model_name": self.target.model_name,
             "model_version": self.target.version,
@@ -850,9 +853,10 @@ def _driver_failure(answer: dict, recorded: Recorded, result) -> tuple[str, str]
         result.error = f"the code of commit {commit} cannot prepare today's data ({message})"
         return DATA_CHANGED, DIFFERENCE_NAMES["data"]
     result.error = (
-        f"the code of commit {commit} failed at step {step!r} in this environment: {message}\n"
-        f"{error.get('traceback', '')}"
-    ).strip()
+        f"the code of commit {commit} failed at step {step!r} in this environment: "
+        + " ".join(message.split())  # one line; the traceback goes to the report only
+    )
+    result.traceback = error.get("traceback", "")
     return DIFFERENT, f"the rebuild failed at step {step!r}"
 
 
@@ -888,6 +892,8 @@ def log_reproduction(client, recorded: Recorded, result: ReproductionResult) -> 
     with mlflow.start_run(experiment_id=recorded.experiment_id, run_name=name, tags=tags) as run:
         result.reproduction_run_id = run.info.run_id
         mlflow.log_dict(result.as_dict(), "reproduction/report.json")
+        if result.traceback:
+            mlflow.log_text(result.traceback, "reproduction/traceback.txt")
         numbers = {
             "seconds": result.seconds,
             "reproduced": float(result.reproduced),
@@ -947,9 +953,15 @@ def failure_message(result: dict) -> str:
         f" beyond --tolerance {result['tolerance']}" if result["tolerance"] is not None else ""
     )
     error = f" ({result['error']})" if result["error"] else ""
+    where = (
+        " The old code's traceback is reproduction/traceback.txt of the reproduction run."
+        if result.get("traceback")
+        else ""
+    )
     return (
         f"{what} rebuilt from commit {commit} differs{tolerance}: "
-        f"{result['first_difference']}{error}. The report above says what differs, step by step."
+        f"{result['first_difference']}{error}. The report above says what differs, step by "
+        f"step.{where}"
     )
 
 

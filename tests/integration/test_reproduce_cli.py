@@ -308,3 +308,29 @@ def test_the_old_commits_own_driver_and_problem_code_run(
     assert git(repo, "log", "-1", "--format=%s") == "B: another driver and another model"
     assert "DummyRegressor" in problem.read_text()
     assert_tree_untouched(repo)
+
+
+def test_a_commit_without_the_problem_fails_in_one_paragraph(tmp_path):
+    """Trained in dev from an uncommitted problem: its commit holds no problems/<name>/, so the
+    old code cannot even load the settings. One paragraph, exit 6; the old code's traceback
+    is kept on the reproduction run, never printed."""
+    from tests.synthetic import write_problem
+
+    repo = make_project_copy(tmp_path / "project")
+    name = write_problem(repo, "binary", name="uncommitted", rows=600)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    done = run_cli("train", "--env", "dev", "--problem", name, "--json",
+                   cwd=repo, tracking_uri=uri)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    done = reproduce(repo, uri, "--env", "dev", "--problem", name, "--version", "1", "--json")
+    assert done.returncode == 6, done.stderr[-3000:]
+    message = [line for line in done.stderr.splitlines() if line.startswith("ml-project:")]
+    assert len(message) == 1 and "failed at step" in message[0], done.stderr
+    assert "reproduction/traceback.txt" in message[0]
+    summary = done.stdout.strip().splitlines()[:-1]  # the last line is --json's report
+    assert "Traceback" not in done.stderr + "\n".join(summary)
+    report = last_json(done.stdout)
+    assert report["verdict"] == "different" and "Traceback" in report["traceback"]
+    client = MlflowClient(uri)
+    text = client.download_artifacts(report["reproduction_run_id"], "reproduction/traceback.txt")
+    assert "Traceback" in Path(text).read_text()
