@@ -347,7 +347,9 @@ def run_training(settings: Settings, *, root: Path, allow_dirty: bool = False) -
     paths = table_paths(settings, root)
     with timer.stage("store"):  # fail fast: before any data is read
         client = tracking.connect(root)
-        settled = promotion.settle_orphans(client, settings.model_name)
+        settled = promotion.settle_orphans(
+            client, settings.model_name, experiment=settings.experiment_name
+        )
     with timer.stage("reading"):
         tables = read_tables(paths)
         source_digests = file_digests(paths)

@@ -533,9 +533,25 @@ def orphans(client, name: str) -> dict[str, str]:
     return out
 
 
-def settle_orphans(client, name: str) -> list[str]:
+def dead_runs(client, experiment: str) -> dict[str, str]:
+    """{run id: why} for the runs of `experiment` still RUNNING whose process is known to be
+    gone (killed before it registered anything: no version points at them)."""
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return {}
+    out = {}
+    for run in client.search_runs([found.experiment_id], "attributes.status = 'RUNNING'"):
+        tags = run.data.tags
+        host, pid = tags.get("ml_project.host", ""), tags.get("ml_project.pid", "")
+        if process_alive(host, pid) is False:
+            out[run.info.run_id] = f"its process {pid} on {host} is gone"
+    return out
+
+
+def settle_orphans(client, name: str, *, experiment: str | None = None) -> list[str]:
     """Before a training: each version a stopped run left without a verdict is tagged failed
-    with the reason, loses `challenger`, and its run (if still RUNNING) ends KILLED."""
+    with the reason, loses `challenger`, and its run (if still RUNNING) ends KILLED; so does
+    each run of `experiment` left RUNNING by a process that is gone."""
     settled = []
     for version, reason in sorted(orphans(client, name).items(), key=lambda item: int(item[0])):
         why = f"no verdict: {reason} (settled by a later training)"
@@ -557,6 +573,10 @@ def settle_orphans(client, name: str) -> list[str]:
             why = f"its run {run_id} stopped after the verdict ({verdict})"
             registry.remove_alias_if(client, name, CHALLENGER, stale, move=Move("verdict", why))
             settled.append(f"version {stale}: challenger cleared, {why}")
+    for run_id, reason in dead_runs(client, experiment).items() if experiment else ():
+        client.set_tag(run_id, "ml_project.settled", f"ended KILLED by a later training: {reason}")
+        client.set_terminated(run_id, status="KILLED")
+        settled.append(f"run {run_id}: RUNNING, but {reason}; ended KILLED")
     return settled
 
 

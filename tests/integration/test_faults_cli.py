@@ -272,6 +272,11 @@ def test_a_version_left_by_a_killed_training_is_named_by_show_and_settled_by_the
         tags={"run_id": run.info.run_id},
     )  # fmt: skip
     client.set_registered_model_alias(MODEL, "challenger", version.version)
+    # and a run killed before it registered anything (no version leads to it)
+    lone = client.create_run(
+        experiment,
+        tags={"ml_project.host": socket.gethostname(), "ml_project.pid": str(finished_pid())},
+    )
     before = store_digest(uri)
 
     shown = run_cli("show", "--env", "dev", "--problem", BINARY, "--json",
@@ -297,6 +302,9 @@ def test_a_version_left_by_a_killed_training_is_named_by_show_and_settled_by_the
     assert settled.tags["validation_reasons"].startswith("no verdict: its run")
     assert client.get_run(run.info.run_id).info.status == "KILLED"
     assert client.get_registered_model(MODEL).aliases == {"champion": 2}
+    assert client.get_run(lone.info.run_id).info.status == "KILLED"
+    assert f"run {lone.info.run_id}: RUNNING, but its process" in result["settled_versions"][-1]
+    assert client.get_run(lone.info.run_id).data.tags["ml_project.settled"].startswith("ended")
 
 
 def test_an_interruption_after_registration_tags_the_version_and_clears_challenger(
