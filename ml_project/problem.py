@@ -205,7 +205,9 @@ def _checked(schema, settings: Settings, checked_by: str):
         return schema.model_validate(dict(settings.params))
     except ValidationError as exc:
         problems = "; ".join(
-            f"params.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
+            f"params.{'.'.join(map(str, e['loc']))} "
+            f"({settings.origin('params', *map(str, e['loc']))}): {e['msg']}"
+            for e in exc.errors()
         )
         raise ConfigError(
             f"Invalid params for problem {settings.problem} (checked by {checked_by}): {problems}."

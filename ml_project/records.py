@@ -103,6 +103,17 @@ def check_split(settings: Settings, split: data.Split, *, labelled: int) -> None
     if settings.task == "regression":
         return
     label = settings.data.label
+    counts = pd.concat([split.train[label], split.test[label]]).value_counts()
+    rare = counts[counts < settings.split.min_class_rows]
+    if len(counts) > 1 and not rare.empty:
+        shown = ", ".join(f"{value!s} ({count} rows)" for value, count in list(rare.items())[:10])
+        raise DataError(
+            f"The class(es) {shown} of the label {label} have fewer than "
+            f"split.min_class_rows={settings.split.min_class_rows} of the "
+            f"{len(split.train) + len(split.test)} rows used under {knobs}: too few to learn or "
+            "to judge, and which side of the split they fall on would change with the seed. "
+            "Use more rows, merge or drop the rare classes, or lower split.min_class_rows."
+        )
     train_classes = set(split.train[label].unique())
     if len(train_classes) < 2:
         raise DataError(

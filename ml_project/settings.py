@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from ml_project.errors import ConfigError
 
@@ -51,6 +51,9 @@ class DataSettings(_Section):
 
 class SplitSettings(_Section):
     test_fraction: float = Field(gt=0, lt=1)
+    # A classifier's every class needs this many of the rows used: fewer cannot be learnt or
+    # judged, and which side they fall on would change with the seed.
+    min_class_rows: int = Field(default=10, ge=1)
 
 
 class FeatureSettings(_Section):
@@ -149,6 +152,12 @@ class Settings(_Section):
     validation: ValidationSettings
     monitor: MonitorSettings
     gate: GateSettings
+    # (file or flag, mapping) in merge order: where each value came from, for error messages
+    _layers: tuple = PrivateAttr(default=())
+
+    def origin(self, *loc: str) -> str:
+        """Where the value at `loc` (e.g. "params", "max_iter") was set: a file or the CLI."""
+        return _origin(tuple(loc), self._layers) if self._layers else "in the settings"
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
@@ -360,7 +369,9 @@ def validate_settings(
 ) -> Settings:
     """Settings from a merged dict; errors name the key and the file (or flag) that set it."""
     try:
-        return Settings.model_validate(merged)
+        settings = Settings.model_validate(merged)
+        settings._layers = tuple(layers)
+        return settings
     except ValidationError as exc:
         problems = []
         for error in exc.errors():

@@ -8,7 +8,7 @@ import pytest
 import skops.io
 
 from ml_project import estimators, input_rules, pipeline
-from ml_project.errors import ConfigError
+from ml_project.errors import ConfigError, DataError
 from ml_project.problem import importable, load_problem
 from ml_project.settings import load_settings
 from tests.synthetic import KINDS, make_table, write_problem
@@ -93,7 +93,8 @@ def test_params_the_problem_refuses_name_the_key_and_the_file(project):
         "    model_config = ConfigDict(extra='forbid')\n"
         "    max_iter: int\n",
     )
-    with pytest.raises(ConfigError, match=r"problem\.py\): params\.learning_rate: Extra inputs"):
+    expected = r"problem\.py\): params\.learning_rate \(set in \S+synthetic_binary/environments/base\.yaml\): Extra"  # noqa: E501
+    with pytest.raises(ConfigError, match=expected):
         load_problem(settings_of(project), project)
 
 
@@ -149,10 +150,29 @@ def test_duplicated_keys_are_refused(project):
 
 
 def test_the_default_models_hyper_parameters_are_checked_when_settings_load(project):
-    with pytest.raises(ConfigError, match=r"DefaultParams\): params\.max_iter: Input should be"):
+    expected = r"DefaultParams\): params\.max_iter \(set in the command line \(--set\)\): Input"
+    with pytest.raises(ConfigError, match=expected):
         load_problem(settings_of(project, overrides=("params.max_iter=zero",)), project)
-    with pytest.raises(ConfigError, match=r"params\.learning_rate: Input should be greater"):
+    with pytest.raises(
+        ConfigError, match=r"params\.learning_rate \(set in .*\): Input should be greater"
+    ):
         load_problem(settings_of(project, overrides=("params.learning_rate=0",)), project)
     # a typo is refused, not ignored: knobs of the problem's own need its own Params
-    with pytest.raises(ConfigError, match=r"params\.max_iters: Extra inputs are not permitted"):
+    with pytest.raises(
+        ConfigError, match=r"params\.max_iters \(set in .*\): Extra inputs are not permitted"
+    ):
         load_problem(settings_of(project, overrides=("params.max_iters=50",)), project)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5, 6])
+def test_a_class_too_rare_to_learn_or_judge_is_refused_whatever_the_seed(project, seed):
+    """3 rows of a class in 300: held out or not depends on the seed; the refusal does not."""
+    settings = settings_of(project, "multiclass", seed=seed)
+    table = make_table("multiclass", 300)
+    table.loc[:2, "target"] = "rare"
+    problem = load_problem(settings, project)
+    with pytest.raises(DataError, match=r"class\(es\) rare \(3 rows\) .* fewer than split\."
+                                        r"min_class_rows=10 of the 300 rows used"):  # fmt: skip
+        pipeline.prepare_data(settings, problem, {"t": table})
+    table.loc[:29, "target"] = "rare"  # 30 rows: enough for the default, on both sides
+    assert pipeline.prepare_data(settings, problem, {"t": table}).rows["used"] == 300
