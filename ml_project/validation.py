@@ -91,10 +91,11 @@ def read_suite(path: Path, parameters: Mapping[str, Any]) -> SuiteSpec:
         if not isinstance(kwargs, dict):
             raise ConfigError(f"{where} ({item['type']}): 'kwargs' must be a mapping.")
         meta = dict(item.get("meta") or {}, suite_item=number)
+        kind, filled = _one_column_key(item["type"], _fill(kwargs, parameters, where=where))
         expectations.append(
             {
-                "type": item["type"],
-                "kwargs": _fill(kwargs, parameters, where=where),
+                "type": kind,
+                "kwargs": filled,
                 "meta": meta,
                 **({"notes": item["notes"]} if item.get("notes") else {}),
             }
@@ -102,6 +103,17 @@ def read_suite(path: Path, parameters: Mapping[str, Any]) -> SuiteSpec:
     return SuiteSpec(
         table=str(loaded.get("table") or path.stem), path=path, expectations=tuple(expectations)
     )
+
+
+def _one_column_key(kind: str, kwargs: dict) -> tuple[str, dict]:
+    """A compound-unique check over one column (`$key_columns` of a one-column key) is that
+    column's unique check: great-expectations refuses a compound of fewer than two columns."""
+    columns = kwargs.get("column_list")
+    if kind == "expect_compound_columns_to_be_unique" and isinstance(columns, list):
+        if len(columns) == 1:
+            rest = {key: value for key, value in kwargs.items() if key != "column_list"}
+            return "expect_column_values_to_be_unique", {"column": columns[0], **rest}
+    return kind, kwargs
 
 
 def _fill(value: Any, parameters: Mapping[str, Any], *, where: str) -> Any:

@@ -115,6 +115,22 @@ def test_a_misspelt_argument_is_refused(own_project):
         check(settings, own_project, make_table("binary", 200))
 
 
+def test_a_compound_key_check_over_a_one_column_key_checks_that_column(own_project):
+    """`$key_columns` of a one-column key: GX refuses a compound of one, the platform does not."""
+    spoil_suite(
+        own_project,
+        "type: expect_column_values_to_be_unique\n    kwargs: {column: id}",
+        "type: expect_compound_columns_to_be_unique\n    kwargs: {column_list: $key_columns}",
+    )
+    settings = load_settings("dev", problem=TABLE, root=own_project)
+    frame = make_table("binary", 200)
+    assert check(settings, own_project, frame).success
+    frame.loc[1, "id"] = frame.loc[0, "id"]
+    report = check(settings, own_project, frame)
+    assert not report.success
+    assert "expect_column_values_to_be_unique" in report.describe() and "id" in report.describe()
+
+
 def test_great_expectations_alone_would_drop_a_misspelt_type():
     """Why the loader builds each expectation itself: GX 1.24 keeps a suite without it."""
     import great_expectations as gx

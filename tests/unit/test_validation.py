@@ -40,6 +40,17 @@ expectations:
     assert second["meta"] == {"why": "known codes", "suite_item": 2}
 
 
+def test_a_compound_unique_check_of_one_column_becomes_that_columns_unique_check(tmp_path):
+    text = "table: t\nexpectations:\n  - type: expect_compound_columns_to_be_unique\n"
+    one = write(tmp_path, text + "    kwargs: {column_list: $keys, mostly: 0.9}\n")
+    (item,) = validation.read_suite(one, {"keys": ["id"]}).expectations
+    assert item["type"] == "expect_column_values_to_be_unique"
+    assert item["kwargs"] == {"column": "id", "mostly": 0.9}
+    (item,) = validation.read_suite(one, {"keys": ["a", "b"]}).expectations
+    assert item["type"] == "expect_compound_columns_to_be_unique"
+    assert item["kwargs"] == {"column_list": ["a", "b"], "mostly": 0.9}
+
+
 @pytest.mark.parametrize(
     "text, message",
     [
