@@ -461,6 +461,26 @@ def test_paths_and_environment_fail_in_one_paragraph_before_any_work(
     assert runs_after == runs_before  # no monitoring or training run logged
 
 
+def test_spark_without_pyspark_fails_in_one_paragraph_before_any_work(
+    synthetic_project, scoring_batches, tmp_path
+):
+    """An environment without the [spark] extra: sitecustomize hides pyspark from the CLI."""
+    hiding = tmp_path / "hide"
+    hiding.mkdir()
+    (hiding / "sitecustomize.py").write_text("import sys\nsys.modules['pyspark'] = None\n")
+    batch = scoring_batches["binary"]
+    done = run_cli(
+        "predict", "--engine", "spark", "--input", str(batch["batch"]),
+        "--output", str(tmp_path / "out.parquet"), "--env", "dev", "--problem", BINARY,
+        cwd=synthetic_project, tracking_uri=batch["uri"],
+        env={"PYTHONPATH": f"{hiding}{os.pathsep}{synthetic_project}"},
+    )  # fmt: skip
+    message = clean_failure(done, 11, "environment error")
+    assert "--engine spark needs pyspark, which is not installed" in message
+    assert "pip install -e '.[spark]'" in message
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["hide"]
+
+
 FULL_DISK_CASES = {  # name: (arguments, the output that must not appear, bytes a file may hold)
     "extract-batch": (["extract-batch", "--output", "{tmp}/batch.csv"], "batch.csv", 2048),
     "predict": (
