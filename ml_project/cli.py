@@ -12,7 +12,14 @@ from pathlib import Path
 import click
 
 from ml_project import __version__
-from ml_project.errors import ConfigError, GateFailedError, Interrupted, ProjectError, StoreError
+from ml_project.errors import (
+    STOP_SIGNALS,
+    ConfigError,
+    GateFailedError,
+    Interrupted,
+    ProjectError,
+    StoreError,
+)
 from ml_project.paths import absolute, check_output_file, write_whole
 from ml_project.settings import ENVS, load_settings, project_root
 
@@ -20,7 +27,7 @@ EXIT_CODES_HELP = """\b
 Exit codes: 0 ok, 1 unexpected error, 2 bad usage or config, 3 bad data,
 4 dirty work tree, 5 quality gate failed, 6 not reproduced, 7 drift detected,
 8 registry error, 9 tracking store error, 10 training failed after its run started,
-11 environment (paths, disk, Java), 130/143 interrupted (SIGINT/SIGTERM)."""
+11 environment (paths, disk, Java), 130/143/129 interrupted (SIGINT/SIGTERM/SIGHUP)."""
 
 
 def handle_errors(command):
@@ -89,7 +96,7 @@ def _in_store_call(frame) -> bool:
 
 
 def on_signal(number, frame):
-    """SIGINT and SIGTERM raise Interrupted: runs end KILLED, versions are tagged, exit 128+N.
+    """SIGINT, SIGTERM and SIGHUP raise Interrupted: runs end KILLED, versions tagged, exit 128+N.
 
     Not inside a store transaction: an exception raised between a write and its commit leaves
     the sqlite database locked for the cleanup that follows. There the signal waits, checked
@@ -199,8 +206,8 @@ def cli():
     from ml_project.tracking import quiet_environment
 
     quiet_environment()
-    for number in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(number, on_signal)
+    for name in STOP_SIGNALS:
+        signal.signal(getattr(signal, name), on_signal)
 
 
 @cli.command(epilog=EXIT_CODES_HELP)

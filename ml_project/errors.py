@@ -86,8 +86,12 @@ class SetupError(ProjectError):
     label = "environment error"
 
 
+# The signals that stop a command cleanly: Ctrl-C, `kill`, a closed terminal or SSH session.
+STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
+
+
 class Interrupted(KeyboardInterrupt):  # noqa: N818 - a BaseException, as KeyboardInterrupt is
-    """SIGINT or SIGTERM: the command stops; its run ends KILLED (128 + the signal's number)."""
+    """A STOP_SIGNALS signal: the command stops; its run ends KILLED (128 + the signal's number)."""
 
     label = "interrupted"
 

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from ml_project import data, gate, lineage, loading, metrics, records, registry, tracking
-from ml_project.errors import ConfigError, GateFailedError, RegistryError
+from ml_project.errors import STOP_SIGNALS, ConfigError, GateFailedError, RegistryError
 from ml_project.problem import Problem, load_problem
 from ml_project.registry import CHALLENGER, CHAMPION, AliasChanged, Move
 from ml_project.settings import Settings, deep_merge, validate_settings
@@ -446,8 +446,8 @@ def abandon(client, settings: Settings, version, run_id: str, exc: BaseException
     reason = f"training did not finish: {failure_reason(exc)}"
     saved = {}
     try:  # a second Ctrl-C must not cut the cleanup short
-        for number in (signal.SIGINT, signal.SIGTERM):
-            saved[number] = signal.signal(number, signal.SIG_IGN)
+        for name in STOP_SIGNALS:
+            saved[name] = signal.signal(getattr(signal, name), signal.SIG_IGN)
     except ValueError:  # not the main thread
         pass
     try:
@@ -473,8 +473,8 @@ def abandon(client, settings: Settings, version, run_id: str, exc: BaseException
             mlflow.end_run(status="KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
         except Exception:  # noqa: BLE001,S110 - a later command settles a run left RUNNING
             pass
-        for number, handler in saved.items():
-            signal.signal(number, handler)
+        for name, handler in saved.items():
+            signal.signal(getattr(signal, name), handler)
 
 
 def process_alive(host: str, pid: str) -> bool | None:

@@ -207,7 +207,9 @@ def test_a_failure_after_the_run_started_ends_it_failed_and_registers_nothing(
 # --- interruption ------------------------------------------------------------------------------
 
 
-def test_sigterm_ends_the_run_killed_and_registers_nothing(synthetic_project, tmp_path):
+@pytest.mark.parametrize("stop", ["SIGTERM", "SIGINT", "SIGHUP"])
+def test_a_stop_signal_ends_the_run_killed_and_registers_nothing(synthetic_project, tmp_path, stop):
+    number = getattr(signal, stop)
     uri = fresh_store(tmp_path / "store")
     client = MlflowClient(uri)
     environ = {**os.environ, "PYTHONPATH": str(synthetic_project), "MLFLOW_TRACKING_URI": uri}
@@ -231,16 +233,16 @@ def test_sigterm_ends_the_run_killed_and_registers_nothing(synthetic_project, tm
             time.sleep(0.2)
         assert running, "the training never started its run"
         assert running[0].data.tags["ml_project.pid"] == str(process.pid)
-        process.send_signal(signal.SIGTERM)
+        process.send_signal(number)
         stdout, stderr = process.communicate(timeout=120)
     finally:
         if process.poll() is None:
             process.kill()
     done = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
-    assert "SIGTERM" in clean_failure(done, 128 + signal.SIGTERM, "interrupted")
+    assert stop in clean_failure(done, 128 + number, "interrupted")
     run = client.get_run(running[0].info.run_id)
     assert run.info.status == "KILLED"
-    assert run.data.tags["ml_project.failure"] == "training did not finish: interrupted (SIGTERM)"
+    assert run.data.tags["ml_project.failure"] == f"training did not finish: interrupted ({stop})"
     for version in client.search_model_versions(f"name='{MODEL}'"):  # if it got that far
         assert version.tags["validation_status"] == "failed"
     for model in registered_models(uri):
