@@ -334,6 +334,27 @@ def lineage_tags(
     return tags
 
 
+def _abandoned(settings: Settings, version: str | None) -> str:
+    return (
+        "The run ended FAILED (its traceback is the run's artifact failure/traceback.txt if the "
+        "artifact store took it); "
+    ) + (
+        f"version {version} of {settings.model_name} is tagged validation_status=failed and "
+        "holds no alias."
+        if version
+        else "nothing was registered."
+    )
+
+
+def _not_abandoned(settings: Settings, version: str | None) -> str:
+    left = f"version {version} of {settings.model_name} (no verdict)" if version else "no version"
+    return (
+        f"The store could not record the failure either, so the run may still read RUNNING, with "
+        f"{left}: `ml-project show --env {settings.env}` names it, and the next training of the "
+        "env ends the run and tags the version failed (a version without a verdict never serves)."
+    )
+
+
 def run_training(settings: Settings, *, root: Path, allow_dirty: bool = False) -> TrainResult:
     """Train, evaluate and register one model version of `settings.env`."""
     timer = StageTimer()
@@ -434,19 +455,15 @@ def run_training(settings: Settings, *, root: Path, allow_dirty: bool = False) -
             mlflow.set_tags({"validation_status": outcome.verdict.status, "model_version": version})
         mlflow.log_metrics({f"time_{key}_s": value for key, value in timer.seconds.items()})
     except BaseException as exc:
-        promotion.abandon(client, settings, version, run.info.run_id, exc, commit=git.commit)
+        recorded = promotion.abandon(
+            client, settings, version, run.info.run_id, exc, commit=git.commit
+        )
         if isinstance(exc, ProjectError | KeyboardInterrupt):
             raise
         raise TrainingFailedError(
             f"Training stopped after its run {run.info.run_id} started: "
-            f"{promotion.failure_reason(exc)}. The run ended FAILED (its traceback is the "
-            "run's artifact failure/traceback.txt if the artifact store took it); "
-            + (
-                f"version {version} of {settings.model_name} is tagged validation_status=failed "
-                "and holds no alias."
-                if version
-                else "nothing was registered."
-            )
+            f"{promotion.failure_reason(exc)}. "
+            + (_abandoned(settings, version) if recorded else _not_abandoned(settings, version))
         ) from exc
     mlflow.end_run()
     result = TrainResult(

@@ -435,19 +435,23 @@ def failure_reason(exc: BaseException) -> str:
     return tracking.redact(f"{type(exc).__name__}: {text}" if text else type(exc).__name__)
 
 
-def abandon(client, settings: Settings, version, run_id: str, exc: BaseException, *, commit):
+def abandon(
+    client, settings: Settings, version, run_id: str, exc: BaseException, *, commit
+) -> bool:
     """A training stopped after its run started: the version it registered (if any, and if not
     judged yet) is tagged failed with the reason and loses `challenger`; the run ends FAILED
-    (KILLED when interrupted). Best effort: the store may be what failed."""
+    (KILLED when interrupted). Best effort, as the store may be what failed: False when some of
+    it could not be written (the next training settles what is left)."""
     import signal
 
     import mlflow
 
     reason = f"training did not finish: {failure_reason(exc)}"
     saved = {}
+    recorded = True
     try:  # a second Ctrl-C must not cut the cleanup short
-        for name in STOP_SIGNALS:
-            saved[name] = signal.signal(getattr(signal, name), signal.SIG_IGN)
+        for signal_name in STOP_SIGNALS:
+            saved[signal_name] = signal.signal(getattr(signal, signal_name), signal.SIG_IGN)
     except ValueError:  # not the main thread
         pass
     try:
@@ -465,16 +469,20 @@ def abandon(client, settings: Settings, version, run_id: str, exc: BaseException
                 client, name, CHALLENGER, version, move=Move("verdict", reason, commit, run_id)
             )
         mlflow.set_tag("ml_project.failure", reason)
+    except Exception:  # noqa: BLE001 - the original error is what the user must see
+        recorded = False
+    try:  # the artifact store may be what failed; the run's tags say enough without it
         mlflow.log_text("".join(traceback.format_exception(exc)), "failure/traceback.txt")
-    except Exception:  # noqa: BLE001,S110 - the original error is what the user must see
+    except Exception:  # noqa: BLE001,S110
         pass
     finally:
         try:
             mlflow.end_run(status="KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
-        except Exception:  # noqa: BLE001,S110 - a later command settles a run left RUNNING
-            pass
-        for name, handler in saved.items():
-            signal.signal(getattr(signal, name), handler)
+        except Exception:  # noqa: BLE001 - a later command settles a run left RUNNING
+            recorded = False
+        for signal_name, handler in saved.items():
+            signal.signal(getattr(signal, signal_name), handler)
+    return recorded
 
 
 def process_alive(host: str, pid: str) -> bool | None:

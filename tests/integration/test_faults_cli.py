@@ -331,7 +331,7 @@ def test_an_interruption_after_registration_tags_the_version_and_clears_challeng
         settings.model_name, source=f"{run.info.artifact_uri}/model", run_id=run.info.run_id
     )
     client.set_registered_model_alias(settings.model_name, "challenger", version.version)
-    promotion.abandon(
+    assert promotion.abandon(
         client, settings, "1", run.info.run_id, Interrupted("SIGTERM", 15), commit="abc"
     )
     tags = client.get_model_version(settings.model_name, "1").tags
@@ -342,6 +342,33 @@ def test_an_interruption_after_registration_tags_the_version_and_clears_challeng
     assert client.get_registered_model(settings.model_name).aliases == {}
     assert client.get_run(run.info.run_id).info.status == "KILLED"
     assert mlflow.active_run() is None
+
+
+def test_a_store_that_dies_during_the_cleanup_is_reported_not_claimed(
+    synthetic_project, tmp_path, monkeypatch
+):
+    """`abandon` whose registry no longer answers: it says so (the training's exit-10 message
+    then points at `show` and the next training, not at a FAILED run that may not be)."""
+    import mlflow
+
+    from ml_project import pipeline, promotion, tracking
+    from ml_project.settings import load_settings
+
+    uri = fresh_store(tmp_path / "store")
+    mlflow.set_tracking_uri(uri)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    with socket.socket() as probe:  # a port nothing listens on: the registry server is gone
+        probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    settings = load_settings("dev", problem=BINARY, root=synthetic_project)
+    run = mlflow.start_run(experiment_id=tracking.ensure_experiment(MlflowClient(uri), "x"))
+    recorded = promotion.abandon(
+        MlflowClient(dead), settings, "1", run.info.run_id, RuntimeError("boom"), commit="abc"
+    )
+    assert recorded is False
+    assert MlflowClient(uri).get_run(run.info.run_id).info.status == "FAILED"
+    message = pipeline._not_abandoned(settings, "1")
+    assert "could not record the failure" in message and "ml-project show --env dev" in message
 
 
 # --- secrets -----------------------------------------------------------------------------------
