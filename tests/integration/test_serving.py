@@ -138,13 +138,19 @@ def test_malformed_requests_get_a_4xx(served, body):
 
 
 @pytest.mark.parametrize(
-    ("column", "value", "says"),
+    ("column", "value", "says", "tail"),
     [
-        ("x1", 50.0, "column 'x1' must be >= -10 and <= 10"),
-        ("colour", "purple", "column 'colour' must be one of 'red', 'green', 'blue', 'grey'"),
+        ("x1", 50.0, "column 'x1' must be >= -10 and <= 10", "break it, e.g. 50.0"),
+        (
+            "colour",
+            "purple",
+            "column 'colour' must be one of 'red', 'green', 'blue', 'grey'",
+            "break it, e.g. 'purple'",
+        ),
+        ("colour", None, "column 'colour' must not be null", "hold no value"),
     ],
 )
-def test_a_row_breaking_an_input_rule_gets_a_400_naming_the_rule(served, column, value, says):
+def test_a_row_breaking_an_input_rule_gets_a_400_naming_the_rule(served, column, value, says, tail):
     """The model-input suite's hard rules travel inside the model: the server refuses what
     batch `predict` refuses, with the rule, its suite item and the value."""
     url, store = served
@@ -158,4 +164,4 @@ def test_a_row_breaking_an_input_rule_gets_a_400_naming_the_rule(served, column,
     message = reply["message"]
     assert "The model's input rules refuse these rows: " + says in message
     assert "/expectations/model_input.yaml, expectation " in message
-    assert f"1 of 3 row(s) break it, e.g. {value!r}" in message
+    assert f"1 of 3 row(s) {tail}" in message
