@@ -9,10 +9,11 @@ decision threshold. Written only against the problem interface (ml_project/probl
 from __future__ import annotations
 
 from collections.abc import Sequence
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.model_selection import FixedThresholdClassifier
 from sklearn.pipeline import Pipeline
@@ -54,6 +55,19 @@ class Params(BaseModel):
     l2_regularization: float = Field(ge=0)
     max_bins: int = Field(ge=2, le=255)
     threshold: float = Field(gt=0, lt=1, description="P(late) at or above which 'late'")
+    time_zone: str = Field(
+        default="America/New_York",
+        description="the zone of the tables' year/month/day/hour (time_hour is UTC)",
+    )
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ValueError, ZoneInfoNotFoundError) as exc:
+            raise ValueError(f"{value!r} is no IANA time zone (e.g. America/New_York)") from exc
+        return value
 
 
 def records(tables: dict[str, pd.DataFrame], params: Params) -> pd.DataFrame:
@@ -71,6 +85,8 @@ def records(tables: dict[str, pd.DataFrame], params: Params) -> pd.DataFrame:
     right = weather.loc[:, [*JOIN_KEYS, *WEATHER_COLUMNS]].copy()
     left_time = _utc(left["time_hour"], table="flights")
     right["time_hour"] = _utc(right["time_hour"], table="weather")
+    _require_local_hours(flights, left_time, params.time_zone, table="flights")
+    _require_local_hours(weather, right["time_hour"], params.time_zone, table="weather")
     if right.duplicated(list(JOIN_KEYS)).any():
         dupes = int(right.duplicated(list(JOIN_KEYS)).sum())
         raise DataError(
@@ -116,6 +132,33 @@ def build_model(*, features, task: str, params: Params, seed: int) -> Pipeline:
 
 
 TRUSTED_TYPES = ["problems.flights.problem.FlightFeatures", *estimators.TRUSTED_TYPES]
+
+
+LOCAL_HOUR = ("year", "month", "day", "hour")
+
+
+def _require_local_hours(frame: pd.DataFrame, utc: pd.Series, zone: str, *, table: str) -> None:
+    """Each row's time_hour (UTC, the join key) must be its own year/month/day/hour in `zone`:
+    a table whose timestamps are shifted (local time written as UTC) would join each flight to
+    the weather of other hours, silently."""
+    _require(frame, LOCAL_HOUR, table)
+    local = utc.dt.tz_convert(zone)
+    parts = (local.dt.year, local.dt.month, local.dt.day, local.dt.hour)
+    agree = pd.Series(True, index=frame.index)
+    for column, part in zip(LOCAL_HOUR, parts, strict=True):
+        agree &= pd.to_numeric(frame[column], errors="coerce").to_numpy() == part.to_numpy()
+    if agree.all():
+        return
+    first = int(np.flatnonzero(~agree.to_numpy())[0])
+    said = "-".join(_number(frame[column].iloc[first]) for column in LOCAL_HOUR[:3])
+    raise DataError(
+        f"{table}: {int((~agree).sum())} of {len(frame)} row(s) have a time_hour that is not "
+        f"their year/month/day/hour in {zone} (params.time_zone), e.g. time_hour "
+        f"{frame['time_hour'].iloc[first]} is {local.iloc[first]:%Y-%m-%d %H}h there but the row "
+        f"says {said} {_number(frame['hour'].iloc[first])}h. Shifted timestamps would join each "
+        "flight to the weather of other hours: fix the file (time_hour in UTC), or "
+        "params.time_zone."
+    )
 
 
 def _minutes(hhmm: pd.Series) -> pd.Series:

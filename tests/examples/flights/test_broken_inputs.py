@@ -141,6 +141,12 @@ def every(n: int):
     return lambda frame: frame.index % n == 0
 
 
+def shifted(time_hour: pd.Series, *, hours: int) -> pd.Series:
+    """UTC timestamps moved by `hours`, still written with their Z."""
+    moved = pd.to_datetime(time_hour, utc=True) + pd.Timedelta(hours=hours)
+    return moved.dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 @dataclass(frozen=True)
 class Broken:
     """One broken input: which table, how it is spoilt, what the message must say."""
@@ -212,7 +218,7 @@ CASES = {
     ),
     "weather of another year": Broken(
         "weather",
-        lambda w, _: w.assign(time_hour=w["time_hour"].str.replace("2013-", "2014-")),
+        lambda w, _: w.assign(year=w["year"] + 1, time_hour=shifted(w["time_hour"], hours=8760)),
         ("model_input (", "column temp: expect_column_values_to_not_be_null(mostly=0.9)"),
         command="train",
         failed_tables=("model_input",),
@@ -252,6 +258,18 @@ CASES = {
         lambda w, _: w.assign(time_hour=(pd.to_datetime(w["time_hour"])
                                          - pd.Timedelta(hours=5)).dt.strftime("%Y-%m-%d %H:%M:%S")),
         ("weather (", "column time_hour: expect_column_values_to_match_strftime_format"),
+    ),
+    "weather in local time written as UTC": Broken(
+        "weather",
+        lambda w, _: w.assign(time_hour=shifted(w["time_hour"], hours=-5)),
+        ("weather: ", "row(s) have a time_hour that is not their year/month/day/hour in "
+         "America/New_York (params.time_zone)",),
+    ),
+    "one flight's time_hour an hour off": Broken(
+        "flights",
+        lambda f, _: f.assign(time_hour=f["time_hour"].mask(
+            f.index == 3, shifted(f["time_hour"], hours=1))),
+        ("flights: 1 of 27004 row(s) have a time_hour that is not their year/month/day/hour",),
     ),
     "empty file": Broken("flights", lambda f, _: b"", ("flights.csv: the file is empty",)),
     "header only": Broken(

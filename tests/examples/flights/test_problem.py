@@ -18,26 +18,37 @@ PROBLEM = load_problem(SETTINGS, ROOT)
 PARAMS = PROBLEM.params
 
 
+def local_hours(time_hour) -> dict:
+    """year, month, day and hour in New York of UTC timestamps (what the real tables hold)."""
+    utc = pd.to_datetime(pd.Series(time_hour), utc=True, format="ISO8601")
+    local = utc.dt.tz_convert("America/New_York")
+    return {"year": local.dt.year, "month": local.dt.month, "day": local.dt.day,
+            "hour": local.dt.hour}  # fmt: skip
+
+
 def weather_frame(origins, hours, values):
     return pd.DataFrame(
         {"origin": origins, "time_hour": hours}
+        | local_hours(hours)
         | {column: values for column in flights.WEATHER_COLUMNS}
     )
 
 
+def flights_frame(**columns):
+    return pd.DataFrame(columns | local_hours(columns["time_hour"]))
+
+
 def test_records_join_the_weather_at_the_origin_and_scheduled_hour():
-    table = pd.DataFrame(
-        {
-            "flight": [1, 2, 3, 4],
-            "origin": ["EWR", "JFK", "EWR", "EWR"],
-            "time_hour": [
-                "2013-01-01 10:00:00",  # written as flights.csv writes it
-                "2013-01-01 10:00:00",  # no weather at JFK at 10:00
-                "2013-01-01 11:00:00",
-                "2013-01-01 10:00:00",
-            ],
-            "temp": [99.0, 99.0, 99.0, 99.0],  # a stale copy: the weather table's wins
-        }
+    table = flights_frame(
+        flight=[1, 2, 3, 4],
+        origin=["EWR", "JFK", "EWR", "EWR"],
+        time_hour=[
+            "2013-01-01 10:00:00",  # written as flights.csv writes it
+            "2013-01-01 10:00:00",  # no weather at JFK at 10:00
+            "2013-01-01 11:00:00",
+            "2013-01-01 10:00:00",
+        ],
+        temp=[99.0, 99.0, 99.0, 99.0],  # a stale copy: the weather table's wins
     )
     weather = weather_frame(
         ["EWR", "EWR", "LGA"],
@@ -52,19 +63,46 @@ def test_records_join_the_weather_at_the_origin_and_scheduled_hour():
 
 
 def test_records_refuse_duplicated_weather_keys():
-    table = pd.DataFrame({"origin": ["EWR"], "time_hour": ["2013-01-01T10:00:00Z"]})
+    table = flights_frame(origin=["EWR"], time_hour=["2013-01-01T10:00:00Z"])
     weather = weather_frame(["EWR", "EWR"], ["2013-01-01 10:00:00", "2013-01-01T10:00:00Z"], 1.0)
     with pytest.raises(DataError, match=r"weather: 1 duplicated \(origin, time_hour\) rows"):
         flights.records({"flights": table, "weather": weather}, PARAMS)
 
 
 def test_records_name_a_missing_column_and_a_bad_timestamp():
-    table = pd.DataFrame({"origin": ["EWR"], "time_hour": ["2013-01-01T10:00:00Z"]})
+    table = flights_frame(origin=["EWR"], time_hour=["2013-01-01T10:00:00Z"])
     weather = weather_frame(["EWR"], ["2013-01-01T10:00:00Z"], 1.0)
     with pytest.raises(DataError, match="weather: missing column.s. visib"):
         flights.records({"flights": table, "weather": weather.drop(columns="visib")}, PARAMS)
     with pytest.raises(DataError, match="flights: column time_hour holds values that are not"):
         flights.records({"flights": table.assign(time_hour="tomorrow"), "weather": weather}, PARAMS)
+
+
+def test_records_refuse_timestamps_that_are_not_the_rows_local_hour():
+    """Weather written in local time but marked UTC still joins: refused, naming the zone."""
+    hours = ["2013-01-01T10:00:00Z", "2013-01-01T11:00:00Z"]
+    table = flights_frame(origin=["EWR", "EWR"], time_hour=hours)
+    weather = weather_frame(["EWR", "EWR"], hours, 1.0)
+    assert len(flights.records({"flights": table, "weather": weather}, PARAMS)) == 2
+    shifted = weather.assign(time_hour=["2013-01-01T05:00:00Z", "2013-01-01T06:00:00Z"])
+    with pytest.raises(DataError) as caught:
+        flights.records({"flights": table, "weather": shifted}, PARAMS)
+    assert str(caught.value).startswith(
+        "weather: 2 of 2 row(s) have a time_hour that is not their year/month/day/hour in "
+        "America/New_York (params.time_zone), e.g. time_hour 2013-01-01T05:00:00Z is "
+        "2013-01-01 00h there but the row says 2013-1-1 5h."
+    )
+    utc_tables = PARAMS.model_copy(update={"time_zone": "UTC"})
+    with pytest.raises(DataError, match="flights: 2 of 2 row.s. .* in UTC"):
+        flights.records({"flights": table, "weather": weather}, utc_tables)
+
+
+def test_params_refuse_an_unknown_time_zone():
+    bad = load_settings(
+        "dev", problem="flights", overrides=("params.time_zone=America/Gotham",), root=ROOT
+    )
+    with pytest.raises(ConfigError, match="params.time_zone .*'America/Gotham' is no IANA time"):
+        load_problem(bad, ROOT)
 
 
 def test_label_is_one_zero_or_missing():
@@ -96,16 +134,17 @@ def test_params_refuse_an_unknown_key():
     with pytest.raises(ConfigError) as caught:
         load_problem(extra, ROOT)
     message = str(caught.value)
-    assert "params.max_depthh: Extra inputs are not permitted" in message
+    assert "params.max_depthh (" in message and "Extra inputs are not permitted" in message
     assert str(ROOT / "problems" / "flights" / "problem.py") in message
 
 
 def test_params_refuse_a_bad_value_and_a_missing_key():
     bad = load_settings("dev", problem="flights", overrides=("params.threshold=1.5",), root=ROOT)
-    with pytest.raises(ConfigError, match="params.threshold: Input should be less than 1"):
+    expected = r"params.threshold \(set in the command line \(--set\)\): Input should be less"
+    with pytest.raises(ConfigError, match=expected):
         load_problem(bad, ROOT)
     missing = {k: v for k, v in SETTINGS.params.items() if k != "delay_threshold_minutes"}
-    with pytest.raises(ConfigError, match="params.delay_threshold_minutes: Field required"):
+    with pytest.raises(ConfigError, match=r"params.delay_threshold_minutes \(.*\): Field required"):
         validate_params(flights, SETTINGS.model_copy(update={"params": missing}), PROBLEM.folder)
 
 
