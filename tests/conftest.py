@@ -32,6 +32,23 @@ def _never_touch_the_project_store(monkeypatch, tmp_path):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'default-store.db'}")
 
 
+@pytest.fixture(autouse=True)
+def _mlflow_globals_restored():
+    """A test that calls mlflow.set_tracking_uri (or leaves a run active) in this process must
+    not send a later test of the same worker to its store."""
+    tracking = sys.modules.get("mlflow.tracking._tracking_service.utils")
+    before = getattr(tracking, "_tracking_uri", None)
+    yield
+    mlflow = sys.modules.get("mlflow")
+    if mlflow is None:
+        return
+    while mlflow.active_run() is not None:
+        mlflow.end_run()
+    tracking = sys.modules["mlflow.tracking._tracking_service.utils"]
+    if tracking._tracking_uri != before:
+        tracking._tracking_uri = before
+
+
 @pytest.fixture
 def tracking_uri(tmp_path, monkeypatch) -> str:
     """A fresh embedded MLflow store in a temp dir, exported as MLFLOW_TRACKING_URI."""

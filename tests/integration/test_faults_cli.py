@@ -157,28 +157,32 @@ def test_show_on_a_missing_store_says_so_and_creates_nothing(synthetic_project, 
 # --- nothing registered before everything that can fail before a verdict has passed ----------
 
 
+def rare_c(frame):
+    """Class c in the first two rows only."""
+    return frame.assign(target=frame["target"].replace("c", "b").where(frame.index > 1, "c"))
+
+
 @pytest.mark.parametrize(
-    ("kind", "relabel", "expected"),
+    ("kind", "relabel", "extra", "expected"),
     [
-        ("binary", lambda frame: frame.assign(target="yes"), "has one class (['yes'])"),
-        (  # class c in two rows only: one side of the split lacks it
-            "multiclass",
-            lambda frame: frame.assign(
-                target=frame["target"].replace("c", "b").where(frame.index > 1, "c")
-            ),
+        ("binary", lambda frame: frame.assign(target="yes"), (), "has one class (['yes'])"),
+        ("multiclass", rare_c, (), "The class(es) c (2 rows) of the label target have fewer "
+                                   "than split.min_class_rows=10"),
+        (  # allowed that rare, one side of the split lacks it
+            "multiclass", rare_c, ("--set", "split.min_class_rows=1"),
             "class(es) c of the label target are missing from the",
         ),
     ],
-)
+)  # fmt: skip
 def test_labels_a_classifier_cannot_be_judged_on_register_nothing(
-    synthetic_project, tmp_path, kind, relabel, expected
+    synthetic_project, tmp_path, kind, relabel, extra, expected
 ):
     table = tmp_path / f"{kind}.csv"
     relabel(make_table(kind)).to_csv(table, index=False)
     uri = fresh_store(tmp_path / "store")
     problem = f"synthetic_{kind}"
     done = run_cli(
-        "train", "--env", "dev", "--problem", problem, "--table", f"{problem}={table}",
+        "train", "--env", "dev", "--problem", problem, "--table", f"{problem}={table}", *extra,
         cwd=synthetic_project, tracking_uri=uri,
     )  # fmt: skip
     assert expected in clean_failure(done, 3, "data error")
