@@ -89,6 +89,31 @@ class KnownAnswers:
             return self.predictions.probabilities
         return self.model.predict_proba(rows)
 
+    def score(self, rows, y, sample_weight=None):
+        """scikit-learn's default score (accuracy, or R² for a regressor) from the known
+        predictions, as the model would compute it; a model with its own `score` computes it."""
+        metric = _default_score(self.model)
+        if metric is None or not self._known(rows):
+            return self.model.score(rows, y, sample_weight=sample_weight)
+        return float(metric(y, self.predictions.prediction, sample_weight=sample_weight))
+
+
+def _default_score(model):
+    """accuracy_score or r2_score when `model.score` is scikit-learn's mixin default (a
+    Pipeline's, its last step's); None when the model defines its own."""
+    from sklearn.base import ClassifierMixin, RegressorMixin
+    from sklearn.metrics import accuracy_score, r2_score
+    from sklearn.pipeline import Pipeline
+
+    while isinstance(model, Pipeline):
+        model = model.steps[-1][1]
+    score = getattr(type(model), "score", None)
+    if score is ClassifierMixin.score:
+        return accuracy_score
+    if score is RegressorMixin.score:
+        return r2_score
+    return None
+
 
 @dataclass(frozen=True)
 class Metric:

@@ -248,6 +248,9 @@ def test_mlflow_evaluates_each_kind_on_the_same_held_out_rows(staging_runs, kind
     assert logged["eval_example_count"] == result["rows"]["test"]
     for ours, theirs in pairs.items():
         assert logged[f"eval_{theirs}"] == pytest.approx(logged[f"test_{ours}"], abs=1e-9)
+    # scikit-learn's own `score`, from the held-out predictions (not a fourth pass over them)
+    default = "r2" if kind == "regression" else "accuracy"
+    assert logged["eval_score"] == pytest.approx(logged[f"test_{default}"], abs=1e-12)
 
 
 # --- the work tree ---------------------------------------------------------------------------

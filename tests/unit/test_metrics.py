@@ -113,3 +113,31 @@ def test_known_answers_hand_back_the_predictions_made_for_the_same_rows_only():
     assert answers.predict_proba(changed) is not made.probabilities
     np.testing.assert_array_equal(answers.predict(changed), model.predict(changed))
     np.testing.assert_array_equal(answers.predict(rows.head(2)), model.predict(rows.head(2)))
+
+
+@pytest.mark.parametrize("task", ["binary", "regression"])
+def test_known_answers_score_as_the_model_does_without_predicting_again(task, monkeypatch):
+    """MLflow's evaluator also asks the sklearn model's `score`: accuracy or R², from the
+    known predictions, equal to the model's own; a model with its own score keeps it."""
+    from sklearn.linear_model import LinearRegression, LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from ml_project.metrics import KnownAnswers, predict
+
+    rng = np.random.default_rng(0)
+    rows = pd.DataFrame({"a": rng.normal(size=40), "b": rng.normal(size=40)})
+    y = (rows["a"] + rng.normal(size=40) > 0).astype(int) if task == "binary" else rows["a"] * 2
+    last = LogisticRegression() if task == "binary" else LinearRegression()
+    model = make_pipeline(StandardScaler(), last).fit(rows, y)
+    answers = KnownAnswers(model, rows, predict(model, rows, task))
+    expected = model.score(rows, y)
+    monkeypatch.setattr(type(model), "predict", lambda *a, **k: pytest.fail("predicted again"))
+    assert answers.score(rows.copy(), y) == expected
+
+    class OwnScore(type(last)):
+        def score(self, X, y, sample_weight=None):  # noqa: N803
+            return 42.0
+
+    own = OwnScore().fit(rows, y)
+    assert KnownAnswers(own, rows, predict(own, rows, task)).score(rows, y) == 42.0
