@@ -11,6 +11,7 @@ refused before it is loaded.
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -69,6 +70,26 @@ def verified_file(local: Path, trusted: list[str], *, uri: str) -> Path:
             "trusted_types; if not, someone wrote this model outside ml-project."
         )
     return path
+
+
+def own_copy(local: Path, trusted: list[str], *, uri: str) -> Path:
+    """Make the downloaded files in `local` safe for MLflow's own loader (Spark's executors):
+    the skops file checked against the project's allow-list, the MLmodel given that list in
+    place of the artifact's, and the artifact's bundled code (copies of ml_project and
+    problems/, which MLflow's loader would put first on sys.path) removed, so the classes the
+    file names are the project's own."""
+    import yaml
+
+    verified_file(local, trusted, uri=uri)
+    shutil.rmtree(local / "code", ignore_errors=True)
+    path = local / "MLmodel"
+    mlmodel = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for flavor in mlmodel.get("flavors", {}).values():
+        if isinstance(flavor, dict):
+            flavor.pop("code", None)
+    mlmodel["flavors"]["sklearn"]["skops_trusted_types"] = list(trusted)
+    path.write_text(yaml.safe_dump(mlmodel, sort_keys=False), encoding="utf-8")
+    return local
 
 
 def load_sklearn(uri: str, trusted: list[str], *, local: Path | None = None):

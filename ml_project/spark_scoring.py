@@ -189,14 +189,17 @@ def pyfunc_copies(loaded: LoadedModel, destination: Path, trusted: list[str]) ->
     classifier one whose pyfunc answers `predict_proba` ("predict_proba").
 
     The executors load them with MLflow's loader, which takes skops' allow-list from the
-    copy's MLmodel: the copy is checked against the project's list (`trusted`) first, and that
-    loader is allowed for this process only then."""
+    copy's MLmodel and the model's classes from its bundled code: each copy is checked
+    against the project's list (`trusted`), given that list, and stripped of the bundled code
+    (`loading.own_copy`; executors import the project's package), and that loader is allowed
+    for this process only then."""
     from mlflow.models import Model
 
     from ml_project import loading
 
-    local = loading.download(loaded.uri, destination / "predict")
-    loading.verified_file(local, trusted, uri=loaded.uri)
+    local = loading.own_copy(
+        loading.download(loaded.uri, destination / "predict"), trusted, uri=loaded.uri
+    )
     os.environ[loading.ALLOW_PICKLE] = "true"  # the executors load the checked copies
     copies = {"predict": local}
     if loaded.classifier:

@@ -614,8 +614,8 @@ def test_a_model_is_loaded_with_the_projects_allow_list_not_the_artifacts(
 ):
     uri = fresh_store(tmp_path / "store")
     write_untrusted_models(uri)
-    batch = tmp_path / "batch.csv"
-    make_table("binary", rows=50).to_csv(batch, index=False)
+    batch = tmp_path / "batch.parquet"
+    make_table("binary", rows=50).to_parquet(batch, index=False)
     output = tmp_path / "scored.parquet"
     done = run_cli(
         "predict", "--env", "dev", "--problem", BINARY, "--model-uri", f"models:/planted/{version}",
@@ -624,6 +624,17 @@ def test_a_model_is_loaded_with_the_projects_allow_list_not_the_artifacts(
     )  # fmt: skip
     assert expected in clean_failure(done, 8, "registry error")
     assert not output.exists()
+    for command in (  # Spark's executors and monitor load as predict does
+        ["predict", "--engine", "spark", "--input", str(batch), "--output", str(output)],
+        ["monitor", "--input", str(batch)],
+    ):
+        done = run_cli(
+            *command, "--env", "dev", "--problem", BINARY,
+            "--model-uri", f"models:/planted/{version}",
+            cwd=synthetic_project, tracking_uri=uri,
+        )  # fmt: skip
+        assert expected in clean_failure(done, 8, "registry error"), command
+        assert not output.exists()
     # the server loads as predict does, and refuses before it listens
     port = free_port()
     done = run_cli(
