@@ -397,6 +397,18 @@ def format_train_summary(result: dict) -> str:
     )
 
 
+class FiniteFloat(click.FloatRange):
+    """A FloatRange that also refuses inf and nan (which every comparison would let pass)."""
+
+    def convert(self, value, param, ctx):
+        import math
+
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
 @cli.command(epilog=EXIT_CODES_HELP)
 @click.option("--env", type=click.Choice(ENVS), help="Env whose registered model --version is.")
 @click.option("--version", "version", type=click.IntRange(min=1), help="Model version number.")
@@ -406,7 +418,7 @@ def format_train_summary(result: dict) -> str:
 )
 @click.option(
     "--tolerance",
-    type=click.FloatRange(min=0),
+    type=FiniteFloat(min=0),
     help="Accept predictions and metrics within this max abs difference (default: bitwise).",
 )
 @click.option("--strict", is_flag=True, help="Refuse when package versions differ from training.")

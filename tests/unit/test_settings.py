@@ -7,6 +7,7 @@ import pytest
 from pydantic import ValidationError
 
 from ml_project.errors import ConfigError
+from ml_project.problem import load_problem
 from ml_project.scaffold import with_default_problem
 from ml_project.settings import (
     apply_assignment,
@@ -115,11 +116,19 @@ def test_an_error_set_on_the_command_line_blames_the_command_line(project):
         )
 
 
-def test_infinity_and_nan_are_refused(project):
-    with pytest.raises(ConfigError, match="tolerance"):
-        load_settings(
-            "dev", problem="synthetic_binary", root=project, overrides=("gate.tolerance=.inf",)
-        )
+@pytest.mark.parametrize(
+    "override",
+    ["gate.tolerance=.inf", "monitor.psi_alert=inf", "monitor.psi_alert=.nan",
+     "split.test_fraction=nan", "params.max_iter=.inf"],
+)  # fmt: skip
+def test_infinity_and_nan_are_refused(project, override):
+    """`inf` passes gt=0 and nan every comparison: both refused, naming the key."""
+    key = override.split("=")[0]
+    settings = None
+    with pytest.raises(ConfigError, match=rf"{key} \(set in the command line \(--set\)\)"):
+        settings = load_settings("dev", problem="synthetic_binary", root=project,
+                                 overrides=(override,))  # fmt: skip
+        load_problem(settings, project)  # params are the problem's: checked when it loads
 
 
 def test_malformed_yaml_names_file(project):
