@@ -89,10 +89,24 @@ def test_the_champion_is_served_with_the_problems_own_code(
     # the raw record as joined for training, outcome columns included: the model ignores them
     body = {"dataframe_split": json.loads(rows.to_json(orient="split", index=False))}
     log = tmp_path_factory.mktemp("flights-serve") / "server.log"
+    refused = {}
     with serving(champion["uri"], f"models:/{MODEL}@champion", log, project=project_copy) as url:
         status, reply = post(url, json.dumps(body).encode())
+        for column, value in BROKEN_ROWS.items():  # issue 16's rows: batch predict refuses them
+            bad = rows.head(3).astype({column: object})
+            bad.loc[bad.index[1], column] = value
+            one = {"dataframe_split": json.loads(bad.to_json(orient="split", index=False))}
+            refused[column] = post(url, json.dumps(one).encode())
     assert status == 200, reply
     assert reply["predictions"] == scored["prediction"].head(200).tolist()
+    for column, (status, reply) in refused.items():
+        assert status == 400, (column, reply)
+        assert f"column '{column}' must" in reply["message"], reply
+        assert "Traceback" not in reply["message"]
+    assert "Traceback" not in log.read_text()
+
+
+BROKEN_ROWS = {"month": 13, "distance": -200.0, "carrier": None}
 
 
 def test_live_quality_labels_the_batch_with_the_demos_label(champion, project_copy):
