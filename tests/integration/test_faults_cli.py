@@ -396,14 +396,42 @@ def test_credentials_in_the_store_uri_are_never_printed_or_written(
     shown_json = run_cli("show", "--env", "dev", "--problem", BINARY, "--json",
                          cwd=synthetic_project, tracking_uri=uri)  # fmt: skip
     assert last_json(shown_json.stdout)["tracking_uri"] == shown_uri
-    for done in (trained, summary, shown, shown_json):
-        assert done.returncode == 0, done.stderr[-3000:]
+    batch, scored, report = tmp_path / "b.parquet", tmp_path / "s.parquet", tmp_path / "m.md"
+    scoring = [
+        ["extract-batch", "--rows", "600", "--output", str(batch)],
+        ["predict", "--input", str(batch), "--output", str(scored), "--json"],
+        ["monitor", "--input", str(batch), "--labels", "--json", "--summary", str(report)],
+        ["reproduce", "--env", "dev", "--version", "1", "--json"],
+    ]
+    scoring_runs = []
+    for arguments in scoring:
+        env = [] if "--env" in arguments else ["--env", "dev"]
+        scoring_runs.append(run_cli(*arguments, *env, "--problem", BINARY,
+                                    cwd=synthetic_project, tracking_uri=uri))  # fmt: skip
+    for done in (trained, summary, shown, shown_json, *scoring_runs):
+        assert done.returncode in (0, 7), done.stderr[-3000:]  # 7: the small batch may drift
         assert SECRET not in done.stdout + done.stderr
+    assert SECRET not in report.read_text()
     client = MlflowClient(tracking_server.url)
-    run = client.get_run(last_json(trained.stdout)["run_id"])
-    recorded = [*run.data.tags.values(), *run.data.params.values()]
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert len(runs) >= 3  # the training, the monitoring, the reproduction
+    recorded = [value for run in runs for value in (*run.data.tags.values(),
+                                                     *run.data.params.values())]  # fmt: skip
     recorded += client.get_model_version(MODEL, "1").tags.values()
     assert not [value for value in recorded if SECRET in value]
+    for run in runs:  # the files each run logged: reports, summaries, configs
+        folder = Path(mlflow_artifacts(run.info.run_id, tracking_server.url, tmp_path / "a"))
+        for path in folder.rglob("*"):
+            if path.is_file() and path.suffix in (".json", ".md", ".txt", ".yaml", ".html"):
+                assert SECRET not in path.read_text(errors="replace"), path
+
+
+def mlflow_artifacts(run_id: str, uri: str, destination: Path) -> str:
+    import mlflow.artifacts
+
+    return mlflow.artifacts.download_artifacts(
+        run_id=run_id, tracking_uri=uri, dst_path=str(destination / run_id)
+    )
 
 
 # --- paths and environment -------------------------------------------------------------------
