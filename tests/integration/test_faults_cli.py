@@ -208,6 +208,48 @@ def test_a_failure_after_the_run_started_ends_it_failed_and_registers_nothing(
     assert registered_models(uri) == []
 
 
+FAULT_IN_THE_GATE = """
+import os, signal, time
+from ml_project import promotion
+
+def gate_version(*args, **kwargs):  # what the fault does, once the version is registered
+    if os.environ["FAULT"] == "SIGTERM":
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(30)
+    raise RuntimeError("the gate broke")
+
+promotion.gate_version = gate_version
+"""
+
+
+@pytest.mark.parametrize(
+    ("fault", "code", "label"), [("error", 10, "training failed"), ("SIGTERM", 143, "interrupted")]
+)
+def test_a_fault_after_registration_leaves_the_version_tagged_failed_without_alias(
+    synthetic_project, tmp_path, fault, code, label
+):
+    """A fault injected into the real CLI (sitecustomize) between registration and verdict."""
+    uri = fresh_store(tmp_path / "store")
+    inject = tmp_path / "inject"
+    inject.mkdir()
+    (inject / "sitecustomize.py").write_text(FAULT_IN_THE_GATE)
+    done = run_cli(
+        "train", "--env", "dev", "--problem", BINARY, cwd=synthetic_project, tracking_uri=uri,
+        env={"PYTHONPATH": f"{inject}{os.pathsep}{synthetic_project}", "FAULT": fault},
+    )  # fmt: skip
+    message = clean_failure(done, code, label)
+    client = MlflowClient(uri)
+    (version,) = client.search_model_versions(f"name='{MODEL}'")
+    assert version.tags["validation_status"] == "failed"
+    reason = "interrupted (SIGTERM)" if fault == "SIGTERM" else "RuntimeError: the gate broke"
+    assert version.tags["validation_reasons"] == f"training did not finish: {reason}"
+    assert client.get_registered_model(MODEL).aliases == {}
+    run = client.get_run(version.run_id)
+    assert run.info.status == ("KILLED" if fault == "SIGTERM" else "FAILED")
+    if fault == "error":
+        assert f"version {version.version} of {MODEL} is tagged validation_status=failed" in message
+
+
 # --- interruption ------------------------------------------------------------------------------
 
 
