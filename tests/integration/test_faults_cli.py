@@ -73,14 +73,20 @@ def silent_server():
         server.close()
 
 
-@pytest.mark.parametrize("command", ["train", "show"])
+@pytest.mark.parametrize("command", ["train", "show", "predict", "monitor"])
 def test_a_server_that_does_not_answer_fails_within_seconds(
-    synthetic_project, silent_server, command
+    synthetic_project, silent_server, command, tmp_path
 ):
     uri = f"http://ci-user:{SECRET}@127.0.0.1:{silent_server}"
+    batch = tmp_path / "batch.csv"
+    make_table("binary", rows=600).to_csv(batch, index=False)
+    scoring = {
+        "predict": ["--input", str(batch), "--output", str(tmp_path / "scored.parquet")],
+        "monitor": ["--input", str(batch)],
+    }
     start = time.monotonic()
     done = run_cli(
-        command, "--env", "dev", "--problem", BINARY,
+        command, "--env", "dev", "--problem", BINARY, *scoring.get(command, []),
         cwd=synthetic_project, tracking_uri=uri,
     )  # fmt: skip
     elapsed = time.monotonic() - start
@@ -89,6 +95,7 @@ def test_a_server_that_does_not_answer_fails_within_seconds(
     assert SECRET not in done.stdout + done.stderr
     assert "reachable" in message
     assert elapsed < 60, f"{elapsed:.0f} s (MLflow's default retries take ~250 s)"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["batch.csv"]  # nothing written
 
 
 def test_a_store_another_writer_holds_fails_before_reading(synthetic_project, tmp_path):
