@@ -40,18 +40,22 @@ def handle_errors(command):
         except ProjectError as exc:
             fail(exc.label, str(exc), exc.exit_code)
         except Interrupted as exc:
-            fail(
-                exc.label,
-                f"{exc.signal_name}: stopped; a run it started ends KILLED.",
-                exc.exit_code,
-            )
+            stopped(exc)
         except Exception as exc:
+            from ml_project.errors import received_stop
+
+            if (stop := received_stop()) is not None:  # raised while unwinding from the signal
+                stopped(stop)
             store = store_error(exc)
             if store is None:
                 raise
             fail(store.label, str(store), store.exit_code)
 
     return wrapper
+
+
+def stopped(exc: Interrupted):
+    fail(exc.label, f"{exc.signal_name}: stopped; a run it started ends KILLED.", exc.exit_code)
 
 
 def fail(label: str, message: str, code: int):
@@ -114,7 +118,11 @@ def on_signal(number, frame):
         signal.setitimer(signal.ITIMER_REAL, 0.05)
         return
     _PENDING.clear()
-    raise Interrupted(signal.Signals(number).name, number)
+    from ml_project import errors
+
+    stop = Interrupted(signal.Signals(number).name, number)
+    errors.RECEIVED.append(stop)
+    raise stop
 
 
 def _store_problem(ctx, _param, value):

@@ -99,3 +99,12 @@ class Interrupted(KeyboardInterrupt):  # noqa: N818 - a BaseException, as Keyboa
         super().__init__(signal_name)
         self.signal_name = signal_name
         self.exit_code = 128 + signal_number
+
+
+RECEIVED: list[Interrupted] = []  # the stop signal this process was sent, if any
+
+
+def received_stop() -> Interrupted | None:
+    """The interruption this process was sent, even when unwinding from it raised another
+    exception (a file closed under it, say): that exception is its consequence, not the cause."""
+    return RECEIVED[0] if RECEIVED else None

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ml_project import data, drift, lineage, loading, metrics, validation
+from ml_project import data, drift, errors, lineage, loading, metrics, validation
 from ml_project.errors import (
     DataError,
     DirtyTreeError,
@@ -454,10 +454,14 @@ def run_training(settings: Settings, *, root: Path, allow_dirty: bool = False) -
             )
             mlflow.set_tags({"validation_status": outcome.verdict.status, "model_version": version})
         mlflow.log_metrics({f"time_{key}_s": value for key, value in timer.seconds.items()})
-    except BaseException as exc:
+    except BaseException as raised:
+        stop = errors.received_stop()
+        exc = stop if stop is not None and not isinstance(raised, KeyboardInterrupt) else raised
         recorded = promotion.abandon(
             client, settings, version, run.info.run_id, exc, commit=git.commit
         )
+        if exc is not raised:
+            raise exc from raised
         if isinstance(exc, ProjectError | KeyboardInterrupt):
             raise
         raise TrainingFailedError(
@@ -506,7 +510,7 @@ def _log_datasets(mlflow, settings: Settings, prepared: PreparedData, paths) -> 
             name=f"{settings.name}_{context}",
             digest=digest[:36],
         )
-        mlflow.log_input(dataset, context=context)
+        tracking.log_input(mlflow, dataset, context=context)
 
 
 def output_type(labels: pd.Series, task: str) -> str:

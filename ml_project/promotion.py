@@ -126,7 +126,7 @@ def log_evaluation(
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="The specified dataset source")
             warnings.filterwarnings("ignore", category=UndefinedMetricWarning)  # class unpredicted
-            mlflow.log_input(dataset, context="evaluation")
+            tracking.log_input(mlflow, dataset, context="evaluation")
             if fitted is None:
                 model = loading.pyfunc_of(model_uri, loading.trusted_types(held.problem))
             else:

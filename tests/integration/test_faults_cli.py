@@ -223,6 +223,12 @@ def gate_version(*args, **kwargs):  # what the fault does, once the version is r
     if os.environ["FAULT"] == "SIGTERM":
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(30)
+    if os.environ["FAULT"] == "SIGTERM, then an error while unwinding":
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(30)
+        finally:  # e.g. a file closed under a write the signal cut short
+            raise OSError(9, "Bad file descriptor")
     raise RuntimeError("the gate broke")
 
 promotion.gate_version = gate_version
@@ -230,8 +236,10 @@ promotion.gate_version = gate_version
 
 
 @pytest.mark.parametrize(
-    ("fault", "code", "label"), [("error", 10, "training failed"), ("SIGTERM", 143, "interrupted")]
-)
+    ("fault", "code", "label"),
+    [("error", 10, "training failed"), ("SIGTERM", 143, "interrupted"),
+     ("SIGTERM, then an error while unwinding", 143, "interrupted")],
+)  # fmt: skip
 def test_a_fault_after_registration_leaves_the_version_tagged_failed_without_alias(
     synthetic_project, tmp_path, fault, code, label
 ):
@@ -248,11 +256,11 @@ def test_a_fault_after_registration_leaves_the_version_tagged_failed_without_ali
     client = MlflowClient(uri)
     (version,) = client.search_model_versions(f"name='{MODEL}'")
     assert version.tags["validation_status"] == "failed"
-    reason = "interrupted (SIGTERM)" if fault == "SIGTERM" else "RuntimeError: the gate broke"
+    reason = "interrupted (SIGTERM)" if "SIGTERM" in fault else "RuntimeError: the gate broke"
     assert version.tags["validation_reasons"] == f"training did not finish: {reason}"
     assert client.get_registered_model(MODEL).aliases == {}
     run = client.get_run(version.run_id)
-    assert run.info.status == ("KILLED" if fault == "SIGTERM" else "FAILED")
+    assert run.info.status == ("KILLED" if "SIGTERM" in fault else "FAILED")
     if fault == "error":
         assert f"version {version.version} of {MODEL} is tagged validation_status=failed" in message
 
