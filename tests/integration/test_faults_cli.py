@@ -7,6 +7,7 @@ only (tests/synthetic.py).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -128,7 +129,27 @@ def test_an_artifact_folder_that_is_a_file_fails_before_reading(synthetic_projec
     assert registered_models(uri) == []
 
 
-def test_show_reads_a_store_without_writing_a_lock_or_the_database(
+@contextlib.contextmanager
+def read_only(folder: Path):
+    """`folder` and its files unwritable, even for root (the immutable attribute, which root
+    obeys, where chattr works; the mode bits otherwise)."""
+    paths = [*folder.iterdir(), folder]
+    immutable = os.geteuid() == 0 and shutil.which("chattr") is not None
+    if immutable:
+        subprocess.run(["chattr", "+i", *map(str, paths)], check=True)
+    else:
+        for path in paths:
+            path.chmod(0o555 if path.is_dir() else 0o444)
+    try:
+        yield
+    finally:
+        if immutable:
+            subprocess.run(["chattr", "-i", *map(str, paths)], check=True)
+        for path in paths:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+
+
+def test_a_read_only_store_is_read_by_show_and_predict_and_refused_by_train(
     synthetic_project, synthetic_models, tmp_path
 ):
     source = Path(synthetic_models["binary"]["uri"].removeprefix("sqlite:///"))
@@ -137,18 +158,22 @@ def test_show_reads_a_store_without_writing_a_lock_or_the_database(
     shutil.copy2(source, folder / "mlflow.db")
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     before = store_digest(uri)
-    if os.geteuid() != 0:  # root ignores the mode bits; the lock-file check below still holds
-        (folder / "mlflow.db").chmod(0o444)
-        folder.chmod(0o555)
-    try:
-        done = run_cli(
-            "show", "--env", "dev", "--problem", BINARY, cwd=synthetic_project, tracking_uri=uri
-        )
-    finally:
-        folder.chmod(0o755)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert f"{MODEL} (env dev" in done.stdout
-    assert sorted(path.name for path in folder.iterdir()) == ["mlflow.db"]
+    batch = tmp_path / "batch.csv"
+    make_table("binary", rows=50).to_csv(batch, index=False)
+    with read_only(folder):
+        shown = run_cli("show", "--env", "dev", "--problem", BINARY,
+                        cwd=synthetic_project, tracking_uri=uri)  # fmt: skip
+        scored = run_cli("predict", "--env", "dev", "--problem", BINARY, "--input", str(batch),
+                         "--output", str(tmp_path / "scored.parquet"),
+                         cwd=synthetic_project, tracking_uri=uri)  # fmt: skip
+        trained = run_cli("train", "--env", "dev", "--problem", BINARY,
+                          cwd=synthetic_project, tracking_uri=uri)  # fmt: skip
+    assert shown.returncode == 0, shown.stderr[-3000:]
+    assert f"{MODEL} (env dev" in shown.stdout
+    assert scored.returncode == 0, scored.stderr[-3000:]
+    assert (tmp_path / "scored.parquet").is_file()
+    assert "read-only" in clean_failure(trained, 9, "tracking store error")
+    assert sorted(path.name for path in folder.iterdir()) == ["mlflow.db"]  # no lock, no journal
     assert store_digest(uri) == before
 
 
