@@ -147,6 +147,13 @@ def check_writable(uri: str) -> None:
         if not os.access(database.parent, os.W_OK):
             raise StoreError(f"{where} cannot be created: its folder is not writable.")
         return
+    unwritable = [str(path) for path in (database, database.parent) if not os.access(path, os.W_OK)]
+    if unwritable:  # sqlite would open it read-only and fail at the first write
+        raise StoreError(
+            f"{where} cannot be written: {' and '.join(unwritable)} not writable (read-only "
+            "permissions, an immutable file or a read-only mount). Read-only commands (show, "
+            "predict, extract-batch) work on it; nothing was read or registered."
+        )
     try:
         connection = sqlite3.connect(database, timeout=10)
         try:
@@ -201,8 +208,15 @@ def sqlite_lock(uri: str, purpose: str) -> Iterator[None]:
         yield
         return
     path = Path(unquote(parsed.path) + f".{purpose}.lock")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as handle:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(path, "a+")  # noqa: SIM115 - closed below, after the lock is released
+    except OSError as exc:
+        raise StoreError(
+            f"The tracking store {redact(uri)} cannot be written: its lock file {path} cannot "
+            f"be created ({exc.strerror}). Nothing was read or registered."
+        ) from exc
+    with handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
