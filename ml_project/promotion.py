@@ -448,12 +448,29 @@ def abandon(
 
     reason = f"training did not finish: {failure_reason(exc)}"
     saved = {}
-    recorded = True
+    recorded = False
     try:  # a second Ctrl-C must not cut the cleanup short
         for signal_name in STOP_SIGNALS:
             saved[signal_name] = signal.signal(getattr(signal, signal_name), signal.SIG_IGN)
     except ValueError:  # not the main thread
         pass
+    try:
+        recorded = _record_failure(client, settings, version, run_id, exc, reason, commit)
+    finally:
+        try:
+            mlflow.end_run(status="KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+        except Exception:  # noqa: BLE001 - a later command settles a run left RUNNING
+            recorded = False
+        for signal_name, handler in saved.items():
+            signal.signal(getattr(signal, signal_name), handler)
+    return recorded
+
+
+def _record_failure(client, settings: Settings, version, run_id, exc, reason, commit) -> bool:
+    """`abandon`'s writes before the run ends: the version's verdict and alias, the run's tag
+    and traceback. False when the store refused them (the traceback artifact is optional)."""
+    import mlflow
+
     try:
         if version is not None:
             name = settings.model_name
@@ -470,19 +487,12 @@ def abandon(
             )
         mlflow.set_tag("ml_project.failure", reason)
     except Exception:  # noqa: BLE001 - the original error is what the user must see
-        recorded = False
+        return False
     try:  # the artifact store may be what failed; the run's tags say enough without it
         mlflow.log_text("".join(traceback.format_exception(exc)), "failure/traceback.txt")
     except Exception:  # noqa: BLE001,S110
         pass
-    finally:
-        try:
-            mlflow.end_run(status="KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
-        except Exception:  # noqa: BLE001 - a later command settles a run left RUNNING
-            recorded = False
-        for signal_name, handler in saved.items():
-            signal.signal(getattr(signal, signal_name), handler)
-    return recorded
+    return True
 
 
 def process_alive(host: str, pid: str) -> bool | None:
