@@ -144,12 +144,14 @@ def _require_local_hours(frame: pd.DataFrame, utc: pd.Series, zone: str, *, tabl
     _require(frame, LOCAL_HOUR, table)
     local = utc.dt.tz_convert(zone)
     parts = (local.dt.year, local.dt.month, local.dt.day, local.dt.hour)
-    agree = pd.Series(True, index=frame.index)
+    agree = utc.isna().to_numpy().copy()  # a missing time_hour is the suites' to refuse
+    same = np.ones(len(frame), dtype=bool)
     for column, part in zip(LOCAL_HOUR, parts, strict=True):
-        agree &= pd.to_numeric(frame[column], errors="coerce").to_numpy() == part.to_numpy()
+        same &= pd.to_numeric(frame[column], errors="coerce").to_numpy() == part.to_numpy()
+    agree |= same
     if agree.all():
         return
-    first = int(np.flatnonzero(~agree.to_numpy())[0])
+    first = int(np.flatnonzero(~agree)[0])
     said = "-".join(_number(frame[column].iloc[first]) for column in LOCAL_HOUR[:3])
     raise DataError(
         f"{table}: {int((~agree).sum())} of {len(frame)} row(s) have a time_hour that is not "
