@@ -130,8 +130,8 @@ def resolve_target(
         where = f"model {model_name} " if model_name else ""
         raise RegistryError(
             f"The registry has no {where}{what}{' ' + run_id if run_id else ''} "
-            f"({exc.message.splitlines()[0]}). List versions with `mlflow ui` or "
-            "MlflowClient().search_model_versions()."
+            f"({exc.message.splitlines()[0]}). `ml-project show --env ENV` lists an env's "
+            "versions, their aliases and verdicts."
         ) from exc
     if run.data.tags.get(RUN_TYPE_TAG) == "reproduction":
         original = run.data.tags.get("reproduction.of_run_id", "?")
