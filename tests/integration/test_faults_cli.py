@@ -24,7 +24,7 @@ import pytest
 from mlflow import MlflowClient
 
 from ml_project import tracking
-from tests.conftest import last_json, run_cli
+from tests.conftest import copy_store, last_json, run_cli
 from tests.synthetic import make_table
 
 pytestmark = pytest.mark.integration
@@ -573,7 +573,7 @@ PATH_CASES = {  # name: (arguments, exit code, label, what the message says)
 
 @pytest.mark.parametrize("case", list(PATH_CASES))
 def test_paths_and_environment_fail_in_one_paragraph_before_any_work(
-    synthetic_project, scoring_batches, tmp_path, case
+    synthetic_project, scoring_batches, tmp_path, tmp_path_factory, case
 ):
     arguments, code, label, expected = PATH_CASES[case]
     batch = scoring_batches["binary"]
@@ -583,7 +583,8 @@ def test_paths_and_environment_fail_in_one_paragraph_before_any_work(
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "keep.csv").write_text("a user's file\n")
     before = sorted(path.name for path in tmp_path.iterdir())
-    uri = batch["uri"]
+    # a copy: other workers' tests log monitoring runs into the shared store meanwhile
+    uri = copy_store(batch["uri"], tmp_path_factory.mktemp("store"))
     runs_before = len(MlflowClient(uri).search_runs(
         [e.experiment_id for e in MlflowClient(uri).search_experiments()]
     ))  # fmt: skip
