@@ -57,7 +57,7 @@ train: install ## train, evaluate and register a model in ENV (default dev): mak
 	$(BIN)/ml-project train --env $(ENV) $(PROBLEM_ARG)
 
 # pytest-xdist workers: twice the cores, as most tests wait on a CLI subprocess, a server or a
-# JVM (2 workers kept 2 cores ~58% busy, 4 ~75%). Override: make test TEST_WORKERS=2
+# JVM (on 2 cores: 2 workers kept them ~58% busy, 4 ~88%). Override: make test TEST_WORKERS=2
 TEST_WORKERS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 1) * 2 )))
 test: lint install-spark ## lint, then the whole test suite (unit, data, model, integration, workflows)
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
