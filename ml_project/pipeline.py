@@ -21,6 +21,7 @@ from ml_project.errors import (
     DirtyTreeError,
     GateFailedError,
     ProjectError,
+    StoreError,
     TrainingFailedError,
 )
 from ml_project.lineage import REBUILD_PROTOCOL
@@ -462,6 +463,9 @@ def run_training(settings: Settings, *, root: Path, allow_dirty: bool = False) -
         )
         if exc is not raised:
             raise exc from raised
+        if isinstance(exc, StoreError):  # what the failed store left, said by the training
+            state = _abandoned(settings, version) if recorded else _not_abandoned(settings, version)
+            raise StoreError(f"{exc} The run {run.info.run_id} had started: {state}") from exc
         if isinstance(exc, ProjectError | KeyboardInterrupt):
             raise
         raise TrainingFailedError(

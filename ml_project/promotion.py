@@ -15,6 +15,7 @@ that cannot be established the comparison fails, and so does the gate.
 from __future__ import annotations
 
 import logging
+import re
 import traceback
 import warnings
 from dataclasses import dataclass, field, replace
@@ -511,6 +512,9 @@ def process_alive(host: str, pid: str) -> bool | None:
     return True
 
 
+LOGGED_MODEL_URI = re.compile(r"^models:/m-[0-9a-f]+$")
+
+
 def orphan_reason(client, version) -> str | None:
     """Why `version` will never get a verdict (its run ended, or its process is gone), or None
     when it has one, or is still being judged (or that cannot be told)."""
@@ -518,9 +522,11 @@ def orphan_reason(client, version) -> str | None:
     if tags.get("validation_status") not in (None, "", "pending"):
         return None
     run_id = tags.get("copied_by.run_id") or tags.get("run_id") or version.run_id
-    if not run_id or (
-        str(version.source or "").startswith("models:/") and not tags.get("copied_by.run_id")
-    ):
+    source = str(version.source or "")
+    # a copy (copy_model_version: models:/NAME/N) not tagged yet; a training registers its
+    # logged model (models:/m-<id>), which is no copy
+    copying = source.startswith("models:/") and not LOGGED_MODEL_URI.match(source)
+    if not run_id or (copying and not tags.get("copied_by.run_id")):
         return None  # a copy being set up: its run is not known yet
     try:
         run = client.get_run(run_id)

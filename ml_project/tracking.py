@@ -50,6 +50,9 @@ def quiet_environment() -> None:
         os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     for name in ("mlflow", "alembic", "great_expectations"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # MLflow logs each failed store call with its traceback before raising it; the command
+    # reports the failure itself, in one paragraph.
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
     # great-expectations imports pyspark when the [spark] extra is installed; pyspark then
     # warns about pandas 3 on every command, though the pandas path never touches Spark.
     warnings.filterwarnings("ignore", message=PYSPARK_PANDAS_WARNING, category=FutureWarning)
@@ -214,7 +217,7 @@ def sqlite_lock(uri: str, purpose: str) -> Iterator[None]:
     except OSError as exc:
         raise StoreError(
             f"The tracking store {redact(uri)} cannot be written: its lock file {path} cannot "
-            f"be created ({exc.strerror}). Nothing was read or registered."
+            f"be created ({exc.strerror})."
         ) from exc
     with handle:
         fcntl.flock(handle, fcntl.LOCK_EX)

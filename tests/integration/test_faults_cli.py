@@ -395,6 +395,59 @@ def test_a_version_left_by_a_killed_training_is_named_by_show_and_settled_by_the
     assert client.get_run(lone.info.run_id).data.tags["ml_project.settled"].startswith("ended")
 
 
+STORE_GOES_READ_ONLY = """
+import os, subprocess
+from ml_project import promotion
+
+original = promotion.gate_version
+
+def gate_version(*args, **kwargs):  # the version is registered: the store's disk goes read-only
+    database = os.environ["MLFLOW_TRACKING_URI"].removeprefix("sqlite:///")
+    subprocess.run(["chattr", "+i", database, os.path.dirname(database)], check=True)
+    return original(*args, **kwargs)
+
+promotion.gate_version = gate_version
+"""
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("chattr") is None,
+    reason="needs root and chattr to make the store read-only under a running process",
+)
+def test_a_store_that_goes_read_only_mid_run_is_reported_then_named_by_show(
+    synthetic_project, tmp_path
+):
+    """Registered, then the store refuses every write (its disk remounted read-only, say): one
+    paragraph that says what could not be recorded, no traceback; `show` names the version."""
+    uri = fresh_store(tmp_path / "store")
+    database = Path(uri.removeprefix("sqlite:///"))
+    inject = tmp_path / "inject"
+    inject.mkdir()
+    (inject / "sitecustomize.py").write_text(STORE_GOES_READ_ONLY)
+    try:
+        done = run_cli(
+            "train", "--env", "dev", "--problem", BINARY, cwd=synthetic_project, tracking_uri=uri,
+            env={"PYTHONPATH": f"{inject}{os.pathsep}{synthetic_project}"},
+        )  # fmt: skip
+    finally:
+        subprocess.run(["chattr", "-i", str(database), str(database.parent)], check=True)
+    output = done.stdout + done.stderr
+    assert done.returncode == 9, output[-3000:]
+    assert "Traceback" not in output
+    message = output[output.index("ml-project: tracking store error: ") :]
+    assert message.count("\n") == 1, message  # one paragraph
+    assert "had started: The store could not record the failure" in message
+    assert "ml-project show --env dev" in message
+    client = MlflowClient(uri)
+    (version,) = client.search_model_versions(f"name='{MODEL}'")
+    assert version.tags.get("validation_status") not in ("passed", "failed")  # never judged
+    assert "champion" not in client.get_registered_model(MODEL).aliases
+    shown = run_cli("show", "--env", "dev", "--problem", BINARY, "--json",
+                    cwd=synthetic_project, tracking_uri=uri)  # fmt: skip
+    (listed,) = last_json(shown.stdout)["versions"]
+    assert listed["validation_status"] == "orphaned", listed
+
+
 def test_an_interruption_after_registration_tags_the_version_and_clears_challenger(
     synthetic_project, tmp_path, monkeypatch
 ):
