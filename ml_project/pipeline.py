@@ -335,19 +335,19 @@ def lineage_tags(
     return tags
 
 
-def _abandoned(settings: Settings, version: str | None) -> str:
-    return (
-        "The run ended FAILED (its traceback is the run's artifact failure/traceback.txt if the "
-        "artifact store took it); "
-    ) + (
-        f"version {version} of {settings.model_name} is tagged validation_status=failed and "
-        "holds no alias."
-        if version
-        else "nothing was registered."
-    )
-
-
-def _not_abandoned(settings: Settings, version: str | None) -> str:
+def _left_behind(settings: Settings, version: str | None, *, recorded: bool) -> str:
+    """What a training stopped after its run started left in the store (`recorded`: whether
+    `promotion.abandon` could write its cleanup)."""
+    if recorded:
+        return (
+            "The run ended FAILED (its traceback is the run's artifact failure/traceback.txt if "
+            "the artifact store took it); "
+        ) + (
+            f"version {version} of {settings.model_name} is tagged validation_status=failed and "
+            "holds no alias."
+            if version
+            else "nothing was registered."
+        )
     left = f"version {version} of {settings.model_name} (no verdict)" if version else "no version"
     return (
         f"The store could not record the failure either, so the run may still read RUNNING, with "
@@ -463,15 +463,14 @@ def run_training(settings: Settings, *, root: Path, allow_dirty: bool = False) -
         )
         if exc is not raised:
             raise exc from raised
+        left = _left_behind(settings, version, recorded=recorded)
         if isinstance(exc, StoreError):  # what the failed store left, said by the training
-            state = _abandoned(settings, version) if recorded else _not_abandoned(settings, version)
-            raise StoreError(f"{exc} The run {run.info.run_id} had started: {state}") from exc
+            raise StoreError(f"{exc} The run {run.info.run_id} had started: {left}") from exc
         if isinstance(exc, ProjectError | KeyboardInterrupt):
             raise
         raise TrainingFailedError(
             f"Training stopped after its run {run.info.run_id} started: "
-            f"{promotion.failure_reason(exc)}. "
-            + (_abandoned(settings, version) if recorded else _not_abandoned(settings, version))
+            f"{promotion.failure_reason(exc)}. {left}"
         ) from exc
     mlflow.end_run()
     result = TrainResult(

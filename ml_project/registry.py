@@ -65,20 +65,26 @@ def actor() -> str:
         return "unknown"
 
 
-def retry_locked(call: Callable, *args, attempts: int = 8, **kwargs):
-    """`call(*args, **kwargs)`, retried with backoff while sqlite says "database is locked".
-
-    Two processes writing one sqlite store can collide; sqlite then refuses the second writer
-    instead of waiting. Any other error, or the same one after `attempts`, is raised.
-    """
+def retry_when(transient: Callable[[str], bool], call: Callable, *args, attempts: int, **kwargs):
+    """`call(*args, **kwargs)`, retried with backoff while its error's text is `transient`;
+    any other error, or the same one after `attempts`, is raised."""
     for attempt in range(attempts):
         try:
             return call(*args, **kwargs)
         except Exception as exc:
-            if "database is locked" not in str(exc) or attempt == attempts - 1:
+            if not transient(str(exc)) or attempt == attempts - 1:
                 raise
             time.sleep(min(0.1 * 2**attempt, 2.0))
     raise AssertionError("unreachable")
+
+
+def retry_locked(call: Callable, *args, attempts: int = 8, **kwargs):
+    """`call(*args, **kwargs)`, retried while sqlite says "database is locked": two processes
+    writing one sqlite store can collide, and sqlite then refuses the second writer instead of
+    waiting."""
+    return retry_when(
+        lambda text: "database is locked" in text, call, *args, attempts=attempts, **kwargs
+    )
 
 
 def alias_version(client, model_name: str, alias: str) -> str | None:

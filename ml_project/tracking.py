@@ -261,21 +261,19 @@ def set_version_tags(client, model_name: str, version: str, tags: dict[str, str]
         client.set_model_version_tag(model_name, version, key, value)
 
 
-def log_input(mlflow, dataset, *, context: str, attempts: int = 3) -> None:
+def log_input(mlflow, dataset, *, context: str) -> None:
     """mlflow.log_input, again when another process logged the same dataset to the experiment
     between MLflow's check for it and its insert (two trainings at once: the store's unique
     constraint refuses the second insert; the next attempt finds the dataset and links it)."""
-    for attempt in range(attempts):
-        try:
-            mlflow.log_input(dataset, context=context)
-            return
-        except Exception as exc:
-            text = str(exc)
-            duplicate = "UNIQUE constraint failed: datasets" in text or (
-                "duplicate key value violates unique constraint" in text and "dataset" in text
-            )
-            if not duplicate or attempt == attempts - 1:
-                raise
+    from ml_project.registry import retry_when
+
+    retry_when(_duplicate_dataset, mlflow.log_input, dataset, context=context, attempts=3)
+
+
+def _duplicate_dataset(text: str) -> bool:
+    return "UNIQUE constraint failed: datasets" in text or (
+        "duplicate key value violates unique constraint" in text and "dataset" in text
+    )
 
 
 def pandas_dataset(frame, *, source: str, name: str, digest: str, targets: str):
