@@ -240,6 +240,15 @@ def test_a_failure_after_the_run_started_ends_it_failed_and_registers_nothing(
     assert registered_models(uri) == []
 
 
+def injected(code: str, tmp_path: Path, project: Path) -> dict[str, str]:
+    """The environment of a CLI process that runs `code` at start-up (a sitecustomize module
+    first on its path, in tmp_path/inject): how these tests put a fault inside the real CLI."""
+    folder = tmp_path / "inject"
+    folder.mkdir()
+    (folder / "sitecustomize.py").write_text(code)
+    return {"PYTHONPATH": f"{folder}{os.pathsep}{project}"}
+
+
 FAULT_IN_THE_GATE = """
 import os, signal, time
 from ml_project import promotion
@@ -270,12 +279,9 @@ def test_a_fault_after_registration_leaves_the_version_tagged_failed_without_ali
 ):
     """A fault injected into the real CLI (sitecustomize) between registration and verdict."""
     uri = fresh_store(tmp_path / "store")
-    inject = tmp_path / "inject"
-    inject.mkdir()
-    (inject / "sitecustomize.py").write_text(FAULT_IN_THE_GATE)
     done = run_cli(
         "train", "--env", "dev", "--problem", BINARY, cwd=synthetic_project, tracking_uri=uri,
-        env={"PYTHONPATH": f"{inject}{os.pathsep}{synthetic_project}", "FAULT": fault},
+        env={**injected(FAULT_IN_THE_GATE, tmp_path, synthetic_project), "FAULT": fault},
     )  # fmt: skip
     message = clean_failure(done, code, label)
     client = MlflowClient(uri)
@@ -421,13 +427,10 @@ def test_a_store_that_goes_read_only_mid_run_is_reported_then_named_by_show(
     paragraph that says what could not be recorded, no traceback; `show` names the version."""
     uri = fresh_store(tmp_path / "store")
     database = Path(uri.removeprefix("sqlite:///"))
-    inject = tmp_path / "inject"
-    inject.mkdir()
-    (inject / "sitecustomize.py").write_text(STORE_GOES_READ_ONLY)
     try:
         done = run_cli(
             "train", "--env", "dev", "--problem", BINARY, cwd=synthetic_project, tracking_uri=uri,
-            env={"PYTHONPATH": f"{inject}{os.pathsep}{synthetic_project}"},
+            env=injected(STORE_GOES_READ_ONLY, tmp_path, synthetic_project),
         )  # fmt: skip
     finally:
         subprocess.run(["chattr", "-i", str(database), str(database.parent)], check=True)
@@ -506,7 +509,7 @@ def test_a_store_that_dies_during_the_cleanup_is_reported_not_claimed(
     )
     assert recorded is False
     assert MlflowClient(uri).get_run(run.info.run_id).info.status == "FAILED"
-    message = pipeline._not_abandoned(settings, "1")
+    message = pipeline._left_behind(settings, "1", recorded=False)
     assert "could not record the failure" in message and "ml-project show --env dev" in message
 
 
@@ -662,20 +665,17 @@ def test_spark_without_pyspark_fails_in_one_paragraph_before_any_work(
     synthetic_project, scoring_batches, tmp_path
 ):
     """An environment without the [spark] extra: sitecustomize hides pyspark from the CLI."""
-    hiding = tmp_path / "hide"
-    hiding.mkdir()
-    (hiding / "sitecustomize.py").write_text("import sys\nsys.modules['pyspark'] = None\n")
     batch = scoring_batches["binary"]
     done = run_cli(
         "predict", "--engine", "spark", "--input", str(batch["batch"]),
         "--output", str(tmp_path / "out.parquet"), "--env", "dev", "--problem", BINARY,
         cwd=synthetic_project, tracking_uri=batch["uri"],
-        env={"PYTHONPATH": f"{hiding}{os.pathsep}{synthetic_project}"},
+        env=injected("import sys\nsys.modules['pyspark'] = None\n", tmp_path, synthetic_project),
     )  # fmt: skip
     message = clean_failure(done, 11, "environment error")
     assert "--engine spark needs pyspark, which is not installed" in message
     assert "pip install -e '.[spark]'" in message
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["hide"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["inject"]
 
 
 FULL_DISK_CASES = {  # name: (arguments, the output that must not appear, bytes a file may hold)
