@@ -14,10 +14,14 @@ PROBLEM_ARG = $(if $(PROBLEM),--problem $(PROBLEM))
 # one another's outputs.
 OUT ?= outputs
 STEM = $(OUT)/$(if $(PROBLEM),$(PROBLEM)-)
-# Without MLFLOW_TRACKING_URI (a fork's pull request, a laptop) CI trains into this embedded store.
+# Without MLFLOW_TRACKING_URI (a fork's pull request, a laptop) the ci-* and release-prod targets
+# train into this embedded store. train, score and monitor use the CLI's own default instead
+# (MLFLOW_TRACKING_URI, else ./mlflow.db), so `make train` then `make batch score monitor` on a
+# laptop read the model that training registered.
 CI_STORE ?= $(OUT)/ci-store
 CI_TRACKING_URI = $${MLFLOW_TRACKING_URI:-sqlite:///$(abspath $(CI_STORE))/mlflow.db}
-# Extra `ml-project train` options for the CI targets, e.g. TRAIN_ARGS="--set params.max_iter=50".
+# Extra `ml-project train` options for train and the CI targets, e.g.
+# TRAIN_ARGS="--set params.max_iter=50" or TRAIN_ARGS=--allow-dirty (staging/prod, uncommitted code).
 TRAIN_ARGS ?=
 BATCH ?= $(STEM)batch.parquet
 # `make batch` keeps the records matching this pandas query (empty: all of them), e.g.
@@ -25,7 +29,7 @@ BATCH ?= $(STEM)batch.parquet
 BATCH_QUERY ?=
 export BATCH_QUERY
 MONITOR_ARGS ?= --labels
-MONITOR = MLFLOW_TRACKING_URI="$(CI_TRACKING_URI)" $(BIN)/ml-project monitor --env $(ENV) \
+MONITOR = $(BIN)/ml-project monitor --env $(ENV) \
   $(PROBLEM_ARG) --input $(BATCH) --json $(MONITOR_ARGS) --summary $(STEM)$(ENV)-monitor.md \
   | tee $(STEM)$(ENV)-monitor.out
 export MLFLOW_DISABLE_TELEMETRY := true
@@ -33,7 +37,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 .DEFAULT_GOAL := help
 .PHONY: help install install-spark train test lint lock test-fast test-integration test-examples \
 	check-workflows ci-staging ci-summary ci-reproduce ci-show release-prod latest-release batch \
-	score monitor ci-monitor bench
+	score monitor ci-monitor ui bench
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -53,8 +57,8 @@ install: $(if $(SKIP_INSTALL),,$(BIN)/.installed) ## create .venv and install th
 
 install-spark: $(if $(SKIP_INSTALL),,$(BIN)/.installed-spark) ## install, plus the [spark] extra (pyspark, ~450 MB; needs Java 17): the tests use it
 
-train: install ## train, evaluate and register a model in ENV (default dev): make train ENV=staging PROBLEM=NAME
-	$(BIN)/ml-project train --env $(ENV) $(PROBLEM_ARG)
+train: install ## train, evaluate and register a model in ENV (default dev): make train ENV=staging PROBLEM=NAME TRAIN_ARGS=--allow-dirty
+	$(BIN)/ml-project train --env $(ENV) $(PROBLEM_ARG) $(TRAIN_ARGS)
 
 # pytest-xdist workers: twice the cores, as most tests wait on a CLI subprocess, a server or a
 # JVM (on 2 cores: 2 workers kept them ~58% busy, 4 ~88%). Override: make test TEST_WORKERS=2
@@ -119,7 +123,7 @@ batch: install ## the batch to score: a stand-in export of the problem's records
 
 score: install ## score $(BATCH) with ENV's champion into outputs/[<problem>-]<env>-scored.parquet
 	@mkdir -p $(OUT)
-	MLFLOW_TRACKING_URI="$(CI_TRACKING_URI)" $(BIN)/ml-project predict --env $(ENV) \
+	$(BIN)/ml-project predict --env $(ENV) \
 	  $(PROBLEM_ARG) --input $(BATCH) --output $(STEM)$(ENV)-scored.parquet --json \
 	  | tee $(STEM)$(ENV)-score.out
 
@@ -153,6 +157,13 @@ lock: ## re-resolve requirements.lock in a fresh venv from pyproject.toml, and r
 	  .lock-venv/bin/python -m pip freeze --exclude-editable | grep -v '^ml-project' ) > requirements.lock
 	rm -rf .lock-venv
 	$(PYTHON) .ci/conda_env.py
+
+UI_PORT ?= 5000
+ui: install ## MLflow's UI on the store `make train` uses, light: one worker, no job runner (UI_PORT)
+	@echo "MLflow UI: http://127.0.0.1:$(UI_PORT)/#/models (registered models, aliases) and" \
+	  "http://127.0.0.1:$(UI_PORT)/#/experiments (runs); Ctrl-C stops it"
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow ui --host 127.0.0.1 --port $(UI_PORT) \
+	  --workers 1 --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db}"
 
 bench: install ## run the benchmarks (several minutes): results in benchmarks/results/<date>.json and .md
 	$(BIN)/python benchmarks/run.py

@@ -9,7 +9,7 @@ engine, the scoring alone (pandas: the model's prediction and class probabilitie
 frame in this process; Spark: `mlflow.pyfunc.spark_udf` into Spark's no-op sink) and the whole
 `ml-project predict` (the model-input suite on every batch, scoring, the Parquet output); for
 Spark also its session start-up, and the command in an already running session (warm). Prints
-one JSON object; the README's "Scaling up" quotes a run.
+one JSON object; docs/scaling.md quotes a run.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Known failures, each with the exit code the CLI returns for it (documented in the README)."""
+"""Known failures, each with the exit code the CLI returns for it (docs/exit-codes.md)."""
 
 
 class ProjectError(Exception):

@@ -141,6 +141,35 @@ def read_lock(path: Path) -> dict[str, str]:
     return pins
 
 
+def runtime_closure(distribution: str = "ml-project") -> set[str] | None:
+    """Normalised names of every installed package `distribution` needs without its extras
+    (its dependencies, theirs, and so on), or None when it is not installed. What a rebuild
+    needs; the extras (the test tools, Spark) are optional and not counted."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
+    try:
+        metadata.distribution(distribution)
+    except metadata.PackageNotFoundError:
+        return None
+    needed, queue = set(), [distribution]
+    while queue:
+        name = _normalise(queue.pop())
+        if name in needed:
+            continue
+        needed.add(name)
+        try:
+            requires = metadata.distribution(name).requires or []
+        except metadata.PackageNotFoundError:
+            continue  # missing: the lock comparison names it
+        for text in requires:
+            requirement = Requirement(text)
+            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+                queue.append(requirement.name)
+    return needed
+
+
 def _normalise(name: str) -> str:
     return name.strip().lower().replace("_", "-").replace(".", "-")
 

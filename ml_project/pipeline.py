@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ml_project import data, drift, errors, lineage, loading, metrics, validation
+from ml_project import data, drift, errors, lineage, loading, metrics, registry, validation
 from ml_project.errors import (
     DataError,
     DirtyTreeError,
@@ -203,6 +203,12 @@ def _log_validation(mlflow, reports: list) -> None:
     mlflow.log_metrics(values)
 
 
+def training_run_name(env: str, commit: str, outcome: str = "") -> str:
+    """`train-<env>-<commit>-<UTC time>[-outcome]`: distinct for every training of a commit."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    return "-".join(part for part in ("train", env, commit[:7] or "nogit", stamp, outcome) if part)
+
+
 def source_tags(paths: dict[str, Path], digests: dict[str, str], tables: dict) -> dict[str, str]:
     """Where each table came from: `data.tables` (names), `data.table.<name>.path/sha256/rows`."""
     tags = {"data.tables": ",".join(paths)}
@@ -243,7 +249,7 @@ def stop_on_invalid_data(
         **source_tags(paths, source_digests, tables),
         **validation.run_tags(reports, settings, root),
     }
-    run_name = f"train-{settings.env}-{git.commit[:7] or 'nogit'}-invalid-data"
+    run_name = training_run_name(settings.env, git.commit, "invalid-data")
     run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags)
     try:
         mlflow.log_text(settings.to_yaml(), "config/settings.yaml")
@@ -399,7 +405,7 @@ def run_training(settings: Settings, *, root: Path, allow_dirty: bool = False) -
     tags.update(fingerprint_tags(trained))
 
     experiment_id = tracking.ensure_experiment(client, settings.experiment_name)
-    run_name = f"train-{settings.env}-{git.commit[:7] or 'nogit'}"
+    run_name = training_run_name(settings.env, git.commit)
     run = mlflow.start_run(
         experiment_id=experiment_id, run_name=run_name, tags={**tags, **tracking.process_tags()}
     )
@@ -442,7 +448,7 @@ def run_training(settings: Settings, *, root: Path, allow_dirty: bool = False) -
             version = promotion.register(
                 f"runs:/{run.info.run_id}/{MODEL_ARTIFACT}",
                 settings.model_name,
-                tags={**tags, "run_id": run.info.run_id},
+                tags=registry.version_lineage(tags, run.info.run_id),
             )
         with timer.stage("gate"):
             outcome = promotion.gate_version(

@@ -168,7 +168,7 @@ def seen_rows(client, version, held: HeldOut) -> np.ndarray:
     training rows are rebuilt from its recorded config and data, checked against its recorded
     train digest, and matched to `held`'s rows by their key columns.
     """
-    tags = version.tags
+    tags = registry.lineage_of(client, version)
     label = f"version {version.version}"
     run_id = tags.get("run_id") or version.run_id
     if not run_id:
@@ -884,6 +884,7 @@ def describe(settings: Settings, *, root: Path) -> dict:
     versions = []
     for version in sorted(found, key=lambda item: int(item.version), reverse=True):
         tags = version.tags
+        lineage_tags = registry.lineage_of(client, version)
         orphaned = orphan_reason(client, version)
         status = "orphaned" if orphaned else tags.get("validation_status", "none")
         versions.append(
@@ -901,7 +902,7 @@ def describe(settings: Settings, *, root: Path) -> dict:
                 "created": pd.Timestamp(
                     version.creation_timestamp, unit="ms", tz="UTC"
                 ).isoformat(),
-                "lineage": {key: tags[key] for key in LINEAGE_KEYS if key in tags},
+                "lineage": {key: lineage_tags[key] for key in LINEAGE_KEYS if key in lineage_tags},
                 "copied_from": {k: v for k, v in tags.items() if k.startswith("copied_from.")},
             }
         )

@@ -118,6 +118,40 @@ def get_version(client, model_name: str, version: str):
         raise
 
 
+# What a model version carries of its run's lineage: the few tags a reviewer reads in the
+# registry. The rest (data files, row counts, package versions, digests) stays on the run.
+VERSION_LINEAGE_KEYS = (
+    "git.commit",
+    "git.dirty",
+    "git.tag",
+    "data.digest",
+    "config.hash",
+    "seed",
+    "ml_project.task",
+)
+
+
+def version_lineage(tags: dict[str, str], run_id: str) -> dict[str, str]:
+    """A new version's tags from its run's lineage `tags`: VERSION_LINEAGE_KEYS and the run."""
+    return {key: tags[key] for key in VERSION_LINEAGE_KEYS if key in tags} | {"run_id": run_id}
+
+
+def lineage_of(client, version) -> dict[str, str]:
+    """Every lineage tag of `version`: its training run's tags, then its own on top (a version
+    whose run is gone, or of another store, has its own only)."""
+    from mlflow.exceptions import MlflowException
+
+    tags = dict(version.tags or {})
+    run_id = tags.get("run_id") or version.run_id
+    if not run_id:
+        return tags
+    try:
+        run = retry_locked(client.get_run, run_id)
+    except MlflowException:
+        return tags
+    return {**run.data.tags, **tags}
+
+
 def set_version_tags(client, model_name: str, version: str, tags: dict[str, str]) -> None:
     for key, value in tags.items():
         retry_locked(client.set_model_version_tag, model_name, str(version), key, value)
@@ -185,7 +219,48 @@ def append_history(
     }
     key = f"{HISTORY_PREFIX}{now:%Y%m%dT%H%M%S%f}Z.{uuid.uuid4().hex[:8]}"
     retry_locked(client.set_registered_model_tag, model_name, key, json.dumps(entry))
+    model = retry_locked(client.get_registered_model, model_name)
+    description = history_note(model.description or "", read_history(model.tags))
+    retry_locked(client.update_registered_model, model_name, description)
     return entry
+
+
+HISTORY_NOTE = "<!-- ml-project: promotion history below, rewritten on every alias move -->"
+NOTE_MOVES = 20
+
+
+def history_note(description: str, entries: list[dict]) -> str:
+    """`description` (whatever a person wrote above the marker is kept) with the last NOTE_MOVES
+    alias moves as a Markdown table, newest first: MLflow's UI renders it on the model's page."""
+    kept = description.split(HISTORY_NOTE, 1)[0].rstrip()
+    shown = entries[::-1][:NOTE_MOVES]
+    lines = [
+        HISTORY_NOTE,
+        "",
+        f"**Promotion history** (last {len(shown)} of {len(entries)} alias moves; "
+        "`ml-project show` lists them all):",
+        "",
+        "| time (UTC) | alias | move | version | reason | by | commit |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for entry in shown:
+        moved = f"{entry.get('from_version') or '-'} -> {entry.get('to_version') or '-'}"
+        cells = [
+            str(entry.get("time", ""))[:19].replace("T", " "),
+            entry.get("alias", ""),
+            entry.get("action", ""),
+            moved,
+            entry.get("reason", ""),
+            entry.get("actor", ""),
+            str(entry.get("commit") or "")[:7],
+        ]
+        lines.append("| " + " | ".join(_cell(cell) for cell in cells) + " |")
+    return "\n".join(([kept, ""] if kept else []) + lines) + "\n"
+
+
+def _cell(text) -> str:
+    """One Markdown table cell: no pipe or line break can break the row."""
+    return " ".join(str(text or "").replace("|", "\\|").split())
 
 
 def read_history(registered_model_tags: dict[str, str]) -> list[dict]:

@@ -810,6 +810,9 @@ def compare_steps(recorded: Recorded, answer: dict) -> list[dict]:
 def _environment_step(recorded: Recorded) -> dict:
     names = [key[4:] for key in recorded.tags if key.startswith("pkg.")]
     lock = recorded.lock
+    needed = lineage.runtime_closure()
+    if lock and needed is not None:  # the optional extras' pins (tests, Spark) are not needed
+        lock = {name: pin for name, pin in lock.items() if name in needed}
     return compare_environment(
         recorded.tags,
         installed=lineage.package_versions(names),
@@ -1011,7 +1014,11 @@ def _status(step: dict) -> str:
 
 def _describe_environment(step: dict) -> list[str]:
     if step["status"] == IDENTICAL:
-        lock = ", and every pin of the recorded requirements.lock" if step["lock_recorded"] else ""
+        lock = (
+            ", and every pin of the recorded requirements.lock the project needs (its extras aside)"
+            if step["lock_recorded"]
+            else ""
+        )
         return [f"identical: python, CPU architecture and key packages as recorded{lock}"]
     items = [f"{i['what']} {i['recorded']} -> {i['now']}" for i in step["key_packages"]]
     lock = f"; {len(step['lock'])} lock pin(s) differ" if step["lock"] else ""

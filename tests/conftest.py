@@ -16,6 +16,28 @@ import pytest
 import __main__
 
 ROOT = Path(__file__).resolve().parent.parent
+# Set by .ci/run: a test whose system program (Java, PostgreSQL) is missing fails instead of
+# skipping, so CI runs every test.
+EVERYTHING = "ML_PROJECT_TEST_EVERYTHING"
+
+
+def require(what: str, present: bool, install: str) -> None:
+    """Skip a test (or, called at import, a whole module) that needs `what` where it is missing,
+    with one line saying what to install; under .ci/run ($ML_PROJECT_TEST_EVERYTHING) fail."""
+    if present:
+        return
+    message = f"needs {what}, missing here: {install} (bash .ci/run installs it)"
+    if os.environ.get(EVERYTHING):
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message, allow_module_level=True)
+
+
+def java_present() -> bool:
+    java_home = os.environ.get("JAVA_HOME")
+    if java_home:
+        return (Path(java_home) / "bin" / "java").is_file()
+    return shutil.which("java") is not None
+
 
 # pytest-xdist workers run with a bare `__main__` (no __file__, no __spec__). With the [spark]
 # extra installed, great-expectations imports pyspark.sql.connect, which takes a bare __main__

@@ -1,4 +1,4 @@
-"""The workflows do what the README says: pull requests train in staging, tags retrain prod,
+"""The workflows do what docs/ci-cd.md says: pull requests train in staging, tags retrain prod,
 and every step is a make target or an `ml-project` command that exists, so a laptop can run it."""
 
 from __future__ import annotations

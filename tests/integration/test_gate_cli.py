@@ -101,6 +101,9 @@ def test_a_good_model_becomes_champion_with_an_evaluation_on_held_out_rows(train
     version = client(store).get_model_version(MODEL, "1")
     assert version.tags["validation_status"] == "passed"
     assert version.tags["gate.champion_version"] == "none"
+    assert not any(key.startswith(("pkg.", "data.table.", "env.")) for key in version.tags)
+    note = client(store).get_registered_model(MODEL).description
+    assert "**Promotion history**" in note and "| champion | gate | - -> 1 |" in note
     run = client(store).get_run(result["run_id"])
     metrics = run.data.metrics
     # MLflow's evaluator scored the same held-out rows, with probabilities: its AUCs are ours.

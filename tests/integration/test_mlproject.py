@@ -2,6 +2,7 @@
 
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -53,9 +54,10 @@ def shim_command(entry_point: str, **parameters: str) -> list[str]:
 
 
 def problem_chosen(words: list[str]) -> str | None:
-    """The --problem the CLI takes from `python -m ml_project ...` words (None: the default)."""
-    assert words[:3] == ["python", "-m", "ml_project"]
-    command, args = words[3], words[4:]
+    """The --problem the CLI takes from `<python> -m ml_project ...` words (None: the default)."""
+    start = words.index("-m")
+    assert words[start + 1] == "ml_project"
+    command, args = words[start + 2], words[start + 3 :]
     with cli.make_context("ml-project", [command]) as parent:
         with cli.commands[command].make_context(command, args, parent=parent) as context:
             return context.find_root().meta.get("ml_project.problem")
@@ -75,8 +77,16 @@ def test_every_entry_point_takes_env_and_problem(entry_point):
 
 
 @pytest.mark.integration
-def test_mlflow_run_trains_with_lineage(synthetic_project, tracking_uri, tmp_path):
+def test_mlflow_run_trains_with_lineage(synthetic_project, tracking_uri, tmp_path, request):
+    """`.venv/bin/mlflow run` as the docs show it: the venv not activated, so `python` on PATH
+    is not the project's; the shim runs the project's .venv/bin/python."""
     mlflow_cli = Path(sys.executable).with_name("mlflow")
+    venv = synthetic_project / ".venv"  # git-ignored, as in a checkout after `make install`
+    venv.mkdir()
+    request.addfinalizer(lambda: shutil.rmtree(venv))
+    for entry in Path(sys.prefix).iterdir():  # this venv, seen from the project's .venv
+        (venv / entry.name).symlink_to(entry)
+    path = [p for p in os.environ["PATH"].split(os.pathsep) if Path(p) != mlflow_cli.parent]
     problem = "synthetic_binary"
     # From an empty folder: MLflow puts the artifacts of the experiment it creates in ./mlruns,
     # which must land here, never in the checkout.
@@ -100,9 +110,9 @@ def test_mlflow_run_trains_with_lineage(synthetic_project, tracking_uri, tmp_pat
         ],
         cwd=workdir,
         env={
-            **os.environ,
+            **{k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "CONDA_PREFIX")},
             "MLFLOW_TRACKING_URI": tracking_uri,
-            "PATH": f"{mlflow_cli.parent}{os.pathsep}{os.environ['PATH']}",
+            "PATH": os.pathsep.join(path),
         },
         capture_output=True,
         text=True,

@@ -6,14 +6,21 @@ Needs the `[spark]` extra (pyspark) and Java 17; `make test` installs the extra.
 
 from __future__ import annotations
 
+import importlib.util
+
 import pandas as pd
 import pytest
 
-from tests.conftest import git, last_json, run_cli
+from tests.conftest import git, java_present, last_json, require, run_cli
 from tests.integration.conftest import BATCH_ROWS
 from tests.synthetic import KINDS
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
+require(
+    "pyspark and Java 17",
+    importlib.util.find_spec("pyspark") is not None and java_present(),
+    "make install-spark, and apt-get install openjdk-17-jre-headless",
+)
 
 
 def predict(store, project, *args, tmpdir):

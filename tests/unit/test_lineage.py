@@ -96,3 +96,10 @@ def test_a_token_in_the_remote_url_is_not_recorded(tmp_path):
     info = lineage.git_info(repo, environ={})
     assert info.remote_url == "https://git.example.invalid/r.git"
     assert "tok3n" not in str(info.as_tags())
+
+
+def test_the_runtime_closure_holds_what_the_project_needs_but_not_its_extras():
+    needed = lineage.runtime_closure("ml-project")
+    assert {"ml-project", "mlflow", "scikit-learn", "numpy", "great-expectations"} <= needed
+    assert not {"pytest", "ruff", "pyspark", "py4j"} & needed  # the dev and spark extras
+    assert lineage.runtime_closure("no-such-distribution") is None

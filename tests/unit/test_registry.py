@@ -1,6 +1,7 @@
 """The pure parts of the registry edge: history replay, the champion stack, lock retries."""
 
 import json
+import re
 
 import pytest
 
@@ -83,3 +84,28 @@ def test_the_actor_is_the_github_actor_in_ci(monkeypatch):
     assert registry.actor() == "release-bot"
     monkeypatch.delenv("GITHUB_ACTOR")
     assert registry.actor()
+
+
+def test_the_history_note_keeps_what_a_person_wrote_and_rewrites_its_own_part():
+    moves = [entry("champion", "gate", str(n), str(n - 1) if n > 1 else None) for n in (1, 2)]
+    moves[1] |= {"reason": "beats 1 | by 0.02\non roc_auc", "commit": "0123456789abcdef"}
+    first = registry.history_note("Owner: data team.", moves[:1])
+    assert first.startswith("Owner: data team.\n\n" + registry.HISTORY_NOTE)
+    assert "| champion | gate | - -> 1 |" in first
+    second = registry.history_note(first, moves)
+    assert second.count(registry.HISTORY_NOTE) == 1 and second.startswith("Owner: data team.")
+    rows = [line for line in second.splitlines() if line.startswith("| ") and "gate" in line]
+    # the pipe and the line break in the reason cannot break the row
+    assert len(re.findall(r"(?<!\\)\|", rows[0])) == 8
+    assert "1 -> 2" in rows[0] and "beats 1 \\| by 0.02 on roc_auc" in rows[0]
+    assert "| 0123456 |" in rows[0] and "- -> 1" in rows[1]  # newest first
+    assert registry.history_note("", []).startswith(registry.HISTORY_NOTE)
+
+
+def test_a_version_carries_the_few_lineage_tags_a_reviewer_reads():
+    run_tags = {key: "x" for key in registry.VERSION_LINEAGE_KEYS} | {
+        "pkg.mlflow": "3",
+        "data.table.t.path": "/data/t.csv",
+    }
+    tags = registry.version_lineage(run_tags, "run1")
+    assert tags == {key: "x" for key in registry.VERSION_LINEAGE_KEYS} | {"run_id": "run1"}

@@ -12,7 +12,7 @@ import pytest
 import skops.io
 from sklearn.ensemble import HistGradientBoostingClassifier
 
-from ml_project import pipeline, rebuild, reproduce
+from ml_project import lineage, pipeline, rebuild, reproduce
 from ml_project.errors import ConfigError, DataError, NotReproducedError, RegistryError
 from ml_project.problem import load_problem
 from ml_project.settings import load_settings
@@ -528,3 +528,21 @@ def test_the_driver_refuses_a_request_of_another_protocol(tiny, tmp_path):
     code, answer = _run({**tiny["request"], "protocol": "1"}, tmp_path)
     assert code == 1 and answer["error"]["step"] == "protocol"
     assert "rebuild protocol '1'" in answer["error"]["message"] and "config" not in answer
+
+
+def test_the_environment_step_counts_the_pins_the_project_needs_not_its_extras():
+    """A venv without the [spark] or [dev] extra rebuilds a model faithfully: only the lock's
+    pins of the project's own dependencies are compared."""
+    installed = lineage.package_versions(["mlflow"])["mlflow"]
+    running = lineage.environment_info()
+    tags = {"pkg.mlflow": installed, **{f"env.{key}": value for key, value in running.items()}}
+    extras = {"pyspark": "0.0.1", "pytest": "0.0.1"}  # not installed at these versions
+    recorded = reproduce.Recorded(
+        run_id="r1", experiment_id="1", tags=tags, metrics={}, settings_yaml="",
+        lock={"mlflow": installed, **extras},
+    )  # fmt: skip
+    assert reproduce._environment_step(recorded)["status"] == reproduce.IDENTICAL
+    recorded.lock["mlflow"] = "0.0.1"
+    step = reproduce._environment_step(recorded)
+    assert step["status"] == reproduce.DIFFERENT
+    assert [item["what"] for item in step["lock"]] == ["mlflow"]
