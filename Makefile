@@ -121,13 +121,13 @@ batch: install ## the batch to score: a stand-in export of the problem's records
 	$(BIN)/ml-project extract-batch --env $(ENV) $(PROBLEM_ARG) --query "$$BATCH_QUERY" \
 	  --output $(BATCH)
 
-score: install ## score $(BATCH) with ENV's champion into outputs/[<problem>-]<env>-scored.parquet
+score: install ## score the batch (BATCH=, default outputs/[<problem>-]batch.parquet) with ENV's champion
 	@mkdir -p $(OUT)
 	$(BIN)/ml-project predict --env $(ENV) \
 	  $(PROBLEM_ARG) --input $(BATCH) --output $(STEM)$(ENV)-scored.parquet --json \
 	  | tee $(STEM)$(ENV)-score.out
 
-monitor: install ## drift check of $(BATCH) against ENV's champion: exit 7 = drift (MONITOR_ARGS=--labels)
+monitor: install ## drift check of the batch against ENV's champion: exit 7 = drift (MONITOR_ARGS=--labels)
 	@mkdir -p $(OUT)
 	$(MONITOR)
 

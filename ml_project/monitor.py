@@ -409,7 +409,7 @@ def log_monitoring_run(
     }
     if report.reasons:
         tags["monitor.reasons"] = "; ".join(report.reasons)[:5000]
-    name = f"monitor-{settings.env}-v{loaded.version or 'run'}"
+    name = tracking.run_name("monitor", settings.env, f"v{loaded.version or 'run'}")
     with mlflow.start_run(experiment_id=experiment_id, run_name=name, tags=tags) as run:
         mlflow.log_params(tracking.flatten({"monitor": settings.monitor.model_dump(mode="json")}))
         mlflow.log_metrics(monitoring_metrics(report))

@@ -203,12 +203,6 @@ def _log_validation(mlflow, reports: list) -> None:
     mlflow.log_metrics(values)
 
 
-def training_run_name(env: str, commit: str, outcome: str = "") -> str:
-    """`train-<env>-<commit>-<UTC time>[-outcome]`: distinct for every training of a commit."""
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    return "-".join(part for part in ("train", env, commit[:7] or "nogit", stamp, outcome) if part)
-
-
 def source_tags(paths: dict[str, Path], digests: dict[str, str], tables: dict) -> dict[str, str]:
     """Where each table came from: `data.tables` (names), `data.table.<name>.path/sha256/rows`."""
     tags = {"data.tables": ",".join(paths)}
@@ -249,7 +243,7 @@ def stop_on_invalid_data(
         **source_tags(paths, source_digests, tables),
         **validation.run_tags(reports, settings, root),
     }
-    run_name = training_run_name(settings.env, git.commit, "invalid-data")
+    run_name = tracking.run_name("train", settings.env, git.commit[:7] or "nogit", "invalid-data")
     run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags)
     try:
         mlflow.log_text(settings.to_yaml(), "config/settings.yaml")
@@ -405,7 +399,7 @@ def run_training(settings: Settings, *, root: Path, allow_dirty: bool = False) -
     tags.update(fingerprint_tags(trained))
 
     experiment_id = tracking.ensure_experiment(client, settings.experiment_name)
-    run_name = training_run_name(settings.env, git.commit)
+    run_name = tracking.run_name("train", settings.env, git.commit[:7] or "nogit")
     run = mlflow.start_run(
         experiment_id=experiment_id, run_name=run_name, tags={**tags, **tracking.process_tags()}
     )

@@ -772,7 +772,7 @@ def promote_copy(
     context = f"copied from {source_name} version {version}" + (f" ({reason})" if reason else "")
     run_tags["ml_project.reason"] = context
     run_tags.update(tracking.process_tags())
-    run_name = f"promote-{source.env}-v{version}-to-{target.env}"
+    run_name = tracking.run_name("promote", source.env, f"v{version}", "to", target.env)
     with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=run_tags) as run:
         mlflow.log_text(target.to_yaml(), "config/settings.yaml")
         copy = registry.retry_locked(

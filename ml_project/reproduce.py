@@ -878,6 +878,8 @@ def log_reproduction(client, recorded: Recorded, result: ReproductionResult) -> 
     """A `reproduction` run in the original's experiment, linked by tags; the version tagged."""
     import mlflow
 
+    from ml_project import tracking
+
     target = result.target
     tags = {
         RUN_TYPE_TAG: "reproduction",
@@ -891,7 +893,9 @@ def log_reproduction(client, recorded: Recorded, result: ReproductionResult) -> 
         "reproduction.strict": str(result.strict).lower(),
         "reproduction.tolerance": "" if result.tolerance is None else repr(result.tolerance),
     }
-    name = f"reproduce-{target.model_name or 'run'}-{target.version or target.run_id[:8]}"
+    name = tracking.run_name(
+        "reproduce", target.model_name or "run", target.version or target.run_id[:8]
+    )
     with mlflow.start_run(experiment_id=recorded.experiment_id, run_name=name, tags=tags) as run:
         result.reproduction_run_id = run.info.run_id
         mlflow.log_dict(result.as_dict(), "reproduction/report.json")

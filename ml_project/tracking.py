@@ -11,6 +11,7 @@ import contextlib
 import logging
 import os
 import re
+import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,6 +40,13 @@ QUIET_ENVIRONMENT = {
 PROBE_ENVIRONMENT = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
 CREDENTIALS = re.compile(r"(\w+://)[^/@\s]+@")  # user:password@ (or a token) in a URI
 PYSPARK_PANDAS_WARNING = "PySpark does not yet fully support pandas"
+
+
+def run_name(*parts: str) -> str:
+    """A run's name: `parts` and the UTC time to the second, joined by '-', so that repeated
+    runs of one commit or version are told apart in the UI."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    return "-".join([*(part for part in parts if part), stamp])
 
 
 def quiet_environment() -> None:

@@ -50,3 +50,12 @@ def test_pandas_dataset_carries_our_digest_and_declared_schema():
     assert dataset.digest == "abc123"
     assert dataset.schema == _infer_schema(frame)
     assert dataset.to_dict()["name"] == "records_training"
+
+
+def test_run_names_carry_the_time_so_repeated_runs_differ():
+    import re
+
+    assert re.fullmatch(
+        r"train-dev-abc1234-\d{8}T\d{6}Z", tracking.run_name("train", "dev", "abc1234")
+    )
+    assert re.fullmatch(r"promote-\d{8}T\d{6}Z", tracking.run_name("promote", ""))

@@ -7,13 +7,14 @@ The platform's scoring, serving and monitoring tests run on synthetic problems
 """
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from tests.conftest import last_json, run_cli
+from tests.conftest import ROOT, last_json, run_cli
 from tests.integration.test_serving import post, serving
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -107,6 +108,25 @@ def test_the_champion_is_served_with_the_problems_own_code(
 
 
 BROKEN_ROWS = {"month": 13, "distance": -200.0, "carrier": None}
+SERVING_DOC = ROOT / "docs" / "serving.md"
+
+
+def test_the_served_answers_are_the_ones_docs_serving_shows(champion, project_copy, tmp_path):
+    """docs/serving.md's curl request, as written, gets the answer the page shows from the dev
+    model `make train` builds (this fixture's training); with month 13, the page's message."""
+    page = SERVING_DOC.read_text(encoding="utf-8")
+    body = json.loads(re.search(r"-d '(\{.*?\})'", page, re.DOTALL).group(1))
+    shown = json.loads(re.search(r"^# (\{\"predictions\": .*?\})", page, re.MULTILINE).group(1))
+    refusal = re.search(r"`(column 'month' must[^`]*)`", " ".join(page.split())).group(1)
+    month = body["dataframe_split"]["columns"].index("month")
+    bad = json.loads(json.dumps(body))
+    bad["dataframe_split"]["data"][0][month] = 13
+    log = tmp_path / "server.log"
+    with serving(champion["uri"], f"models:/{MODEL}@champion", log, project=project_copy) as url:
+        answered = post(url, json.dumps(body).encode())
+        refused = post(url, json.dumps(bad).encode())
+    assert answered == (200, shown)
+    assert refused[0] == 400 and refusal in refused[1]["message"], refused
 
 
 def test_live_quality_labels_the_batch_with_the_demos_label(champion, project_copy):
