@@ -23,7 +23,7 @@ gate:
   min_test_rows: 500
 """
 
-LINEAGE = ("git.commit", "git.dirty", "config.hash", "seed", "data.digest", "data.train_digest")
+LINEAGE = ("git.commit", "git.dirty", "config.hash", "seed", "data.digest", "ml_project.task")
 
 
 @pytest.fixture(scope="module")
