@@ -1,5 +1,7 @@
 """Known failures, each with the exit code the CLI returns for it (docs/exit-codes.md)."""
 
+from typing import Any
+
 
 class ProjectError(Exception):
     """A failure the CLI reports as one paragraph, without a traceback."""
@@ -39,7 +41,7 @@ class GateFailedError(ProjectError):
     exit_code = 5
     label = "quality gate failed"
 
-    def __init__(self, message: str, *, result=None):
+    def __init__(self, message: str, *, result: Any = None):
         super().__init__(message)
         self.result = result
 

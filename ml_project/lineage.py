@@ -10,6 +10,7 @@ import importlib.metadata
 import os
 import platform
 import subprocess
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -110,7 +111,7 @@ def git_info(root: Path, environ: dict[str, str] | None = None) -> GitInfo:
     return GitInfo(commit="", branch="", tag="", remote_url="", dirty=True, source="none")
 
 
-def package_versions(names=KEY_PACKAGES) -> dict[str, str]:
+def package_versions(names: Iterable[str] = KEY_PACKAGES) -> dict[str, str]:
     """Installed versions of `names` ('' when one is missing)."""
     versions = {}
     for name in names:

@@ -21,6 +21,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -29,6 +30,12 @@ from ml_project import data, drift, lineage, metrics
 from ml_project import predict as scoring
 from ml_project.errors import ConfigError, DataError, DriftDetectedError, RegistryError
 from ml_project.settings import Settings
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+    from mlflow import MlflowClient
+
+    from ml_project.problem import Problem
 
 EXPERIMENT_SUFFIX = "_monitoring"
 TABLE_JSON = "monitoring/drift_table.json"
@@ -58,7 +65,7 @@ class MonitorResult:
     def drifted(self) -> bool:
         return self.report.status == "drift"
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "env": self.env,
             "input": self.input,
@@ -80,7 +87,11 @@ def experiment_name(settings: Settings) -> str:
 
 
 def check_batch(
-    chunk: pd.DataFrame, loaded: scoring.LoadedModel, *, source: str, check_chunk
+    chunk: pd.DataFrame,
+    loaded: scoring.LoadedModel,
+    *,
+    source: str,
+    check_chunk: Callable[[pd.DataFrame], None],
 ) -> pd.DataFrame:
     """The one gate a batch passes before it is monitored: the model-input expectation suite
     (as `predict` runs it), then the model's typed input; DataError (exit 3) otherwise."""
@@ -88,7 +99,7 @@ def check_batch(
     return scoring.typed_input(chunk, loaded.input_types, source=source)
 
 
-def load_reference_profile(client, run_id: str, *, model_uri: str) -> dict:
+def load_reference_profile(client: MlflowClient, run_id: str, *, model_uri: str) -> dict[str, Any]:
     """The reference profile logged by the training run of the model, or a RegistryError."""
     from mlflow.exceptions import MlflowException
 
@@ -97,7 +108,7 @@ def load_reference_profile(client, run_id: str, *, model_uri: str) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         try:
             path = client.download_artifacts(run_id, drift.PROFILE_ARTIFACT, folder)
-            profile = json.loads(Path(path).read_text(encoding="utf-8"))
+            profile: dict[str, Any] = json.loads(Path(path).read_text(encoding="utf-8"))
         except (MlflowException, OSError, ValueError) as exc:
             raise RegistryError(
                 f"Model {model_uri}: its training run {run_id} has no readable "
@@ -202,7 +213,7 @@ def primary_metric(settings: Settings, task: str, *, model_uri: str) -> str:
     return name
 
 
-def labeller(problem, column: str, *, source: str) -> Callable[[pd.DataFrame], pd.Series]:
+def labeller(problem: Problem, column: str, *, source: str) -> Callable[[pd.DataFrame], pd.Series]:
     """The label of each row of a batch chunk, as the problem's own `label()` makes it."""
 
     def label_of(chunk: pd.DataFrame) -> pd.Series:
@@ -229,12 +240,12 @@ class Outcomes:
 
 def count_batch(
     loaded: scoring.LoadedModel,
-    profile: dict,
+    profile: dict[str, Any],
     *,
     input_path: Path,
     chunk_rows: int,
     label_of: Callable[[pd.DataFrame], pd.Series] | None,
-    check_chunk,
+    check_chunk: Callable[[pd.DataFrame], None],
 ) -> tuple[drift.BatchCounts, Outcomes | None]:
     """Check, score and count the batch chunk by chunk; with `label_of`, keep the labelled
     rows' labels and predictions."""
@@ -331,10 +342,11 @@ def live_quality(
     )
 
 
-def class_note(task: str, labels: np.ndarray, classes) -> str:
+def class_note(task: str, labels: np.ndarray, classes: np.ndarray | None) -> str:
     """What limits a classifier's live metrics: one class only, or classes it never learnt."""
     if task == "regression":
         return ""
+    assert classes is not None  # a classifier's predictions carry its classes
     present = pd.Series(labels).value_counts()
     known = {str(value) for value in classes}
     unknown = [str(value) for value in present.index if str(value) not in known]
@@ -383,7 +395,13 @@ def drift_table_csv(report: drift.DriftReport) -> str:
 
 
 def log_monitoring_run(
-    client, settings: Settings, report: drift.DriftReport, *, loaded, input_path: Path, root
+    client: MlflowClient,
+    settings: Settings,
+    report: drift.DriftReport,
+    *,
+    loaded: scoring.LoadedModel,
+    input_path: Path,
+    root: Path,
 ) -> tuple[str, str]:
     """One run in `<experiment>_monitoring`, tagged with (and an input of) the model version."""
     import mlflow
@@ -429,7 +447,7 @@ def log_monitoring_run(
     return experiment_id, run.info.run_id
 
 
-def _log_model_input(client, loaded) -> None:
+def _log_model_input(client: MlflowClient, loaded: scoring.LoadedModel) -> None:
     """Record the model version's logged model as an input of the run (MLflow 3 lineage)."""
     from mlflow.entities import LoggedModelInput
 
@@ -446,7 +464,7 @@ def _log_model_input(client, loaded) -> None:
         mlflow.log_input(model=LoggedModelInput(model_id=model_id))
 
 
-def plot_worst_features(report: drift.DriftReport, settings: Settings):
+def plot_worst_features(report: drift.DriftReport, settings: Settings) -> Figure:
     """PSI of the worst features against the thresholds, and the bins of the worst one watched."""
     import matplotlib
 
@@ -479,7 +497,7 @@ def plot_worst_features(report: drift.DriftReport, settings: Settings):
     return figure
 
 
-def quality_line(quality: dict) -> str:
+def quality_line(quality: dict[str, Any]) -> str:
     """The live-quality line of the summary, from the report's `quality` (a dict)."""
     metric, rows = quality["metric"], f"{quality['rows']} labelled rows"
     dropped = quality["unlabelled_dropped"]
@@ -497,7 +515,7 @@ def quality_line(quality: dict) -> str:
     return f"{line}; {quality['note']}" if quality.get("note") else line
 
 
-def summary_text(result: dict, *, markdown: bool = False, top: int = 10) -> str:
+def summary_text(result: dict[str, Any], *, markdown: bool = False, top: int = 10) -> str:
     """The worst features, the score, live quality and the verdict, as text or Markdown."""
     head = (
         f"Monitored {result['rows']} rows of {result['input']} with {result['model_name']} "

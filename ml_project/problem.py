@@ -40,12 +40,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from ml_project.errors import ConfigError, DataError
 from ml_project.settings import PROBLEMS_FOLDER, Settings, problem_folder
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+    from sklearn.pipeline import Pipeline
 
 MODULE = "problem.py"
 
@@ -106,7 +110,7 @@ class Problem:
             )
         return out
 
-    def build_model(self, settings: Settings):
+    def build_model(self, settings: Settings) -> Pipeline:
         """The problem's unfitted estimator (or the platform's default one), behind the hard
         rules of its model-input suite (ml_project/input_rules.py)."""
         from ml_project.input_rules import with_input_rules
@@ -121,7 +125,7 @@ class Problem:
         )
         return with_input_rules(model, self.input_rules(settings))
 
-    def input_rules(self, settings: Settings) -> list[dict]:
+    def input_rules(self, settings: Settings) -> list[dict[str, Any]]:
         """The model-input suite's rules a single row can break (its parameters filled in)."""
         from ml_project import validation
         from ml_project.input_rules import hard_rules
@@ -153,6 +157,7 @@ def importable(root: Path) -> None:
             spec = importlib.util.spec_from_file_location(
                 PROBLEMS_FOLDER, init, submodule_search_locations=[str(folder)]
             )
+            assert spec is not None and spec.loader is not None  # a file's spec, with its loader
             module = importlib.util.module_from_spec(spec)
             sys.modules[PROBLEMS_FOLDER] = module
             spec.loader.exec_module(module)
@@ -198,7 +203,7 @@ def validate_params(module: ModuleType, settings: Settings, folder: Path) -> Any
     return dict(settings.params)
 
 
-def _checked(schema, settings: Settings, checked_by: str):
+def _checked(schema: type[BaseModel], settings: Settings, checked_by: str) -> BaseModel:
     from pydantic import ValidationError
 
     try:

@@ -15,7 +15,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -153,7 +153,7 @@ class Settings(_Section):
     monitor: MonitorSettings
     gate: GateSettings
     # (file or flag, mapping) in merge order: where each value came from, for error messages
-    _layers: tuple = PrivateAttr(default=())
+    _layers: tuple[tuple[Path | str, Mapping[str, Any]], ...] = PrivateAttr(default=())
 
     def origin(self, *loc: str) -> str:
         """Where the value at `loc` (e.g. "params", "max_iter") was set: a file or the CLI."""
@@ -194,7 +194,8 @@ class Settings(_Section):
         return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+        text: str = yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+        return text
 
 
 def deep_merge(base: Mapping[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
@@ -222,7 +223,7 @@ def parse_assignment(text: str) -> tuple[tuple[str, ...], Any]:
 
 def apply_assignment(
     config: Mapping[str, Any], path: tuple[str, ...], value: Any, *, create: bool = False
-) -> dict:
+) -> dict[str, Any]:
     """Replace one existing scalar (or list) in `config`; unknown keys are an error.
 
     `create` builds the path instead (the record of what the command line set).
@@ -258,7 +259,7 @@ def apply_assignment(
 FREE_FORM = {("params",), ("validation", "parameters"), ("gate", "floors"), ("gate", "ceilings")}
 
 
-def _section(config: Mapping[str, Any], path: tuple[str, ...]) -> Mapping | None:
+def _section(config: Mapping[str, Any], path: tuple[str, ...]) -> Mapping[str, Any] | None:
     node: Any = config
     for part in path:
         node = node.get(part) if isinstance(node, Mapping) else None
@@ -302,7 +303,9 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return loaded
 
 
-def setting_layers(env: str, *, root: Path, problem: str | None = None) -> list:
+def setting_layers(
+    env: str, *, root: Path, problem: str | None = None
+) -> list[tuple[Path | str, dict[str, Any]]]:
     """(file, mapping) in merge order: the project's base and env overlay, then the problem's.
 
     The problem is `problem` (the CLI's --problem) or the project's `problem:` setting.
@@ -310,7 +313,9 @@ def setting_layers(env: str, *, root: Path, problem: str | None = None) -> list:
     if env not in ENVS:
         raise ConfigError(f"Unknown env {env!r}: choose one of {', '.join(ENVS)}.")
     project = Path(root) / "environments"
-    layers = [(path, read_yaml(path)) for path in (project / "base.yaml", project / f"{env}.yaml")]
+    layers: list[tuple[Path | str, dict[str, Any]]] = [
+        (path, read_yaml(path)) for path in (project / "base.yaml", project / f"{env}.yaml")
+    ]
     chosen = problem or deep_merge(layers[0][1], layers[1][1]).get("problem")
     if not isinstance(chosen, str) or not re.match(PROBLEM_PATTERN, chosen):
         raise ConfigError(
@@ -365,7 +370,7 @@ def load_settings(
 
 
 def validate_settings(
-    merged: Mapping[str, Any], *, layers: list[tuple[Path, Mapping[str, Any]]] = ()
+    merged: Mapping[str, Any], *, layers: Sequence[tuple[Path | str, Mapping[str, Any]]] = ()
 ) -> Settings:
     """Settings from a merged dict; errors name the key and the file (or flag) that set it."""
     try:
@@ -393,13 +398,13 @@ def validate_settings(
         raise ConfigError("Invalid settings: " + "; ".join(problems) + ".") from exc
 
 
-def _where_missing(layers) -> str:
+def _where_missing(layers: Iterable[tuple[Path | str, Mapping[str, Any]]]) -> str:
     """Where a required key belongs: the problem's base.yaml (or base.yaml if no problem)."""
     files = [str(path) for path, _ in layers if str(path).endswith("base.yaml")]
     return f"set it in {files[-1]}" if files else "set it in the settings"
 
 
-def _origin(loc: tuple[str, ...], layers) -> str:
+def _origin(loc: tuple[str, ...], layers: Iterable[tuple[Path | str, Mapping[str, Any]]]) -> str:
     """The last layer that mentions `loc` (the one that set it), or 'command line'."""
     if not loc:
         return "the settings as a whole"

@@ -13,12 +13,20 @@ import os
 import re
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 from ml_project.errors import StoreError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from mlflow import MlflowClient
+    from mlflow.data.pandas_dataset import PandasDataset
+    from mlflow.types import Schema
 
 QUIET_ENVIRONMENT = {
     "MLFLOW_DISABLE_TELEMETRY": "true",
@@ -87,7 +95,7 @@ def local_artifact_root(uri: str) -> str | None:
     return (database.parent / "mlartifacts").resolve().as_uri()
 
 
-def connect(root: Path, *, write: bool = True):
+def connect(root: Path, *, write: bool = True) -> MlflowClient:
     """Point MLflow at the store and return an MlflowClient for it (StoreError if the store
     cannot be reached or, for a writer, not written).
 
@@ -214,7 +222,7 @@ def sqlite_lock(uri: str, purpose: str) -> Iterator[None]:
     try:
         import fcntl
     except ImportError:  # not POSIX
-        fcntl = None
+        fcntl = None  # type: ignore[assignment]
     if parsed.scheme != "sqlite" or not parsed.path or fcntl is None:
         yield
         return
@@ -235,7 +243,7 @@ def sqlite_lock(uri: str, purpose: str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def ensure_experiment(client, name: str) -> str:
+def ensure_experiment(client: MlflowClient, name: str) -> str:
     """The id of experiment `name`, created (artifacts beside a sqlite store) if missing."""
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
@@ -250,7 +258,7 @@ def ensure_experiment(client, name: str) -> str:
         return experiment.experiment_id
 
 
-def flatten(mapping, prefix: str = "") -> dict[str, str]:
+def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     """{'a': {'b': 1}} -> {'a.b': '1'}; lists become comma-separated text."""
     flat: dict[str, str] = {}
     for key, value in mapping.items():
@@ -264,12 +272,14 @@ def flatten(mapping, prefix: str = "") -> dict[str, str]:
     return flat
 
 
-def set_version_tags(client, model_name: str, version: str, tags: dict[str, str]) -> None:
+def set_version_tags(
+    client: MlflowClient, model_name: str, version: str, tags: dict[str, str]
+) -> None:
     for key, value in tags.items():
         client.set_model_version_tag(model_name, version, key, value)
 
 
-def log_input(mlflow, dataset, *, context: str) -> None:
+def log_input(mlflow: ModuleType, dataset: PandasDataset, *, context: str) -> None:
     """mlflow.log_input, again when another process logged the same dataset to the experiment
     between MLflow's check for it and its insert (two trainings at once: the store's unique
     constraint refuses the second insert; the next attempt finds the dataset and links it)."""
@@ -284,7 +294,9 @@ def _duplicate_dataset(text: str) -> bool:
     )
 
 
-def pandas_dataset(frame, *, source: str, name: str, digest: str, targets: str):
+def pandas_dataset(
+    frame: pd.DataFrame, *, source: str, name: str, digest: str, targets: str
+) -> PandasDataset:
     """An MLflow dataset of `frame` with our digest and a schema read from its dtypes.
 
     MLflow would infer the schema by visiting every value of each text column in Python
@@ -298,14 +310,15 @@ def pandas_dataset(frame, *, source: str, name: str, digest: str, targets: str):
     with warnings.catch_warnings():  # the model's signature, not this, says which are doubles
         warnings.filterwarnings("ignore", message="The specified dataset source")
         warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
-        dataset = mlflow.data.from_pandas(
+        # from_pandas is bound on mlflow.data at import time (its dataset registry): unseen by mypy
+        dataset: PandasDataset = mlflow.data.from_pandas(  # type: ignore[attr-defined]
             frame, source=source, targets=targets, name=name, digest=digest
         )
         dataset.schema = dataset_schema(frame)  # a cached_property: this value is used instead
     return dataset
 
 
-def dataset_schema(frame):
+def dataset_schema(frame: pd.DataFrame) -> Schema:
     """The schema MLflow infers for `frame`, computed without a pass over every text value:
     types are inferred on one row per column holding a value, `required` on the whole frame."""
     import warnings

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import yaml
@@ -22,6 +22,12 @@ import yaml
 from ml_project import data
 from ml_project.errors import ConfigError, DataError
 from ml_project.settings import Settings, problem_folder
+
+if TYPE_CHECKING:
+    from great_expectations import ExpectationSuite
+    from great_expectations.data_context.data_context.ephemeral_data_context import (
+        EphemeralDataContext,
+    )
 
 SUITES_FOLDER = "expectations"
 MODEL_INPUT = "model_input"
@@ -56,7 +62,7 @@ class SuiteSpec:
 
     table: str
     path: Path
-    expectations: tuple[dict, ...]
+    expectations: tuple[dict[str, Any], ...]
 
 
 def read_suite(path: Path, parameters: Mapping[str, Any]) -> SuiteSpec:
@@ -105,7 +111,7 @@ def read_suite(path: Path, parameters: Mapping[str, Any]) -> SuiteSpec:
     )
 
 
-def _one_column_key(kind: str, kwargs: dict) -> tuple[str, dict]:
+def _one_column_key(kind: str, kwargs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """A compound-unique check over one column (`$key_columns` of a one-column key) is that
     column's unique check: great-expectations refuses a compound of fewer than two columns."""
     columns = kwargs.get("column_list")
@@ -129,7 +135,7 @@ def _fill(value: Any, parameters: Mapping[str, Any], *, where: str) -> Any:
     if isinstance(value, dict):
         return {key: _fill(item, parameters, where=where) for key, item in value.items()}
     if isinstance(value, list):
-        out: list = []
+        out: list[Any] = []
         for item in value:
             filled = _fill(item, parameters, where=where)
             if isinstance(item, str) and item.startswith("$") and isinstance(filled, list):
@@ -140,7 +146,7 @@ def _fill(value: Any, parameters: Mapping[str, Any], *, where: str) -> Any:
     return value
 
 
-def build_suite(spec: SuiteSpec):
+def build_suite(spec: SuiteSpec) -> ExpectationSuite:
     """A great-expectations ExpectationSuite holding every expectation of the file, or a
     ConfigError: GX 1.24 silently drops an expectation it cannot build (a misspelt type)."""
     import great_expectations as gx
@@ -156,7 +162,7 @@ def build_suite(spec: SuiteSpec):
                 type=item["type"], kwargs=item["kwargs"], meta=item["meta"], notes=item.get("notes")
             )
             built.append(configuration.to_domain_obj())
-        except gx.exceptions.ExpectationNotFoundError as exc:
+        except gx.exceptions.ExpectationNotFoundError as exc:  # type: ignore[attr-defined]
             raise ConfigError(
                 f"{where}: great-expectations has no expectation of that type (misspelt?). "
                 "Types are the snake_case names of the classes in great_expectations.expectations, "
@@ -173,7 +179,7 @@ def build_suite(spec: SuiteSpec):
     return suite
 
 
-def _one_line(exc: Exception) -> str:
+def _one_line(exc: Exception | str) -> str:
     return " ".join(str(exc).split())
 
 
@@ -186,9 +192,9 @@ class Failure:
     rule: str
     problem: str
     unexpected_count: int | None = None
-    examples: tuple = ()
+    examples: tuple[Any, ...] = ()
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "expectation": self.expectation,
             "column": self.column,
@@ -210,9 +216,9 @@ class ValidationReport:
     evaluated: int
     success: bool
     failures: tuple[Failure, ...]
-    result: dict = field(repr=False, compare=False)
+    result: dict[str, Any] = field(repr=False, compare=False)
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         return {
             "table": self.table,
             "source": self.source,
@@ -274,7 +280,7 @@ class TableValidator:
                 f"{_one_line(exc)}"
             ) from exc
         return make_report(
-            result.to_json_dict(),
+            result.to_json_dict(),  # type: ignore[no-untyped-call]  # unannotated in GX
             table=table,
             source=source,
             suite_file=self.spec.path,
@@ -321,7 +327,7 @@ def _for_gx(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.astype(text) if text else frame
 
 
-def _ephemeral_context():
+def _ephemeral_context() -> EphemeralDataContext:
     """An in-memory GX context that writes nothing and draws no progress bars."""
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
@@ -332,7 +338,7 @@ def _ephemeral_context():
 
 
 def make_report(
-    result: dict,
+    result: dict[str, Any],
     *,
     table: str,
     source: str,
@@ -360,7 +366,7 @@ def make_report(
     )
 
 
-def _failure(item: dict, columns: list[str] | None = None) -> Failure:
+def _failure(item: dict[str, Any], columns: list[str] | None = None) -> Failure:
     config = item.get("expectation_config") or {}
     kwargs = {k: v for k, v in (config.get("kwargs") or {}).items() if k != "batch_id"}
     column = kwargs.pop("column", None)
@@ -377,7 +383,7 @@ def _failure(item: dict, columns: list[str] | None = None) -> Failure:
         count = int(details["unexpected_count"])
         examples = tuple(_distinct(details.get("partial_unexpected_list") or ()))[:EXAMPLES]
         percent = details.get("unexpected_percent") or 0.0
-        total = details.get("element_count")
+        total: Any = details.get("element_count")
         missing = details.get("missing_count") or 0
         base = f"{total - missing} non-null" if missing and "null" not in rule else f"{total}"
         problem = f"{count} of {base} rows ({percent:.2f}%) failed"
@@ -404,7 +410,7 @@ def _failure(item: dict, columns: list[str] | None = None) -> Failure:
     return Failure(config.get("type", "?"), column, rule, f"observed {_short(observed)}")
 
 
-def _distinct(values) -> list:
+def _distinct(values: Iterable[Any]) -> list[Any]:
     """The distinct non-null values, in order of appearance (dicts and lists compared as text)."""
     seen, out = set(), []
     for value in values:
@@ -415,7 +421,7 @@ def _distinct(values) -> list:
     return out
 
 
-def _exception_message(info) -> str | None:
+def _exception_message(info: object) -> str | None:
     """The first exception message in a GX result's exception_info (flat or per metric)."""
     if not isinstance(info, dict):
         return None
@@ -451,7 +457,7 @@ def failure_message(reports: list[ValidationReport], *, context: str = "") -> st
     return "\n".join(lines)
 
 
-def results_document(reports: list[ValidationReport]) -> dict:
+def results_document(reports: list[ValidationReport]) -> dict[str, Any]:
     """Everything about a validation for the JSON artifact: summaries and GX's full results."""
     return {
         "success": all(report.success for report in reports),
