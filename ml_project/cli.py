@@ -7,7 +7,10 @@ import functools
 import gc
 import json
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import FrameType
+from typing import Any, NoReturn, ParamSpec, TypeVar
 
 import click
 
@@ -21,7 +24,7 @@ from ml_project.errors import (
     StoreError,
 )
 from ml_project.paths import absolute, check_output_file, write_whole
-from ml_project.settings import ENVS, load_settings, project_root
+from ml_project.settings import ENVS, Settings, load_settings, project_root
 
 EXIT_CODES_HELP = """\b
 Exit codes: 0 ok, 1 unexpected error, 2 bad usage or config, 3 bad data,
@@ -29,12 +32,16 @@ Exit codes: 0 ok, 1 unexpected error, 2 bad usage or config, 3 bad data,
 8 registry error, 9 tracking store error, 10 training failed after its run started,
 11 environment (paths, disk, Java), 130/143/129 interrupted (SIGINT/SIGTERM/SIGHUP)."""
 
+P = ParamSpec("P")
+R = TypeVar("R")
+F = TypeVar("F", bound=Callable[..., Any])
 
-def handle_errors(command):
+
+def handle_errors(command: Callable[P, R]) -> Callable[P, R]:
     """Known errors become one paragraph on stderr and their exit code; no traceback."""
 
     @functools.wraps(command)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return command(*args, **kwargs)
         except ProjectError as exc:
@@ -54,11 +61,11 @@ def handle_errors(command):
     return wrapper
 
 
-def stopped(exc: Interrupted):
+def stopped(exc: Interrupted) -> NoReturn:
     fail(exc.label, f"{exc.signal_name}: stopped; a run it started ends KILLED.", exc.exit_code)
 
 
-def fail(label: str, message: str, code: int):
+def fail(label: str, message: str, code: int) -> NoReturn:
     from ml_project.tracking import redact
 
     click.echo(f"ml-project: {label}: {redact(message)}", err=True)
@@ -91,7 +98,7 @@ _STORE_MODULES = (  # a sqlite transaction may be open in these; an HTTP call is
 )
 
 
-def _in_store_call(frame) -> bool:
+def _in_store_call(frame: FrameType | None) -> bool:
     while frame is not None:
         if frame.f_globals.get("__name__", "").startswith(_STORE_MODULES):
             return True
@@ -99,7 +106,7 @@ def _in_store_call(frame) -> bool:
     return False
 
 
-def on_signal(number, frame):
+def on_signal(number: int, frame: FrameType | None) -> None:
     """SIGINT, SIGTERM and SIGHUP raise Interrupted: runs end KILLED, versions tagged, exit 128+N.
 
     Not inside a store transaction: an exception raised between a write and its commit leaves
@@ -125,13 +132,13 @@ def on_signal(number, frame):
     raise stop
 
 
-def _store_problem(ctx, _param, value):
+def _store_problem(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
     if value:
         ctx.meta["ml_project.problem"] = value
     return value
 
 
-def problem_option(command):
+def problem_option(command: F) -> F:
     return click.option(
         "--problem",
         metavar="NAME",
@@ -141,7 +148,7 @@ def problem_option(command):
     )(command)
 
 
-def env_option(command):
+def env_option(command: F) -> F:
     return problem_option(
         click.option(
             "--env",
@@ -153,7 +160,7 @@ def env_option(command):
     )
 
 
-def settings_options(command):
+def settings_options(command: F) -> F:
     """--seed, --set, --table: the CLI layer of the settings."""
     for option in reversed(
         [
@@ -186,7 +193,13 @@ def table_overrides(tables: tuple[str, ...]) -> tuple[str, ...]:
     )
 
 
-def resolve_settings(env, *, seed=None, overrides=(), tables=()):
+def resolve_settings(
+    env: str,
+    *,
+    seed: int | None = None,
+    overrides: tuple[str, ...] = (),
+    tables: tuple[str, ...] = (),
+) -> Settings:
     """Settings for `env` (and the command's --problem) with the CLI's overrides applied last."""
     ctx = click.get_current_context(silent=True)
     problem = ctx.find_root().meta.get("ml_project.problem") if ctx else None
@@ -197,7 +210,7 @@ def resolve_settings(env, *, seed=None, overrides=(), tables=()):
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="ml-project")
-def cli():
+def cli() -> None:
     """Train, check, promote and use a problem's model in dev, staging and prod.
 
     \b
@@ -224,7 +237,14 @@ def cli():
 @click.option("--allow-dirty", is_flag=True, help="Train from uncommitted code (recorded).")
 @click.option("--json", "as_json", is_flag=True, help="End with one JSON object of the results.")
 @handle_errors
-def train(env, seed, overrides, tables, allow_dirty, as_json):
+def train(
+    env: str,
+    seed: int | None,
+    overrides: tuple[str, ...],
+    tables: tuple[str, ...],
+    allow_dirty: bool,
+    as_json: bool,
+) -> None:
     """Train, evaluate and register a model version for ENV.
 
     \b
@@ -265,7 +285,9 @@ def train(env, seed, overrides, tables, allow_dirty, as_json):
 @click.option("--name", metavar="NAME", help="The problem's folder (default: the first table).")
 @click.option("--force", is_flag=True, help="Overwrite the problem's files if they exist.")
 @handle_errors
-def init(tables, label, key, kind, name, force):
+def init(
+    tables: tuple[str, ...], label: str, key: str, kind: str, name: str | None, force: bool
+) -> None:
     """Write a new problem under problems/ from its tables: settings, suites, code.
 
     The tables are profiled; the settings (features, sample fractions, gate) and the
@@ -313,7 +335,7 @@ def init(tables, label, key, kind, name, force):
     "--field", metavar="KEY", help="Print only this value of the result, e.g. model_version."
 )
 @handle_errors
-def summary(input_path, output_path, field):
+def summary(input_path: Path, output_path: Path | None, field: str | None) -> None:
     """Markdown summary of a training: metrics, gate verdict, lineage (for CI job pages).
 
     \b
@@ -342,7 +364,13 @@ def summary(input_path, output_path, field):
 @settings_options
 @click.option("--json", "as_json", is_flag=True, help="End with one JSON object of the results.")
 @handle_errors
-def validate_data(env, seed, overrides, tables, as_json):
+def validate_data(
+    env: str,
+    seed: int | None,
+    overrides: tuple[str, ...],
+    tables: tuple[str, ...],
+    as_json: bool,
+) -> None:
     """Run the problem's expectation suites on ENV's data, without training.
 
     Each table's suite checks its raw file; if they pass, the model-input suite checks the
@@ -365,7 +393,9 @@ def validate_data(env, seed, overrides, tables, as_json):
 
 
 @contextlib.contextmanager
-def report_on_gate_failure(formatter, as_json: bool):
+def report_on_gate_failure(
+    formatter: Callable[[dict[str, Any]], str], as_json: bool
+) -> Iterator[None]:
     """A refused model still gets its summary (and JSON) before the gate's exit code."""
     try:
         yield
@@ -377,7 +407,7 @@ def report_on_gate_failure(formatter, as_json: bool):
         raise
 
 
-def format_train_summary(result: dict) -> str:
+def format_train_summary(result: dict[str, Any]) -> str:
     """A few lines a person reads after training."""
     from ml_project.metrics import metrics_of
 
@@ -408,10 +438,12 @@ def format_train_summary(result: dict) -> str:
 class FiniteFloat(click.FloatRange):
     """A FloatRange that also refuses inf and nan (which every comparison would let pass)."""
 
-    def convert(self, value, param, ctx):
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
         import math
 
-        number = super().convert(value, param, ctx)
+        number: float = super().convert(value, param, ctx)
         if not math.isfinite(number):
             self.fail(f"{value!r} is not a finite number.", param, ctx)
         return number
@@ -440,7 +472,16 @@ class FiniteFloat(click.FloatRange):
 @click.option("--json", "as_json", is_flag=True, help="End with one JSON object of the report.")
 @problem_option
 @handle_errors
-def reproduce(env, version, run_id, model_uri, tolerance, strict, tables, as_json):
+def reproduce(
+    env: str | None,
+    version: int | None,
+    run_id: str | None,
+    model_uri: str | None,
+    tolerance: float | None,
+    strict: bool,
+    tables: tuple[str, ...],
+    as_json: bool,
+) -> None:
     """Rebuild a registered model version from its commit, config, seed and data, and compare.
 
     The recorded commit runs in a temporary git worktree (your tree is untouched); nothing is
@@ -496,7 +537,7 @@ def table_paths(tables: tuple[str, ...]) -> dict[str, Path]:
     return out
 
 
-def format_gate(gate: dict) -> list[str]:
+def format_gate(gate: dict[str, Any]) -> list[str]:
     """The gate's verdict and what it did to the aliases, for a summary."""
     if not gate:
         return []
@@ -527,7 +568,15 @@ def format_gate(gate: dict) -> list[str]:
 @click.option("--json", "as_json", is_flag=True, help="End with one JSON object of the results.")
 @problem_option
 @handle_errors
-def promote(env, version, reason, from_env, to_env, overrides, as_json):
+def promote(
+    env: str | None,
+    version: int,
+    reason: str | None,
+    from_env: str | None,
+    to_env: str | None,
+    overrides: tuple[str, ...],
+    as_json: bool,
+) -> None:
     """Move `champion` by hand, or copy a version into another env and gate it there.
 
     \b
@@ -567,7 +616,7 @@ def promote(env, version, reason, from_env, to_env, overrides, as_json):
 @click.option("--reason", default="rollback", show_default=True, help="Why (recorded).")
 @click.option("--json", "as_json", is_flag=True, help="End with one JSON object of the results.")
 @handle_errors
-def rollback(env, reason, as_json):
+def rollback(env: str, reason: str, as_json: bool) -> None:
     """Move `champion` back to the champion before the current one.
 
     \b
@@ -583,7 +632,7 @@ def rollback(env, reason, as_json):
         click.echo(json.dumps(result.as_dict(), sort_keys=True))
 
 
-def format_promotion(result: dict) -> str:
+def format_promotion(result: dict[str, Any]) -> str:
     what = {"forced": "Forced", "rollback": "Rolled back", "copy": "Copied and gated"}
     head = f"{what.get(result['action'], result['action'])}: {result['model_name']} "
     if result["action"] == "copy":
@@ -611,7 +660,7 @@ def format_promotion(result: dict) -> str:
 @click.option("--history", "history_lines", default=10, show_default=True, help="History lines.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead.")
 @handle_errors
-def show(env, history_lines, as_json):
+def show(env: str, history_lines: int, as_json: bool) -> None:
     """The env's registered model: versions, aliases, gate results, lineage and history.
 
     \b
@@ -629,7 +678,7 @@ def show(env, history_lines, as_json):
         click.echo(format_show(described, history_lines=history_lines))
 
 
-def format_show(described: dict, *, history_lines: int) -> str:
+def format_show(described: dict[str, Any], *, history_lines: int) -> str:
     aliases = ", ".join(f"{k} -> {v}" for k, v in described["aliases"].items()) or "none"
     primary = described.get("primary_metric", "")
     lines = [
@@ -674,7 +723,7 @@ def format_show(described: dict, *, history_lines: int) -> str:
     return "\n".join(lines)
 
 
-def _metric(value) -> str:
+def _metric(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
@@ -718,7 +767,16 @@ def _metric(value) -> str:
 )
 @click.option("--json", "as_json", is_flag=True, help="End with one JSON object of the summary.")
 @handle_errors
-def predict(env, input_path, output_path, model_uri, chunk_rows, engine, spark_master, as_json):
+def predict(
+    env: str,
+    input_path: str,
+    output_path: str,
+    model_uri: str | None,
+    chunk_rows: int,
+    engine: str,
+    spark_master: str | None,
+    as_json: bool,
+) -> None:
     """Score a file with the env's champion (or --model-uri) and write the predictions.
 
     Every output row carries the prediction (for a classifier, also the probability of each
@@ -778,7 +836,7 @@ def predict(env, input_path, output_path, model_uri, chunk_rows, engine, spark_m
     "--workers", type=click.IntRange(1), default=1, show_default=True, help="Server processes."
 )
 @handle_errors
-def serve(env, model_uri, host, port, workers):
+def serve(env: str, model_uri: str | None, host: str, port: int, workers: int) -> None:
     """Serve the env's champion (or --model-uri) over HTTP until stopped.
 
     MLflow's scoring server (POST /invocations, GET /ping), with the model loaded as `predict`
@@ -827,7 +885,9 @@ def serve(env, model_uri, host, port, workers):
     help="Read table NAME from PATH instead of the configured file (repeatable).",
 )
 @handle_errors
-def extract_batch(env, output_path, query, rows, tables):
+def extract_batch(
+    env: str, output_path: Path, query: str, rows: int | None, tables: tuple[str, ...]
+) -> None:
     """Write raw records to score: the problem's tables made into records, as training does.
 
     The records hold the model's input columns and what the label is made of (which the
@@ -901,7 +961,16 @@ def extract_batch(env, output_path, query, rows, tables):
 )
 @click.option("--json", "as_json", is_flag=True, help="End with one JSON object of the report.")
 @handle_errors
-def monitor(env, input_path, labels, model_uri, overrides, chunk_rows, summary_path, as_json):
+def monitor(
+    env: str,
+    input_path: Path,
+    labels: bool,
+    model_uri: str | None,
+    overrides: tuple[str, ...],
+    chunk_rows: int,
+    summary_path: Path | None,
+    as_json: bool,
+) -> None:
     """Check a batch against the champion's training profile; exit 7 on drift.
 
     Per model feature: population stability index (PSI) against the quantile bins or

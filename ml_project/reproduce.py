@@ -40,9 +40,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ml_project import lineage
 from ml_project.errors import ConfigError, DataError, NotReproducedError, RegistryError
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
 
 DRIVER_MODULE = "ml_project.rebuild"
 RUN_TYPE_TAG = "ml_project.run_type"
@@ -91,8 +95,8 @@ class Recorded:
     metrics: dict[str, float]
     settings_yaml: str
     lock: dict[str, str] | None = None
-    schema: dict | None = None
-    feature_sample: dict | None = None
+    schema: dict[str, Any] | None = None
+    feature_sample: dict[str, Any] | None = None
 
 
 def parse_model_uri(uri: str) -> tuple[str, str, str]:
@@ -106,7 +110,12 @@ def parse_model_uri(uri: str) -> tuple[str, str, str]:
 
 
 def resolve_target(
-    client, *, model_name: str = "", version: str = "", alias: str = "", run_id: str = ""
+    client: MlflowClient,
+    *,
+    model_name: str = "",
+    version: str = "",
+    alias: str = "",
+    run_id: str = "",
 ) -> Target:
     """The registered version (by number or alias) or the run; a RegistryError if not found."""
     from mlflow.exceptions import MlflowException
@@ -155,7 +164,7 @@ def resolve_target(
     return Target(run_id=run_id, model_uri=f"models:/{logged[0].model_id}")
 
 
-def read_recorded(client, target: Target, workdir: Path) -> Recorded:
+def read_recorded(client: MlflowClient, target: Target, workdir: Path) -> Recorded:
     """The original run's tags, metrics and reproducibility artifacts."""
     from mlflow.exceptions import MlflowException
 
@@ -193,7 +202,7 @@ def read_recorded(client, target: Target, workdir: Path) -> Recorded:
     )
 
 
-def _artifact_file(client, run_id: str, path: str, workdir: Path) -> Path | None:
+def _artifact_file(client: MlflowClient, run_id: str, path: str, workdir: Path) -> Path | None:
     """A run artifact downloaded into `workdir`, or None when the run did not log it."""
     try:
         local = client.download_artifacts(run_id, path, str(workdir))
@@ -202,12 +211,12 @@ def _artifact_file(client, run_id: str, path: str, workdir: Path) -> Path | None
     return Path(local) if Path(local).is_file() else None
 
 
-def _artifact_text(client, run_id: str, path: str, workdir: Path) -> str | None:
+def _artifact_text(client: MlflowClient, run_id: str, path: str, workdir: Path) -> str | None:
     local = _artifact_file(client, run_id, path, workdir)
     return local.read_text(encoding="utf-8") if local else None
 
 
-def _read_sample(path: Path) -> dict:
+def _read_sample(path: Path) -> dict[str, Any]:
     """The recorded feature sample, cell for cell as the driver reports the rebuilt one."""
     from ml_project import rebuild
 
@@ -256,7 +265,9 @@ def project_trusted_types(settings_yaml: str, root: Path) -> list[str]:
         return list(estimators.TRUSTED_TYPES)
 
 
-def download_model(target: Target, workdir: Path, tracking_uri: str, trusted: list[str]) -> dict:
+def download_model(
+    target: Target, workdir: Path, tracking_uri: str, trusted: list[str]
+) -> dict[str, Any]:
     """The registered model's skops file, checked against the project's allow-list `trusted`,
     and that list (not the one its MLmodel declares) for the rebuild to load it with."""
     import mlflow
@@ -287,7 +298,7 @@ def download_model(target: Target, workdir: Path, tracking_uri: str, trusted: li
 # ---------------------------------------------------------------- git checkout (edge)
 
 
-def _git(repo: Path, *args: str) -> subprocess.CompletedProcess:
+def _git(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["git", "-C", str(repo), *args], capture_output=True, text=True, check=False
     )
@@ -340,7 +351,7 @@ def checkout(repo: Path, commit: str) -> Iterator[Path]:
         _git(repo, "worktree", "prune")
 
 
-def run_driver(code: Path, request: dict, workdir: Path) -> dict:
+def run_driver(code: Path, request: dict[str, Any], workdir: Path) -> dict[str, Any]:
     """Run the checkout's own `python -m ml_project.rebuild` in `code`; its JSON answer."""
     request_path, answer_path = workdir / "request.json", workdir / "answer.json"
     request_path.write_text(json.dumps(request), encoding="utf-8")
@@ -357,7 +368,7 @@ def run_driver(code: Path, request: dict, workdir: Path) -> dict:
             f"The rebuild driver of the checkout ({DRIVER_MODULE} in {code}) ended with exit "
             f"{done.returncode} without an answer: {tail}"
         )
-    answer = json.loads(answer_path.read_text(encoding="utf-8"))
+    answer: dict[str, Any] = json.loads(answer_path.read_text(encoding="utf-8"))
     where = answer.get("code") or {}
     for what, file in (("ml_project", where.get("package_file")),
                        ("the problem's code", where.get("problem_file"))):  # fmt: skip
@@ -379,9 +390,10 @@ def compare_environment(
     running: dict[str, str],
     lock: dict[str, str] | None = None,
     installed_lock: dict[str, str] | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """Recorded `pkg.*`, `env.python`/`env.machine` and lock pins against the running ones."""
     differences = []
+    recorded: str | None
     for key, recorded in sorted(tags.items()):
         if key.startswith("pkg."):
             name = key[4:]
@@ -410,20 +422,20 @@ def compare_environment(
     }
 
 
-def compare_sources(recorded: Recorded, answer: dict) -> dict:
+def compare_sources(recorded: Recorded, answer: dict[str, Any]) -> dict[str, Any]:
     """Each table's file today against what training read: sha256, path, rows, schema."""
     tags = recorded.tags
-    files = {}
+    files: dict[str, Any] = {}
     changed = False
     for name in recorded_tables(tags):
         today = (answer.get("sources") or {}).get(name) or {}
-        then = {
+        then: dict[str, Any] = {
             "path": tags.get(f"data.table.{name}.path"),
             "sha256": tags.get(f"data.table.{name}.sha256"),
             "rows": _int(tags.get(f"data.table.{name}.rows")),
             "schema": (recorded.schema or {}).get(name),
         }
-        entry = {"recorded": then, "today": {k: today.get(k) for k in then}}
+        entry: dict[str, Any] = {"recorded": then, "today": {k: today.get(k) for k in then}}
         entry["sha256_equal"] = then["sha256"] == today.get("sha256")
         entry["schema_changes"] = schema_changes(then["schema"], today.get("schema"))
         changed |= not entry["sha256_equal"]
@@ -431,7 +443,9 @@ def compare_sources(recorded: Recorded, answer: dict) -> dict:
     return {"step": "sources", "status": DIFFERENT if changed else IDENTICAL, "files": files}
 
 
-def schema_changes(then: dict | None, today: dict | None) -> dict | None:
+def schema_changes(
+    then: dict[str, Any] | None, today: dict[str, Any] | None
+) -> dict[str, Any] | None:
     """Columns added, removed, and with a new dtype (None when either side is unknown)."""
     if then is None or today is None:
         return None
@@ -442,7 +456,7 @@ def schema_changes(then: dict | None, today: dict | None) -> dict | None:
     }
 
 
-def compare_data(tags: dict[str, str], answer_data: dict | None) -> dict:
+def compare_data(tags: dict[str, str], answer_data: dict[str, Any] | None) -> dict[str, Any]:
     """The rows used (digests of every row and column) and row counts, recorded vs rebuilt."""
     answer_data = answer_data or {}
     digests = answer_data.get("digests") or {}
@@ -468,7 +482,9 @@ def compare_data(tags: dict[str, str], answer_data: dict | None) -> dict:
     }
 
 
-def compare_features(tags: dict[str, str], answer: dict, sample: dict | None) -> dict:
+def compare_features(
+    tags: dict[str, str], answer: dict[str, Any], sample: dict[str, Any] | None
+) -> dict[str, Any]:
     """The transformed train matrix: digest, and which sampled columns differ."""
     rebuilt = (answer.get("features") or {}).get("digest")
     recorded = tags.get("features.digest")
@@ -483,7 +499,7 @@ def compare_features(tags: dict[str, str], answer: dict, sample: dict | None) ->
     return result
 
 
-def sample_differences(recorded: dict, rebuilt: dict) -> list[str]:
+def sample_differences(recorded: dict[str, Any], rebuilt: dict[str, Any]) -> list[str]:
     """Columns of the feature sample that differ (added/removed columns included)."""
     columns_then, columns_now = recorded["columns"], rebuilt["columns"]
     differ = [c for c in columns_then if c not in columns_now]
@@ -500,7 +516,7 @@ def sample_differences(recorded: dict, rebuilt: dict) -> list[str]:
     return differ
 
 
-def compare_model(answer: dict) -> dict:
+def compare_model(answer: dict[str, Any]) -> dict[str, Any]:
     """The rebuilt model's fitted state and parameters against the registered model's."""
     rebuilt = answer.get("model") or {}
     registered = answer.get("registered")
@@ -519,7 +535,7 @@ def compare_model(answer: dict) -> dict:
     return result
 
 
-def compare_predictions(tags: dict[str, str], answer: dict) -> dict:
+def compare_predictions(tags: dict[str, str], answer: dict[str, Any]) -> dict[str, Any]:
     """Held-out predictions (every class probability, or the value): digest vs the recorded
     tag, max abs diff vs the registered model's own predictions."""
     rebuilt = answer.get("predictions") or {}
@@ -544,7 +560,9 @@ def compare_predictions(tags: dict[str, str], answer: dict) -> dict:
     return result
 
 
-def compare_metrics(metrics: dict[str, float], answer: dict, *, task: str = "") -> dict:
+def compare_metrics(
+    metrics: dict[str, float], answer: dict[str, Any], *, task: str = ""
+) -> dict[str, Any]:
     """Each rebuilt held-out metric against the recorded `test_<name>` (NaN equals NaN: a
     metric undefined on those rows both times)."""
     rebuilt = answer.get("metrics") or {}
@@ -571,7 +589,7 @@ def _difference(recorded: float, rebuilt: float) -> float:
     return abs(recorded - rebuilt)
 
 
-def verdict(steps: list[dict], *, tolerance: float | None) -> tuple[str, str]:
+def verdict(steps: list[dict[str, Any]], *, tolerance: float | None) -> tuple[str, str]:
     """(verdict, first difference): identical, within_tolerance, different or data_changed."""
     by_name = {step["step"]: step for step in steps}
     if by_name.get("data", {}).get("status") == DIFFERENT:
@@ -599,7 +617,7 @@ def verdict(steps: list[dict], *, tolerance: float | None) -> tuple[str, str]:
     return DIFFERENT, DIFFERENCE_NAMES[first]
 
 
-def _int(value) -> int | None:
+def _int(value: Any) -> int | None:
     try:
         return int(value)
     except (TypeError, ValueError):
@@ -621,7 +639,7 @@ class ReproductionResult:
     first_difference: str = ""
     error: str = ""
     traceback: str = ""  # the old code's, when it raised: in the report, never in the message
-    steps: list[dict] = field(default_factory=list)
+    steps: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     reproduction_run_id: str = ""
     experiment_id: str = ""
@@ -636,10 +654,10 @@ class ReproductionResult:
     def exit_code(self) -> int:
         return 0 if self.reproduced else NotReproducedError.exit_code
 
-    def step(self, name: str) -> dict:
+    def step(self, name: str) -> dict[str, Any]:
         return next((step for step in self.steps if step["step"] == name), {})
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "verdict": self.verdict,
             "reproduced": self.reproduced,
@@ -774,7 +792,7 @@ def table_overrides(
     return {name: _path(tables.get(name)) for name in names}
 
 
-def compare_steps(recorded: Recorded, answer: dict) -> list[dict]:
+def compare_steps(recorded: Recorded, answer: dict[str, Any]) -> list[dict[str, Any]]:
     """config, sources, data; then, if the rebuild trained, features, model, predictions and
     metrics."""
     tags = recorded.tags
@@ -807,7 +825,7 @@ def compare_steps(recorded: Recorded, answer: dict) -> list[dict]:
     ]
 
 
-def _environment_step(recorded: Recorded) -> dict:
+def _environment_step(recorded: Recorded) -> dict[str, Any]:
     names = [key[4:] for key in recorded.tags if key.startswith("pkg.")]
     lock = recorded.lock
     needed = lineage.runtime_closure()
@@ -822,7 +840,7 @@ def _environment_step(recorded: Recorded) -> dict:
     )
 
 
-def _environment_warnings(step: dict) -> list[str]:
+def _environment_warnings(step: dict[str, Any]) -> list[str]:
     warnings = [
         f"{item['what']} was {item['recorded']} at training, is {item['now']} now"
         for item in step["key_packages"]
@@ -836,7 +854,9 @@ def _environment_warnings(step: dict) -> list[str]:
     return warnings
 
 
-def _driver_failure(answer: dict, recorded: Recorded, result) -> tuple[str, str]:
+def _driver_failure(
+    answer: dict[str, Any], recorded: Recorded, result: ReproductionResult
+) -> tuple[str, str]:
     """A failure inside the old code: a missing file (DataError), changed data, or a crash."""
     error = answer["error"]
     step, message = error.get("step"), f"{error.get('type')}: {error.get('message')}"
@@ -863,7 +883,14 @@ def _driver_failure(answer: dict, recorded: Recorded, result) -> tuple[str, str]
     return DIFFERENT, f"the rebuild failed at step {step!r}"
 
 
-def _finish(client, recorded: Recorded, result, outcome: str, first: str, started):
+def _finish(
+    client: MlflowClient,
+    recorded: Recorded,
+    result: ReproductionResult,
+    outcome: str,
+    first: str,
+    started: float,
+) -> ReproductionResult:
     result.verdict, result.first_difference = outcome, first
     result.seconds = time.perf_counter() - started
     result.reproduction_run_id = log_reproduction(client, recorded, result)
@@ -874,7 +901,7 @@ def _path(value: Path | None) -> str | None:
     return str(Path(value).expanduser().resolve()) if value else None
 
 
-def log_reproduction(client, recorded: Recorded, result: ReproductionResult) -> str:
+def log_reproduction(client: MlflowClient, recorded: Recorded, result: ReproductionResult) -> str:
     """A `reproduction` run in the original's experiment, linked by tags; the version tagged."""
     import mlflow
 
@@ -914,7 +941,8 @@ def log_reproduction(client, recorded: Recorded, result: ReproductionResult) -> 
             ("reproduction.run_id", run.info.run_id),
         ):
             client.set_model_version_tag(target.model_name, target.version, key, value)
-    return run.info.run_id
+    run_id: str = run.info.run_id
+    return run_id
 
 
 # ---------------------------------------------------------------- what a person reads (pure)
@@ -928,7 +956,7 @@ HEADLINES = {
 }
 
 
-def failure_message(result: dict) -> str:
+def failure_message(result: dict[str, Any]) -> str:
     """One paragraph for stderr when the target was not reproduced."""
     what = (
         f"{result['model_name']} version {result['model_version']}"
@@ -972,7 +1000,7 @@ def failure_message(result: dict) -> str:
     )
 
 
-def format_summary(result: dict) -> str:
+def format_summary(result: dict[str, Any]) -> str:
     """The verdict, then one line (or a few) per step, then warnings and where it was logged."""
     what = (
         f"{result['model_name']} version {result['model_version']}"
@@ -1000,23 +1028,24 @@ def format_summary(result: dict) -> str:
     return "\n".join(lines)
 
 
-def _find(result: dict, name: str) -> dict:
+def _find(result: dict[str, Any], name: str) -> dict[str, Any]:
     return next((step for step in result["steps"] if step["step"] == name), {})
 
 
-def _short(value) -> str:
+def _short(value: object) -> str:
     return str(value)[:12] if value else "(not recorded)"
 
 
-def _status(step: dict) -> str:
-    return {
+def _status(step: dict[str, Any]) -> str:
+    status: str = {
         IDENTICAL: "identical",
         DIFFERENT: "DIFFERENT",
         "not_recorded": "not recorded at training: not compared",
     }.get(step["status"], step["status"])
+    return status
 
 
-def _describe_environment(step: dict) -> list[str]:
+def _describe_environment(step: dict[str, Any]) -> list[str]:
     if step["status"] == IDENTICAL:
         lock = (
             ", and every pin of the recorded requirements.lock the project needs (its extras aside)"
@@ -1029,13 +1058,13 @@ def _describe_environment(step: dict) -> list[str]:
     return [f"DIFFERENT: {', '.join(items) or 'key packages as recorded'}{lock}"]
 
 
-def _describe_code(step: dict) -> list[str]:
+def _describe_code(step: dict[str, Any]) -> list[str]:
     seconds = step.get("seconds") or {}
     timing = ", ".join(f"{k[:-2]} {v:.1f} s" for k, v in seconds.items() if v is not None)
     return [f"commit {step['commit'][:12]} ran from a temporary worktree ({timing})"]
 
 
-def _describe_config(step: dict) -> list[str]:
+def _describe_config(step: dict[str, Any]) -> list[str]:
     rebuilt, recorded = step["rebuilt"], step["recorded"]
     if step["status"] == IDENTICAL:
         return [f"identical (hash {_short(recorded['hash'])}, seed {recorded['seed']})"]
@@ -1045,7 +1074,7 @@ def _describe_config(step: dict) -> list[str]:
     ]
 
 
-def _describe_sources(step: dict) -> list[str]:
+def _describe_sources(step: dict[str, Any]) -> list[str]:
     lines = []
     for name, entry in step["files"].items():
         then, today = entry["recorded"], entry["today"]
@@ -1077,7 +1106,7 @@ def _describe_sources(step: dict) -> list[str]:
     return lines
 
 
-def _describe_data(step: dict) -> list[str]:
+def _describe_data(step: dict[str, Any]) -> list[str]:
     rows = step["rows"]
     if step["status"] != DIFFERENT:
         used = rows.get("train", {}).get("rebuilt"), rows.get("test", {}).get("rebuilt")
@@ -1098,7 +1127,7 @@ def _describe_data(step: dict) -> list[str]:
     return lines
 
 
-def _describe_features(step: dict) -> list[str]:
+def _describe_features(step: dict[str, Any]) -> list[str]:
     if step["status"] != DIFFERENT:
         return [f"{_status(step)} (transformed train matrix digest {_short(step['rebuilt'])})"]
     columns = step.get("sample_columns_differ")
@@ -1109,10 +1138,10 @@ def _describe_features(step: dict) -> list[str]:
     ]
 
 
-def _describe_model(step: dict) -> list[str]:
+def _describe_model(step: dict[str, Any]) -> list[str]:
     if step["status"] != DIFFERENT:
-        params = "; parameters equal" if step["status"] == IDENTICAL else ""
-        return [f"{_status(step)} (fitted state digest {_short(step['rebuilt'])}{params})"]
+        equal = "; parameters equal" if step["status"] == IDENTICAL else ""
+        return [f"{_status(step)} (fitted state digest {_short(step['rebuilt'])}{equal})"]
     params = step.get("params_differ") or {}
     listed = ", ".join(f"{k} {a} -> {b}" for k, (a, b) in list(params.items())[:5])
     return [
@@ -1122,7 +1151,7 @@ def _describe_model(step: dict) -> list[str]:
     ]
 
 
-def _describe_predictions(step: dict) -> list[str]:
+def _describe_predictions(step: dict[str, Any]) -> list[str]:
     diff = step.get("max_abs_diff")
     diff_text = "unknown" if diff is None else f"{diff:.3g}"
     digest = _short(step["rebuilt"])
@@ -1132,7 +1161,7 @@ def _describe_predictions(step: dict) -> list[str]:
     return [f"{_status(step)} ({text})"]
 
 
-def _describe_metrics(step: dict) -> list[str]:
+def _describe_metrics(step: dict[str, Any]) -> list[str]:
     from ml_project import metrics
 
     values = step["values"]

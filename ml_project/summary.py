@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 from ml_project.errors import ConfigError
@@ -47,7 +48,7 @@ GATE_SHOWN = {
 }
 
 
-def read_result(path: Path) -> dict:
+def read_result(path: Path) -> dict[str, Any]:
     """The JSON object of a `--json` output: its last line that is a JSON object."""
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -76,7 +77,7 @@ def read_result(path: Path) -> dict:
     )
 
 
-def result_field(result: dict, key: str) -> str:
+def result_field(result: dict[str, Any], key: str) -> str:
     """One value of the result by dotted key (`model_version`, `metrics.roc_auc`, `gate.status`)."""
     value: object = result
     for part in key.split("."):
@@ -86,7 +87,7 @@ def result_field(result: dict, key: str) -> str:
     return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
 
 
-def render_summary(result: dict) -> str:
+def render_summary(result: dict[str, Any]) -> str:
     """The whole Markdown summary: title, gate verdict, metrics, rows, lineage, other sections."""
     env = result.get("env", "?")
     title = f"## Training in {env}: `{result.get('model_name', '?')}` version "
@@ -109,7 +110,7 @@ def render_summary(result: dict) -> str:
     return "\n\n".join(part for part in parts if part) + "\n"
 
 
-def render_gate(gate: dict | None) -> str:
+def render_gate(gate: dict[str, Any] | None) -> str:
     """The gate verdict in one bold line, the compared champion, and the reasons as a list."""
     if not gate:
         return "_No quality gate result in this output._"
@@ -140,7 +141,11 @@ def render_gate(gate: dict | None) -> str:
 
 
 def render_metrics(
-    metrics: dict, gate: dict | None, *, task: str | None = None, baseline: dict | None = None
+    metrics: dict[str, Any],
+    gate: dict[str, Any] | None,
+    *,
+    task: str | None = None,
+    baseline: dict[str, Any] | None = None,
 ) -> str:
     """Held-out metrics in the task's registry order, with an arrow for the better direction;
     beside them the baseline's (a model that ignores the features, scored on the same rows)
@@ -164,7 +169,7 @@ def render_metrics(
     return "\n".join(rows)
 
 
-def metric_names(task: str | None, metrics: dict) -> list[str]:
+def metric_names(task: str | None, metrics: dict[str, Any]) -> list[str]:
     """The metrics present, in the registry's order for `task` (every task's order when the
     task is unknown), then any the registry does not name, sorted."""
     tasks = [task] if task in REGISTRY else list(REGISTRY)
@@ -173,7 +178,7 @@ def metric_names(task: str | None, metrics: dict) -> list[str]:
     return names + sorted(set(metrics) - set(names))
 
 
-def render_rows(rows: dict) -> str:
+def render_rows(rows: dict[str, Any]) -> str:
     lines = ["| rows | count |", "| --- | ---: |"]
     for key, label in ROWS:
         if key in rows:
@@ -184,7 +189,7 @@ def render_rows(rows: dict) -> str:
     return "\n".join(lines)
 
 
-def render_lineage(result: dict) -> str:
+def render_lineage(result: dict[str, Any]) -> str:
     """Where the model came from: commit, branch/tag, tree, seed, config, data, run, store."""
     lineage = result.get("lineage", {})
     dirty = lineage.get("git.dirty")
@@ -210,7 +215,7 @@ def render_lineage(result: dict) -> str:
     return "\n".join(lines)
 
 
-def render_mapping(title: str, mapping: dict) -> str:
+def render_mapping(title: str, mapping: dict[str, Any]) -> str:
     """Any other section as a two-column table; nested dicts become dotted keys."""
     lines = [f"| {escape(title)} | |", "| --- | --- |"]
     for key, value in flatten(mapping).items():
@@ -228,7 +233,7 @@ def describe_store(uri: str) -> str:
     return escape(scheme or "unknown")
 
 
-def flatten(mapping: dict, prefix: str = "") -> dict[str, str]:
+def flatten(mapping: dict[str, Any], prefix: str = "") -> dict[str, str]:
     flat: dict[str, str] = {}
     for key, value in mapping.items():
         name = f"{prefix}{key}"
@@ -253,11 +258,11 @@ def direction(task: str | None, name: str) -> str:
     return " ↑" if better.pop() else " ↓"
 
 
-def is_number(value) -> bool:
+def is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def number(value) -> str:
+def number(value: Any) -> str:
     """An int as is, a float to 4 decimals, 'n/a' for NaN (a metric undefined on these rows,
     e.g. ROC AUC with one class), '-' for anything else (missing)."""
     if isinstance(value, int) and not isinstance(value, bool):
@@ -267,7 +272,7 @@ def number(value) -> str:
     return f"{value:.4f}" if math.isfinite(value) else "n/a"
 
 
-def count(value) -> str:
+def count(value: Any) -> str:
     return f"{value:,}" if is_number(value) else escape(value)
 
 
@@ -275,6 +280,6 @@ def code(value: str) -> str:
     return f"`{str(value).replace('`', '')}`"
 
 
-def escape(value) -> str:
+def escape(value: object) -> str:
     """Text safe inside a Markdown table cell."""
     return str(value).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
