@@ -64,7 +64,7 @@ def check_output_file(path: str | Path, *, option: str) -> Path:
     return path
 
 
-def write_whole(path: Path, write: Callable[[Path], None], *, option: str) -> None:
+def write_whole(path: Path, write: Callable[[Path], object], *, option: str) -> None:
     """`write(temporary)` beside `path`, then renamed onto it: the output appears complete or
     not at all. A write that fails (a full disk, a lost mount) is a SetupError, nothing left."""
     path = Path(path)
