@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import zipfile
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,7 +91,7 @@ def _refuse_other_delimiters(frame: pd.DataFrame, path: Path) -> None:
             )
 
 
-def require_columns(frame: pd.DataFrame, columns, *, table: str) -> None:
+def require_columns(frame: pd.DataFrame, columns: Iterable[str], *, table: str) -> None:
     """A DataError naming the table and each missing column."""
     missing = [column for column in columns if column not in frame.columns]
     if missing:
@@ -113,7 +114,7 @@ def label_rows(
     return out.reset_index(drop=True), int((~known).sum())
 
 
-def require_unique_keys(frame: pd.DataFrame, key_columns, *, table: str) -> None:
+def require_unique_keys(frame: pd.DataFrame, key_columns: Sequence[str], *, table: str) -> None:
     """A DataError naming the key and an example when two records share one key."""
     duplicated = frame.duplicated(list(key_columns), keep=False)
     if duplicated.any():
@@ -125,7 +126,9 @@ def require_unique_keys(frame: pd.DataFrame, key_columns, *, table: str) -> None
         )
 
 
-def hash_fraction(frame: pd.DataFrame, key_columns, *, seed: int, purpose: str) -> np.ndarray:
+def hash_fraction(
+    frame: pd.DataFrame, key_columns: Sequence[str], *, seed: int, purpose: str
+) -> np.ndarray:
     """A number in [0, 1) per row from a seeded hash of its key columns.
 
     It depends only on the row's key values, the seed and the purpose: not on row order,
@@ -145,10 +148,13 @@ def _mix64(values: np.ndarray) -> np.ndarray:
     """splitmix64's finaliser: every input bit moves every output bit (uint64 wraps)."""
     values = (values ^ (values >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     values = (values ^ (values >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return values ^ (values >> np.uint64(31))
+    mixed: np.ndarray = values ^ (values >> np.uint64(31))
+    return mixed
 
 
-def sample_rows(frame: pd.DataFrame, *, fraction: float, key_columns, seed: int) -> pd.DataFrame:
+def sample_rows(
+    frame: pd.DataFrame, *, fraction: float, key_columns: Sequence[str], seed: int
+) -> pd.DataFrame:
     """The seeded subset of about `fraction` of the rows, in their original order."""
     if fraction >= 1.0:
         return frame
@@ -156,7 +162,9 @@ def sample_rows(frame: pd.DataFrame, *, fraction: float, key_columns, seed: int)
     return frame.loc[keep].reset_index(drop=True)
 
 
-def split_rows(frame: pd.DataFrame, *, test_fraction: float, key_columns, seed: int) -> Split:
+def split_rows(
+    frame: pd.DataFrame, *, test_fraction: float, key_columns: Sequence[str], seed: int
+) -> Split:
     """A seeded train/test split; a row's side depends only on its key and the seed."""
     is_test = hash_fraction(frame, key_columns, seed=seed, purpose="split") < test_fraction
     return Split(

@@ -15,13 +15,20 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ml_project.errors import RegistryError
+
+if TYPE_CHECKING:
+    from mlflow.models import Model
+    from mlflow.pyfunc import PyFuncModel
+
+    from ml_project.problem import Problem
 
 ALLOW_PICKLE = "MLFLOW_ALLOW_PICKLE_DESERIALIZATION"
 
 
-def trusted_types(problem) -> list[str]:
+def trusted_types(problem: Problem) -> list[str]:
     """What skops may instantiate: the problem's types and the platform's (pure)."""
     from ml_project import estimators, input_rules
 
@@ -60,7 +67,7 @@ def verified_file(local: Path, trusted: list[str], *, uri: str) -> Path:
             f"Model {uri} is serialized as {serialization}: ml-project loads skops files only "
             "(loading a pickle runs whatever code the file names). Retrain it with ml-project."
         )
-    path = local / flavor["pickled_model"]
+    path: Path = local / flavor["pickled_model"]
     untrusted = sorted(set(skops.io.get_untrusted_types(file=str(path))) - set(trusted))
     if untrusted:
         raise RegistryError(
@@ -92,7 +99,7 @@ def own_copy(local: Path, trusted: list[str], *, uri: str) -> Path:
     return local
 
 
-def load_sklearn(uri: str, trusted: list[str], *, local: Path | None = None):
+def load_sklearn(uri: str, trusted: list[str], *, local: Path | None = None) -> Any:
     """The fitted model behind `uri`, loaded by skops with the project's allow-list only."""
     import skops.io
 
@@ -100,7 +107,7 @@ def load_sklearn(uri: str, trusted: list[str], *, local: Path | None = None):
     return skops.io.load(str(verified_file(local, trusted, uri=uri)), trusted=trusted)
 
 
-def pyfunc_of(uri: str, trusted: list[str]):
+def pyfunc_of(uri: str, trusted: list[str]) -> PyFuncModel:
     """The model behind `uri` as an MLflow PyFuncModel, loaded as `load_sklearn` does (for
     MLflow's evaluator and scoring server, which would otherwise load it with the artifact's
     own allow-list)."""
@@ -111,13 +118,15 @@ def pyfunc_of(uri: str, trusted: list[str]):
     return as_pyfunc(model, Model.load(str(local / "MLmodel")))
 
 
-def as_pyfunc(model, meta):
+def as_pyfunc(model: Any, meta: Model) -> PyFuncModel:
     """A fitted sklearn model as the PyFuncModel MLflow would load from `meta` (its MLmodel)."""
     from mlflow.pyfunc import PyFuncModel
     from mlflow.sklearn import _SklearnModelWrapper
 
     return PyFuncModel(
-        model_meta=meta, model_impl=_SklearnModelWrapper(model), model_id=meta.model_id
+        model_meta=meta,
+        model_impl=_SklearnModelWrapper(model),  # type: ignore[no-untyped-call]
+        model_id=meta.model_id,
     )
 
 

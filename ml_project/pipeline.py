@@ -8,9 +8,11 @@ lineage check -> read tables -> validate each table -> records + label (the prob
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -24,17 +26,22 @@ from ml_project.errors import (
     StoreError,
     TrainingFailedError,
 )
-from ml_project.lineage import REBUILD_PROTOCOL
+from ml_project.lineage import REBUILD_PROTOCOL as REBUILD_PROTOCOL
+from ml_project.metrics import Predictions
 from ml_project.problem import Problem, load_problem
-from ml_project.records import (
-    PreparedData,
-    file_digests,
-    model_input,
-    prepare_data,
-    read_tables,
-    table_paths,
-)
+from ml_project.records import PreparedData
+from ml_project.records import file_digests as file_digests
+from ml_project.records import model_input as model_input
+from ml_project.records import prepare_data as prepare_data
+from ml_project.records import read_tables as read_tables
+from ml_project.records import table_paths as table_paths
 from ml_project.settings import PROBLEMS_FOLDER, Settings
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from mlflow.models import ModelSignature
+    from mlflow.models.model import ModelInfo
 
 MODEL_ARTIFACT = "model"
 
@@ -42,9 +49,9 @@ MODEL_ARTIFACT = "model"
 @dataclass(frozen=True)
 class TrainedModel:
     model: object
-    predictions: metrics.Predictions  # on the held-out rows
+    predictions: Predictions  # on the held-out rows
     metrics: dict[str, float]
-    baseline: metrics.Predictions  # a model that ignores the features, same rows
+    baseline: Predictions  # a model that ignores the features, same rows
     baseline_metrics: dict[str, float]
     features_digest: str
 
@@ -56,7 +63,7 @@ class StageTimer:
     seconds: dict[str, float] = field(default_factory=dict)
 
     @contextmanager
-    def stage(self, name: str):
+    def stage(self, name: str) -> Iterator[None]:
         start = time.perf_counter()
         try:
             yield
@@ -83,7 +90,7 @@ def fit_and_score(settings: Settings, problem: Problem, prepared: PreparedData) 
     )
 
 
-def transformed(model, rows: pd.DataFrame):
+def transformed(model: Any, rows: pd.DataFrame) -> Any:
     """What the model's last step receives: every step but the last (the rows, without one)."""
     return model[:-1].transform(rows) if hasattr(model, "steps") and len(model) > 1 else rows
 
@@ -108,7 +115,7 @@ def fingerprint_tags(trained: TrainedModel) -> dict[str, str]:
     }
 
 
-def feature_sample(settings: Settings, model, frame: pd.DataFrame) -> pd.DataFrame:
+def feature_sample(settings: Settings, model: Any, frame: pd.DataFrame) -> pd.DataFrame:
     """The first rows of `frame` as the model's last step receives them."""
     rows = model_input(settings, frame.head(FEATURE_SAMPLE_ROWS))
     values = transformed(model, rows)
@@ -121,7 +128,13 @@ def feature_sample(settings: Settings, model, frame: pd.DataFrame) -> pd.DataFra
     return pd.DataFrame(np.asarray(values), columns=names)
 
 
-def _log_fingerprints(mlflow, settings, prepared: PreparedData, trained, tables: dict) -> None:
+def _log_fingerprints(
+    mlflow: ModuleType,
+    settings: Settings,
+    prepared: PreparedData,
+    trained: TrainedModel,
+    tables: dict[str, pd.DataFrame],
+) -> None:
     """A sample of the transformed features, and the schema of each raw table, as artifacts."""
     sample = feature_sample(settings, trained.model, prepared.split.train)
     mlflow.log_text(sample.to_csv(index=False), "features/sample.csv")
@@ -129,7 +142,9 @@ def _log_fingerprints(mlflow, settings, prepared: PreparedData, trained, tables:
     mlflow.log_dict(schema, "data/schema.json")
 
 
-def reference_profile(settings: Settings, prepared: PreparedData, trained: TrainedModel) -> dict:
+def reference_profile(
+    settings: Settings, prepared: PreparedData, trained: TrainedModel
+) -> dict[str, Any]:
     """What the model saw, for `ml-project monitor`: training features, held-out scores (pure)."""
     train = model_input(settings, prepared.split.train)
     return drift.reference_profile(
@@ -159,7 +174,9 @@ def check_tree(settings: Settings, git: lineage.GitInfo, *, allow_dirty: bool) -
     )
 
 
-def validate_tables(settings: Settings, tables: dict, paths: dict[str, Path], root: Path) -> list:
+def validate_tables(
+    settings: Settings, tables: dict[str, pd.DataFrame], paths: dict[str, Path], root: Path
+) -> list[validation.ValidationReport]:
     """Each table's suite (problems/<problem>/expectations/<table>.yaml) on the raw table."""
     return validation.validate_frames(
         tables,
@@ -169,7 +186,9 @@ def validate_tables(settings: Settings, tables: dict, paths: dict[str, Path], ro
     )
 
 
-def validate_prepared(settings: Settings, prepared: PreparedData, root: Path):
+def validate_prepared(
+    settings: Settings, prepared: PreparedData, root: Path
+) -> validation.ValidationReport:
     """The model-input suite on every row about to be fitted or evaluated, in model columns."""
     split = prepared.split
     rows = pd.concat(
@@ -179,7 +198,7 @@ def validate_prepared(settings: Settings, prepared: PreparedData, root: Path):
     return validation.validate_model_input(rows, settings, root, source=source)
 
 
-def run_validation(settings: Settings, *, root: Path) -> list:
+def run_validation(settings: Settings, *, root: Path) -> list[validation.ValidationReport]:
     """Read the inputs and run every suite, as training would; DataError if any fails."""
     problem = load_problem(settings, root)
     paths = table_paths(settings, root)
@@ -193,7 +212,7 @@ def run_validation(settings: Settings, *, root: Path) -> list:
     return reports
 
 
-def _log_validation(mlflow, reports: list) -> None:
+def _log_validation(mlflow: ModuleType, reports: list[validation.ValidationReport]) -> None:
     """The full validation result as validation/results.json, and a few metrics."""
     mlflow.log_dict(validation.results_document(reports), "validation/results.json")
     values = {}
@@ -203,7 +222,9 @@ def _log_validation(mlflow, reports: list) -> None:
     mlflow.log_metrics(values)
 
 
-def source_tags(paths: dict[str, Path], digests: dict[str, str], tables: dict) -> dict[str, str]:
+def source_tags(
+    paths: dict[str, Path], digests: dict[str, str], tables: dict[str, pd.DataFrame]
+) -> dict[str, str]:
     """Where each table came from: `data.tables` (names), `data.table.<name>.path/sha256/rows`."""
     tags = {"data.tables": ",".join(paths)}
     for name, path in paths.items():
@@ -215,13 +236,13 @@ def source_tags(paths: dict[str, Path], digests: dict[str, str], tables: dict) -
 
 def stop_on_invalid_data(
     settings: Settings,
-    reports: list,
+    reports: list[validation.ValidationReport],
     *,
     root: Path,
     git: lineage.GitInfo,
     paths: dict[str, Path],
     source_digests: dict[str, str],
-    tables: dict,
+    tables: dict[str, pd.DataFrame],
     allow_dirty: bool,
 ) -> None:
     """If a suite failed: record a FAILED run holding the full result, then raise DataError."""
@@ -275,10 +296,10 @@ class TrainResult:
     rows: dict[str, int]
     lineage: dict[str, str]
     timings: dict[str, float]
-    gate: dict = field(default_factory=dict)
+    gate: dict[str, Any] = field(default_factory=dict)
     settled: list[str] = field(default_factory=list)  # versions an interrupted run left
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "env": self.env,
             "problem": self.problem,
@@ -305,7 +326,7 @@ def lineage_tags(
     prepared: PreparedData,
     paths: dict[str, Path],
     source_digests: dict[str, str],
-    tables: dict,
+    tables: dict[str, pd.DataFrame],
     *,
     allow_dirty: bool,
 ) -> dict[str, str]:
@@ -375,7 +396,7 @@ def run_training(settings: Settings, *, root: Path, allow_dirty: bool = False) -
     with timer.stage("reading"):
         tables = read_tables(paths)
         source_digests = file_digests(paths)
-    invalid = {
+    invalid: dict[str, Any] = {
         "root": root,
         "git": git,
         "paths": paths,
@@ -497,7 +518,9 @@ def run_training(settings: Settings, *, root: Path, allow_dirty: bool = False) -
     return result
 
 
-def _log_datasets(mlflow, settings: Settings, prepared: PreparedData, paths) -> None:
+def _log_datasets(
+    mlflow: ModuleType, settings: Settings, prepared: PreparedData, paths: dict[str, Path]
+) -> None:
     """Register the train and test rows as MLflow datasets, with our full-content digests."""
     from ml_project import tracking
 
@@ -524,7 +547,7 @@ def output_type(labels: pd.Series, task: str) -> str:
     return {"b": "boolean", "i": "long", "u": "long", "f": "double"}.get(kind, "string")
 
 
-def model_signature(settings: Settings, labels: pd.Series):
+def model_signature(settings: Settings, labels: pd.Series) -> ModelSignature:
     """Raw input columns in model order: categoricals as strings, the rest as doubles (may be
     NaN); the output is the prediction."""
     from mlflow.models import ModelSignature
@@ -546,7 +569,14 @@ def trusted_types(problem: Problem) -> list[str]:
     return loading.trusted_types(problem)
 
 
-def _log_model(mlflow, settings, problem: Problem, prepared, trained: TrainedModel, root: Path):
+def _log_model(
+    mlflow: ModuleType,
+    settings: Settings,
+    problem: Problem,
+    prepared: PreparedData,
+    trained: TrainedModel,
+    root: Path,
+) -> ModelInfo:
     """Log the fitted Pipeline (skops) with signature, example, pinned requirements and the
     code it imports (ml_project and problems/)."""
     import mlflow.sklearn
@@ -554,7 +584,7 @@ def _log_model(mlflow, settings, problem: Problem, prepared, trained: TrainedMod
     import ml_project
 
     example = model_input(settings, prepared.split.test.head(5))
-    return mlflow.sklearn.log_model(
+    info: ModelInfo = mlflow.sklearn.log_model(
         trained.model,
         name=MODEL_ARTIFACT,
         signature=model_signature(settings, prepared.split.train[prepared.label]),
@@ -563,3 +593,4 @@ def _log_model(mlflow, settings, problem: Problem, prepared, trained: TrainedMod
         skops_trusted_types=trusted_types(problem),
         code_paths=[str(Path(ml_project.__file__).parent), str(Path(root) / PROBLEMS_FOLDER)],
     )
+    return info

@@ -15,14 +15,22 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from ml_project import metrics
 from ml_project.errors import DataError, RegistryError, SetupError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from mlflow import MlflowClient
+
+    from ml_project.settings import Settings
 
 PREDICTION = "prediction"
 PROBABILITY = "probability"  # binary: P(positive class); per class: probability_<class>
@@ -39,7 +47,7 @@ class LoadedModel:
     name: str
     version: str
     run_id: str
-    model: object
+    model: Any
     input_types: dict[str, str]  # raw column -> "string" | "double" (the signature, in order)
     task: str  # binary | multiclass | regression
     output_type: str = "double"  # the signature's type of `prediction` (string, long, ...)
@@ -49,7 +57,7 @@ class LoadedModel:
         return self.task != "regression"
 
     @property
-    def classes(self) -> list:
+    def classes(self) -> list[Any]:
         """The classifier's classes in its probability columns' order (empty for a regressor)."""
         return list(self.model.classes_) if self.classifier else []
 
@@ -69,7 +77,7 @@ class ScoringSummary:
     def rows_per_second(self) -> float:
         return self.rows / self.seconds if self.seconds else float("inf")
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {**self.__dict__, "rows_per_second": self.rows_per_second}
 
 
@@ -77,12 +85,12 @@ def default_model_uri(model_name: str) -> str:
     return f"models:/{model_name}@{CHAMPION}"
 
 
-def probability_column(value) -> str:
+def probability_column(value: object) -> str:
     """`probability_<class>`, the class written as text."""
     return f"{PROBABILITY}_{value}"
 
 
-def score_columns(task: str, classes) -> list[str]:
+def score_columns(task: str, classes: Iterable[object]) -> list[str]:
     """The prediction, then (binary) P(positive class), then one probability per class."""
     if task == "regression":
         return [PREDICTION]
@@ -90,7 +98,9 @@ def score_columns(task: str, classes) -> list[str]:
     return [PREDICTION, *binary, *(probability_column(value) for value in classes)]
 
 
-def load_model(uri: str, client, *, root: Path, trusted: list[str], task: str | None = None):
+def load_model(
+    uri: str, client: MlflowClient, *, root: Path, trusted: list[str], task: str | None = None
+) -> LoadedModel:
     """The sklearn Pipeline behind `uri` (models:/name@alias, models:/name/N or runs:/...),
     loaded by skops with the project's allow-list `trusted` (loading.py), never the artifact's.
 
@@ -121,7 +131,7 @@ def load_model(uri: str, client, *, root: Path, trusted: list[str], task: str | 
     return LoadedModel(uri, name, version, run_id, model, input_types, model_task, output_type)
 
 
-def project_trusted_types(settings, root: Path) -> list[str]:
+def project_trusted_types(settings: Settings, root: Path) -> list[str]:
     """The allow-list that loads the models of `settings`' problem (loading.py)."""
     from ml_project import loading
     from ml_project.problem import load_problem
@@ -129,7 +139,9 @@ def project_trusted_types(settings, root: Path) -> list[str]:
     return loading.trusted_types(load_problem(settings, root))
 
 
-def _registry_facts(uri: str, client, *, fallback: str | None) -> tuple[str, str, str, str]:
+def _registry_facts(
+    uri: str, client: MlflowClient, *, fallback: str | None
+) -> tuple[str, str, str, str]:
     """(model name, version, run id, task) of a models:/ or runs:/ URI ('' for a run's version)."""
     from mlflow.exceptions import MlflowException
 
@@ -161,7 +173,7 @@ def _registry_facts(uri: str, client, *, fallback: str | None) -> tuple[str, str
     return version.name, str(version.version), run_id, _check_task(task, uri)
 
 
-def _run_tag(client, run_id: str, key: str) -> str:
+def _run_tag(client: MlflowClient, run_id: str, key: str) -> str:
     from mlflow.exceptions import MlflowException
 
     try:
@@ -229,6 +241,7 @@ def score_frame(loaded: LoadedModel, frame: pd.DataFrame, *, source: str) -> pd.
     scored = frame.copy()
     scored[PREDICTION] = said.prediction
     if said.probabilities is not None:
+        assert said.classes is not None  # a classifier's Predictions name its classes
         if loaded.task == "binary":
             scored[PROBABILITY] = said.probabilities[:, 1]
         for index, value in enumerate(said.classes):
@@ -268,14 +281,14 @@ def read_chunks(path: Path, *, chunk_rows: int) -> Iterator[pd.DataFrame]:
 class _Writer:
     """Appends scored chunks to a temporary file; `commit` renames it into place."""
 
-    def __init__(self, output: Path):
+    def __init__(self, output: Path) -> None:
         self.output = output
         self.temporary = output.with_name(f".{output.name}.partial-{os.getpid()}")
         self.parquet = output.suffix.lower() in (".parquet", ".pq")
         if not self.parquet and output.suffix.lower() != ".csv":
             raise DataError(f"{output}: the output must end in .parquet or .csv.")
-        self._parquet_writer = None
-        self._schema = None
+        self._parquet_writer: pq.ParquetWriter | None = None
+        self._schema: pa.Schema | None = None
         self._first = True
 
     def write(self, chunk: pd.DataFrame) -> None:
@@ -365,7 +378,7 @@ def score_file(
     )
 
 
-def input_checker(settings, root: Path, *, source: str) -> Callable[[pd.DataFrame], None]:
+def input_checker(settings: Settings, root: Path, *, source: str) -> Callable[[pd.DataFrame], None]:
     """The model-input expectation suite as a per-chunk check (DataError on failure)."""
     from ml_project import validation
     from ml_project.data import require_columns
@@ -383,7 +396,7 @@ def input_checker(settings, root: Path, *, source: str) -> Callable[[pd.DataFram
 
 
 def run_batch_scoring(
-    settings,
+    settings: Settings,
     *,
     root: Path,
     input_path: Path,

@@ -14,8 +14,18 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 from ml_project.errors import RegistryError
+
+if TYPE_CHECKING:
+    from types import FrameType
+
+    from fastapi import FastAPI
+    from mlflow import MlflowClient
+    from mlflow.pyfunc import PyFuncModel
+
+    from ml_project.settings import Settings
 
 # What `--workers N > 1` hands each uvicorn worker process (they import `app` below).
 URI_VARIABLE = "ML_PROJECT_SERVE_MODEL_URI"
@@ -34,7 +44,7 @@ class Served:
     root: Path
 
 
-def model_problem(uri: str, client) -> str:
+def model_problem(uri: str, client: MlflowClient) -> str:
     """The problem a registered version (or a run's model) was trained for: its
     `ml_project.problem` tag ('' when the URI names neither a version nor a run)."""
     from mlflow.exceptions import MlflowException
@@ -63,7 +73,7 @@ def model_problem(uri: str, client) -> str:
     return ""
 
 
-def plan(settings, *, root: Path, model_uri: str | None, client) -> Served:
+def plan(settings: Settings, *, root: Path, model_uri: str | None, client: MlflowClient) -> Served:
     """Which model to serve and what may be loaded from it: the model's own problem (its tag)
     decides the allow-list, read from that problem's code here; the env's problem otherwise."""
     from ml_project.predict import default_model_uri, project_trusted_types
@@ -76,7 +86,7 @@ def plan(settings, *, root: Path, model_uri: str | None, client) -> Served:
     return Served(uri, problem, project_trusted_types(settings, root), Path(root))
 
 
-def load(served: Served):
+def load(served: Served) -> PyFuncModel:
     """The model as an MLflow PyFuncModel, loaded by skops with the project's allow-list."""
     from ml_project import loading
     from ml_project.problem import importable
@@ -85,7 +95,7 @@ def load(served: Served):
     return loading.pyfunc_of(served.uri, served.trusted)
 
 
-def app():
+def app() -> FastAPI:
     """The scoring app of a uvicorn worker (`--workers N`): the model named by the parent's
     environment, loaded again in this process."""
     from mlflow.pyfunc import scoring_server
@@ -96,7 +106,7 @@ def app():
         trusted=json.loads(os.environ[TRUSTED_VARIABLE]),
         root=Path(os.environ[ROOT_VARIABLE]),
     )
-    return scoring_server.init(load(served))
+    return cast("FastAPI", scoring_server.init(load(served)))
 
 
 def run(served: Served, *, host: str, port: int, workers: int) -> None:
@@ -112,7 +122,12 @@ def run(served: Served, *, host: str, port: int, workers: int) -> None:
     # asked to stop has done its job (exit 0), it was not interrupted mid-task.
     for number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(number, _stopped)
-    options = {"host": host, "port": port, "log_level": "warning", "timeout_graceful_shutdown": 5}
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_level": "warning",
+        "timeout_graceful_shutdown": 5,
+    }
     if workers == 1:
         uvicorn.run(scoring_server.init(model), **options)
         return
@@ -122,5 +137,5 @@ def run(served: Served, *, host: str, port: int, workers: int) -> None:
     uvicorn.run(f"{__name__}:app", factory=True, workers=workers, **options)
 
 
-def _stopped(_number, _frame):
+def _stopped(_number: int, _frame: FrameType | None) -> NoReturn:
     raise SystemExit(0)

@@ -22,7 +22,9 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ml_project.errors import ConfigError, DataError, SetupError
 from ml_project.input_rules import refusal_in
@@ -39,6 +41,12 @@ from ml_project.predict import (
     score_columns,
 )
 from ml_project.tracking import PYSPARK_PANDAS_WARNING
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from pyspark.sql import DataFrame, SparkSession
+
+    from ml_project.settings import Settings
 
 # Spark's startup chatter off: warnings and errors only, without the two WARN lines every local
 # session prints (loopback address, no native Hadoop library); the session then says ERROR only.
@@ -142,7 +150,7 @@ def worker_python(master: str | None) -> None:
     os.environ.setdefault("PYTHONWARNINGS", f"ignore:{PYSPARK_PANDAS_WARNING}:FutureWarning")
 
 
-def spark_session(*, master: str | None, scratch: Path):
+def spark_session(*, master: str | None, scratch: Path) -> tuple[SparkSession, bool]:
     """The active session (spark-submit, Databricks) or a new quiet one with its files in
     `scratch`; True as the second value when this call started it (and must stop it)."""
     worker_python(master)
@@ -212,7 +220,9 @@ def pyfunc_copies(loaded: LoadedModel, destination: Path, trusted: list[str]) ->
     return copies
 
 
-def check_input(frame, settings, root: Path, *, source: str, scratch: Path) -> int:
+def check_input(
+    frame: DataFrame, settings: Settings, root: Path, *, source: str, scratch: Path
+) -> int:
     """Run the model-input suite on every Arrow batch; the number of rows, or a DataError.
 
     The problem's suite files travel with the job (`SparkContext.addFile`, copied to `scratch`
@@ -240,7 +250,9 @@ def check_input(frame, settings, root: Path, *, source: str, scratch: Path) -> i
     package_parent = str(Path(ml_project.__file__).resolve().parent.parent)
     project_root = str(root)
 
-    def check_batches(batches):  # runs on the executors: no ml_project object captured
+    def check_batches(  # runs on the executors: no ml_project object captured
+        batches: Iterator[pd.DataFrame],
+    ) -> Iterator[pd.DataFrame]:
         import os
         import sys
 
@@ -275,7 +287,7 @@ def check_input(frame, settings, root: Path, *, source: str, scratch: Path) -> i
     failed = [batch["failure"] for batch in batches if batch["failure"]]
     if failed:
         raise DataError(failed[0])
-    rows = sum(batch["rows"] for batch in batches)
+    rows: int = sum(batch["rows"] for batch in batches)
     if rows == 0:
         raise DataError(f"{source}: the input has no rows.")
     return rows
@@ -285,7 +297,9 @@ SPARK_TYPES = {"string": "string", "long": "long", "integer": "int", "double": "
                "float": "float", "boolean": "boolean"}  # fmt: skip
 
 
-def score_dataframe(spark, frame, loaded: LoadedModel, copies: dict[str, Path]):
+def score_dataframe(
+    spark: SparkSession, frame: DataFrame, loaded: LoadedModel, copies: dict[str, Path]
+) -> DataFrame:
     """`frame` with the same columns the pandas path adds, computed by `spark_udf`."""
     import mlflow.pyfunc
     from pyspark.sql import functions as F
@@ -337,7 +351,7 @@ def score_dataframe(spark, frame, loaded: LoadedModel, copies: dict[str, Path]):
     return scored.select(*frame.columns, *added, *VERSION_COLUMNS)
 
 
-def write_parquet(scored, output: str) -> None:
+def write_parquet(scored: DataFrame, output: str) -> None:
     """A local output appears only when complete (written beside it, then renamed)."""
     if is_uri(output):
         scored.write.mode("overwrite").parquet(output)
@@ -357,7 +371,7 @@ def write_parquet(scored, output: str) -> None:
 
 
 def run_spark_scoring(
-    settings,
+    settings: Settings,
     *,
     root: Path,
     input_path: str,
