@@ -20,13 +20,17 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from numbers import Real
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self, cast
 
 import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from sklearn.base import BaseEstimator, TransformerMixin
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
+    from sklearn.pipeline import Pipeline
 
 STEP = "input_rules"
 EXAMPLES = 3
@@ -55,10 +59,12 @@ class InputRuleError(MlflowException, ValueError):
 
 
 def _number(value: Any) -> bool:
-    return isinstance(value, Real) and not isinstance(value, bool) and np.isfinite(value)
+    return (
+        isinstance(value, Real) and not isinstance(value, bool) and np.isfinite(cast(float, value))
+    )
 
 
-def hard_rules(expectations: Sequence[dict], *, source: str) -> list[dict]:
+def hard_rules(expectations: Sequence[dict[str, Any]], *, source: str) -> list[dict[str, Any]]:
     """The suite items (parameters filled in) that a single row can break: plain data, so the
     fitted model stays a skops file of trusted types."""
     rules = []
@@ -96,7 +102,7 @@ def hard_rules(expectations: Sequence[dict], *, source: str) -> list[dict]:
     return rules
 
 
-def _describe(rule: dict) -> str:
+def _describe(rule: dict[str, Any]) -> str:
     column = rule["column"]
     if rule["type"] == NOT_NULL:
         return f"column {column!r} must not be null"
@@ -111,19 +117,25 @@ def _describe(rule: dict) -> str:
     return f"column {column!r} must be {' and '.join(part for part in (low, high) if part)}"
 
 
-def _broken(rule: dict, values: pd.Series) -> np.ndarray:
+def _broken(rule: dict[str, Any], values: pd.Series) -> npt.NDArray[np.bool_]:
     """Which rows break `rule` (a null breaks only not-null, as in great-expectations)."""
     if rule["type"] == NOT_NULL:
-        return values.isna().to_numpy()
-    present = values.notna().to_numpy()
+        missing: npt.NDArray[np.bool_] = values.isna().to_numpy()
+        return missing
+    present: npt.NDArray[np.bool_] = values.notna().to_numpy()
     if rule["type"] == IN_SET:
-        return present & ~values.isin(rule["values"]).to_numpy()
+        member: npt.NDArray[np.bool_] = values.isin(rule["values"]).to_numpy()
+        return present & ~member
     if rule["type"] == MATCH:  # as great-expectations does: the text of the value, searched
         with warnings.catch_warnings():  # a pattern with groups: pandas warns, on every call
             warnings.filterwarnings("ignore", "This pattern is interpreted as a regular")
-            matched = values.astype(str).str.contains(rule["regex"], regex=True).to_numpy(bool)
+            matched: npt.NDArray[np.bool_] = (
+                values.astype(str).str.contains(rule["regex"], regex=True).to_numpy(bool)
+            )
         return present & ~matched
-    numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    numbers: npt.NDArray[np.float64] = pd.to_numeric(values, errors="coerce").to_numpy(
+        dtype=float, na_value=np.nan
+    )
     bad = present & np.isnan(numbers)  # not a number at all
     with np.errstate(invalid="ignore"):
         if rule["min"] is not None:
@@ -133,7 +145,7 @@ def _broken(rule: dict, values: pd.Series) -> np.ndarray:
     return bad
 
 
-def violations(rules: Sequence[dict], rows: pd.DataFrame) -> list[str]:
+def violations(rules: Sequence[dict[str, Any]], rows: pd.DataFrame) -> list[str]:
     """One sentence per broken rule: what it says, where it is written, how many rows and
     examples. Empty when every row keeps every rule."""
     found = []
@@ -153,20 +165,20 @@ def violations(rules: Sequence[dict], rows: pd.DataFrame) -> list[str]:
     return found
 
 
-class InputRules(TransformerMixin, BaseEstimator):
+class InputRules(TransformerMixin, BaseEstimator):  # type: ignore[misc]
     """A pass-through step that refuses rows breaking `rules` (from `hard_rules`)."""
 
-    def __init__(self, rules: Sequence[dict] = (), enforce: bool = True):
+    def __init__(self, rules: Sequence[dict[str, Any]] = (), enforce: bool = True):
         self.rules = rules
         self.enforce = enforce
 
-    def fit(self, X, y=None):  # noqa: N803 (scikit-learn's names)
+    def fit(self, X: Any, y: object = None) -> Self:  # noqa: N803 (scikit-learn's names)
         if hasattr(X, "columns"):
             self.feature_names_in_ = np.asarray(X.columns, dtype=object)
         self.n_features_in_ = np.shape(X)[1]
         return self
 
-    def transform(self, X):  # noqa: N803
+    def transform(self, X: Any) -> Any:  # noqa: N803
         if self.enforce and self.rules:
             rows = X if isinstance(X, pd.DataFrame) else pd.DataFrame(X)
             found = violations(self.rules, rows)
@@ -176,13 +188,15 @@ class InputRules(TransformerMixin, BaseEstimator):
                 )
         return X
 
-    def get_feature_names_out(self, input_features=None):
+    def get_feature_names_out(
+        self, input_features: npt.ArrayLike | None = None
+    ) -> npt.NDArray[np.object_]:
         if input_features is not None:
             return np.asarray(input_features, dtype=object)
         return np.asarray(getattr(self, "feature_names_in_", []), dtype=object)
 
 
-def with_input_rules(model, rules: Sequence[dict]):
+def with_input_rules(model: Any, rules: Sequence[dict[str, Any]]) -> Pipeline:
     """`model` (a Pipeline or any estimator) behind an InputRules step, as one Pipeline."""
     from sklearn.pipeline import Pipeline
 
@@ -192,7 +206,7 @@ def with_input_rules(model, rules: Sequence[dict]):
     return Pipeline([first, ("model", model)])
 
 
-def unchecked(model):
+def unchecked(model: Any) -> Any:
     """`model` with its input rules switched off: the gate scores a champion on rows its own
     (older) rules may refuse, to compare quality, not to serve them."""
     steps = getattr(model, "named_steps", None) or {}

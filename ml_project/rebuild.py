@@ -54,6 +54,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
+from typing import IO, Any
 
 import numpy as np
 import pandas as pd
@@ -66,7 +67,7 @@ def table_schema(frame: pd.DataFrame) -> dict[str, str]:
     return {str(name): str(dtype) for name, dtype in frame.dtypes.items()}
 
 
-def sample_values(frame: pd.DataFrame) -> dict:
+def sample_values(frame: pd.DataFrame) -> dict[str, Any]:
     """A feature sample as JSON: {columns, rows}, each cell a float, text, or None for a gap.
 
     Built from the CSV the sample is logged as (written and read back the same way), so the
@@ -76,7 +77,7 @@ def sample_values(frame: pd.DataFrame) -> dict:
     return read_sample(io.StringIO(text))
 
 
-def read_sample(source) -> dict:
+def read_sample(source: str | Path | IO[str]) -> dict[str, Any]:
     """A feature sample CSV (path or text buffer) as {columns, rows}."""
     frame = pd.read_csv(source)
     return {
@@ -85,7 +86,7 @@ def read_sample(source) -> dict:
     }
 
 
-def _cell(value):
+def _cell(value: object) -> float | str | None:
     if value is None or (isinstance(value, float | np.floating) and math.isnan(value)):
         return None
     if isinstance(value, bool | np.bool_):
@@ -95,7 +96,7 @@ def _cell(value):
     return None if pd.isna(value) else str(value)
 
 
-def state_digest(obj) -> str:
+def state_digest(obj: object) -> str:
     """sha256 of an object's full state: class names, parameters and every fitted array.
 
     A skops file is not byte-stable (it names arrays by object id and stamps zip times), so
@@ -107,7 +108,7 @@ def state_digest(obj) -> str:
     return digest.hexdigest()
 
 
-def _feed(digest, obj, seen: dict[int, int]) -> None:  # noqa: C901 - one branch per kind
+def _feed(digest: hashlib._Hash, obj: object, seen: dict[int, int]) -> None:  # noqa: C901 - one branch per kind
     update = digest.update
     if obj is None or isinstance(obj, bool | int | float | complex | str | bytes):
         update(f"{type(obj).__name__}:{obj!r};".encode())
@@ -148,6 +149,7 @@ def _feed(digest, obj, seen: dict[int, int]) -> None:  # noqa: C901 - one branch
         seen[id(obj)] = len(seen)
         cls = type(obj)
         update(f"object:{cls.__module__}.{cls.__qualname__};".encode())
+        state: object
         if isinstance(obj, np.random.RandomState):
             state = obj.get_state(legacy=False)
         elif hasattr(obj, "__getstate__"):
@@ -159,14 +161,14 @@ def _feed(digest, obj, seen: dict[int, int]) -> None:  # noqa: C901 - one branch
         _feed(digest, state, seen)
 
 
-def model_params(model) -> dict[str, str]:
+def model_params(model: object) -> dict[str, str]:
     """`get_params(deep=True)` as text, without the nested estimators (their params are listed)."""
     from sklearn.base import BaseEstimator
 
     if not hasattr(model, "get_params"):
         return {}
 
-    def holds_estimator(value) -> bool:
+    def holds_estimator(value: object) -> bool:
         if isinstance(value, BaseEstimator):
             return True
         if isinstance(value, list | tuple):
@@ -190,17 +192,18 @@ def max_abs_diff(ours: np.ndarray, theirs: np.ndarray) -> float | None:
     return float(np.max(np.nan_to_num(diff, nan=np.inf), initial=0.0))
 
 
-def load_registered(request: dict):
+def load_registered(request: dict[str, Any]) -> object | None:
     """The registered model, loaded from its skops file with the types its MLmodel trusts."""
     registered = request.get("registered_model") or {}
     if not registered.get("path"):
         return None
     import skops.io
 
-    return skops.io.load(registered["path"], trusted=registered.get("trusted_types") or [])
+    model: object = skops.io.load(registered["path"], trusted=registered.get("trusted_types") or [])
+    return model
 
 
-def rebuild(request: dict, answer: dict) -> None:
+def rebuild(request: dict[str, Any], answer: dict[str, Any]) -> None:
     """Fill `answer` step by step; stop after the data step if the rows differ."""
     import yaml
 
@@ -232,6 +235,7 @@ def rebuild(request: dict, answer: dict) -> None:
 
     answer["step"] = "problem"
     problem = load_problem(settings, Path(request["code_root"]))
+    assert problem.module.__file__ is not None  # imported from its problem.py
     answer["code"]["problem_file"] = str(Path(problem.module.__file__).resolve())
 
     answer["step"] = "sources"
@@ -302,7 +306,7 @@ def main(argv: list[str]) -> int:
         sys.stderr.write("usage: python -m ml_project.rebuild REQUEST.json ANSWER.json\n")
         return 2
     request = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
-    answer: dict = {"stopped": None, "error": None, "timings": {}, "step": "start"}
+    answer: dict[str, Any] = {"stopped": None, "error": None, "timings": {}, "step": "start"}
     code = 0
     try:
         rebuild(request, answer)

@@ -21,12 +21,19 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ml_project.errors import RegistryError
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
+
+T = TypeVar("T")
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -65,7 +72,13 @@ def actor() -> str:
         return "unknown"
 
 
-def retry_when(transient: Callable[[str], bool], call: Callable, *args, attempts: int, **kwargs):
+def retry_when(
+    transient: Callable[[str], bool],
+    call: Callable[..., T],
+    *args: Any,
+    attempts: int,
+    **kwargs: Any,
+) -> T:
     """`call(*args, **kwargs)`, retried with backoff while its error's text is `transient`;
     any other error, or the same one after `attempts`, is raised."""
     for attempt in range(attempts):
@@ -78,7 +91,7 @@ def retry_when(transient: Callable[[str], bool], call: Callable, *args, attempts
     raise AssertionError("unreachable")
 
 
-def retry_locked(call: Callable, *args, attempts: int = 8, **kwargs):
+def retry_locked(call: Callable[..., T], *args: Any, attempts: int = 8, **kwargs: Any) -> T:
     """`call(*args, **kwargs)`, retried while sqlite says "database is locked": two processes
     writing one sqlite store can collide, and sqlite then refuses the second writer instead of
     waiting."""
@@ -87,7 +100,7 @@ def retry_locked(call: Callable, *args, attempts: int = 8, **kwargs):
     )
 
 
-def alias_version(client, model_name: str, alias: str) -> str | None:
+def alias_version(client: MlflowClient, model_name: str, alias: str) -> str | None:
     """The version `alias` points to now, or None (also when the model is not registered)."""
     from mlflow.exceptions import MlflowException
 
@@ -101,7 +114,7 @@ def alias_version(client, model_name: str, alias: str) -> str | None:
     return None if version is None else str(version)
 
 
-def get_version(client, model_name: str, version: str):
+def get_version(client: MlflowClient, model_name: str, version: str) -> ModelVersion:
     """The ModelVersion, or a RegistryError naming what is missing."""
     from mlflow.exceptions import MlflowException
 
@@ -136,7 +149,7 @@ def version_lineage(tags: dict[str, str], run_id: str) -> dict[str, str]:
     return {key: tags[key] for key in VERSION_LINEAGE_KEYS if key in tags} | {"run_id": run_id}
 
 
-def lineage_of(client, version) -> dict[str, str]:
+def lineage_of(client: MlflowClient, version: ModelVersion) -> dict[str, str]:
     """Every lineage tag of `version`: its training run's tags, then its own on top (a version
     whose run is gone, or of another store, has its own only)."""
     from mlflow.exceptions import MlflowException
@@ -152,18 +165,22 @@ def lineage_of(client, version) -> dict[str, str]:
     return {**run.data.tags, **tags}
 
 
-def set_version_tags(client, model_name: str, version: str, tags: dict[str, str]) -> None:
+def set_version_tags(
+    client: MlflowClient, model_name: str, version: str, tags: dict[str, str]
+) -> None:
     for key, value in tags.items():
         retry_locked(client.set_model_version_tag, model_name, str(version), key, value)
 
 
-def delete_version_tags(client, model_name: str, version: str, keys) -> None:
+def delete_version_tags(
+    client: MlflowClient, model_name: str, version: str, keys: Iterable[str]
+) -> None:
     for key in keys:
         retry_locked(client.delete_model_version_tag, model_name, str(version), key)
 
 
 @contextmanager
-def promotion_lock(client) -> Iterator[None]:
+def promotion_lock(client: MlflowClient) -> Iterator[None]:
     """Exclusive across processes for a local sqlite store; a no-op for a tracking server."""
     from ml_project.tracking import sqlite_lock
 
@@ -172,8 +189,14 @@ def promotion_lock(client) -> Iterator[None]:
 
 
 def move_alias(
-    client, model_name: str, alias: str, version: str | None, *, move: Move, expected=ANY
-) -> dict:
+    client: MlflowClient,
+    model_name: str,
+    alias: str,
+    version: str | None,
+    *,
+    move: Move,
+    expected: object = ANY,
+) -> dict[str, Any]:
     """Point `alias` at `version` (None: remove it) and append the move to the history.
 
     With `expected` (a version or None), refuse with AliasChanged if the alias no longer
@@ -192,7 +215,9 @@ def move_alias(
         return append_history(client, model_name, alias, current, version, move)
 
 
-def remove_alias_if(client, model_name: str, alias: str, version: str, *, move: Move) -> bool:
+def remove_alias_if(
+    client: MlflowClient, model_name: str, alias: str, version: str, *, move: Move
+) -> bool:
     """Remove `alias` only if it still points at `version` (another process may own it now)."""
     try:
         move_alias(client, model_name, alias, None, move=move, expected=str(version))
@@ -202,8 +227,13 @@ def remove_alias_if(client, model_name: str, alias: str, version: str, *, move: 
 
 
 def append_history(
-    client, model_name: str, alias: str, from_version, to_version, move: Move
-) -> dict:
+    client: MlflowClient,
+    model_name: str,
+    alias: str,
+    from_version: str | None,
+    to_version: str | None,
+    move: Move,
+) -> dict[str, Any]:
     """Record one alias move as its own registered-model tag."""
     now = datetime.now(UTC)
     entry = {
@@ -229,7 +259,7 @@ HISTORY_NOTE = "<!-- ml-project: promotion history below, rewritten on every ali
 NOTE_MOVES = 20
 
 
-def history_note(description: str, entries: list[dict]) -> str:
+def history_note(description: str, entries: list[dict[str, Any]]) -> str:
     """`description` (whatever a person wrote above the marker is kept) with the last NOTE_MOVES
     alias moves as a Markdown table, newest first: MLflow's UI renders it on the model's page."""
     kept = description.split(HISTORY_NOTE, 1)[0].rstrip()
@@ -258,12 +288,12 @@ def history_note(description: str, entries: list[dict]) -> str:
     return "\n".join(([kept, ""] if kept else []) + lines) + "\n"
 
 
-def _cell(text) -> str:
+def _cell(text: object) -> str:
     """One Markdown table cell: no pipe or line break can break the row."""
     return " ".join(str(text or "").replace("|", "\\|").split())
 
 
-def read_history(registered_model_tags: dict[str, str]) -> list[dict]:
+def read_history(registered_model_tags: dict[str, str]) -> list[dict[str, Any]]:
     """The promotion history held in a registered model's tags, oldest first."""
     entries = []
     for key in sorted(k for k in registered_model_tags if k.startswith(HISTORY_PREFIX)):
@@ -276,7 +306,7 @@ def read_history(registered_model_tags: dict[str, str]) -> list[dict]:
     return entries
 
 
-def history(client, model_name: str) -> list[dict]:
+def history(client: MlflowClient, model_name: str) -> list[dict[str, Any]]:
     from mlflow.exceptions import MlflowException
 
     try:
@@ -288,7 +318,7 @@ def history(client, model_name: str) -> list[dict]:
     return read_history(model.tags)
 
 
-def champion_stack(entries: list[dict]) -> list[str]:
+def champion_stack(entries: list[dict[str, Any]]) -> list[str]:
     """The champions in force, oldest first: each move pushes its version, a rollback pops."""
     stack: list[str] = []
     for entry in entries:

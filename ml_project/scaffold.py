@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import yaml
@@ -113,7 +114,9 @@ def problem_name(request: InitRequest) -> str:
     return name if name[:1].isalpha() else f"problem_{name}".rstrip("_")
 
 
-def check_request(request: InitRequest, frames: Mapping[str, pd.DataFrame], main: TableProfile):
+def check_request(
+    request: InitRequest, frames: Mapping[str, pd.DataFrame], main: TableProfile
+) -> None:
     """Refuse a label or key the first table does not hold, a label that cannot be learnt as
     the task says, and a key that does not name one row."""
     table = main.name
@@ -174,7 +177,7 @@ def check_label(label: ColumnProfile, kind: str, *, table: str) -> None:
 # --- choices -----------------------------------------------------------------------------
 
 
-def choose_features(profile: TableProfile, *, key_columns, label: str) -> Features:
+def choose_features(profile: TableProfile, *, key_columns: Sequence[str], label: str) -> Features:
     """Text with few values -> categorical, numbers -> numeric; never the key or the label;
     identifiers, free text, dates and constant or empty columns are left out (with why)."""
     categorical, numeric, dropped = [], [], {}
@@ -229,7 +232,9 @@ def sample_fractions(rows: int) -> dict[str, float]:
 def numeric_bounds(column: ColumnProfile) -> tuple[float, float]:
     """The observed range widened by RANGE_MARGIN of it on each side, rounded outwards; a
     column never below zero keeps zero as its floor."""
-    low, high = column.minimum, column.maximum
+    # both None for a numeric column that holds no value: not handled (a TypeError below)
+    low: float = column.minimum  # type: ignore[assignment]
+    high: float = column.maximum  # type: ignore[assignment]
     margin = RANGE_MARGIN * (high - low) or max(abs(high) * RANGE_MARGIN, 1.0)
     step = 10.0 ** math.floor(math.log10(margin))
     if column.integer:
@@ -241,7 +246,7 @@ def numeric_bounds(column: ColumnProfile) -> tuple[float, float]:
     return _number(lower, column.integer), _number(upper, column.integer)
 
 
-def _number(value: float, integer: bool):
+def _number(value: float, integer: bool) -> int | float:
     return int(round(value)) if integer else float(f"{value:.12g}")
 
 
@@ -253,7 +258,7 @@ def _nice(value: float, digits: int = 2) -> float:
 # --- suites ------------------------------------------------------------------------------
 
 
-def _item(kind: str, kwargs: dict, comment: str | None = None) -> list[str]:
+def _item(kind: str, kwargs: dict[str, Any], comment: str | None = None) -> list[str]:
     """One expectation as YAML lines (indented under `expectations:`), its comment above.
 
     A type list is written as its anchor's name (`*text`); `_anchor_types` defines each anchor
@@ -328,9 +333,9 @@ def column_expectations(
         lines += _item(
             "expect_column_values_to_be_between",
             {"column": column.name, "min_value": low, "max_value": high},
-            f"observed {_show(column.minimum)} to {_show(column.maximum)}; the range is "
+            f"observed {_show(column.minimum)} to {_show(column.maximum)}; the range is "  # type: ignore[arg-type]
             f"widened by {RANGE_MARGIN:.0%} of it on each side"
-            + (" (never below 0)" if column.minimum >= 0 else ""),
+            + (" (never below 0)" if column.minimum >= 0 else ""),  # type: ignore[operator]
         )
     if column.categories and (column.kind == "text" or classes):
         counts = ", ".join(f"{value} ({count})" for value, count in column.categories)
@@ -347,7 +352,12 @@ def _show(value: float) -> str:
 
 
 def table_suite(
-    profile: TableProfile, *, path: str, key_columns=(), label: str | None, min_rows: str
+    profile: TableProfile,
+    *,
+    path: str,
+    key_columns: Sequence[str] = (),
+    label: str | None,
+    min_rows: str,
 ) -> str:
     """The suite of one raw table: its columns, rows, key and every column as observed."""
     lines = [
@@ -411,9 +421,10 @@ def model_input_suite(profile: TableProfile, features: Features) -> str:
 # --- settings ----------------------------------------------------------------------------
 
 
-def _flow(value) -> str:
+def _flow(value: object) -> str:
     """`value` as one line of flow-style YAML (quoted where YAML would misread it)."""
-    return yaml.safe_dump([value], default_flow_style=True, width=10_000).strip()[1:-1]
+    text: str = yaml.safe_dump([value], default_flow_style=True, width=10_000)
+    return text.strip()[1:-1]
 
 
 def table_spec(path: Path, root: Path) -> str:
@@ -429,8 +440,8 @@ def min_rows_parameter(table: str, several: bool) -> str:
 
 
 def base_settings(
-    request: InitRequest, *, name: str, main: TableProfile, features: Features, specs: dict,
-    profiles: Mapping[str, TableProfile],
+    request: InitRequest, *, name: str, main: TableProfile, features: Features,
+    specs: dict[str, str], profiles: Mapping[str, TableProfile],
 ) -> str:  # fmt: skip
     """environments/base.yaml of the new problem."""
     kind, label = request.kind, main.column(request.label)
@@ -477,6 +488,7 @@ def base_settings(
         )
     primary = PRIMARY[kind]
     if kind == "regression":
+        assert label.std is not None  # check_label: a numeric label with values
         drop = _nice(0.1 * label.std) or 1.0
         why = f"10% of the label's standard deviation ({_show(label.std)})"
     else:
@@ -637,7 +649,7 @@ def project_defaults(root: Path) -> ProjectDefaults:
     )
 
 
-def _optional_yaml(path: Path) -> dict:
+def _optional_yaml(path: Path) -> dict[str, Any]:
     from ml_project.settings import read_yaml
 
     return read_yaml(path) if path.is_file() else {}
