@@ -18,9 +18,12 @@ computed on the non-null values; the null rate is compared on its own.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence, Sized
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from ml_project.settings import MonitorSettings
@@ -34,14 +37,14 @@ OTHER = "__other__"  # categories the reference did not keep
 EPSILON = 1e-4  # the share an empty bin counts as
 
 
-def model_features(model, raw: pd.DataFrame) -> pd.DataFrame:
+def model_features(model: Any, raw: pd.DataFrame) -> pd.DataFrame:
     """What the model's own feature step makes of the raw columns (the raw columns without one)."""
     steps = getattr(model, "named_steps", None) or {}
     step = steps.get("features")
     return step.transform(raw) if step is not None else raw
 
 
-def quantile_edges(values, *, bins: int) -> list[float]:
+def quantile_edges(values: npt.ArrayLike, *, bins: int) -> list[float]:
     """Inner bin edges at the quantiles of the non-null `values` (ties merged)."""
     present = _present(values)
     if present.size == 0 or bins < 2:
@@ -50,26 +53,28 @@ def quantile_edges(values, *, bins: int) -> list[float]:
     return [float(edge) for edge in np.unique(edges)]
 
 
-def numeric_counts(values, edges) -> np.ndarray:
+def numeric_counts(values: npt.ArrayLike, edges: Sequence[float]) -> np.ndarray:
     """Non-null values per bin: (-inf, e1], (e1, e2], ..., (ek, inf)."""
     present = _present(values)
     index = np.searchsorted(np.asarray(edges, dtype=np.float64), present, side="left")
     return np.bincount(index, minlength=len(edges) + 1).astype(np.int64)
 
 
-def category_counts(values, categories) -> np.ndarray:
+def category_counts(values: npt.ArrayLike, categories: Sequence[str]) -> np.ndarray:
     """Non-null values per category, in `categories` order, then the rest in one bucket."""
     codes = pd.Index(list(categories), dtype="str").get_indexer(_present_text(values))
     index = np.where(codes < 0, len(categories), codes)
     return np.bincount(index, minlength=len(categories) + 1).astype(np.int64)
 
 
-def numeric_profile(values, *, bins: int) -> dict:
+def numeric_profile(values: np.ndarray | Sequence[Any], *, bins: int) -> dict[str, Any]:
     edges = quantile_edges(values, bins=bins)
     return _profile("numeric", values, numeric_counts(values, edges), edges=edges)
 
 
-def categorical_profile(values, *, max_categories: int) -> dict:
+def categorical_profile(
+    values: np.ndarray | Sequence[Any], *, max_categories: int
+) -> dict[str, Any]:
     frequency = _present_text(values).value_counts()
     ordered = sorted(frequency.items(), key=lambda item: (-item[1], item[0]))
     categories = [name for name, _ in ordered[:max_categories]]
@@ -78,7 +83,9 @@ def categorical_profile(values, *, max_categories: int) -> dict:
     )
 
 
-def _profile(kind: str, values, counts: np.ndarray, **bins) -> dict:
+def _profile(
+    kind: str, values: Sized, counts: np.ndarray, **bins: list[float] | list[str]
+) -> dict[str, Any]:
     total = len(values)
     present = int(counts.sum())
     return {
@@ -91,8 +98,12 @@ def _profile(kind: str, values, counts: np.ndarray, **bins) -> dict:
 
 
 def reference_profile(
-    features: pd.DataFrame, score, *, categorical, settings: MonitorSettings
-) -> dict:
+    features: pd.DataFrame,
+    score: npt.ArrayLike,
+    *,
+    categorical: Iterable[str],
+    settings: MonitorSettings,
+) -> dict[str, Any]:
     """The profile of the training rows' model features and of the held-out scores."""
     categorical = set(categorical)
     profiled = {}
@@ -120,7 +131,7 @@ class _Tally:
 class BatchCounts:
     """A batch counted into the reference profile's bins, one chunk at a time."""
 
-    profile: dict
+    profile: dict[str, Any]
     tallies: dict[str, _Tally] = field(default_factory=dict)  # per model feature
     score: _Tally | None = None
     rows: int = 0
@@ -130,21 +141,22 @@ class BatchCounts:
             self.tallies[name] = _Tally(_empty(reference))
         self.score = _Tally(_empty(self.profile["prediction"]))
 
-    def add(self, features: pd.DataFrame, score) -> None:
+    def add(self, features: pd.DataFrame, score: npt.ArrayLike) -> None:
         """Count one chunk: its model features and the model's scores."""
         self.rows += len(features)
         for name, reference in self.profile["features"].items():
             if name in features.columns:
                 _count(self.tallies[name], reference, features[name].to_numpy())
             # else: the model no longer makes this feature: nothing to compare
+        assert self.score is not None  # set by __post_init__
         _count(self.score, self.profile["prediction"], np.asarray(score, dtype=np.float64))
 
 
-def _empty(reference: dict) -> np.ndarray:
+def _empty(reference: dict[str, Any]) -> np.ndarray:
     return np.zeros(len(reference["proportions"]), dtype=np.int64)
 
 
-def _count(tally: _Tally, reference: dict, values) -> None:
+def _count(tally: _Tally, reference: dict[str, Any], values: np.ndarray | Sequence[Any]) -> None:
     if reference["kind"] == "categorical":
         tally.counts += category_counts(values, reference["categories"])
     else:
@@ -152,7 +164,7 @@ def _count(tally: _Tally, reference: dict, values) -> None:
     tally.rows += len(values)
 
 
-def psi(reference, batch, *, epsilon: float = EPSILON) -> float:
+def psi(reference: npt.ArrayLike, batch: npt.ArrayLike, *, epsilon: float = EPSILON) -> float:
     """Population stability index of two distributions over the same bins (counts or shares)."""
     expected = _shares(np.asarray(reference, dtype=np.float64))
     actual = _shares(np.asarray(batch, dtype=np.float64))
@@ -163,7 +175,7 @@ def psi(reference, batch, *, epsilon: float = EPSILON) -> float:
     return float(np.sum((actual - expected) * np.log(actual / expected)))
 
 
-def bin_labels(reference: dict) -> list[str]:
+def bin_labels(reference: dict[str, Any]) -> list[str]:
     """Readable names of a profile's bins, for tables and plots."""
     if reference["kind"] == "categorical":
         return [*reference["categories"], "other"]
@@ -193,7 +205,7 @@ class FeatureDrift:
     def null_rate_change(self) -> float:
         return self.batch_null_rate - self.reference_null_rate
 
-    def as_row(self) -> dict:
+    def as_row(self) -> dict[str, Any]:
         return {
             "feature": self.feature,
             "kind": self.kind,
@@ -240,7 +252,7 @@ class Quality:
             f"{self.recorded:.4f} (limit {self.max_drop}) on {self.rows} labelled rows"
         )
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "metric": self.metric,
             "higher_is_better": self.higher_is_better,
@@ -279,7 +291,7 @@ class DriftReport:
         undefined = self.quality is not None and self.quality.status == "undefined"
         return "warn" if undefined or any(item.status == "warn" for item in checked) else "ok"
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "status": self.status,
             "rows": self.rows,
@@ -291,7 +303,7 @@ class DriftReport:
 
 
 def feature_drift(
-    name: str, reference: dict, tally: _Tally, settings: MonitorSettings, *, kind: str
+    name: str, reference: dict[str, Any], tally: _Tally, settings: MonitorSettings, *, kind: str
 ) -> FeatureDrift:
     """PSI and null rates of one tallied feature, with its status under `settings`."""
     present = int(tally.counts.sum())
@@ -330,6 +342,7 @@ def assess(
         if counts.tallies[name].rows
     ]
     features.sort(key=lambda item: (-item.psi, item.feature))
+    assert counts.score is not None  # set by BatchCounts.__post_init__
     prediction = feature_drift(
         PREDICTION, profile["prediction"], counts.score, settings, kind="prediction"
     )
@@ -355,12 +368,13 @@ def assess(
     )
 
 
-def _present(values) -> np.ndarray:
-    array = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=np.float64)
+def _present(values: npt.ArrayLike) -> np.ndarray:
+    series = pd.to_numeric(pd.Series(values), errors="coerce")
+    array: npt.NDArray[np.float64] = series.to_numpy(dtype=np.float64)
     return array[~np.isnan(array)]
 
 
-def _present_text(values) -> pd.Series:
+def _present_text(values: npt.ArrayLike) -> pd.Series:
     """The non-null `values` as text (vectorised: no Python object per value)."""
     series = pd.Series(values)
     return series[series.notna()].astype("str")

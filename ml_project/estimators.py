@@ -8,10 +8,17 @@ columns are read as text and encoded in the model, so the logged Pipeline takes 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+    from sklearn.pipeline import Pipeline
+
+    from ml_project.settings import FeatureSettings
 
 # What skops must trust to load a fitted tabular_model (HistGradientBoosting's trees and the
 # `partial(check_array, ...)` of its categorical passthrough). Checked by a unit test.
@@ -57,7 +64,7 @@ def boosting_params(params: Any) -> dict[str, Any]:
     return {key: values[key] for key in BOOSTING_PARAMS if values.get(key) is not None}
 
 
-def encoder(categorical: Sequence[str]):
+def encoder(categorical: Sequence[str]) -> ColumnTransformer:
     """Ordinal codes for the text columns (unknown and missing -> NaN), the rest passed on."""
     from sklearn.compose import ColumnTransformer
     from sklearn.preprocessing import OrdinalEncoder
@@ -80,7 +87,9 @@ def encoder(categorical: Sequence[str]):
     )
 
 
-def boosting(task: str, *, n_categorical: int, params: Mapping[str, Any], seed: int):
+def boosting(
+    task: str, *, n_categorical: int, params: Mapping[str, Any], seed: int
+) -> HistGradientBoostingClassifier | HistGradientBoostingRegressor:
     """HistGradientBoostingClassifier or -Regressor; the first `n_categorical` inputs are
     categorical. No early stopping: it would hold out rows by a draw of its own."""
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
@@ -96,7 +105,7 @@ def boosting(task: str, *, n_categorical: int, params: Mapping[str, Any], seed: 
     )
 
 
-def tabular_model(*, features, task: str, params: Any, seed: int):
+def tabular_model(*, features: FeatureSettings, task: str, params: Any, seed: int) -> Pipeline:
     """Pipeline(encode, boosting) over `features.categorical` then `features.numeric`."""
     from sklearn.pipeline import Pipeline
 

@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any, TypeGuard
 
 from ml_project import metrics as registry
 from ml_project.settings import GateSettings
@@ -42,7 +43,7 @@ class Check:
     value: float | None = None
     limit: float | None = None
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "metric": self.metric,
@@ -89,7 +90,7 @@ class Verdict:
         failed = [check.message for check in self.checks if not check.passed]
         return failed if failed else [check.message for check in self.checks]
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         baseline = self.baseline
         return {
             "status": self.status,
@@ -188,7 +189,9 @@ def _rows_check(rows: int, minimum: int) -> Check:
     )
 
 
-def _baseline_check(metric: str, value, baseline, higher: bool) -> Check:
+def _baseline_check(
+    metric: str, value: float | None, baseline: float | None, higher: bool
+) -> Check:
     if not (_is_number(value) and _is_number(baseline)):
         return Check(
             "baseline", metric, False, f"{metric} of this version or of the baseline is missing"
@@ -257,14 +260,14 @@ def _champion_check(baseline: Baseline, settings: GateSettings, higher: bool) ->
     return Check("champion", metric, ok, message, new, limit)
 
 
-def split_rule_differences(recorded: Mapping, current: Mapping) -> list[str]:
+def split_rule_differences(recorded: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
     """How two resolved configs differ in what decides a row's train/test side.
 
     A row's side depends only on its key columns, the seed and the test fraction
     (data.split_rows), so when these agree (and the data files are the same) the rows one
     config holds out are rows the other never trained on.
     """
-    rules = {
+    rules: dict[str, Callable[[Mapping[str, Any]], Any]] = {
         "seed": lambda config: config.get("seed"),
         "split.test_fraction": lambda config: config.get("split", {}).get("test_fraction"),
         "data.key_columns": lambda config: list(config.get("data", {}).get("key_columns") or []),
@@ -276,13 +279,13 @@ def split_rule_differences(recorded: Mapping, current: Mapping) -> list[str]:
     ]
 
 
-def _is_number(value) -> bool:
+def _is_number(value: object) -> TypeGuard[float]:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _number(value):
+def _number(value: object) -> float | None:
     return float(value) if _is_number(value) else None
 
 
-def _text(value) -> str:
+def _text(value: object) -> str:
     return repr(float(value)) if _is_number(value) else "nan"

@@ -12,8 +12,10 @@ import math
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any, cast
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 TASKS = ("binary", "multiclass", "regression")
@@ -44,7 +46,7 @@ class Predictions:
         return np.ascontiguousarray(self.prediction, dtype=np.float64).reshape(-1, 1)
 
 
-def predict(model, rows, task: str) -> Predictions:
+def predict(model: Any, rows: pd.DataFrame | np.ndarray, task: str) -> Predictions:
     """The model's prediction (and class probabilities for a classifier) on `rows`."""
     if task == "regression":
         return Predictions(np.asarray(model.predict(rows), dtype=np.float64))
@@ -64,13 +66,13 @@ class KnownAnswers:
     every other attribute) go to the model itself.
     """
 
-    def __init__(self, model, rows: pd.DataFrame, predictions: Predictions):
+    def __init__(self, model: Any, rows: pd.DataFrame, predictions: Predictions) -> None:
         self.model, self.rows, self.predictions = model, rows.reset_index(drop=True), predictions
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> Any:
         return getattr(self.model, name)
 
-    def _known(self, rows) -> bool:
+    def _known(self, rows: object) -> bool:
         if not isinstance(rows, pd.DataFrame) or rows.shape != self.rows.shape:
             return False
         try:
@@ -81,24 +83,26 @@ class KnownAnswers:
             return False
         return True
 
-    def predict(self, rows):
+    def predict(self, rows: Any) -> np.ndarray:
         return self.predictions.prediction if self._known(rows) else self.model.predict(rows)
 
-    def predict_proba(self, rows):
+    def predict_proba(self, rows: Any) -> np.ndarray:
         if self.predictions.probabilities is not None and self._known(rows):
             return self.predictions.probabilities
-        return self.model.predict_proba(rows)
+        return cast(np.ndarray, self.model.predict_proba(rows))
 
-    def score(self, rows, y, sample_weight=None):
+    def score(
+        self, rows: Any, y: npt.ArrayLike, sample_weight: npt.ArrayLike | None = None
+    ) -> float:
         """scikit-learn's default score (accuracy, or R² for a regressor) from the known
         predictions, as the model would compute it; a model with its own `score` computes it."""
         metric = _default_score(self.model)
         if metric is None or not self._known(rows):
-            return self.model.score(rows, y, sample_weight=sample_weight)
+            return cast(float, self.model.score(rows, y, sample_weight=sample_weight))
         return float(metric(y, self.predictions.prediction, sample_weight=sample_weight))
 
 
-def _default_score(model):
+def _default_score(model: Any) -> Callable[..., float] | None:
     """accuracy_score or r2_score when `model.score` is scikit-learn's mixin default (a
     Pipeline's, its last step's); None when the model defines its own."""
     from sklearn.base import ClassifierMixin, RegressorMixin
@@ -109,9 +113,9 @@ def _default_score(model):
         model = model.steps[-1][1]
     score = getattr(type(model), "score", None)
     if score is ClassifierMixin.score:
-        return accuracy_score
+        return cast(Callable[..., float], accuracy_score)
     if score is RegressorMixin.score:
-        return r2_score
+        return cast(Callable[..., float], r2_score)
     return None
 
 
@@ -124,58 +128,61 @@ class Metric:
     needs_every_class: bool = False  # a ranking metric: undefined unless all classes are present
 
 
-def _binary(y, p: Predictions, fn) -> float:
+def _binary(y: np.ndarray, p: Predictions, fn: Callable[..., float]) -> float:
+    assert p.classes is not None and p.probabilities is not None  # a classifier's predictions
     positive = p.classes[1]
     return float(fn(np.asarray(y) == positive, p.probabilities[:, 1]))
 
 
-def _roc_auc(y, p):
+def _roc_auc(y: np.ndarray, p: Predictions) -> float:
     from sklearn.metrics import roc_auc_score
 
     return _binary(y, p, roc_auc_score)
 
 
-def _pr_auc(y, p):
+def _pr_auc(y: np.ndarray, p: Predictions) -> float:
     from sklearn.metrics import average_precision_score
 
     return _binary(y, p, average_precision_score)
 
 
-def _brier(y, p):
+def _brier(y: np.ndarray, p: Predictions) -> float:
     from sklearn.metrics import brier_score_loss
 
     return _binary(y, p, brier_score_loss)
 
 
-def _log_loss(y, p):
+def _log_loss(y: np.ndarray, p: Predictions) -> float:
     from sklearn.metrics import log_loss
 
+    assert p.classes is not None  # a classifier's predictions
     return float(log_loss(y, p.probabilities, labels=list(p.classes)))
 
 
-def _f1(y, p):
+def _f1(y: np.ndarray, p: Predictions) -> float:
     from sklearn.metrics import f1_score
 
+    assert p.classes is not None  # a classifier's predictions
     return float(f1_score(y, p.prediction, pos_label=p.classes[1], zero_division=0))
 
 
-def _f1_macro(y, p):
+def _f1_macro(y: np.ndarray, p: Predictions) -> float:
     from sklearn.metrics import f1_score
 
     return float(f1_score(y, p.prediction, average="macro", zero_division=0))
 
 
-def _accuracy(y, p):
+def _accuracy(y: np.ndarray, p: Predictions) -> float:
     return float(np.mean(np.asarray(y) == np.asarray(p.prediction)))
 
 
-def _balanced_accuracy(y, p):
+def _balanced_accuracy(y: np.ndarray, p: Predictions) -> float:
     from sklearn.metrics import balanced_accuracy_score
 
     return float(balanced_accuracy_score(y, p.prediction))
 
 
-def _roc_auc_ovr(y, p):
+def _roc_auc_ovr(y: np.ndarray, p: Predictions) -> float:
     from sklearn.metrics import roc_auc_score
 
     return float(
@@ -183,22 +190,22 @@ def _roc_auc_ovr(y, p):
     )
 
 
-def _rmse(y, p):
+def _rmse(y: np.ndarray, p: Predictions) -> float:
     error = np.asarray(y, dtype=np.float64) - p.prediction
     return float(np.sqrt(np.mean(error**2)))
 
 
-def _mae(y, p):
+def _mae(y: np.ndarray, p: Predictions) -> float:
     return float(np.mean(np.abs(np.asarray(y, dtype=np.float64) - p.prediction)))
 
 
-def _r2(y, p):
+def _r2(y: np.ndarray, p: Predictions) -> float:
     from sklearn.metrics import r2_score
 
     return float(r2_score(np.asarray(y, dtype=np.float64), p.prediction))
 
 
-def _median_ae(y, p):
+def _median_ae(y: np.ndarray, p: Predictions) -> float:
     return float(np.median(np.abs(np.asarray(y, dtype=np.float64) - p.prediction)))
 
 
@@ -244,7 +251,7 @@ def higher_is_better(task: str, metric: str) -> bool:
     return REGISTRY[task][metric].higher_is_better
 
 
-def compute(task: str, y_true, predictions: Predictions) -> dict[str, float]:
+def compute(task: str, y_true: npt.ArrayLike, predictions: Predictions) -> dict[str, float]:
     """Every metric of the task on these rows (NaN where one is undefined, e.g. one class)."""
     from sklearn.exceptions import UndefinedMetricWarning
 
@@ -294,7 +301,7 @@ def gate_problems(
     return problems
 
 
-def baseline_predictions(task: str, train_labels, rows: int) -> Predictions:
+def baseline_predictions(task: str, train_labels: pd.Series | np.ndarray, rows: int) -> Predictions:
     """A model that ignores the features, fitted on the train labels: the class shares for a
     classifier (most frequent class predicted), the mean for a regressor."""
     from sklearn.dummy import DummyClassifier, DummyRegressor

@@ -8,6 +8,7 @@ count, numeric minimum and maximum, and the categories with their counts when th
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
@@ -77,7 +78,7 @@ def profile_column(series: pd.Series) -> ColumnProfile:
     kind = column_kind(series)
     values = series.dropna()
     distinct = int(values.nunique())
-    facts: dict = {}
+    facts: dict[str, Any] = {}
     if kind == "numeric" and len(values):
         numbers = values.astype("float64")
         facts = {
@@ -110,6 +111,6 @@ def profile_table(frame: pd.DataFrame, name: str) -> TableProfile:
     )
 
 
-def _plain(value):
+def _plain(value: object) -> object:
     """A numpy scalar as the Python value YAML writes."""
     return value.item() if hasattr(value, "item") else value

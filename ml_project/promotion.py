@@ -20,6 +20,8 @@ import traceback
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
@@ -29,6 +31,10 @@ from ml_project.errors import STOP_SIGNALS, ConfigError, GateFailedError, Regist
 from ml_project.problem import Problem, load_problem
 from ml_project.registry import CHALLENGER, CHAMPION, AliasChanged, Move
 from ml_project.settings import Settings, deep_merge, validate_settings
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
 
 # How often a passed version re-compares with a champion that moved while it was being judged.
 MAX_GATE_ATTEMPTS = 5
@@ -60,9 +66,9 @@ class HeldOut:
 
     @property
     def labels(self) -> np.ndarray:
-        return self.test[self.settings.data.label].to_numpy()
+        return cast(np.ndarray, self.test[self.settings.data.label].to_numpy())
 
-    def model_rows(self, keep=None) -> pd.DataFrame:
+    def model_rows(self, keep: np.ndarray | None = None) -> pd.DataFrame:
         frame = self.test if keep is None else self.test.loc[keep]
         return records.model_input(self.settings, frame)
 
@@ -95,7 +101,12 @@ def held_out_rows(settings: Settings, root: Path) -> HeldOut:
 
 
 def log_evaluation(
-    mlflow, model_uri: str, held: HeldOut, *, fitted=None, predictions=None
+    mlflow: ModuleType,
+    model_uri: str,
+    held: HeldOut,
+    *,
+    fitted: Any = None,
+    predictions: metrics.Predictions | None = None,
 ) -> dict[str, float]:
     """MLflow's evaluator for the task on `held`'s rows, logged (as `eval_*`) to the active run.
 
@@ -131,6 +142,7 @@ def log_evaluation(
             if fitted is None:
                 model = loading.pyfunc_of(model_uri, loading.trusted_types(held.problem))
             else:
+                assert predictions is not None  # given with `fitted`
                 answers = metrics.KnownAnswers(fitted, held.model_rows(), predictions)
                 model = loading.as_pyfunc(answers, mlflow.models.Model.load(model_uri))
             result = mlflow.models.evaluate(
@@ -145,7 +157,7 @@ def log_evaluation(
     return {key: float(value) for key, value in result.metrics.items()}
 
 
-def recorded_config(run_id: str) -> dict:
+def recorded_config(run_id: str) -> dict[str, Any]:
     """The resolved settings a training run logged (config/settings.yaml)."""
     import mlflow.artifacts
     import yaml
@@ -160,7 +172,7 @@ def recorded_config(run_id: str) -> dict:
     return config
 
 
-def seen_rows(client, version, held: HeldOut) -> np.ndarray:
+def seen_rows(client: MlflowClient, version: ModelVersion, held: HeldOut) -> np.ndarray:
     """Which of `held`'s rows `version` trained on (a boolean mask).
 
     No row, without any work, when its recorded split rule (seed, test fraction, key columns)
@@ -190,7 +202,7 @@ def seen_rows(client, version, held: HeldOut) -> np.ndarray:
         tables = held.tables
     else:
         tables = _recorded_tables(tags, label)
-    picked = {
+    picked: dict[str, Any] = {
         key: recorded[key]
         for key in ("seed", "data", "split", "features", "params")
         if key in recorded
@@ -212,10 +224,10 @@ def seen_rows(client, version, held: HeldOut) -> np.ndarray:
         raise CannotCompare(f"{label}'s training rows lack the key columns {missing}")
     trained = prepared.split.train[keys].astype(str).drop_duplicates()
     merged = held.test[keys].astype(str).merge(trained, how="left", on=keys, indicator=True)
-    return merged["_merge"].eq("both").to_numpy()
+    return cast(np.ndarray, merged["_merge"].eq("both").to_numpy())
 
 
-def _recorded_tables(tags: dict, label: str) -> dict[str, pd.DataFrame]:
+def _recorded_tables(tags: dict[str, str], label: str) -> dict[str, pd.DataFrame]:
     """The data files a version's run read, if they still exist unchanged."""
     tables = {}
     names = [name for name in (tags.get("data.tables") or "").split(",") if name]
@@ -233,7 +245,7 @@ def _recorded_tables(tags: dict, label: str) -> dict[str, pd.DataFrame]:
 
 
 def compare_with_champion(
-    client, held: HeldOut, champion: str, predictions: metrics.Predictions
+    client: MlflowClient, held: HeldOut, champion: str, predictions: metrics.Predictions
 ) -> gate.Baseline:
     """Score the champion and the new version on the same held-out rows neither trained on."""
 
@@ -299,7 +311,7 @@ class GateOutcome:
     def passed(self) -> bool:
         return self.verdict.passed
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             **self.verdict.as_dict(),
             "version": self.version,
@@ -321,7 +333,7 @@ class GateOutcome:
 
 
 def gate_version(
-    client,
+    client: MlflowClient,
     held: HeldOut,
     *,
     version: str,
@@ -437,7 +449,13 @@ def failure_reason(exc: BaseException) -> str:
 
 
 def abandon(
-    client, settings: Settings, version, run_id: str, exc: BaseException, *, commit
+    client: MlflowClient,
+    settings: Settings,
+    version: str | None,
+    run_id: str,
+    exc: BaseException,
+    *,
+    commit: str,
 ) -> bool:
     """A training stopped after its run started: the version it registered (if any, and if not
     judged yet) is tagged failed with the reason and loses `challenger`; the run ends FAILED
@@ -467,7 +485,15 @@ def abandon(
     return recorded
 
 
-def _record_failure(client, settings: Settings, version, run_id, exc, reason, commit) -> bool:
+def _record_failure(
+    client: MlflowClient,
+    settings: Settings,
+    version: str | None,
+    run_id: str,
+    exc: BaseException,
+    reason: str,
+    commit: str,
+) -> bool:
     """`abandon`'s writes before the run ends: the version's verdict and alias, the run's tag
     and traceback. False when the store refused them (the traceback artifact is optional)."""
     import mlflow
@@ -515,7 +541,7 @@ def process_alive(host: str, pid: str) -> bool | None:
 LOGGED_MODEL_URI = re.compile(r"^models:/m-[0-9a-f]+$")
 
 
-def orphan_reason(client, version) -> str | None:
+def orphan_reason(client: MlflowClient, version: ModelVersion) -> str | None:
     """Why `version` will never get a verdict (its run ended, or its process is gone), or None
     when it has one, or is still being judged (or that cannot be told)."""
     tags = version.tags
@@ -541,7 +567,7 @@ def orphan_reason(client, version) -> str | None:
     return None
 
 
-def orphans(client, name: str) -> dict[str, str]:
+def orphans(client: MlflowClient, name: str) -> dict[str, str]:
     """{version: why} for the versions of `name` left without a verdict by a stopped run."""
     from mlflow.exceptions import MlflowException
 
@@ -557,7 +583,7 @@ def orphans(client, name: str) -> dict[str, str]:
     return out
 
 
-def dead_runs(client, experiment: str) -> dict[str, str]:
+def dead_runs(client: MlflowClient, experiment: str) -> dict[str, str]:
     """{run id: why} for the runs of `experiment` still RUNNING whose process is known to be
     gone (killed before it registered anything: no version points at them)."""
     found = client.get_experiment_by_name(experiment)
@@ -572,7 +598,7 @@ def dead_runs(client, experiment: str) -> dict[str, str]:
     return out
 
 
-def settle_orphans(client, name: str, *, experiment: str | None = None) -> list[str]:
+def settle_orphans(client: MlflowClient, name: str, *, experiment: str | None = None) -> list[str]:
     """Before a training: each version a stopped run left without a verdict is tagged failed
     with the reason, loses `challenger`, and its run (if still RUNNING) ends KILLED; so does
     each run of `experiment` left RUNNING by a process that is gone."""
@@ -604,7 +630,7 @@ def settle_orphans(client, name: str, *, experiment: str | None = None) -> list[
     return settled
 
 
-def run_is_live(client, run_id: str) -> bool:
+def run_is_live(client: MlflowClient, run_id: str) -> bool:
     """Whether run `run_id` may still be working (RUNNING, its process not known to be gone)."""
     try:
         run = client.get_run(run_id)
@@ -632,10 +658,10 @@ class PromotionResult:
     validation_status: str
     tracking_uri: str
     run_id: str = ""
-    source: dict = field(default_factory=dict)
-    gate: dict = field(default_factory=dict)
+    source: dict[str, str] = field(default_factory=dict)
+    gate: dict[str, Any] = field(default_factory=dict)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "action": self.action,
             "env": self.env,
@@ -658,7 +684,9 @@ def _require_reason(reason: str | None, what: str) -> str:
     return reason.strip()
 
 
-def promote_version(settings: Settings, *, version: str, reason: str, root: Path):
+def promote_version(
+    settings: Settings, *, version: str, reason: str, root: Path
+) -> PromotionResult:
     """Force `champion` onto `version` (no gate), recording who, why and from which commit."""
     reason = _require_reason(reason, "A forced promotion")
     client = tracking.connect(root)
@@ -861,7 +889,7 @@ LINEAGE_KEYS = (
 )
 
 
-def describe(settings: Settings, *, root: Path) -> dict:
+def describe(settings: Settings, *, root: Path) -> dict[str, Any]:
     """The env's registered model: versions, aliases, gate results, lineage and history."""
     from mlflow.exceptions import MlflowException
 
@@ -919,7 +947,7 @@ def describe(settings: Settings, *, root: Path) -> dict:
     }
 
 
-def _float(text):
+def _float(text: Any) -> float | None:
     try:
         return float(text)
     except (TypeError, ValueError):
