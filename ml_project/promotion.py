@@ -685,7 +685,7 @@ def _require_reason(reason: str | None, what: str) -> str:
 
 
 def promote_version(
-    settings: Settings, *, version: str, reason: str, root: Path
+    settings: Settings, *, version: str, reason: str | None, root: Path
 ) -> PromotionResult:
     """Force `champion` onto `version` (no gate), recording who, why and from which commit."""
     reason = _require_reason(reason, "A forced promotion")
