@@ -66,9 +66,10 @@ TEST_WORKERS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 1) * 2 )))
 test: lint install-spark ## lint, then the whole test suite (unit, data, model, integration, workflows)
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
-lint: install ## ruff: lint rules and formatting
+lint: install ## ruff (lint rules and formatting) and mypy (strict on the platform, ml_project/)
 	$(BIN)/ruff check ml_project problems tests benchmarks deploy .ci
 	$(BIN)/ruff format --check ml_project problems tests benchmarks deploy .ci
+	$(BIN)/mypy
 
 test-fast: install ## unit, data, model and workflow tests: no tracking store, no subprocess CLI
 	$(BIN)/python -m pytest tests/unit tests/data tests/model tests/ci

@@ -71,6 +71,7 @@ class ProjectDefaults:
     min_test_rows: Mapping[str, int] = field(
         default_factory=lambda: {"dev": 100, "staging": 100, "prod": 1000}
     )
+    min_class_rows: int = 10
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,7 @@ class Plan:
     features: Features
     fractions: dict[str, float]
     previous_default: str | None = None  # the project's `problem:` before init changed it
+    warnings: tuple[str, ...] = ()  # what training will refuse unless the user acts
 
 
 # --- the request -------------------------------------------------------------------------
@@ -232,9 +234,9 @@ def sample_fractions(rows: int) -> dict[str, float]:
 def numeric_bounds(column: ColumnProfile) -> tuple[float, float]:
     """The observed range widened by RANGE_MARGIN of it on each side, rounded outwards; a
     column never below zero keeps zero as its floor."""
-    # both None for a numeric column that holds no value: not handled (a TypeError below)
-    low: float = column.minimum  # type: ignore[assignment]
-    high: float = column.maximum  # type: ignore[assignment]
+    low, high = column.minimum, column.maximum
+    if low is None or high is None:
+        raise ValueError(f"column {column.name} holds no value: it has no range")
     margin = RANGE_MARGIN * (high - low) or max(abs(high) * RANGE_MARGIN, 1.0)
     step = 10.0 ** math.floor(math.log10(margin))
     if column.integer:
@@ -329,14 +331,17 @@ def column_expectations(
         else:
             lines.append(f"  # {observed}: no check on gaps")
     if column.kind == "numeric" and not key:
-        low, high = numeric_bounds(column)
-        lines += _item(
-            "expect_column_values_to_be_between",
-            {"column": column.name, "min_value": low, "max_value": high},
-            f"observed {_show(column.minimum)} to {_show(column.maximum)}; the range is "  # type: ignore[arg-type]
-            f"widened by {RANGE_MARGIN:.0%} of it on each side"
-            + (" (never below 0)" if column.minimum >= 0 else ""),  # type: ignore[operator]
-        )
+        if column.minimum is None or column.maximum is None:
+            lines.append(f"  # observed: no value in {column.rows} rows: no check on the range")
+        else:
+            low, high = numeric_bounds(column)
+            lines += _item(
+                "expect_column_values_to_be_between",
+                {"column": column.name, "min_value": low, "max_value": high},
+                f"observed {_show(column.minimum)} to {_show(column.maximum)}; the range is "
+                f"widened by {RANGE_MARGIN:.0%} of it on each side"
+                + (" (never below 0)" if column.minimum >= 0 else ""),
+            )
     if column.categories and (column.kind == "text" or classes):
         counts = ", ".join(f"{value} ({count})" for value, count in column.categories)
         lines += _item(
@@ -630,11 +635,37 @@ def plan_problem(
             min_rows=min_rows_parameter(table, several),
         )
     files[f"{folder}/expectations/{MODEL_INPUT}.yaml"] = model_input_suite(main, features)
-    return Plan(name=name, files=files, features=features, fractions=fractions)
+    warnings = rare_class_warnings(
+        main.column(request.label), request.kind, fractions, defaults.min_class_rows, folder
+    )
+    return Plan(name=name, files=files, features=features, fractions=fractions, warnings=warnings)
+
+
+def rare_class_warnings(
+    label: ColumnProfile, kind: str, fractions: Mapping[str, float], min_rows: int, folder: str
+) -> tuple[str, ...]:
+    """Classes training will refuse: fewer than split.min_class_rows rows in an env's sample
+    (about the class's rows times the env's fraction)."""
+    if kind == "regression" or not label.categories:
+        return ()
+    warnings = []
+    for value, count in label.categories:
+        envs = [env for env, fraction in fractions.items() if count * fraction < min_rows]
+        if envs:
+            where = "every env" if len(envs) == len(fractions) else ", ".join(envs)
+            warnings.append(
+                f"class {value!r} of --label {label.name} has {count} rows, about "
+                f"{min(count * fractions[env] for env in envs):.0f} in the smallest sample: "
+                f"fewer than split.min_class_rows={min_rows}, so training in {where} will "
+                "refuse it. Merge or drop the class, raise that env's sample.fraction in "
+                f"{folder}/environments/, or lower split.min_class_rows."
+            )
+    return tuple(warnings)
 
 
 def project_defaults(root: Path) -> ProjectDefaults:
-    """The project's test fraction and each env's gate.min_test_rows (environments/)."""
+    """The project's test fraction, split.min_class_rows and each env's gate.min_test_rows
+    (environments/)."""
     from ml_project.settings import ENVS, deep_merge, read_yaml
 
     folder = Path(root) / "environments"
@@ -643,6 +674,7 @@ def project_defaults(root: Path) -> ProjectDefaults:
     fallback = ProjectDefaults()
     return ProjectDefaults(
         test_fraction=float(base.get("split", {}).get("test_fraction", fallback.test_fraction)),
+        min_class_rows=int(base.get("split", {}).get("min_class_rows", fallback.min_class_rows)),
         min_test_rows={
             env: int(merged[env].get("gate", {}).get("min_test_rows", 100)) for env in ENVS
         },
@@ -709,6 +741,7 @@ def next_steps(plan: Plan, request: InitRequest) -> str:
         "Sample fractions: "
         + ", ".join(f"{env} {value:g}" for env, value in plan.fractions.items())
     )
+    lines += [f"Warning: {warning}" for warning in plan.warnings]
     if plan.previous_default != plan.name:
         was = f", was {plan.previous_default}" if plan.previous_default else ""
         lines.append(

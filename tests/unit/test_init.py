@@ -294,3 +294,37 @@ def test_the_next_steps_say_the_default_changed_and_how_to_choose_another():
     assert "ml-project train --env dev" in steps and "make train ENV=staging" in steps
     again = scaffold.next_steps(replace(made, previous_default="shop"), request())
     assert "Default problem" not in again
+
+
+def test_a_numeric_column_with_no_value_gets_no_range_and_its_suite_passes(tmp_path):
+    from ml_project.validation import TableValidator
+
+    frame = table().assign(empty=np.nan)
+    made = plan(frame)
+    assert "empty" in made.features.dropped
+    suite = made.files["problems/shop/expectations/shop.yaml"]
+    assert "observed: no value in 40 rows: no check on the range" in suite
+    for relative, text in made.files.items():
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_text(text)
+    report = TableValidator("shop", settings=settings_of(made, "dev"), root=tmp_path)(
+        frame, source="test"
+    )
+    assert report.success, report.failures
+
+
+def test_a_class_too_rare_for_a_sample_is_warned_about_with_what_to_do():
+    frame = table(400).assign(target=["a"] * 380 + ["b"] * 15 + ["c"] * 5)
+    made = plan(frame, kind="multiclass")
+    (warning,) = made.warnings
+    assert warning.startswith("class 'c' of --label target has 5 rows")
+    assert "split.min_class_rows=10, so training in every env will refuse it" in warning
+    steps = scaffold.next_steps(made, request(kind="multiclass"))
+    assert steps.count("Warning: class") == 1
+    assert plan().warnings == ()
+    label = profile.profile_table(frame, "shop").column("target")
+    fractions = {"dev": 0.1, "staging": 0.5, "prod": 1.0}
+    sampled = scaffold.rare_class_warnings(label, "multiclass", fractions, 10, "problems/shop")
+    assert [w.split(" of ")[0] for w in sampled] == ["class 'b'", "class 'c'"]
+    assert "training in dev, staging will refuse it" in sampled[0]
+    assert scaffold.rare_class_warnings(label, "regression", fractions, 10, "x") == ()
