@@ -428,6 +428,7 @@ def format_train_summary(result: dict[str, Any]) -> str:
             "  test       " + ", ".join(f"{name} {metrics[name]:.4f}" for name in names),
             f"  commit     {lineage.get('git.commit', '')[:12] or 'unknown'}{dirty}",
             f"  data       {lineage.get('data.digest', '')[:12]}",
+            *[f"  validated  {line}" for line in result.get("validation") or []],
             f"  store      {result['tracking_uri']}",
             *format_gate(result.get("gate") or {}),
             *[f"  settled    {item}" for item in result.get("settled_versions") or []],

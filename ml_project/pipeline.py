@@ -175,7 +175,12 @@ def check_tree(settings: Settings, git: lineage.GitInfo, *, allow_dirty: bool) -
 
 
 def validate_tables(
-    settings: Settings, tables: dict[str, pd.DataFrame], paths: dict[str, Path], root: Path
+    settings: Settings,
+    tables: dict[str, pd.DataFrame],
+    paths: dict[str, Path],
+    root: Path,
+    *,
+    reuse: validation.VerdictLookup | None = None,
 ) -> list[validation.ValidationReport]:
     """Each table's suite (problems/<problem>/expectations/<table>.yaml) on the raw table."""
     return validation.validate_frames(
@@ -183,11 +188,16 @@ def validate_tables(
         settings=settings,
         root=root,
         sources={name: str(path) for name, path in paths.items()},
+        reuse=reuse,
     )
 
 
 def validate_prepared(
-    settings: Settings, prepared: PreparedData, root: Path
+    settings: Settings,
+    prepared: PreparedData,
+    root: Path,
+    *,
+    reuse: validation.VerdictLookup | None = None,
 ) -> validation.ValidationReport:
     """The model-input suite on every row about to be fitted or evaluated, in model columns."""
     split = prepared.split
@@ -195,7 +205,7 @@ def validate_prepared(
         [split.train[prepared.columns], split.test[prepared.columns]], ignore_index=True
     )
     source = f"records of problem {settings.problem}, rows used"
-    return validation.validate_model_input(rows, settings, root, source=source)
+    return validation.validate_model_input(rows, settings, root, source=source, reuse=reuse)
 
 
 def run_validation(settings: Settings, *, root: Path) -> list[validation.ValidationReport]:
@@ -298,6 +308,7 @@ class TrainResult:
     timings: dict[str, float]
     gate: dict[str, Any] = field(default_factory=dict)
     settled: list[str] = field(default_factory=list)  # versions an interrupted run left
+    validation: list[str] = field(default_factory=list)  # one line per suite: checked or reused
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -317,6 +328,7 @@ class TrainResult:
             "timings": self.timings,
             "gate": self.gate,
             "settled_versions": self.settled,
+            "validation": self.validation,
         }
 
 
@@ -393,6 +405,11 @@ def run_training(settings: Settings, *, root: Path, allow_dirty: bool = False) -
         settled = promotion.settle_orphans(
             client, settings.model_name, experiment=settings.experiment_name
         )
+        reuse = (
+            tracking.verdict_lookup(client, settings.experiment_name)
+            if settings.validation.reuse_verdicts
+            else None
+        )
     with timer.stage("reading"):
         tables = read_tables(paths)
         source_digests = file_digests(paths)
@@ -404,12 +421,12 @@ def run_training(settings: Settings, *, root: Path, allow_dirty: bool = False) -
         "tables": tables,
     }
     with timer.stage("validation"):
-        reports = validate_tables(settings, tables, paths, root)
+        reports = validate_tables(settings, tables, paths, root, reuse=reuse)
     stop_on_invalid_data(settings, reports, allow_dirty=allow_dirty, **invalid)
     with timer.stage("features"):
         prepared = prepare_data(settings, problem, tables)
     with timer.stage("validation"):
-        reports.append(validate_prepared(settings, prepared, root))
+        reports.append(validate_prepared(settings, prepared, root, reuse=reuse))
     stop_on_invalid_data(settings, reports, allow_dirty=allow_dirty, **invalid)
     with timer.stage("fit"):
         trained = fit_and_score(settings, problem, prepared)
@@ -512,6 +529,7 @@ def run_training(settings: Settings, *, root: Path, allow_dirty: bool = False) -
         timings=dict(timer.seconds),
         gate=outcome.as_dict(),
         settled=settled,
+        validation=[validation.verdict_line(report) for report in reports],
     )
     if not outcome.passed:  # after the run is logged and the version tagged: fail closed
         raise GateFailedError(outcome.failure_message(settings.env), result=result)

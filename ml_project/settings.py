@@ -86,6 +86,11 @@ class ValidationSettings(_Section):
     parameters: dict[str, Any] = Field(
         default_factory=dict, description="suite parameters, e.g. min_rows: 1000"
     )
+    reuse_verdicts: bool = Field(
+        default=True,
+        description="take a passed verdict of the same suite on the same rows (same library "
+        "versions) from the earlier run that reached it, and record which run",
+    )
 
 
 class MonitorSettings(_Section):

@@ -8,7 +8,7 @@ names, their order and whether higher is better come from the task's registry
 The result it reads (any key may be absent): "env", "problem", "task", "model_name",
 "model_version", "metrics" and "baseline_metrics" ({name: value} on the held-out rows), "rows"
 ({"records": read, "labelled": ..., "train": ..., "test": ...}), "lineage" (tags), "timings",
-and the `gate` section:
+"validation" (a line per suite), and the `gate` section:
 
     {"status": "passed" | "failed", "reasons": ["..."], "primary_metric": "rmse",
      "champion_version": "2" | None, "champion_metrics": {"rmse": 6.1, ...},
@@ -34,7 +34,7 @@ ROWS = (
     ("unlabelled_dropped", "unlabelled, dropped"),
     ("records", "records read"),
 )
-KNOWN_SECTIONS = {"metrics", "baseline_metrics", "rows", "lineage", "timings", "gate"}
+KNOWN_SECTIONS = {"metrics", "baseline_metrics", "rows", "lineage", "timings", "gate", "validation"}
 # Shown in the verdict line, the reasons or the metrics table, so not repeated as details.
 GATE_SHOWN = {
     "status",
@@ -104,6 +104,9 @@ def render_summary(result: dict[str, Any]) -> str:
     if result.get("rows"):
         parts.append(render_rows(result["rows"]))
     parts.append(render_lineage(result))
+    if result.get("validation"):
+        lines = [f"- {escape(line)}" for line in result["validation"]]
+        parts.append("\n".join(["Data validation:", *lines]))
     for key in sorted(set(result) - KNOWN_SECTIONS):
         if isinstance(result[key], dict):
             parts.append(render_mapping(key, result[key]))

@@ -13,7 +13,7 @@ import os
 import re
 import time
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
@@ -256,6 +256,35 @@ def ensure_experiment(client: MlflowClient, name: str) -> str:
         if experiment is None:
             raise
         return experiment.experiment_id
+
+
+def verdict_lookup(
+    client: MlflowClient, experiment: str
+) -> Callable[[str, str], tuple[str, int] | None]:
+    """`(table, key) -> (run id, expectations evaluated) | None`: the newest run of `experiment`
+    tagged with that table's passed-verdict key (validation.run_tags), and the run that first
+    checked it. A lookup that fails costs a validation, never the training."""
+
+    def lookup(table: str, key: str) -> tuple[str, int] | None:
+        try:
+            found = client.get_experiment_by_name(experiment)
+            if found is None:
+                return None
+            runs = client.search_runs(
+                [found.experiment_id],
+                filter_string=f"tags.`validation.{table}.key` = '{key}'",
+                max_results=1,
+                order_by=["attributes.start_time DESC"],
+            )
+        except Exception:  # noqa: BLE001  # the suite then runs: same verdict, more time
+            return None
+        if not runs:
+            return None
+        tags = runs[0].data.tags
+        source = tags.get(f"validation.{table}.reused_from") or runs[0].info.run_id
+        return source, int(tags.get(f"validation.{table}.evaluated", "0"))
+
+    return lookup
 
 
 def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, str]:

@@ -3,16 +3,20 @@
 A suite file lists great-expectations 1.x expectations (`type` + `kwargs`); values written
 `$name` are filled from the env's settings (`suite_parameters`). `read_suite` and the report
 objects are pure; a `TableValidator` builds an ephemeral GX context (pandas data source, a
-dataframe asset, a whole-dataframe batch) once and runs `batch.validate(suite)` per frame.
+dataframe asset, a whole-dataframe batch) on first use and runs `batch.validate(suite)` per
+frame, unless a passed verdict with the same `verdict_key` (rows, filled suite, library
+versions) is found by the caller's lookup (docs/data-validation.md, "A verdict reused").
 great_expectations is imported inside functions only: it takes seconds to import.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import math
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +38,12 @@ MODEL_INPUT = "model_input"
 EXAMPLES = 5  # bad values quoted per failed expectation in the short report
 MISSING_COLUMN = "the column is missing"
 ITEM_KEYS = {"type", "kwargs", "meta", "notes"}
+# What a verdict depends on besides the rows and the suite: the checking libraries and this module.
+VERDICT_LIBRARIES = ("great_expectations", "pandas", "numpy", "pyarrow")
+_CHECKER = data.file_digest(__file__)
+
+# (table, verdict key) -> (run id, expectations evaluated) of an earlier passed verdict, or None
+VerdictLookup = Callable[[str, str], "tuple[str, int] | None"]
 
 
 def suite_parameters(settings: Settings) -> dict[str, Any]:
@@ -217,6 +227,8 @@ class ValidationReport:
     success: bool
     failures: tuple[Failure, ...]
     result: dict[str, Any] = field(repr=False, compare=False)
+    key: str | None = None  # verdict_key of a passed verdict, when verdicts may be reused
+    reused_from: str | None = None  # the run whose passed verdict this is, if not checked here
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -228,14 +240,16 @@ class ValidationReport:
             "evaluated": self.evaluated,
             "failed": len(self.failures),
             "failures": [failure.as_dict() for failure in self.failures],
+            **({"reused_from": self.reused_from} if self.reused_from else {}),
         }
 
     def describe(self, *, limit: int = 8) -> str:
         """A few lines a person reads: the table, then each failed expectation."""
         if self.success:
+            reused = f", the verdict of run {self.reused_from}" if self.reused_from else ""
             return (
                 f"{self.table}: {self.evaluated} expectations passed on {self.rows} rows "
-                f"({self.source})"
+                f"({self.source}{reused})"
             )
         lines = [
             f"{self.table} ({self.source}): {len(self.failures)} of {self.evaluated} "
@@ -254,33 +268,81 @@ class ValidationReport:
         return "\n".join(lines)
 
 
+def verdict_key(spec: SuiteSpec, frame: pd.DataFrame) -> str:
+    """What a verdict depends on, hashed: every row and column checked (`data.frame_digest`),
+    the suite as filled in, the versions of the checking libraries and of this module. Equal
+    keys, equal verdicts."""
+    payload = {
+        "table": spec.table,
+        "rows": data.frame_digest(frame),
+        "expectations": spec.expectations,
+        "libraries": {name: version(name) for name in VERDICT_LIBRARIES},
+        "checker": _CHECKER,
+    }
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 class TableValidator:
     """One table's suite, built once, run on as many frames as needed (e.g. scoring chunks).
 
     Holds an ephemeral GX context with a pandas data source, a dataframe asset and a
-    whole-dataframe batch definition; each call validates one frame with `batch.validate`.
+    whole-dataframe batch definition, built on first use; each call validates one frame with
+    `batch.validate`, or takes the passed verdict `reuse` finds for the same key.
     """
 
     def __init__(self, table: str, *, settings: Settings, root: Path):
         self.spec = read_suite(suite_path(root, table, settings), suite_parameters(settings))
-        self.suite = build_suite(self.spec)
-        datasource = _ephemeral_context().data_sources.add_pandas("ml_project")
-        asset = datasource.add_dataframe_asset(table)
-        self._batches = asset.add_batch_definition_whole_dataframe("all_rows")
+        self._built: tuple[ExpectationSuite, Any] | None = None
 
-    def __call__(self, frame: pd.DataFrame, *, source: str) -> ValidationReport:
+    @property
+    def suite(self) -> ExpectationSuite:
+        return self._checks()[0]
+
+    def _checks(self) -> tuple[ExpectationSuite, Any]:
+        if self._built is None:
+            suite = build_suite(self.spec)
+            datasource = _ephemeral_context().data_sources.add_pandas("ml_project")
+            asset = datasource.add_dataframe_asset(self.spec.table)
+            self._built = suite, asset.add_batch_definition_whole_dataframe("all_rows")
+        return self._built
+
+    def __call__(
+        self, frame: pd.DataFrame, *, source: str, reuse: VerdictLookup | None = None
+    ) -> ValidationReport:
+        key = verdict_key(self.spec, frame) if reuse is not None else None
+        found = reuse(self.spec.table, key) if reuse is not None and key is not None else None
+        if found is not None:
+            run_id, evaluated = found
+            return ValidationReport(
+                table=self.spec.table,
+                source=str(source),
+                suite_path=str(self.spec.path),
+                rows=len(frame),
+                evaluated=evaluated,
+                success=True,
+                failures=(),
+                result={"success": True, "reused_from": run_id, "verdict_key": key},
+                key=key,
+                reused_from=run_id,
+            )
+        report = self._validate(frame, source=source)
+        return replace(report, key=key) if report.success else report
+
+    def _validate(self, frame: pd.DataFrame, *, source: str) -> ValidationReport:
         table = self.spec.table
-        batch = self._batches.get_batch(batch_parameters={"dataframe": _for_gx(frame)})
+        suite, batches = self._checks()
+        batch = batches.get_batch(batch_parameters={"dataframe": _for_gx(frame)})
         try:
             # BASIC: counts and up to 20 failing values, without SUMMARY's value counts
-            result = batch.validate(self.suite, result_format="BASIC")
+            result = batch.validate(suite, result_format="BASIC")
         except Exception as exc:  # GX could not run the suite at all on this frame
             raise DataError(
                 f"{table} ({source}): great-expectations could not validate the table: "
                 f"{_one_line(exc)}"
             ) from exc
         return make_report(
-            result.to_json_dict(),  # type: ignore[no-untyped-call]  # unannotated in GX
+            result.to_json_dict(),
             table=table,
             source=source,
             suite_file=self.spec.path,
@@ -295,20 +357,27 @@ def validate_frames(
     settings: Settings,
     root: Path,
     sources: Mapping[str, str] | None = None,
+    reuse: VerdictLookup | None = None,
 ) -> list[ValidationReport]:
     """Validate each frame with the suite of its table (expectations/<table>.yaml)."""
     validators = {table: TableValidator(table, settings=settings, root=root) for table in frames}
     return [
-        validators[table](frame, source=(sources or {}).get(table, "in-memory frame"))
+        validators[table](frame, source=(sources or {}).get(table, "in-memory frame"), reuse=reuse)
         for table, frame in frames.items()
     ]
 
 
 def validate_model_input(
-    frame: pd.DataFrame, settings: Settings, root: Path, *, source: str = "records"
+    frame: pd.DataFrame,
+    settings: Settings,
+    root: Path,
+    *,
+    source: str = "records",
+    reuse: VerdictLookup | None = None,
 ) -> ValidationReport:
     """The model-input suite on raw records (exact columns in model order, types, ranges)."""
-    return TableValidator(MODEL_INPUT, settings=settings, root=root)(frame, source=source)
+    validator = TableValidator(MODEL_INPUT, settings=settings, root=root)
+    return validator(frame, source=source, reuse=reuse)
 
 
 def _for_gx(frame: pd.DataFrame) -> pd.DataFrame:
@@ -448,6 +517,14 @@ def _short(value: Any, *, items: int = 6) -> str:
     return str(value)
 
 
+def verdict_line(report: ValidationReport) -> str:
+    """`table: N expectations passed on R rows`, and whose verdict it is when reused."""
+    line = f"{report.table}: {report.evaluated} expectations passed on {report.rows} rows"
+    if report.reused_from:
+        line += f" (the verdict of run {report.reused_from}: same rows, suite and libraries)"
+    return line
+
+
 def failure_message(reports: list[ValidationReport], *, context: str = "") -> str:
     """The short report a DataError carries: every failed table with its failures."""
     failed = [report for report in reports if not report.success]
@@ -471,8 +548,15 @@ def run_tags(reports: list[ValidationReport], settings: Settings, root: Path) ->
     for table in suite_tables(settings):
         path = suite_path(root, table, settings)
         digest.update(f"{table}:{data.file_digest(path) if path.is_file() else '-'};".encode())
-    return {
+    tags = {
         "validation.success": str(all(report.success for report in reports)).lower(),
         "validation.failed_tables": ",".join(r.table for r in reports if not r.success),
         "validation.suites_digest": digest.hexdigest(),
     }
+    for report in reports:
+        if report.success and report.key:  # a verdict later runs may reuse (verdict_key)
+            tags[f"validation.{report.table}.key"] = report.key
+            tags[f"validation.{report.table}.evaluated"] = str(report.evaluated)
+        if report.reused_from:
+            tags[f"validation.{report.table}.reused_from"] = report.reused_from
+    return tags

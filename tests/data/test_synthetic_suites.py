@@ -150,3 +150,48 @@ def test_a_report_names_table_column_rule_count_and_examples(settings, project):
     assert text.startswith(f"{TABLE} (in-memory frame): 1 of ")
     assert "column colour: expect_column_values_to_be_in_set" in text
     assert "3 of 500 rows (0.60%) failed, e.g. 'purple'" in text
+
+
+def test_a_passed_verdict_is_reused_only_for_the_same_rows_and_suite(settings, project):
+    table = make_table("binary", 500)
+    validator = validation.TableValidator(TABLE, settings=settings, root=project)
+    asked = []
+
+    def nothing_found(name, key):
+        asked.append((name, key))
+        return None
+
+    checked = validator(table, source="test", reuse=nothing_found)
+    assert checked.success and checked.key == asked[0][1] and checked.reused_from is None
+    tags = validation.run_tags([checked], settings, project)
+    assert tags[f"validation.{TABLE}.key"] == checked.key
+    assert tags[f"validation.{TABLE}.evaluated"] == str(checked.evaluated)
+
+    fresh = validation.TableValidator(TABLE, settings=settings, root=project)
+    reused = fresh(table, source="test", reuse=lambda name, key: ("run1", checked.evaluated))
+    assert reused.success and reused.reused_from == "run1" and reused.key == checked.key
+    assert fresh._built is None  # no suite built, great-expectations not run
+    assert validation.run_tags([reused], settings, project)[f"validation.{TABLE}.reused_from"] == (
+        "run1"
+    )
+    assert "the verdict of run run1" in validation.verdict_line(reused)
+
+    key = validation.verdict_key(validator.spec, table)
+    assert key == checked.key  # the same rows and suite: the same key
+    changed = table.assign(x1=table["x1"].where(table.index != 3, table["x1"] + 1e-9))
+    assert validation.verdict_key(validator.spec, changed) != key
+    other = load_settings(
+        "dev", problem=TABLE, root=project, overrides=("validation.parameters.min_rows=2",)
+    )
+    spec = validation.TableValidator(TABLE, settings=other, root=project).spec
+    assert spec.expectations != validator.spec.expectations
+    assert validation.verdict_key(spec, table) != key
+
+
+def test_a_failed_verdict_is_never_offered_for_reuse(settings, project):
+    broken = make_table("binary", 500).head(50)
+    report = check(settings, project, broken)
+    validator = validation.TableValidator(TABLE, settings=settings, root=project)
+    failed = validator(broken, source="test", reuse=lambda name, key: None)
+    assert not report.success and not failed.success and failed.key is None
+    assert f"validation.{TABLE}.key" not in validation.run_tags([failed], settings, project)

@@ -429,3 +429,47 @@ def test_help_shows_examples(synthetic_project, tracking_uri):
     assert done.returncode == 0
     assert "ml-project train --env dev" in done.stdout and "Exit codes" in done.stdout
     assert "--table NAME=PATH" in done.stdout and "--problem NAME" in done.stdout
+
+
+def test_a_second_training_on_the_same_rows_reuses_the_validation_verdicts_and_says_so(
+    synthetic_project, synthetic_models, tmp_path
+):
+    first = synthetic_models["binary"]
+    store = copy_store(first["uri"], tmp_path)
+    done = run_cli(
+        "train", "--env", "dev", "--problem", BINARY, "--json",
+        cwd=synthetic_project, tracking_uri=store,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    second = last_json(done.stdout)
+    source = first["result"]["run_id"]
+    assert "validated  synthetic_binary: " in done.stdout
+    assert f"(the verdict of run {source}: same rows, suite and libraries)" in done.stdout
+    client = MlflowClient(store)
+    tags = client.get_run(second["run_id"]).data.tags
+    for table in (BINARY, "model_input"):
+        assert tags[f"validation.{table}.reused_from"] == source
+        assert (
+            tags[f"validation.{table}.key"]
+            == (client.get_run(source).data.tags[f"validation.{table}.key"])
+        )
+    results = json.loads(
+        Path(
+            client.download_artifacts(second["run_id"], "validation/results.json", tmp_path)
+        ).read_text()
+    )
+    assert [table["reused_from"] for table in results["tables"]] == [source, source]
+
+    again = run_cli(
+        "train", "--env", "dev", "--problem", BINARY, "--json",
+        "--set", "validation.reuse_verdicts=false",
+        cwd=synthetic_project, tracking_uri=store,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    checked = client.get_run(last_json(again.stdout)["run_id"]).data.tags
+    assert not [key for key in checked if key.endswith(".reused_from")]
+    fingerprints = {
+        client.get_run(run_id).data.tags["predictions.digest"]
+        for run_id in (source, second["run_id"], last_json(again.stdout)["run_id"])
+    }
+    assert len(fingerprints) == 1  # the same model either way

@@ -194,10 +194,20 @@ def test_unknown_metrics_tasks_and_undefined_values_never_break_the_summary():
 
 
 def test_other_sections_are_rendered_as_tables():
-    validation = {"status": "passed", "expectations": 12, "failed": []}
-    markdown = render_summary({**RESULT, "validation": validation})
-    assert "| validation | |" in markdown
+    checks = {"status": "passed", "expectations": 12, "failed": []}
+    markdown = render_summary({**RESULT, "checks": checks})
+    assert "| checks | |" in markdown
     assert "| expectations | 12 |" in markdown and "| failed | - |" in markdown
+
+
+def test_each_suite_says_whether_it_was_checked_or_its_verdict_reused():
+    lines = ["orders: 12 expectations passed on 80 rows", "model_input: 9 expectations passed on "
+             "80 rows (the verdict of run abc: same rows, suite and libraries)"]  # fmt: skip
+    markdown = render_summary({**RESULT, "validation": lines})
+    assert (
+        "Data validation:\n- orders: 12 expectations passed on 80 rows\n- model_input" in markdown
+    )
+    assert "(the verdict of run abc: same rows, suite and libraries)" in markdown
 
 
 def test_a_dirty_tree_is_flagged():
