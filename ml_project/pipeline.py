@@ -389,6 +389,10 @@ def _left_behind(settings: Settings, version: str | None, *, recorded: bool) -> 
     )
 
 
+def _nothing_reused(table: str, key: str) -> None:
+    return None
+
+
 def run_training(settings: Settings, *, root: Path, allow_dirty: bool = False) -> TrainResult:
     """Train, evaluate and register one model version of `settings.env`."""
     timer = StageTimer()
@@ -405,10 +409,10 @@ def run_training(settings: Settings, *, root: Path, allow_dirty: bool = False) -
         settled = promotion.settle_orphans(
             client, settings.model_name, experiment=settings.experiment_name
         )
-        reuse = (
+        reuse: validation.VerdictLookup = (
             tracking.verdict_lookup(client, settings.experiment_name)
             if settings.validation.reuse_verdicts
-            else None
+            else _nothing_reused  # every suite runs; its passed verdicts are still keyed
         )
     with timer.stage("reading"):
         tables = read_tables(paths)

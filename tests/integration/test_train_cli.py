@@ -468,6 +468,7 @@ def test_a_second_training_on_the_same_rows_reuses_the_validation_verdicts_and_s
     assert again.returncode == 0, again.stderr
     checked = client.get_run(last_json(again.stdout)["run_id"]).data.tags
     assert not [key for key in checked if key.endswith(".reused_from")]
+    assert checked[f"validation.{BINARY}.key"] == tags[f"validation.{BINARY}.key"]  # still keyed
     fingerprints = {
         client.get_run(run_id).data.tags["predictions.digest"]
         for run_id in (source, second["run_id"], last_json(again.stdout)["run_id"])
