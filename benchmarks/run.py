@@ -131,6 +131,12 @@ def bench_training(
         "stages_s": {stage: statistics.median(values) for stage, values in stages.items()},
         "reused_wall_s": reused_wall,
         "reused_ratio": reused_wall["median"] / bare_wall["median"],
+        "reused_stages_s": {
+            stage: statistics.median(
+                r["payload"].get("timings", {}).get(stage, 0.0) for r in runs["reused"]
+            )
+            for stage in stages
+        },
         "reused_validation_s": statistics.median(
             r["payload"].get("timings", {}).get("validation", float("nan")) for r in runs["reused"]
         ),
