@@ -11,11 +11,15 @@ FALLBACK_MODEL = "storms_pressure_prod"
 
 
 def substitute(path: Path, pattern: str, replacement: str) -> None:
-    """Replace the first match of `pattern` in `path`; a template that lost it is an error."""
+    """Replace the one match of `pattern` in `path`; none or several means the template
+    changed: an error, with nothing written."""
     text = path.read_text(encoding="utf-8")
-    changed, count = re.subn(pattern, replacement, text, count=1, flags=re.MULTILINE)
+    changed, count = re.subn(pattern, replacement, text, flags=re.MULTILINE)
     if count != 1:
-        sys.exit(f"{path}: no line matches {pattern!r}; the template changed, update this task.")
+        sys.exit(
+            f"{path}: {count} lines match {pattern!r} where one should; the template changed, "
+            "update this task."
+        )
     path.write_text(changed, encoding="utf-8")
 
 

@@ -265,24 +265,28 @@ def verdict_lookup(
     tagged with that table's passed-verdict key (validation.run_tags), and the run that first
     checked it. A lookup that fails costs a validation, never the training."""
 
+    experiment_ids: list[str] = []  # looked up once, on the first call
+
     def lookup(table: str, key: str) -> tuple[str, int] | None:
         try:
-            found = client.get_experiment_by_name(experiment)
-            if found is None:
-                return None
+            if not experiment_ids:
+                found = client.get_experiment_by_name(experiment)
+                if found is None:
+                    return None
+                experiment_ids.append(found.experiment_id)
             runs = client.search_runs(
-                [found.experiment_id],
+                experiment_ids,
                 filter_string=f"tags.`validation.{table}.key` = '{key}'",
                 max_results=1,
                 order_by=["attributes.start_time DESC"],
             )
+            if not runs:
+                return None
+            tags = runs[0].data.tags
+            source = tags.get(f"validation.{table}.reused_from") or runs[0].info.run_id
+            return source, int(tags[f"validation.{table}.evaluated"])
         except Exception:  # noqa: BLE001  # the suite then runs: same verdict, more time
             return None
-        if not runs:
-            return None
-        tags = runs[0].data.tags
-        source = tags.get(f"validation.{table}.reused_from") or runs[0].info.run_id
-        return source, int(tags.get(f"validation.{table}.evaluated", "0"))
 
     return lookup
 

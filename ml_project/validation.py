@@ -275,6 +275,14 @@ def verdict_key(spec: SuiteSpec, frame: pd.DataFrame) -> str:
     payload = {
         "table": spec.table,
         "rows": data.frame_digest(frame),
+        # what the digest leaves out: a categorical's categories, and which Python type each
+        # value of an object column is (the digest hashes str() of them: 1 and "1" agree)
+        "dtypes": [repr(dtype) for dtype in frame.dtypes],
+        "object_types": {
+            str(name): data.frame_digest(frame[[name]].map(lambda value: type(value).__name__))
+            for name, dtype in frame.dtypes.items()
+            if pd.api.types.is_object_dtype(dtype)
+        },
         "expectations": spec.expectations,
         "libraries": {name: version(name) for name in VERDICT_LIBRARIES},
         "checker": _CHECKER,
@@ -310,7 +318,12 @@ class TableValidator:
     def __call__(
         self, frame: pd.DataFrame, *, source: str, reuse: VerdictLookup | None = None
     ) -> ValidationReport:
-        key = verdict_key(self.spec, frame) if reuse is not None else None
+        key = None
+        if reuse is not None:
+            try:
+                key = verdict_key(self.spec, frame)
+            except TypeError:  # values pandas cannot hash (lists, dicts): checked, never keyed
+                key = None
         found = reuse(self.spec.table, key) if reuse is not None and key is not None else None
         if found is not None:
             run_id, evaluated = found

@@ -195,3 +195,21 @@ def test_a_failed_verdict_is_never_offered_for_reuse(settings, project):
     failed = validator(broken, source="test", reuse=lambda name, key: None)
     assert not report.success and not failed.success and failed.key is None
     assert f"validation.{TABLE}.key" not in validation.run_tags([failed], settings, project)
+
+
+def test_the_key_tells_apart_what_the_row_digest_does_not(settings, project):
+    import pandas as pd
+
+    spec = validation.TableValidator(TABLE, settings=settings, root=project).spec
+    key = validation.verdict_key
+    assert key(spec, pd.DataFrame({"a": [1, "x"]})) != key(spec, pd.DataFrame({"a": ["1", "x"]}))
+    small = pd.DataFrame({"a": pd.Categorical(["x"], categories=["x"])})
+    wider = pd.DataFrame({"a": pd.Categorical(["x"], categories=["x", "y"])})
+    assert key(spec, small) != key(spec, wider)
+    # values pandas cannot hash: the suite runs, and no key is recorded
+    table = make_table("binary", 500)
+    listed = table.assign(extra=[[i] for i in range(len(table))])
+    report = validation.TableValidator(TABLE, settings=settings, root=project)(
+        listed, source="test", reuse=lambda name, key: ("never", 1)
+    )
+    assert report.key is None and report.reused_from is None and report.evaluated > 1

@@ -59,3 +59,39 @@ def test_run_names_carry_the_time_so_repeated_runs_differ():
         r"train-dev-abc1234-\d{8}T\d{6}Z", tracking.run_name("train", "dev", "abc1234")
     )
     assert re.fullmatch(r"promote-\d{8}T\d{6}Z", tracking.run_name("promote", ""))
+
+
+def test_a_verdict_lookup_names_the_run_that_checked_and_never_fails_a_training():
+    from types import SimpleNamespace
+
+    def run(run_id, **tags):
+        return SimpleNamespace(info=SimpleNamespace(run_id=run_id), data=SimpleNamespace(tags=tags))
+
+    class Store:
+        def __init__(self, runs, experiment="1"):
+            self.runs, self.experiment, self.filters = runs, experiment, []
+
+        def get_experiment_by_name(self, name):
+            return SimpleNamespace(experiment_id=self.experiment) if self.experiment else None
+
+        def search_runs(self, ids, filter_string, max_results, order_by):
+            self.filters.append((ids, filter_string))
+            if isinstance(self.runs, Exception):
+                raise self.runs
+            return self.runs
+
+    checked = Store([run("r2", **{"validation.t.evaluated": "7"})])
+    assert tracking.verdict_lookup(checked, "x_dev")("t", "abc") == ("r2", 7)
+    assert checked.filters == [(["1"], "tags.`validation.t.key` = 'abc'")]
+    chained = Store(
+        [run("r3", **{"validation.t.evaluated": "7", "validation.t.reused_from": "r1"})]
+    )
+    assert tracking.verdict_lookup(chained, "x_dev")("t", "abc") == ("r1", 7)
+    for store in (
+        Store([]),
+        Store([run("r4", **{"validation.t.evaluated": "seven"})]),
+        Store([run("r5")]),
+        Store(OSError("server gone")),
+        Store([], experiment=None),
+    ):
+        assert tracking.verdict_lookup(store, "x_dev")("t", "abc") is None
