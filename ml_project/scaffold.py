@@ -671,7 +671,7 @@ def rare_class_warnings(
                 f"class {value!r} of --label {label.name} has {count} rows, about "
                 f"{min(count * fractions[env] for env in envs):.0f} in the smallest sample: "
                 f"fewer than split.min_class_rows={min_rows}, so training in {where} will "
-                "refuse it. Merge or drop the class, raise that env's sample.fraction in "
+                "refuse it. Merge or drop the class, raise that env's data.sample_fraction in "
                 f"{folder}/environments/, or lower split.min_class_rows."
             )
     return tuple(warnings)
