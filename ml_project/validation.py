@@ -243,14 +243,13 @@ class ValidationReport:
             **({"reused_from": self.reused_from} if self.reused_from else {}),
         }
 
+    def passed(self) -> str:
+        return f"{self.table}: {self.evaluated} expectations passed on {self.rows} rows"
+
     def describe(self, *, limit: int = 8) -> str:
         """A few lines a person reads: the table, then each failed expectation."""
         if self.success:
-            reused = f", the verdict of run {self.reused_from}" if self.reused_from else ""
-            return (
-                f"{self.table}: {self.evaluated} expectations passed on {self.rows} rows "
-                f"({self.source}{reused})"
-            )
+            return f"{self.passed()} ({self.source})"
         lines = [
             f"{self.table} ({self.source}): {len(self.failures)} of {self.evaluated} "
             f"expectations failed (suite {self.suite_path}):"
@@ -302,10 +301,6 @@ class TableValidator:
     def __init__(self, table: str, *, settings: Settings, root: Path):
         self.spec = read_suite(suite_path(root, table, settings), suite_parameters(settings))
         self._built: tuple[ExpectationSuite, Any] | None = None
-
-    @property
-    def suite(self) -> ExpectationSuite:
-        return self._checks()[0]
 
     def _checks(self) -> tuple[ExpectationSuite, Any]:
         if self._built is None:
@@ -532,10 +527,10 @@ def _short(value: Any, *, items: int = 6) -> str:
 
 def verdict_line(report: ValidationReport) -> str:
     """`table: N expectations passed on R rows`, and whose verdict it is when reused."""
-    line = f"{report.table}: {report.evaluated} expectations passed on {report.rows} rows"
     if report.reused_from:
-        line += f" (the verdict of run {report.reused_from}: same rows, suite and libraries)"
-    return line
+        why = "same rows, suite and libraries"
+        return f"{report.passed()} (the verdict of run {report.reused_from}: {why})"
+    return report.passed()
 
 
 def failure_message(reports: list[ValidationReport], *, context: str = "") -> str:
