@@ -544,21 +544,26 @@ def env_overlay(env: str, *, rows: int, fraction: float, defaults: ProjectDefaul
     test_rows = used * defaults.test_fraction
     project_min = defaults.min_test_rows.get(env, 100)
     if test_rows < 1.5 * project_min:
-        lines += [
-            "",
-            "gate:",
-            f"  min_test_rows: {max(1, int(test_rows / 2))}   # the project asks {project_min};"
-            f" this table holds about {int(test_rows)} held-out rows",
-        ]
+        lines += _lowered(
+            "gate", "min_test_rows", max(1, int(test_rows / 2)), project_min,
+            f"about {int(test_rows)} held-out rows",
+        )  # fmt: skip
     monitor_min = defaults.monitor_min_rows.get(env, 1000)
     if rows < 2 * monitor_min:
-        lines += [
-            "",
-            "monitor:",
-            f"  min_rows: {max(1, rows // 4)}   # the project asks {monitor_min}; this table holds "
+        lines += _lowered(
+            "monitor", "min_rows", max(1, rows // 4), monitor_min,
             f"{rows} rows (smaller batches give noisier drift figures)",
-        ]
+        )  # fmt: skip
     return "\n".join(lines) + "\n"
+
+
+def _lowered(section: str, key: str, value: int, asked: int, holds: str) -> list[str]:
+    """A section lowering one of the project's minimums to what this table can meet."""
+    return [
+        "",
+        f"{section}:",
+        f"  {key}: {value}   # the project asks {asked}; this table holds {holds}",
+    ]
 
 
 def problem_module(request: InitRequest, *, name: str) -> str:
