@@ -51,29 +51,46 @@ class DataSettings(_Section):
 
 class SplitSettings(_Section):
     test_fraction: float = Field(gt=0, lt=1)
+    time_column: str | None = Field(
+        default=None,
+        description="hold out the newest test_fraction of the rows by this column of the "
+        "records (ties broken by the seeded key hash); empty: a seeded hash of the key",
+    )
     # A classifier's every class needs this many of the rows used: fewer cannot be learnt or
     # judged, and which side they fall on would change with the seed.
     min_class_rows: int = Field(default=10, ge=1)
 
 
 class FeatureSettings(_Section):
-    """The raw columns the model reads (its signature), in order: text first, then numbers."""
+    """The raw columns the model reads (its signature), in order: text, numbers, then times."""
 
     categorical: tuple[str, ...]
     numeric: tuple[str, ...]
+    datetime: tuple[str, ...] = Field(
+        default=(),
+        description="timestamps (ISO 8601 text or native datetimes): the model reads them as "
+        "ISO text and derives numbers from them (estimators.TimeFeatures)",
+    )
 
     @model_validator(mode="after")
     def _no_overlap(self) -> FeatureSettings:
-        both = set(self.categorical) & set(self.numeric)
-        if both:
-            raise ValueError(f"features listed as both categorical and numeric: {sorted(both)}")
-        if not self.categorical and not self.numeric:
-            raise ValueError("the model reads no column: list features.categorical or numeric")
+        kinds = {"categorical": self.categorical, "numeric": self.numeric}
+        kinds["datetime"] = self.datetime
+        seen: dict[str, str] = {}
+        for kind, names in kinds.items():
+            for name in names:
+                if name in seen:
+                    raise ValueError(f"feature {name!r} is listed as both {seen[name]} and {kind}")
+                seen[name] = kind
+        if not seen:
+            raise ValueError(
+                "the model reads no column: list features.categorical, numeric or datetime"
+            )
         return self
 
     @property
     def columns(self) -> list[str]:
-        return [*self.categorical, *self.numeric]
+        return [*self.categorical, *self.numeric, *self.datetime]
 
 
 class LineageSettings(_Section):
@@ -132,7 +149,25 @@ class GateSettings(_Section):
     primary_metric: str = Field(
         description="compared with the champion's and the baseline's on the same held-out rows"
     )
-    tolerance: float = Field(ge=0, description="how much worse than the champion is accepted")
+    tolerance: float = Field(
+        ge=0,
+        description="how much worse than the champion is accepted: in the metric's own terms "
+        "for a bounded score (AUC, accuracy, r2), a fraction of the champion's value for a "
+        "metric with units (rmse, mae, log_loss)",
+    )
+    min_lead: float = Field(
+        default=0.05,
+        ge=0,
+        lt=1,
+        description="the primary metric must beat the feature-blind baseline by at least this "
+        "share of the room between the baseline's value and a perfect score",
+    )
+    max_loss_rise: float = Field(
+        default=0.25,
+        ge=0,
+        description="training health: the held-out loss after the last boosting iteration may "
+        "exceed its best value over the iterations by at most this fraction (divergence)",
+    )
     compare_with_champion: bool = Field(description="false: no comparison with the champion")
     min_test_rows: int = Field(
         ge=1, description="fewer held-out rows than this: the gate refuses to decide"
