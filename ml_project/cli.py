@@ -7,6 +7,7 @@ import functools
 import gc
 import json
 import sys
+import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
@@ -715,13 +716,32 @@ def format_show(described: dict[str, Any], *, history_lines: int) -> str:
     shown = history[-history_lines:] if history_lines > 0 else []
     lines += ["", f"  history ({len(shown)} of {len(history)} moves, oldest first)"]
     for entry in shown:
-        lines.append(
+        move = (
             f"  {entry.get('time', '')[:19]}  {entry.get('alias', ''):<10} "
             f"{entry.get('from_version') or '-':>4} -> {entry.get('to_version') or '-':<4} "
             f"{entry.get('action', ''):<10} {entry.get('actor', '')}@"
-            f"{(entry.get('commit') or '')[:7]}  {entry.get('reason', '')[:100]}"
+            f"{(entry.get('commit') or '')[:7]}  "
         )
+        lines += wrapped(move, str(entry.get("reason") or ""))
     return "\n".join(lines)
+
+
+SHOW_WIDTH = 100  # columns `show` wraps a history line's reason at (never cutting a word)
+HISTORY_INDENT = 23  # a wrapped reason's next lines start under the alias, past the time
+
+
+def wrapped(head: str, text: str, *, width: int = SHOW_WIDTH) -> list[str]:
+    """`head` then `text` wrapped within `width` columns, the next lines indented by
+    HISTORY_INDENT; every word of `text` is kept, one longer than a line on a line of its own."""
+    lines = textwrap.wrap(
+        text,
+        width=width,
+        initial_indent=head,
+        subsequent_indent=" " * HISTORY_INDENT,
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+    return lines or [head.rstrip()]
 
 
 def _metric(value: float | None) -> str:
@@ -766,6 +786,12 @@ def _metric(value: float | None) -> str:
     metavar="URL",
     help="Spark master for --engine spark, e.g. local[2] (default: spark-submit's, else local[*]).",
 )
+@click.option(
+    "--allow-duplicate-keys",
+    is_flag=True,
+    help="Score a batch whose rows repeat a key (data.key_columns) instead of refusing it "
+    "(exit 3); the summary counts them (pandas engine).",
+)
 @click.option("--json", "as_json", is_flag=True, help="End with one JSON object of the summary.")
 @handle_errors
 def predict(
@@ -776,12 +802,15 @@ def predict(
     chunk_rows: int,
     engine: str,
     spark_master: str | None,
+    allow_duplicate_keys: bool,
     as_json: bool,
 ) -> None:
     """Score a file with the env's champion (or --model-uri) and write the predictions.
 
     Every output row carries the prediction (for a classifier, also the probability of each
     class) and the model's name, version and run id. The output appears only once complete.
+    A batch holding the key columns whose rows repeat a key is refused (exit 3) unless
+    --allow-duplicate-keys.
 
     \b
     Examples:
@@ -817,12 +846,19 @@ def predict(
             output_path=Path(output_path),
             model_uri=model_uri,
             chunk_rows=chunk_rows,
+            allow_duplicate_keys=allow_duplicate_keys,
         )
     uri = summary.model_uri
+    repeated = (
+        f"; {summary.duplicate_key_rows} rows repeat the key of an earlier row "
+        f"({', '.join(summary.key_columns)}), scored all the same"
+        if summary.duplicate_key_rows
+        else ""
+    )
     click.echo(
         f"Scored {summary.rows} rows of {input_path} with {summary.model_name or uri} "
         f"version {summary.model_version or '-'} in {summary.seconds:.2f} s "
-        f"({summary.rows_per_second:,.0f} rows/s) -> {output_path}"
+        f"({summary.rows_per_second:,.0f} rows/s) -> {output_path}{repeated}"
     )
     if as_json:
         click.echo(json.dumps(summary.as_dict(), sort_keys=True))
@@ -939,6 +975,12 @@ def extract_batch(
     help="The batch carries what the label is made of (known after the fact): also compare "
     "the live primary metric with the recorded one.",
 )
+@click.option(
+    "--allow-duplicate-keys",
+    is_flag=True,
+    help="With --labels, take a batch whose rows repeat a key (data.key_columns) and count "
+    "every row, instead of refusing it (exit 3). Without --labels repeats are only reported.",
+)
 @click.option("--model-uri", help="Model to watch (default: models:/<env model>@champion).")
 @click.option(
     "--set",
@@ -966,6 +1008,7 @@ def monitor(
     env: str,
     input_path: Path,
     labels: bool,
+    allow_duplicate_keys: bool,
     model_uri: str | None,
     overrides: tuple[str, ...],
     chunk_rows: int,
@@ -976,9 +1019,12 @@ def monitor(
 
     Per model feature: population stability index (PSI) against the quantile bins or
     categories of the training rows, and the change in null rate; the PSI of the model's
-    score; with --labels, the live primary metric against the model's recorded test one.
-    Thresholds: the env's `monitor:` settings. Logs a run to <experiment>_monitoring, tagged
-    with the model version. Exit 0: no threshold crossed (warnings allowed); 7: drift.
+    score; with --labels, the live primary metric against the model's recorded test one (rows
+    labelled with a class the model never learnt are counted apart and left out). Rows whose
+    key repeats an earlier row's are reported; with --labels they refuse the batch (exit 3)
+    unless --allow-duplicate-keys. Thresholds: the env's `monitor:` settings. Logs a run to
+    <experiment>_monitoring, tagged with the model version. Exit 0: no threshold crossed
+    (warnings allowed); 7: drift.
 
     \b
     Examples:
@@ -999,6 +1045,7 @@ def monitor(
         labels=labels,
         model_uri=model_uri,
         chunk_rows=chunk_rows,
+        allow_duplicate_keys=allow_duplicate_keys,
     ).as_dict()
     click.echo(summary_text(result))
     if summary_path:  # appended (a CI job's step summary), the whole file replaced at once

@@ -231,6 +231,8 @@ class Quality:
     unlabelled_dropped: int
     live_metrics: dict[str, float]
     note: str = ""  # what limits the comparison (e.g. one class among the labelled rows)
+    unknown_class_rows: int = 0  # labelled rows of a class the model never learnt: left out
+    unknown_classes: tuple[str, ...] = ()  # the most frequent of those classes, as text
 
     @property
     def drop(self) -> float:
@@ -265,6 +267,8 @@ class Quality:
             "live_metrics": {name: _number(value) for name, value in self.live_metrics.items()},
             "status": self.status,
             "note": self.note,
+            "unknown_class_rows": self.unknown_class_rows,
+            "unknown_classes": list(self.unknown_classes),
         }
 
 

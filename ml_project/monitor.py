@@ -5,7 +5,10 @@
 `ml-project predict`, counts the model's features and scores into the profile's bins, and, with
 `--labels`, labels the rows with the problem's own `label()` and measures the task's metrics on
 them: the gate's primary metric is compared with the training run's recorded `test_<metric>`
-(`monitor.max_quality_drop`, in the metric's bad direction). It logs one run to the experiment
+(`monitor.max_quality_drop`, in the metric's bad direction). Labels of a class the model was
+never trained on are counted apart and left out of the metrics. Rows whose key repeats an
+earlier row's are counted (drift counts every row, as the model was sent them); with `--labels`
+they refuse the batch, since their labels would count twice. It logs one run to the experiment
 `<env experiment>_monitoring`, linked to the model version, and returns the report; the CLI
 exits 7 when the report says drift. The drift arithmetic is in drift.py.
 """
@@ -18,7 +21,7 @@ import json
 import tempfile
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,7 +45,8 @@ TABLE_JSON = "monitoring/drift_table.json"
 TABLE_CSV = "monitoring/drift_table.csv"
 PLOT = "monitoring/worst_features.png"
 REPORT = "monitoring/report.json"
-PLOTTED_FEATURES = 10
+TOP_FEATURES = 10  # the table and the plot show these worst by PSI, and every one that alerts
+ALERTING = ("warn", "drift")
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,7 @@ class MonitorResult:
     run_id: str
     seconds: float
     report: drift.DriftReport
+    duplicate_keys: scoring.DuplicateKeys | None = None  # None: the batch lacks a key column
 
     @property
     def drifted(self) -> bool:
@@ -78,6 +83,7 @@ class MonitorResult:
             "run_id": self.run_id,
             "seconds": self.seconds,
             "exit_code": DriftDetectedError.exit_code if self.drifted else 0,
+            "duplicate_keys": self.duplicate_keys.as_dict() if self.duplicate_keys else None,
             **self.report.as_dict(),
         }
 
@@ -131,8 +137,11 @@ def run_monitor(
     labels: bool = False,
     model_uri: str | None = None,
     chunk_rows: int = 100_000,
+    allow_duplicate_keys: bool = False,
 ) -> MonitorResult:
-    """Compare `input_path` with the model's reference profile and log a monitoring run."""
+    """Compare `input_path` with the model's reference profile and log a monitoring run.
+
+    With `labels`, a batch whose rows repeat a key is refused unless `allow_duplicate_keys`."""
     from ml_project import tracking
     from ml_project.problem import load_problem
 
@@ -159,14 +168,22 @@ def run_monitor(
         primary_metric(settings, loaded.task, model_uri=uri)  # before reading the batch
         problem = load_problem(settings, root)
         label_of = labeller(problem, settings.data.label, source=source)
-    counts, outcomes = count_batch(
+    counts, outcomes, keys = count_batch(
         loaded,
         profile,
         input_path=input_path,
         chunk_rows=chunk_rows,
         label_of=label_of,
         check_chunk=scoring.input_checker(settings, root, source=source),
+        key_columns=settings.data.key_columns,
     )
+    if outcomes is not None and keys is not None and keys.rows and not allow_duplicate_keys:
+        raise DataError(
+            f"{keys.describe(source)}: with --labels their labels would count twice in the live "
+            "metrics (a label table joined to more than one row per record, say). Nothing was "
+            "logged. Keep one row per key, monitor without --labels (drift counts every row "
+            "and reports the repeats), or pass --allow-duplicate-keys to count every row."
+        )
     if counts.rows < settings.monitor.min_rows:
         raise DataError(
             f"{source}: {counts.rows} rows; the {settings.env} env monitors batches of at least "
@@ -184,7 +201,7 @@ def run_monitor(
         )
     report = drift.assess(counts, settings.monitor, quality=quality)
     experiment_id, run_id = log_monitoring_run(
-        client, settings, report, loaded=loaded, input_path=input_path, root=root
+        client, settings, report, loaded=loaded, input_path=input_path, root=root, keys=keys
     )
     return MonitorResult(
         env=settings.env,
@@ -198,6 +215,7 @@ def run_monitor(
         run_id=run_id,
         seconds=time.perf_counter() - start,
         report=report,
+        duplicate_keys=keys,
     )
 
 
@@ -246,15 +264,21 @@ def count_batch(
     chunk_rows: int,
     label_of: Callable[[pd.DataFrame], pd.Series] | None,
     check_chunk: Callable[[pd.DataFrame], None],
-) -> tuple[drift.BatchCounts, Outcomes | None]:
+    key_columns: Sequence[str] = (),
+) -> tuple[drift.BatchCounts, Outcomes | None, scoring.DuplicateKeys | None]:
     """Check, score and count the batch chunk by chunk; with `label_of`, keep the labelled
-    rows' labels and predictions."""
+    rows' labels and predictions; when the batch holds `key_columns`, count repeated keys."""
     source = str(input_path)
     counts = drift.BatchCounts(profile)
     labels: list[np.ndarray] = []
     kept: list[metrics.Predictions] = []
     unlabelled = 0
+    keys: scoring.DuplicateKeys | None = None
     for chunk in scoring.read_chunks(input_path, chunk_rows=chunk_rows):
+        if counts.rows == 0:
+            keys = scoring.DuplicateKeys.of_batch(chunk.columns, key_columns)
+        if keys is not None:
+            keys.add(chunk)
         typed = check_batch(chunk, loaded, source=source, check_chunk=check_chunk)
         said = scoring.predictions(loaded, typed, source=source)
         counts.add(drift.model_features(loaded.model, typed), said.score)
@@ -267,8 +291,8 @@ def count_batch(
         kept.append(_rows_of(said, rows))
         unlabelled += dropped
     if label_of is None:
-        return counts, None
-    return counts, Outcomes(_concat_labels(labels), _concat(kept), unlabelled)
+        return counts, None, keys
+    return counts, Outcomes(_concat_labels(labels), _concat(kept), unlabelled), keys
 
 
 def _rows_of(said: metrics.Predictions, rows: np.ndarray) -> metrics.Predictions:
@@ -303,7 +327,8 @@ def live_quality(
     model_uri: str,
 ) -> drift.Quality:
     """The task's metrics on the labelled rows; the primary one against the recorded
-    `test_<primary>` of the training run."""
+    `test_<primary>` of the training run. A classifier's rows labelled with a class it never
+    learnt are counted apart and left out: no prediction of the model can match them."""
     name = primary_metric(settings, task, model_uri=model_uri)
     key = f"test_{name}"
     if key not in recorded:
@@ -317,7 +342,8 @@ def live_quality(
             f"{source}: --labels, but none of its {total} rows has a label (the problem's "
             f"label of data.label={settings.data.label} is missing on every row)."
         )
-    labels = outcomes.labels
+    labels, said = outcomes.labels, outcomes.predictions
+    unknown = pd.Series(dtype="int64")
     if task == "regression":
         labels = pd.to_numeric(pd.Series(labels), errors="coerce").to_numpy(dtype=np.float64)
         if np.isnan(labels).any():
@@ -326,46 +352,82 @@ def live_quality(
                 f"{source}: --labels: the label {settings.data.label} of a regression must be "
                 f"numeric; {int(np.isnan(labels).sum())} value(s) are not (e.g. {bad!r})."
             )
+    else:
+        assert said.classes is not None  # a classifier's predictions carry its classes
+        index = class_index(labels, said.classes)
+        known = index >= 0
+        unknown = pd.Series(labels[~known]).astype("str").value_counts()
+        if not known.any():
+            raise DataError(
+                f"{source}: --labels, but none of its {outcomes.rows} labelled rows holds a "
+                f"class the model learnt (its classes: {_listed(said.classes)}; the labels: "
+                f"{_listed(unknown.index)}). Is data.label={settings.data.label} the label "
+                "the model was trained on, and are its values spelt as in training?"
+            )
+        labels, said = said.classes[index[known]], _rows_of(said, known)
     with warnings.catch_warnings():  # one class, say: the NaN and the note tell it
         warnings.simplefilter("ignore")
-        live = metrics.compute(task, labels, outcomes.predictions)
+        live = metrics.compute(task, labels, said)
     return drift.Quality(
         metric=name,
         higher_is_better=metrics.higher_is_better(task, name),
         live=live[name],
         recorded=float(recorded[key]),
         max_drop=settings.monitor.max_quality_drop,
-        rows=outcomes.rows,
+        rows=len(labels),
         unlabelled_dropped=outcomes.unlabelled,
         live_metrics=live,
-        note=class_note(task, labels, outcomes.predictions.classes),
+        note=class_note(task, labels, unknown),
+        unknown_class_rows=int(unknown.sum()),
+        unknown_classes=tuple(unknown.index[:SHOWN_CLASSES]),
     )
 
 
-def class_note(task: str, labels: np.ndarray, classes: np.ndarray | None) -> str:
-    """What limits a classifier's live metrics: one class only, or classes it never learnt."""
+SHOWN_CLASSES = 10  # unknown classes named in the report, the most frequent first
+
+
+def class_index(labels: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """Each label's position among the model's `classes`, -1 for a class it never learnt. A
+    label is its class by value (1.0 is 1) or by its text ("1" is 1: a chunk read as text)."""
+    by_value = pd.Index(classes).get_indexer(pd.Index(labels, dtype=object))
+    by_text = pd.Index([str(value) for value in classes]).get_indexer(
+        pd.Index(labels, dtype=object).astype("str")
+    )
+    index: np.ndarray = np.where(by_value >= 0, by_value, by_text)
+    return index
+
+
+def class_note(task: str, labels: np.ndarray, unknown: pd.Series) -> str:
+    """What limits a classifier's live metrics: one class among the `labels` it knows, and the
+    rows left out for classes it never learnt (`unknown`: rows per class, as text)."""
     if task == "regression":
         return ""
-    assert classes is not None  # a classifier's predictions carry its classes
     present = pd.Series(labels).value_counts()
-    known = {str(value) for value in classes}
-    unknown = [str(value) for value in present.index if str(value) not in known]
     notes = []
     if len(present) < 2:
         notes.append(
-            f"the labelled rows hold one class ({', '.join(map(str, present.index))}): "
+            f"the labelled rows hold one class ({_listed(present.index)}): "
             "metrics that compare classes are undefined (NaN) or say little"
         )
-    if unknown:
+    if len(unknown):
+        more = len(unknown) - SHOWN_CLASSES
+        named = _listed(unknown.index[:SHOWN_CLASSES]) + (f" and {more} more" if more > 0 else "")
         notes.append(
-            f"{int(present[present.index.astype(str).isin(unknown)].sum())} labelled rows "
-            f"hold classes the model never learnt ({', '.join(unknown[:10])})"
+            f"{int(unknown.sum())} labelled rows hold classes the model never learnt "
+            f"({named}): left out of the live metrics"
         )
     return "; ".join(notes)
 
 
-def monitoring_metrics(report: drift.DriftReport) -> dict[str, float]:
-    """The run's metrics: PSI and null-rate change per feature, the score's PSI, live quality."""
+def _listed(values: Iterable[object]) -> str:
+    return ", ".join(str(value) for value in values)
+
+
+def monitoring_metrics(
+    report: drift.DriftReport, keys: scoring.DuplicateKeys | None = None
+) -> dict[str, float]:
+    """The run's metrics: PSI and null-rate change per feature, the score's PSI, live quality,
+    the rows repeating a key (when the batch holds the key columns)."""
     values: dict[str, float] = {
         "rows": report.rows,
         "psi_prediction": report.prediction.psi,
@@ -380,8 +442,11 @@ def monitoring_metrics(report: drift.DriftReport) -> dict[str, float]:
         values["quality_drop"] = report.quality.drop
         values["rows_labelled"] = report.quality.rows
         values["rows_unlabelled_dropped"] = report.quality.unlabelled_dropped
+        values["rows_unknown_class"] = report.quality.unknown_class_rows
         for key, value in report.quality.live_metrics.items():
             values[f"live_{key}"] = value
+    if keys is not None:
+        values["rows_duplicate_key"] = keys.rows
     return values
 
 
@@ -402,6 +467,7 @@ def log_monitoring_run(
     loaded: scoring.LoadedModel,
     input_path: Path,
     root: Path,
+    keys: scoring.DuplicateKeys | None = None,
 ) -> tuple[str, str]:
     """One run in `<experiment>_monitoring`, tagged with (and an input of) the model version."""
     import mlflow
@@ -430,7 +496,7 @@ def log_monitoring_run(
     name = tracking.run_name("monitor", settings.env, f"v{loaded.version or 'run'}")
     with mlflow.start_run(experiment_id=experiment_id, run_name=name, tags=tags) as run:
         mlflow.log_params(tracking.flatten({"monitor": settings.monitor.model_dump(mode="json")}))
-        mlflow.log_metrics(monitoring_metrics(report))
+        mlflow.log_metrics(monitoring_metrics(report, keys))
         mlflow.log_dict(report.as_dict(), REPORT)
         mlflow.log_dict({"rows": [item.as_row() for item in report.features]}, TABLE_JSON)
         mlflow.log_text(drift_table_csv(report), TABLE_CSV)
@@ -465,14 +531,16 @@ def _log_model_input(client: MlflowClient, loaded: scoring.LoadedModel) -> None:
 
 
 def plot_worst_features(report: drift.DriftReport, settings: Settings) -> Figure:
-    """PSI of the worst features against the thresholds, and the bins of the worst one watched."""
+    """PSI of the features the summary shows (the worst ones and every one that warns or
+    drifts) against the thresholds, and the bins of the worst one watched."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    worst = list(report.features[:PLOTTED_FEATURES])
-    figure = Figure(figsize=(12, 5), layout="constrained")
+    features = report.features
+    worst = [features[at] for at in shown([item.status for item in features], top=TOP_FEATURES)]
+    figure = Figure(figsize=(12, max(5.0, 0.3 * len(worst))), layout="constrained")
     bars, bins = figure.subplots(1, 2, width_ratios=(1, 1.4))
     names = [item.feature for item in reversed(worst)]
     values = [item.psi for item in reversed(worst)]
@@ -482,7 +550,10 @@ def plot_worst_features(report: drift.DriftReport, settings: Settings) -> Figure
     bars.axvline(settings.monitor.psi_alert, color="tab:red", linestyle="--", label="alert")
     bars.set_xscale("symlog", linthresh=0.1)
     bars.set_xlabel("population stability index")
-    bars.set_title(f"Worst {len(worst)} features, {report.rows} rows: {report.status}")
+    bars.set_title(
+        f"{len(worst)} of {len(features)} features, worst first, {report.rows} rows: "
+        f"{report.status}"
+    )
     bars.legend(loc="lower right")
     watched = [item for item in worst if item.status != "ignored"] or worst
     if watched:
@@ -515,13 +586,22 @@ def quality_line(quality: dict[str, Any]) -> str:
     return f"{line}; {quality['note']}" if quality.get("note") else line
 
 
-def summary_text(result: dict[str, Any], *, markdown: bool = False, top: int = 10) -> str:
-    """The worst features, the score, live quality and the verdict, as text or Markdown."""
+def shown(statuses: Sequence[str], *, top: int) -> list[int]:
+    """Positions of the features a summary shows, in the report's order (worst PSI first): the
+    `top` worst, and every other one that warns or drifts (a null-rate move drifts at any PSI)."""
+    return [at for at, status in enumerate(statuses) if at < top or status in ALERTING]
+
+
+def summary_text(result: dict[str, Any], *, markdown: bool = False, top: int = TOP_FEATURES) -> str:
+    """The worst features and every one that alerts, the score, live quality, repeated keys
+    and the verdict, as text or Markdown."""
     head = (
         f"Monitored {result['rows']} rows of {result['input']} with {result['model_name']} "
         f"version {result['model_version']} (env {result['env']}): {result['status'].upper()}"
     )
     columns = ("feature", "kind", "PSI", "nulls: training -> batch", "status")
+    features = result["features"]
+    picked = [features[at] for at in shown([row["status"] for row in features], top=top)]
     rows = [
         (
             row["feature"],
@@ -530,12 +610,23 @@ def summary_text(result: dict[str, Any], *, markdown: bool = False, top: int = 1
             f"{row['reference_null_rate']:.1%} -> {row['batch_null_rate']:.1%}",
             row["status"],
         )
-        for row in [*result["features"][:top], result["prediction"]]
+        for row in [*picked, result["prediction"]]
     ]
     notes = []
+    if len(picked) < len(features):
+        notes.append(
+            f"{len(features) - len(picked)} more features with a lower PSI, none of them "
+            "warning or drifting, are in --json and the run's monitoring/drift_table.csv"
+        )
     quality = result.get("quality")
     if quality:
         notes.append(quality_line(quality))
+    keys = result.get("duplicate_keys")
+    if keys and keys["rows"]:
+        notes.append(
+            f"{keys['rows']} rows repeat the key of an earlier row ({', '.join(keys['columns'])}; "
+            f"e.g. {keys['example']}): every row is counted"
+        )
     notes += [f"drift: {reason}" for reason in result["reasons"]]
     notes.append(f"monitoring run {result['run_id']} (experiment id {result['experiment_id']})")
     if markdown:

@@ -7,7 +7,9 @@ code path for training, batch and online scoring. Every scored row gets the mode
 a binary one, `probability` = P(the positive class, the second of `classes_`). Which kind of
 model it is comes from the version's `ml_project.task` tag. Input is read and written in chunks
 (bounded memory); the output appears only when complete (written to a temporary file beside
-it, then renamed).
+it, then renamed). A batch that holds the key columns (`data.key_columns`) names one record per
+row: `DuplicateKeys` counts the rows whose key repeats an earlier row's, across chunks, and a
+batch with any is refused unless the caller allows them.
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from ml_project import metrics
@@ -72,6 +75,8 @@ class ScoringSummary:
     model_name: str
     model_version: str
     model_run_id: str
+    key_columns: tuple[str, ...] = ()  # the key columns checked (none: the batch lacks one)
+    duplicate_key_rows: int | None = None  # rows repeating an earlier row's key (None: unchecked)
 
     @property
     def rows_per_second(self) -> float:
@@ -252,6 +257,78 @@ def score_frame(loaded: LoadedModel, frame: pd.DataFrame, *, source: str) -> pd.
     return scored
 
 
+@dataclass
+class DuplicateKeys:
+    """The rows of a batch whose key repeats an earlier row's, counted chunk by chunk (pure).
+
+    Each distinct key is kept as a 64-bit hash of its text (`pandas.util.hash_pandas_object`)
+    in sorted runs merged as they grow: 8 bytes a key, never the rows. A key is compared as
+    text, so 5, 5.0 and "5" are one key whatever type a CSV chunk read it as; a row with a
+    missing key value names no record and is not counted. Two different keys share a hash with
+    a chance of about n^2 / 2^65 for n keys (1 in 370,000 for ten million).
+    """
+
+    columns: tuple[str, ...]
+    rows: int = 0  # rows whose key an earlier row already had
+    example: str = ""  # the first such key, e.g. "id=1007"
+    _runs: list[np.ndarray] = field(default_factory=list, repr=False)
+
+    @classmethod
+    def of_batch(cls, columns: Iterable[str], key_columns: Sequence[str]) -> DuplicateKeys | None:
+        """A counter when the batch's `columns` hold every key column, else None."""
+        present = set(columns)
+        if not key_columns or not all(name in present for name in key_columns):
+            return None
+        return cls(tuple(key_columns))
+
+    def add(self, chunk: pd.DataFrame) -> None:
+        """Count one chunk's rows whose key a row before them had."""
+        keys = chunk[list(self.columns)]
+        keys = keys[keys.notna().all(axis=1).to_numpy()]
+        text = pd.DataFrame({name: _key_text(keys[name]) for name in self.columns})
+        hashes = pd.util.hash_pandas_object(text, index=False).to_numpy()
+        repeats = pd.Series(hashes).duplicated().to_numpy() | self._seen(hashes)
+        found = int(repeats.sum())
+        if found and not self.example:
+            row = keys.iloc[int(np.flatnonzero(repeats)[0])]
+            self.example = ", ".join(f"{name}={row[name]}" for name in self.columns)
+        fresh = np.sort(hashes[~repeats])
+        if fresh.size:
+            self._runs.append(fresh)
+            while len(self._runs) > 1 and len(self._runs[-2]) <= len(self._runs[-1]):
+                newest = self._runs.pop()
+                self._runs[-1] = np.union1d(self._runs[-1], newest)
+        self.rows += found
+
+    def _seen(self, hashes: np.ndarray) -> np.ndarray:
+        seen = np.zeros(len(hashes), dtype=bool)
+        for run in self._runs:
+            at = np.minimum(np.searchsorted(run, hashes), len(run) - 1)
+            seen |= run[at] == hashes
+        return seen
+
+    def describe(self, source: str) -> str:
+        """`source`: how many rows repeat a key, the key columns and an example."""
+        return (
+            f"{source}: {self.rows} row(s) repeat the key of an earlier row (key columns "
+            f"{', '.join(self.columns)}, data.key_columns; e.g. {self.example})"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"columns": list(self.columns), "rows": self.rows, "example": self.example}
+
+
+def _key_text(values: pd.Series) -> pd.Series:
+    """A key column as text, a whole float as an integer (a CSV chunk with a gap reads 5 as
+    5.0)."""
+    text = values.astype("str")
+    if pd.api.types.is_float_dtype(values.dtype):
+        number = values.to_numpy(dtype=np.float64, na_value=np.nan)
+        whole = np.isfinite(number) & (np.floor(number) == number) & (np.abs(number) < 2.0**63)
+        text[whole] = number[whole].astype(np.int64).astype(str)
+    return text
+
+
 def read_chunks(path: Path, *, chunk_rows: int) -> Iterator[pd.DataFrame]:
     """`path` (CSV, zipped CSV or Parquet) in chunks of at most `chunk_rows` rows."""
     from ml_project.data import read_table
@@ -342,24 +419,45 @@ def score_file(
     chunk_rows: int = 100_000,
     check_chunk: Callable[[pd.DataFrame], None] | None = None,
     progress: bool | None = None,
+    key_columns: Sequence[str] = (),
+    allow_duplicate_keys: bool = False,
 ) -> ScoringSummary:
-    """Score `input_path` chunk by chunk into `output_path`; nothing is left behind on error."""
+    """Score `input_path` chunk by chunk into `output_path`; nothing is left behind on error.
+
+    When the batch holds every one of `key_columns`, a row whose key repeats an earlier row's
+    refuses the batch (DataError, after counting the rest of the file's keys, unscored) unless
+    `allow_duplicate_keys`; the summary says how many rows repeat a key either way.
+    """
     from tqdm import tqdm
 
     start = time.perf_counter()
     writer = _Writer(output_path)
     rows = 0
+    keys: DuplicateKeys | None = None
     show = sys.stderr.isatty() if progress is None else progress
     bar = tqdm(desc=f"scoring {input_path.name}", unit=" rows", disable=not show, file=sys.stderr)
     try:
         for chunk in read_chunks(input_path, chunk_rows=chunk_rows):
+            if rows == 0:
+                keys = DuplicateKeys.of_batch(chunk.columns, key_columns)
+            rows += len(chunk)
+            bar.update(len(chunk))
+            if keys is not None:
+                keys.add(chunk)
+                if keys.rows and not allow_duplicate_keys:
+                    continue  # refused below, once the rest of the file's keys are counted
             if check_chunk is not None:
                 check_chunk(chunk)
             writer.write(score_frame(loaded, chunk, source=str(input_path)))
-            rows += len(chunk)
-            bar.update(len(chunk))
         if rows == 0:
             raise DataError(f"{input_path}: the file has a header but no rows.")
+        if keys is not None and keys.rows and not allow_duplicate_keys:
+            raise DataError(
+                f"{keys.describe(str(input_path))}: each row of a batch must be a different "
+                "record, or its scores join back to the wrong rows and count twice downstream. "
+                "Nothing was written. Keep one row per key, or pass --allow-duplicate-keys to "
+                "score every row all the same."
+            )
         writer.commit()
     except BaseException:
         writer.discard()
@@ -375,6 +473,8 @@ def score_file(
         model_name=loaded.name,
         model_version=loaded.version,
         model_run_id=loaded.run_id,
+        key_columns=keys.columns if keys is not None else (),
+        duplicate_key_rows=keys.rows if keys is not None else None,
     )
 
 
@@ -403,6 +503,7 @@ def run_batch_scoring(
     output_path: Path,
     model_uri: str | None,
     chunk_rows: int,
+    allow_duplicate_keys: bool = False,
 ) -> ScoringSummary:
     """Load the model (default: the env's champion), check each chunk, score, write."""
     from ml_project import tracking
@@ -418,4 +519,6 @@ def run_batch_scoring(
         output_path=output_path,
         chunk_rows=chunk_rows,
         check_chunk=input_checker(settings, root, source=str(input_path)),
+        key_columns=settings.data.key_columns,
+        allow_duplicate_keys=allow_duplicate_keys,
     )

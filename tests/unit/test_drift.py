@@ -3,14 +3,24 @@
 import json
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from ml_project import drift
-from ml_project.monitor import class_note, quality_line, summary_text
+from ml_project import drift, metrics
+from ml_project.errors import DataError
+from ml_project.monitor import (
+    Outcomes,
+    class_index,
+    class_note,
+    live_quality,
+    quality_line,
+    shown,
+    summary_text,
+)
 from ml_project.settings import MonitorSettings, deep_merge, read_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -235,12 +245,78 @@ def test_an_undefined_live_metric_is_a_warning_not_drift():
 
 
 def test_the_class_note_names_one_class_and_unknown_classes():
-    classes = np.array(["no", "yes"])
-    assert class_note("binary", np.array(["yes", "no", "yes"]), classes) == ""
-    assert "one class (yes)" in class_note("binary", np.array(["yes", "yes"]), classes)
-    note = class_note("binary", np.array(["yes", "no", "maybe", "maybe"]), classes)
-    assert note == "2 labelled rows hold classes the model never learnt (maybe)"
-    assert class_note("regression", np.array([1.0, 1.0]), None) == ""
+    none = pd.Series(dtype="int64")
+    assert class_note("binary", np.array(["yes", "no", "yes"]), none) == ""
+    assert "one class (yes)" in class_note("binary", np.array(["yes", "yes"]), none)
+    note = class_note("binary", np.array(["yes", "no"]), pd.Series({"maybe": 2}))
+    assert note == (
+        "2 labelled rows hold classes the model never learnt (maybe): left out of the live metrics"
+    )
+    many = pd.Series({f"c{n}": 1 for n in range(12)})
+    assert "(c0, c1, c2, c3, c4, c5, c6, c7, c8, c9 and 2 more)" in class_note(
+        "multiclass", np.array(["a", "b"]), many
+    )
+    assert class_note("regression", np.array([1.0, 1.0]), none) == ""
+
+
+def test_a_label_is_its_class_by_value_or_by_text():
+    assert class_index(np.array([1.0, 0.0, 2.0]), np.array([0, 1])).tolist() == [1, 0, -1]
+    as_text = np.array(["1", "0", "x"], dtype=object)  # a chunk that read the labels as text
+    assert class_index(as_text, np.array([0, 1])).tolist() == [1, 0, -1]
+    named = np.array(["yes", "maybe", "no"], dtype=object)
+    assert class_index(named, np.array(["no", "yes"])).tolist() == [1, -1, 0]
+
+
+LABELLED = SimpleNamespace(  # what live_quality reads of the settings
+    gate=SimpleNamespace(primary_metric="accuracy"),
+    data=SimpleNamespace(label="target"),
+    monitor=SETTINGS,
+)
+
+
+def outcomes_of(labels, predicted, classes):
+    probabilities = np.array([[float(p == c) for c in classes] for p in predicted])
+    said = metrics.Predictions(np.array(predicted), probabilities, np.array(classes))
+    return Outcomes(np.array(labels, dtype=object), said, unlabelled=1)
+
+
+def test_labels_of_unknown_classes_are_counted_apart_and_left_out():
+    outcomes = outcomes_of(
+        ["a", "b", "x", "a", "y", "x"], ["a", "b", "a", "b", "a", "b"], ["a", "b"]
+    )
+    quality = live_quality(
+        outcomes, {"test_accuracy": 0.8}, task="multiclass", settings=LABELLED,
+        source="batch.csv", model_uri="models:/m/1",
+    )  # fmt: skip
+    assert quality.rows == 3 and quality.unlabelled_dropped == 1
+    assert quality.live == pytest.approx(2 / 3)  # a, b right, a wrong; x and y not counted
+    assert quality.unknown_class_rows == 3 and quality.unknown_classes == ("x", "y")
+    assert quality.as_dict()["unknown_classes"] == ["x", "y"]
+    assert quality.note == (
+        "3 labelled rows hold classes the model never learnt (x, y): left out of the live metrics"
+    )
+    assert "left out of the live metrics" in quality_line(quality.as_dict())
+
+
+def test_labels_all_of_unknown_classes_are_refused():
+    outcomes = outcomes_of(["x", "y"], ["a", "b"], ["a", "b"])
+    with pytest.raises(DataError, match=r"none of its 2 labelled rows holds a class the model"):
+        live_quality(
+            outcomes, {"test_accuracy": 0.8}, task="multiclass", settings=LABELLED,
+            source="batch.csv", model_uri="models:/m/1",
+        )  # fmt: skip
+
+
+def test_a_regression_label_is_never_an_unknown_class():
+    said = metrics.Predictions(np.array([1.0, 2.0, 50.0]))
+    outcomes = Outcomes(np.array([1.0, 2.0, 99.0]), said, unlabelled=0)
+    settings = SimpleNamespace(**{**vars(LABELLED), "gate": SimpleNamespace(primary_metric="mae")})
+    quality = live_quality(
+        outcomes, {"test_mae": 1.0}, task="regression", settings=settings,
+        source="batch.csv", model_uri="models:/m/1",
+    )  # fmt: skip
+    assert quality.rows == 3 and quality.unknown_class_rows == 0
+    assert quality.live == pytest.approx(49 / 3)
 
 
 def test_bin_labels_name_the_edges():
@@ -278,3 +354,49 @@ def test_the_summary_table_as_text_and_markdown():
     ) in text
     markdown = summary_text(result, markdown=True)
     assert "| weight | numeric |" in markdown and markdown.startswith("### Monitored 1000 rows")
+
+
+def test_the_table_shows_the_worst_features_and_every_one_that_alerts():
+    statuses = ["drift", "warn", "ok", "ok", "ok", "drift", "ignored", "warn"]
+    assert shown(statuses, top=3) == [0, 1, 2, 5, 7]
+    assert shown(statuses, top=10) == list(range(8))
+    assert shown(["ok", "ok"], top=0) == []
+
+
+def test_a_feature_drifting_on_nulls_alone_is_in_the_summary_past_the_top():
+    """Thirteen features shifted a little (PSI under psi_warn), one whose null rate jumped at an
+    unchanged distribution: its PSI ranks last, its status is drift, the summary shows it."""
+    rng = np.random.default_rng(0)
+    names = [f"n{index:02d}" for index in range(13)]
+    training = pd.DataFrame({name: rng.normal(0, 1, 4000) for name in [*names, "gappy"]})
+    batch = pd.DataFrame({name: rng.normal(0.25, 1, 3000) for name in names})
+    batch["gappy"] = np.where(rng.random(3000) < 0.3, np.nan, rng.normal(0, 1, 3000))
+    report = assess(profile_of(training), batch)
+    rows = {item.feature: item for item in report.features}
+    assert all(SETTINGS.psi_warn > rows[name].psi > rows["gappy"].psi for name in names)
+    assert report.features[-1].feature == "gappy" and rows["gappy"].status == "drift"
+    result = {
+        "rows": 3000, "input": "batch.parquet", "model_name": "m", "model_version": "3",
+        "env": "dev", "run_id": "abc", "experiment_id": "2", **report.as_dict(),
+    }  # fmt: skip
+    text = summary_text(result)
+    table = [line.split()[0] for line in text.splitlines()[2:] if line.startswith("  n")]
+    assert len(table) == 10  # the top ten by PSI ...
+    assert any(line.split()[:2] == ["gappy", "numeric"] for line in text.splitlines())  # + it
+    assert "3 more features with a lower PSI, none of them warning or drifting" in text
+    assert "| gappy | numeric |" in summary_text(result, markdown=True)
+
+
+def test_the_summary_counts_repeated_keys():
+    features = frame(1000)
+    report = assess(profile_of(features), features)
+    result = {
+        "rows": 1000, "input": "batch.parquet", "model_name": "m", "model_version": "3",
+        "env": "dev", "run_id": "abc", "experiment_id": "2", **report.as_dict(),
+        "duplicate_keys": {"columns": ["id"], "rows": 4, "example": "id=7"},
+    }  # fmt: skip
+    assert "4 rows repeat the key of an earlier row (id; e.g. id=7): every row is counted" in (
+        summary_text(result)
+    )
+    result["duplicate_keys"]["rows"] = 0
+    assert "repeat the key" not in summary_text(result)

@@ -1,0 +1,109 @@
+"""What a new batch is checked for before its scores count: repeated keys (predict.py), and how
+`show` prints a promotion history whose reasons run long (cli.py)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ml_project.cli import HISTORY_INDENT, SHOW_WIDTH, format_show, wrapped
+from ml_project.predict import DuplicateKeys
+
+
+def counted(chunks, key_columns=("id",)) -> DuplicateKeys:
+    keys = DuplicateKeys.of_batch(chunks[0].columns, key_columns)
+    assert keys is not None
+    for chunk in chunks:
+        keys.add(chunk)
+    return keys
+
+
+def test_repeated_keys_are_counted_within_and_across_chunks():
+    keys = counted(
+        [pd.DataFrame({"id": [1, 2, 3, 3], "x": 0.5}), pd.DataFrame({"id": [4, 2, 5], "x": 0.5})]
+    )
+    assert keys.rows == 2 and keys.example == "id=3"  # the second 3, then 2 again
+    assert keys.as_dict() == {"columns": ["id"], "rows": 2, "example": "id=3"}
+
+
+def test_a_key_is_the_same_whatever_type_a_chunk_read_it_as():
+    """A CSV chunk with a gap reads integers as floats; one with a letter reads them as text."""
+    keys = counted(
+        [
+            pd.DataFrame({"id": [5, 6]}),
+            pd.DataFrame({"id": [5.0, np.nan, 7.5]}),
+            pd.DataFrame({"id": ["6", "7.5", "A1"]}),
+        ]
+    )
+    assert keys.rows == 3
+
+
+def test_a_row_with_a_missing_key_value_repeats_nothing():
+    keys = counted([pd.DataFrame({"id": [np.nan, None, 1]}), pd.DataFrame({"id": [np.nan]})])
+    assert keys.rows == 0 and keys.example == ""
+
+
+def test_a_key_of_several_columns_repeats_only_as_a_whole():
+    chunk = pd.DataFrame({"day": [1, 1, 2, 1], "flight": ["A", "B", "A", "A"]})
+    keys = counted([chunk], key_columns=("day", "flight"))
+    assert keys.rows == 1 and keys.example == "day=1, flight=A"
+
+
+def test_a_batch_without_every_key_column_is_not_checked():
+    assert DuplicateKeys.of_batch(["day", "x"], ("day", "flight")) is None
+    assert DuplicateKeys.of_batch(["day", "x"], ()) is None
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 7, 100, 5000])
+def test_counting_in_chunks_equals_pandas_on_the_whole_file(chunk_rows):
+    ids = np.random.default_rng(3).integers(0, 3000, 5000)  # about 1,100 ids repeat
+    whole = pd.DataFrame({"id": ids})
+    chunks = [whole.iloc[at : at + chunk_rows] for at in range(0, len(whole), chunk_rows)]
+    keys = counted(chunks)
+    assert keys.rows == int(whole.duplicated().sum()) > 1000
+    assert keys.example == f"id={whole['id'][whole.duplicated()].iloc[0]}"
+    assert sum(len(run) for run in keys._runs) == whole["id"].nunique()  # 8 bytes a key
+    assert len(keys._runs) <= 2 * np.log2(len(whole))  # merged as they grow
+
+
+def history_entry(reason: str) -> dict:
+    return {
+        "time": "2026-12-07T08:00:00.000000Z", "alias": "champion", "action": "forced",
+        "from_version": "1", "to_version": "3", "actor": "someone", "commit": "0123456789abcdef",
+        "reason": reason,
+    }  # fmt: skip
+
+
+def described(*reasons: str) -> dict:
+    return {
+        "model_name": "m_dev", "env": "dev", "tracking_uri": "sqlite:///mlflow.db",
+        "primary_metric": "roc_auc", "aliases": {"champion": "3"}, "versions": [],
+        "history": [history_entry(reason) for reason in reasons],
+    }  # fmt: skip
+
+
+def test_show_wraps_a_long_history_reason_and_keeps_every_word():
+    reason = (
+        "passed the gate: roc_auc 0.8123 is better than the champion's 0.8011 by 0.0112 "
+        "(tolerance 0.005, relative), log_loss 0.41 within its ceiling 0.65, and the lead over "
+        "the feature-blind baseline 0.31 above the required 0.05; a-very-long-hyphenated-word "
+        "https://example.invalid/a/path/that/is/longer/than/any/line/could/ever/hold/in/show/x"
+    )
+    lines = format_show(described(reason, "short"), history_lines=10).splitlines()
+    start = next(at for at, line in enumerate(lines) if "passed the gate" in line)
+    head = lines[start].index("passed the gate")
+    wrapped_lines = [lines[start][head:]]
+    for line in lines[start + 1 :]:
+        if not line.startswith(" " * HISTORY_INDENT):
+            break
+        assert line[HISTORY_INDENT] != " "
+        wrapped_lines.append(line[HISTORY_INDENT:])
+    assert len(wrapped_lines) >= 4  # wrapped, not cut
+    assert " ".join(wrapped_lines) == reason  # every word, in order
+    for line in lines[start : start + len(wrapped_lines)]:
+        assert len(line) <= SHOW_WIDTH or line.split()[-1].startswith("https:")  # one long word
+    assert lines[-1].endswith("someone@0123456  short")
+
+
+def test_an_empty_reason_leaves_no_trailing_space():
+    assert wrapped("  head  ", "") == ["  head"]
+    assert wrapped("h ", "a b") == ["h a b"]
