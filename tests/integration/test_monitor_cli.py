@@ -47,6 +47,18 @@ def monitor(store: dict, project, path, *args):
     return done, (last_json(done.stdout) if done.stdout.strip() else None)
 
 
+def runs_of_batch(trained: dict, path) -> int:
+    """The monitoring runs logged for the batch at `path` (other tests log theirs meanwhile)."""
+    client = MlflowClient(tracking_uri=trained["uri"])
+    experiment = client.get_experiment_by_name(f"{trained['result']['model_name']}_monitoring")
+    if experiment is None:
+        return 0
+    found = client.search_runs(
+        [experiment.experiment_id], filter_string=f"tags.`monitor.input` = '{path}'"
+    )
+    return len(found)
+
+
 def sample(records, kind: str) -> pd.DataFrame:
     return records[kind].sample(BATCH_ROWS, random_state=7).reset_index(drop=True)
 
@@ -245,20 +257,11 @@ def test_a_bad_batch_is_refused_and_logs_nothing(
     synthetic_models, synthetic_project, records, tmp_path, corrupt, args, message
 ):
     trained = synthetic_models["binary"]
-    client = MlflowClient(tracking_uri=trained["uri"])
-
-    def monitoring_runs():
-        experiment = client.get_experiment_by_name(f"{trained['result']['model_name']}_monitoring")
-        if experiment is None:
-            return 0
-        return len(client.search_runs([experiment.experiment_id]))
-
-    before = monitoring_runs()
     path = write_batch(tmp_path, "bad", corrupt(sample(records, "binary")))
     done, _ = monitor(trained, synthetic_project, path, *args)
     assert done.returncode == 3, done.stderr
     assert message in done.stderr and "Traceback" not in done.stderr
-    assert monitoring_runs() == before
+    assert runs_of_batch(trained, path) == 0  # (other tests log runs in this store meanwhile)
 
 
 def test_no_champion_is_a_registry_error(synthetic_project, records, tmp_path):
@@ -276,3 +279,139 @@ def test_a_model_trained_without_a_profile_is_a_registry_error(tmp_path):
     run = client.create_run(experiment)
     with pytest.raises(RegistryError, match="has no readable monitoring/reference_profile.json"):
         load_reference_profile(client, run.info.run_id, model_uri="models:/old/1")
+
+
+# --- new batches: repeated keys, labels of unknown classes, a drifting feature ranked low ------
+
+
+@pytest.fixture(scope="module")
+def repeated(records, tmp_path_factory):
+    """A regression batch from the training distribution with 40 of its rows again at the end,
+    read in 500-row chunks: a key and its repeat in different chunks."""
+    batch = sample(records, "regression")
+    path = write_batch(tmp_path_factory.mktemp("repeated"), "repeated", pd.concat(
+        [batch, batch.iloc[10:50]]
+    ))  # fmt: skip
+    return path, batch.iloc[10:50]
+
+
+def test_repeated_keys_are_reported_and_drift_counts_every_row(
+    synthetic_models, synthetic_project, repeated
+):
+    path, again = repeated
+    trained = synthetic_models["regression"]
+    done, report = monitor(trained, synthetic_project, path, "--chunk-rows", "500")
+    assert done.returncode == 0, done.stderr
+    assert report["rows"] == BATCH_ROWS + 40 and report["status"] == "ok"
+    example = f"id={again['id'].iloc[0]}"
+    assert report["duplicate_keys"] == {"columns": ["id"], "rows": 40, "example": example}
+    assert f"40 rows repeat the key of an earlier row (id; e.g. {example})" in done.stdout
+    run = MlflowClient(tracking_uri=trained["uri"]).get_run(report["run_id"])
+    assert run.data.metrics["rows_duplicate_key"] == 40
+
+
+def test_repeated_keys_refuse_live_quality_unless_allowed(
+    synthetic_models, synthetic_project, repeated
+):
+    """Their labels would count twice: refused before anything is logged, or counted when
+    the user says so."""
+    path, _ = repeated
+    trained = synthetic_models["regression"]
+    before = runs_of_batch(trained, path)
+    done, _ = monitor(trained, synthetic_project, path, "--labels", "--chunk-rows", "500")
+    assert done.returncode == 3, done.stderr
+    assert f"{path}: 40 row(s) repeat the key of an earlier row" in done.stderr
+    assert "would count twice" in done.stderr and "Traceback" not in done.stderr
+    assert runs_of_batch(trained, path) == before
+    done, report = monitor(trained, synthetic_project, path, "--labels", "--allow-duplicate-keys")
+    assert done.returncode == 0, done.stderr
+    assert report["quality"]["rows"] == BATCH_ROWS + 40
+    assert report["duplicate_keys"]["rows"] == 40
+    assert runs_of_batch(trained, path) == before + 1  # the count sees this batch's runs
+
+
+def test_labels_of_a_class_the_model_never_learnt_are_counted_apart(
+    synthetic_models, synthetic_project, records, tmp_path
+):
+    """100 rows labelled "d" (the model knows a, b, c): left out of the live metrics, which
+    equal those of the batch without them, and named in the report and the summary."""
+    trained = synthetic_models["multiclass"]
+    batch = sample(records, "multiclass")
+    relabelled = batch.assign(target=batch["target"].where(batch.index % 20 != 3, "d"))
+    relabelled.loc[7, "target"] = "e"
+    done, report = monitor(
+        trained, synthetic_project, write_batch(tmp_path, "new-class", relabelled), "--labels"
+    )
+    assert done.returncode == 0, done.stderr
+    quality = report["quality"]
+    assert quality["unknown_class_rows"] == 101 and quality["unknown_classes"] == ["d", "e"]
+    assert quality["rows"] == BATCH_ROWS - 101 and quality["unlabelled_dropped"] == 0
+    assert "101 labelled rows hold classes the model never learnt (d, e): left out" in done.stdout
+    known = relabelled[relabelled["target"].isin(["a", "b", "c"])]
+    _, without = monitor(
+        trained, synthetic_project, write_batch(tmp_path, "known", known), "--labels"
+    )
+    assert without["quality"]["rows"] == quality["rows"]
+    assert without["quality"]["live_metrics"] == quality["live_metrics"]
+    run = MlflowClient(tracking_uri=trained["uri"]).get_run(report["run_id"])
+    assert run.data.metrics["rows_unknown_class"] == 101
+
+
+WIDE = "synthetic_wide"
+NOISE = [f"n{index:02d}" for index in range(1, 12)]  # eleven features with no signal
+
+
+@pytest.fixture(scope="module")
+def wide(tmp_path_factory):
+    """A regression problem with 16 features (tests/synthetic.py's and eleven of noise),
+    trained once in dev in its own store and project copy."""
+    from tests.conftest import commit_all, make_project_copy
+    from tests.synthetic import suite, write_problem
+
+    folder = tmp_path_factory.mktemp("wide")
+    root = make_project_copy(folder / "project")
+    write_problem(root, "regression", name=WIDE)
+    table = make_table("regression")
+    noise = np.random.default_rng(5).normal(0, 1, (len(table), len(NOISE))).round(4)
+    table[NOISE] = noise
+    table.to_csv(root / "data" / f"{WIDE}.csv", index=False)
+    settings = root / "problems" / WIDE / "environments" / "base.yaml"
+    text = settings.read_text().replace(
+        "numeric: [x1, x2, x3, x4]", f"numeric: [x1, x2, x3, x4, {', '.join(NOISE)}]"
+    )
+    settings.write_text(text)
+    inputs = {"colour": "text", **{name: "number" for name in (*NUMERIC, *NOISE)}}
+    (root / "problems" / WIDE / "expectations" / "model_input.yaml").write_text(
+        suite("model_input", inputs, key=False)
+    )
+    (root / "problems" / WIDE / "expectations" / f"{WIDE}.yaml").write_text(
+        suite(WIDE, {"id": "number", **inputs}, key=True)
+    )
+    commit_all(root, "a wide synthetic problem")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    done = run_cli("train", "--env", "dev", "--problem", WIDE, "--json", cwd=root, tracking_uri=uri)
+    assert done.returncode == 0, done.stderr
+    return {"root": root, "store": {"uri": uri, "problem": WIDE}}
+
+
+def test_a_feature_drifting_below_the_top_ten_by_psi_is_listed(wide, tmp_path):
+    """The noise features move a little (PSI under psi_warn, above x3's); x3's null rate jumps
+    from 2% to about 30% with its values' spread unchanged: its PSI ranks past the top ten
+    the table showed, and it drifts. The summary lists it, with the top ten."""
+    batch = make_table("regression", BATCH_ROWS, seed=11)
+    rng = np.random.default_rng(12)
+    for name in NOISE:
+        batch[name] = rng.normal(0.2, 1, len(batch)).round(4)
+    batch.loc[rng.random(len(batch)) < 0.3, "x3"] = np.nan
+    summary = tmp_path / "summary.md"
+    done, report = monitor(
+        wide["store"], wide["root"], write_batch(tmp_path, "gaps", batch), "--summary", str(summary)
+    )
+    assert done.returncode == 7, done.stderr
+    ranked = [row["feature"] for row in report["features"]]
+    assert ranked.index("x3") >= 10 and drifting(report) == ["x3"]
+    assert report["reasons"] == [reason for reason in report["reasons"] if "x3" in reason]
+    table = [line.split()[0] for line in done.stdout.splitlines()[2:] if line.startswith("  ")]
+    assert table[:10] == ranked[:10] and "x3" in table
+    assert "| x3 | numeric |" in summary.read_text()
+    assert f"{len(ranked) - 11} more features with a lower PSI" in done.stdout

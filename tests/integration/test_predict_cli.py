@@ -40,6 +40,7 @@ def test_batch_scoring_matches_in_process_predictions(
     summary = last_json(done.stdout)
     assert summary["rows"] == BATCH_ROWS and summary["model_uri"] == store["model_uri"]
     assert summary["rows_per_second"] > 0
+    assert summary["key_columns"] == ["id"] and summary["duplicate_key_rows"] == 0
     scored = pd.read_parquet(output) if suffix == ".parquet" else pd.read_csv(output)
     expected = in_process_predictions(
         store["uri"], store["model_uri"], store["batch"], synthetic_project
@@ -127,6 +128,70 @@ def test_bad_input_fails_cleanly_with_no_output(
     assert message in done.stderr and str(bad) in done.stderr
     assert "Traceback" not in done.stderr
     assert list(output.parent.iterdir()) == []  # no output, no partial file
+
+
+def repeated_keys(store: dict, folder: Path) -> tuple[Path, pd.DataFrame]:
+    """The batch as CSV with 30 of its rows again at the end (700-row chunks: a key's first row
+    and its repeat are read in different chunks), and the rows repeated."""
+    batch = pd.read_parquet(store["batch"])
+    again = batch.iloc[100:130]
+    path = folder / "repeated.csv"
+    pd.concat([batch, again]).to_csv(path, index=False)
+    return path, again
+
+
+def test_a_batch_repeating_keys_is_refused_with_no_output(
+    scoring_batches, synthetic_project, tmp_path
+):
+    store = scoring_batches["binary"]
+    path, again = repeated_keys(store, tmp_path)
+    output = tmp_path / "out" / "scored.parquet"
+    output.parent.mkdir()
+    done = predict(
+        store, synthetic_project, "--input", str(path), "--output", str(output),
+        "--chunk-rows", "700",
+    )  # fmt: skip
+    assert done.returncode == 3, done.stderr
+    assert f"{path}: 30 row(s) repeat the key of an earlier row (key columns id" in done.stderr
+    assert f"e.g. id={again['id'].iloc[0]})" in done.stderr
+    assert "--allow-duplicate-keys" in done.stderr and "Traceback" not in done.stderr
+    assert list(output.parent.iterdir()) == []  # no output, no partial file
+
+
+def test_repeated_keys_are_scored_when_allowed_and_counted(
+    scoring_batches, synthetic_project, tmp_path
+):
+    store = scoring_batches["binary"]
+    path, again = repeated_keys(store, tmp_path)
+    output = tmp_path / "scored.parquet"
+    done = predict(
+        store, synthetic_project, "--input", str(path), "--output", str(output),
+        "--chunk-rows", "700", "--allow-duplicate-keys", "--json",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    summary = last_json(done.stdout)
+    assert summary["rows"] == BATCH_ROWS + 30 and summary["duplicate_key_rows"] == 30
+    assert "30 rows repeat the key of an earlier row (id), scored all the same" in done.stdout
+    scored = pd.read_parquet(output)
+    assert len(scored) == BATCH_ROWS + 30
+    first = scored.iloc[100:130].reset_index(drop=True)
+    assert first["prediction"].tolist() == scored.iloc[-30:]["prediction"].tolist()
+
+
+def test_a_batch_without_the_key_columns_is_not_checked_for_repeats(
+    scoring_batches, synthetic_project, tmp_path
+):
+    store = scoring_batches["regression"]
+    batch = pd.read_parquet(store["batch"]).drop(columns=["id"])
+    path = tmp_path / "no-key.parquet"
+    pd.concat([batch, batch.head(10)]).to_parquet(path, index=False)
+    done = predict(
+        store, synthetic_project, "--input", str(path), "--output", str(tmp_path / "s.parquet"),
+        "--json",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    summary = last_json(done.stdout)
+    assert summary["key_columns"] == [] and summary["duplicate_key_rows"] is None
 
 
 def test_no_champion_is_a_registry_error(synthetic_project, tracking_uri, tmp_path):
