@@ -440,11 +440,16 @@ def register(model_uri: str, name: str, *, tags: dict[str, str]) -> str:
         quiet.setLevel(level)
 
 
+REASON_CHARACTERS = 1000  # of a failure's message in tags and the history (failure/traceback.txt)
+
+
 def failure_reason(exc: BaseException) -> str:
     """What stopped a command, in one line without credentials."""
     if isinstance(exc, KeyboardInterrupt):
         return f"interrupted ({getattr(exc, 'signal_name', 'SIGINT')})"
-    text = " ".join(str(exc).split())[:300]
+    text = " ".join(str(exc).split())
+    if len(text) > REASON_CHARACTERS:  # cut between words, and said: the traceback has it all
+        text = text[:REASON_CHARACTERS].rsplit(" ", 1)[0] + " [...]"
     return tracking.redact(f"{type(exc).__name__}: {text}" if text else type(exc).__name__)
 
 

@@ -107,3 +107,11 @@ def test_show_wraps_a_long_history_reason_and_keeps_every_word():
 def test_an_empty_reason_leaves_no_trailing_space():
     assert wrapped("  head  ", "") == ["  head"]
     assert wrapped("h ", "a b") == ["h a b"]
+
+
+def test_a_long_failure_is_recorded_up_to_a_word_and_says_it_was_cut():
+    from ml_project.promotion import REASON_CHARACTERS, failure_reason
+
+    assert failure_reason(ValueError("bad  value\n in x")) == "ValueError: bad value in x"
+    long = failure_reason(ValueError("column " * 400))
+    assert long.endswith("column [...]") and len(long) <= REASON_CHARACTERS + 20
