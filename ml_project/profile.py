@@ -23,7 +23,12 @@ ROWS_PER_CATEGORY = 20  # the default model's min_samples_leaf: rarer values get
 SAMPLE = 200  # text values checked first, before the whole column, for a timestamp
 
 # ISO 8601 as tables write it: a date, optionally a time (T or a space) and a zone.
-ISO_DATE = r"\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])"
+# A date with a day its month has (29 February passes in every year: a regex cannot tell a
+# leap year; the parse in `iso_times` does).
+ISO_DATE = (
+    r"\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\d|30)"
+    r"|02-(?:0[1-9]|1\d|2[0-9]))"
+)
 ISO_TIME = r"[T ](?:[01]\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:\.\d{1,9})?)?"
 ISO_ZONE = r"(?:Z|[+-](?:[01]\d|2[0-3])(?::?[0-5]\d)?)"
 ISO_8601 = rf"^{ISO_DATE}(?:{ISO_TIME}{ISO_ZONE}?)?$"

@@ -383,14 +383,15 @@ def amount_like(column: ColumnProfile) -> bool:
 
 
 def numeric_bounds(column: ColumnProfile) -> tuple[int | float | None, int | float | None]:
-    """The observed range widened by HEADROOM of it on each side, rounded outwards; the floor
+    """The observed range widened by HEADROOM of it on each side, rounded outwards (at a tenth
+    of the margin's magnitude); the floor
     is 0 for a count or an amount (`amount_like`), and a year has no upper bound (each new
     period passes it)."""
     low, high = column.minimum, column.maximum
     if low is None or high is None:
         raise ValueError(f"column {column.name} holds no value: it has no range")
     margin = HEADROOM * (high - low) or max(abs(high) * HEADROOM, 1.0)
-    step = 10.0 ** math.floor(math.log10(margin))
+    step = 10.0 ** (math.floor(math.log10(margin)) - 1)  # two significant digits of the margin
     if column.integer:
         step = max(step, 1.0)
     lower = math.floor(round((low - margin) / step, 6)) * step
