@@ -35,7 +35,10 @@ ISO_8601 = rf"^{ISO_DATE}(?:{ISO_TIME}{ISO_ZONE}?)?$"
 # A zone written after the time (a date alone has none): Z, +02:00, -0500, +05.
 ZONED = rf":\d{{2}}(?:\.\d+)?{ISO_ZONE}$"
 YEAR_NAME = re.compile(r"(^|[^a-z])(year|yr)s?([^a-z]|$)|[a-z]year$", re.IGNORECASE)
+TIME_NAME = re.compile(r"(^|[^a-z])(date|time|period)([^a-z]|$)", re.IGNORECASE)
 FIRST_YEAR, LAST_YEAR = 1900, 2100  # integers all within: calendar years
+# Calendar fields (a word of the column's name -> the values the calendar allows).
+CALENDAR = {"month": (1, 12), "day": (1, 31), "hour": (0, 23), "minute": (0, 59)}
 
 
 def category_limit(rows: int) -> int:
@@ -81,14 +84,31 @@ class ColumnProfile:
 
     @property
     def year_like(self) -> bool:
-        """Whole numbers that are calendar years: all within 1900-2100, or named year/yr with
-        values of four digits. Each new period brings a larger one."""
-        if self.kind != "numeric" or not self.integer or self.minimum is None:
+        """Calendar years: whole numbers all within 1900-2100, or named year/yr with values of
+        four digits; or a decimal year named date/time/period within 1900-2100 (2015.5). Each
+        new period brings a larger one."""
+        if self.kind != "numeric" or self.minimum is None or self.maximum is None:
             return False
-        assert self.maximum is not None
+        if not self.integer:
+            within = FIRST_YEAR <= self.minimum and self.maximum <= LAST_YEAR
+            return within and bool(TIME_NAME.search(self.name))
         if FIRST_YEAR <= self.minimum and self.maximum <= LAST_YEAR:
             return True
         return bool(YEAR_NAME.search(self.name)) and 1000 <= self.minimum <= self.maximum <= 9999
+
+    @property
+    def calendar_field(self) -> tuple[int, int] | None:
+        """The calendar's bounds for a whole-number month, day, hour or minute (by a word of
+        its name, values within them), else None."""
+        if self.kind != "numeric" or not self.integer or self.minimum is None:
+            return None
+        assert self.maximum is not None
+        words = re.split(r"[^a-z]+", re.sub(r"([a-z])([A-Z])", r"\1_\2", self.name).lower())
+        for word in words:
+            bounds = CALENDAR.get(word.removesuffix("s"))
+            if bounds and bounds[0] <= self.minimum and self.maximum <= bounds[1]:
+                return bounds
+        return None
 
     @property
     def row_number_like(self) -> bool:

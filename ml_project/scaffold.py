@@ -640,6 +640,13 @@ def _range_items(column: ColumnProfile, *, label: bool = False) -> list[str]:
             f"HARD (physics): the label was never negative ({observed}); no upper bound: a "
             "record value is information, not an error",
         )
+    calendar = column.calendar_field
+    if calendar is not None:
+        return _item(
+            "expect_column_values_to_be_between",
+            {"column": column.name, "min_value": calendar[0], "max_value": calendar[1]},
+            f"HARD (the calendar): {calendar[0]} to {calendar[1]}; {observed}",
+        )
     low, high = numeric_bounds(column)
     kwargs: dict[str, Any] = {"column": column.name, "min_value": low}
     widened = f"{observed}, widened by {HEADROOM:.0%} of the range"
@@ -858,7 +865,7 @@ def base_settings(
         )
     primary = PRIMARY[kind]
     if kind == "regression":  # for a metric with units, the monitor reads a fraction of it
-        drop, why = 0.1, f"10% of the recorded {primary}; sampling alone moves it a few %"
+        drop, why = 0.1, f"10% of the recorded {primary}"
     else:
         drop, why = 0.05, f"a loss of 0.05 of {primary}"
     lines += [

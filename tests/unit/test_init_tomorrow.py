@@ -109,6 +109,26 @@ def test_iso_text_and_native_datetimes_are_timestamps_with_their_zone():
     assert (naive.zone, naive.native_time) == ("none", True)
 
 
+def test_years_and_calendar_fields_are_told_apart_from_other_whole_numbers():
+    def column(values, name):
+        return profile.profile_column(pd.Series(values, name=name))
+
+    assert column([2000, 2015], "season").year_like  # values within 1900-2100
+    assert column([1850, 1890], "birth_year").year_like  # named so, four digits
+    assert column([2000.0, 2015.5], "date").year_like  # a decimal year named as a time
+    assert not column([2000.0, 2015.5], "price").year_like
+    assert not column([0, 40], "years_employed").year_like  # a count of years
+    assert column([1, 12], "month").calendar_field == (1, 12)
+    assert column([0, 23], "pickupHour").calendar_field == (0, 23)
+    assert column([1, 40], "day").calendar_field is None  # not the calendar's days
+    suite = "".join(scaffold.column_expectations(column([1, 3, 12], "month"), role="read"))
+    assert (
+        "{column: month, min_value: 1, max_value: 12}" in suite and "HARD (the calendar)" in suite
+    )
+    decimal = scaffold.numeric_bounds(column([2000.0, 2015.5], "date"))
+    assert decimal[1] is None
+
+
 def test_the_category_limit_grows_with_the_rows():
     assert profile.category_limit(40) == 50 and profile.category_limit(3_000) == 150
     assert profile.category_limit(10**7) == profile.MAX_CATEGORY_LIMIT
