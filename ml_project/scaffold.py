@@ -49,6 +49,8 @@ NULL_MARGIN = 0.05  # columns with gaps: `mostly` is the observed filled share l
 CATEGORY_MOSTLY = 0.95
 SUBSET = 0.5  # a small table's staging sample: a seeded half, so prod's training is no repeat
 SUBSET_MARGIN = 1.5  # ... when half still holds 1.5x the held-out and class rows asked
+MIN_MATCHED = 0.5  # a join fewer records find a row of is reported (a guess gone wrong?)
+MATCHED = "__matched__"
 TEXT_TYPES = ["str", "StringDtype"]
 NUMBER_TYPES = ["int8", "int16", "int32", "int64", "Int8", "Int16", "Int32", "Int64",
                 "float32", "float64", "Float32", "Float64", "int", "float"]  # fmt: skip
@@ -474,6 +476,25 @@ def join_tables(
             frames[join.table], on=list(join.on), how="left", validate="many_to_one"
         )
     return joined
+
+
+def unmatched_warnings(
+    frames: Mapping[str, pd.DataFrame], main: str, joins: Sequence[Join], *, folder: str
+) -> tuple[str, ...]:
+    """A join most records find no row of (under MIN_MATCHED): shared columns that do not mean
+    the same thing (a plane's year of make is no flight's year) join nothing."""
+    warnings, joined = [], frames[main]
+    for join in joins:
+        keys = frames[join.table][list(join.on)].assign(**{MATCHED: True})
+        matched = float(joined.merge(keys, on=list(join.on), how="left")[MATCHED].notna().mean())
+        if matched < MIN_MATCHED:
+            warnings.append(
+                f"records() joins {join.table} on {', '.join(join.on)}, but only {matched:.0%} "
+                f"of the rows of {main} find a row there: if those columns mean different "
+                f"things in the two tables, join on fewer in {folder}/problem.py."
+            )
+        joined = joined.merge(frames[join.table], on=list(join.on), how="left")
+    return tuple(warnings)
 
 
 # --- suites ------------------------------------------------------------------------------
@@ -1110,6 +1131,7 @@ def plan_problem(
         records, features, source=source
     )
     warnings = rare_class_warnings(label, request.kind, fractions, defaults.min_class_rows, folder)
+    warnings += unmatched_warnings(frames, main.name, joins, folder=folder)
     if unjoined:
         warnings += (
             "no join guessed for records() ("

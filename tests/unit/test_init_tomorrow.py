@@ -359,3 +359,14 @@ def test_no_guessable_join_keeps_the_records_to_write_and_warns(change, says):
     assert warning.startswith("no join guessed for records() (table ") and says in warning
     assert "write records() in problems/orders/problem.py" in warning
     assert "city" not in made.features.columns
+
+
+def test_a_join_most_records_miss_is_warned_about():
+    frames = shop()
+    frames["stores"] = frames["stores"].assign(store=[1, 6, 7, 8])  # 3 of 4 stores unknown
+    made = scaffold.plan_problem(shop_request(), frames, root=ROOT)
+    assert made.joins == (scaffold.Join("stores", ("store",), 4),)
+    (warning,) = made.warnings
+    assert warning.startswith("records() joins stores on store, but only 2")
+    assert "of the rows of orders find a row there" in warning
+    assert scaffold.plan_problem(shop_request(), shop(), root=ROOT).warnings == ()
