@@ -361,14 +361,14 @@ def whole_reason(
     asked = defaults.min_test_rows.get(env, 100)
     if test_rows < SUBSET_MARGIN * asked:
         return (
-            f"half of them would hold about {int(test_rows)} held-out rows; the gate asks "
-            f"{asked} (gate.min_test_rows), with room to spare"
+            f"half of them would hold about {int(test_rows)} held-out rows, fewer than "
+            f"{SUBSET_MARGIN:g} x gate.min_test_rows ({asked})"
         )
     rarest = min(class_rows, default=None)
     if rarest is not None and rarest * SUBSET < SUBSET_MARGIN * defaults.min_class_rows:
         return (
-            f"half of them would hold about {int(rarest * SUBSET)} rows of the rarest class; "
-            f"split.min_class_rows asks {defaults.min_class_rows}, with room to spare"
+            f"half of them would hold about {int(rarest * SUBSET)} rows of the rarest class, "
+            f"fewer than {SUBSET_MARGIN:g} x split.min_class_rows ({defaults.min_class_rows})"
         )
     return None
 
@@ -938,7 +938,7 @@ def env_overlay(
             "# A seeded half: a real subset of prod's rows, so prod's training is no repeat."
         )
     if whole and env != "prod" and fraction == 1.0:
-        lines.append(f"# Not a subset of prod's rows: {whole}.")
+        lines += [f"# {line}" for line in _wrap(f"Not a subset of prod's rows: {whole}.")]
     lines += ["data:", f"  sample_fraction: {fraction}"]
     if env == "dev" and fraction < 1.0:
         lines += ["", "params:                  # fewer boosting rounds for the fast loop",

@@ -109,9 +109,10 @@ def test_staging_takes_every_row_only_when_half_would_starve_the_gate_or_a_class
     assert scaffold.sample_fractions(5_000, class_rows=[4_970, 30])["staging"] == 0.5
     assert scaffold.sample_fractions(5_000, class_rows=[4_975, 25])["staging"] == 1.0
     why = scaffold.whole_reason("staging", 5_000, defaults=defaults, class_rows=[4_975, 25])
-    assert "about 12 rows of the rarest class; split.min_class_rows asks 10" in why
-    assert "about 20 held-out rows; the gate asks 100" in scaffold.whole_reason(
-        "staging", 200, defaults=defaults
+    assert "about 12 rows of the rarest class, fewer than 1.5 x split.min_class_rows (10)" in why
+    assert (
+        "about 20 held-out rows, fewer than 1.5 x gate.min_test_rows (100)"
+        in scaffold.whole_reason("staging", 200, defaults=defaults)
     )
     small = plan()  # 40 rows: every env takes them all, and staging says why
     assert small.fractions["staging"] == 1.0
