@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from ml_project import profile, scaffold
+from ml_project import contracts, profile, scaffold
 from ml_project.errors import ConfigError, DataError
 from ml_project.settings import deep_merge, validate_settings
 from ml_project.validation import read_suite
@@ -126,18 +126,18 @@ def test_staging_takes_every_row_only_when_half_would_starve_the_gate_or_a_class
 
 def test_numeric_bounds_keep_headroom_and_a_floor_only_for_counts_and_amounts():
     counts = profile.profile_column(pd.Series([0, 3, 10], name="n"))
-    assert scaffold.numeric_bounds(counts) == (0, 15)  # half the range each side; never < 0
+    assert contracts.numeric_bounds(counts) == (0, 15)  # half the range each side; never < 0
     temperatures = profile.profile_column(pd.Series([-5.0, 15.0], name="t"))
-    assert scaffold.numeric_bounds(temperatures) == (-15.0, 25.0)
+    assert contracts.numeric_bounds(temperatures) == (-15.0, 25.0)
     # never negative here, but nothing says it cannot be: next winter's -1 passes
     mild = profile.profile_column(pd.Series([5.0, 30.0], name="temperature"))
-    assert scaffold.numeric_bounds(mild)[0] < 0 and not scaffold.amount_like(mild)
+    assert contracts.numeric_bounds(mild)[0] < 0 and not contracts.amount_like(mild)
     prices = profile.profile_column(pd.Series([5.0, 30.0], name="unitPrice"))
-    assert scaffold.numeric_bounds(prices) == (0, 43) and scaffold.amount_like(prices)
+    assert contracts.numeric_bounds(prices) == (0, 43) and contracts.amount_like(prices)
     years = profile.profile_column(pd.Series([2015, 2019, 2023], name="season"))
-    assert years.year_like and scaffold.numeric_bounds(years) == (2011, None)
+    assert years.year_like and contracts.numeric_bounds(years) == (2011, None)
     single = profile.profile_column(pd.Series([4.0, 4.0], name="s"))
-    low, high = scaffold.numeric_bounds(single)
+    low, high = contracts.numeric_bounds(single)
     assert low < 4.0 < high
 
 
@@ -309,16 +309,11 @@ def test_a_bad_name_or_table_option_is_refused():
 
 
 def test_a_key_column_gets_no_range_new_rows_bring_new_ids():
-    import pandas as pd
-
-    from ml_project import profile as profiling
-    from ml_project import scaffold
-
     frame = pd.DataFrame({"id": range(1, 101), "x": [float(i % 7) for i in range(100)],
                           "unread": [float(i) for i in range(100)]})  # fmt: skip
-    table = profiling.profile_table(frame, "t")
-    suite = scaffold.table_suite(table, path="t.csv", key_columns=("id",), label=None,
-                                 min_rows="min_rows", read=("x",))  # fmt: skip
+    table = profile.profile_table(frame, "t")
+    suite = contracts.table_suite(table, path="t.csv", key_columns=("id",), label=None,
+                                  min_rows="min_rows", read=("x",))  # fmt: skip
     assert "{column: id, min_value" not in suite
     assert "{column: x, min_value" in suite
     assert "{column: unread, min_value" not in suite  # not read: type and gaps only

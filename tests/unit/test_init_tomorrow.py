@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from ml_project import data, profile, scaffold
+from ml_project import contracts, data, profile, scaffold
 from ml_project.settings import deep_merge, validate_settings
 from ml_project.validation import MODEL_INPUT, TableValidator
 
@@ -121,11 +121,11 @@ def test_years_and_calendar_fields_are_told_apart_from_other_whole_numbers():
     assert column([1, 12], "month").calendar_field == (1, 12)
     assert column([0, 23], "pickupHour").calendar_field == (0, 23)
     assert column([1, 40], "day").calendar_field is None  # not the calendar's days
-    suite = "".join(scaffold.column_expectations(column([1, 3, 12], "month"), role="read"))
+    suite = "".join(contracts.column_expectations(column([1, 3, 12], "month"), role="read"))
     assert (
         "{column: month, min_value: 1, max_value: 12}" in suite and "HARD (the calendar)" in suite
     )
-    decimal = scaffold.numeric_bounds(column([2000.0, 2015.5], "date"))
+    decimal = contracts.numeric_bounds(column([2000.0, 2015.5], "date"))
     assert decimal[1] is None
 
 
