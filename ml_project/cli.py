@@ -292,9 +292,11 @@ def init(
     """Write a new problem under problems/ from its tables: settings, suites, code.
 
     The tables are profiled; the settings (features, sample fractions, gate) and the
-    expectation suites say what was observed. The new problem becomes the project's default
-    (`problem:` in environments/base.yaml); --problem NAME still chooses any other one. It
-    never overwrites a problem's files without --force.
+    expectation suites say what was observed, each rule HARD or OBSERVED (widen it when the
+    world moves). A further table sharing columns that name one of its rows is joined in
+    records(); a time column holds out the newest rows. The new problem becomes the project's
+    default (`problem:` in environments/base.yaml); --problem NAME still chooses any other one.
+    It never overwrites a problem's files without --force.
 
     \b
     Examples:

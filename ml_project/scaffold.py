@@ -4,12 +4,11 @@
 anything is written). `run_init` is the edge: it reads the tables, plans, refuses to overwrite
 (unless forced) and only then writes. What is written is the user's from then on: problem.py,
 environments/{base,dev,staging,prod}.yaml and one expectation suite per table plus
-model_input.yaml, each expectation with a comment saying what was observed.
+model_input.yaml (contracts.py writes them, for next month's data).
 """
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -17,30 +16,32 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
 from ml_project import data
+from ml_project.contracts import flow, model_input_suite, table_suite, wrap
 from ml_project.errors import ConfigError, DataError
-from ml_project.profile import MAX_CATEGORIES, ColumnProfile, TableProfile, profile_table
+from ml_project.profile import (
+    MAX_CATEGORIES,
+    ColumnProfile,
+    TableProfile,
+    category_limit,
+    profile_table,
+)
 from ml_project.settings import PROBLEM_PATTERN, PROBLEMS_FOLDER
+from ml_project.validation import MODEL_INPUT
 
 KINDS = ("binary", "multiclass", "regression")
 PRIMARY = {"binary": "roc_auc", "multiclass": "accuracy", "regression": "rmse"}
 SAMPLE_TARGETS = {"dev": 20_000, "staging": 50_000}  # rows: a fast loop; well under a minute
 FRACTIONS = (1.0, 0.5, 0.25, 0.2, 0.1, 0.05, 0.02, 0.01, 0.005, 0.002, 0.001, 0.0005, 0.0001)
-RANGE_MARGIN = 0.1  # numeric ranges: the observed one widened by this share of it on each side
-NULL_MARGIN = 0.05  # columns with gaps: `mostly` is the observed filled share less this
-TEXT_TYPES = ["str", "StringDtype"]
-NUMBER_TYPES = ["int8", "int16", "int32", "int64", "Int8", "Int16", "Int32", "Int64",
-                "float32", "float64", "Float32", "Float64", "int", "float"]  # fmt: skip
-BOOL_TYPES = ["bool", "boolean"]
-TYPE_ANCHORS = {
-    tuple(TEXT_TYPES): "text",
-    tuple(NUMBER_TYPES): "numeric",
-    tuple(BOOL_TYPES): "bool",
-}
+SUBSET = 0.5  # a small table's staging sample: a seeded half, so prod's training is no repeat
+SUBSET_MARGIN = 1.5  # ... when half still holds 1.5x the held-out and class rows asked
+MIN_MATCHED = 0.5  # a join fewer records find a row of is reported (a guess gone wrong?)
+MATCHED = "__matched__"
 ID_NAME = re.compile(r"(^|[_\W])(id|uuid|guid|key)$|^(id|uuid|guid)([_\W]|$)", re.IGNORECASE)
-MODEL_INPUT = "model_input"
+ROW_NAME = re.compile(
+    r"^(unnamed: ?\d+|index|idx|level_0|row|rownum|row_?(num|number|no|nr|id|index))$", re.I
+)
 DEFAULT_PARAMS = {"learning_rate": 0.1, "max_iter": 200, "max_leaf_nodes": 31,
                   "min_samples_leaf": 20}  # fmt: skip
 
@@ -61,6 +62,21 @@ class Features:
     categorical: tuple[str, ...]
     numeric: tuple[str, ...]
     dropped: dict[str, str] = field(default_factory=dict)  # column -> why it is not read
+    datetime: tuple[str, ...] = ()
+    offered: dict[str, str] = field(default_factory=dict)  # key column read -> why
+
+    @property
+    def columns(self) -> list[str]:
+        return [*self.categorical, *self.numeric, *self.datetime]
+
+
+@dataclass(frozen=True)
+class Join:
+    """A further table joined to the records on the columns it shares with them."""
+
+    table: str
+    on: tuple[str, ...]
+    rows: int
 
 
 @dataclass(frozen=True)
@@ -87,6 +103,9 @@ class Plan:
     fractions: dict[str, float]
     previous_default: str | None = None  # the project's `problem:` before init changed it
     warnings: tuple[str, ...] = ()  # what training will refuse unless the user acts
+    joins: tuple[Join, ...] = ()  # how records() joins the further tables (none: to write)
+    time_column: str | None = None  # split.time_column: the newest rows are held out
+    ignored: tuple[str, ...] = ()  # monitor.ignore: year-like features
 
 
 # --- the request -------------------------------------------------------------------------
@@ -164,7 +183,7 @@ def check_label(label: ColumnProfile, kind: str, *, table: str) -> None:
                 f"({label.dtype}). Use --kind binary or multiclass."
             )
         return
-    if label.categories is None:
+    if label.categories is None or label.distinct > MAX_CATEGORIES:
         raise ConfigError(
             f"{where}: {label.distinct} distinct values are too many classes for --kind {kind} "
             f"(at most {MAX_CATEGORIES}); a numeric label is --kind regression."
@@ -182,44 +201,94 @@ def check_label(label: ColumnProfile, kind: str, *, table: str) -> None:
 # --- choices -----------------------------------------------------------------------------
 
 
-def choose_features(profile: TableProfile, *, key_columns: Sequence[str], label: str) -> Features:
-    """Text with few values -> categorical, numbers -> numeric; never the key or the label;
-    identifiers, free text, dates and constant or empty columns are left out (with why)."""
-    categorical, numeric, dropped = [], [], {}
+def choose_features(
+    profile: TableProfile,
+    *,
+    key_columns: Sequence[str],
+    label: str,
+    own: Mapping[str, ColumnProfile] | None = None,
+) -> Features:
+    """Text with few values -> categorical, numbers -> numeric, timestamps -> datetime; never
+    the label or a key of one column, a compound key's components when they carry information
+    (not unique alone, few values); identifiers, row numbers, free text and constant or empty
+    columns are left out (with why). `own`: each column as profiled in its own table (a
+    dimension table's row number is not one once joined)."""
+    categorical: list[str] = []
+    numeric: list[str] = []
+    times: list[str] = []
+    dropped: dict[str, str] = {}
+    offered: dict[str, str] = {}
     for column in profile.columns:
-        if column.name in key_columns or column.name == label:
+        if column.name == label:
             continue
-        reason = _drop_reason(column)
-        if reason:
-            dropped[column.name] = reason
-        elif column.kind == "text":
-            categorical.append(column.name)
+        if column.name in key_columns:
+            why = _key_component(column) if len(key_columns) > 1 else None
+            if why is None:
+                continue
+            offered[column.name] = why
         else:
-            numeric.append(column.name)
-    if not categorical and not numeric:
+            reason = _drop_reason(column, (own or {}).get(column.name, column), profile.rows)
+            if reason:
+                dropped[column.name] = reason
+                continue
+        kinds = {"text": categorical, "datetime": times}
+        kinds.get(column.kind, numeric).append(column.name)
+    if not categorical and not numeric and not times:
         raise DataError(
             f"table {profile.name}: no column to learn from besides the key and the label "
             f"(left out: {'; '.join(f'{k}: {v}' for k, v in dropped.items()) or 'none'})."
         )
-    return Features(tuple(categorical), tuple(numeric), dropped)
+    return Features(tuple(categorical), tuple(numeric), dropped, tuple(times), offered)
 
 
-def _drop_reason(column: ColumnProfile) -> str | None:
+def _key_component(column: ColumnProfile) -> str | None:
+    """Why a component of a compound key is read, or None (unique alone, or too many values)."""
+    if column.unique or column.distinct < 2:
+        return None
+    if column.kind == "datetime":
+        return f"{column.distinct} times: the model reads numbers derived from them"
+    if column.kind in ("text", "numeric", "boolean") and column.categories is not None:
+        return f"{column.distinct} values, not unique alone: it may carry information"
+    return None
+
+
+def _drop_reason(column: ColumnProfile, own: ColumnProfile, rows: int) -> str | None:
     filled = column.rows - column.nulls
     if filled == 0:
         return "empty"
     if column.distinct == 1:
         return f"one value only ({column.categories[0][0]!r})" if column.categories else "constant"
-    if column.kind in ("datetime", "other"):
+    if column.kind == "other":
         return f"{column.kind} ({column.dtype}): derive numbers from it in problem.py"
-    if column.kind != "text" and ID_NAME.search(column.name) and column.unique:
+    numbered = own.kind == "numeric" and own.integer and own.unique
+    if own.row_number_like or (numbered and ROW_NAME.match(column.name)):
+        return "a row number (whole numbers, one per row, consecutive)"
+    if column.kind in ("numeric", "boolean") and ID_NAME.search(column.name) and own.unique:
         return "an identifier (unique per row)"
     if column.kind == "text":
         if column.categories is None:
-            return f"free text or identifier ({column.distinct} distinct values)"
+            return (
+                f"free text or identifier ({column.distinct} distinct values; a category has "
+                f"at most {category_limit(rows)} in {rows} rows)"
+            )
         if filled > 20 and column.distinct > filled / 2:
             return f"free text or identifier ({column.distinct} distinct in {filled} rows)"
     return None
+
+
+def choose_time_column(main: TableProfile) -> tuple[str | None, str | None]:
+    """split.time_column: the first time column of the main table with a value in every row
+    (the newest rows are held out), and a note when one has gaps instead."""
+    times = [column for column in main.columns if column.kind == "datetime" and column.distinct > 1]
+    for column in times:
+        if column.nulls == 0:
+            return column.name, None
+    if times:
+        return None, (
+            f"split.time_column not set: {times[0].name} has {times[0].nulls} empty values, and "
+            "a row without a time cannot be ordered (the key's hash splits instead)"
+        )
+    return None, None
 
 
 def sample_fraction(rows: int, target: int) -> float:
@@ -230,212 +299,130 @@ def sample_fraction(rows: int, target: int) -> float:
     return FRACTIONS[-1]
 
 
-def sample_fractions(rows: int) -> dict[str, float]:
-    return {**{env: sample_fraction(rows, n) for env, n in SAMPLE_TARGETS.items()}, "prod": 1.0}
-
-
-def numeric_bounds(column: ColumnProfile) -> tuple[float, float]:
-    """The observed range widened by RANGE_MARGIN of it on each side, rounded outwards; a
-    column never below zero keeps zero as its floor."""
-    low, high = column.minimum, column.maximum
-    if low is None or high is None:
-        raise ValueError(f"column {column.name} holds no value: it has no range")
-    margin = RANGE_MARGIN * (high - low) or max(abs(high) * RANGE_MARGIN, 1.0)
-    step = 10.0 ** math.floor(math.log10(margin))
-    if column.integer:
-        step = max(step, 1.0)
-    lower = math.floor(round((low - margin) / step, 6)) * step
-    upper = math.ceil(round((high + margin) / step, 6)) * step
-    if low >= 0 > lower:
-        lower = 0.0
-    return _number(lower, column.integer), _number(upper, column.integer)
-
-
-def _number(value: float, integer: bool) -> int | float:
-    return int(round(value)) if integer else float(f"{value:.12g}")
-
-
-def _nice(value: float, digits: int = 2) -> float:
-    """`value` to `digits` significant digits."""
-    return float(f"{value:.{digits}g}") if value else 0.0
-
-
-# --- suites ------------------------------------------------------------------------------
-
-
-def _item(kind: str, kwargs: dict[str, Any], comment: str | None = None) -> list[str]:
-    """One expectation as YAML lines (indented under `expectations:`), its comment above.
-
-    A type list is written as its anchor's name (`*text`); `_anchor_types` defines each anchor
-    at its first use."""
-    lines = [f"  # {line}" for line in _wrap(comment)] if comment else []
-    parts = []
-    for key, value in kwargs.items():
-        anchor = TYPE_ANCHORS.get(tuple(value)) if key == "type_list" else None
-        parts.append(f"{key}: *{anchor}" if anchor else f"{key}: {_flow(value)}")
-    return [*lines, f"  - type: {kind}", f"    kwargs: {{{', '.join(parts)}}}"]
-
-
-def _anchor_types(lines: list[str]) -> list[str]:
-    """The first `*name` of each type list becomes `&name [types]`, defining the anchor."""
-    seen, out = set(), []
-    for line in lines:
-        for types, anchor in TYPE_ANCHORS.items():
-            if f"*{anchor}" in line and anchor not in seen:
-                seen.add(anchor)
-                line = line.replace(f"*{anchor}", f"&{anchor} {_flow(list(types))}", 1)
-        out.append(line)
-    return out
-
-
-def _wrap(text: str, width: int = 94) -> list[str]:
-    lines, line = [], ""
-    for word in text.split(" "):
-        if line and len(line) + 1 + len(word) > width:
-            lines.append(line)
-            line = word
-        else:
-            line = f"{line} {word}" if line else word
-    return [*lines, line]
-
-
-def _type_list(column: ColumnProfile) -> list[str]:
-    return {"text": TEXT_TYPES, "boolean": BOOL_TYPES}.get(column.kind, NUMBER_TYPES)
-
-
-def column_expectations(
-    column: ColumnProfile, *, classes: bool = False, model_input: bool = False, key: bool = False
-) -> list[str]:
-    """Type, gaps, range and categories of one column, each saying what was observed (in the
-    model input, every non-text column is a number; a boolean one is also checked as recorded,
-    True/False, on the rows training uses). A key
-    column gets no range: new rows bring new ids."""
-    types = NUMBER_TYPES if model_input and column.kind != "text" else _type_list(column)
-    if model_input and column.kind == "boolean":  # as recorded (training) or as a number
-        types = [*BOOL_TYPES, *NUMBER_TYPES]
-    lines = _item(
-        "expect_column_values_to_be_in_type_list",
-        {"column": column.name, "type_list": types},
-        f"{column.name}: {column.kind} ({column.dtype}), {column.distinct} distinct values",
-    )
-    filled = 1 - column.null_share
-    if column.nulls == 0:
-        lines += _item(
-            "expect_column_values_to_not_be_null",
-            {"column": column.name},
-            f"observed: no empty value in {column.rows} rows",
-        )
-    else:
-        mostly = math.floor((filled - NULL_MARGIN) * 100) / 100
-        observed = f"observed: {column.nulls} of {column.rows} rows empty ({column.null_share:.1%})"
-        if mostly > 0:
-            lines += _item(
-                "expect_column_values_to_not_be_null",
-                {"column": column.name, "mostly": mostly},
-                f"{observed}; at least {mostly:.0%} filled is required",
-            )
-        else:
-            lines.append(f"  # {observed}: no check on gaps")
-    if column.kind == "numeric" and not key:
-        if column.minimum is None or column.maximum is None:
-            lines.append(f"  # observed: no value in {column.rows} rows: no check on the range")
-        else:
-            low, high = numeric_bounds(column)
-            lines += _item(
-                "expect_column_values_to_be_between",
-                {"column": column.name, "min_value": low, "max_value": high},
-                f"observed {_show(column.minimum)} to {_show(column.maximum)}; the range is "
-                f"widened by {RANGE_MARGIN:.0%} of it on each side"
-                + (" (never below 0)" if column.minimum >= 0 else ""),
-            )
-    if column.categories and (column.kind == "text" or classes):
-        counts = ", ".join(f"{value} ({count})" for value, count in column.categories)
-        lines += _item(
-            "expect_column_values_to_be_in_set",
-            {"column": column.name, "value_set": [value for value, _ in column.categories]},
-            f"observed {len(column.categories)} values (rows): {counts}",
-        )
-    return lines
-
-
-def _show(value: float) -> str:
-    return f"{value:.6g}"
-
-
-def table_suite(
-    profile: TableProfile,
+def sample_fractions(
+    rows: int,
     *,
-    path: str,
-    key_columns: Sequence[str] = (),
-    label: str | None,
-    min_rows: str,
-) -> str:
-    """The suite of one raw table: its columns, rows, key and every column as observed."""
-    lines = [
-        f"# The raw table {profile.name} ({path}), checked before anything is sampled or",
-        f"# trained. Written by `ml-project init` from the file as it was: {profile.rows} rows,",
-        f"# {len(profile.columns)} columns. Yours to review: tighten what must never change, "
-        "loosen what may.",
-        "# Format: great-expectations 1.x types and kwargs; $name = validation.parameters.",
-        f"table: {profile.name}",
-        "expectations:",
-    ]
-    lines += _item(
-        "expect_table_columns_to_match_set",
-        {"column_set": profile.names, "exact_match": False},
-        f"observed these {len(profile.columns)} columns; more may be added",
-    )
-    lines += _item(
-        "expect_table_row_count_to_be_between",
-        {"min_value": f"${min_rows}"},
-        f"observed {profile.rows} rows; validation.parameters.{min_rows} sets the fewest",
-    )
-    if len(key_columns) == 1:
-        lines += _item(
-            "expect_column_values_to_be_unique",
-            {"column": key_columns[0]},
-            f"the key: observed one row per {key_columns[0]} ({profile.rows} rows)",
-        )
-    elif key_columns:
-        lines += _item(
-            "expect_compound_columns_to_be_unique",
-            {"column_list": list(key_columns)},
-            f"the key: observed one row per ({', '.join(key_columns)}) ({profile.rows} rows)",
-        )
-    for column in profile.columns:
-        lines.append("")
-        lines += column_expectations(
-            column, classes=column.name == label, key=column.name in key_columns
-        )
-    return "\n".join(_anchor_types(lines)) + "\n"
+    defaults: ProjectDefaults | None = None,
+    class_rows: Sequence[int] = (),
+) -> dict[str, float]:
+    """dev about 20k rows, staging about 50k, prod all; a table small enough for staging to
+    take it whole gets a seeded half instead (staging is a real subset of prod's rows) when half
+    still leaves the gate and every class enough rows (`whole_reason`); dev never more."""
+    defaults = defaults or ProjectDefaults()
+    fractions = {env: sample_fraction(rows, n) for env, n in SAMPLE_TARGETS.items()}
+    for env in ("staging", "dev"):
+        fits = whole_reason(env, rows, defaults=defaults, class_rows=class_rows) is None
+        if fractions[env] == 1.0 and fits:
+            fractions[env] = SUBSET
+    if fractions["dev"] > fractions["staging"]:
+        fractions["dev"] = fractions["staging"]
+    return {**fractions, "prod": 1.0}
 
 
-def model_input_suite(profile: TableProfile, features: Features) -> str:
-    """The suite of the model's input: the raw columns its signature names, as observed."""
-    lines = [
-        "# The model's input: the raw columns its signature names, in order ($model_columns,",
-        "# from features: in the settings). Training checks the rows it fits on; predict checks",
-        f"# each batch. Written by `ml-project init` from table {profile.name} "
-        f"({profile.rows} rows): a new",
-        "# category or a value far out of range stops a batch; widen them here when expected.",
-        f"table: {MODEL_INPUT}",
-        "expectations:",
-    ]
-    lines += _item("expect_table_columns_to_match_ordered_list", {"column_list": "$model_columns"})
-    lines += _item("expect_table_row_count_to_be_between", {"min_value": 1})
-    for name in (*features.categorical, *features.numeric):
-        lines.append("")
-        lines += column_expectations(profile.column(name), model_input=True)
-    return "\n".join(_anchor_types(lines)) + "\n"
+def whole_reason(
+    env: str, rows: int, *, defaults: ProjectDefaults, class_rows: Sequence[int] = ()
+) -> str | None:
+    """Why `env` cannot train on a seeded half of `rows` (None: it can): too few held-out rows
+    for the gate, or too few rows of a class for split.min_class_rows (each with a margin)."""
+    test_rows = rows * SUBSET * defaults.test_fraction
+    asked = defaults.min_test_rows.get(env, 100)
+    if test_rows < SUBSET_MARGIN * asked:
+        return (
+            f"half of them would hold about {int(test_rows)} held-out rows, fewer than "
+            f"{SUBSET_MARGIN:g} x gate.min_test_rows ({asked})"
+        )
+    rarest = min(class_rows, default=None)
+    if rarest is not None and rarest * SUBSET < SUBSET_MARGIN * defaults.min_class_rows:
+        return (
+            f"half of them would hold about {int(rarest * SUBSET)} rows of the rarest class, "
+            f"fewer than {SUBSET_MARGIN:g} x split.min_class_rows ({defaults.min_class_rows})"
+        )
+    return None
+
+
+# --- joins -------------------------------------------------------------------------------
+
+
+def plan_joins(
+    request: InitRequest, frames: Mapping[str, pd.DataFrame], profiles: Mapping[str, TableProfile]
+) -> tuple[tuple[Join, ...], tuple[str, ...]]:
+    """How records() can join each further table: on the columns it shares with the rows
+    joined so far, when they name one row of it (unique, none empty) and hold the same kind of
+    value on both sides. Either every further table joins, or none does and the reasons say
+    why (records() is then the user's to write)."""
+    tables = list(request.tables)
+    kinds = {column.name: _join_kind(column) for column in profiles[tables[0]].columns}
+    joins, problems = [], []
+    for table in tables[1:]:
+        frame, profile = frames[table], profiles[table]
+        shared = [name for name in profile.names if name in kinds]
+        if not shared:
+            problems.append(f"table {table} shares no column with {' or '.join(tables[:1])}")
+            continue
+        on = ", ".join(shared)
+        mismatched = [name for name in shared if kinds[name] != _join_kind(profile.column(name))]
+        if request.label in shared or mismatched:
+            why = "holds the label" if request.label in shared else (
+                f"holds {mismatched[0]} as {_join_kind(profile.column(mismatched[0]))}, the "
+                f"records as {kinds[mismatched[0]]}"
+            )  # fmt: skip
+            problems.append(f"table {table} shares {on} but {why}")
+            continue
+        repeated = int(frame.duplicated(shared, keep=False).sum())
+        empty = int(frame[shared].isna().any(axis=1).sum())
+        if repeated or empty:
+            problems.append(
+                f"table {table} shares {on}, which do not name one row of it "
+                f"({repeated} rows repeat them, {empty} leave them empty)"
+            )
+            continue
+        joins.append(Join(table, tuple(shared), len(frame)))
+        kinds |= {
+            column.name: _join_kind(column)
+            for column in profile.columns
+            if column.name not in kinds
+        }
+    return (tuple(joins), ()) if not problems else ((), tuple(problems))
+
+
+def _join_kind(column: ColumnProfile) -> str:
+    if column.kind == "datetime":
+        return "native time" if column.native_time else "time text"
+    return "number" if column.kind in ("numeric", "boolean") else column.kind
+
+
+def join_tables(
+    frames: Mapping[str, pd.DataFrame], main: str, joins: Sequence[Join]
+) -> pd.DataFrame:
+    """The records the written records() makes: `main`, left-joined with each table."""
+    joined = frames[main]
+    for join in joins:
+        joined = joined.merge(
+            frames[join.table], on=list(join.on), how="left", validate="many_to_one"
+        )
+    return joined
+
+
+def unmatched_warnings(
+    frames: Mapping[str, pd.DataFrame], main: str, joins: Sequence[Join], *, folder: str
+) -> tuple[str, ...]:
+    """A join most records find no row of (under MIN_MATCHED): shared columns that do not mean
+    the same thing (a plane's year of make is no flight's year) join nothing."""
+    warnings, joined = [], frames[main]
+    for join in joins:
+        keys = frames[join.table][list(join.on)].assign(**{MATCHED: True})
+        matched = float(joined.merge(keys, on=list(join.on), how="left")[MATCHED].notna().mean())
+        if matched < MIN_MATCHED:
+            warnings.append(
+                f"records() joins {join.table} on {', '.join(join.on)}, but only {matched:.0%} "
+                f"of the rows of {main} find a row there: if those columns mean different "
+                f"things in the two tables, join on fewer in {folder}/problem.py."
+            )
+        joined = joined.merge(frames[join.table], on=list(join.on), how="left")
+    return tuple(warnings)
 
 
 # --- settings ----------------------------------------------------------------------------
-
-
-def _flow(value: object) -> str:
-    """`value` as one line of flow-style YAML (quoted where YAML would misread it)."""
-    text: str = yaml.safe_dump([value], default_flow_style=True, width=10_000)
-    return text.strip()[1:-1]
 
 
 def table_spec(path: Path, root: Path) -> str:
@@ -452,7 +439,9 @@ def min_rows_parameter(table: str, several: bool) -> str:
 
 def base_settings(
     request: InitRequest, *, name: str, main: TableProfile, features: Features,
-    specs: dict[str, str], profiles: Mapping[str, TableProfile],
+    specs: dict[str, str], profiles: Mapping[str, TableProfile], records: TableProfile,
+    joins: Sequence[Join] = (), time_column: str | None = None, time_note: str | None = None,
+    ignored: Sequence[str] = (),
 ) -> str:  # fmt: skip
     """environments/base.yaml of the new problem."""
     kind, label = request.kind, main.column(request.label)
@@ -464,23 +453,45 @@ def base_settings(
         "",
         "data:",
         "  tables:                # relative to the project root, absolute, or package:...",
-        *[f"    {table}: {_flow(spec)}" for table, spec in specs.items()],
-        f"  key_columns: {_flow(list(request.key_columns))}",
-        f"  label: {_flow(request.label)}"
+        *[f"    {table}: {flow(spec)}" for table, spec in specs.items()],
+        f"  key_columns: {flow(list(request.key_columns))}",
+        f"  label: {flow(request.label)}"
         + (f"          # {label.distinct} classes" if kind != "regression" else ""),
         "  sample_fraction: 1.0   # every labelled row; the env overlays sample the larger ones",
-        "",
-        f"# features: from table {main.name}; text with at most {MAX_CATEGORIES} values is "
-        "categorical,",
-        "# numbers are numeric. The model's signature, in this order: edit freely.",
-        "features:",
-        f"  categorical: {_flow(list(features.categorical))}",
-        f"  numeric: {_flow(list(features.numeric))}",
     ]
+    if time_column:
+        lines += [
+            "",
+            "split:",
+            f"  time_column: {flow(time_column)}   # the newest rows are held out (the first "
+            f"time column of {main.name})",
+        ]
+    elif time_note:
+        lines += ["", f"# {time_note}"]
+    source = f"table {main.name}"
+    if joins:
+        joined = "; ".join(f"{join.table} on {', '.join(join.on)}" for join in joins)
+        source = f"the records ({main.name} joined with {joined})"
+    limit = category_limit(records.rows)
+    lines += [
+        "",
+        f"# features: from {source}. Text with at most {limit} values is categorical (about",
+        f"# {limit and records.rows // limit} rows per value at least; {records.rows} rows), "
+        "numbers are numeric,",
+        "# ISO-8601 or native timestamps datetime (the model derives numbers from them). The",
+        "# model's signature, in this order: edit freely.",
+        "features:",
+        f"  categorical: {flow(list(features.categorical))}",
+        f"  numeric: {flow(list(features.numeric))}",
+        f"  datetime: {flow(list(features.datetime))}",
+    ]
+    if features.offered:
+        lines.append("  # read although part of the key (remove them if they should not be):")
+        lines += [f"  #   {column}: {why}" for column, why in features.offered.items()]
     if features.dropped:
         lines.append("  # left out:")
         lines += [f"  #   {column}: {why}" for column, why in features.dropped.items()]
-    if several:
+    if several and not joins:
         lines.append("  # columns of the other tables can be added once records() joins them")
     lines += [
         "",
@@ -498,10 +509,8 @@ def base_settings(
             f"          # fewest rows in {table} (observed {profile.rows}; half of it)"
         )
     primary = PRIMARY[kind]
-    if kind == "regression":
-        assert label.std is not None  # check_label: a numeric label with values
-        drop = _nice(0.1 * label.std) or 1.0
-        why = f"10% of the label's standard deviation ({_show(label.std)})"
+    if kind == "regression":  # for a metric with units, the monitor reads a fraction of it
+        drop, why = 0.1, f"10% of the recorded {primary}"
     else:
         drop, why = 0.05, f"a loss of 0.05 of {primary}"
     lines += [
@@ -509,6 +518,13 @@ def base_settings(
         "monitor:",
         f"  max_quality_drop: {drop}   # with --labels: drift when live {primary} is worse",
         f"                           # than the recorded one by more ({why})",
+    ]
+    if ignored:
+        lines += [
+            f"  ignore: {flow(list(ignored))}   # years: each period brings a new one,",
+            "                           # so they always move (reported, never drift)",
+        ]
+    lines += [
         "",
         "gate:                    # always checked too: beat a model that ignores the features",
         "  floors: {}             # e.g. {" + _example_floor(kind) + "} once you know the data",
@@ -522,9 +538,17 @@ def _example_floor(kind: str) -> str:
     return {"binary": "roc_auc: 0.7", "multiclass": "accuracy: 0.6", "regression": "r2: 0.5"}[kind]
 
 
-def env_overlay(env: str, *, rows: int, fraction: float, defaults: ProjectDefaults) -> str:
-    """environments/<env>.yaml: the sample fraction, fewer trees in dev, a gate that can decide
-    on the held-out rows this table has, and a monitor that accepts batches its size allows."""
+def env_overlay(
+    env: str,
+    *,
+    rows: int,
+    fraction: float,
+    defaults: ProjectDefaults,
+    whole: str | None = None,
+) -> str:
+    """environments/<env>.yaml: the sample fraction (and, when a small table's staging takes
+    every row, `whole`: why not half), fewer trees in dev, a gate that can decide on the
+    held-out rows this table has, and a monitor that accepts batches its size allows."""
     used = max(1, round(rows * fraction))
     header = {
         "dev": "dev: the fast loop",
@@ -532,12 +556,14 @@ def env_overlay(env: str, *, rows: int, fraction: float, defaults: ProjectDefaul
         "prod": "prod: every labelled row",
     }[env]
     what = "every row" if fraction == 1.0 else f"a seeded {fraction:g} of them"
-    lines = [
-        f"# {header}.",
-        f"# Observed {rows} labelled rows: {what} (about {used}).",
-        "data:",
-        f"  sample_fraction: {fraction}",
-    ]
+    lines = [f"# {header}.", f"# Observed {rows} labelled rows: {what} (about {used})."]
+    if fraction == SUBSET:
+        lines.append(
+            "# A seeded half: a real subset of prod's rows, so prod's training is no repeat."
+        )
+    if whole and env != "prod" and fraction == 1.0:
+        lines += [f"# {line}" for line in wrap(f"Not a subset of prod's rows: {whole}.")]
+    lines += ["data:", f"  sample_fraction: {fraction}"]
     if env == "dev" and fraction < 1.0:
         lines += ["", "params:                  # fewer boosting rounds for the fast loop",
                   "  max_iter: 100"]  # fmt: skip
@@ -566,8 +592,9 @@ def _lowered(section: str, key: str, value: int, asked: int, holds: str) -> list
     ]
 
 
-def problem_module(request: InitRequest, *, name: str) -> str:
-    """problems/<name>/problem.py: a docstring for one table; a records() to write for several."""
+def problem_module(request: InitRequest, *, name: str, joins: Sequence[Join] = ()) -> str:
+    """problems/<name>/problem.py: a docstring for one table; for several, a records() that
+    joins them (`joins`), or one to write when no join could be guessed."""
     tables = list(request.tables)
     if len(tables) == 1:
         return (
@@ -587,6 +614,8 @@ def problem_module(request: InitRequest, *, name: str) -> str:
             '"""\n'
         )
     keys = ", ".join(request.key_columns)
+    if joins:
+        return _joining_module(request, name=name, joins=joins)
     return f'''"""{name}: {request.kind} on `{request.label}`, from the tables {", ".join(tables)}
 (written by `ml-project init`; yours).
 
@@ -610,6 +639,42 @@ def records(tables: dict[str, pd.DataFrame], params) -> pd.DataFrame:
 '''
 
 
+def _joining_module(request: InitRequest, *, name: str, joins: Sequence[Join]) -> str:
+    tables = list(request.tables)
+    keys = ", ".join(request.key_columns)
+    entries = "\n".join(
+        f"    {join.table!r}: {list(join.on)!r},  # joined on {', '.join(join.on)}: one row "
+        f"each in {join.table} ({join.rows} rows)"
+        for join in joins
+    )
+    return f'''"""{name}: {request.kind} on `{request.label}`, from the tables {", ".join(tables)}
+(written by `ml-project init`; yours).
+
+records() makes one row per prediction ({keys}): each row of {tables[0]} with the columns the
+other tables add, matched on the columns they share (init saw them name one row of each
+table; their suites keep it so). A row without a match keeps empty values. Edit it freely:
+problems/flights/problem.py joins on a derived column.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+# table -> the columns it is joined on (shared with the rows joined before it)
+JOINS = {{
+{entries}
+}}
+
+
+def records(tables: dict[str, pd.DataFrame], params) -> pd.DataFrame:
+    """One row per {keys}: {tables[0]}, left-joined with each table of JOINS in turn."""
+    joined = tables[{tables[0]!r}]
+    for table, on in JOINS.items():
+        joined = joined.merge(tables[table], on=on, how="left", validate="many_to_one")
+    return joined
+'''
+
+
 # --- the plan and the edge ---------------------------------------------------------------
 
 
@@ -628,23 +693,50 @@ def plan_problem(
     profiles = {table: profile_table(frame, table) for table, frame in frames.items()}
     main = profiles[next(iter(request.tables))]
     check_request(request, frames, main)
-    features = choose_features(main, key_columns=request.key_columns, label=request.label)
-    labelled = main.rows - main.column(request.label).nulls
-    fractions = sample_fractions(labelled)
-    specs = {table: table_spec(path, root) for table, path in request.tables.items()}
     several = len(frames) > 1
+    joins, unjoined = plan_joins(request, frames, profiles) if several else ((), ())
+    records = main
+    own = {column.name: column for column in main.columns}
+    if joins:
+        records = profile_table(join_tables(frames, main.name, joins), main.name)
+        for join in joins:
+            own |= {c.name: c for c in profiles[join.table].columns if c.name not in own}
+    features = choose_features(
+        records, key_columns=request.key_columns, label=request.label, own=own
+    )
+    label = main.column(request.label)
+    labelled = main.rows - label.nulls
+    class_rows = (
+        [count for _, count in label.categories or ()] if request.kind != "regression" else []
+    )
+    fractions = sample_fractions(labelled, defaults=defaults, class_rows=class_rows)
+    time_column, time_note = choose_time_column(main)
+    ignored = tuple(n for n in features.numeric if records.column(n).year_like)
+    specs = {table: table_spec(path, root) for table, path in request.tables.items()}
     folder = f"{PROBLEMS_FOLDER}/{name}"
     files = {
         f"{folder}/__init__.py": "",
-        f"{folder}/problem.py": problem_module(request, name=name),
+        f"{folder}/problem.py": problem_module(request, name=name, joins=joins),
         f"{folder}/environments/base.yaml": base_settings(
-            request, name=name, main=main, features=features, specs=specs, profiles=profiles
-        ),
+            request,
+            name=name,
+            main=main,
+            features=features,
+            specs=specs,
+            profiles=profiles,
+            records=records,
+            joins=joins,
+            time_column=time_column,
+            time_note=time_note,
+            ignored=ignored,
+        ),  # fmt: skip
     }
     for env, fraction in fractions.items():
+        whole = whole_reason(env, labelled, defaults=defaults, class_rows=class_rows)
         files[f"{folder}/environments/{env}.yaml"] = env_overlay(
-            env, rows=labelled, fraction=fraction, defaults=defaults
+            env, rows=labelled, fraction=fraction, defaults=defaults, whole=whole
         )
+    join_on = {join.table: join.on for join in joins}
     for table, profile in profiles.items():
         files[f"{folder}/expectations/{table}.yaml"] = table_suite(
             profile,
@@ -652,12 +744,29 @@ def plan_problem(
             key_columns=request.key_columns if profile is main else (),
             label=request.label if profile is main else None,
             min_rows=min_rows_parameter(table, several),
+            read=features.columns,
+            join_on=join_on.get(table, ()),
+            regression=request.kind == "regression",
         )
-    files[f"{folder}/expectations/{MODEL_INPUT}.yaml"] = model_input_suite(main, features)
-    warnings = rare_class_warnings(
-        main.column(request.label), request.kind, fractions, defaults.min_class_rows, folder
+    source = f"table {main.name}"
+    if joins:
+        source = f"the records ({main.name} joined with {', '.join(join_on)})"
+    files[f"{folder}/expectations/{MODEL_INPUT}.yaml"] = model_input_suite(
+        records, features.columns, source=source
     )
-    return Plan(name=name, files=files, features=features, fractions=fractions, warnings=warnings)
+    warnings = rare_class_warnings(label, request.kind, fractions, defaults.min_class_rows, folder)
+    warnings += unmatched_warnings(frames, main.name, joins, folder=folder)
+    if unjoined:
+        warnings += (
+            "no join guessed for records() ("
+            + "; ".join(unjoined)
+            + f"): write records() in {folder}/problem.py; the features come from table "
+            f"{main.name} alone until it joins the others.",
+        )
+    return Plan(
+        name=name, files=files, features=features, fractions=fractions, warnings=warnings,
+        joins=joins, time_column=time_column, ignored=ignored,
+    )  # fmt: skip
 
 
 def rare_class_warnings(
@@ -752,12 +861,33 @@ def next_steps(plan: Plan, request: InitRequest) -> str:
         f"Wrote {len(plan.files)} files under {folder}/: problem.py, environments/"
         "{base,dev,staging,prod}.yaml, expectations/"
         f"{{{','.join([*request.tables, MODEL_INPUT])}}}.yaml",
-        f"Features: categorical {list(features.categorical)}, numeric {list(features.numeric)}",
+        f"Features: categorical {list(features.categorical)}, numeric {list(features.numeric)}"
+        f", datetime {list(features.datetime)}",
     ]
+    if plan.joins:
+        lines.append(
+            "Joined in records(): "
+            + "; ".join(f"{join.table} on {', '.join(join.on)}" for join in plan.joins)
+        )
+    if features.offered:
+        lines.append(
+            "Read from the key: "
+            + "; ".join(f"{column} ({why})" for column, why in features.offered.items())
+        )
     if features.dropped:
         lines.append(
             "Left out: "
             + "; ".join(f"{column} ({why})" for column, why in features.dropped.items())
+        )
+    if plan.time_column:
+        lines.append(
+            f"Held out: the newest rows by {plan.time_column} (split.time_column), not a hash "
+            "of the key: the model is judged on a period it did not see"
+        )
+    if plan.ignored:
+        lines.append(
+            f"Not drift: {', '.join(plan.ignored)} (monitor.ignore): years, each new period "
+            "brings a new one"
         )
     lines.append(
         "Sample fractions: "
@@ -772,7 +902,7 @@ def next_steps(plan: Plan, request: InitRequest) -> str:
         )
     lines += ["", "Next steps:"]
     step = 1
-    if len(request.tables) > 1:
+    if len(request.tables) > 1 and not plan.joins:
         lines.append(f"  {step}. Write records() in {folder}/problem.py (it joins the tables).")
         step += 1
     lines += [

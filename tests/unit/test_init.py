@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from ml_project import profile, scaffold
+from ml_project import contracts, profile, scaffold
 from ml_project.errors import ConfigError, DataError
 from ml_project.settings import deep_merge, validate_settings
 from ml_project.validation import read_suite
@@ -94,8 +94,9 @@ def test_an_id_like_column_is_left_out():
 @pytest.mark.parametrize(
     ("rows", "expected"),
     [
-        (1_500, {"dev": 1.0, "staging": 1.0, "prod": 1.0}),
-        (40_000, {"dev": 0.5, "staging": 1.0, "prod": 1.0}),
+        (200, {"dev": 1.0, "staging": 1.0, "prod": 1.0}),  # half: 20 held-out rows, 100 asked
+        (1_500, {"dev": 0.5, "staging": 0.5, "prod": 1.0}),  # half: a real subset of prod's
+        (40_000, {"dev": 0.5, "staging": 0.5, "prod": 1.0}),
         (336_776, {"dev": 0.05, "staging": 0.1, "prod": 1.0}),
     ],
 )
@@ -103,13 +104,40 @@ def test_sample_fractions_follow_the_size(rows, expected):
     assert scaffold.sample_fractions(rows) == expected
 
 
-def test_numeric_bounds_widen_the_observed_range_and_keep_zero():
+def test_staging_takes_every_row_only_when_half_would_starve_the_gate_or_a_class():
+    defaults = scaffold.ProjectDefaults()
+    assert scaffold.sample_fractions(5_000, class_rows=[4_970, 30])["staging"] == 0.5
+    assert scaffold.sample_fractions(5_000, class_rows=[4_975, 25])["staging"] == 1.0
+    why = scaffold.whole_reason("staging", 5_000, defaults=defaults, class_rows=[4_975, 25])
+    assert "about 12 rows of the rarest class, fewer than 1.5 x split.min_class_rows (10)" in why
+    assert (
+        "about 20 held-out rows, fewer than 1.5 x gate.min_test_rows (100)"
+        in scaffold.whole_reason("staging", 200, defaults=defaults)
+    )
+    small = plan()  # 40 rows: every env takes them all, and staging says why
+    assert small.fractions["staging"] == 1.0
+    staging = small.files["problems/shop/environments/staging.yaml"]
+    assert "# Not a subset of prod's rows: half of them would hold about 4 held-out rows" in staging
+    made = plan(table(1_500))
+    assert made.fractions == {"dev": 0.5, "staging": 0.5, "prod": 1.0}
+    assert "a real subset of prod's rows" in made.files["problems/shop/environments/staging.yaml"]
+    assert settings_of(made, "staging").data.sample_fraction == 0.5
+
+
+def test_numeric_bounds_keep_headroom_and_a_floor_only_for_counts_and_amounts():
     counts = profile.profile_column(pd.Series([0, 3, 10], name="n"))
-    assert scaffold.numeric_bounds(counts) == (0, 11)
+    assert contracts.numeric_bounds(counts) == (0, 15)  # half the range each side; never < 0
     temperatures = profile.profile_column(pd.Series([-5.0, 15.0], name="t"))
-    assert scaffold.numeric_bounds(temperatures) == (-7.0, 17.0)
+    assert contracts.numeric_bounds(temperatures) == (-15.0, 25.0)
+    # never negative here, but nothing says it cannot be: next winter's -1 passes
+    mild = profile.profile_column(pd.Series([5.0, 30.0], name="temperature"))
+    assert contracts.numeric_bounds(mild)[0] < 0 and not contracts.amount_like(mild)
+    prices = profile.profile_column(pd.Series([5.0, 30.0], name="unitPrice"))
+    assert contracts.numeric_bounds(prices) == (0, 43) and contracts.amount_like(prices)
+    years = profile.profile_column(pd.Series([2015, 2019, 2023], name="season"))
+    assert years.year_like and contracts.numeric_bounds(years) == (2011, None)
     single = profile.profile_column(pd.Series([4.0, 4.0], name="s"))
-    low, high = scaffold.numeric_bounds(single)
+    low, high = contracts.numeric_bounds(single)
     assert low < 4.0 < high
 
 
@@ -119,10 +147,12 @@ def test_the_settings_are_valid_and_name_what_was_chosen():
     base = yaml.safe_load(made.files["problems/shop/environments/base.yaml"])
     assert base["data"] == {"tables": {"shop": "data/shop.csv"}, "key_columns": ["id"],
                             "label": "target", "sample_fraction": 1.0}  # fmt: skip
-    assert base["features"] == {"categorical": ["colour"], "numeric": ["size", "count", "amount"]}
+    assert base["features"] == {"categorical": ["colour"], "numeric": ["size", "count", "amount"],
+                                "datetime": []}  # fmt: skip
     assert (
         base["gate"]["primary_metric"] == "roc_auc" and base["monitor"]["max_quality_drop"] == 0.05
     )
+    assert "split" not in base and "ignore" not in base["monitor"]  # no time, no year
     assert base["validation"]["parameters"] == {"min_rows": 20}
     for env in ("dev", "staging", "prod"):
         settings = settings_of(made, env)
@@ -134,13 +164,12 @@ def test_the_settings_are_valid_and_name_what_was_chosen():
     assert settings.monitor.min_rows == 5000  # the project's own: the table allows it
 
 
-def test_regression_watches_a_tenth_of_the_label_spread():
-    base = yaml.safe_load(
-        plan(kind="regression", label="amount").files["problems/shop/environments/base.yaml"]
-    )
+def test_regression_watches_a_tenth_of_the_recorded_rmse():
+    # monitor.max_quality_drop is a fraction of the recorded value for a metric with units
+    text = plan(kind="regression", label="amount").files["problems/shop/environments/base.yaml"]
+    base = yaml.safe_load(text)
     assert base["task"] == "regression" and base["gate"]["primary_metric"] == "rmse"
-    assert base["monitor"]["max_quality_drop"] == pytest.approx(0.1 * table()["amount"].std(ddof=0),
-                                                                rel=0.05)  # fmt: skip
+    assert base["monitor"]["max_quality_drop"] == 0.1 and "10% of the recorded rmse" in text
     assert "target" in base["features"]["categorical"]
 
 
@@ -155,12 +184,19 @@ def test_the_table_suite_states_types_gaps_ranges_categories_and_the_key(tmp_pat
     assert by[("expect_column_values_to_be_unique", "id")] == {"column": "id"}
     assert by[("expect_column_values_to_not_be_null", "size")] == {"column": "size", "mostly": 0.92}
     assert by[("expect_column_values_to_not_be_null", "colour")] == {"column": "colour"}
-    assert by[("expect_column_values_to_be_between", "size")]["min_value"] == 1.4
+    # 2.0 to 8.0 widened by 3.0 each side, but a size is never negative: the floor is 0
+    assert by[("expect_column_values_to_be_between", "size")] == {
+        "column": "size", "min_value": 0.0, "max_value": 11.0}  # fmt: skip
     assert by[("expect_column_values_to_be_in_set", "target")]["value_set"] == ["no", "yes"]
+    assert by[("expect_column_values_to_be_in_set", "colour")]["mostly"] == 0.95
     assert by[("expect_column_values_to_be_in_type_list", "colour")]["type_list"] == [
         "str", "StringDtype"]  # fmt: skip
-    assert "# observed 3 values (rows): red (20), blue (10), green (10)" in text
-    assert "# observed: 1 of 40 rows empty (2.5%)" in text
+    assert "observed 3 values (rows): red (20), blue (10), green (10); new values" in text
+    assert "# OBSERVED: 1 of 40 rows empty (2.5%)" in text
+    assert "# HARD (the key): one row per (id)" in text and "# HARD rules hold by nature" in text
+    # a column the model does not read: its type and gaps, no value set
+    assert ("expect_column_values_to_be_in_set", "comment") not in by
+    assert ("expect_column_values_to_not_be_null", "comment") in by
     path = tmp_path / "shop.yaml"
     path.write_text(text)
     assert len(read_suite(path, {"min_rows": 20}).expectations) == len(items)
@@ -273,17 +309,14 @@ def test_a_bad_name_or_table_option_is_refused():
 
 
 def test_a_key_column_gets_no_range_new_rows_bring_new_ids():
-    import pandas as pd
-
-    from ml_project import profile as profiling
-    from ml_project import scaffold
-
-    frame = pd.DataFrame({"id": range(1, 101), "x": [float(i % 7) for i in range(100)]})
-    table = profiling.profile_table(frame, "t")
-    suite = scaffold.table_suite(table, path="t.csv", key_columns=("id",), label=None,
-                                 min_rows="min_rows")  # fmt: skip
+    frame = pd.DataFrame({"id": range(1, 101), "x": [float(i % 7) for i in range(100)],
+                          "unread": [float(i) for i in range(100)]})  # fmt: skip
+    table = profile.profile_table(frame, "t")
+    suite = contracts.table_suite(table, path="t.csv", key_columns=("id",), label=None,
+                                  min_rows="min_rows", read=("x",))  # fmt: skip
     assert "{column: id, min_value" not in suite
     assert "{column: x, min_value" in suite
+    assert "{column: unread, min_value" not in suite  # not read: type and gaps only
 
 
 def test_the_new_problem_becomes_the_default_and_the_comment_stays():
@@ -312,7 +345,8 @@ def test_a_numeric_column_with_no_value_gets_no_range_and_its_suite_passes(tmp_p
     made = plan(frame)
     assert "empty" in made.features.dropped
     suite = made.files["problems/shop/expectations/shop.yaml"]
-    assert "observed: no value in 40 rows: no check on the range" in suite
+    assert "OBSERVED: 40 of 40 rows empty (100.0%): no check on gaps" in suite
+    assert "{column: empty, min_value" not in suite
     for relative, text in made.files.items():
         (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / relative).write_text(text)
