@@ -526,13 +526,13 @@ def summary_text(result: dict[str, Any], *, markdown: bool = False, top: int = 1
         (
             row["feature"],
             row["kind"],
-            f"{row['psi']:.3f}",
+            "-" if row["kind"] == "time" else f"{row['psi']:.3f}",
             f"{row['reference_null_rate']:.1%} -> {row['batch_null_rate']:.1%}",
             row["status"],
         )
         for row in [*result["features"][:top], result["prediction"]]
     ]
-    notes = []
+    notes = [row["note"] for row in result["features"] if row.get("note")]  # time ranges
     quality = result.get("quality")
     if quality:
         notes.append(quality_line(quality))
