@@ -238,6 +238,8 @@ def bin_labels(reference: dict[str, Any]) -> list[str]:
     """Readable names of a profile's bins, for tables and plots."""
     if reference["kind"] == "categorical":
         return [*reference["categories"], "other"]
+    if reference["kind"] == "time":
+        return []  # a range, no bins
     edges = reference["edges"]
     if not edges:
         return ["all"]

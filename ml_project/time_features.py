@@ -41,9 +41,9 @@ def derive(values: pd.Series) -> npt.NDArray[np.float64]:
         stamps.dt.year,
         stamps.dt.month,
         stamps.dt.day,
-        stamps.dt.dayofweek,
+        stamps.dt.day_of_week,
         stamps.dt.hour,
-        stamps.dt.dayofyear,
+        stamps.dt.day_of_year,
     ]
     columns = [part.to_numpy(dtype=np.float64, na_value=np.nan) for part in calendar]
     columns.append(epoch_seconds(stamps) / SECONDS_PER_DAY)
