@@ -279,7 +279,9 @@ class FeatureDrift:
         )
 
     def as_row(self) -> dict[str, Any]:
-        row = {
+        """The report's row; the ranges and the note are '' but for a time feature."""
+        ranges = (self.reference_range, self.batch_range)
+        return {
             "feature": self.feature,
             "kind": self.kind,
             "psi": self.psi,
@@ -287,12 +289,10 @@ class FeatureDrift:
             "batch_null_rate": self.batch_null_rate,
             "null_rate_change": self.null_rate_change,
             "status": self.status,
+            "reference_range": " .. ".join(ranges[0]) if ranges[0] else "",
+            "batch_range": " .. ".join(ranges[1]) if ranges[1] else "",
+            "note": self.range_line(),
         }
-        if self.reference_range is not None and self.batch_range is not None:
-            row["reference_range"] = list(self.reference_range)
-            row["batch_range"] = list(self.batch_range)
-            row["note"] = self.range_line()
-        return row
 
 
 @dataclass(frozen=True)
