@@ -282,8 +282,15 @@ def check_input(
                 failure = str(exc).replace(shipped, project_root)
             yield pd.DataFrame({"rows": [len(batch)], "failure": [failure]})
 
+    from pyspark.sql import functions as F
+
+    times = set(settings.features.datetime)  # as the model reads them: ISO text (spark_input)
+    selected = [
+        spark_input(frame, name, "string").alias(name) if name in times else F.col(name)
+        for name in columns
+    ]
     schema = "rows long, failure string"
-    batches = frame.select(*columns).mapInPandas(check_batches, schema).collect()
+    batches = frame.select(*selected).mapInPandas(check_batches, schema).collect()
     failed = [batch["failure"] for batch in batches if batch["failure"]]
     if failed:
         raise DataError(failed[0])
