@@ -5,6 +5,7 @@ same, and `monitor` reports the time column's range without calling it drift."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import subprocess
@@ -18,7 +19,14 @@ import pytest
 from mlflow import MlflowClient
 
 from ml_project import data
-from tests.conftest import commit_all, last_json, make_project_copy, run_cli
+from tests.conftest import (
+    commit_all,
+    java_present,
+    last_json,
+    make_project_copy,
+    require,
+    run_cli,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -198,6 +206,32 @@ print(json.dumps(model.predict(rows).tolist()))
         uri=uri,
     )
     assert np.allclose(served, scored["batch"], rtol=0, atol=1e-12)
+
+
+@pytest.mark.slow
+def test_spark_scoring_reads_native_timestamps_as_the_pandas_path_does(trained, tmp_path):
+    require(
+        "pyspark and Java 17",
+        importlib.util.find_spec("pyspark") is not None and java_present(),
+        "make install-spark, and apt-get install openjdk-17-jre-headless",
+    )
+    batch = records(300, start="2021-06-01", seed=4).drop(columns="target")
+    native = tmp_path / "native.parquet"
+    paris = pd.to_datetime(batch["when"], utc=True).dt.tz_convert("Europe/Paris")
+    batch.assign(when=paris).to_parquet(native)
+    outputs = {}
+    for engine in ("pandas", "spark"):
+        outputs[engine] = tmp_path / f"{engine}.parquet"
+        extra = ("--spark-master", "local[2]") if engine == "spark" else ()
+        done = run_cli(
+            "predict", "--env", "dev", "--problem", PROBLEM, "--engine", engine, *extra,
+            "--input", str(native), "--output", str(outputs[engine]), cwd=trained["root"],
+            tracking_uri=trained["uri"], env={"TMPDIR": str(tmp_path)},
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    spark = pd.read_parquet(outputs["spark"]).sort_values("id", ignore_index=True)
+    pandas = pd.read_parquet(outputs["pandas"]).sort_values("id", ignore_index=True)
+    assert spark["prediction"].tolist() == pandas["prediction"].tolist()
 
 
 def test_a_batch_with_an_offset_breaks_the_zone_rule(trained, tmp_path):
