@@ -427,7 +427,8 @@ def format_train_summary(result: dict[str, Any]) -> str:
             f"  run id     {result['run_id']}",
             f"  model uri  {result['model_uri']}",
             f"  rows       {rows['train']} train, {rows['test']} test "
-            f"(of {rows['labelled']} labelled; {rows['unlabelled_dropped']} unlabelled dropped)",
+            f"(of {rows['labelled']} labelled; {rows['unlabelled_dropped']} unlabelled dropped)"
+            + split_words(lineage),
             "  test       " + ", ".join(f"{name} {metrics[name]:.4f}" for name in names),
             f"  commit     {lineage.get('git.commit', '')[:12] or 'unknown'}{dirty}",
             f"  data       {lineage.get('data.digest', '')[:12]}",
@@ -436,6 +437,15 @@ def format_train_summary(result: dict[str, Any]) -> str:
             *format_gate(result.get("gate") or {}),
             *[f"  settled    {item}" for item in result.get("settled_versions") or []],
         ]
+    )
+
+
+def split_words(lineage: dict[str, str]) -> str:
+    """How the held-out rows were chosen, when by time: the newest by which column, from when."""
+    if lineage.get("split.kind") != "time":
+        return ""
+    return (
+        f"; held out the newest by {lineage['split.time_column']}, from {lineage['split.cutoff']}"
     )
 
 

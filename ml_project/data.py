@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import math
 import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -22,10 +23,12 @@ PACKAGE_PREFIX = "package:"
 
 @dataclass(frozen=True)
 class Split:
-    """The held-out split of one labelled frame."""
+    """The held-out split of one labelled frame; `cutoff`: with a time split, the oldest
+    held-out time (ISO text, or the number)."""
 
     train: pd.DataFrame
     test: pd.DataFrame
+    cutoff: str | None = None
 
 
 def resolve_table(spec: str, root: Path) -> Path:
@@ -163,14 +166,99 @@ def sample_rows(
 
 
 def split_rows(
-    frame: pd.DataFrame, *, test_fraction: float, key_columns: Sequence[str], seed: int
+    frame: pd.DataFrame,
+    *,
+    test_fraction: float,
+    key_columns: Sequence[str],
+    seed: int,
+    time_column: str | None = None,
 ) -> Split:
-    """A seeded train/test split; a row's side depends only on its key and the seed."""
-    is_test = hash_fraction(frame, key_columns, seed=seed, purpose="split") < test_fraction
+    """A seeded train/test split.
+
+    Without `time_column` a row's side depends only on its key and the seed. With it, the
+    newest ceil(test_fraction * rows) rows by that column are held out, ties at the cut broken
+    by the same seeded key hash: the sides depend on the rows, not their order, and on the seed
+    only at ties. Rows without a time are never held out (they are not the newest).
+    """
+    draw = hash_fraction(frame, key_columns, seed=seed, purpose="split")
+    if time_column is None:
+        is_test = draw < test_fraction
+        return Split(
+            train=frame.loc[~is_test].reset_index(drop=True),
+            test=frame.loc[is_test].reset_index(drop=True),
+        )
+    require_columns(frame, [time_column], table="records")
+    times = time_values(frame[time_column], column=time_column)
+    held = min(math.ceil(test_fraction * len(frame)), int((~np.isnan(times)).sum()))
+    order = np.lexsort((draw, np.nan_to_num(times, nan=-np.inf)))  # oldest first
+    is_test = np.zeros(len(frame), dtype=bool)
+    is_test[order[len(frame) - held :]] = True
+    cutoff = frame[time_column].to_numpy()[order[len(frame) - held]] if held else None
     return Split(
         train=frame.loc[~is_test].reset_index(drop=True),
         test=frame.loc[is_test].reset_index(drop=True),
+        cutoff=None if cutoff is None else time_text(cutoff),
     )
+
+
+def time_values(values: pd.Series, *, column: str) -> np.ndarray:
+    """Sortable float64 per value (NaN when missing): numbers as they are (e.g. a year),
+    timestamps as seconds since 1970-01-01 UTC (naive ones read as UTC); text is parsed as ISO
+    8601, and text that does not parse is a DataError naming the column and an example."""
+    if pd.api.types.is_bool_dtype(values.dtype):
+        raise DataError(f"the time column {column} holds true/false values, not times.")
+    if pd.api.types.is_numeric_dtype(values.dtype):
+        numbers: np.ndarray = pd.to_numeric(values).to_numpy(dtype=np.float64, na_value=np.nan)
+        return numbers
+    parsed = parse_times(values)
+    bad = parsed.isna() & values.notna()
+    if bad.any():
+        raise DataError(
+            f"the time column {column} holds {int(bad.sum())} value(s) that are not "
+            f"ISO 8601 timestamps (e.g. {values[bad].iloc[0]!r}); write them as "
+            "2024-01-31T12:00:00Z, or name another column as split.time_column."
+        )
+    return epoch_seconds(parsed)
+
+
+def parse_times(values: pd.Series) -> pd.Series:
+    """Timestamps (UTC) from ISO 8601 text or native datetimes; what does not parse is NaT."""
+    if pd.api.types.is_datetime64_any_dtype(values.dtype):
+        aware = isinstance(values.dtype, pd.DatetimeTZDtype)
+        return values.dt.tz_convert("UTC") if aware else values.dt.tz_localize("UTC")
+    text = values.astype("object").where(values.notna(), None)
+    return pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce")
+
+
+def epoch_seconds(stamps: pd.Series) -> np.ndarray:
+    """Seconds since 1970-01-01 UTC of UTC timestamps, float64 (NaN for NaT)."""
+    seconds = (stamps - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
+    result: np.ndarray = seconds.to_numpy(dtype=np.float64, na_value=np.nan)
+    return result
+
+
+def time_text(value: object) -> str:
+    """A time value as text: a timestamp in ISO 8601 (aware ones in UTC, with Z), text as it is,
+    a number as written."""
+    if isinstance(value, pd.Timestamp | np.datetime64):
+        return str(iso_text(pd.Series([value])).iloc[0])
+    return str(value)
+
+
+def iso_text(values: pd.Series) -> pd.Series:
+    """A column as the model reads a timestamp: native tz-aware datetimes in UTC as
+    "%Y-%m-%dT%H:%M:%SZ", naive ones as "%Y-%m-%dT%H:%M:%S", text as it is; missing stays
+    missing (None)."""
+    if values.dtype == object and pd.api.types.infer_dtype(values, skipna=True) == "datetime":
+        values = pd.Series(pd.to_datetime(values.to_numpy()), index=values.index)
+    if pd.api.types.is_datetime64_any_dtype(values.dtype):
+        if isinstance(values.dtype, pd.DatetimeTZDtype):
+            text = values.dt.tz_convert("UTC").dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+        else:
+            text = values.dt.strftime("%Y-%m-%dT%H:%M:%S")
+    else:
+        text = values
+    return text.astype("object").where(text.notna(), None)
 
 
 def frame_digest(frame: pd.DataFrame) -> str:

@@ -2,7 +2,8 @@
 
 At training, `reference_profile` records each model feature of the training rows (numeric:
 quantile bin edges, the share of rows in each bin and the null rate; categorical: the most
-frequent categories' shares, an "other" bucket and the null rate) and the model's score on the
+frequent categories' shares, an "other" bucket and the null rate; time: the observed range and
+the null rate) and the model's score on the
 held-out rows (`metrics.Predictions.score`: P(positive class) for a binary classifier, the
 highest class probability for a multiclass one, the predicted value for a regressor). At
 monitoring, `BatchCounts` counts a batch chunk by chunk into the same bins and `assess` turns
@@ -13,6 +14,11 @@ the training run's), and a verdict.
 PSI = sum over bins of (batch share - reference share) * ln(batch share / reference share),
 with shares clipped to EPSILON so that an empty bin counts as a large, finite shift. PSI is
 computed on the non-null values; the null rate is compared on its own.
+
+A time feature (a `features.datetime` column, or a number the model's own feature step derives
+from one, such as `<column>_year`) moves by design each period: it gets no PSI and never drifts
+by its values; the report shows the batch's range beside the training range, and only its null
+rate is checked.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from ml_project.data import epoch_seconds, parse_times, time_text
 from ml_project.settings import MonitorSettings
 
 PROFILE_ARTIFACT = "monitoring/reference_profile.json"
@@ -97,23 +104,61 @@ def _profile(
     }
 
 
+def time_values(values: np.ndarray | Sequence[Any]) -> tuple[np.ndarray, bool]:
+    """Sortable numbers of a time feature (NaN: missing or not a time), and whether they are
+    timestamps (seconds since 1970, UTC) rather than plain numbers (a year)."""
+    series = pd.Series(values)
+    if pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype):
+        return series.to_numpy(dtype=np.float64, na_value=np.nan), False
+    return epoch_seconds(parse_times(series)), True
+
+
+def time_profile(values: np.ndarray | Sequence[Any]) -> dict[str, Any]:
+    numbers, stamps = time_values(values)
+    present = numbers[~np.isnan(numbers)]
+    total = len(numbers)
+    return {
+        "kind": "time",
+        "timestamps": stamps,
+        "min": float(present.min()) if present.size else None,
+        "max": float(present.max()) if present.size else None,
+        "proportions": [],
+        "rows": total,
+        "null_rate": (total - present.size) / total if total else 0.0,
+    }
+
+
+def shown_time(value: float | None, *, timestamps: bool) -> str:
+    """One end of a time range as text: ISO 8601 for a timestamp, the number otherwise."""
+    if value is None or not math.isfinite(value):
+        return "-"
+    if timestamps:
+        return time_text(pd.Timestamp(value, unit="s", tz="UTC"))
+    return f"{value:g}"
+
+
 def reference_profile(
     features: pd.DataFrame,
     score: npt.ArrayLike,
     *,
     categorical: Iterable[str],
     settings: MonitorSettings,
+    times: Iterable[str] = (),
 ) -> dict[str, Any]:
-    """The profile of the training rows' model features and of the held-out scores."""
-    categorical = set(categorical)
+    """The profile of the training rows' model features and of the held-out scores; `times`
+    names the time features (a range each, no bins)."""
+    categorical, times = set(categorical), set(times)
     profiled = {}
     for name in features.columns:
         values = features[name].to_numpy()
-        profiled[str(name)] = (
-            categorical_profile(values, max_categories=settings.max_categories)
-            if name in categorical
-            else numeric_profile(values, bins=settings.bins)
-        )
+        if name in times:
+            profiled[str(name)] = time_profile(values)
+        elif name in categorical:
+            profiled[str(name)] = categorical_profile(
+                values, max_categories=settings.max_categories
+            )
+        else:
+            profiled[str(name)] = numeric_profile(values, bins=settings.bins)
     return {
         "format": PROFILE_FORMAT,
         "features": profiled,
@@ -125,6 +170,9 @@ def reference_profile(
 class _Tally:
     counts: np.ndarray
     rows: int = 0
+    present: int = 0  # non-null values
+    low: float = math.inf  # a time feature's range
+    high: float = -math.inf
 
 
 @dataclass
@@ -157,10 +205,21 @@ def _empty(reference: dict[str, Any]) -> np.ndarray:
 
 
 def _count(tally: _Tally, reference: dict[str, Any], values: np.ndarray | Sequence[Any]) -> None:
+    if reference["kind"] == "time":
+        numbers = time_values(values)[0]
+        present = numbers[~np.isnan(numbers)]
+        tally.present += int(present.size)
+        if present.size:
+            tally.low = min(tally.low, float(present.min()))
+            tally.high = max(tally.high, float(present.max()))
+        tally.rows += len(values)
+        return
     if reference["kind"] == "categorical":
-        tally.counts += category_counts(values, reference["categories"])
+        counts = category_counts(values, reference["categories"])
     else:
-        tally.counts += numeric_counts(values, reference["edges"])
+        counts = numeric_counts(values, reference["edges"])
+    tally.counts += counts
+    tally.present += int(counts.sum())
     tally.rows += len(values)
 
 
@@ -179,6 +238,8 @@ def bin_labels(reference: dict[str, Any]) -> list[str]:
     """Readable names of a profile's bins, for tables and plots."""
     if reference["kind"] == "categorical":
         return [*reference["categories"], "other"]
+    if reference["kind"] == "time":
+        return []  # a range, no bins
     edges = reference["edges"]
     if not edges:
         return ["all"]
@@ -192,7 +253,7 @@ class FeatureDrift:
     """One feature (or the prediction score) of a batch against its reference."""
 
     feature: str
-    kind: str  # numeric | categorical | prediction
+    kind: str  # numeric | categorical | time | prediction
     psi: float
     reference_null_rate: float
     batch_null_rate: float
@@ -200,12 +261,26 @@ class FeatureDrift:
     bins: tuple[str, ...]
     reference_shares: tuple[float, ...]
     batch_shares: tuple[float, ...]
+    # a time feature's observed range, training and batch (informational: never a reason)
+    reference_range: tuple[str, str] | None = None
+    batch_range: tuple[str, str] | None = None
 
     @property
     def null_rate_change(self) -> float:
         return self.batch_null_rate - self.reference_null_rate
 
+    def range_line(self) -> str:
+        """A time feature's ranges in one line ('' for any other feature)."""
+        if self.reference_range is None or self.batch_range is None:
+            return ""
+        return (
+            f"time {self.feature}: training {' .. '.join(self.reference_range)}, "
+            f"batch {' .. '.join(self.batch_range)} (no PSI: time moves by design)"
+        )
+
     def as_row(self) -> dict[str, Any]:
+        """The report's row; the ranges and the note are '' but for a time feature."""
+        ranges = (self.reference_range, self.batch_range)
         return {
             "feature": self.feature,
             "kind": self.kind,
@@ -214,6 +289,9 @@ class FeatureDrift:
             "batch_null_rate": self.batch_null_rate,
             "null_rate_change": self.null_rate_change,
             "status": self.status,
+            "reference_range": " .. ".join(ranges[0]) if ranges[0] else "",
+            "batch_range": " .. ".join(ranges[1]) if ranges[1] else "",
+            "note": self.range_line(),
         }
 
 
@@ -309,11 +387,25 @@ class DriftReport:
 def feature_drift(
     name: str, reference: dict[str, Any], tally: _Tally, settings: MonitorSettings, *, kind: str
 ) -> FeatureDrift:
-    """PSI and null rates of one tallied feature, with its status under `settings`."""
-    present = int(tally.counts.sum())
-    batch_null_rate = (tally.rows - present) / tally.rows if tally.rows else 0.0
-    value = psi(reference["proportions"], tally.counts)
+    """PSI and null rates of one tallied feature, with its status under `settings` (a time
+    feature: its null rate only, and its range)."""
+    batch_null_rate = (tally.rows - tally.present) / tally.rows if tally.rows else 0.0
+    timed = reference["kind"] == "time"
+    value = 0.0 if timed else psi(reference["proportions"], tally.counts)
     change = abs(batch_null_rate - reference["null_rate"])
+    ranges: dict[str, tuple[str, str]] = {}
+    if timed:
+        stamps = bool(reference.get("timestamps"))
+        ranges = {
+            "reference_range": (
+                shown_time(reference["min"], timestamps=stamps),
+                shown_time(reference["max"], timestamps=stamps),
+            ),
+            "batch_range": (
+                shown_time(tally.low, timestamps=stamps),
+                shown_time(tally.high, timestamps=stamps),
+            ),
+        }
     if name in settings.ignore:
         status = "ignored"
     elif value >= settings.psi_alert or change > settings.null_rate_change:
@@ -332,6 +424,7 @@ def feature_drift(
         bins=tuple(bin_labels(reference)),
         reference_shares=tuple(float(share) for share in reference["proportions"]),
         batch_shares=tuple(_shares(tally.counts).tolist()),
+        **ranges,
     )
 
 

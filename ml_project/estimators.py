@@ -2,7 +2,8 @@
 
 A problem without its own `build_model` gets `tabular_model`; a problem with one may still use
 it as its last steps, after a feature step of its own. Categorical
-columns are read as text and encoded in the model, so the logged Pipeline takes raw records.
+columns are read as text and encoded in the model, and timestamp columns (ISO text) become
+numbers in it (time_features.TimeFeatures), so the logged Pipeline takes raw records.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ TRUSTED_TYPES = [
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     "functools.partial",
     "sklearn.utils.validation.check_array",
+    "ml_project.time_features.TimeFeatures",
 ]
 # Hyper-parameters of HistGradientBoosting* that `params` may set; other params keys are the
 # problem's own and are ignored here.
@@ -64,27 +66,30 @@ def boosting_params(params: Any) -> dict[str, Any]:
     return {key: values[key] for key in BOOSTING_PARAMS if values.get(key) is not None}
 
 
-def encoder(categorical: Sequence[str]) -> ColumnTransformer:
-    """Ordinal codes for the text columns (unknown and missing -> NaN), the rest passed on."""
+def encoder(categorical: Sequence[str], datetime: Sequence[str] = ()) -> ColumnTransformer:
+    """Ordinal codes for the text columns (unknown and missing -> NaN), then the numbers derived
+    from each timestamp column (TimeFeatures), then the rest passed on: the categorical columns
+    stay the first outputs."""
     from sklearn.compose import ColumnTransformer
     from sklearn.preprocessing import OrdinalEncoder
 
-    return ColumnTransformer(
-        [
-            (
-                "categorical",
-                OrdinalEncoder(
-                    handle_unknown="use_encoded_value",
-                    unknown_value=np.nan,
-                    encoded_missing_value=np.nan,
-                    dtype=np.float64,
-                ),
-                list(categorical),
-            )
-        ],
-        remainder="passthrough",
-        verbose_feature_names_out=False,
-    )
+    from ml_project.time_features import TimeFeatures
+
+    steps: list[tuple[str, Any, list[str]]] = [
+        (
+            "categorical",
+            OrdinalEncoder(
+                handle_unknown="use_encoded_value",
+                unknown_value=np.nan,
+                encoded_missing_value=np.nan,
+                dtype=np.float64,
+            ),
+            list(categorical),
+        )
+    ]
+    if datetime:  # none: the same transformer as before times were known
+        steps.append(("datetime", TimeFeatures(), list(datetime)))
+    return ColumnTransformer(steps, remainder="passthrough", verbose_feature_names_out=False)
 
 
 def boosting(
@@ -106,13 +111,14 @@ def boosting(
 
 
 def tabular_model(*, features: FeatureSettings, task: str, params: Any, seed: int) -> Pipeline:
-    """Pipeline(encode, boosting) over `features.categorical` then `features.numeric`."""
+    """Pipeline(encode, boosting) over `features.categorical`, the numbers derived from
+    `features.datetime`, then `features.numeric`."""
     from sklearn.pipeline import Pipeline
 
     categorical = list(features.categorical)
     return Pipeline(
         [
-            ("encode", encoder(categorical)),
+            ("encode", encoder(categorical, getattr(features, "datetime", ()))),
             (
                 "model",
                 boosting(

@@ -263,15 +263,23 @@ def _champion_check(baseline: Baseline, settings: GateSettings, higher: bool) ->
 def split_rule_differences(recorded: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
     """How two resolved configs differ in what decides a row's train/test side.
 
-    A row's side depends only on its key columns, the seed and the test fraction
-    (data.split_rows), so when these agree (and the data files are the same) the rows one
-    config holds out are rows the other never trained on.
+    With a hash split a row's side depends only on its key columns, the seed and the test
+    fraction (data.split_rows); with a time split (split.time_column) it depends on the rows
+    used too, so the sample fraction counts as well. When these agree (and the data files are
+    the same) the rows one config holds out are rows the other never trained on.
     """
+
+    def split(config: Mapping[str, Any]) -> Mapping[str, Any]:
+        return config.get("split") or {}
+
     rules: dict[str, Callable[[Mapping[str, Any]], Any]] = {
         "seed": lambda config: config.get("seed"),
-        "split.test_fraction": lambda config: config.get("split", {}).get("test_fraction"),
+        "split.test_fraction": lambda config: split(config).get("test_fraction"),
+        "split.time_column": lambda config: split(config).get("time_column"),
         "data.key_columns": lambda config: list(config.get("data", {}).get("key_columns") or []),
     }
+    if split(recorded).get("time_column") or split(current).get("time_column"):
+        rules["data.sample_fraction"] = lambda config: config.get("data", {}).get("sample_fraction")
     return [
         f"{name} {get(recorded)!r} != {get(current)!r}"
         for name, get in rules.items()

@@ -9,8 +9,8 @@ breaks one is refused with the rule, the column, the suite item and an example; 
 server answers 400 with that message.
 
 Compiled: `expect_column_values_to_not_be_null`, `expect_column_values_to_be_between` (numeric
-bounds), `expect_column_values_to_be_in_set` and `expect_column_values_to_match_regex`, without
-`mostly` (or `mostly: 1`). Everything
+bounds), `expect_column_values_to_be_in_set`, `expect_column_values_to_match_regex` and
+`expect_column_values_to_not_match_regex`, without `mostly` (or `mostly: 1`). Everything
 else (types, which MLflow's signature enforces; table-level and statistical expectations, which
 mean nothing for one row; `mostly` tolerances) stays with great-expectations.
 """
@@ -39,6 +39,7 @@ NOT_NULL = "expect_column_values_to_not_be_null"
 BETWEEN = "expect_column_values_to_be_between"
 IN_SET = "expect_column_values_to_be_in_set"
 MATCH = "expect_column_values_to_match_regex"
+NOT_MATCH = "expect_column_values_to_not_match_regex"
 
 
 REFUSAL = "The model's input rules refuse these rows: "  # how every refusal begins
@@ -71,7 +72,7 @@ def hard_rules(expectations: Sequence[dict[str, Any]], *, source: str) -> list[d
     for item in expectations:
         kwargs = item.get("kwargs") or {}
         kind, column = item.get("type"), kwargs.get("column")
-        if kind not in (NOT_NULL, BETWEEN, IN_SET, MATCH) or not isinstance(column, str):
+        if kind not in (NOT_NULL, BETWEEN, IN_SET, MATCH, NOT_MATCH) or not isinstance(column, str):
             continue
         if kwargs.get("mostly") is not None and float(kwargs["mostly"]) < 1:
             continue
@@ -94,7 +95,7 @@ def hard_rules(expectations: Sequence[dict[str, Any]], *, source: str) -> list[d
             if not isinstance(values, list):
                 continue
             rule["values"] = list(values)
-        elif kind == MATCH:
+        elif kind in (MATCH, NOT_MATCH):
             if not isinstance(kwargs.get("regex"), str):
                 continue
             rule["regex"] = kwargs["regex"]
@@ -108,6 +109,8 @@ def _describe(rule: dict[str, Any]) -> str:
         return f"column {column!r} must not be null"
     if rule["type"] == MATCH:
         return f"column {column!r} must match {rule['regex']!r}"
+    if rule["type"] == NOT_MATCH:
+        return f"column {column!r} must not match {rule['regex']!r}"
     if rule["type"] == IN_SET:
         shown = ", ".join(repr(value) for value in rule["values"][:8])
         more = f" and {len(rule['values']) - 8} more" if len(rule["values"]) > 8 else ""
@@ -126,13 +129,13 @@ def _broken(rule: dict[str, Any], values: pd.Series) -> npt.NDArray[np.bool_]:
     if rule["type"] == IN_SET:
         member: npt.NDArray[np.bool_] = values.isin(rule["values"]).to_numpy()
         return present & ~member
-    if rule["type"] == MATCH:  # as great-expectations does: the text of the value, searched
+    if rule["type"] in (MATCH, NOT_MATCH):  # as great-expectations: the value's text, searched
         with warnings.catch_warnings():  # a pattern with groups: pandas warns, on every call
             warnings.filterwarnings("ignore", "This pattern is interpreted as a regular")
             matched: npt.NDArray[np.bool_] = (
                 values.astype(str).str.contains(rule["regex"], regex=True).to_numpy(bool)
             )
-        return present & ~matched
+        return present & (~matched if rule["type"] == MATCH else matched)
     numbers: npt.NDArray[np.float64] = pd.to_numeric(values, errors="coerce").to_numpy(
         dtype=float, na_value=np.nan
     )

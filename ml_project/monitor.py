@@ -606,13 +606,13 @@ def summary_text(result: dict[str, Any], *, markdown: bool = False, top: int = T
         (
             row["feature"],
             row["kind"],
-            f"{row['psi']:.3f}",
+            "-" if row["kind"] == "time" else f"{row['psi']:.3f}",
             f"{row['reference_null_rate']:.1%} -> {row['batch_null_rate']:.1%}",
             row["status"],
         )
         for row in [*picked, result["prediction"]]
     ]
-    notes = []
+    notes = [row["note"] for row in result["features"] if row.get("note")]  # time ranges
     if len(picked) < len(features):
         notes.append(
             f"{len(features) - len(picked)} more features with a lower PSI, none of them "

@@ -29,7 +29,7 @@ from ml_project.errors import (
 from ml_project.lineage import REBUILD_PROTOCOL as REBUILD_PROTOCOL
 from ml_project.metrics import Predictions
 from ml_project.problem import Problem, load_problem
-from ml_project.records import PreparedData
+from ml_project.records import PreparedData, with_iso_times
 from ml_project.records import file_digests as file_digests
 from ml_project.records import model_input as model_input
 from ml_project.records import prepare_data as prepare_data
@@ -145,13 +145,18 @@ def _log_fingerprints(
 def reference_profile(
     settings: Settings, prepared: PreparedData, trained: TrainedModel
 ) -> dict[str, Any]:
-    """What the model saw, for `ml-project monitor`: training features, held-out scores (pure)."""
+    """What the model saw, for `ml-project monitor`: training features, held-out scores (pure).
+    Time features (the timestamps, and what a feature step derives from them) get a range."""
+    from ml_project.time_features import derived_names
+
     train = model_input(settings, prepared.split.train)
+    times = settings.features.datetime
     return drift.reference_profile(
         drift.model_features(trained.model, train),
         trained.predictions.score,
         categorical=settings.features.categorical,
         settings=settings.monitor,
+        times=[*times, *derived_names(times)],
     )
 
 
@@ -204,6 +209,7 @@ def validate_prepared(
     rows = pd.concat(
         [split.train[prepared.columns], split.test[prepared.columns]], ignore_index=True
     )
+    rows = with_iso_times(rows, settings.features.datetime)  # timestamps as the model reads them
     source = f"records of problem {settings.problem}, rows used"
     return validation.validate_model_input(rows, settings, root, source=source, reuse=reuse)
 
@@ -356,6 +362,7 @@ def lineage_tags(
         **{f"data.{key}": value for key, value in prepared.digests.items()},
         **{f"data.rows_{key}": str(value) for key, value in prepared.rows.items()},
         "data.sample_fraction": str(settings.data.sample_fraction),
+        **prepared.split_tags(),
         **{f"env.{key}": value for key, value in lineage.environment_info().items()},
         **{f"pkg.{key}": value for key, value in lineage.package_versions().items()},
     }
@@ -528,7 +535,11 @@ def run_training(settings: Settings, *, root: Path, allow_dirty: bool = False) -
         metrics=trained.metrics,
         baseline_metrics=trained.baseline_metrics,
         rows=prepared.rows,
-        lineage={key: value for key, value in tags.items() if key.startswith(("git.", "data.d"))}
+        lineage={
+            key: value
+            for key, value in tags.items()
+            if key.startswith(("git.", "data.d", "split."))
+        }
         | {"config.hash": tags["config.hash"], "seed": tags["seed"]},
         timings=dict(timer.seconds),
         gate=outcome.as_dict(),
@@ -570,15 +581,15 @@ def output_type(labels: pd.Series, task: str) -> str:
 
 
 def model_signature(settings: Settings, labels: pd.Series) -> ModelSignature:
-    """Raw input columns in model order: categoricals as strings, the rest as doubles (may be
-    NaN); the output is the prediction."""
+    """Raw input columns in model order: categoricals and timestamps (ISO 8601) as strings,
+    numbers as doubles (may be NaN); the output is the prediction."""
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
 
-    categorical = set(settings.features.categorical)
+    numeric = set(settings.features.numeric)
     inputs = Schema(
         [
-            ColSpec("string" if name in categorical else "double", name)
+            ColSpec("double" if name in numeric else "string", name)
             for name in settings.features.columns
         ]
     )

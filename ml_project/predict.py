@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from ml_project import metrics
+from ml_project.data import iso_text
 from ml_project.errors import DataError, RegistryError, SetupError
 
 if TYPE_CHECKING:
@@ -202,7 +203,8 @@ def _check_task(task: str | None, uri: str) -> str:
 
 
 def typed_input(frame: pd.DataFrame, input_types: dict[str, str], *, source: str) -> pd.DataFrame:
-    """The model's raw columns of `frame`, typed as its signature says (pure)."""
+    """The model's raw columns of `frame`, typed as its signature says (pure): a timestamp
+    column the signature reads as text becomes ISO 8601 text (data.iso_text)."""
     missing = [name for name in input_types if name not in frame.columns]
     if missing:
         raise DataError(
@@ -222,8 +224,8 @@ def typed_input(frame: pd.DataFrame, input_types: dict[str, str], *, source: str
                     f"(e.g. {example!r})."
                 )
             typed[name] = converted.astype("float64")
-        else:
-            typed[name] = values.astype("object").where(values.notna(), None)
+        else:  # text; a native datetime as the ISO 8601 text the model reads
+            typed[name] = iso_text(values)
     return pd.DataFrame(typed, index=frame.index)
 
 
@@ -482,13 +484,15 @@ def input_checker(settings: Settings, root: Path, *, source: str) -> Callable[[p
     """The model-input expectation suite as a per-chunk check (DataError on failure)."""
     from ml_project import validation
     from ml_project.data import require_columns
+    from ml_project.records import with_iso_times
 
     columns = settings.features.columns
     validate = validation.TableValidator(validation.MODEL_INPUT, settings=settings, root=root)
 
     def check(chunk: pd.DataFrame) -> None:
         require_columns(chunk, columns, table=source)
-        report = validate(chunk[columns], source=source)
+        rows = with_iso_times(chunk[columns], settings.features.datetime)  # as the model reads
+        report = validate(rows, source=source)
         if not report.success:
             raise DataError(validation.failure_message([report], context=f" for {source}"))
 

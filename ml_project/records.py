@@ -7,6 +7,7 @@ of them sees the rows training saw.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,18 @@ class PreparedData:
     label: str
     rows: dict[str, int]
     digests: dict[str, str]
+    time_column: str | None = None  # the split's: held out the newest rows by it
+
+    def split_tags(self) -> dict[str, str]:
+        """Which split was used: `split.kind` time or hash, and a time split's column and
+        cut-off (the oldest held-out time)."""
+        if self.time_column is None:
+            return {"split.kind": "hash"}
+        return {
+            "split.kind": "time",
+            "split.time_column": self.time_column,
+            "split.cutoff": self.split.cutoff or "",
+        }
 
 
 def table_paths(settings: Settings, root: Path) -> dict[str, Path]:
@@ -50,9 +63,12 @@ def prepare_data(
     columns = settings.features.columns
     key_columns = list(settings.data.key_columns)
     label = settings.data.label
+    time_column = settings.split.time_column
     records = problem.records(tables)
     where = f"records of problem {settings.problem}"
-    data.require_columns(records, [*key_columns, *columns], table=where)
+    data.require_columns(
+        records, [*key_columns, *columns, *([time_column] if time_column else [])], table=where
+    )
     labelled, unlabelled = data.label_rows(records, problem.label(records, label), column=label)
     data.require_unique_keys(labelled, key_columns, table=where)
     used = data.sample_rows(
@@ -61,14 +77,20 @@ def prepare_data(
         key_columns=key_columns,
         seed=settings.seed,
     )
-    kept = list(dict.fromkeys([*key_columns, *columns, label]))
-    used = used.loc[:, kept]
-    split = data.split_rows(
-        used,
-        test_fraction=settings.split.test_fraction,
-        key_columns=key_columns,
-        seed=settings.seed,
+    kept = list(
+        dict.fromkeys([*key_columns, *columns, label, *([time_column] if time_column else [])])
     )
+    used = used.loc[:, kept]
+    try:
+        split = data.split_rows(
+            used,
+            test_fraction=settings.split.test_fraction,
+            key_columns=key_columns,
+            seed=settings.seed,
+            time_column=time_column,
+        )
+    except DataError as exc:
+        raise DataError(f"{where}: {exc} (env {settings.env})") from exc
     check_split(settings, split, labelled=len(labelled))
     rows = {
         "records": len(records),
@@ -84,7 +106,14 @@ def prepare_data(
         "test_digest": data.frame_digest(split.test),
         "test_keys_digest": data.frame_digest(split.test[key_columns]),
     }
-    return PreparedData(split=split, columns=columns, label=label, rows=rows, digests=digests)
+    return PreparedData(
+        split=split,
+        columns=columns,
+        label=label,
+        rows=rows,
+        digests=digests,
+        time_column=time_column,
+    )
 
 
 def check_split(settings: Settings, split: data.Split, *, labelled: int) -> None:
@@ -142,9 +171,17 @@ def check_split(settings: Settings, split: data.Split, *, labelled: int) -> None
 
 
 def model_input(settings: Settings, frame: pd.DataFrame) -> pd.DataFrame:
-    """`frame`'s raw model columns typed as the signature says."""
+    """`frame`'s raw model columns typed as the signature says: text, numbers (float64), and
+    timestamps as ISO 8601 text (data.iso_text)."""
     columns = settings.features.columns
-    categorical = set(settings.features.categorical)
-    return frame.loc[:, columns].astype(
-        {name: "float64" for name in columns if name not in categorical}
-    )
+    numeric = settings.features.numeric
+    typed = frame.loc[:, columns].astype({name: "float64" for name in numeric})
+    return with_iso_times(typed, settings.features.datetime)
+
+
+def with_iso_times(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """`frame` with each of `columns` it holds as ISO 8601 text (data.iso_text)."""
+    present = [name for name in columns if name in frame.columns]
+    if not present:
+        return frame
+    return frame.assign(**{name: data.iso_text(frame[name]) for name in present})

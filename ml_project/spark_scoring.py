@@ -44,7 +44,7 @@ from ml_project.tracking import PYSPARK_PANDAS_WARNING
 
 if TYPE_CHECKING:
     import pandas as pd
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import Column, DataFrame, SparkSession
 
     from ml_project.settings import Settings
 
@@ -282,8 +282,15 @@ def check_input(
                 failure = str(exc).replace(shipped, project_root)
             yield pd.DataFrame({"rows": [len(batch)], "failure": [failure]})
 
+    from pyspark.sql import functions as F
+
+    times = set(settings.features.datetime)  # as the model reads them: ISO text (spark_input)
+    selected = [
+        spark_input(frame, name, "string").alias(name) if name in times else F.col(name)
+        for name in columns
+    ]
     schema = "rows long, failure string"
-    batches = frame.select(*columns).mapInPandas(check_batches, schema).collect()
+    batches = frame.select(*selected).mapInPandas(check_batches, schema).collect()
     failed = [batch["failure"] for batch in batches if batch["failure"]]
     if failed:
         raise DataError(failed[0])
@@ -295,6 +302,25 @@ def check_input(
 
 SPARK_TYPES = {"string": "string", "long": "long", "integer": "int", "double": "double",
                "float": "float", "boolean": "boolean"}  # fmt: skip
+
+
+def spark_input(frame: DataFrame, name: str, kind: str) -> Column:
+    """A model column as its signature types it; a Spark timestamp read as text becomes the ISO
+    8601 text the pandas path gives (data.iso_text): an instant in UTC with Z, a timestamp
+    without zone as written."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import TimestampNTZType, TimestampType
+
+    column = F.col(name)
+    if kind == "double":
+        return column.cast("double")
+    spark_type = frame.schema[name].dataType
+    if isinstance(spark_type, TimestampNTZType):
+        return F.date_format(column, "yyyy-MM-dd'T'HH:mm:ss")
+    if isinstance(spark_type, TimestampType):  # shown in the session's zone: moved to UTC
+        zone = frame.sparkSession.conf.get("spark.sql.session.timeZone") or "UTC"
+        return F.date_format(F.to_utc_timestamp(column, zone), "yyyy-MM-dd'T'HH:mm:ss'Z'")
+    return column.cast("string")
 
 
 def score_dataframe(
@@ -330,10 +356,7 @@ def score_dataframe(
     finally:
         pyfunc_logger.setLevel(level)
     features = F.struct(
-        *[
-            F.col(name).cast("double" if kind == "double" else "string").alias(name)
-            for name, kind in loaded.input_types.items()
-        ]
+        *[spark_input(frame, name, kind).alias(name) for name, kind in loaded.input_types.items()]
     )
     scored = frame.withColumn(PREDICTION, predict(features))
     if proba is not None:

@@ -206,6 +206,7 @@ def render_lineage(result: dict[str, Any]) -> str:
         ("seed", escape(lineage.get("seed", "-"))),
         ("config hash", code(lineage.get("config.hash", "")[:16] or "-")),
         ("data digest", code(lineage.get("data.digest", "")[:16] or "-")),
+        ("held out", escape(split_line(lineage))),
         ("run id", code(result.get("run_id", "-"))),
         ("model", code(result.get("model_uri", "-"))),
         ("tracking store", describe_store(result.get("tracking_uri", ""))),
@@ -216,6 +217,18 @@ def render_lineage(result: dict[str, Any]) -> str:
     lines = ["| lineage | |", "| --- | --- |"]
     lines += [f"| {name} | {value} |" for name, value in fields]
     return "\n".join(lines)
+
+
+def split_line(lineage: dict[str, Any]) -> str:
+    """Which rows were held out: the newest by a time column (from its cut-off), or a seeded
+    hash of the key; '-' when the result does not say (trained before split kinds)."""
+    kind = lineage.get("split.kind")
+    if kind == "time":
+        return (
+            f"the newest by {lineage.get('split.time_column', '?')}, from "
+            f"{lineage.get('split.cutoff', '?')}"
+        )
+    return "a seeded hash of the key" if kind == "hash" else "-"
 
 
 def render_mapping(title: str, mapping: dict[str, Any]) -> str:

@@ -218,6 +218,17 @@ def test_split_rule_differences_name_what_decides_a_rows_side():
     ]
 
 
+def test_a_time_split_counts_its_column_and_the_rows_sampled():
+    config = {"seed": 42, "split": {"test_fraction": 0.2, "time_column": None},
+              "data": {"key_columns": ["a"], "sample_fraction": 1.0}}  # fmt: skip
+    timed = {**config, "split": {"test_fraction": 0.2, "time_column": "when"}}
+    assert gate.split_rule_differences(config, timed) == ["split.time_column None != 'when'"]
+    sampled = {**timed, "data": {"key_columns": ["a"], "sample_fraction": 0.5}}
+    assert gate.split_rule_differences(timed, sampled) == ["data.sample_fraction 1.0 != 0.5"]
+    hashed_sampled = {**config, "data": {"key_columns": ["a"], "sample_fraction": 0.5}}
+    assert gate.split_rule_differences(config, hashed_sampled) == []  # a row's hash side
+
+
 @pytest.mark.parametrize(
     "section, message",
     [

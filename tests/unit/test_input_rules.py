@@ -166,3 +166,22 @@ def test_a_refusal_raised_on_a_spark_executor_is_found_in_sparks_error_text():
     )
     assert refusal_in(wrapped) == raised.value.message
     assert refusal_in("java.lang.OutOfMemoryError: Java heap space") is None
+
+
+def test_a_not_match_rule_compiles_and_refuses_what_matches():
+    suite = [
+        item(1, "column_values_to_not_match_regex", column="when", regex=r"[+-]\d\d:?\d\d$"),
+        item(2, "column_values_to_not_match_regex", column="when", regex="x", mostly=0.9),
+    ]
+    compiled = hard_rules(suite, source=SOURCE)
+    assert [(rule["type"], rule["regex"]) for rule in compiled] == [
+        ("expect_column_values_to_not_match_regex", r"[+-]\d\d:?\d\d$")
+    ]
+    good = pd.DataFrame({"when": ["2024-01-01T00:00:00Z", "2024-01-02T00:00:00", None]})
+    assert violations(compiled, good) == []
+    bad = pd.DataFrame({"when": ["2024-01-01T00:00:00+02:00", "2024-01-02T00:00:00Z"]})
+    (found,) = violations(compiled, bad)
+    assert "column 'when' must not match" in found and "expectation 1" in found
+    assert "1 of 2 row(s) break it, e.g. '2024-01-01T00:00:00+02:00'" in found
+    with pytest.raises(InputRuleError):
+        InputRules(compiled).fit(bad).transform(bad)

@@ -215,6 +215,19 @@ def test_a_dirty_tree_is_flagged():
     assert "(dirty tree)" in render_summary({**RESULT, "lineage": lineage})
 
 
+def test_the_held_out_rows_are_named_by_their_split():
+    assert "| held out | - |" in render_summary(RESULT)  # a result from before split kinds
+    hashed = {**RESULT["lineage"], "split.kind": "hash"}
+    assert "| held out | a seeded hash of the key |" in render_summary(
+        {**RESULT, "lineage": hashed}
+    )
+    timed = {**RESULT["lineage"], "split.kind": "time", "split.time_column": "signed_up",
+             "split.cutoff": "2024-05-01T00:00:00Z"}  # fmt: skip
+    assert "| held out | the newest by signed_up, from 2024-05-01T00:00:00Z |" in render_summary(
+        {**RESULT, "lineage": timed}
+    )
+
+
 def test_read_result_takes_the_last_json_line(tmp_path):
     output = tmp_path / "staging.out"
     output.write_text(
