@@ -46,19 +46,20 @@ TYPE_ANCHORS = {
 AMOUNT_WORDS = frozenset(
     "count cnt num number n qty quantity total sum amount price cost fee salary wage income "
     "revenue sales spend paid pay balance size length weight height width depth area volume "
-    "distance duration age minute hour second day page item view visit click population".split()
+    "distance duration age minute hour second day page item view visit click population "
+    "basket unit km mile kg gram meter metre".split()
 )
 
 
 def amount_like(column: ColumnProfile) -> bool:
     """Never negative by nature: never negative here, and named as a count or an amount (a word
-    of AMOUNT_WORDS), or whole numbers from 0 (counts); never a year."""
+    of AMOUNT_WORDS), or whole numbers from 0 or 1 (counts); never a year."""
     if column.minimum is None or column.minimum < 0 or column.year_like:
         return False
     spaced = re.sub(r"([a-z])([A-Z])", r"\1_\2", column.name).lower()
     words = [word for word in re.split(r"[^a-z]+", spaced) if word]
     named = any(word in AMOUNT_WORDS or word.removesuffix("s") in AMOUNT_WORDS for word in words)
-    return named or (column.integer and column.minimum == 0)
+    return named or (column.integer and column.minimum <= 1)
 
 
 def numeric_bounds(column: ColumnProfile) -> tuple[int | float | None, int | float | None]:
