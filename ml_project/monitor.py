@@ -339,6 +339,7 @@ def live_quality(
         unlabelled_dropped=outcomes.unlabelled,
         live_metrics=live,
         note=class_note(task, labels, outcomes.predictions.classes),
+        units=metrics.metrics_of(task)[name].units,
     )
 
 
