@@ -54,7 +54,7 @@ class TrainedModel:
     baseline: Predictions  # a model that ignores the features, same rows
     baseline_metrics: dict[str, float]
     features_digest: str
-    staged: StagedLoss | None = None  # held-out loss per boosting iteration (the gate)
+    staged: StagedLoss | None  # held-out loss per boosting iteration (None: no stages)
 
 
 @dataclass
