@@ -346,14 +346,14 @@ def refuse(message: str, settings: GateSettings) -> Verdict:
 
 
 def _limit_check(name: str, metric: str, value: float | None, limit: float, higher: bool) -> Check:
+    setting = f"gate.{name}s.{metric}"
     if not _is_number(value):
-        return Check(name, metric, False, f"{metric} is missing or not a number", None, limit)
+        message = f"{metric} is missing or not a number ({setting})"
+        return Check(name, metric, False, message, None, limit)
     ok = value >= limit if higher else value <= limit
     relation = (">=" if ok else "<") if higher else ("<=" if ok else ">")
-    kind = "floor" if higher else "ceiling"
-    return Check(
-        name, metric, ok, f"{metric} {value:.4f} {relation} {kind} {limit:g}", value, limit
-    )
+    message = f"{metric} {value:.4f} {relation} {name} {limit:g} ({setting})"
+    return Check(name, metric, ok, message, value, limit)
 
 
 def _champion_check(baseline: Baseline, settings: GateSettings, higher: bool, units: bool) -> Check:

@@ -81,9 +81,9 @@ def test_a_good_model_without_champion_passes_every_limit():
     ]
     assert verdict.reasons == [
         "1000 held-out rows >= gate.min_test_rows 100",
-        "pr_auc 0.5200 >= floor 0.45",
-        "roc_auc 0.7500 >= floor 0.7",
-        "brier 0.1500 <= ceiling 0.17",
+        "pr_auc 0.5200 >= floor 0.45 (gate.floors.pr_auc)",
+        "roc_auc 0.7500 >= floor 0.7 (gate.floors.roc_auc)",
+        "brier 0.1500 <= ceiling 0.17 (gate.ceilings.brier)",
         "roc_auc 0.7500 vs 0.5000 of a model that ignores the features: a lead of 50.0% of the "
         "room to a perfect 1, at least gate.min_lead 0.05 (>= 0.5250)",
         "log_loss 0.4700 better than 0.5400 of a model that ignores the features (always "
@@ -101,7 +101,7 @@ def test_each_floor_and_ceiling_can_fail_on_its_own():
     assert failed(judge({**GOOD, "pr_auc": 0.2}, rules(), baseline=None)) == [("floor", "pr_auc")]
     verdict = judge({**GOOD, "brier": 0.18}, rules(), baseline=None)
     assert failed(verdict) == [("ceiling", "brier")]
-    assert verdict.reasons == ["brier 0.1800 > ceiling 0.17"]
+    assert verdict.reasons == ["brier 0.1800 > ceiling 0.17 (gate.ceilings.brier)"]
 
 
 def test_a_score_exactly_at_the_limit_passes():
@@ -116,7 +116,7 @@ def test_a_missing_or_non_numeric_metric_fails_closed(bad):
     verdict = judge(metrics, rules(), baseline=None)
     assert not verdict.passed
     assert verdict.reasons == [
-        "roc_auc is missing or not a number",
+        "roc_auc is missing or not a number (gate.floors.roc_auc)",
         "roc_auc of this version or of a model that ignores the features is missing",
     ]
 
