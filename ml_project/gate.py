@@ -327,7 +327,8 @@ def _health_check(staged: registry.StagedLoss | None, max_rise: float) -> Check:
         False,
         f"held-out {metric} rose from {best:.4g} at iteration {at + 1} to {final:.4g} at "
         f"iteration {last} (+{rise:.0%}, more than gate.max_loss_rise {max_rise:g}): the "
-        "training diverged (lower params.learning_rate, or set params.early_stopping: true)",
+        "boosting went past its best iteration, diverging or overfitting (set "
+        "params.early_stopping: true, or lower params.learning_rate or params.max_iter)",
         final,
         limit,
     )
