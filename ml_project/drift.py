@@ -298,7 +298,11 @@ class FeatureDrift:
 @dataclass(frozen=True)
 class Quality:
     """Live quality on a labelled batch: one metric (the gate's primary one) against the value
-    the training run recorded on its held-out rows, and every metric of the task."""
+    the training run recorded on its held-out rows, and every metric of the task.
+
+    `max_drop` (monitor.max_quality_drop) has the gate tolerance's semantics: in the metric's
+    own terms for a bounded score, a fraction of the recorded value for a metric with units
+    (`units`: rmse, mae, log_loss...)."""
 
     metric: str
     higher_is_better: bool
@@ -311,6 +315,7 @@ class Quality:
     note: str = ""  # what limits the comparison (e.g. one class among the labelled rows)
     unknown_class_rows: int = 0  # labelled rows of a class the model never learnt: left out
     unknown_classes: tuple[str, ...] = ()  # the most frequent of those classes, as text
+    units: bool = False
 
     @property
     def drop(self) -> float:
@@ -318,18 +323,27 @@ class Quality:
         return self.recorded - self.live if self.higher_is_better else self.live - self.recorded
 
     @property
+    def allowed(self) -> float:
+        """The largest drop that is not drift, in the metric's units."""
+        return self.max_drop * abs(self.recorded) if self.units else self.max_drop
+
+    @property
     def status(self) -> str:
         """ok | drift | undefined (the metric has no value on these rows)."""
         if math.isnan(self.drop):
             return "undefined"
-        return "drift" if self.drop > self.max_drop else "ok"
+        return "drift" if self.drop > self.allowed else "ok"
 
     def reason(self) -> str:
         """Why the live value is drift, in one line."""
         direction = "below" if self.higher_is_better else "above"
+        setting = f"monitor.max_quality_drop {self.max_drop:g}" + (
+            " of the recorded value" if self.units else ""
+        )
         return (
             f"live {self.metric} {self.live:.4f} is {self.drop:.4f} {direction} the recorded "
-            f"{self.recorded:.4f} (limit {self.max_drop}) on {self.rows} labelled rows"
+            f"{self.recorded:.4f} (limit {self.allowed:.4g}: {setting}) on {self.rows} "
+            "labelled rows"
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -340,6 +354,8 @@ class Quality:
             "recorded": _number(self.recorded),
             "drop": _number(self.drop),
             "max_drop": self.max_drop,
+            "relative": self.units,
+            "allowed": _number(self.allowed),
             "rows": self.rows,
             "unlabelled_dropped": self.unlabelled_dropped,
             "live_metrics": {name: _number(value) for name, value in self.live_metrics.items()},

@@ -4,6 +4,14 @@ A problem without its own `build_model` gets `tabular_model`; a problem with one
 it as its last steps, after a feature step of its own. Categorical
 columns are read as text and encoded in the model, and timestamp columns (ISO text) become
 numbers in it (time_features.TimeFeatures), so the logged Pipeline takes raw records.
+
+Early stopping (`params.early_stopping: true`, off by default) is reproducible bit for bit:
+HistGradientBoosting draws its validation rows with `random_state` (the settings' seed) from
+the train rows, and the pipeline always hands it the same rows in the same order (the records
+in their order, split by the seeded key hash: the run's `data.train_digest` covers the order),
+so the same commit, config, seed and data stop at the same iteration with the same trees.
+`params.log_target: true` (regression) fits the boosting on log1p(label) and answers
+expm1(prediction), for a skewed non-negative label.
 """
 
 from __future__ import annotations
@@ -15,7 +23,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
-    from sklearn.compose import ColumnTransformer
+    from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
     from sklearn.pipeline import Pipeline
 
@@ -28,6 +36,7 @@ TRUSTED_TYPES = [
     "functools.partial",
     "sklearn.utils.validation.check_array",
     "ml_project.time_features.TimeFeatures",
+    "ml_project.estimators.log1p_label",  # params.log_target: the label's transform and back
 ]
 # Hyper-parameters of HistGradientBoosting* that `params` may set; other params keys are the
 # problem's own and are ignored here.
@@ -40,6 +49,10 @@ BOOSTING_PARAMS = (
     "l2_regularization",
     "max_bins",
     "max_features",
+    "early_stopping",
+    "validation_fraction",
+    "n_iter_no_change",
+    "tol",
 )
 
 
@@ -58,12 +71,48 @@ class DefaultParams(BaseModel):
     l2_regularization: float | None = Field(default=None, ge=0)
     max_bins: int | None = Field(default=None, ge=2, le=255)
     max_features: float | None = Field(default=None, gt=0, le=1)
+    early_stopping: bool | None = Field(
+        default=None,
+        description="stop when the loss on a seeded validation share of the train rows stops "
+        "improving (reproducible: drawn with the seed from rows in a fixed order); unset: off",
+    )
+    validation_fraction: float | None = Field(default=None, gt=0, lt=1)
+    n_iter_no_change: int | None = Field(default=None, ge=1)
+    tol: float | None = Field(default=None, ge=0)
+    log_target: bool = Field(
+        default=False,
+        description="regression: fit on log1p(label), answer expm1 (a skewed label >= 0)",
+    )
 
 
 def boosting_params(params: Any) -> dict[str, Any]:
     """The gradient-boosting hyper-parameters found in `params` (a dict or a pydantic model)."""
     values = params.model_dump() if hasattr(params, "model_dump") else dict(params or {})
     return {key: values[key] for key in BOOSTING_PARAMS if values.get(key) is not None}
+
+
+def log1p_label(label: Any) -> np.ndarray:
+    """log1p of a label that must be >= 0 (`params.log_target`); DataError otherwise."""
+    from ml_project.errors import DataError
+
+    values = np.asarray(label, dtype=np.float64)
+    negative = values < 0
+    if negative.any():
+        raise DataError(
+            f"params.log_target fits log1p(label), so the label must be >= 0, but "
+            f"{int(negative.sum())} train label(s) are negative (smallest {values.min():g}): "
+            "turn params.log_target off, or shift the label in the problem's label()."
+        )
+    return np.log1p(values)
+
+
+def log_target(regressor: Any) -> TransformedTargetRegressor:
+    """`regressor` fitted on log1p(label), answering expm1 of its prediction."""
+    from sklearn.compose import TransformedTargetRegressor
+
+    return TransformedTargetRegressor(
+        regressor=regressor, func=log1p_label, inverse_func=np.expm1, check_inverse=False
+    )
 
 
 def encoder(categorical: Sequence[str], datetime: Sequence[str] = ()) -> ColumnTransformer:
@@ -96,34 +145,38 @@ def boosting(
     task: str, *, n_categorical: int, params: Mapping[str, Any], seed: int
 ) -> HistGradientBoostingClassifier | HistGradientBoostingRegressor:
     """HistGradientBoostingClassifier or -Regressor; the first `n_categorical` inputs are
-    categorical. No early stopping: it would hold out rows by a draw of its own."""
+    categorical. Early stopping only when `params` turns it on (`early_stopping: true`): its
+    validation rows are a draw seeded by `seed` (reproducible, see the module's docstring)."""
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
     estimator = (
         HistGradientBoostingRegressor if task == "regression" else HistGradientBoostingClassifier
     )
+    chosen = {key: value for key, value in params.items() if key in BOOSTING_PARAMS}
+    chosen["early_stopping"] = bool(chosen.get("early_stopping", False))
     return estimator(
         categorical_features=list(range(n_categorical)) or None,
-        early_stopping=False,
         random_state=seed,
-        **params,
+        **chosen,
     )
 
 
 def tabular_model(*, features: FeatureSettings, task: str, params: Any, seed: int) -> Pipeline:
     """Pipeline(encode, boosting) over `features.categorical`, the numbers derived from
-    `features.datetime`, then `features.numeric`."""
+    `features.datetime`, then `features.numeric`; the boosting behind `log_target` when a
+    regression's `params.log_target` is true."""
     from sklearn.pipeline import Pipeline
 
     categorical = list(features.categorical)
-    return Pipeline(
-        [
-            ("encode", encoder(categorical, getattr(features, "datetime", ()))),
-            (
-                "model",
-                boosting(
-                    task, n_categorical=len(categorical), params=boosting_params(params), seed=seed
-                ),
-            ),
-        ]
+    model: Any = boosting(
+        task, n_categorical=len(categorical), params=boosting_params(params), seed=seed
     )
+    if task == "regression" and _wants_log_target(params):
+        model = log_target(model)
+    encode = encoder(categorical, getattr(features, "datetime", ()))
+    return Pipeline([("encode", encode), ("model", model)])
+
+
+def _wants_log_target(params: Any) -> bool:
+    values = params.model_dump() if hasattr(params, "model_dump") else dict(params or {})
+    return bool(values.get("log_target"))

@@ -1,16 +1,25 @@
 """The quality gate (pure): metrics in, a verdict with its reasons out.
 
 Fail-closed: a version passes only if every check passes, and a check that cannot be made (a
-metric missing or NaN, a champion that could not be scored) fails. The checks:
+metric missing or NaN, a champion that could not be scored) fails. The checks, each message
+naming its setting:
 
-- enough rows: at least `gate.min_test_rows` held-out rows, or no decision is made;
-- floors and ceilings: the version's own held-out scores against the env's absolute limits;
-- the baseline: on the primary metric, the version must beat a model that ignores the
-  features (metrics.baseline_predictions), so a fresh problem is fail-closed before anyone
-  tunes its floors;
-- the champion: when the registered model has a `champion` (and the env compares), both
+- rows: at least `gate.min_test_rows` held-out rows, or no decision is made;
+- floor / ceiling: the version's own held-out scores against the env's absolute limits;
+- lead: the primary metric beats a model that ignores the features
+  (metrics.baseline_predictions) by at least `gate.min_lead` of the room between that model's
+  value and a perfect one (1 for a bounded score, 0 for a loss), so a fresh problem without
+  floors is fail-closed before anyone tunes them;
+- loss: the task's loss (metrics.LOSS: log_loss, rmse) is finite and better than that model's;
+- constant: the held-out scores are numbers and not all the same;
+- health: the held-out loss after the last boosting iteration exceeds its best over the
+  iterations by at most `gate.max_loss_rise` (a fraction): a diverged training fails
+  (metrics.staged_loss; not applicable to a model that does not stage its predictions);
+- champion: when the registered model has a `champion` (and the env compares), both
   models are scored on the same held-out rows, none of which either model trained on, and
-  the new version may trail the champion on the primary metric by at most `tolerance`.
+  the new version may be worse on the primary metric by at most `gate.tolerance`: in the
+  metric's own terms for a bounded score, a fraction of the champion's value for a metric
+  with units (Metric.units: rmse, mae, log_loss...).
 
 `mlflow.validate_evaluation_results` (MLflow 3.17) can only demand that a candidate *beat* its
 baseline by a positive margin (`min_absolute_change > 0`); "not worse by more than a
@@ -26,6 +35,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
+import numpy as np
+import numpy.typing as npt
+
 from ml_project import metrics as registry
 from ml_project.settings import GateSettings
 
@@ -36,7 +48,7 @@ PASSED, FAILED = "passed", "failed"
 class Check:
     """One rule of the gate and how the version fared."""
 
-    name: str  # "rows", "floor", "ceiling", "baseline", "champion"
+    name: str  # rows, floor, ceiling, lead, loss, constant, health, champion
     metric: str
     passed: bool
     message: str
@@ -142,12 +154,20 @@ def judge(
     *,
     task: str,
     rows: int,
+    scores: npt.ArrayLike,
+    staged: registry.StagedLoss | None,
     baseline_metrics: Mapping[str, float] | None = None,
     baseline: Baseline | None = None,
+    extra: Mapping[str, registry.Metric] | None = None,
 ) -> Verdict:
-    """Apply the env's gate to a version's held-out `metrics` (on `rows` rows), the metrics of a
-    model that ignores the features on the same rows, and, if any, its champion."""
-    higher = {name: metric.higher_is_better for name, metric in registry.metrics_of(task).items()}
+    """Apply the env's gate to a version's held-out `metrics` (on `rows` rows), its `scores`
+    there (`Predictions.score`), its `staged` held-out loss per boosting iteration (None: the
+    model does not stage its predictions), the metrics of a model that ignores the features on
+    the same rows, and, if any, its champion. `extra`: the problem's own metrics."""
+    known = registry.metrics_of(task, extra)
+    primary = known.get(settings.primary_metric)
+    blind = baseline_metrics or {}
+    loss = registry.LOSS[task]
     checks = [_rows_check(rows, settings.min_test_rows)]
     checks += [
         _limit_check("floor", metric, metrics.get(metric), limit, True)
@@ -156,16 +176,18 @@ def judge(
         _limit_check("ceiling", metric, metrics.get(metric), limit, False)
         for metric, limit in sorted(settings.ceilings.items())
     ]
-    checks.append(
-        _baseline_check(
-            settings.primary_metric,
-            metrics.get(settings.primary_metric),
-            (baseline_metrics or {}).get(settings.primary_metric),
-            higher[settings.primary_metric],
-        )
-    )
+    metric = settings.primary_metric
+    if primary is None:
+        checks.append(Check("lead", metric, False, f"{metric} is no metric of a {task} task"))
+    else:
+        checks.append(_lead_check(primary, metrics.get(metric), blind.get(metric), settings))
+    checks.append(_loss_check(loss, metrics.get(loss), blind.get(loss)))
+    checks.append(_constant_check(scores))
+    checks.append(_health_check(staged, settings.max_loss_rise))
     if baseline is not None:
-        checks.append(_champion_check(baseline, settings, higher[settings.primary_metric]))
+        units = primary.units if primary is not None else False
+        higher = primary.higher_is_better if primary is not None else True
+        checks.append(_champion_check(baseline, settings, higher, units))
     return Verdict(
         passed=all(check.passed for check in checks),
         checks=tuple(checks),
@@ -189,22 +211,126 @@ def _rows_check(rows: int, minimum: int) -> Check:
     )
 
 
-def _baseline_check(
-    metric: str, value: float | None, baseline: float | None, higher: bool
+BLIND = "a model that ignores the features"
+ALWAYS = "(always checked, no setting)"
+
+
+def _lead_check(
+    metric: registry.Metric, value: float | None, blind: float | None, settings: GateSettings
 ) -> Check:
-    if not (_is_number(value) and _is_number(baseline)):
-        return Check(
-            "baseline", metric, False, f"{metric} of this version or of the baseline is missing"
+    """The primary metric beats the feature-blind model's by `min_lead` of the room between
+    that model's value and a perfect one (strictly, when the metric has no perfect value)."""
+    name, higher, minimum = metric.name, metric.higher_is_better, settings.min_lead
+    if not (_is_number(value) and _is_number(blind)):
+        return Check("lead", name, False, f"{name} of this version or of {BLIND} is missing")
+    gain = value - blind if higher else blind - value
+    versus = f"{name} {value:.4f} vs {blind:.4f} of {BLIND}"
+    perfect = metric.perfect
+    if perfect is None:  # no perfect value to measure the room against: beat it, strictly
+        ok = gain > 0
+        word = "better than" if ok else "not better than"
+        message = f"{name} {value:.4f} {word} {blind:.4f} of {BLIND} (gate.min_lead: no bound)"
+        return Check("lead", name, ok, message, value, blind)
+    room = abs(perfect - blind)
+    needed = blind + minimum * room if higher else blind - minimum * room
+    ok = gain > 0 and (value >= needed if higher else value <= needed)
+    if room == 0:
+        message = f"{versus}: that model is already perfect, so nothing can lead it"
+    else:
+        share = gain / room
+        relation = "at least" if ok else "less than"
+        message = (
+            f"{versus}: a lead of {share:.1%} of the room to a perfect {perfect:g}, "
+            f"{relation} gate.min_lead {minimum:g} ({'>=' if higher else '<='} {needed:.4f})"
         )
-    ok = value > baseline if higher else value < baseline
-    relation = "beats" if ok else "does not beat"
+    return Check("lead", name, ok, message, value, needed)
+
+
+def _loss_check(loss: str, value: float | None, blind: float | None) -> Check:
+    """The task's loss is finite and strictly better than the feature-blind model's."""
+    if not _is_number(value):
+        return Check("loss", loss, False, f"{loss} is missing or not a finite number {ALWAYS}")
+    if not _is_number(blind):
+        return Check("loss", loss, False, f"{loss} of {BLIND} is missing {ALWAYS}", value)
+    ok = value < blind
+    word = "better than" if ok else "not better than"
     return Check(
-        "baseline",
+        "loss", loss, ok, f"{loss} {value:.4f} {word} {blind:.4f} of {BLIND} {ALWAYS}", value, blind
+    )
+
+
+def _constant_check(scores: npt.ArrayLike) -> Check:
+    """The held-out scores are numbers and not all the same (a collapsed model)."""
+    values = np.asarray(scores, dtype=np.float64).ravel()
+    if values.size == 0:
+        return Check("constant", "score", False, f"no held-out score to look at {ALWAYS}")
+    bad = int((~np.isfinite(values)).sum())
+    if bad:
+        return Check(
+            "constant", "score", False, f"{bad} held-out score(s) are not numbers {ALWAYS}"
+        )
+    distinct = int(np.unique(values).size)
+    if distinct == 1:
+        return Check(
+            "constant",
+            "score",
+            False,
+            f"every held-out row gets the same score {values[0]:.4g}: the predictions are "
+            f"constant, the model ignores its input {ALWAYS}",
+            float(distinct),
+        )
+    return Check(
+        "constant", "score", True, f"{distinct} distinct held-out scores {ALWAYS}", float(distinct)
+    )
+
+
+def _health_check(staged: registry.StagedLoss | None, max_rise: float) -> Check:
+    """Training health: the held-out loss at the last iteration is within `max_rise` (a
+    fraction) of its best over the iterations; not applicable to a model without stages."""
+    if staged is None or not staged.values:
+        return Check(
+            "health",
+            "",
+            True,
+            "training health not applicable: the model does not stage its predictions "
+            "(gate.max_loss_rise)",
+        )
+    values = np.asarray(staged.values, dtype=np.float64)
+    metric, last = staged.metric, len(values)
+    final = float(values[-1])
+    finite = np.isfinite(values)
+    if not finite.any() or not math.isfinite(final):
+        return Check(
+            "health",
+            metric,
+            False,
+            f"held-out {metric} is not a finite number at the last iteration {last}: the "
+            "training diverged (gate.max_loss_rise)",
+        )
+    at = int(np.argmin(np.where(finite, values, np.inf)))
+    best = float(values[at])
+    limit = best * (1 + max_rise)
+    rise = (final - best) / best if best > 0 else (math.inf if final > best else 0.0)
+    if final <= limit:
+        return Check(
+            "health",
+            metric,
+            True,
+            f"held-out {metric} {final:.4g} at the last iteration {last}, {rise:.1%} above its "
+            f"best {best:.4g} (iteration {at + 1}), within gate.max_loss_rise {max_rise:g}",
+            final,
+            limit,
+        )
+    return Check(
+        "health",
         metric,
-        ok,
-        f"{metric} {value:.4f} {relation} {baseline:.4f} of a model that ignores the features",
-        value,
-        baseline,
+        False,
+        f"held-out {metric} rose from {best:.4g} at iteration {at + 1} to {final:.4g} at "
+        f"iteration {last} (+{rise:.0%}, more than gate.max_loss_rise {max_rise:g}): the "
+        "boosting went past its best iteration, diverging or overfitting (set "
+        "params.early_stopping: true, or lower params.learning_rate or params.max_iter)",
+        final,
+        limit,
     )
 
 
@@ -221,17 +347,20 @@ def refuse(message: str, settings: GateSettings) -> Verdict:
 
 
 def _limit_check(name: str, metric: str, value: float | None, limit: float, higher: bool) -> Check:
+    setting = f"gate.{name}s.{metric}"
     if not _is_number(value):
-        return Check(name, metric, False, f"{metric} is missing or not a number", None, limit)
+        message = f"{metric} is missing or not a number ({setting})"
+        return Check(name, metric, False, message, None, limit)
     ok = value >= limit if higher else value <= limit
     relation = (">=" if ok else "<") if higher else ("<=" if ok else ">")
-    kind = "floor" if higher else "ceiling"
-    return Check(
-        name, metric, ok, f"{metric} {value:.4f} {relation} {kind} {limit:g}", value, limit
-    )
+    message = f"{metric} {value:.4f} {relation} {name} {limit:g} ({setting})"
+    return Check(name, metric, ok, message, value, limit)
 
 
-def _champion_check(baseline: Baseline, settings: GateSettings, higher: bool) -> Check:
+def _champion_check(baseline: Baseline, settings: GateSettings, higher: bool, units: bool) -> Check:
+    """The primary metric against the champion's on the same rows: at most `tolerance` worse,
+    in the metric's own terms for a bounded score, a fraction of the champion's value for a
+    metric with units."""
     metric, tolerance = settings.primary_metric, settings.tolerance
     champion = f"champion version {baseline.version}"
     if baseline.error is not None:
@@ -243,20 +372,28 @@ def _champion_check(baseline: Baseline, settings: GateSettings, higher: bool) ->
         return Check(
             "champion", metric, False, f"{metric} of this version or the {champion} is missing"
         )
-    limit = old - tolerance if higher else old + tolerance
-    ok = new >= limit if higher else new <= limit
+    allowed = tolerance * abs(old) if units else tolerance
+    limit = old - allowed if higher else old + allowed
     trails = (old - new) if higher else (new - old)
     on_rows = f"on the same {baseline.rows} held-out rows"
-    if ok:
-        message = (
-            f"{metric} {new:.4f} vs {champion} {old:.4f} {on_rows}: "
-            f"within the tolerance {tolerance:g}"
-        )
-    else:
-        message = (
-            f"{metric} {new:.4f} trails the {champion} ({old:.4f}) by {trails:.4f} {on_rows}, "
-            f"more than the tolerance {tolerance:g}"
-        )
+    setting = f"gate.tolerance {tolerance:g}" + (" of the champion's value" if units else "")
+    head = f"{metric} {new:.4f}"
+    if trails < 0:
+        return Check(
+            "champion", metric, True, f"{head} better than the {champion} ({old:.4f}) {on_rows}",
+            new, limit,
+        )  # fmt: skip
+    if trails == 0:
+        return Check(
+            "champion", metric, True, f"{head} equal to the {champion} ({old:.4f}) {on_rows}",
+            new, limit,
+        )  # fmt: skip
+    ok = trails <= allowed
+    within = "within" if ok else "more than"
+    message = (
+        f"{head} worse than the {champion} ({old:.4f}) by {trails:.4f} {on_rows}, {within} "
+        f"the tolerance {allowed:.4g} ({setting})"
+    )
     return Check("champion", metric, ok, message, new, limit)
 
 

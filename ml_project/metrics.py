@@ -1,16 +1,18 @@
 """One metric registry per task kind, and the model's outputs on held-out rows (pure).
 
-Each task (binary, multiclass, regression) names its metrics, whether higher is better, and
-how each is computed from the true labels and a `Predictions` (predicted values, and for
-classifiers the class probabilities). The gate's floors and ceilings, `monitor`'s live
-quality, `show`, the training summary and the CI summary all read this registry.
+Each task (binary, multiclass, regression) names its metrics, whether higher is better,
+whether a metric has units (then tolerances are fractions of its value), and how each is
+computed from the true labels and a `Predictions` (predicted values, and for classifiers the
+class probabilities). A problem adds its own in problem.py (`METRICS`, see ml_project/problem.py):
+they are computed with these. The gate's floors and ceilings, `monitor`'s live quality, `show`,
+the training summary and the CI summary all read this registry.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -121,11 +123,26 @@ def _default_score(model: Any) -> Callable[..., float] | None:
 
 @dataclass(frozen=True)
 class Metric:
+    """A score of predictions against true labels: `compute(y_true, predictions) -> float`.
+
+    `units`: the metric is an unbounded quantity (an error in the label's units, a log loss),
+    so the gate's tolerance and monitor's quality drop are fractions of its value; without, a
+    bounded score (AUC, accuracy, r2) whose limits are in its own terms.
+    """
+
     name: str
     higher_is_better: bool
     compute: Callable[[np.ndarray, Predictions], float]
-    description: str
+    description: str = ""
     needs_every_class: bool = False  # a ranking metric: undefined unless all classes are present
+    units: bool = False
+
+    @property
+    def perfect(self) -> float | None:
+        """The best value it can take: 1 for a bounded score, 0 for a loss (None: no bound)."""
+        if not self.higher_is_better:
+            return 0.0
+        return None if self.units else 1.0
 
 
 def _binary(y: np.ndarray, p: Predictions, fn: Callable[..., float]) -> float:
@@ -209,6 +226,22 @@ def _median_ae(y: np.ndarray, p: Predictions) -> float:
     return float(np.median(np.abs(np.asarray(y, dtype=np.float64) - p.prediction)))
 
 
+def _rmsle(y: np.ndarray, p: Predictions) -> float:
+    """NaN unless every label and prediction is >= 0 (log1p of a negative is no error)."""
+    truth, guess = np.asarray(y, dtype=np.float64), np.asarray(p.prediction, dtype=np.float64)
+    if not (truth >= 0).all() or not (guess >= 0).all():
+        return math.nan
+    return float(np.sqrt(np.mean((np.log1p(guess) - np.log1p(truth)) ** 2)))
+
+
+def _mape(y: np.ndarray, p: Predictions) -> float:
+    """NaN when a label is 0 (its percentage error has no value)."""
+    truth = np.asarray(y, dtype=np.float64)
+    if (truth == 0).any():
+        return math.nan
+    return float(np.mean(np.abs((truth - p.prediction) / truth)))
+
+
 REGISTRY: dict[str, dict[str, Metric]] = {
     "binary": {
         m.name: m
@@ -217,7 +250,7 @@ REGISTRY: dict[str, dict[str, Metric]] = {
             Metric("pr_auc", True, _pr_auc, "average precision (area under the PR curve)", True),
             Metric("f1", True, _f1, "F1 of the positive class at the model's threshold"),
             Metric("accuracy", True, _accuracy, "share of rows predicted right"),
-            Metric("log_loss", False, _log_loss, "cross-entropy of the probabilities"),
+            Metric("log_loss", False, _log_loss, "cross-entropy of the probabilities", units=True),
             Metric("brier", False, _brier, "mean squared error of P(positive)"),
         )
     },
@@ -228,31 +261,45 @@ REGISTRY: dict[str, dict[str, Metric]] = {
             Metric("balanced_accuracy", True, _balanced_accuracy, "mean recall over classes"),
             Metric("f1_macro", True, _f1_macro, "F1 averaged over classes"),
             Metric("roc_auc_ovr", True, _roc_auc_ovr, "one-vs-rest ROC AUC, macro average", True),
-            Metric("log_loss", False, _log_loss, "cross-entropy of the probabilities"),
+            Metric("log_loss", False, _log_loss, "cross-entropy of the probabilities", units=True),
         )
     },
     "regression": {
         m.name: m
         for m in (
             Metric("r2", True, _r2, "coefficient of determination"),
-            Metric("rmse", False, _rmse, "root mean squared error"),
-            Metric("mae", False, _mae, "mean absolute error"),
-            Metric("median_ae", False, _median_ae, "median absolute error"),
+            Metric("rmse", False, _rmse, "root mean squared error", units=True),
+            Metric("mae", False, _mae, "mean absolute error", units=True),
+            Metric("median_ae", False, _median_ae, "median absolute error", units=True),
+            Metric("rmsle", False, _rmsle, "root mean squared log1p error", units=True),
+            Metric("mape", False, _mape, "mean absolute error / |label|", units=True),
         )
     },
 }
 
 
-def metrics_of(task: str) -> dict[str, Metric]:
-    return REGISTRY[task]
+# The loss the gate requires to be finite and better than the feature-blind model's, and whose
+# staged values tell whether the boosting diverged.
+LOSS = {"binary": "log_loss", "multiclass": "log_loss", "regression": "rmse"}
 
 
-def higher_is_better(task: str, metric: str) -> bool:
-    return REGISTRY[task][metric].higher_is_better
+def metrics_of(task: str, extra: Mapping[str, Metric] | None = None) -> dict[str, Metric]:
+    """The task's metrics, then a problem's own (`extra`, by name)."""
+    return {**REGISTRY[task], **(extra or {})}
 
 
-def compute(task: str, y_true: npt.ArrayLike, predictions: Predictions) -> dict[str, float]:
-    """Every metric of the task on these rows (NaN where one is undefined, e.g. one class)."""
+def higher_is_better(task: str, metric: str, extra: Mapping[str, Metric] | None = None) -> bool:
+    return metrics_of(task, extra)[metric].higher_is_better
+
+
+def compute(
+    task: str,
+    y_true: npt.ArrayLike,
+    predictions: Predictions,
+    extra: Mapping[str, Metric] | None = None,
+) -> dict[str, float]:
+    """Every metric of the task (and the problem's own, `extra`) on these rows (NaN where one is
+    undefined, e.g. one class present, or a label rmsle or mape cannot take)."""
     from sklearn.exceptions import UndefinedMetricWarning
 
     y_true = np.asarray(y_true)
@@ -262,12 +309,12 @@ def compute(task: str, y_true: npt.ArrayLike, predictions: Predictions) -> dict[
     out = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UndefinedMetricWarning)  # NaN says it
-        for name, metric in REGISTRY[task].items():
+        for name, metric in metrics_of(task, extra).items():
             if metric.needs_every_class and missing:
                 out[name] = math.nan
                 continue
             try:
-                value = metric.compute(y_true, predictions)
+                value = float(metric.compute(y_true, predictions))
             except ValueError:  # e.g. ROC AUC with one class present: undefined, not an error
                 value = math.nan
             out[name] = value
@@ -275,26 +322,41 @@ def compute(task: str, y_true: npt.ArrayLike, predictions: Predictions) -> dict[
 
 
 def gate_problems(
-    task: str, *, floors: Mapping[str, float], ceilings: Mapping[str, float], primary: str
+    task: str,
+    *,
+    floors: Mapping[str, float],
+    ceilings: Mapping[str, float],
+    primary: str,
+    extra: Mapping[str, Metric] | None = None,
 ) -> list[str]:
-    """What is wrong with a gate's metric names for `task` (empty: nothing)."""
-    known = REGISTRY.get(task, {})
+    """What is wrong with a gate's metric names for `task` (empty: nothing).
+
+    `extra` None: the problem is not loaded yet, so a name no task knows may still be one of
+    its own metrics (checked again with `extra` once it is); a name of another task's metric is
+    wrong already. With `extra` (the problem's metrics, maybe empty): every name must be known.
+    """
+    known = metrics_of(task, extra)
+    builtin = {name for metrics in REGISTRY.values() for name in metrics}
     names = ", ".join(known)
+
+    def unknown(metric: str) -> bool:
+        return metric not in known and (extra is not None or metric in builtin)
+
     problems = []
     for key, limits, higher in (("floors", floors, True), ("ceilings", ceilings, False)):
         for metric in limits:
-            if metric not in known:
+            if unknown(metric):
                 problems.append(
                     f"gate.{key}.{metric}: a {task} task has no metric {metric!r} "
                     f"(its metrics: {names})"
                 )
-            elif known[metric].higher_is_better != higher:
+            elif metric in known and known[metric].higher_is_better != higher:
                 other = "ceilings" if higher else "floors"
                 problems.append(
                     f"gate.{key}.{metric}: {metric} is {'lower' if higher else 'higher'} is "
                     f"better, so it takes a limit under gate.{other}"
                 )
-    if primary not in known:
+    if unknown(primary):
         problems.append(
             f"gate.primary_metric: a {task} task has no metric {primary!r} (its metrics: {names})"
         )
@@ -313,3 +375,69 @@ def baseline_predictions(task: str, train_labels: pd.Series | np.ndarray, rows: 
         return Predictions(np.asarray(dummy.predict(test), dtype=np.float64))
     dummy = DummyClassifier(strategy="prior").fit(features, np.asarray(train_labels))
     return predict(dummy, test, task)
+
+
+@dataclass(frozen=True)
+class StagedLoss:
+    """The held-out loss (LOSS of the task) after each boosting iteration: 1, 2, ..."""
+
+    metric: str
+    values: tuple[float, ...]
+
+
+def staged_loss(
+    model: Any, rows: pd.DataFrame, labels: npt.ArrayLike, task: str
+) -> StagedLoss | None:
+    """The task's loss on `rows` after each iteration of a fitted model whose last step stages
+    its predictions (HistGradientBoosting*, also behind a fixed decision threshold or a target
+    transform); None for any other model. One staged pass over the rows."""
+    from sklearn.pipeline import Pipeline
+
+    features: Any = rows
+    last = model
+    if isinstance(model, Pipeline):
+        features = model[:-1].transform(rows) if len(model) > 1 else rows
+        last = model.steps[-1][1]
+    staged = _stages(last, task)
+    if staged is None:
+        return None
+    y = np.asarray(labels)
+    if task == "regression":
+        truth = y.astype(np.float64)
+        values = [float(np.sqrt(np.mean((truth - guess) ** 2))) for guess in staged(features)]
+    else:
+        classes = list(np.asarray(last.classes_))
+        index = {label: i for i, label in enumerate(classes)}
+        known = np.array([label in index for label in y.tolist()], dtype=bool)
+        if not known.any():
+            return None
+        columns = np.array([index[label] for label in y[known].tolist()])
+        rows_at = np.arange(len(columns))
+        eps = np.finfo(np.float64).eps
+        values = [
+            float(-np.mean(np.log(np.clip(np.asarray(p)[known][rows_at, columns], eps, 1.0))))
+            for p in staged(features)
+        ]
+    return StagedLoss(LOSS[task], tuple(values)) if values else None
+
+
+def _stages(last: Any, task: str) -> Callable[[Any], Iterator[np.ndarray]] | None:
+    """How to stage the predictions of a fitted last step (None: it cannot)."""
+    from sklearn.compose import TransformedTargetRegressor
+    from sklearn.model_selection import FixedThresholdClassifier, TunedThresholdClassifierCV
+
+    if task == "regression":
+        if isinstance(last, TransformedTargetRegressor):
+            inner, back = last.regressor_, last.transformer_
+            if not hasattr(inner, "staged_predict"):
+                return None
+
+            def inverse(features: Any) -> Iterator[np.ndarray]:
+                for guess in inner.staged_predict(features):
+                    yield np.asarray(back.inverse_transform(guess.reshape(-1, 1))).ravel()
+
+            return inverse
+        return last.staged_predict if hasattr(last, "staged_predict") else None
+    if isinstance(last, FixedThresholdClassifier | TunedThresholdClassifierCV):
+        last = last.estimator_  # its probabilities are the inner model's
+    return last.staged_predict_proba if hasattr(last, "staged_predict_proba") else None

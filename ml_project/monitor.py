@@ -380,6 +380,7 @@ def live_quality(
         note=class_note(task, labels, unknown),
         unknown_class_rows=int(unknown.sum()),
         unknown_classes=tuple(unknown.index[:SHOWN_CLASSES]),
+        units=metrics.metrics_of(task)[name].units,
     )
 
 

@@ -27,7 +27,7 @@ from ml_project.errors import (
     TrainingFailedError,
 )
 from ml_project.lineage import REBUILD_PROTOCOL as REBUILD_PROTOCOL
-from ml_project.metrics import Predictions
+from ml_project.metrics import Predictions, StagedLoss
 from ml_project.problem import Problem, load_problem
 from ml_project.records import PreparedData, with_iso_times
 from ml_project.records import file_digests as file_digests
@@ -54,6 +54,7 @@ class TrainedModel:
     baseline: Predictions  # a model that ignores the features, same rows
     baseline_metrics: dict[str, float]
     features_digest: str
+    staged: StagedLoss | None  # held-out loss per boosting iteration (None: no stages)
 
 
 @dataclass
@@ -72,21 +73,25 @@ class StageTimer:
 
 
 def fit_and_score(settings: Settings, problem: Problem, prepared: PreparedData) -> TrainedModel:
-    """Fit the problem's model on the train rows, score it and a baseline on the held-out rows."""
+    """Fit the problem's model on the train rows, score it and a baseline on the held-out rows
+    (the task's metrics and the problem's own), and stage its held-out loss per iteration."""
     train, test = prepared.split.train, prepared.split.test
     model = problem.build_model(settings)
     train_rows = model_input(settings, train)
     model.fit(train_rows, train[prepared.label])
-    predictions = metrics.predict(model, model_input(settings, test), settings.task)
+    test_rows = model_input(settings, test)
+    predictions = metrics.predict(model, test_rows, settings.task)
     labels = test[prepared.label].to_numpy()
     baseline = metrics.baseline_predictions(settings.task, train[prepared.label], len(test))
+    own = problem.metrics
     return TrainedModel(
         model=model,
         predictions=predictions,
-        metrics=metrics.compute(settings.task, labels, predictions),
+        metrics=metrics.compute(settings.task, labels, predictions, own),
         baseline=baseline,
-        baseline_metrics=metrics.compute(settings.task, labels, baseline),
+        baseline_metrics=metrics.compute(settings.task, labels, baseline, own),
         features_digest=data.frame_digest(pd.DataFrame(transformed(model, train_rows))),
+        staged=metrics.staged_loss(model, test_rows, labels, settings.task),
     )
 
 
@@ -499,6 +504,7 @@ def run_training(settings: Settings, *, root: Path, allow_dirty: bool = False) -
                 held_out,
                 version=version,
                 predictions=trained.predictions,
+                staged=trained.staged,
                 commit=git.commit,
                 run_id=run.info.run_id,
             )

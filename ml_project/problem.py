@@ -25,6 +25,13 @@ A problem is a folder the user owns:
         hyper-parameters.
     TRUSTED_TYPES: list[str]
         the problem's own classes inside the fitted model, for skops to load them.
+    METRICS: list[ml_project.metrics.Metric]
+        the problem's own metrics, computed with the task's on the held-out rows (logged as
+        test_<name>), and usable in gate.floors / gate.ceilings / gate.primary_metric, e.g.
+            def _within_10pct(y_true, predictions):  # predictions: metrics.Predictions
+                return float(np.mean(abs(predictions.prediction - y_true) <= 0.1 * y_true))
+            METRICS = [Metric("within_10pct", higher_is_better=True, compute=_within_10pct)]
+        (`units=True` for an unbounded quantity: tolerances become fractions of its value).
 
 The platform imports it as `problems.<name>.problem` with the project root on sys.path, and
 logs the `problems/` folder with the model (code_paths), so a served model imports it the same
@@ -35,9 +42,10 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import re
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -45,6 +53,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from ml_project.errors import ConfigError, DataError
+from ml_project.metrics import REGISTRY, Metric, Predictions, gate_problems
 from ml_project.settings import PROBLEMS_FOLDER, Settings, problem_folder
 
 if TYPE_CHECKING:
@@ -62,6 +71,7 @@ class Problem:
     folder: Path
     module: ModuleType
     params: Any
+    metrics: Mapping[str, Metric] = field(default_factory=dict)  # its own (METRICS)
 
     @property
     def suites_folder(self) -> Path:
@@ -187,7 +197,74 @@ def load_problem(settings: Settings, root: Path) -> Problem:
         raise ConfigError(
             f"{folder / MODULE} cannot be imported: {type(exc).__name__}: {exc}"
         ) from exc
-    return Problem(settings.problem, folder, module, validate_params(module, settings, folder))
+    params = validate_params(module, settings, folder)
+    own = problem_metrics(module, folder)
+    problems = gate_problems(
+        settings.task,
+        floors=settings.gate.floors,
+        ceilings=settings.gate.ceilings,
+        primary=settings.gate.primary_metric,
+        extra=own,
+    )
+    if problems:  # "gate.floors.x: ..." -> "gate.floors.x (set in FILE): ..."
+        named = [
+            f"{key} ({settings.origin(*key.split('.'))}):{rest}"
+            for key, _, rest in (problem.partition(":") for problem in problems)
+        ]
+        raise ConfigError(
+            f"Invalid gate for problem {settings.problem}: {'; '.join(named)}. A problem's own "
+            f"metrics are METRICS in {folder / MODULE}."
+        )
+    return Problem(settings.problem, folder, module, params, own)
+
+
+METRIC_NAME = r"^[a-z][a-z0-9_]{0,63}$"
+
+
+def problem_metrics(module: ModuleType, folder: Path) -> dict[str, Metric]:
+    """The problem's own metrics (its METRICS), checked, each failing with its file named."""
+    declared = getattr(module, "METRICS", None)
+    if declared is None:
+        return {}
+    where = f"{folder / MODULE}: METRICS"
+    if not isinstance(declared, list | tuple) or not all(isinstance(m, Metric) for m in declared):
+        raise ConfigError(f"{where} must be a list of ml_project.metrics.Metric.")
+    builtin = {name for metrics in REGISTRY.values() for name in metrics}
+    out: dict[str, Metric] = {}
+    for metric in declared:
+        if not re.match(METRIC_NAME, metric.name):
+            raise ConfigError(
+                f"{where}: metric name {metric.name!r} must be lower-case letters, digits and _."
+            )
+        if metric.name in builtin or metric.name in out:
+            raise ConfigError(
+                f"{where}: the name {metric.name!r} is taken (a built-in metric or a repeat)."
+            )
+        out[metric.name] = replace(metric, compute=_guarded(metric, where))
+    return out
+
+
+def _guarded(metric: Metric, where: str) -> Any:
+    """`metric.compute`, with a failure (other than an undefined value) named by its file."""
+    compute = metric.compute
+
+    def run(y_true: Any, predictions: Predictions) -> float:
+        try:
+            value = compute(y_true, predictions)
+        except ValueError:  # undefined on these rows: NaN, which the gate fails closed on
+            raise
+        except Exception as exc:  # the user's code: any error, named with its file
+            raise ConfigError(
+                f"{where}: {metric.name} failed: {type(exc).__name__}: {exc}"
+            ) from exc
+        try:
+            return float(value)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(
+                f"{where}: {metric.name} returned {type(value).__name__}, not a number."
+            ) from exc
+
+    return run
 
 
 def validate_params(module: ModuleType, settings: Settings, folder: Path) -> Any:
@@ -199,7 +276,12 @@ def validate_params(module: ModuleType, settings: Settings, folder: Path) -> Any
     if not hasattr(module, "build_model"):
         from ml_project.estimators import DefaultParams
 
-        _checked(DefaultParams, settings, "the default model's DefaultParams")
+        checked = _checked(DefaultParams, settings, "the default model's DefaultParams")
+        if getattr(checked, "log_target", False) and settings.task != "regression":
+            raise ConfigError(
+                f"params.log_target ({settings.origin('params', 'log_target')}): a log target "
+                f"is for a regression, and problem {settings.problem} is a {settings.task} task."
+            )
     return dict(settings.params)
 
 

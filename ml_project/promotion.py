@@ -62,7 +62,11 @@ class HeldOut:
 
     @property
     def baseline_metrics(self) -> dict[str, float]:
-        return metrics.compute(self.settings.task, self.labels, self.baseline)
+        return self.scores(self.baseline)
+
+    def scores(self, predictions: metrics.Predictions) -> dict[str, float]:
+        """The task's metrics and the problem's own of `predictions` on these rows."""
+        return metrics.compute(self.settings.task, self.labels, predictions, self.problem.metrics)
 
     @property
     def labels(self) -> np.ndarray:
@@ -274,11 +278,11 @@ def compare_with_champion(
         theirs = metrics.predict(model, held.model_rows(keep), task)
     except Exception as exc:  # fail closed, and say why: the verdict carries the message
         return gate.Baseline(champion, error=f"it could not score the rows ({exc})")
-    labels = held.labels[keep]
+    labels, own = held.labels[keep], held.problem.metrics
     return gate.Baseline(
         version=champion,
-        champion_metrics=metrics.compute(task, labels, theirs),
-        challenger_metrics=metrics.compute(task, labels, subset(predictions, keep)),
+        champion_metrics=metrics.compute(task, labels, theirs, own),
+        challenger_metrics=metrics.compute(task, labels, subset(predictions, keep), own),
         rows=int(keep.sum()),
         excluded_rows=int(seen.sum()),
     )
@@ -338,20 +342,22 @@ def gate_version(
     *,
     version: str,
     predictions: metrics.Predictions,
+    staged: metrics.StagedLoss | None,
     commit: str,
     run_id: str,
     context: str = "new version",
 ) -> GateOutcome:
     """`challenger` -> judge -> tag -> `champion` (if passed) for one registered version.
 
-    `predictions` are the version's on `held`'s rows. Before `champion` moves it is
+    `predictions` are the version's on `held`'s rows, `staged` its loss there per boosting
+    iteration (metrics.staged_loss; None: it does not stage). Before `champion` moves it is
     re-read (under the store's lock); if another process moved it since the comparison, the
     comparison is made again against the new champion. `context` heads the history's reasons.
     """
     settings = held.settings
     name = settings.model_name
     version = str(version)
-    scores = metrics.compute(settings.task, held.labels, predictions)
+    scores = held.scores(predictions)
     registry.move_alias(
         client,
         name,
@@ -370,8 +376,11 @@ def gate_version(
             settings.gate,
             task=settings.task,
             rows=len(held.test),
+            scores=predictions.score,
+            staged=staged,
             baseline_metrics=held.baseline_metrics,
             baseline=baseline,
+            extra=held.problem.metrics,
         )
         registry.set_version_tags(
             client, name, version, {**verdict.as_tags(), "gate.attempt": str(attempt)}
@@ -844,7 +853,8 @@ def promote_copy(
                 )
             )
             predictions = metrics.predict(model, rows.model_rows(), target.task)
-            scores = metrics.compute(target.task, rows.labels, predictions)
+            scores = rows.scores(predictions)
+            staged = metrics.staged_loss(model, rows.model_rows(), rows.labels, target.task)
             mlflow.log_metrics({f"test_{key}": value for key, value in scores.items()})
             mlflow.log_metrics(
                 {"rows_test": len(rows.test), "rows_test_seen_excluded": int(seen.sum())}
@@ -855,6 +865,7 @@ def promote_copy(
                 rows,
                 version=new,
                 predictions=predictions,
+                staged=staged,
                 commit=git.commit,
                 run_id=run.info.run_id,
                 context=context,

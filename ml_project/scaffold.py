@@ -42,8 +42,10 @@ ID_NAME = re.compile(r"(^|[_\W])(id|uuid|guid|key)$|^(id|uuid|guid)([_\W]|$)", r
 ROW_NAME = re.compile(
     r"^(unnamed: ?\d+|index|idx|level_0|row|rownum|row_?(num|number|no|nr|id|index))$", re.I
 )
+# early_stopping: a boosting run past its best iteration fails the gate's health check
+# (gate.max_loss_rise); stopping is seeded, so it reproduces bit for bit (estimators.py).
 DEFAULT_PARAMS = {"learning_rate": 0.1, "max_iter": 200, "max_leaf_nodes": 31,
-                  "min_samples_leaf": 20}  # fmt: skip
+                  "min_samples_leaf": 20, "early_stopping": True}  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -121,7 +121,8 @@ class MonitorSettings(_Section):
     max_quality_drop: float = Field(
         ge=0,
         description="live primary metric vs the recorded test one: the largest loss allowed, "
-        "in the metric's own units (so each problem sets it)",
+        "in the metric's own terms for a bounded score (AUC, accuracy, r2), a fraction of the "
+        "recorded value for a metric with units (rmse, mae, log_loss), as gate.tolerance",
     )
     min_rows: int = Field(ge=1, description="smaller batches are refused (PSI would be noise)")
     ignore: tuple[str, ...] = Field(description="features reported but never drift")

@@ -4,7 +4,7 @@ One module-scoped sequence of real dev trainings of the binary problem (each a s
 clean committed project copy, tests/synthetic.py), in one store:
   v1 good            -> passes its floors and the baseline, becomes champion
   v2 crippled        -> registered, fails its floors, exit 5, champion stays v1
-  v3 a weaker model  -> passes its floors but trails v1 beyond the dev tolerance, exit 5
+  v3 a weaker model  -> passes its floors but is worse than v1 beyond the dev tolerance, exit 5
   v4 another seed    -> compared with v1 on held-out rows v1 never trained on, becomes champion
 then rollback (-> v1), a second rollback (nothing earlier: exit 8), a forced promotion of v3.
 Beside it: a crippled model of each task kind fails the gate alone, a good one of each kind
@@ -39,7 +39,7 @@ CRIPPLED = ["--set", "params.max_iter=1", "--set", "params.max_leaf_nodes=2"]
 CRIPPLED += ["--set", "params.learning_rate=0.01"]
 CRIPPLED_FAILS = {
     "binary": {("floor", "roc_auc"), ("ceiling", "log_loss")},
-    "multiclass": {("floor", "accuracy"), ("baseline", "accuracy")},
+    "multiclass": {("floor", "accuracy"), ("lead", "accuracy")},
     "regression": {("floor", "r2")},
 }
 
@@ -121,17 +121,23 @@ def test_a_good_model_becomes_champion_with_an_evaluation_on_held_out_rows(train
     assert "time_evaluation_s" in metrics and "time_gate_s" in metrics
 
 
-def test_the_verdict_holds_the_baseline_check(trainings, store):
-    """Beyond its floors, a version must beat a model that ignores the features."""
+def test_the_verdict_holds_the_lead_loss_constant_and_health_checks(trainings, store):
+    """Beyond its floors, a version must lead a model that ignores the features by
+    gate.min_lead, beat its loss, vary its scores, and not diverge while it trained."""
     _, stdout, _, result = trainings["good"]
-    (baseline,) = [c for c in result["gate"]["checks"] if c["name"] == "baseline"]
-    assert baseline["metric"] == "roc_auc" and baseline["passed"] is True
-    assert baseline["limit"] == pytest.approx(result["baseline_metrics"]["roc_auc"]) == 0.5
-    assert baseline["value"] == pytest.approx(result["metrics"]["roc_auc"])
-    assert "of a model that ignores the features" in baseline["message"]
-    assert baseline["message"] in stdout
+    (lead,) = [c for c in result["gate"]["checks"] if c["name"] == "lead"]
+    assert lead["metric"] == "roc_auc" and lead["passed"] is True
+    assert result["baseline_metrics"]["roc_auc"] == 0.5
+    assert lead["limit"] == pytest.approx(0.5 + 0.05 * 0.5)  # min_lead 0.05 of the room to 1
+    assert lead["value"] == pytest.approx(result["metrics"]["roc_auc"])
+    assert "of a model that ignores the features" in lead["message"]
+    assert "gate.min_lead 0.05" in lead["message"] and lead["message"] in stdout
     logged = json.loads(client(store).get_model_version(MODEL, "1").tags["gate.checks"])
-    assert [c["name"] for c in logged] == ["rows", "floor", "ceiling", "baseline"]
+    assert [c["name"] for c in logged] == [
+        "rows", "floor", "ceiling", "lead", "loss", "constant", "health"
+    ]  # fmt: skip
+    (health,) = [c for c in logged if c["name"] == "health"]
+    assert health["passed"] and "gate.max_loss_rise 0.25" in health["message"]
     metrics = client(store).get_run(result["run_id"]).data.metrics
     assert metrics["baseline_roc_auc"] == pytest.approx(0.5)
 
@@ -173,7 +179,8 @@ def test_a_challenger_that_loses_to_the_champion_beyond_the_tolerance_is_refused
     assert tags["validation_status"] == "failed"
     assert tags["gate.champion_version"] == "1"
     assert float(tags["gate.champion_roc_auc"]) == pytest.approx(comparison["champion"]["roc_auc"])
-    assert "trails the champion version 1" in tags["validation_reasons"]
+    assert "worse than the champion version 1" in tags["validation_reasons"]
+    assert "more than the tolerance 0.02 (gate.tolerance 0.02)" in tags["validation_reasons"]
 
 
 def test_the_champion_is_scored_only_on_rows_it_never_trained_on(trainings):
@@ -285,7 +292,8 @@ def test_a_good_model_of_each_kind_becomes_champion(synthetic_models, kind):
     assert gate["status"] == "passed" and gate["promoted"] is True
     assert gate["champion_after"] == result["model_version"] and gate["aliases"] == ["champion"]
     names = [c["name"] for c in gate["checks"]]
-    assert names[0] == "rows" and "baseline" in names and all(c["passed"] for c in gate["checks"])
+    assert names[0] == "rows" and {"lead", "loss", "constant", "health"} <= set(names)
+    assert all(c["passed"] for c in gate["checks"])
     version = MlflowClient(tracking_uri=synthetic_models[kind]["uri"]).get_model_version(
         result["model_name"], result["model_version"]
     )

@@ -195,7 +195,7 @@ def test_gate_promotes_the_staging_model_over_http(result, tracking_server):
     assert model.aliases == {"champion": result["model_version"]}
     version = client.get_model_version(MODEL, result["model_version"])
     assert version.tags["validation_status"] == "passed"
-    assert any(check["name"] == "baseline" for check in result["gate"]["checks"])
+    assert any(check["name"] == "lead" for check in result["gate"]["checks"])
 
 
 def test_ci_reproduce_rebuilds_the_version_over_http(result, ci_project, tracking_server):

@@ -197,7 +197,7 @@ def test_counting_in_chunks_equals_counting_at_once():
     assert whole.score.rows == 3001
 
 
-def quality(live, *, metric="roc_auc", recorded=0.74, higher=True, note=""):
+def quality(live, *, metric="roc_auc", recorded=0.74, higher=True, note="", units=False):
     return drift.Quality(
         metric=metric,
         higher_is_better=higher,
@@ -208,6 +208,7 @@ def quality(live, *, metric="roc_auc", recorded=0.74, higher=True, note=""):
         unlabelled_dropped=3,
         live_metrics={metric: live},
         note=note,
+        units=units,
     )
 
 
@@ -218,7 +219,8 @@ def test_a_quality_drop_beyond_the_limit_is_drift():
     report = assess(profile_of(features), features, quality=quality(0.60))
     assert report.status == "drift"
     assert report.reasons == (
-        "live roc_auc 0.6000 is 0.1400 below the recorded 0.7400 (limit 0.05) on 100 labelled rows",
+        "live roc_auc 0.6000 is 0.1400 below the recorded 0.7400 (limit 0.05: "
+        "monitor.max_quality_drop 0.05) on 100 labelled rows",
     )
 
 
@@ -228,6 +230,16 @@ def test_a_lower_is_better_metric_drops_upwards():
     assert "1.3000 is 0.1000 above the recorded 1.2000" in rising.reason()
     falling = quality(1.00, metric="rmse", recorded=1.20, higher=False)
     assert falling.drop == pytest.approx(-0.20) and falling.status == "ok"
+
+
+def test_the_quality_drop_of_a_metric_with_units_is_a_fraction_of_the_recorded_value():
+    """max_quality_drop 0.05 of a recorded rmse of 200: up to 210 is no drift."""
+    within = quality(209.0, metric="rmse", recorded=200.0, higher=False, units=True)
+    assert within.allowed == pytest.approx(10.0) and within.status == "ok"
+    beyond = quality(211.0, metric="rmse", recorded=200.0, higher=False, units=True)
+    assert beyond.status == "drift"
+    assert "(limit 10: monitor.max_quality_drop 0.05 of the recorded value)" in beyond.reason()
+    assert beyond.as_dict()["relative"] is True and beyond.as_dict()["allowed"] == 10.0
 
 
 def test_an_undefined_live_metric_is_a_warning_not_drift():

@@ -87,6 +87,76 @@ def test_gate_problems_name_the_key_and_the_rule():
     assert problems[3].startswith("gate.primary_metric: a regression task has no metric 'f1'")
 
 
+def test_a_name_no_task_knows_waits_for_the_problems_own_metrics():
+    """Before the problem is loaded a name of no task may be its own metric; after, not."""
+    unknown = {"floors": {"within_10pct": 0.5}, "ceilings": {}, "primary": "rmse"}
+    assert metrics.gate_problems("regression", **unknown) == []
+    (problem,) = metrics.gate_problems("regression", **unknown, extra={})
+    assert problem.startswith("gate.floors.within_10pct: a regression task has no metric")
+    own = {"within_10pct": metrics.Metric("within_10pct", True, lambda y, p: 1.0)}
+    assert metrics.gate_problems("regression", **unknown, extra=own) == []
+    wrong_side = {"floors": {}, "ceilings": {"within_10pct": 0.5}, "primary": "rmse"}
+    (problem,) = metrics.gate_problems("regression", **wrong_side, extra=own)
+    assert "within_10pct is higher is better, so it takes a limit under gate.floors" in problem
+
+
+def test_rmsle_and_mape():
+    truth, guess = np.array([1.0, 10.0, 100.0]), np.array([2.0, 8.0, 100.0])
+    values = metrics.compute("regression", truth, metrics.Predictions(guess))
+    expected = math.sqrt(np.mean((np.log1p(guess) - np.log1p(truth)) ** 2))
+    assert values["rmsle"] == pytest.approx(expected)
+    assert values["mape"] == pytest.approx((1.0 + 0.2 + 0.0) / 3)
+    negative = metrics.compute("regression", truth, metrics.Predictions(np.array([-1.0, 8, 9])))
+    assert math.isnan(negative["rmsle"]) and not math.isnan(negative["mape"])
+    zero = metrics.compute("regression", np.array([0.0, 1.0]), metrics.Predictions(np.ones(2)))
+    assert math.isnan(zero["mape"]) and zero["rmsle"] == pytest.approx(
+        math.sqrt(np.log(2) ** 2 / 2)
+    )
+
+
+def test_metrics_with_units_and_their_perfect_values():
+    registry = metrics.REGISTRY
+    assert {name for name, m in registry["regression"].items() if m.units} == {
+        "rmse", "mae", "median_ae", "rmsle", "mape"
+    }  # fmt: skip
+    assert registry["binary"]["log_loss"].units and not registry["binary"]["brier"].units
+    assert registry["binary"]["roc_auc"].perfect == 1.0
+    assert registry["regression"]["rmse"].perfect == 0.0
+    assert metrics.Metric("profit", True, lambda y, p: 0.0, units=True).perfect is None
+    assert set(metrics.LOSS) == set(metrics.TASKS)
+
+
+def test_a_problems_metric_is_computed_with_the_tasks():
+    truth = np.array([1.0, 2.0, 4.0])
+    own = {"max_error": metrics.Metric(
+        "max_error", False, lambda y, p: float(np.max(np.abs(y - p.prediction))), units=True
+    )}  # fmt: skip
+    values = metrics.compute("regression", truth, metrics.Predictions(truth + [0, 0.5, -2]), own)
+    assert values["max_error"] == 2.0 and "rmse" in values
+    assert metrics.higher_is_better("regression", "max_error", own) is False
+
+
+def test_the_staged_loss_follows_the_boosting_iterations():
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 3))
+    labels = np.where(x[:, 0] + rng.normal(0, 0.5, 400) > 0, "yes", "no")
+    model = make_pipeline(StandardScaler(), HistGradientBoostingClassifier(max_iter=12))
+    model.fit(x, labels)
+    staged = metrics.staged_loss(model, x, labels, "binary")
+    assert staged.metric == "log_loss" and len(staged.values) == 12
+    final = metrics.compute("binary", labels, metrics.predict(model, x, "binary"))["log_loss"]
+    assert staged.values[-1] == pytest.approx(final) and staged.values[0] > staged.values[-1]
+    regressor = HistGradientBoostingRegressor(max_iter=7).fit(x, x[:, 0])
+    assert len(metrics.staged_loss(regressor, x, x[:, 0], "regression").values) == 7
+    plain = make_pipeline(StandardScaler(), LogisticRegression()).fit(x, labels)
+    assert metrics.staged_loss(plain, x, labels, "binary") is None  # does not stage
+
+
 def test_ranking_metrics_are_undefined_without_every_class():
     y = np.array(["yes", "yes", "yes"])
     scores = metrics.compute("binary", y, binary(y, [0.9, 0.8, 0.7]))

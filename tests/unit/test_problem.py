@@ -176,3 +176,62 @@ def test_a_class_too_rare_to_learn_or_judge_is_refused_whatever_the_seed(project
         pipeline.prepare_data(settings, problem, {"t": table})
     table.loc[:29, "target"] = "rare"  # 30 rows: enough for the default, on both sides
     assert pipeline.prepare_data(settings, problem, {"t": table}).rows["used"] == 300
+
+
+WITHIN_ONE = (
+    "import numpy as np\n"
+    "from ml_project.metrics import Metric\n"
+    "def _within_one(y_true, predictions):\n"
+    "    return float(np.mean(np.abs(predictions.prediction - y_true) <= 1.0))\n"
+    "METRICS = [Metric('within_one', higher_is_better=True, compute=_within_one)]\n"
+)
+
+
+def test_a_problems_own_metric_is_computed_gated_and_may_be_the_primary_one(project):
+    code(project, "regression", WITHIN_ONE)
+    settings = settings_of(
+        project, "regression",
+        overrides=("gate.floors.within_one=0.2", "gate.primary_metric=within_one"),
+    )  # fmt: skip
+    problem = load_problem(settings, project)
+    assert list(problem.metrics) == ["within_one"]
+    table = make_table("regression", 300)
+    prepared = pipeline.prepare_data(settings, problem, {"t": table})
+    trained = pipeline.fit_and_score(settings, problem, prepared)
+    assert 0 < trained.metrics["within_one"] <= 1 and "rmse" in trained.metrics
+    assert trained.baseline_metrics["within_one"] < trained.metrics["within_one"]
+
+
+def test_a_gate_on_an_unknown_metric_is_refused_once_the_problem_is_loaded(project):
+    settings = settings_of(project, "regression", overrides=("gate.floors.within_one=0.2",))
+    with pytest.raises(ConfigError) as caught:
+        load_problem(settings, project)
+    message = str(caught.value)
+    assert "gate.floors.within_one (set in the command line (--set)): a regression task has no " \
+        "metric 'within_one'" in message  # fmt: skip
+    assert "METRICS in " in message and "synthetic_regression/problem.py" in message
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("METRICS = ['rmse']\n", r"METRICS must be a list of ml_project.metrics.Metric"),
+        (WITHIN_ONE.replace("'within_one'", "'rmse'"), r"the name 'rmse' is taken"),
+        (WITHIN_ONE.replace("'within_one'", "'Within one'"), r"must be lower-case letters"),
+    ],
+)
+def test_a_problems_metrics_are_checked_with_the_file_named(project, text, message):
+    code(project, "regression", text)
+    with pytest.raises(ConfigError, match=r"synthetic_regression/problem\.py: METRICS"):
+        load_problem(settings_of(project, "regression"), project)
+    with pytest.raises(ConfigError, match=message):
+        load_problem(settings_of(project, "regression"), project)
+
+
+def test_a_problems_metric_that_breaks_is_named_with_its_file(project):
+    code(project, "regression", WITHIN_ONE.replace("return float(", "return float(1 / 0 + "))
+    problem = load_problem(settings_of(project, "regression"), project)
+    from ml_project import metrics
+
+    with pytest.raises(ConfigError, match=r"problem\.py: METRICS: within_one failed: ZeroDivision"):
+        metrics.compute("regression", [1.0], metrics.Predictions([1.0]), problem.metrics)

