@@ -211,8 +211,8 @@ def choose_features(
     own: Mapping[str, ColumnProfile] | None = None,
 ) -> Features:
     """Text with few values -> categorical, numbers -> numeric, timestamps -> datetime; never
-    the label or a key of one column, a compound key's components when they carry information
-    (not unique alone, few values); identifiers, row numbers, free text and constant or empty
+    the label or a key of one column (unless a time), a compound key's components when they carry
+    information (a time; not unique alone, few values); identifiers, row numbers, free text and constant or empty
     columns are left out (with why). `own`: each column as profiled in its own table (a
     dimension table's row number is not one once joined)."""
     categorical: list[str] = []
@@ -224,7 +224,7 @@ def choose_features(
         if column.name == label:
             continue
         if column.name in key_columns:
-            why = _key_component(column) if len(key_columns) > 1 else None
+            why = _key_component(column, compound=len(key_columns) > 1)
             if why is None:
                 continue
             offered[column.name] = why
@@ -243,12 +243,14 @@ def choose_features(
     return Features(tuple(categorical), tuple(numeric), dropped, tuple(times), offered)
 
 
-def _key_component(column: ColumnProfile) -> str | None:
-    """Why a component of a compound key is read, or None (unique alone, or too many values)."""
-    if column.unique or column.distinct < 2:
-        return None
-    if column.kind == "datetime":
+def _key_component(column: ColumnProfile, *, compound: bool) -> str | None:
+    """Why a key column is read, or None: a time (even a key of its own: its month or weekday
+    may carry information), or a component of a compound key that is not unique alone and has
+    few values."""
+    if column.kind == "datetime" and column.distinct >= 2:
         return f"{column.distinct} times: the model reads numbers derived from them"
+    if not compound or column.unique or column.distinct < 2:
+        return None
     if column.kind in ("text", "numeric", "boolean") and column.categories is not None:
         return f"{column.distinct} values, not unique alone: it may carry information"
     return None

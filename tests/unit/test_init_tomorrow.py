@@ -180,6 +180,16 @@ def test_key_components_with_few_values_are_read_a_single_key_never():
     assert single.features.offered == {} and "game" not in single.features.columns
 
 
+def test_a_key_that_is_a_time_is_read_as_time():
+    """One row per day, keyed by the date: its month and weekday may carry the signal."""
+    frame = games().drop(columns=["row", "season", "team", "game"])
+    made = scaffold.plan_problem(request(key=("played_at",)), {"games": frame}, root=ROOT)
+    assert made.features.datetime == ("played_at",) and "played_at" in made.features.offered
+    settings = yaml.safe_load(made.files["problems/games/environments/base.yaml"])
+    assert settings["features"]["datetime"] == ["played_at"]
+    assert settings["split"]["time_column"] == "played_at"
+
+
 # --- time --------------------------------------------------------------------------------
 
 
