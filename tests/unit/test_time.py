@@ -250,3 +250,25 @@ def test_a_time_feature_that_goes_missing_still_raises_its_null_rate():
     assert report.features[0].status == "drift" and report.features[0].batch_range == ("-", "-")
     assert any("null rate of when" in reason for reason in report.reasons)
     assert not math.isnan(report.features[0].psi)
+
+
+def _split_settings(task="multiclass"):
+    """Just what records.check_split reads."""
+    return SimpleNamespace(
+        env="dev",
+        task=task,
+        data=SimpleNamespace(label="y", sample_fraction=1.0),
+        split=SimpleNamespace(test_fraction=0.25, min_class_rows=1, time_column="when"),
+    )
+
+
+def test_a_time_split_may_hold_out_a_period_without_a_class():
+    """Snow falls in the older winters only: the newest quarter lacks it, and that is a fact of
+    the period, not a bad split. A class only in the newest rows is still refused: the model
+    never saw it."""
+    frame = timed(40).assign(y=["snow"] * 8 + ["sun", "rain"] * 16)
+    cut = split(frame, fraction=0.25)
+    records.check_split(_split_settings(), cut, labelled=len(frame))
+    late = timed(40).assign(y=["sun", "rain"] * 16 + ["snow"] * 8)
+    with pytest.raises(DataError, match="snow of the label y are missing from the train rows"):
+        records.check_split(_split_settings(), split(late, fraction=0.25), labelled=40)
