@@ -118,12 +118,24 @@ def log_evaluation(
     `predict_proba`. The rows are passed as the same MLflow dataset (name and digest) the run
     logged as its evaluation input, so MLflow records no second input for them. `fitted` (the
     model `model_uri` was logged from) and its `predictions` on `held`'s rows spare loading the
-    logged files and predicting the rows again.
+    logged files and predicting the rows again. Held-out rows that lack one of the model's
+    classes are not evaluated by MLflow (its multiclass ROC AUC needs every class): the run is
+    tagged `evaluation.skipped` with why.
     """
     from sklearn.exceptions import UndefinedMetricWarning
 
     settings = held.settings
     label = settings.data.label
+    classes = held.baseline.classes  # the train rows' classes: the model's
+    absent = [] if classes is None else sorted(set(classes.tolist()) - set(held.labels.tolist()))
+    if absent:  # MLflow's multiclass ROC AUC needs every class in the rows: it would crash
+        mlflow.set_tag(
+            "evaluation.skipped",
+            f"the held-out rows hold no {', '.join(map(str, absent))} (a time split's newest "
+            "period may lack a class); MLflow's evaluator needs every class, the test_* "
+            "metrics are computed without it",
+        )
+        return {}
     frame = held.model_rows().assign(**{label: held.labels})
     dataset = tracking.pandas_dataset(
         frame,
