@@ -22,6 +22,8 @@ from ml_project.contracts import flow, model_input_suite, table_suite, wrap
 from ml_project.errors import ConfigError, DataError
 from ml_project.profile import (
     MAX_CATEGORIES,
+    TIME_NAME,
+    YEAR_NAME,
     ColumnProfile,
     TableProfile,
     category_limit,
@@ -39,6 +41,7 @@ SUBSET_MARGIN = 1.5  # ... when half still holds 1.5x the held-out and class row
 MIN_MATCHED = 0.5  # a join fewer records find a row of is reported (a guess gone wrong?)
 MATCHED = "__matched__"
 ID_NAME = re.compile(r"(^|[_\W])(id|uuid|guid|key)$|^(id|uuid|guid)([_\W]|$)", re.IGNORECASE)
+SEASON = re.compile(r"(^|[^a-z])seasons?([^a-z]|$)", re.IGNORECASE)
 ROW_NAME = re.compile(
     r"^(unnamed: ?\d+|index|idx|level_0|row|rownum|row_?(num|number|no|nr|id|index))$", re.I
 )
@@ -211,10 +214,10 @@ def choose_features(
     own: Mapping[str, ColumnProfile] | None = None,
 ) -> Features:
     """Text with few values -> categorical, numbers -> numeric, timestamps -> datetime; never
-    the label or a key of one column (unless a time), a compound key's components when they carry
-    information (a time; not unique alone, few values); identifiers, row numbers, free text and constant or empty
-    columns are left out (with why). `own`: each column as profiled in its own table (a
-    dimension table's row number is not one once joined)."""
+    the label or a key of one column (unless a time), a compound key's components when they
+    carry information (a time; not unique alone, few values); identifiers, row numbers, free
+    text and constant or empty columns are left out (with why). `own`: each column as profiled
+    in its own table (a dimension table's row number is not one once joined)."""
     categorical: list[str] = []
     numeric: list[str] = []
     times: list[str] = []
@@ -282,7 +285,8 @@ def _drop_reason(column: ColumnProfile, own: ColumnProfile, rows: int) -> str | 
 
 def choose_time_column(main: TableProfile) -> tuple[str | None, str | None]:
     """split.time_column: the first time column of the main table with a value in every row
-    (the newest rows are held out), and a note when one has gaps instead."""
+    (the newest rows are held out), else the first year (or season) named so; and a note when a
+    time column has gaps instead."""
     times = [column for column in main.columns if column.kind == "datetime" and column.distinct > 1]
     for column in times:
         if column.nulls == 0:
@@ -292,6 +296,15 @@ def choose_time_column(main: TableProfile) -> tuple[str | None, str | None]:
             f"split.time_column not set: {times[0].name} has {times[0].nulls} empty values, and "
             "a row without a time cannot be ordered (the key's hash splits instead)"
         )
+    named = (YEAR_NAME, TIME_NAME, SEASON)
+    years = [
+        column
+        for column in main.columns
+        if column.year_like and column.nulls == 0 and column.distinct > 1
+        and any(name.search(column.name) for name in named)
+    ]  # fmt: skip
+    if years:  # no timestamp, but a year or a season: hold out the newest ones
+        return years[0].name, None
     return None, None
 
 
@@ -468,7 +481,7 @@ def base_settings(
             "",
             "split:",
             f"  time_column: {flow(time_column)}   # the newest rows are held out (the first "
-            f"time column of {main.name})",
+            f"time column of {main.name}, or its year)",
         ]
     elif time_note:
         lines += ["", f"# {time_note}"]

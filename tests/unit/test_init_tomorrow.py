@@ -223,6 +223,16 @@ def test_a_time_column_with_gaps_is_read_but_not_the_split():
     assert "# split.time_column not set: played_at has 86 empty values" in base
 
 
+def test_without_a_timestamp_a_season_or_year_orders_the_split():
+    """The season a game was played in is time too: the newest seasons are held out."""
+    frame = games().drop(columns=["played_at"])
+    made = scaffold.plan_problem(request(), {"games": frame}, root=ROOT)
+    assert made.time_column == "season"
+    unnamed = frame.rename(columns={"season": "s"})
+    made = scaffold.plan_problem(request(key=("s", "team", "game")), {"games": unnamed}, root=ROOT)
+    assert made.time_column is None  # whole numbers in 1900-2100 alone do not say "time"
+
+
 def test_the_suites_pass_today_and_next_month_and_refuse_bad_data(tmp_path):
     today = games()
     made = scaffold.plan_problem(request(), {"games": today}, root=ROOT)
