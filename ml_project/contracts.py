@@ -277,7 +277,8 @@ def _set_items(column: ColumnProfile, *, mostly: float | None, classes: bool = F
     if len(categories) > 12:
         shown += f", ... and {len(categories) - 12} more"
     observed = f"observed {len(categories)} values (rows): {shown}"
-    kwargs: dict[str, Any] = {"column": column.name, "value_set": [v for v, _ in categories]}
+    values = [f"${v}" if isinstance(v, str) and v.startswith("$") else v for v, _ in categories]
+    kwargs: dict[str, Any] = {"column": column.name, "value_set": values}  # `$$`: a `$` value
     if classes:
         why = f"OBSERVED, exact: the label's classes; {observed}. A new class is a decision: add it"
     elif mostly is not None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from importlib.metadata import version
@@ -132,9 +133,20 @@ def _one_column_key(kind: str, kwargs: dict[str, Any]) -> tuple[str, dict[str, A
     return kind, kwargs
 
 
+PARAMETER = re.compile(r"\$[A-Za-z_][A-Za-z0-9_]*")  # `$name`; "$25000 or more" is a value
+
+
+def _is_parameter(value: object) -> bool:
+    return isinstance(value, str) and PARAMETER.fullmatch(value) is not None
+
+
 def _fill(value: Any, parameters: Mapping[str, Any], *, where: str) -> Any:
-    """Replace `$name` strings by their parameter; a list-valued `$name` in a list is spliced."""
-    if isinstance(value, str) and value.startswith("$"):
+    """Replace `$name` strings by their parameter; a list-valued `$name` in a list is spliced.
+    Any other text is a value, and `$$` starts a value that begins with `$` (`$$name` is the
+    text `$name`)."""
+    if isinstance(value, str) and value.startswith("$$"):
+        return value[1:]
+    if _is_parameter(value):
         name = value[1:]
         if name not in parameters:
             raise ConfigError(
@@ -148,7 +160,7 @@ def _fill(value: Any, parameters: Mapping[str, Any], *, where: str) -> Any:
         out: list[Any] = []
         for item in value:
             filled = _fill(item, parameters, where=where)
-            if isinstance(item, str) and item.startswith("$") and isinstance(filled, list):
+            if _is_parameter(item) and isinstance(filled, list):
                 out.extend(filled)
             else:
                 out.append(filled)

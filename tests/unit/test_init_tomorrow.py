@@ -223,6 +223,16 @@ def test_a_time_column_with_gaps_is_read_but_not_the_split():
     assert "# split.time_column not set: played_at has 86 empty values" in base
 
 
+def test_values_starting_with_a_dollar_are_written_as_values(tmp_path):
+    """An income bracket like "$20000 - 24999" (the GSS survey) is a category, not `$name`."""
+    frame = games().assign(bracket=lambda f: np.where(f["row"] % 2, "$1000 to 2999", "$lo"))
+    made = scaffold.plan_problem(request(), {"games": frame}, root=ROOT)
+    write(made, tmp_path)
+    settings = settings_of(made)
+    assert failures(made, tmp_path, "games", frame) == set()
+    assert failures(made, tmp_path, MODEL_INPUT, as_model_reads(frame, settings)) == set()
+
+
 def test_without_a_timestamp_a_season_or_year_orders_the_split():
     """The season a game was played in is time too: the newest seasons are held out."""
     frame = games().drop(columns=["played_at"])

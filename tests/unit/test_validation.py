@@ -124,3 +124,19 @@ def test_great_expectations_is_imported_only_when_validating():
         [sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, check=True
     )
     assert done.stdout.strip() == "False"
+
+
+def test_text_that_is_no_parameter_name_is_a_value(tmp_path):
+    """Income brackets such as "$25000 or more" are values; `$$` writes a value that would
+    otherwise read as a parameter."""
+    path = write(
+        tmp_path,
+        """
+table: t
+expectations:
+  - type: expect_column_values_to_be_in_set
+    kwargs: {column: c, value_set: [$25000 or more, "$8000 to 9999", $$extra, $extra]}
+""",
+    )
+    (item,) = validation.read_suite(path, PARAMETERS).expectations
+    assert item["kwargs"]["value_set"] == ["$25000 or more", "$8000 to 9999", "$extra", "ZZ", "QQ"]
