@@ -164,7 +164,7 @@ class GateSettings(_Section):
         "share of the room between the baseline's value and a perfect score",
     )
     max_loss_rise: float = Field(
-        default=0.25,
+        default=0.5,
         ge=0,
         description="training health: the held-out loss after the last boosting iteration may "
         "exceed its best value over the iterations by at most this fraction (divergence)",

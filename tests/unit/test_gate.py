@@ -206,7 +206,7 @@ def test_a_loss_that_rose_over_the_iterations_is_a_diverged_training():
     assert failed(verdict) == [("health", "log_loss")]
     assert verdict.reasons == [
         "held-out log_loss rose from 0.52 at iteration 2 to 19.3 at iteration 100 (+3612%, more "
-        "than gate.max_loss_rise 0.25): the boosting went past its best iteration, diverging or "
+        "than gate.max_loss_rise 0.5): the boosting went past its best iteration, diverging or "
         "overfitting (set params.early_stopping: true, or lower params.learning_rate or "
         "params.max_iter)"
     ]
