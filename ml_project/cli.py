@@ -320,6 +320,36 @@ def init(
     click.echo(scaffold.next_steps(plan, request))
 
 
+@cli.command("model-input-suite", epilog=EXIT_CODES_HELP)
+@env_option
+@settings_options
+@click.option("--force", is_flag=True, help="Overwrite the problem's model_input.yaml.")
+@handle_errors
+def model_input_suite(
+    env: str, seed: int | None, overrides: tuple[str, ...], tables: tuple[str, ...], force: bool
+) -> None:
+    """Write the problem's model-input suite from the records its records() makes.
+
+    For a problem whose records() you wrote (a join `init` could not guess, derived columns):
+    the records of ENV's tables are profiled and expectations/model_input.yaml is written for
+    the settings' features, each rule HARD or OBSERVED as `init` writes them. Its rules without
+    `mostly` are built into the model, so serving refuses a row breaking one.
+
+    \b
+    Examples:
+      ml-project model-input-suite --env dev --force
+      ml-project model-input-suite --env prod --problem my_problem --force
+    """
+    from ml_project import scaffold
+
+    settings = resolve_settings(env, seed=seed, overrides=overrides, tables=tables)
+    path = scaffold.write_records_suite(settings, root=project_root(), force=force)
+    click.echo(
+        f"Wrote {path} for the features {', '.join(settings.features.columns)}: review it, "
+        "commit it, then train."
+    )
+
+
 @cli.command(epilog=EXIT_CODES_HELP)
 @click.option(
     "--input",

@@ -29,7 +29,7 @@ from ml_project.profile import (
     category_limit,
     profile_table,
 )
-from ml_project.settings import PROBLEM_PATTERN, PROBLEMS_FOLDER
+from ml_project.settings import PROBLEM_PATTERN, PROBLEMS_FOLDER, Settings
 from ml_project.validation import MODEL_INPUT
 
 KINDS = ("binary", "multiclass", "regression")
@@ -930,3 +930,41 @@ def next_steps(plan: Plan, request: InitRequest) -> str:
         f"  {step + 3}. make train ENV=staging",
     ]
     return "\n".join(lines)
+
+
+# --- the model-input suite of a problem whose records() the user wrote ---------------------
+
+
+def records_suite(settings: Settings, records: pd.DataFrame, *, source: str) -> str:
+    """model_input.yaml for `settings.features`, from the records as `records()` makes them
+    (joined and derived columns too), each rule HARD or OBSERVED as `init` writes them."""
+    missing = [column for column in settings.features.columns if column not in records.columns]
+    if missing:
+        raise ConfigError(
+            f"features {', '.join(missing)} (settings of problem {settings.problem}) are not "
+            f"columns of the records; records() makes {', '.join(map(str, records.columns))}."
+        )
+    profile = profile_table(records.loc[:, settings.features.columns], settings.problem)
+    return model_input_suite(profile, settings.features.columns, source=source)
+
+
+def write_records_suite(settings: Settings, *, root: Path, force: bool = False) -> Path:
+    """Profile the records the problem's records() makes from its tables (in `settings.env`)
+    and write problems/<problem>/expectations/model_input.yaml; never over an existing file
+    without `force`."""
+    from ml_project.problem import load_problem
+    from ml_project.records import read_tables, table_paths
+
+    problem = load_problem(settings, root)
+    path = problem.suites_folder / f"{MODEL_INPUT}.yaml"
+    if path.exists() and not force:
+        raise ConfigError(
+            f"{path} exists (it is yours, edits included): pass --force to write it again from "
+            "the records."
+        )
+    records = problem.records(read_tables(table_paths(settings, root)))
+    tables = ", ".join(settings.data.tables)
+    text = records_suite(settings, records, source=f"the records() of {tables}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path

@@ -239,3 +239,61 @@ def test_a_two_table_problems_served_model_refuses_a_bad_joined_column(tmp_path)
 
 def settings_of_problem(root: Path, name: str) -> dict:
     return yaml.safe_load((root / f"problems/{name}/environments/base.yaml").read_text())
+
+
+RECORDS = '''
+import pandas as pd
+
+
+def records(tables, params):
+    """Each visit with its customer's age and segment (the key is named apart)."""
+    people = tables["customers"].rename(columns={"id": "customer"})
+    return tables["visits"].merge(people, on="customer", how="left", validate="many_to_one")
+'''
+
+
+def test_records_written_by_hand_get_a_model_input_suite_of_their_columns(tmp_path):
+    """init cannot guess this join (the key is named apart): the user writes records() and lists
+    the joined columns as features; `model-input-suite` profiles what records() makes, and the
+    rules then guard the joined columns in predict too."""
+    root = make_project_copy(tmp_path / "project")
+    files = tmp_path / "data"
+    files.mkdir()
+    people = timeline.customers()
+    timeline.visits(people).rename(columns={"customer_id": "customer"}).to_csv(
+        files / "visits.csv", index=False
+    )
+    people.rename(columns={"customer_id": "id"}).to_csv(files / "customers.csv", index=False)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    init = run_cli(
+        "init", "--table", f"visits={files / 'visits.csv'}",
+        "--table", f"customers={files / 'customers.csv'}", "--label", "bought",
+        "--key", "visit_id", "--kind", "binary", cwd=root, tracking_uri=uri,
+    )  # fmt: skip
+    assert init.returncode == 0 and "Write records() in problems/visits" in init.stdout
+    folder = root / "problems" / "visits"
+    (folder / "problem.py").write_text(RECORDS)
+    settings = settings_of_problem(root, "visits")
+    settings["features"]["numeric"] = [*settings["features"]["numeric"], "age"]
+    settings["features"]["categorical"] = [*settings["features"]["categorical"], "segment"]
+    (folder / "environments" / "base.yaml").write_text(yaml.safe_dump(settings))
+
+    done = run_cli("model-input-suite", "--env", "dev", cwd=root, tracking_uri=uri)
+    assert done.returncode == 2 and "pass --force" in done.stderr  # init wrote one: yours
+    done = run_cli("model-input-suite", "--env", "dev", "--force", cwd=root, tracking_uri=uri)
+    assert done.returncode == 0, done.stderr
+    suite = (folder / "expectations" / "model_input.yaml").read_text()
+    assert "column: age" in suite and "column: segment" in suite
+    commit_all(root, "records() and the joined columns")
+    done = run_cli("train", "--env", "dev", "--json", cwd=root, tracking_uri=uri)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    batch = timeline.visits(people, rows=50, seed=5).merge(people, on="customer_id")
+    batch.loc[batch.index[4], "age"] = -4
+    batch.to_csv(tmp_path / "batch.csv", index=False)
+    done = run_cli(
+        "predict", "--env", "dev", "--input", str(tmp_path / "batch.csv"),
+        "--output", str(tmp_path / "scored.csv"), cwd=root, tracking_uri=uri,
+    )  # fmt: skip
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "age" in done.stderr and "Traceback" not in done.stderr
