@@ -21,7 +21,7 @@ import json
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -164,9 +164,11 @@ def run_monitor(
         )
     source = str(input_path)
     label_of = None
+    own: Mapping[str, metrics.Metric] = {}
     if labels:
-        primary_metric(settings, loaded.task, model_uri=uri)  # before reading the batch
         problem = load_problem(settings, root)
+        own = problem.metrics
+        primary_metric(settings, loaded.task, model_uri=uri, extra=own)  # before the batch
         label_of = labeller(problem, settings.data.label, source=source)
     counts, outcomes, keys = count_batch(
         loaded,
@@ -198,6 +200,7 @@ def run_monitor(
             settings=settings,
             source=source,
             model_uri=uri,
+            extra=own,
         )
     report = drift.assess(counts, settings.monitor, quality=quality)
     experiment_id, run_id = log_monitoring_run(
@@ -219,10 +222,17 @@ def run_monitor(
     )
 
 
-def primary_metric(settings: Settings, task: str, *, model_uri: str) -> str:
-    """The gate's primary metric, checked against the model's task."""
+def primary_metric(
+    settings: Settings,
+    task: str,
+    *,
+    model_uri: str,
+    extra: Mapping[str, metrics.Metric] | None = None,
+) -> str:
+    """The gate's primary metric, checked against the model's task (and the problem's own
+    metrics, `extra`)."""
     name = settings.gate.primary_metric
-    known = metrics.metrics_of(task)
+    known = metrics.metrics_of(task, extra)
     if name not in known:
         raise ConfigError(
             f"gate.primary_metric is {name!r}, which model {model_uri} (a {task} model) has no "
@@ -325,11 +335,13 @@ def live_quality(
     settings: Settings,
     source: str,
     model_uri: str,
+    extra: Mapping[str, metrics.Metric] | None = None,
 ) -> drift.Quality:
-    """The task's metrics on the labelled rows; the primary one against the recorded
-    `test_<primary>` of the training run. A classifier's rows labelled with a class it never
-    learnt are counted apart and left out: no prediction of the model can match them."""
-    name = primary_metric(settings, task, model_uri=model_uri)
+    """The task's metrics (and the problem's own, `extra`) on the labelled rows; the primary
+    one against the recorded `test_<primary>` of the training run. A classifier's rows labelled
+    with a class it never learnt are counted apart and left out: no prediction of the model can
+    match them."""
+    name = primary_metric(settings, task, model_uri=model_uri, extra=extra)
     key = f"test_{name}"
     if key not in recorded:
         raise RegistryError(
@@ -367,10 +379,10 @@ def live_quality(
         labels, said = said.classes[index[known]], _rows_of(said, known)
     with warnings.catch_warnings():  # one class, say: the NaN and the note tell it
         warnings.simplefilter("ignore")
-        live = metrics.compute(task, labels, said)
+        live = metrics.compute(task, labels, said, extra)
     return drift.Quality(
         metric=name,
-        higher_is_better=metrics.higher_is_better(task, name),
+        higher_is_better=metrics.higher_is_better(task, name, extra),
         live=live[name],
         recorded=float(recorded[key]),
         max_drop=settings.monitor.max_quality_drop,
@@ -380,7 +392,7 @@ def live_quality(
         note=class_note(task, labels, unknown),
         unknown_class_rows=int(unknown.sum()),
         unknown_classes=tuple(unknown.index[:SHOWN_CLASSES]),
-        units=metrics.metrics_of(task)[name].units,
+        units=metrics.metrics_of(task, extra)[name].units,
     )
 
 

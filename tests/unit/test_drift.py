@@ -11,7 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from ml_project import drift, metrics
-from ml_project.errors import DataError
+from ml_project.errors import ConfigError, DataError
 from ml_project.monitor import (
     Outcomes,
     class_index,
@@ -412,3 +412,29 @@ def test_the_summary_counts_repeated_keys():
     )
     result["duplicate_keys"]["rows"] = 0
     assert "repeat the key" not in summary_text(result)
+
+
+def test_a_primary_metric_of_the_problems_own_is_measured_live():
+    """gate.primary_metric may be a problem's METRICS entry: monitor measures it too, with its
+    units (a fraction of the recorded value) and direction."""
+    hits = metrics.Metric(
+        "first_class_hits", higher_is_better=True,
+        compute=lambda y, p: float(np.mean((np.asarray(y) == "a") & (p.prediction == "a"))),
+    )  # fmt: skip
+    settings = SimpleNamespace(
+        gate=SimpleNamespace(primary_metric="first_class_hits"),
+        data=LABELLED.data,
+        monitor=SETTINGS,
+    )
+    outcomes = outcomes_of(["a", "b", "a", "a"], ["a", "b", "b", "a"], ["a", "b"])
+    quality = live_quality(
+        outcomes, {"test_first_class_hits": 0.75}, task="multiclass", settings=settings,
+        source="batch.csv", model_uri="models:/m/1", extra={"first_class_hits": hits},
+    )  # fmt: skip
+    assert quality.metric == "first_class_hits" and quality.live == pytest.approx(0.5)
+    assert quality.live_metrics["accuracy"] == pytest.approx(0.75)
+    with pytest.raises(ConfigError, match="has no value of"):
+        live_quality(
+            outcomes, {"test_first_class_hits": 0.75}, task="multiclass", settings=settings,
+            source="batch.csv", model_uri="models:/m/1",
+        )  # fmt: skip
