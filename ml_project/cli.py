@@ -877,6 +877,7 @@ def predict(
             output_path=output_path,
             model_uri=model_uri,
             master=spark_master,
+            allow_duplicate_keys=allow_duplicate_keys,
         )
     else:
         from ml_project.predict import run_batch_scoring

@@ -320,6 +320,15 @@ class DuplicateKeys:
         return {"columns": list(self.columns), "rows": self.rows, "example": self.example}
 
 
+def repeated_keys_error(described: str) -> DataError:
+    """Why a batch whose rows repeat keys is refused (`described`: DuplicateKeys.describe)."""
+    return DataError(
+        f"{described}: each row of a batch must be a different record, or its scores join back "
+        "to the wrong rows and count twice downstream. Nothing was written. Keep one row per "
+        "key, or pass --allow-duplicate-keys to score every row all the same."
+    )
+
+
 def _key_text(values: pd.Series) -> pd.Series:
     """A key column as text, a whole float as an integer (a CSV chunk with a gap reads 5 as
     5.0)."""
@@ -454,12 +463,7 @@ def score_file(
         if rows == 0:
             raise DataError(f"{input_path}: the file has a header but no rows.")
         if keys is not None and keys.rows and not allow_duplicate_keys:
-            raise DataError(
-                f"{keys.describe(str(input_path))}: each row of a batch must be a different "
-                "record, or its scores join back to the wrong rows and count twice downstream. "
-                "Nothing was written. Keep one row per key, or pass --allow-duplicate-keys to "
-                "score every row all the same."
-            )
+            raise repeated_keys_error(keys.describe(str(input_path)))
         writer.commit()
     except BaseException:
         writer.discard()

@@ -22,7 +22,7 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,12 +32,14 @@ from ml_project.predict import (
     PREDICTION,
     PROBABILITY,
     VERSION_COLUMNS,
+    DuplicateKeys,
     LoadedModel,
     ScoringSummary,
     default_model_uri,
     load_model,
     probability_column,
     project_trusted_types,
+    repeated_keys_error,
     score_columns,
 )
 from ml_project.tracking import PYSPARK_PANDAS_WARNING
@@ -300,6 +302,26 @@ def check_input(
     return rows
 
 
+def repeated_keys(frame: DataFrame, key_columns: Sequence[str]) -> DuplicateKeys | None:
+    """The rows repeating an earlier row's key, counted by Spark (None: the frame lacks a key
+    column). Keys compared as text, rows with a missing key value not counted, as the pandas
+    engine does (predict.DuplicateKeys)."""
+    from pyspark.sql import functions as F
+
+    if not key_columns or not all(name in frame.columns for name in key_columns):
+        return None
+    keys = frame.select(*[F.col(name).cast("string").alias(name) for name in key_columns])
+    keys = keys.dropna()
+    groups = keys.groupBy(*key_columns).count().where(F.col("count") > 1)
+    found = groups.agg(F.sum(F.col("count") - 1).alias("rows")).collect()[0]["rows"] or 0
+    counted = DuplicateKeys(tuple(key_columns), rows=int(found))
+    if counted.rows:
+        first = groups.orderBy(*key_columns).first()
+        if first is not None:
+            counted.example = ", ".join(f"{name}={first[name]}" for name in key_columns)
+    return counted
+
+
 SPARK_TYPES = {"string": "string", "long": "long", "integer": "int", "double": "double",
                "float": "float", "boolean": "boolean"}  # fmt: skip
 
@@ -401,8 +423,11 @@ def run_spark_scoring(
     output_path: str,
     model_uri: str | None,
     master: str | None,
+    allow_duplicate_keys: bool = False,
 ) -> ScoringSummary:
-    """Load the model (default: the env's champion), check every batch, score, write."""
+    """Load the model (default: the env's champion), check every batch and the keys (as the
+    pandas engine: a batch whose rows repeat a key is refused unless `allow_duplicate_keys`),
+    score, write."""
     from ml_project import tracking
 
     check_parquet(input_path, role="input")
@@ -419,11 +444,15 @@ def run_spark_scoring(
     start = time.perf_counter()
     scratch = Path(tempfile.mkdtemp(prefix="ml-project-spark-"))
     started = False
+    keys: DuplicateKeys | None = None
     try:
         copies = pyfunc_copies(loaded, scratch / "model", trusted)  # before the JVM starts
         spark, started = spark_session(master=master, scratch=scratch)
         frame = spark.read.parquet(input_path)
         rows = check_input(frame, settings, root, source=input_path, scratch=scratch)
+        keys = repeated_keys(frame, settings.data.key_columns)
+        if keys is not None and keys.rows and not allow_duplicate_keys:
+            raise repeated_keys_error(keys.describe(input_path))
         try:
             write_parquet(score_dataframe(spark, frame, loaded, copies), output_path)
         except Exception as exc:  # an executor's InputRuleError arrives as Spark's own error
@@ -444,4 +473,6 @@ def run_spark_scoring(
         model_name=loaded.name,
         model_version=loaded.version,
         model_run_id=loaded.run_id,
+        key_columns=keys.columns if keys is not None else (),
+        duplicate_key_rows=keys.rows if keys is not None else None,
     )

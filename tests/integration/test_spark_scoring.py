@@ -158,3 +158,29 @@ def test_spark_usage_errors(scoring_batches, synthetic_project, tmp_path, args, 
     done = predict(store, synthetic_project, *args, tmpdir=tmp_path)
     assert done.returncode == code, done.stderr
     assert message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_spark_refuses_repeated_keys_as_the_pandas_engine_does(
+    scoring_batches, synthetic_project, tmp_path
+):
+    """Two rows of one key: refused (exit 3, nothing written) unless --allow-duplicate-keys,
+    which scores every row and counts the repeats."""
+    store = scoring_batches["binary"]
+    rows = pd.read_parquet(store["batch"]).head(300)
+    rows = pd.concat([rows, rows.iloc[[7, 8]]], ignore_index=True)
+    batch = tmp_path / "repeated.parquet"
+    rows.to_parquet(batch, index=False)
+    output = tmp_path / "out" / "scored.parquet"
+    args = ("--engine", "spark", "--spark-master", "local[2]", "--input", str(batch))
+    done = predict(store, synthetic_project, *args, "--output", str(output), tmpdir=tmp_path)
+    assert done.returncode == 3, done.stderr[-3000:]
+    assert "2 row(s) repeat the key of an earlier row (key columns id" in done.stderr
+    assert "Traceback" not in done.stderr and not output.exists()
+    allowed = tmp_path / "out" / "allowed.parquet"
+    done = predict(
+        store, synthetic_project, *args, "--output", str(allowed), "--allow-duplicate-keys",
+        "--json", tmpdir=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert last_json(done.stdout)["duplicate_key_rows"] == 2
+    assert len(pd.read_parquet(allowed)) == len(rows)
