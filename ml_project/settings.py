@@ -210,6 +210,19 @@ class Settings(_Section):
             ceilings=self.gate.ceilings,
             primary=self.gate.primary_metric,
         )
+        primary = metrics.REGISTRY.get(self.task, {}).get(self.gate.primary_metric)
+        if primary is not None and primary.units:  # fractions of its value (an old config's
+            for key, value in (  # value in the metric's units would make the check fail-open)
+                ("gate.tolerance", self.gate.tolerance),
+                ("monitor.max_quality_drop", self.monitor.max_quality_drop),
+            ):
+                if value >= 1:
+                    problems.append(
+                        f"{key}: {value:g} is a fraction of the recorded {primary.name} (a "
+                        f"metric with units): {value:g} would accept {value:.0%} worse; write "
+                        "e.g. 0.02 for 2% (older versions of the template read it in the "
+                        "metric's units)"
+                    )
         if problems:
             raise ValueError("; ".join(problems))
         label = self.data.label

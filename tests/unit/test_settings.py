@@ -239,3 +239,15 @@ def test_a_missing_key_says_where_it_belongs(project):
         load_settings("dev", problem="synthetic_binary", root=project)
     assert "monitor.max_quality_drop: missing (set it in " in str(caught.value)
     assert "synthetic_binary/environments/base.yaml" in str(caught.value)
+
+
+@pytest.mark.parametrize("key", ["gate.tolerance", "monitor.max_quality_drop"])
+def test_a_tolerance_in_the_metrics_units_is_refused_for_a_metric_with_units(project, key):
+    """rmse's tolerance is a fraction of the champion's value: an old config's 50 (dollars)
+    would accept a model 50 times worse, so it is refused, not read as 5000%."""
+    problem = "synthetic_regression"
+    assert load_settings("dev", problem=problem, overrides=(f"{key}=0.05",), root=project)
+    with pytest.raises(ConfigError, match=rf"{key} .*: 50 is a fraction of the recorded rmse"):
+        load_settings("dev", problem=problem, overrides=(f"{key}=50",), root=project)
+    binary = load_settings("dev", problem="synthetic_binary", overrides=(f"{key}=1",), root=project)
+    assert binary  # roc_auc is bounded: its tolerance is in its own terms
