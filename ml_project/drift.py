@@ -472,6 +472,15 @@ def assess(
             )
     if quality is not None and quality.status == "drift":
         reasons.append(quality.reason())
+    if quality is not None and quality.unknown_class_rows:
+        labelled = quality.rows + quality.unknown_class_rows
+        share = quality.unknown_class_rows / labelled
+        if share > settings.max_unknown_classes:
+            reasons.append(
+                f"{quality.unknown_class_rows} of {labelled} labelled rows ({share:.1%}) hold "
+                f"classes the model never learnt ({', '.join(quality.unknown_classes)}), more "
+                f"than monitor.max_unknown_classes {settings.max_unknown_classes:.1%}"
+            )
     return DriftReport(
         rows=counts.rows,
         features=tuple(features),

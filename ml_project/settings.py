@@ -126,6 +126,13 @@ class MonitorSettings(_Section):
     )
     min_rows: int = Field(ge=1, description="smaller batches are refused (PSI would be noise)")
     ignore: tuple[str, ...] = Field(description="features reported but never drift")
+    max_unknown_classes: float = Field(
+        default=0.05,
+        ge=0,
+        le=1,
+        description="with --labels: drift when more than this share of the labelled rows hold "
+        "classes the model never learnt (they are left out of the live metrics)",
+    )
 
     @model_validator(mode="after")
     def _warn_below_alert(self) -> MonitorSettings:

@@ -310,6 +310,27 @@ def test_labels_of_unknown_classes_are_counted_apart_and_left_out():
     assert "left out of the live metrics" in quality_line(quality.as_dict())
 
 
+def test_many_labels_of_unknown_classes_are_drift():
+    """45% of the labelled rows in a class the model never learnt: the live metrics cannot see
+    them, so their share is a drift reason of its own (monitor.max_unknown_classes)."""
+    few = live_quality(
+        outcomes_of(["a"] * 19 + ["x"], ["a"] * 20, ["a", "b"]), {"test_accuracy": 0.9},
+        task="multiclass", settings=LABELLED, source="b.csv", model_uri="models:/m/1",
+    )  # fmt: skip
+    many = live_quality(
+        outcomes_of(["a"] * 11 + ["x"] * 9, ["a"] * 20, ["a", "b"]), {"test_accuracy": 0.9},
+        task="multiclass", settings=LABELLED, source="b.csv", model_uri="models:/m/1",
+    )  # fmt: skip
+    assert few.status == many.status == "ok"  # the known rows are all right
+    reference = profile_of(frame(2000))
+    assert assess(reference, frame(2000, seed=1), quality=few).reasons == ()
+    (reason,) = assess(reference, frame(2000, seed=1), quality=many).reasons
+    assert reason == (
+        "9 of 20 labelled rows (45.0%) hold classes the model never learnt (x), more than "
+        "monitor.max_unknown_classes 5.0%"
+    )
+
+
 def test_labels_all_of_unknown_classes_are_refused():
     outcomes = outcomes_of(["x", "y"], ["a", "b"], ["a", "b"])
     with pytest.raises(DataError, match=r"none of its 2 labelled rows holds a class the model"):
