@@ -53,13 +53,13 @@ AMOUNT_WORDS = frozenset(
 
 def amount_like(column: ColumnProfile) -> bool:
     """Never negative by nature: never negative here, and named as a count or an amount (a word
-    of AMOUNT_WORDS), or whole numbers from 0 or 1 (counts); never a year."""
+    of AMOUNT_WORDS), or whole numbers from 0 (counts); never a year."""
     if column.minimum is None or column.minimum < 0 or column.year_like:
         return False
     spaced = re.sub(r"([a-z])([A-Z])", r"\1_\2", column.name).lower()
     words = [word for word in re.split(r"[^a-z]+", spaced) if word]
     named = any(word in AMOUNT_WORDS or word.removesuffix("s") in AMOUNT_WORDS for word in words)
-    return named or (column.integer and column.minimum <= 1)
+    return named or (column.integer and column.minimum == 0)
 
 
 def numeric_bounds(column: ColumnProfile) -> tuple[int | float | None, int | float | None]:

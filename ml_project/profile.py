@@ -98,16 +98,17 @@ class ColumnProfile:
 
     @property
     def calendar_field(self) -> tuple[int, int] | None:
-        """The calendar's bounds for a whole-number month, day, hour or minute (by a word of
-        its name, values within them), else None."""
+        """The calendar's bounds for a whole-number month, day, hour or minute (the last word
+        of its name, singular: `month`, `dep_hour`; never a duration such as `minutes_late` or
+        `days_to_ship`; values within them), else None."""
         if self.kind != "numeric" or not self.integer or self.minimum is None:
             return None
         assert self.maximum is not None
         words = re.split(r"[^a-z]+", re.sub(r"([a-z])([A-Z])", r"\1_\2", self.name).lower())
-        for word in words:
-            bounds = CALENDAR.get(word.removesuffix("s"))
-            if bounds and bounds[0] <= self.minimum and self.maximum <= bounds[1]:
-                return bounds
+        words = [word for word in words if word]
+        bounds = CALENDAR.get(words[-1]) if words else None
+        if bounds and bounds[0] <= self.minimum and self.maximum <= bounds[1]:
+            return bounds
         return None
 
     @property

@@ -400,3 +400,24 @@ def test_a_join_most_records_miss_is_warned_about():
     assert warning.startswith("records() joins stores on store, but only 2")
     assert "of the rows of orders find a row there" in warning
     assert scaffold.plan_problem(shop_request(), shop(), root=ROOT).warnings == ()
+
+
+@pytest.mark.parametrize(
+    ("name", "values", "bounds"),
+    [("month", [1, 12, 3], (1, 12)), ("dep_hour", [0, 23], (0, 23)),
+     ("minutes_late", [0, 59, 3], None), ("days_to_ship", [1, 31], None),
+     ("hours", [0, 23], None)],
+)  # fmt: skip
+def test_only_a_calendar_field_gets_the_calendars_bounds(name, values, bounds):
+    """A month or an hour of the day is bounded by the calendar; a duration counted in minutes
+    or days is not (a 75-minute delay is next month's legitimate data)."""
+    assert profile.profile_column(pd.Series(values, name=name)).calendar_field == bounds
+
+
+def test_a_whole_number_from_one_is_no_count_unless_named_so():
+    """A temperature seen between 1 and 29 may be -2 next winter: no floor of 0; a basket of 1
+    to 14 items is a count by its name."""
+    cold = profile.profile_column(pd.Series([1, 29, 12], name="temp_min"))
+    basket = profile.profile_column(pd.Series([1, 14, 3], name="basket"))
+    assert contracts.numeric_bounds(cold)[0] < 0
+    assert contracts.numeric_bounds(basket)[0] == 0
