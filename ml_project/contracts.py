@@ -240,6 +240,8 @@ def _time_items(column: ColumnProfile, *, model_input: bool) -> list[str]:
 
 
 def _range_items(column: ColumnProfile, *, label: bool = False) -> list[str]:
+    if column.infinite:
+        return [f"  # observed: {column.infinite} infinite values in {column.rows} rows: no range"]
     if column.minimum is None or column.maximum is None:
         return [f"  # observed: no value in {column.rows} rows: no check on the range"]
     observed = f"observed {_show(column.minimum)} to {_show(column.maximum)}"

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 # At most this many distinct values are always a category (their counts are kept), and a label
@@ -64,6 +65,7 @@ class ColumnProfile:
     maximum: float | None = None
     categories: tuple[tuple[object, int], ...] | None = None  # most frequent first
     std: float | None = None
+    infinite: int = 0  # numeric values that are inf or -inf (then no range is observed)
     first: str | None = None  # datetime: the earliest and latest value, ISO 8601
     last: str | None = None
     zone: str | None = None  # datetime: "all" values carry a zone, "none" do, or "mixed"
@@ -177,8 +179,11 @@ def profile_column(series: pd.Series, *, max_categories: int = MAX_CATEGORIES) -
     values = series.dropna()
     distinct = int(values.nunique())
     facts: dict[str, Any] = {}
+    infinite = 0
     if kind == "numeric" and len(values):
         numbers = values.astype("float64")
+        infinite = int((~np.isfinite(numbers)).sum())  # no range can hold inf: none is written
+    if kind == "numeric" and len(values) and not infinite:
         facts = {
             "integer": bool((numbers == numbers.round()).all()),
             "minimum": float(numbers.min()),
@@ -191,6 +196,8 @@ def profile_column(series: pd.Series, *, max_categories: int = MAX_CATEGORIES) -
         facts["categories"] = tuple((_plain(value), int(count)) for value, count in ordered)
     if kind == "datetime" and len(values):
         facts = _time_facts(values)
+    if infinite:
+        facts["infinite"] = infinite
     return ColumnProfile(
         name=str(series.name),
         kind=kind,

@@ -160,6 +160,15 @@ def check_split(settings: Settings, split: data.Split, *, labelled: int) -> None
             f"The {len(split.test)} held-out rows hold one class of the label {label} under "
             f"{knobs}: the gate could not measure the model. Use more rows."
         )
+    train_counts = split.train[label].value_counts()
+    scarce = train_counts[train_counts < 2]
+    if not scarce.empty:  # a time split may leave a class's rows nearly all held out
+        shown = ", ".join(f"{value!s} ({count} row)" for value, count in list(scarce.items())[:10])
+        raise DataError(
+            f"The class(es) {shown} of the label {label} have fewer than 2 of the "
+            f"{len(split.train)} train rows under {knobs}: too few to learn (and to draw "
+            "early stopping's validation rows from). Use more rows, or merge or drop the class."
+        )
     unseen, untested = test_classes - train_classes, train_classes - test_classes
     if settings.split.time_column is not None:
         # the newest period may lack a class (a season's snow): the model is judged on the

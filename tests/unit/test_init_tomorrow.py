@@ -421,3 +421,15 @@ def test_a_whole_number_from_one_is_no_count_unless_named_so():
     basket = profile.profile_column(pd.Series([1, 14, 3], name="basket"))
     assert contracts.numeric_bounds(cold)[0] < 0
     assert contracts.numeric_bounds(basket)[0] == 0
+
+
+def test_infinite_values_get_no_range_and_no_crash(tmp_path):
+    """A column holding inf (a division by zero upstream) is profiled and written without a
+    range: none can hold it, and init refusing its own file would help nobody."""
+    frame = games().assign(ratio=lambda f: np.where(f["row"] == 3, np.inf, f["row"] / 7))
+    frame.loc[5, "salary"] = np.inf
+    made = scaffold.plan_problem(request(), {"games": frame}, root=ROOT)
+    suite = made.files["problems/games/expectations/games.yaml"]
+    assert "# observed: 1 infinite values in 600 rows: no range" in suite
+    write(made, tmp_path)
+    assert failures(made, tmp_path, "games", frame) == set()

@@ -272,3 +272,11 @@ def test_a_time_split_may_hold_out_a_period_without_a_class():
     late = timed(40).assign(y=["sun", "rain"] * 16 + ["snow"] * 8)
     with pytest.raises(DataError, match="snow of the label y are missing from the train rows"):
         records.check_split(_split_settings(), split(late, fraction=0.25), labelled=40)
+
+
+def test_a_class_with_one_train_row_is_refused_before_fitting():
+    """Under a time split a class may be nearly all in the newest rows: one train row cannot be
+    learnt (nor stratified into early stopping's validation rows)."""
+    frame = timed(40).assign(y=["sun", "rain"] * 14 + ["snow", "sun", "rain", "sun"] + ["snow"] * 8)
+    with pytest.raises(DataError, match=r"snow \(1 row\) of the label y have fewer than 2"):
+        records.check_split(_split_settings(), split(frame, fraction=0.25), labelled=40)
