@@ -363,43 +363,68 @@ def whole_reason(
 def plan_joins(
     request: InitRequest, frames: Mapping[str, pd.DataFrame], profiles: Mapping[str, TableProfile]
 ) -> tuple[tuple[Join, ...], tuple[str, ...]]:
-    """How records() can join each further table: on the columns it shares with the rows
-    joined so far, when they name one row of it (unique, none empty) and hold the same kind of
-    value on both sides. Either every further table joins, or none does and the reasons say
-    why (records() is then the user's to write)."""
+    """How records() can join each further table: on the fewest of the columns it shares with
+    the rows joined so far that name one row of it (unique, none empty; identifiers first), when
+    they hold the same kind of value on both sides; the records keep their own value of any
+    other shared column. Either every further table joins, or none does and the reasons say why
+    (records() is then the user's to write)."""
     tables = list(request.tables)
     kinds = {column.name: _join_kind(column) for column in profiles[tables[0]].columns}
     joins, problems = [], []
     for table in tables[1:]:
         frame, profile = frames[table], profiles[table]
-        shared = [name for name in profile.names if name in kinds]
+        shared = [name for name in profile.names if name in kinds and name != request.label]
         if not shared:
             problems.append(f"table {table} shares no column with {' or '.join(tables[:1])}")
             continue
         on = ", ".join(shared)
-        mismatched = [name for name in shared if kinds[name] != _join_kind(profile.column(name))]
-        if request.label in shared or mismatched:
-            why = "holds the label" if request.label in shared else (
-                f"holds {mismatched[0]} as {_join_kind(profile.column(mismatched[0]))}, the "
-                f"records as {kinds[mismatched[0]]}"
-            )  # fmt: skip
-            problems.append(f"table {table} shares {on} but {why}")
-            continue
-        repeated = int(frame.duplicated(shared, keep=False).sum())
-        empty = int(frame[shared].isna().any(axis=1).sum())
-        if repeated or empty:
+        key = _join_key(frame, shared)
+        if key is None:
+            repeated = int(frame.duplicated(shared, keep=False).sum())
+            empty = int(frame[shared].isna().any(axis=1).sum())
             problems.append(
                 f"table {table} shares {on}, which do not name one row of it "
                 f"({repeated} rows repeat them, {empty} leave them empty)"
             )
             continue
-        joins.append(Join(table, tuple(shared), len(frame)))
+        mismatched = [name for name in key if kinds[name] != _join_kind(profile.column(name))]
+        if mismatched:
+            problems.append(
+                f"table {table} shares {', '.join(key)} but holds {mismatched[0]} as "
+                f"{_join_kind(profile.column(mismatched[0]))}, the records as "
+                f"{kinds[mismatched[0]]}"
+            )
+            continue
+        joins.append(Join(table, key, len(frame)))
         kinds |= {
             column.name: _join_kind(column)
             for column in profile.columns
             if column.name not in kinds
         }
     return (tuple(joins), ()) if not problems else ((), tuple(problems))
+
+
+MAX_KEY_COLUMNS = 4  # a join key of more shared columns than this is not guessed
+
+
+def _join_key(frame: pd.DataFrame, shared: Sequence[str]) -> tuple[str, ...] | None:
+    """The fewest shared columns (identifiers first, then in the table's order) whose values
+    name one row of `frame` with none empty, or None."""
+    from itertools import combinations
+
+    ordered = sorted(shared, key=lambda name: (not ID_NAME.search(name), shared.index(name)))
+    for size in range(1, min(len(ordered), MAX_KEY_COLUMNS) + 1):
+        for columns in combinations(ordered, size):
+            values = frame[list(columns)]
+            if values.notna().all(axis=None) and not values.duplicated().any():
+                return tuple(columns)
+    return None
+
+
+def without_shared(right: pd.DataFrame, left: pd.DataFrame, on: Sequence[str]) -> pd.DataFrame:
+    """`right` without the columns `left` already has but the join key: the records keep their
+    own value of a column both tables hold (a country of the order, of the customer)."""
+    return right.drop(columns=[c for c in right.columns if c in left.columns and c not in on])
 
 
 def _join_kind(column: ColumnProfile) -> str:
@@ -414,9 +439,8 @@ def join_tables(
     """The records the written records() makes: `main`, left-joined with each table."""
     joined = frames[main]
     for join in joins:
-        joined = joined.merge(
-            frames[join.table], on=list(join.on), how="left", validate="many_to_one"
-        )
+        right = without_shared(frames[join.table], joined, join.on)
+        joined = joined.merge(right, on=list(join.on), how="left", validate="many_to_one")
     return joined
 
 
@@ -435,7 +459,8 @@ def unmatched_warnings(
                 f"of the rows of {main} find a row there: if those columns mean different "
                 f"things in the two tables, join on fewer in {folder}/problem.py."
             )
-        joined = joined.merge(frames[join.table], on=list(join.on), how="left")
+        right = without_shared(frames[join.table], joined, join.on)
+        joined = joined.merge(right, on=list(join.on), how="left")
     return tuple(warnings)
 
 
@@ -687,7 +712,10 @@ def records(tables: dict[str, pd.DataFrame], params) -> pd.DataFrame:
     """One row per {keys}: {tables[0]}, left-joined with each table of JOINS in turn."""
     joined = tables[{tables[0]!r}]
     for table, on in JOINS.items():
-        joined = joined.merge(tables[table], on=on, how="left", validate="many_to_one")
+        # a column both hold but the key keeps the records' own value (and no _x/_y pair)
+        right = tables[table]
+        right = right.drop(columns=[c for c in right.columns if c in joined and c not in on])
+        joined = joined.merge(right, on=on, how="left", validate="many_to_one")
     return joined
 '''
 

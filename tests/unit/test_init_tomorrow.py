@@ -391,6 +391,23 @@ def test_no_guessable_join_keeps_the_records_to_write_and_warns(change, says):
     assert "city" not in made.features.columns
 
 
+def test_a_join_takes_the_fewest_shared_columns_that_name_a_row():
+    """orders and stores both hold a city (the order's delivery city, the store's own): the
+    join is on store alone, the records keep the order's city, and no city_x/city_y appear."""
+    frames = shop()
+    frames["orders"] = frames["orders"].assign(
+        city=np.where(frames["orders"]["order_id"] % 3 == 0, "oslo", "bergen")
+    )
+    made = scaffold.plan_problem(shop_request(), frames, root=ROOT)
+    assert made.joins == (scaffold.Join("stores", ("store",), 4),)
+    namespace: dict = {}
+    exec(compile(made.files["problems/orders/problem.py"], "problem.py", "exec"), namespace)
+    records = namespace["records"](frames, None)
+    pd.testing.assert_frame_equal(records, scaffold.join_tables(frames, "orders", made.joins))
+    assert "city_x" not in records and records["city"].tolist() == frames["orders"]["city"].tolist()
+    assert records["floor_area"].notna().all()
+
+
 def test_a_join_most_records_miss_is_warned_about():
     frames = shop()
     frames["stores"] = frames["stores"].assign(store=[1, 6, 7, 8])  # 3 of 4 stores unknown
