@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import ROOT, commit_all, git, last_json, make_project_copy, run_cli
+from tests.conftest import commit_all, git, last_json, make_project_copy, run_cli
 from tests.integration.test_serving import post, serving
 
 pytestmark = pytest.mark.integration
@@ -344,15 +344,7 @@ def test_next_months_data_passes_and_bad_data_is_refused(timed, tmp_path):
         assert says in done.stderr and "Traceback" not in done.stderr, case
 
 
-def needs_time_hand_over() -> None:
-    """Skip where the platform does not yet hand a time to the model as ISO text and derive
-    numbers from it (issue 26's time part: ml_project/time_features.py)."""
-    if not (ROOT / "ml_project" / "time_features.py").is_file():
-        pytest.skip("needs the platform's time hand-over (ml_project/time_features.py)")
-
-
 def test_the_timed_problem_trains_on_a_time_split_with_no_hand_edit(timed, tmp_path):
-    needs_time_hand_over()
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     done = run_cli("train", "--env", "dev", "--json", cwd=timed, tracking_uri=uri)
     assert done.returncode == 0, done.stderr
@@ -365,7 +357,6 @@ def test_the_timed_problem_trains_on_a_time_split_with_no_hand_edit(timed, tmp_p
 def test_a_parquet_native_time_is_validated_as_init_profiled_it(project, tmp_path):
     """A Parquet datetime column (tz-aware) gets its native type rule, not a numeric one, and
     validate-data passes on the very file init profiled (the model input reads it as text)."""
-    needs_time_hand_over()
     frame = matches(600).drop(columns=["report"])
     frame["kickoff"] = pd.to_datetime(frame["kickoff"], utc=True).dt.tz_convert("Europe/Oslo")
     path = project.parent / "native.parquet"
