@@ -41,6 +41,10 @@ SUBSET_MARGIN = 1.5  # ... when half still holds 1.5x the held-out and class row
 MIN_MATCHED = 0.5  # a join fewer records find a row of is reported (a guess gone wrong?)
 MATCHED = "__matched__"
 ID_NAME = re.compile(r"(^|[_\W])(id|uuid|guid|key)$|^(id|uuid|guid)([_\W]|$)", re.IGNORECASE)
+# Times that describe a record rather than say when it happened: never the split's first choice.
+ATTRIBUTE_TIME = re.compile(
+    r"birth|born|dob|expir|due|valid|built|manufactur|model_?year|since|opened|founded", re.I
+)
 SEASON = re.compile(r"(^|[^a-z])seasons?([^a-z]|$)", re.IGNORECASE)
 ROW_NAME = re.compile(
     r"^(unnamed: ?\d+|index|idx|level_0|row|rownum|row_?(num|number|no|nr|id|index))$", re.I
@@ -285,9 +289,11 @@ def _drop_reason(column: ColumnProfile, own: ColumnProfile, rows: int) -> str | 
 
 def choose_time_column(main: TableProfile) -> tuple[str | None, str | None]:
     """split.time_column: the first time column of the main table with a value in every row
-    (the newest rows are held out), else the first year (or season) named so; and a note when a
-    time column has gaps instead."""
+    (the newest rows are held out), one saying when a record happened before one describing it
+    (a birth date, an expiry, a model year: ATTRIBUTE_TIME), else the first year (or season)
+    named so; and a note when a time column has gaps instead."""
     times = [column for column in main.columns if column.kind == "datetime" and column.distinct > 1]
+    times.sort(key=lambda column: bool(ATTRIBUTE_TIME.search(column.name)))  # events first
     for column in times:
         if column.nulls == 0:
             return column.name, None
@@ -302,6 +308,7 @@ def choose_time_column(main: TableProfile) -> tuple[str | None, str | None]:
         for column in main.columns
         if column.year_like and column.nulls == 0 and column.distinct > 1
         and any(name.search(column.name) for name in named)
+        and not ATTRIBUTE_TIME.search(column.name)
     ]  # fmt: skip
     if years:  # no timestamp, but a year or a season: hold out the newest ones
         return years[0].name, None

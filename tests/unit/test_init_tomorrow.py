@@ -450,3 +450,17 @@ def test_infinite_values_get_no_range_and_no_crash(tmp_path):
     assert "# observed: 1 infinite values in 600 rows: no range" in suite
     write(made, tmp_path)
     assert failures(made, tmp_path, "games", frame) == set()
+
+
+def test_the_split_orders_by_when_a_record_happened_not_by_a_birth_date():
+    """A customer's date of birth comes first in the file; the games' kickoff says when a row
+    happened: the newest kickoffs are held out, not the youngest customers."""
+    frame = games()
+    births = pd.date_range("1960-01-01", periods=len(frame), freq="17D", tz="UTC")
+    frame.insert(1, "date_of_birth", births.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    made = scaffold.plan_problem(request(), {"games": frame}, root=ROOT)
+    assert made.time_column == "played_at"
+    model_year = games().drop(columns=["played_at", "season"]).assign(model_year=2015)
+    model_year.loc[::2, "model_year"] = 2016
+    made = scaffold.plan_problem(request(key=("team", "game")), {"games": model_year}, root=ROOT)
+    assert made.time_column is None
