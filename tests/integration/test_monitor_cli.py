@@ -339,9 +339,14 @@ def test_labels_of_a_class_the_model_never_learnt_are_counted_apart(
     batch = sample(records, "multiclass")
     relabelled = batch.assign(target=batch["target"].where(batch.index % 20 != 3, "d"))
     relabelled.loc[7, "target"] = "e"
-    done, report = monitor(
-        trained, synthetic_project, write_batch(tmp_path, "new-class", relabelled), "--labels"
+    path = write_batch(tmp_path, "new-class", relabelled)
+    done, report = monitor(trained, synthetic_project, path, "--labels")
+    assert done.returncode == 7, done.stderr  # 5.05% unknown: more than the 5% allowed
+    assert "101 of 2000 labelled rows (5.1%) hold classes the model never learnt (d, e)" in (
+        done.stderr
     )
+    allowed = ("--set", "monitor.max_unknown_classes=0.1")
+    done, report = monitor(trained, synthetic_project, path, "--labels", *allowed)
     assert done.returncode == 0, done.stderr
     quality = report["quality"]
     assert quality["unknown_class_rows"] == 101 and quality["unknown_classes"] == ["d", "e"]
