@@ -59,8 +59,9 @@ def orders(tmp_path_factory) -> dict:
     }  # fmt: skip
 
 
-def settings_of(root: Path) -> dict:
-    return yaml.safe_load((root / "problems/orders/environments/base.yaml").read_text())
+def settings_of(root: Path, name: str = "orders") -> dict:
+    """A problem's environments/base.yaml as written."""
+    return yaml.safe_load((root / f"problems/{name}/environments/base.yaml").read_text())
 
 
 def test_init_reads_the_timestamp_as_time_and_splits_by_it(orders):
@@ -199,28 +200,35 @@ def test_physically_bad_data_is_refused_and_nothing_moves(orders, tmp_path, case
     assert len(client.search_model_versions("name='orders_prod'")) == versions
 
 
-def test_a_two_table_problems_served_model_refuses_a_bad_joined_column(tmp_path):
-    """init joins the dimension table itself; the model-input suite and the rules inside the
-    model cover its columns, so the server answers 400 to an impossible age or unknown segment."""
+def init_visits(tmp_path: Path, visits: pd.DataFrame, customers: pd.DataFrame):
+    """A project copy where `init` ran on the two tables (written outside it): its root, a
+    store URI and init's completed process."""
     root = make_project_copy(tmp_path / "project")
     files = tmp_path / "data"
     files.mkdir()
-    people = timeline.customers()
-    timeline.visits(people).to_csv(files / "visits.csv", index=False)
-    people.to_csv(files / "customers.csv", index=False)
+    visits.to_csv(files / "visits.csv", index=False)
+    customers.to_csv(files / "customers.csv", index=False)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     init = run_cli(
         "init", "--table", f"visits={files / 'visits.csv'}",
         "--table", f"customers={files / 'customers.csv'}", "--label", "bought",
         "--key", "visit_id", "--kind", "binary", cwd=root, tracking_uri=uri,
     )  # fmt: skip
+    return root, uri, init
+
+
+def test_a_two_table_problems_served_model_refuses_a_bad_joined_column(tmp_path):
+    """init joins the dimension table itself; the model-input suite and the rules inside the
+    model cover its columns, so the server answers 400 to an impossible age or unknown segment."""
+    people = timeline.customers()
+    root, uri, init = init_visits(tmp_path, timeline.visits(people), people)
     assert init.returncode == 0, init.stderr + init.stdout
     suite = (root / "problems/visits/expectations/customers.yaml").read_text()
     assert "customer_id" in suite and "unique" in suite
     commit_all(root, "init visits")
     done = run_cli("train", "--env", "dev", "--json", cwd=root, tracking_uri=uri)
     assert done.returncode == 0, done.stderr[-3000:]
-    features = settings_of_problem(root, "visits")["features"]
+    features = settings_of(root, "visits")["features"]
     assert {"age", "segment"} <= {*features["categorical"], *features["numeric"]}
 
     rows = timeline.visits(people, rows=3, seed=9).merge(people, on="customer_id")
@@ -235,10 +243,6 @@ def test_a_two_table_problems_served_model_refuses_a_bad_joined_column(tmp_path)
             status, reply = post(url, json.dumps(body).encode())
             assert status == 400, reply
             assert f"column {column!r}" in reply["message"]
-
-
-def settings_of_problem(root: Path, name: str) -> dict:
-    return yaml.safe_load((root / f"problems/{name}/environments/base.yaml").read_text())
 
 
 RECORDS = '''
@@ -256,24 +260,16 @@ def test_records_written_by_hand_get_a_model_input_suite_of_their_columns(tmp_pa
     """init cannot guess this join (the key is named apart): the user writes records() and lists
     the joined columns as features; `model-input-suite` profiles what records() makes, and the
     rules then guard the joined columns in predict too."""
-    root = make_project_copy(tmp_path / "project")
-    files = tmp_path / "data"
-    files.mkdir()
     people = timeline.customers()
-    timeline.visits(people).rename(columns={"customer_id": "customer"}).to_csv(
-        files / "visits.csv", index=False
+    root, uri, init = init_visits(
+        tmp_path,
+        timeline.visits(people).rename(columns={"customer_id": "customer"}),
+        people.rename(columns={"customer_id": "id"}),
     )
-    people.rename(columns={"customer_id": "id"}).to_csv(files / "customers.csv", index=False)
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    init = run_cli(
-        "init", "--table", f"visits={files / 'visits.csv'}",
-        "--table", f"customers={files / 'customers.csv'}", "--label", "bought",
-        "--key", "visit_id", "--kind", "binary", cwd=root, tracking_uri=uri,
-    )  # fmt: skip
     assert init.returncode == 0 and "Write records() in problems/visits" in init.stdout
     folder = root / "problems" / "visits"
     (folder / "problem.py").write_text(RECORDS)
-    settings = settings_of_problem(root, "visits")
+    settings = settings_of(root, "visits")
     settings["features"]["numeric"] = [*settings["features"]["numeric"], "age"]
     settings["features"]["categorical"] = [*settings["features"]["categorical"], "segment"]
     (folder / "environments" / "base.yaml").write_text(yaml.safe_dump(settings))
