@@ -1,0 +1,81 @@
+"""The words train, gate, show, reproduce, predict and monitor share: tag keys, aliases, tasks.
+
+One constant per tag a command writes and another reads, and the small typed readers over them,
+so no module spells a tag key as a literal (docs/lineage.md lists what each one records).
+"""
+
+from collections.abc import Mapping
+from typing import Literal, get_args
+
+Task = Literal["binary", "multiclass", "regression"]
+TASKS: tuple[Task, ...] = get_args(Task)
+
+# Aliases: `challenger` while the gate judges a version, `champion` once it serves.
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+
+# A version's verdict (gate.PASSED / gate.FAILED, "pending" while judged; "none" when absent).
+VALIDATION_STATUS = "validation_status"
+VALIDATION_REASONS = "validation_reasons"
+PENDING = "pending"
+ORPHANED = "orphaned"
+
+# Which run made a version, and which version a run made.
+RUN_ID = "run_id"
+MODEL_VERSION = "model_version"
+COPIED_BY_RUN = "copied_by.run_id"
+COPIED_FROM = "copied_from."
+
+# Lineage (run tags; the few a reviewer reads are copied onto the version: VERSION_LINEAGE).
+GIT_COMMIT = "git.commit"
+GIT_DIRTY = "git.dirty"
+GIT_TAG = "git.tag"
+GIT_BRANCH = "git.branch"
+DATA_DIGEST = "data.digest"
+DATA_TABLES = "data.tables"
+CONFIG_HASH = "config.hash"
+SEED = "seed"
+PREDICTIONS_DIGEST = "predictions.digest"
+SPLIT_KIND = "split.kind"
+SPLIT_TIME_COLUMN = "split.time_column"
+SPLIT_CUTOFF = "split.cutoff"
+EVALUATION_SKIPPED = "evaluation.skipped"
+VERSION_LINEAGE = (GIT_COMMIT, GIT_DIRTY, GIT_TAG, DATA_DIGEST, CONFIG_HASH, SEED)
+
+# The project's own run tags.
+TASK = "ml_project.task"
+PROBLEM = "ml_project.problem"
+ENV = "ml_project.env"
+HOST = "ml_project.host"
+PID = "ml_project.pid"
+RUN_TYPE = "ml_project.run_type"
+COMMAND = "ml_project.command"
+ACTION = "ml_project.action"
+REASON = "ml_project.reason"
+FAILURE = "ml_project.failure"
+SETTLED = "ml_project.settled"
+ALLOW_DIRTY = "ml_project.allow_dirty"
+REBUILD_PROTOCOL = "ml_project.rebuild_protocol"
+
+
+def run_of(tags: Mapping[str, str], default: str | None = None) -> str | None:
+    """The run that trained a version: its `run_id` tag (a promote-copy's points back to the
+    original training), else `default` (the version's own `run_id` field)."""
+    return tags.get(RUN_ID) or default
+
+
+def status_of(tags: Mapping[str, str]) -> str:
+    """A version's gate verdict as its tags record it ("none" when never judged)."""
+    return tags.get(VALIDATION_STATUS) or "none"
+
+
+def process_of(tags: Mapping[str, str]) -> tuple[str, int] | None:
+    """The (host, pid) that runs a run, None when its tags do not say (or say it badly)."""
+    host, pid = tags.get(HOST), tags.get(PID, "")
+    return (host, int(pid)) if host and pid.isdigit() else None
+
+
+def task_of(tags: Mapping[str, str]) -> Task | None:
+    """The task a model was trained for, None when its tag is absent or not a known task."""
+    task = tags.get(TASK)
+    return task if task in TASKS else None  # type: ignore[return-value]
