@@ -78,4 +78,4 @@ def process_of(tags: Mapping[str, str]) -> tuple[str, int] | None:
 def task_of(tags: Mapping[str, str]) -> Task | None:
     """The task a model was trained for, None when its tag is absent or not a known task."""
     task = tags.get(TASK)
-    return task if task in TASKS else None  # type: ignore[return-value]
+    return task if task in TASKS else None
