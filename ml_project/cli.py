@@ -15,12 +15,13 @@ from typing import Any, NoReturn, ParamSpec, TypeVar
 
 import click
 
-from ml_project import __version__
+from ml_project import __version__, views
 from ml_project.errors import (
     STOP_SIGNALS,
     ConfigError,
     GateFailedError,
     Interrupted,
+    NotReproducedError,
     ProjectError,
     StoreError,
 )
@@ -513,7 +514,7 @@ class FiniteFloat(click.FloatRange):
     metavar="NAME=PATH",
     help="Read a moved copy of table NAME (its sha256 must match; repeatable).",
 )
-@click.option("--json", "as_json", is_flag=True, help="End with one JSON object of the report.")
+@views.json_option
 @problem_option
 @handle_errors
 def reproduce(
@@ -538,8 +539,7 @@ def reproduce(
       ml-project reproduce --model-uri models:/my_model_prod@champion --json
       ml-project reproduce --run-id 0123abcd... --tolerance 1e-9 --strict
     """
-    from ml_project import reproduce as reproduction
-    from ml_project.errors import NotReproducedError
+    from ml_project import reproduce as reproduction  # numpy, pandas: only this command
 
     if sum(map(bool, (version, run_id, model_uri))) != 1 or bool(env) != bool(version):
         raise click.UsageError(
@@ -560,12 +560,12 @@ def reproduce(
         tolerance=tolerance,
         strict=strict,
         tables=table_paths(tables),
-    ).as_dict()
-    click.echo(reproduction.format_summary(result))
-    if as_json:
-        click.echo(json.dumps(result, sort_keys=True))
-    if not result["reproduced"]:
-        raise NotReproducedError(reproduction.failure_message(result))
+    )
+    click.echo(views.format_reproduction(result))
+    if as_json:  # not views.echo: its `plain` would print a NaN metric as null
+        click.echo(json.dumps(views.reproduction_data(result), sort_keys=True))
+    if not result.reproduced:
+        raise NotReproducedError(views.failure_message(result))
 
 
 def table_paths(tables: tuple[str, ...]) -> dict[str, Path]:

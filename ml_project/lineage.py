@@ -50,17 +50,17 @@ class GitInfo:
         }
 
 
-def _git(root: Path, *args: str) -> str | None:
+def git(root: Path, *args: str, timeout: float | None = None) -> subprocess.CompletedProcess[str]:
+    """`git -C root ARGS`, output captured; exit 127 when git is missing or timed out."""
+    command = ["git", "-C", str(root), *args]
     try:
-        done = subprocess.run(
-            ["git", "-C", str(root), *args],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
+        return subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return subprocess.CompletedProcess(command, 127, "", str(exc))
+
+
+def _git(root: Path, *args: str) -> str | None:
+    done = git(root, *args, timeout=30)
     return done.stdout.strip() if done.returncode == 0 else None
 
 

@@ -53,11 +53,19 @@ import math
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 import pandas as pd
+import yaml
+
+import ml_project
+from ml_project import data, metrics, pipeline
+from ml_project.problem import Problem, load_problem
+from ml_project.records import PreparedData
+from ml_project.settings import Settings, validate_settings
 
 SAMPLE_ROWS = 100
 
@@ -108,57 +116,80 @@ def state_digest(obj: object) -> str:
     return digest.hexdigest()
 
 
-def _feed(digest: hashlib._Hash, obj: object, seen: dict[int, int]) -> None:  # noqa: C901 - one branch per kind
-    update = digest.update
-    if obj is None or isinstance(obj, bool | int | float | complex | str | bytes):
-        update(f"{type(obj).__name__}:{obj!r};".encode())
-    elif isinstance(obj, np.ndarray):
-        update(f"ndarray:{obj.dtype.str}:{obj.shape}:{obj.dtype.names};".encode())
-        if obj.dtype.hasobject:
-            for item in obj.ravel(order="C"):
-                _feed(digest, item, seen)
-        else:
-            update(np.ascontiguousarray(obj).tobytes())
-    elif isinstance(obj, np.generic):
-        update(f"{obj.dtype.str}:".encode() + obj.tobytes() + b";")
-    elif isinstance(obj, np.dtype):
-        update(f"dtype:{obj.str}:{obj.names};".encode())
-    elif isinstance(obj, type):
-        update(f"type:{obj.__module__}.{obj.__qualname__};".encode())
-    elif isinstance(obj, dict):
-        update(f"dict:{len(obj)};".encode())
-        for key in sorted(obj, key=repr):
-            _feed(digest, key, seen)
-            _feed(digest, obj[key], seen)
-    elif isinstance(obj, list | tuple):
-        update(f"{type(obj).__name__}:{len(obj)};".encode())
-        for item in obj:
-            _feed(digest, item, seen)
-    elif isinstance(obj, set | frozenset):
-        update(f"set:{sorted(repr(item) for item in obj)};".encode())
-    elif isinstance(obj, functools.partial):
-        update(b"partial;")
-        _feed(digest, obj.func, seen)
-        _feed(digest, obj.args, seen)
-        _feed(digest, obj.keywords, seen)
-    elif callable(obj) and hasattr(obj, "__qualname__") and not hasattr(obj, "__dict__"):
-        update(f"callable:{getattr(obj, '__module__', '')}.{obj.__qualname__};".encode())
-    elif id(obj) in seen:  # a shared or cyclic reference: name it by first appearance
-        update(f"ref:{seen[id(obj)]};".encode())
+def _feed(digest: hashlib._Hash, obj: object, seen: dict[int, int]) -> None:
+    """Feed `obj` into `digest`: a value by its repr, a container item by item, an object by
+    its state (a shared or cyclic reference by the order it first appeared)."""
+    for kind, feed in _FEEDERS:
+        if isinstance(obj, kind):
+            feed(digest, obj, seen)
+            return
+    if callable(obj) and hasattr(obj, "__qualname__") and not hasattr(obj, "__dict__"):
+        digest.update(f"callable:{getattr(obj, '__module__', '')}.{obj.__qualname__};".encode())
+    elif id(obj) in seen:
+        digest.update(f"ref:{seen[id(obj)]};".encode())
     else:
         seen[id(obj)] = len(seen)
         cls = type(obj)
-        update(f"object:{cls.__module__}.{cls.__qualname__};".encode())
-        state: object
-        if isinstance(obj, np.random.RandomState):
-            state = obj.get_state(legacy=False)
-        elif hasattr(obj, "__getstate__"):
-            state = obj.__getstate__()
-        else:
-            state = getattr(obj, "__dict__", repr(obj))
-        if state is None and hasattr(obj, "__dict__"):
-            state = obj.__dict__
-        _feed(digest, state, seen)
+        digest.update(f"object:{cls.__module__}.{cls.__qualname__};".encode())
+        _feed(digest, _state(obj), seen)
+
+
+def _state(obj: object) -> object:
+    state: object
+    if isinstance(obj, np.random.RandomState):
+        state = obj.get_state(legacy=False)
+    elif hasattr(obj, "__getstate__"):
+        state = obj.__getstate__()
+    else:
+        state = getattr(obj, "__dict__", repr(obj))
+    if state is None and hasattr(obj, "__dict__"):
+        state = obj.__dict__
+    return state
+
+
+def _feed_value(digest: hashlib._Hash, obj: Any, seen: dict[int, int]) -> None:
+    digest.update(f"{type(obj).__name__}:{obj!r};".encode())
+
+
+def _feed_array(digest: hashlib._Hash, obj: Any, seen: dict[int, int]) -> None:
+    digest.update(f"ndarray:{obj.dtype.str}:{obj.shape}:{obj.dtype.names};".encode())
+    if obj.dtype.hasobject:
+        for item in obj.ravel(order="C"):
+            _feed(digest, item, seen)
+    else:
+        digest.update(np.ascontiguousarray(obj).tobytes())
+
+
+def _feed_dict(digest: hashlib._Hash, obj: Any, seen: dict[int, int]) -> None:
+    digest.update(f"dict:{len(obj)};".encode())
+    for key in sorted(obj, key=repr):
+        _feed(digest, key, seen)
+        _feed(digest, obj[key], seen)
+
+
+def _feed_sequence(digest: hashlib._Hash, obj: Any, seen: dict[int, int]) -> None:
+    digest.update(f"{type(obj).__name__}:{len(obj)};".encode())
+    for item in obj:
+        _feed(digest, item, seen)
+
+
+def _feed_partial(digest: hashlib._Hash, obj: Any, seen: dict[int, int]) -> None:
+    digest.update(b"partial;")
+    for part in (obj.func, obj.args, obj.keywords):
+        _feed(digest, part, seen)
+
+
+_FEEDERS: tuple[tuple[type | tuple[type, ...], Callable[..., None]], ...] = (
+    ((type(None), bool, int, float, complex, str, bytes), _feed_value),
+    (np.ndarray, _feed_array),
+    (np.generic, lambda d, o, s: d.update(f"{o.dtype.str}:".encode() + o.tobytes() + b";")),
+    (np.dtype, lambda d, o, s: d.update(f"dtype:{o.str}:{o.names};".encode())),
+    (type, lambda d, o, s: d.update(f"type:{o.__module__}.{o.__qualname__};".encode())),
+    (dict, _feed_dict),
+    ((list, tuple), _feed_sequence),
+    ((set, frozenset), lambda d, o, s: d.update(f"set:{sorted(repr(i) for i in o)};".encode())),
+    (functools.partial, _feed_partial),
+)
 
 
 def model_params(model: object) -> dict[str, str]:
@@ -205,14 +236,6 @@ def load_registered(request: dict[str, Any]) -> object | None:
 
 def rebuild(request: dict[str, Any], answer: dict[str, Any]) -> None:
     """Fill `answer` step by step; stop after the data step if the rows differ."""
-    import yaml
-
-    import ml_project
-    from ml_project import data, metrics, pipeline
-    from ml_project.problem import load_problem
-    from ml_project.settings import validate_settings
-
-    timings = answer["timings"]
     started = time.perf_counter()
     answer["protocol"] = pipeline.REBUILD_PROTOCOL
     answer["code"] = {
@@ -232,13 +255,41 @@ def rebuild(request: dict[str, Any], answer: dict[str, Any]) -> None:
         "seed": settings.seed,
         "task": settings.task,
     }
-
     answer["step"] = "problem"
     problem = load_problem(settings, Path(request["code_root"]))
     assert problem.module.__file__ is not None  # imported from its problem.py
     answer["code"]["problem_file"] = str(Path(problem.module.__file__).resolve())
-
     answer["step"] = "sources"
+    tables = _read_sources(settings, request, answer)
+    answer["timings"]["read_s"] = time.perf_counter() - started
+    answer["step"] = "data"
+    prepared = pipeline.prepare_data(settings, problem, tables)
+    answer["data"] = {"rows": dict(prepared.rows), "digests": dict(prepared.digests)}
+    answer["timings"]["prepare_s"] = time.perf_counter() - started - answer["timings"]["read_s"]
+    expected = request.get("expect_data") or {}
+    if any(value not in (None, prepared.digests.get(key)) for key, value in expected.items()):
+        answer["stopped"] = "data"
+        return
+    answer["step"] = "fit"
+    ours = _fit(settings, problem, prepared, request, answer)
+    answer["step"] = "registered model"
+    registered = load_registered(request)
+    if registered is not None:
+        test = pipeline.model_input(settings, prepared.split.test)
+        theirs = metrics.predict(registered, test, settings.task)
+        answer["predictions"]["max_abs_diff"] = max_abs_diff(ours, theirs.matrix())
+        answer["registered"] = {
+            "digest": state_digest(registered),
+            "params": model_params(registered),
+            "predictions_digest": pipeline.predictions_digest(theirs),
+        }
+    answer["step"] = "done"
+
+
+def _read_sources(
+    settings: Settings, request: dict[str, Any], answer: dict[str, Any]
+) -> dict[str, pd.DataFrame]:
+    """The tables (or their moved copies) read, each file's path, sha256, rows and schema."""
     overrides = request.get("tables") or {}
     data_root = Path(request["data_root"])
     paths = {
@@ -251,34 +302,30 @@ def rebuild(request: dict[str, Any], answer: dict[str, Any]) -> None:
         answer["sources"][name].update(
             sha256=digest, rows=len(tables[name]), schema=table_schema(tables[name])
         )
-    timings["read_s"] = time.perf_counter() - started
+    return tables
 
-    answer["step"] = "data"
-    prepared = pipeline.prepare_data(settings, problem, tables)
-    answer["data"] = {"rows": dict(prepared.rows), "digests": dict(prepared.digests)}
-    timings["prepare_s"] = time.perf_counter() - started - timings["read_s"]
-    expected = request.get("expect_data") or {}
-    if any(value not in (None, prepared.digests.get(key)) for key, value in expected.items()):
-        answer["stopped"] = "data"
-        return
 
-    answer["step"] = "fit"
+def _fit(
+    settings: Settings,
+    problem: Problem,
+    prepared: PreparedData,
+    request: dict[str, Any],
+    answer: dict[str, Any],
+) -> np.ndarray:
+    """Train as training does; the features, model, predictions and metrics fingerprinted."""
     fit_started = time.perf_counter()
     trained = pipeline.fit_and_score(settings, problem, prepared)
-    timings["fit_s"] = time.perf_counter() - fit_started
+    answer["timings"]["fit_s"] = time.perf_counter() - fit_started
     model = trained.model
-    train, test = prepared.split.train, prepared.split.test
     rows = min(int(request.get("sample_rows") or SAMPLE_ROWS), pipeline.FEATURE_SAMPLE_ROWS)
-    answer["features"] = {
-        "digest": trained.features_digest,
-        "sample": sample_values(pipeline.feature_sample(settings, model, train.head(rows))),
-    }
+    sample = pipeline.feature_sample(settings, model, prepared.split.train.head(rows))
+    answer["features"] = {"digest": trained.features_digest, "sample": sample_values(sample)}
     answer["model"] = {
         "class": f"{type(model).__module__}.{type(model).__qualname__}",
         "digest": state_digest(model),
         "params": model_params(model),
     }
-    ours = trained.predictions.matrix()
+    ours: np.ndarray = trained.predictions.matrix()
     answer["predictions"] = {
         "rows": int(ours.shape[0]),
         "columns": int(ours.shape[1]),
@@ -286,18 +333,7 @@ def rebuild(request: dict[str, Any], answer: dict[str, Any]) -> None:
         "max_abs_diff": None,
     }
     answer["metrics"] = {key: float(value) for key, value in trained.metrics.items()}
-
-    answer["step"] = "registered model"
-    registered = load_registered(request)
-    if registered is not None:
-        theirs = metrics.predict(registered, pipeline.model_input(settings, test), settings.task)
-        answer["predictions"]["max_abs_diff"] = max_abs_diff(ours, theirs.matrix())
-        answer["registered"] = {
-            "digest": state_digest(registered),
-            "params": model_params(registered),
-            "predictions_digest": pipeline.predictions_digest(theirs),
-        }
-    answer["step"] = "done"
+    return ours
 
 
 def main(argv: list[str]) -> int:

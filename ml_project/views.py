@@ -14,6 +14,8 @@ from typing import Any
 
 import click
 
+from ml_project import comparisons as cmp
+
 json_option = click.option(
     "--json", "as_json", is_flag=True, help="End with one JSON object of the results."
 )
@@ -58,6 +60,246 @@ def echo(result: Any, text: Callable[[Any], str] | None, *, as_json: bool) -> No
 
 
 # --- reproduce ---------------------------------------------------------------------------------
+
+_HEADLINES = {
+    cmp.IDENTICAL: "identical",
+    cmp.WITHIN_TOLERANCE: "equal within tolerance",
+    cmp.DIFFERENT: "DIFFERENT",
+    cmp.DATA_CHANGED: "DATA CHANGED",
+    cmp.ENVIRONMENT_DIFFERS: "ENVIRONMENT DIFFERS (--strict)",
+}
+_STATUSES = {
+    cmp.IDENTICAL: "identical",
+    cmp.DIFFERENT: "DIFFERENT",
+    cmp.NOT_RECORDED: "not recorded at training: not compared",
+}
+
+
+def reproduction_data(value: Any) -> Any:
+    """`reproduce --json` and its run's report.json. Unlike `plain`, NaN stays NaN (a metric
+    undefined on the held-out rows, as it always printed), a comparison that was not made (an
+    `omit_none` field left None) is left out, and a field may name its key (`class`)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            f.metadata.get("key", f.name): reproduction_data(getattr(value, f.name))
+            for f in dataclasses.fields(value)
+            if f.metadata.get("json", True)
+            and not (f.metadata.get("omit_none") and getattr(value, f.name) is None)
+        }
+    if isinstance(value, Mapping):
+        return {str(key): reproduction_data(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [reproduction_data(item) for item in value]
+    return value
+
+
+def failure_message(result: cmp.ReproductionResult) -> str:
+    """One paragraph for stderr when the target was not reproduced."""
+    what, commit = _what(result), result.commit[:12]
+    sources = result.step("sources")
+    if result.verdict == cmp.DATA_CHANGED:
+        changed = [
+            f"{name} sha256 {f.recorded.sha256[:12]} at training, "
+            f"{(f.today.sha256 or '?')[:12]} today"
+            for name, f in (sources.files if isinstance(sources, cmp.SourcesStep) else {}).items()
+            if not f.sha256_equal and f.recorded.sha256
+        ]
+        detail = f" ({'; '.join(changed)})" if changed else ""
+        reason = result.error or "the rows it was trained on differ from today's data"
+        return (
+            f"data changed: {what} cannot be rebuilt from commit {commit}: {reason}{detail}. "
+            "Nothing was retrained; the report above compares the recorded digests, row counts "
+            "and schema with today's."
+        )
+    if result.verdict == cmp.ENVIRONMENT_DIFFERS:
+        return (
+            f"{what}: the running software differs from the one recorded at training "
+            f"({'; '.join(result.warnings)}). Install the recorded requirements.lock "
+            "(or use the Docker image) or drop --strict to rebuild anyway."
+        )
+    tolerance = f" beyond --tolerance {result.tolerance}" if result.tolerance is not None else ""
+    error = f" ({result.error})" if result.error else ""
+    where = (
+        " The old code's traceback is reproduction/traceback.txt of the reproduction run."
+        if result.traceback
+        else ""
+    )
+    return (
+        f"{what} rebuilt from commit {commit} differs{tolerance}: {result.first_difference}"
+        f"{error}. The report above says what differs, step by step.{where}"
+    )
+
+
+def format_reproduction(result: cmp.ReproductionResult) -> str:
+    """The verdict, then one line (or a few) per step, then warnings and where it was logged."""
+    headline = _HEADLINES.get(result.verdict, result.verdict)
+    first = f" ({result.first_difference})" if result.first_difference else ""
+    lines = [
+        f"Reproduction of {_what(result)} from commit {result.commit[:12]}: {headline}{first}.",
+        f"  {'original run':<12} {result.run_id}",
+    ]
+    for step in result.steps:
+        for i, text in enumerate(describe_step(step)):
+            lines.append(f"  {step.step if i == 0 else '':<12} {text}")
+    lines += [f"  warning: {warning}" for warning in result.warnings]
+    if result.error:
+        lines.append(f"  error: {result.error.splitlines()[0]}")
+    lines.append(
+        f"  {'logged':<12} reproduction run {result.reproduction_run_id} ({result.seconds:.1f} s)"
+    )
+    return "\n".join(lines)
+
+
+def _short(value: object) -> str:
+    return str(value)[:12] if value else "(not recorded)"
+
+
+def _what(result: cmp.ReproductionResult) -> str:
+    if result.model_version:
+        return f"{result.model_name} version {result.model_version}"
+    return f"the model of run {result.run_id}"
+
+
+def _pairs(
+    pairs: Mapping[str, cmp.Pair], label: str, show: Callable[[object], object] = str
+) -> list[str]:
+    """`label key  recorded at training, rebuilt now`, marked where they differ."""
+    return [
+        f"  {f'{label}{key}':<23} {show(pair.recorded)} at training, {show(pair.rebuilt)} now"
+        + ("" if pair.recorded == pair.rebuilt else "  <- differs")
+        for key, pair in pairs.items()
+    ]
+
+
+def describe_step(step: cmp.Step) -> list[str]:
+    """A step's lines of the summary (the first beside its name)."""
+    status = _STATUSES.get(step.status, step.status)
+    match step:
+        case cmp.EnvironmentStep():
+            return [_describe_environment(step)]
+        case cmp.CodeStep():
+            seconds = step.seconds or {}
+            timing = ", ".join(f"{k[:-2]} {v:.1f} s" for k, v in seconds.items() if v is not None)
+            return [f"commit {step.commit[:12]} ran from a temporary worktree ({timing})"]
+        case cmp.ConfigStep():
+            rebuilt, recorded = step.rebuilt, step.recorded
+            if step.status == cmp.IDENTICAL:
+                return [f"identical (hash {_short(recorded['hash'])}, seed {recorded['seed']})"]
+            return [
+                f"DIFFERENT: hash {_short(recorded['hash'])} recorded, "
+                f"{_short(rebuilt.get('hash'))} rebuilt; seed {recorded['seed']} recorded, "
+                f"{rebuilt.get('seed')} rebuilt"
+            ]
+        case cmp.SourcesStep():
+            return [line for name, f in step.files.items() for line in _describe_table(name, f)]
+        case cmp.DataStep():
+            return _describe_data(step, status)
+        case cmp.FeaturesStep():
+            return [_describe_features(step, status)]
+        case cmp.ModelStep():
+            return [_describe_model(step, status)]
+        case cmp.PredictionsStep():
+            diff = "unknown" if step.max_abs_diff is None else f"{step.max_abs_diff:.3g}"
+            text = (
+                f"{step.rows} evaluation rows, digest {_short(step.rebuilt)}, max abs diff {diff}"
+            )
+            if step.status == cmp.DIFFERENT:
+                return [f"DIFFERENT: {text} (recorded digest {_short(step.recorded)})"]
+            return [f"{status} ({text})"]
+        case cmp.MetricsStep():
+            return [_describe_metrics(step)]
+    return []
+
+
+def _describe_environment(step: cmp.EnvironmentStep) -> str:
+    if step.status == cmp.IDENTICAL:
+        lock = (
+            ", and every pin of the recorded requirements.lock the project needs (its extras aside)"
+            if step.lock_recorded
+            else ""
+        )
+        return f"identical: python, CPU architecture and key packages as recorded{lock}"
+    items = [f"{i.what} {i.recorded} -> {i.now}" for i in step.key_packages]
+    lock = f"; {len(step.lock)} lock pin(s) differ" if step.lock else ""
+    return f"DIFFERENT: {', '.join(items) or 'key packages as recorded'}{lock}"
+
+
+def _describe_table(name: str, entry: cmp.TableFile) -> list[str]:
+    then, today = entry.recorded, entry.today
+    if entry.sha256_equal:
+        return [f"{name}: identical (sha256 {_short(today.sha256)}) {today.path}"]
+    lines = [
+        f"{name}: CHANGED {today.path}",
+        f"  sha256  {_short(then.sha256)} at training, {_short(today.sha256)} now",
+    ]
+    if then.path and then.path != today.path:
+        lines.append(f"  path    {then.path} at training")
+    if then.rows is not None or today.rows is not None:
+        at_training = "not recorded" if then.rows is None else then.rows
+        lines.append(f"  rows    {at_training} at training, {today.rows} now")
+    changes = entry.schema_changes
+    if changes is None:
+        lines.append("  schema  not recorded at training")
+    elif not (changes.added or changes.removed or changes.retyped):
+        lines.append(f"  schema  same {len(then.schema or {})} columns and dtypes")
+    else:
+        retyped = [f"{c} {a} -> {b}" for c, (a, b) in changes.retyped.items()]
+        parts = [
+            f"added {', '.join(changes.added)}" if changes.added else "",
+            f"removed {', '.join(changes.removed)}" if changes.removed else "",
+            f"retyped {', '.join(retyped)}" if retyped else "",
+        ]
+        lines.append(f"  schema  {'; '.join(p for p in parts if p)}")
+    return lines
+
+
+def _describe_data(step: cmp.DataStep, status: str) -> list[str]:
+    if step.status != cmp.DIFFERENT:
+        train, test = step.rows.get("train"), step.rows.get("test")
+        digest = _short(step.digests["digest"].rebuilt if "digest" in step.digests else None)
+        used = (train.rebuilt if train else None), (test.rebuilt if test else None)
+        return [f"{status} (digest {digest}; {used[0]} train, {used[1]} test rows)"]
+    return [
+        "CHANGED: the rows and columns used differ from the recorded ones",
+        *_pairs(step.digests, "", _short),
+        *_pairs(step.rows, "rows "),
+    ]
+
+
+def _describe_features(step: cmp.FeaturesStep, status: str) -> str:
+    if step.status != cmp.DIFFERENT:
+        return f"{status} (transformed train matrix digest {_short(step.rebuilt)})"
+    columns = step.sample_columns_differ
+    where = f"; columns differing in the sample: {', '.join(columns)}" if columns else ""
+    return (
+        f"DIFFERENT: digest {_short(step.recorded)} recorded, {_short(step.rebuilt)} rebuilt{where}"
+    )
+
+
+def _describe_model(step: cmp.ModelStep, status: str) -> str:
+    if step.status != cmp.DIFFERENT:
+        equal = "; parameters equal" if step.status == cmp.IDENTICAL else ""
+        return f"{status} (fitted state digest {_short(step.rebuilt)}{equal})"
+    params = step.params_differ or {}
+    listed = ", ".join(f"{k} {a} -> {b}" for k, (a, b) in list(params.items())[:5])
+    return (
+        f"DIFFERENT: fitted state {_short(step.registered)} registered, "
+        f"{_short(step.rebuilt)} rebuilt; "
+        + (f"parameters differ: {listed}" if params else "parameters equal, fitted values differ")
+    )
+
+
+def _describe_metrics(step: cmp.MetricsStep) -> str:
+    values = step.values
+    shown = [name for name in step.order or values if name in values]
+    if step.status == cmp.IDENTICAL:
+        return f"identical ({', '.join(f'{k} {values[k].rebuilt:.4f}' for k in shown)})"
+    text = ", ".join(
+        f"{k} {values[k].recorded:.6f} -> {values[k].rebuilt:.6f}"
+        for k in shown
+        if cmp.difference(values[k].recorded, values[k].rebuilt) > 0
+    )
+    return f"DIFFERENT: {text or 'not recorded'}"
 
 
 # --- batch scoring, serving, monitoring --------------------------------------------------------

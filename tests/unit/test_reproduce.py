@@ -4,7 +4,9 @@ edge, and the rebuild driver run in-process on a tiny synthetic problem."""
 import io
 import math
 import shutil
+from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -12,12 +14,14 @@ import pytest
 import skops.io
 from sklearn.ensemble import HistGradientBoostingClassifier
 
-from ml_project import lineage, pipeline, rebuild, reproduce
+from ml_project import comparisons, lineage, metrics, pipeline, rebuild, reproduce, views
 from ml_project.errors import ConfigError, DataError, NotReproducedError, RegistryError
 from ml_project.problem import load_problem
 from ml_project.settings import load_settings
 from tests.conftest import ROOT, git
 from tests.synthetic import write_problem
+
+data = views.reproduction_data  # a step as its JSON
 
 
 @pytest.mark.parametrize(
@@ -48,23 +52,27 @@ RUNNING = {"python": "3.11.9", "machine": "x86_64", "os": "Linux 6.1"}
 
 
 def test_environment_identical_when_everything_matches():
-    step = reproduce.compare_environment(
-        TAGS,
-        installed={"scikit-learn": "1.9.1", "numpy": "2.4.6"},
-        running=RUNNING,
-        lock={"joblib": "1.6.0"},
-        installed_lock={"joblib": "1.6.0"},
+    step = data(
+        reproduce.compare_environment(
+            TAGS,
+            installed={"scikit-learn": "1.9.1", "numpy": "2.4.6"},
+            running=RUNNING,
+            lock={"joblib": "1.6.0"},
+            installed_lock={"joblib": "1.6.0"},
+        )
     )
     assert step["status"] == "identical" and step["key_packages"] == step["lock"] == []
 
 
 def test_environment_lists_each_difference():
-    step = reproduce.compare_environment(
-        TAGS,
-        installed={"scikit-learn": "1.8.0", "numpy": "2.4.6"},
-        running={**RUNNING, "python": "3.12.1", "os": "Linux 6.9"},
-        lock={"joblib": "1.6.0", "scipy": "1.17.1"},
-        installed_lock={"joblib": "1.5.0"},
+    step = data(
+        reproduce.compare_environment(
+            TAGS,
+            installed={"scikit-learn": "1.8.0", "numpy": "2.4.6"},
+            running={**RUNNING, "python": "3.12.1", "os": "Linux 6.9"},
+            lock={"joblib": "1.6.0", "scipy": "1.17.1"},
+            installed_lock={"joblib": "1.5.0"},
+        )
     )
     assert step["status"] == "different"
     assert step["key_packages"] == [
@@ -79,10 +87,10 @@ def test_environment_lists_each_difference():
 
 
 def _steps(**statuses):
-    steps = [{"step": name, "status": status} for name, status in statuses.items()]
-    for step in steps:
-        step.setdefault("max_abs_diff", None)
-    return steps
+    return [
+        SimpleNamespace(step=name, status=status, max_abs_diff=None)
+        for name, status in statuses.items()
+    ]
 
 
 def test_verdict_identical_when_no_step_differs():
@@ -114,37 +122,37 @@ def test_verdict_data_changed_wins():
 @pytest.mark.parametrize("tolerance, expected", [(1e-6, "within_tolerance"), (1e-9, "different")])
 def test_tolerance_accepts_only_small_differences(tolerance, expected):
     steps = [
-        {"step": "data", "status": "identical"},
-        {"step": "model", "status": "different"},
-        {"step": "predictions", "status": "different", "max_abs_diff": 2e-7},
-        {"step": "metrics", "status": "different", "max_abs_diff": 5e-8},
+        SimpleNamespace(step="data", status="identical"),
+        SimpleNamespace(step="model", status="different"),
+        SimpleNamespace(step="predictions", status="different", max_abs_diff=2e-7),
+        SimpleNamespace(step="metrics", status="different", max_abs_diff=5e-8),
     ]
     assert reproduce.verdict(steps, tolerance=tolerance) == (expected, "model differs")
 
 
 def test_compare_data_flags_a_changed_digest_and_count():
     tags = {"data.digest": "a", "data.train_digest": "b", "data.rows_used": "10"}
-    same = reproduce.compare_data(tags, {"digests": {"digest": "a", "train_digest": "b"},
+    same = comparisons.compare_data(tags, {"digests": {"digest": "a", "train_digest": "b"},
                                          "rows": {"used": 10}})  # fmt: skip
-    changed = reproduce.compare_data(tags, {"digests": {"digest": "a", "train_digest": "x"},
-                                            "rows": {"used": 10}})  # fmt: skip
-    assert same["status"] == "identical" and changed["status"] == "different"
+    changed = data(comparisons.compare_data(tags, {"digests": {"digest": "a", "train_digest": "x"},
+                                            "rows": {"used": 10}}))  # fmt: skip
+    assert same.status == "identical" and changed["status"] == "different"
     assert changed["digests"]["train_digest"] == {"recorded": "b", "rebuilt": "x"}
-    assert reproduce.compare_data({}, {"digests": {}, "rows": {}})["status"] == "not_recorded"
+    assert comparisons.compare_data({}, {"digests": {}, "rows": {}}).status == "not_recorded"
 
 
 def test_schema_changes_and_sample_differences():
     then = {"a": "int64", "b": "str", "c": "float64"}
     today = {"a": "float64", "b": "str", "d": "int64"}
-    assert reproduce.schema_changes(then, today) == {
+    assert data(comparisons.schema_changes(then, today)) == {
         "added": ["d"],
         "removed": ["c"],
         "retyped": {"a": ["int64", "float64"]},
     }
-    assert reproduce.schema_changes(None, today) is None
+    assert comparisons.schema_changes(None, today) is None
     recorded = {"columns": ["x", "y"], "rows": [[1.0, None], [2.0, 3.0]]}
     rebuilt = {"columns": ["x", "y", "z"], "rows": [[1.0, None, 0.0], [2.0, 4.0, 0.0]]}
-    assert reproduce.sample_differences(recorded, rebuilt) == ["z", "y"]
+    assert comparisons.sample_differences(recorded, rebuilt) == ["z", "y"]
 
 
 def test_metrics_and_predictions_comparisons():
@@ -153,40 +161,46 @@ def test_metrics_and_predictions_comparisons():
         "predictions": {"rows": 3, "digest": "p1", "max_abs_diff": 0.0},
         "registered": {"predictions_digest": "p1"},
     }
-    metrics = reproduce.compare_metrics({"test_roc_auc": 0.75, "test_f1": 0.3}, answer)
+    metrics = data(comparisons.compare_metrics({"test_roc_auc": 0.75, "test_f1": 0.3}, answer))
     assert metrics["status"] == "identical" and metrics["max_abs_diff"] == 0
-    moved = reproduce.compare_metrics({"test_roc_auc": 0.7501, "test_f1": 0.3}, answer)
+    moved = data(comparisons.compare_metrics({"test_roc_auc": 0.7501, "test_f1": 0.3}, answer))
     assert moved["status"] == "different" and moved["max_abs_diff"] == pytest.approx(1e-4)
-    by_tag = reproduce.compare_predictions({"predictions.digest": "p0"}, answer)
+    by_tag = data(comparisons.compare_predictions({"predictions.digest": "p0"}, answer))
     assert by_tag["status"] == "different" and by_tag["registered_model_matches_tag"] is False
     assert by_tag["max_abs_diff"] == 0.0
-    by_model = reproduce.compare_predictions({}, answer)
+    by_model = data(comparisons.compare_predictions({}, answer))
     assert by_model["status"] == "identical" and by_model["recorded_from"] == "registered model"
 
 
 def test_a_metric_undefined_both_times_is_equal_and_once_is_a_difference():
     answer = {"metrics": {"r2": math.nan, "rmse": 1.5}}
-    both = reproduce.compare_metrics({"test_r2": math.nan, "test_rmse": 1.5}, answer)
+    both = data(comparisons.compare_metrics({"test_r2": math.nan, "test_rmse": 1.5}, answer))
     assert both["status"] == "identical" and both["max_abs_diff"] == 0
-    once = reproduce.compare_metrics({"test_r2": 0.5, "test_rmse": 1.5}, answer, task="regression")
+    once = data(
+        comparisons.compare_metrics({"test_r2": 0.5, "test_rmse": 1.5}, answer, task="regression")
+    )
     assert once["status"] == "different" and once["max_abs_diff"] == math.inf
     assert once["task"] == "regression"
 
 
+def _metrics_step(task: str, status: str, values: dict) -> comparisons.MetricsStep:
+    pairs = {name: comparisons.Pair(*pair) for name, pair in values.items()}
+    order = tuple(metrics.metrics_of(task))
+    return comparisons.MetricsStep(status, task, pairs, max_abs_diff=None, order=order)
+
+
 def test_metrics_are_shown_in_the_order_of_the_task_registry():
-    values = {name: {"recorded": v, "rebuilt": v} for name, v in
+    values = {name: (v, v) for name, v in
               (("rmse", 1.25), ("mae", 1.0), ("r2", 0.9), ("median_ae", 0.75))}  # fmt: skip
-    step = {"step": "metrics", "task": "regression", "status": "identical", "values": values}
-    assert reproduce._describe_metrics(step) == [
+    assert views.describe_step(_metrics_step("regression", "identical", values)) == [
         "identical (r2 0.9000, rmse 1.2500, mae 1.0000, median_ae 0.7500)"
     ]
-    values["rmse"] = {"recorded": 1.25, "rebuilt": 1.5}
-    step["status"] = "different"
-    assert reproduce._describe_metrics(step) == ["DIFFERENT: rmse 1.250000 -> 1.500000"]
-    multiclass = {"step": "metrics", "task": "multiclass", "status": "identical",
-                  "values": {"log_loss": {"recorded": 0.5, "rebuilt": 0.5},
-                             "accuracy": {"recorded": 0.8, "rebuilt": 0.8}}}  # fmt: skip
-    assert reproduce._describe_metrics(multiclass) == [
+    values["rmse"] = (1.25, 1.5)
+    assert views.describe_step(_metrics_step("regression", "different", values)) == [
+        "DIFFERENT: rmse 1.250000 -> 1.500000"
+    ]
+    multiclass = {"log_loss": (0.5, 0.5), "accuracy": (0.8, 0.8)}
+    assert views.describe_step(_metrics_step("multiclass", "identical", multiclass)) == [
         "identical (accuracy 0.8000, log_loss 0.5000)"
     ]
 
@@ -216,15 +230,17 @@ def test_compare_sources_loops_over_the_recorded_tables():
                           "schema": {"id": "int64", "name": "str"}},
         }
     }  # fmt: skip
-    step = reproduce.compare_sources(_recorded(SOURCE_TAGS, schema), answer)
+    step = data(comparisons.compare_sources(_recorded(SOURCE_TAGS, schema), answer))
     assert step["status"] == "different" and list(step["files"]) == ["orders", "customers"]
     orders, customers = step["files"]["orders"], step["files"]["customers"]
     assert orders["sha256_equal"] and orders["recorded"]["path"] == "/d/orders.csv"
     assert orders["today"]["path"] == "/e/orders.csv" and orders["recorded"]["rows"] is None
     assert not customers["sha256_equal"]
     assert customers["schema_changes"] == {"added": ["name"], "removed": [], "retyped": {}}
-    counted = reproduce.compare_sources(
-        _recorded({**SOURCE_TAGS, "data.table.orders.rows": "5"}), answer
+    counted = data(
+        comparisons.compare_sources(
+            _recorded({**SOURCE_TAGS, "data.table.orders.rows": "5"}), answer
+        )
     )
     assert counted["files"]["orders"]["recorded"]["rows"] == 5
     assert reproduce.recorded_tables({}) == []
@@ -261,20 +277,20 @@ def test_table_overrides_name_recorded_tables_only(tmp_path):
 
 
 def test_a_missing_table_file_names_the_table_option(tmp_path):
-    result = reproduce.ReproductionResult(
-        target=_target(), commit="0123456789abcdef", tolerance=None, strict=False
-    )
     answer = {
         "error": {"step": "sources", "type": "DataError", "message": "gone"},
         "sources": {"orders": {"path": str(tmp_path / "orders.csv")}},
     }
     with pytest.raises(DataError) as raised:
-        reproduce._driver_failure(answer, _recorded(SOURCE_TAGS), result)
+        reproduce._driver_failure(answer, _recorded(SOURCE_TAGS), _target(), "0123456789abcdef")
     message = str(raised.value)
     assert message.startswith(f"{tmp_path / 'orders.csv'}: no such file.")
     assert "pass --table orders=PATH to read a copy" in message and "a" * 64 in message
     (tmp_path / "orders.csv").write_text("id\n1\n")
-    assert reproduce._driver_failure(answer, _recorded(SOURCE_TAGS), result)[0] == "data_changed"
+    assert (
+        reproduce._driver_failure(answer, _recorded(SOURCE_TAGS), _target(), "0123456789abcdef")[0]
+        == "data_changed"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -373,54 +389,56 @@ def test_repository_knows_a_project_in_a_subfolder(repo):
 
 
 def _result(verdict, steps, **extra):
-    return {
-        "verdict": verdict,
-        "first_difference": extra.get("first_difference", ""),
-        "model_name": "my_model_staging",
-        "model_version": "2",
-        "run_id": "r1",
-        "commit": "0123456789abcdef",
-        "tolerance": extra.get("tolerance"),
-        "warnings": extra.get("warnings", []),
-        "error": "",
-        "steps": steps,
-        "reproduction_run_id": "r2",
-        "seconds": 1.0,
-    }
+    return comparisons.ReproductionResult(
+        target=reproduce.Target(
+            run_id="r1", model_uri="models:/my_model_staging/2",
+            model_name="my_model_staging", version="2",
+        ),
+        commit="0123456789abcdef",
+        tolerance=extra.get("tolerance"),
+        strict=False,
+        verdict=verdict,
+        first_difference=extra.get("first_difference", ""),
+        steps=tuple(steps),
+        warnings=tuple(extra.get("warnings", ())),
+        experiment_id="1",
+        tracking_uri="",
+        seconds=1.0,
+        reproduction_run_id="r2",
+    )  # fmt: skip
 
 
 def test_data_changed_report_shows_digests_rows_and_schema():
-    files = {
-        "orders": {
-            "recorded": {"path": "/d/f.csv", "sha256": "a" * 64, "rows": 10, "schema": {"x": "i"}},
-            "today": {"path": "/d/f.csv", "sha256": "b" * 64, "rows": 11, "schema": {"y": "i"}},
-            "sha256_equal": False,
-            "schema_changes": {"added": ["y"], "removed": ["x"], "retyped": {}},
-        }
-    }
-    data = {
-        "step": "data",
-        "status": "different",
-        "digests": {"digest": {"recorded": "c" * 64, "rebuilt": "d" * 64}},
-        "rows": {"used": {"recorded": 10, "rebuilt": 11}},
-    }
-    result = _result(
-        "data_changed",
-        [{"step": "sources", "status": "different", "files": files}, data],
-        first_difference="data changed",
+    orders = comparisons.TableFile(
+        recorded=comparisons.TableState("/d/f.csv", "a" * 64, 10, {"x": "i"}),
+        today=comparisons.TableState("/d/f.csv", "b" * 64, 11, {"y": "i"}),
+        sha256_equal=False,
+        schema_changes=comparisons.SchemaChanges(added=("y",), removed=("x",), retyped={}),
     )
-    text = reproduce.format_summary(result)
+    data_step = comparisons.DataStep(
+        "different",
+        digests={"digest": comparisons.Pair("c" * 64, "d" * 64)},
+        rows={"used": comparisons.Pair(10, 11)},
+    )
+
+    def result_of(orders: comparisons.TableFile) -> comparisons.ReproductionResult:
+        sources = comparisons.SourcesStep("different", {"orders": orders})
+        return _result("data_changed", [sources, data_step], first_difference="data changed")
+
+    result = result_of(orders)
+    text = views.format_reproduction(result)
     assert "DATA CHANGED" in text and "orders: CHANGED /d/f.csv" in text
     assert "aaaaaaaaaaaa at training, bbbbbbbbbbbb now" in text
     assert "rows    10 at training, 11 now" in text
     assert "schema  added y; removed x" in text
     assert "cccccccccccc at training, dddddddddddd now  <- differs" in text
-    message = reproduce.failure_message(result)
+    message = views.failure_message(result)
     assert message.startswith("data changed: my_model_staging version 2")
     assert "(orders sha256 aaaaaaaaaaaa at training, bbbbbbbbbbbb today)" in message
     assert "Nothing was retrained" in message and "\n" not in message
-    files["orders"]["recorded"]["rows"] = None
-    assert "rows    not recorded at training, 11 now" in reproduce.format_summary(result)
+    unrecorded = replace(orders, recorded=replace(orders.recorded, rows=None))
+    text = views.format_reproduction(result_of(unrecorded))
+    assert "rows    not recorded at training, 11 now" in text
 
 
 # ---------------------------------------------------------------- the driver, in-process
@@ -486,7 +504,7 @@ def test_the_driver_rebuilds_every_step_as_training_recorded_it(tiny, tmp_path):
     assert source["schema"]["id"] == "int64" and list(source["schema"])[-1] == "target"
     assert answer["data"]["digests"] == tiny["prepared"].digests
     assert answer["features"]["digest"] == trained.features_digest
-    assert answer["features"]["sample"] == reproduce._read_sample(tiny["sample_file"])
+    assert answer["features"]["sample"] == rebuild.read_sample(tiny["sample_file"])
     assert len(answer["features"]["sample"]["rows"]) == 100
     assert answer["model"]["digest"] == rebuild.state_digest(trained.model)
     assert answer["registered"]["digest"] == answer["model"]["digest"]
@@ -541,8 +559,8 @@ def test_the_environment_step_counts_the_pins_the_project_needs_not_its_extras()
         run_id="r1", experiment_id="1", tags=tags, metrics={}, settings_yaml="",
         lock={"mlflow": installed, **extras},
     )  # fmt: skip
-    assert reproduce._environment_step(recorded)["status"] == reproduce.IDENTICAL
+    assert reproduce._environment_step(recorded).status == reproduce.IDENTICAL
     recorded.lock["mlflow"] = "0.0.1"
     step = reproduce._environment_step(recorded)
-    assert step["status"] == reproduce.DIFFERENT
-    assert [item["what"] for item in step["lock"]] == ["mlflow"]
+    assert step.status == reproduce.DIFFERENT
+    assert [item.what for item in step.lock] == ["mlflow"]
