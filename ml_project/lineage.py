@@ -6,19 +6,19 @@ and never the dirty flag. Without a .git folder (a CI tarball), GitHub's variabl
 
 from __future__ import annotations
 
-import importlib.metadata
 import os
 import platform
 import subprocess
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
+from importlib import metadata
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-# Packages whose versions decide what a trained model is.
 # The request/answer format between `reproduce` and a commit's own ml_project/rebuild.py,
 # tagged on every training as `ml_project.rebuild_protocol`.
 REBUILD_PROTOCOL = "2"
+# Packages whose versions decide what a trained model is.
 KEY_PACKAGES = (
     "mlflow",
     "scikit-learn",
@@ -116,8 +116,8 @@ def package_versions(names: Iterable[str] = KEY_PACKAGES) -> dict[str, str]:
     versions = {}
     for name in names:
         try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
             versions[name] = ""
     return versions
 
@@ -146,9 +146,7 @@ def runtime_closure(distribution: str = "ml-project") -> set[str] | None:
     """Normalised names of every installed package `distribution` needs without its extras
     (its dependencies, theirs, and so on), or None when it is not installed. What a rebuild
     needs; the extras (the test tools, Spark) are optional and not counted."""
-    from importlib import metadata
-
-    from packaging.requirements import Requirement
+    from packaging.requirements import Requirement  # mlflow's dependency, not the project's
 
     try:
         metadata.distribution(distribution)

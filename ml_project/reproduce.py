@@ -181,9 +181,11 @@ def read_recorded(client: MlflowClient, target: Target, workdir: Path) -> Record
 
 def _artifact_file(client: MlflowClient, run_id: str, path: str, workdir: Path) -> Path | None:
     """A run artifact downloaded into `workdir`, or None when the run did not log it."""
+    from mlflow.exceptions import MlflowException
+
     try:
         local = client.download_artifacts(run_id, path, str(workdir))
-    except Exception:  # absent artifact: the store raises OSError or MlflowException
+    except (OSError, MlflowException):  # an absent artifact
         return None
     return Path(local) if Path(local).is_file() else None
 
@@ -287,8 +289,10 @@ def checkout(repo: Path, commit: str) -> Iterator[Path]:
     """A temporary detached worktree of `commit`, always removed; the user's tree is untouched."""
     holder = Path(tempfile.mkdtemp(prefix="ml-project-reproduce-"))
     path = holder / "code"
-    added = lineage.git(repo, "-c", "core.hooksPath=/dev/null", "worktree", "add", "--detach",
-                 "--quiet", str(path), commit)  # fmt: skip
+    added = lineage.git(
+        repo, "-c", "core.hooksPath=/dev/null", "worktree", "add", "--detach", "--quiet",
+        str(path), commit,
+    )  # fmt: skip
     try:
         if added.returncode != 0:
             raise RegistryError(
