@@ -353,7 +353,7 @@ def compare_features(
 ) -> FeaturesStep:
     """The transformed train matrix: digest, and which sampled columns differ."""
     features = answer.get("features") or {}
-    recorded, rebuilt = tags.get("features.digest"), features.get("digest")
+    recorded, rebuilt = tags.get(tag.FEATURES_DIGEST), features.get("digest")
     if recorded is None:
         return FeaturesStep(NOT_RECORDED, recorded, rebuilt)
     if recorded == rebuilt:

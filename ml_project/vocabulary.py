@@ -79,3 +79,7 @@ def task_of(tags: Mapping[str, str]) -> Task | None:
     """The task a model was trained for, None when its tag is absent or not a known task."""
     task = tags.get(TASK)
     return task if task in TASKS else None
+
+
+# --- repro (branch repro): tags reproduce reads that training writes -------------------------
+FEATURES_DIGEST = "features.digest"
