@@ -564,3 +564,15 @@ def test_the_environment_step_counts_the_pins_the_project_needs_not_its_extras()
     step = reproduce._environment_step(recorded)
     assert step.status == reproduce.DIFFERENT
     assert [item.what for item in step.lock] == ["mlflow"]
+
+
+def test_a_step_prints_only_the_comparisons_it_made_and_keeps_a_nan_metric():
+    answer = {"model": {"digest": "m1", "class": "x.Model", "params": {}}}
+    alone = data(comparisons.compare_model(answer))
+    assert alone == {"step": "model", "status": "not_recorded", "rebuilt": "m1", "class": "x.Model"}
+    compared = data(comparisons.compare_model({**answer, "registered": {"digest": "m1"}}))
+    assert compared["registered"] == "m1" and compared["params_differ"] == {}
+    undefined = data(
+        comparisons.compare_metrics({"test_r2": math.nan}, {"metrics": {"r2": math.nan}})
+    )
+    assert math.isnan(undefined["values"]["r2"]["rebuilt"])
