@@ -23,9 +23,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from ml_project.errors import ConfigError
+from ml_project.paths import absolute
 
 ENVS = ("dev", "staging", "prod")
 PROBLEMS_FOLDER = "problems"
+PROJECT_SETTINGS = "environments/base.yaml"  # the project's own: `problem:` names the default
 
 
 class _Section(BaseModel):
@@ -345,6 +347,20 @@ def project_root() -> Path:
 def problem_folder(root: Path, problem: str) -> Path:
     """problems/<problem>/ of the project: the problem's code, settings and suites."""
     return Path(root) / PROBLEMS_FOLDER / problem
+
+
+def parse_table(text: str) -> tuple[str, Path]:
+    """`--table NAME=PATH` -> (name, absolute path): the one parser of that option."""
+    name, sep, path = text.partition("=")
+    name, path = name.strip(), path.strip()
+    if not sep or not name or not path:
+        raise ConfigError(f"--table expects NAME=PATH (e.g. orders=data/orders.csv), got {text!r}.")
+    return name, absolute(path, option=f"--table {text.strip()}")
+
+
+def parse_tables(texts: Iterable[str]) -> dict[str, Path]:
+    """`--table` options as {name: absolute path} (a name given twice: the last path)."""
+    return dict(parse_table(text) for text in texts)
 
 
 def read_yaml(path: Path) -> dict[str, Any]:

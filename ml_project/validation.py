@@ -27,6 +27,7 @@ import yaml
 from ml_project import data
 from ml_project.errors import ConfigError, DataError
 from ml_project.settings import Settings, problem_folder
+from ml_project.views import plain
 
 if TYPE_CHECKING:
     from great_expectations import ExpectationSuite
@@ -216,15 +217,27 @@ class Failure:
     unexpected_count: int | None = None
     examples: tuple[Any, ...] = ()
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "expectation": self.expectation,
-            "column": self.column,
-            "rule": self.rule,
-            "problem": self.problem,
-            "unexpected_count": self.unexpected_count,
-            "examples": list(self.examples),
-        }
+
+@dataclass(frozen=True)
+class TableSummary:
+    """One table's verdict as `validate-data --json` and the results artifact show it."""
+
+    table: str
+    source: str
+    suite: str
+    rows: int
+    success: bool
+    evaluated: int
+    failed: int
+    failures: tuple[Failure, ...]
+
+
+@dataclass(frozen=True)
+class DataValidation:
+    """`validate-data`'s result: every suite passed in `env`."""
+
+    env: str
+    tables: tuple[TableSummary, ...]
 
 
 @dataclass(frozen=True)
@@ -242,18 +255,11 @@ class ValidationReport:
     key: str | None = None  # verdict_key of a passed verdict, when verdicts may be reused
     reused_from: str | None = None  # the run whose passed verdict this is, if not checked here
 
-    def summary(self) -> dict[str, Any]:
-        return {
-            "table": self.table,
-            "source": self.source,
-            "suite": self.suite_path,
-            "rows": self.rows,
-            "success": self.success,
-            "evaluated": self.evaluated,
-            "failed": len(self.failures),
-            "failures": [failure.as_dict() for failure in self.failures],
-            **({"reused_from": self.reused_from} if self.reused_from else {}),
-        }
+    def summary(self) -> TableSummary:
+        return TableSummary(
+            self.table, self.source, self.suite_path, self.rows, self.success, self.evaluated,
+            len(self.failures), self.failures,
+        )  # fmt: skip
 
     def passed(self) -> str:
         return f"{self.table}: {self.evaluated} expectations passed on {self.rows} rows"
@@ -558,7 +564,12 @@ def results_document(reports: list[ValidationReport]) -> dict[str, Any]:
     """Everything about a validation for the JSON artifact: summaries and GX's full results."""
     return {
         "success": all(report.success for report in reports),
-        "tables": [report.summary() | {"result": report.result} for report in reports],
+        "tables": [
+            plain(report.summary())
+            | ({"reused_from": report.reused_from} if report.reused_from else {})
+            | {"result": report.result}
+            for report in reports
+        ],
     }
 
 
