@@ -10,7 +10,9 @@ prints, views.next_steps.
 
 from __future__ import annotations
 
+import logging
 import re
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -66,6 +68,8 @@ ROW_NAME = re.compile(
 DEFAULT_PARAMS = {"learning_rate": 0.1, "max_iter": 200, "max_leaf_nodes": 31,
                   "min_samples_leaf": 20, "early_stopping": True}  # fmt: skip
 _DEFAULT_PROBLEM = re.compile(r"^problem:[ \t]*([^\s#]*)", re.MULTILINE)
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -812,8 +816,12 @@ def with_default_problem(text: str, name: str) -> tuple[str, str | None]:
 def run_init(request: InitRequest, *, root: Path, force: bool = False) -> Plan:
     """Read the tables, plan the problem, write it and make it the project's default problem
     (`problem:` in environments/base.yaml); nothing is written on any error."""
+    started = time.perf_counter()
     frames = {table: data.read_table(path) for table, path in request.tables.items()}
+    logger.info("read %d rows of %s in %.1fs", len(next(iter(frames.values()))),
+                ", ".join(frames), time.perf_counter() - started)  # fmt: skip
     plan = plan_problem(request, frames, root=root, defaults=project_defaults(root))
+    logger.info("planned problem %s in %.1fs", plan.name, time.perf_counter() - started)
     existing = [path for path in plan.files if (Path(root) / path).exists()]
     if existing and not force:
         raise ConfigError(

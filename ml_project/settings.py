@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from ml_project.errors import ConfigError
 from ml_project.paths import absolute
+from ml_project.vocabulary import Task
 
 ENVS = ("dev", "staging", "prod")
 PROBLEMS_FOLDER = "problems"
@@ -190,7 +191,7 @@ class Settings(_Section):
     name: str = Field(
         pattern=NAME_PATTERN, description="experiments and registered models: <name>_<env>"
     )
-    task: Literal["binary", "multiclass", "regression"]
+    task: Task
     seed: int = Field(ge=0, le=2**32 - 1)
     data: DataSettings
     split: SplitSettings
@@ -211,7 +212,7 @@ class Settings(_Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
-        from ml_project import metrics
+        from ml_project import metrics  # lazy: it imports pandas, which the CLI's start does not
 
         problems = metrics.gate_problems(
             self.task,
