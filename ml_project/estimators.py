@@ -17,7 +17,7 @@ expm1(prediction), for a skewed non-negative label.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -27,11 +27,9 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OrdinalEncoder
 
 from ml_project.errors import DataError
+from ml_project.settings import FeatureSettings
 from ml_project.time_features import TimeFeatures
 from ml_project.vocabulary import Task
-
-if TYPE_CHECKING:
-    from ml_project.settings import FeatureSettings
 
 # What skops must trust to load a fitted tabular_model (HistGradientBoosting's trees and the
 # `partial(check_array, ...)` of its categorical passthrough). Checked by a unit test.

@@ -51,6 +51,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+from pydantic import BaseModel, ValidationError
 
 from ml_project import validation
 from ml_project.errors import ConfigError, DataError
@@ -59,7 +60,6 @@ from ml_project.metrics import REGISTRY, Metric, Predictions, gate_problems
 from ml_project.settings import PROBLEMS_FOLDER, Settings, problem_folder
 
 if TYPE_CHECKING:
-    from pydantic import BaseModel
     from sklearn.pipeline import Pipeline
 
 MODULE = "problem.py"
@@ -281,8 +281,6 @@ def validate_params(module: ModuleType, settings: Settings, folder: Path) -> Any
 
 
 def _checked(schema: type[BaseModel], settings: Settings, checked_by: str) -> BaseModel:
-    from pydantic import ValidationError
-
     try:
         return schema.model_validate(dict(settings.params))
     except ValidationError as exc:

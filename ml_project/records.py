@@ -70,9 +70,8 @@ def prepare_data(
     time_column = settings.split.time_column
     records = problem.records(tables)
     where = f"records of problem {settings.problem}"
-    data.require_columns(
-        records, [*key_columns, *columns, *([time_column] if time_column else [])], table=where
-    )
+    times = [time_column] if time_column else []
+    data.require_columns(records, [*key_columns, *columns, *times], table=where)
     labelled, unlabelled = data.label_rows(records, problem.label(records, label), column=label)
     data.require_unique_keys(labelled, key_columns, table=where)
     used = data.sample_rows(
@@ -81,10 +80,7 @@ def prepare_data(
         key_columns=key_columns,
         seed=settings.seed,
     )
-    kept = list(
-        dict.fromkeys([*key_columns, *columns, label, *([time_column] if time_column else [])])
-    )
-    used = used.loc[:, kept]
+    used = used.loc[:, list(dict.fromkeys([*key_columns, *columns, label, *times]))]
     try:
         split = data.split_rows(
             used,
