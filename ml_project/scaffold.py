@@ -353,10 +353,7 @@ def choose_time_column(main: TableProfile) -> tuple[str | None, str | None]:
 
 def sample_fraction(rows: int, target: int) -> float:
     """The largest round fraction that keeps about `target` rows at most (1.0: all of them)."""
-    for fraction in FRACTIONS:
-        if rows * fraction <= target:
-            return fraction
-    return FRACTIONS[-1]
+    return next((fraction for fraction in FRACTIONS if rows * fraction <= target), FRACTIONS[-1])
 
 
 def sample_fractions(

@@ -293,10 +293,10 @@ def apply_assignment(
     `create` builds the path instead (the record of what the command line set).
     """
     dotted = ".".join(path)
+    patch: Any = value
+    for part in reversed(path):
+        patch = {part: patch}
     if create or (path[:-1] in FREE_FORM and _section(config, path[:-1]) is not None):
-        patch: Any = value
-        for part in reversed(path):
-            patch = {part: patch}
         return deep_merge(config, patch)
     node: Any = config
     for part in path[:-1]:
@@ -313,9 +313,6 @@ def apply_assignment(
         raise ConfigError(f"--set {dotted}: there is no key {path[-1]!r} in the settings.")
     if isinstance(node[path[-1]], Mapping):
         raise ConfigError(f"--set {dotted}: that is a section, set one of its keys instead.")
-    patch = value
-    for part in reversed(path):
-        patch = {part: patch}
     return deep_merge(config, patch)
 
 
@@ -495,8 +492,7 @@ def _origin(loc: tuple[str, ...], layers: Iterable[tuple[Path | str, Mapping[str
                 break
         else:
             return f"set in {path}"
-    if loc:
-        for path, layer in reversed(list(layers)):
-            if isinstance(layer, Mapping) and loc[0] in layer:
-                return f"section in {path}"
+    for path, layer in reversed(list(layers)):
+        if isinstance(layer, Mapping) and loc[0] in layer:
+            return f"section in {path}"
     return "missing or set on the command line"
