@@ -25,8 +25,9 @@ from ml_project.errors import (
     ProjectError,
     StoreError,
 )
-from ml_project.paths import absolute, check_output_file, write_whole
-from ml_project.settings import ENVS, Settings, load_settings, project_root
+from ml_project.paths import check_output_file, write_whole
+from ml_project.settings import ENVS, Settings, load_settings, parse_tables, project_root
+from ml_project.vocabulary import TASKS, Task
 
 EXIT_CODES_HELP = """\b
 Exit codes: 0 ok, 1 unexpected error, 2 bad usage or config, 3 bad data,
@@ -191,8 +192,11 @@ def settings_options(command: F) -> F:
 def table_overrides(tables: tuple[str, ...]) -> tuple[str, ...]:
     """`--table NAME=PATH` -> `--set data.tables.NAME="<absolute path>"`."""
     return tuple(
-        f"data.tables.{name}={json.dumps(str(path))}" for name, path in table_paths(tables).items()
+        f"data.tables.{name}={json.dumps(str(path))}" for name, path in parse_tables(tables).items()
     )
+
+
+table_paths = parse_tables  # the name train, promote and reproduce call (until their merge)
 
 
 def resolve_settings(
@@ -280,15 +284,12 @@ def train(
 @click.option(
     "--key", required=True, metavar="COLUMN[,COLUMN...]", help="The column(s) naming one row."
 )
-@click.option(
-    "--kind", required=True, type=click.Choice(["binary", "multiclass", "regression"]),
-    help="The task.",
-)  # fmt: skip
+@click.option("--kind", required=True, type=click.Choice(TASKS), help="The task.")
 @click.option("--name", metavar="NAME", help="The problem's folder (default: the first table).")
 @click.option("--force", is_flag=True, help="Overwrite the problem's files if they exist.")
 @handle_errors
 def init(
-    tables: tuple[str, ...], label: str, key: str, kind: str, name: str | None, force: bool
+    tables: tuple[str, ...], label: str, key: str, kind: Task, name: str | None, force: bool
 ) -> None:
     """Write a new problem under problems/ from its tables: settings, suites, code.
 
@@ -311,14 +312,11 @@ def init(
     keys = tuple(part.strip() for part in key.split(",") if part.strip())
     if not keys:
         raise ConfigError(f"--key {key!r}: name at least one column.")
-    parsed = [scaffold.parse_table(text) for text in tables]
-    if len({table for table, _ in parsed}) != len(parsed):
-        raise ConfigError("--table: each table name may be given once.")
     request = scaffold.InitRequest(
-        tables=dict(parsed), label=label, key_columns=keys, kind=kind, name=name
+        tables=scaffold.init_tables(tables), label=label, key_columns=keys, kind=kind, name=name
     )
     plan = scaffold.run_init(request, root=project_root(), force=force)
-    click.echo(scaffold.next_steps(plan, request))
+    click.echo(views.next_steps(plan, request))
 
 
 @cli.command("model-input-suite", epilog=EXIT_CODES_HELP)
@@ -396,7 +394,7 @@ def summary(input_path: Path, output_path: Path | None, field: str | None) -> No
 @cli.command("validate-data", epilog=EXIT_CODES_HELP)
 @env_option
 @settings_options
-@click.option("--json", "as_json", is_flag=True, help="End with one JSON object of the results.")
+@views.json_option
 @handle_errors
 def validate_data(
     env: str,
@@ -416,14 +414,12 @@ def validate_data(
       ml-project validate-data --env prod --table orders=data/orders.parquet
     """
     from ml_project.pipeline import run_validation
+    from ml_project.validation import DataValidation
 
     settings = resolve_settings(env, seed=seed, overrides=overrides, tables=tables)
     reports = run_validation(settings, root=project_root())
-    click.echo(f"Data validation passed in env {env}.")
-    for report in reports:
-        click.echo(f"  {report.describe()}")
-    if as_json:
-        click.echo(json.dumps({"env": env, "tables": [r.summary() for r in reports]}))
+    result = DataValidation(env, tuple(report.summary() for report in reports))
+    views.echo(result, views.data_validated, as_json=as_json)
 
 
 @contextlib.contextmanager
@@ -566,19 +562,6 @@ def reproduce(
         click.echo(json.dumps(views.reproduction_data(result), sort_keys=True))
     if not result.reproduced:
         raise NotReproducedError(views.failure_message(result))
-
-
-def table_paths(tables: tuple[str, ...]) -> dict[str, Path]:
-    """`--table NAME=PATH` options as {name: absolute path}."""
-    out = {}
-    for text in tables:
-        name, sep, path = text.partition("=")
-        if not sep or not name.strip() or not path.strip():
-            raise ConfigError(
-                f"--table expects NAME=PATH (e.g. orders=data/orders.csv), got {text!r}."
-            )
-        out[name.strip()] = absolute(path.strip(), option=f"--table {text.strip()}")
-    return out
 
 
 def format_gate(gate: dict[str, Any]) -> list[str]:

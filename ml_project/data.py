@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ml_project.errors import DataError
+from ml_project.paths import describe_missing
 
 PACKAGE_PREFIX = "package:"
 
@@ -52,8 +53,6 @@ def read_table(path: Path | str) -> pd.DataFrame:
     """A CSV, zipped CSV or Parquet file as a DataFrame, or a DataError naming the file."""
     path = Path(path)
     if not path.is_file():
-        from ml_project.paths import describe_missing
-
         raise DataError(f"{path}: {describe_missing(path)}.")
     if path.stat().st_size == 0:
         raise DataError(f"{path}: the file is empty.")

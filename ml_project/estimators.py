@@ -17,17 +17,19 @@ expm1(prediction), for a skewed non-negative label.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
+from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OrdinalEncoder
 
-if TYPE_CHECKING:
-    from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
-    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
-    from sklearn.pipeline import Pipeline
-
-    from ml_project.settings import FeatureSettings
+from ml_project.errors import DataError
+from ml_project.settings import FeatureSettings
+from ml_project.time_features import TimeFeatures
+from ml_project.vocabulary import Task
 
 # What skops must trust to load a fitted tabular_model (HistGradientBoosting's trees and the
 # `partial(check_array, ...)` of its categorical passthrough). Checked by a unit test.
@@ -93,8 +95,6 @@ def boosting_params(params: Any) -> dict[str, Any]:
 
 def log1p_label(label: Any) -> np.ndarray:
     """log1p of a label that must be >= 0 (`params.log_target`); DataError otherwise."""
-    from ml_project.errors import DataError
-
     values = np.asarray(label, dtype=np.float64)
     negative = values < 0
     if negative.any():
@@ -108,8 +108,6 @@ def log1p_label(label: Any) -> np.ndarray:
 
 def log_target(regressor: Any) -> TransformedTargetRegressor:
     """`regressor` fitted on log1p(label), answering expm1 of its prediction."""
-    from sklearn.compose import TransformedTargetRegressor
-
     return TransformedTargetRegressor(
         regressor=regressor, func=log1p_label, inverse_func=np.expm1, check_inverse=False
     )
@@ -119,11 +117,6 @@ def encoder(categorical: Sequence[str], datetime: Sequence[str] = ()) -> ColumnT
     """Ordinal codes for the text columns (unknown and missing -> NaN), then the numbers derived
     from each timestamp column (TimeFeatures), then the rest passed on: the categorical columns
     stay the first outputs."""
-    from sklearn.compose import ColumnTransformer
-    from sklearn.preprocessing import OrdinalEncoder
-
-    from ml_project.time_features import TimeFeatures
-
     steps: list[tuple[str, Any, list[str]]] = [
         (
             "categorical",
@@ -142,13 +135,11 @@ def encoder(categorical: Sequence[str], datetime: Sequence[str] = ()) -> ColumnT
 
 
 def boosting(
-    task: str, *, n_categorical: int, params: Mapping[str, Any], seed: int
+    task: Task, *, n_categorical: int, params: Mapping[str, Any], seed: int
 ) -> HistGradientBoostingClassifier | HistGradientBoostingRegressor:
     """HistGradientBoostingClassifier or -Regressor; the first `n_categorical` inputs are
     categorical. Early stopping only when `params` turns it on (`early_stopping: true`): its
     validation rows are a draw seeded by `seed` (reproducible, see the module's docstring)."""
-    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
-
     estimator = (
         HistGradientBoostingRegressor if task == "regression" else HistGradientBoostingClassifier
     )
@@ -161,12 +152,10 @@ def boosting(
     )
 
 
-def tabular_model(*, features: FeatureSettings, task: str, params: Any, seed: int) -> Pipeline:
+def tabular_model(*, features: FeatureSettings, task: Task, params: Any, seed: int) -> Pipeline:
     """Pipeline(encode, boosting) over `features.categorical`, the numbers derived from
     `features.datetime`, then `features.numeric`; the boosting behind `log_target` when a
     regression's `params.log_target` is true."""
-    from sklearn.pipeline import Pipeline
-
     categorical = list(features.categorical)
     model: Any = boosting(
         task, n_categorical=len(categorical), params=boosting_params(params), seed=seed

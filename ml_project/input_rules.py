@@ -27,10 +27,10 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.pipeline import Pipeline
 
 if TYPE_CHECKING:
     import numpy.typing as npt
-    from sklearn.pipeline import Pipeline
 
 STEP = "input_rules"
 EXAMPLES = 3
@@ -201,8 +201,6 @@ class InputRules(TransformerMixin, BaseEstimator):  # type: ignore[misc]
 
 def with_input_rules(model: Any, rules: Sequence[dict[str, Any]]) -> Pipeline:
     """`model` (a Pipeline or any estimator) behind an InputRules step, as one Pipeline."""
-    from sklearn.pipeline import Pipeline
-
     first = (STEP, InputRules(list(rules)))
     if type(model) is Pipeline:
         return Pipeline([first, *model.steps], memory=model.memory, verbose=model.verbose)

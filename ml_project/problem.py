@@ -51,13 +51,15 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+from pydantic import BaseModel, ValidationError
 
+from ml_project import validation
 from ml_project.errors import ConfigError, DataError
+from ml_project.estimators import DefaultParams, tabular_model
 from ml_project.metrics import REGISTRY, Metric, Predictions, gate_problems
 from ml_project.settings import PROBLEMS_FOLDER, Settings, problem_folder
 
 if TYPE_CHECKING:
-    from pydantic import BaseModel
     from sklearn.pipeline import Pipeline
 
 MODULE = "problem.py"
@@ -123,13 +125,9 @@ class Problem:
     def build_model(self, settings: Settings) -> Pipeline:
         """The problem's unfitted estimator (or the platform's default one), behind the hard
         rules of its model-input suite (ml_project/input_rules.py)."""
-        from ml_project.input_rules import with_input_rules
+        from ml_project.input_rules import with_input_rules  # lazy: it imports mlflow
 
-        make = getattr(self.module, "build_model", None)
-        if make is None:
-            from ml_project.estimators import tabular_model
-
-            make = tabular_model
+        make = getattr(self.module, "build_model", None) or tabular_model
         model = make(
             features=settings.features, task=settings.task, params=self.params, seed=settings.seed
         )
@@ -137,8 +135,7 @@ class Problem:
 
     def input_rules(self, settings: Settings) -> list[dict[str, Any]]:
         """The model-input suite's rules a single row can break (its parameters filled in)."""
-        from ml_project import validation
-        from ml_project.input_rules import hard_rules
+        from ml_project.input_rules import hard_rules  # lazy: it imports mlflow
 
         suite = f"{validation.SUITES_FOLDER}/{validation.MODEL_INPUT}.yaml"
         spec = validation.read_suite(self.folder / suite, validation.suite_parameters(settings))
@@ -274,8 +271,6 @@ def validate_params(module: ModuleType, settings: Settings, folder: Path) -> Any
     if schema is not None:
         return _checked(schema, settings, f"Params in {folder / MODULE}")
     if not hasattr(module, "build_model"):
-        from ml_project.estimators import DefaultParams
-
         checked = _checked(DefaultParams, settings, "the default model's DefaultParams")
         if getattr(checked, "log_target", False) and settings.task != "regression":
             raise ConfigError(
@@ -286,8 +281,6 @@ def validate_params(module: ModuleType, settings: Settings, folder: Path) -> Any
 
 
 def _checked(schema: type[BaseModel], settings: Settings, checked_by: str) -> BaseModel:
-    from pydantic import ValidationError
-
     try:
         return schema.model_validate(dict(settings.params))
     except ValidationError as exc:

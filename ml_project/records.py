@@ -7,6 +7,7 @@ of them sees the rows training saw.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,9 @@ from ml_project import data
 from ml_project.errors import ConfigError, DataError
 from ml_project.problem import Problem
 from ml_project.settings import Settings
+from ml_project.vocabulary import SPLIT_CUTOFF, SPLIT_KIND, SPLIT_TIME_COLUMN
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -34,11 +38,11 @@ class PreparedData:
         """Which split was used: `split.kind` time or hash, and a time split's column and
         cut-off (the oldest held-out time)."""
         if self.time_column is None:
-            return {"split.kind": "hash"}
+            return {SPLIT_KIND: "hash"}
         return {
-            "split.kind": "time",
-            "split.time_column": self.time_column,
-            "split.cutoff": self.split.cutoff or "",
+            SPLIT_KIND: "time",
+            SPLIT_TIME_COLUMN: self.time_column,
+            SPLIT_CUTOFF: self.split.cutoff or "",
         }
 
 
@@ -66,9 +70,8 @@ def prepare_data(
     time_column = settings.split.time_column
     records = problem.records(tables)
     where = f"records of problem {settings.problem}"
-    data.require_columns(
-        records, [*key_columns, *columns, *([time_column] if time_column else [])], table=where
-    )
+    times = [time_column] if time_column else []
+    data.require_columns(records, [*key_columns, *columns, *times], table=where)
     labelled, unlabelled = data.label_rows(records, problem.label(records, label), column=label)
     data.require_unique_keys(labelled, key_columns, table=where)
     used = data.sample_rows(
@@ -77,10 +80,7 @@ def prepare_data(
         key_columns=key_columns,
         seed=settings.seed,
     )
-    kept = list(
-        dict.fromkeys([*key_columns, *columns, label, *([time_column] if time_column else [])])
-    )
-    used = used.loc[:, kept]
+    used = used.loc[:, list(dict.fromkeys([*key_columns, *columns, label, *times]))]
     try:
         split = data.split_rows(
             used,
@@ -92,6 +92,10 @@ def prepare_data(
     except DataError as exc:
         raise DataError(f"{where}: {exc} (env {settings.env})") from exc
     check_split(settings, split, labelled=len(labelled))
+    logger.info(
+        "prepared %d records: %d labelled, %d used, %d train, %d held out",
+        len(records), len(labelled), len(used), len(split.train), len(split.test),
+    )  # fmt: skip
     rows = {
         "records": len(records),
         "unlabelled_dropped": unlabelled,
@@ -129,8 +133,12 @@ def check_split(settings: Settings, split: data.Split, *, labelled: int) -> None
                 f"{len(split.test)} test rows of {labelled} labelled): raise the sample fraction "
                 "or change the test fraction."
             )
-    if settings.task == "regression":
-        return
+    if settings.task != "regression":
+        _check_classes(settings, split, knobs)
+
+
+def _check_classes(settings: Settings, split: data.Split, knobs: str) -> None:
+    """Refuse classes too rare to learn or judge, or missing from a side of the split."""
     label = settings.data.label
     counts = pd.concat([split.train[label], split.test[label]]).value_counts()
     rare = counts[counts < settings.split.min_class_rows]
@@ -154,6 +162,13 @@ def check_split(settings: Settings, split: data.Split, *, labelled: int) -> None
             f"task: binary, but the label {label} has {len(train_classes)} classes "
             f"({', '.join(sorted(map(str, train_classes))[:10])}): set task: multiclass."
         )
+    _check_sides(settings, split, knobs, train_classes)
+
+
+def _check_sides(
+    settings: Settings, split: data.Split, knobs: str, train_classes: set[object]
+) -> None:
+    label = settings.data.label
     test_classes = set(split.test[label].unique())
     if len(test_classes) < 2:
         raise DataError(

@@ -4,22 +4,25 @@
 anything is written). `run_init` is the edge: it reads the tables, plans, refuses to overwrite
 (unless forced) and only then writes. What is written is the user's from then on: problem.py,
 environments/{base,dev,staging,prod}.yaml and one expectation suite per table plus
-model_input.yaml (contracts.py writes them, for next month's data).
+model_input.yaml (contracts.py writes them). The join guess is scaffold_joins.py; what init
+prints, views.next_steps.
 """
 
 from __future__ import annotations
 
+import logging
 import re
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
 from ml_project import data
 from ml_project.contracts import flow, model_input_suite, table_suite, wrap
 from ml_project.errors import ConfigError, DataError
+from ml_project.problem import load_problem
 from ml_project.profile import (
     MAX_CATEGORIES,
     TIME_NAME,
@@ -29,18 +32,29 @@ from ml_project.profile import (
     category_limit,
     profile_table,
 )
-from ml_project.settings import PROBLEM_PATTERN, PROBLEMS_FOLDER, Settings
+from ml_project.records import read_tables, table_paths
+from ml_project.scaffold_joins import ID_NAME, Join, join_tables, plan_joins, unmatched_warnings
+from ml_project.settings import (
+    ENVS,
+    PROBLEM_PATTERN,
+    PROBLEMS_FOLDER,
+    PROJECT_SETTINGS,
+    Settings,
+    deep_merge,
+    parse_table,
+    read_yaml,
+)
 from ml_project.validation import MODEL_INPUT
+from ml_project.vocabulary import TASKS, Task
 
-KINDS = ("binary", "multiclass", "regression")
-PRIMARY = {"binary": "roc_auc", "multiclass": "accuracy", "regression": "rmse"}
+PRIMARY: dict[Task, str] = {"binary": "roc_auc", "multiclass": "accuracy", "regression": "rmse"}
+EXAMPLE_FLOOR: dict[Task, str] = {
+    "binary": "roc_auc: 0.7", "multiclass": "accuracy: 0.6", "regression": "r2: 0.5"
+}  # fmt: skip
 SAMPLE_TARGETS = {"dev": 20_000, "staging": 50_000}  # rows: a fast loop; well under a minute
 FRACTIONS = (1.0, 0.5, 0.25, 0.2, 0.1, 0.05, 0.02, 0.01, 0.005, 0.002, 0.001, 0.0005, 0.0001)
 SUBSET = 0.5  # a small table's staging sample: a seeded half, so prod's training is no repeat
 SUBSET_MARGIN = 1.5  # ... when half still holds 1.5x the held-out and class rows asked
-MIN_MATCHED = 0.5  # a join fewer records find a row of is reported (a guess gone wrong?)
-MATCHED = "__matched__"
-ID_NAME = re.compile(r"(^|[_\W])(id|uuid|guid|key)$|^(id|uuid|guid)([_\W]|$)", re.IGNORECASE)
 # Times that describe a record rather than say when it happened: never the split's first choice.
 ATTRIBUTE_TIME = re.compile(
     r"birth|born|dob|expir|due|valid|built|manufactur|model_?year|since|opened|founded", re.I
@@ -53,6 +67,9 @@ ROW_NAME = re.compile(
 # (gate.max_loss_rise); stopping is seeded, so it reproduces bit for bit (estimators.py).
 DEFAULT_PARAMS = {"learning_rate": 0.1, "max_iter": 200, "max_leaf_nodes": 31,
                   "min_samples_leaf": 20, "early_stopping": True}  # fmt: skip
+_DEFAULT_PROBLEM = re.compile(r"^problem:[ \t]*([^\s#]*)", re.MULTILINE)
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -62,7 +79,7 @@ class InitRequest:
     tables: dict[str, Path]
     label: str
     key_columns: tuple[str, ...]
-    kind: str
+    kind: Task
     name: str | None = None
 
 
@@ -80,15 +97,6 @@ class Features:
 
 
 @dataclass(frozen=True)
-class Join:
-    """A further table joined to the records on the columns it shares with them."""
-
-    table: str
-    on: tuple[str, ...]
-    rows: int
-
-
-@dataclass(frozen=True)
 class ProjectDefaults:
     """What the project's environments/ set that the new problem's overlays depend on."""
 
@@ -100,6 +108,34 @@ class ProjectDefaults:
     monitor_min_rows: Mapping[str, int] = field(
         default_factory=lambda: {"dev": 500, "staging": 1000, "prod": 5000}
     )
+
+
+@dataclass(frozen=True)
+class Draft:
+    """What the files are written from: the tables profiled and the choices made on them."""
+
+    request: InitRequest
+    name: str
+    profiles: Mapping[str, TableProfile]
+    records: TableProfile  # the first table, joined as records() joins it
+    features: Features
+    specs: Mapping[str, str]  # table -> its `data.tables` setting
+    joins: tuple[Join, ...] = ()
+    time_column: str | None = None
+    time_note: str | None = None  # why no time column was chosen
+    ignored: tuple[str, ...] = ()
+    unjoined: tuple[str, ...] = ()  # why no join was guessed (several tables, none joined)
+
+    @property
+    def main(self) -> TableProfile:
+        return self.profiles[next(iter(self.request.tables))]
+
+    @property
+    def source(self) -> str:
+        if not self.joins:
+            return f"table {self.main.name}"
+        joined = "; ".join(f"{join.table} on {', '.join(join.on)}" for join in self.joins)
+        return f"the records ({self.main.name} joined with {joined})"
 
 
 @dataclass(frozen=True)
@@ -120,18 +156,18 @@ class Plan:
 # --- the request -------------------------------------------------------------------------
 
 
-def parse_table(text: str) -> tuple[str, Path]:
-    """`NAME=PATH` -> (name, absolute path)."""
-    name, sep, path = text.partition("=")
-    name, path = name.strip(), path.strip()
-    if not sep or not name or not path:
-        raise ConfigError(f"--table expects NAME=PATH (e.g. orders=data/orders.csv), got {text!r}.")
-    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", name) or name == MODEL_INPUT:
-        raise ConfigError(
-            f"--table {text!r}: a table name is letters, digits, '_', '.', '-' (and not "
-            f"{MODEL_INPUT}, the model input's suite)."
-        )
-    return name, Path(path).expanduser().resolve()
+def init_tables(texts: Sequence[str]) -> dict[str, Path]:
+    """init's `--table` options (settings.parse_table), each name given once and no suite's name."""
+    parsed = [parse_table(text) for text in texts]
+    for (name, _), text in zip(parsed, texts, strict=True):
+        if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", name) or name == MODEL_INPUT:
+            raise ConfigError(
+                f"--table {text!r}: a table name is letters, digits, '_', '.', '-' (and not "
+                f"{MODEL_INPUT}, the model input's suite)."
+            )
+    if len({name for name, _ in parsed}) != len(parsed):
+        raise ConfigError("--table: each table name may be given once.")
+    return dict(parsed)
 
 
 def problem_name(request: InitRequest) -> str:
@@ -174,7 +210,7 @@ def check_request(
     data.require_unique_keys(frame, request.key_columns, table=f"table {table} (--key)")
 
 
-def check_label(label: ColumnProfile, kind: str, *, table: str) -> None:
+def check_label(label: ColumnProfile, kind: Task, *, table: str) -> None:
     """The label's values fit the task: two classes for binary, a few for multiclass, numbers
     for regression; never a single value."""
     where = f"--label {label.name} (table {table})"
@@ -317,10 +353,7 @@ def choose_time_column(main: TableProfile) -> tuple[str | None, str | None]:
 
 def sample_fraction(rows: int, target: int) -> float:
     """The largest round fraction that keeps about `target` rows at most (1.0: all of them)."""
-    for fraction in FRACTIONS:
-        if rows * fraction <= target:
-            return fraction
-    return FRACTIONS[-1]
+    return next((fraction for fraction in FRACTIONS if rows * fraction <= target), FRACTIONS[-1])
 
 
 def sample_fractions(
@@ -364,114 +397,130 @@ def whole_reason(
     return None
 
 
-# --- joins -------------------------------------------------------------------------------
+# --- the plan ----------------------------------------------------------------------------
 
 
-def plan_joins(
-    request: InitRequest, frames: Mapping[str, pd.DataFrame], profiles: Mapping[str, TableProfile]
-) -> tuple[tuple[Join, ...], tuple[str, ...]]:
-    """How records() can join each further table: on the fewest of the columns it shares with
-    the rows joined so far that name one row of it (unique, none empty; identifiers first), when
-    they hold the same kind of value on both sides; the records keep their own value of any
-    other shared column. Either every further table joins, or none does and the reasons say why
-    (records() is then the user's to write)."""
-    tables = list(request.tables)
-    kinds = {column.name: _join_kind(column) for column in profiles[tables[0]].columns}
-    joins, problems = [], []
-    for table in tables[1:]:
-        frame, profile = frames[table], profiles[table]
-        shared = [name for name in profile.names if name in kinds and name != request.label]
-        if not shared:
-            problems.append(f"table {table} shares no column with {' or '.join(tables[:1])}")
-            continue
-        on = ", ".join(shared)
-        key = _join_key(frame, shared)
-        if key is None:
-            repeated = int(frame.duplicated(shared, keep=False).sum())
-            empty = int(frame[shared].isna().any(axis=1).sum())
-            problems.append(
-                f"table {table} shares {on}, which do not name one row of it "
-                f"({repeated} rows repeat them, {empty} leave them empty)"
-            )
-            continue
-        mismatched = [name for name in key if kinds[name] != _join_kind(profile.column(name))]
-        if mismatched:
-            problems.append(
-                f"table {table} shares {', '.join(key)} but holds {mismatched[0]} as "
-                f"{_join_kind(profile.column(mismatched[0]))}, the records as "
-                f"{kinds[mismatched[0]]}"
-            )
-            continue
-        joins.append(Join(table, key, len(frame)))
-        kinds |= {
-            column.name: _join_kind(column)
-            for column in profile.columns
-            if column.name not in kinds
-        }
-    return (tuple(joins), ()) if not problems else ((), tuple(problems))
+def plan_problem(
+    request: InitRequest,
+    frames: Mapping[str, pd.DataFrame],
+    *,
+    root: Path,
+    defaults: ProjectDefaults | None = None,
+) -> Plan:
+    """Every file of the new problem (path relative to `root` -> text), or an error."""
+    if request.kind not in TASKS:
+        raise ConfigError(f"--kind {request.kind!r}: choose one of {', '.join(TASKS)}.")
+    defaults = defaults or ProjectDefaults()
+    draft = draft_problem(request, frames, root=root)
+    label = draft.main.column(request.label)
+    labelled = draft.main.rows - label.nulls
+    class_rows = (
+        [count for _, count in label.categories or ()] if request.kind != "regression" else []
+    )
+    fractions = sample_fractions(labelled, defaults=defaults, class_rows=class_rows)
+    folder = f"{PROBLEMS_FOLDER}/{draft.name}"
+    files = problem_files(draft, folder)
+    for env, fraction in fractions.items():
+        whole = whole_reason(env, labelled, defaults=defaults, class_rows=class_rows)
+        files[f"{folder}/environments/{env}.yaml"] = env_overlay(
+            env, rows=labelled, fraction=fraction, defaults=defaults, whole=whole
+        )
+    warnings = rare_class_warnings(label, request.kind, fractions, defaults.min_class_rows, folder)
+    warnings += unmatched_warnings(frames, draft.main.name, draft.joins, folder=folder)
+    if draft.unjoined:
+        warnings += (
+            f"no join guessed for records() ({'; '.join(draft.unjoined)}): write records() "
+            f"in {folder}/problem.py; the features come from table {draft.main.name} alone "
+            "until it joins the others.",
+        )
+    return Plan(
+        name=draft.name, files=files, features=draft.features, fractions=fractions,
+        warnings=warnings, joins=draft.joins, time_column=draft.time_column,
+        ignored=draft.ignored,
+    )  # fmt: skip
 
 
-MAX_KEY_COLUMNS = 4  # a join key of more shared columns than this is not guessed
+def draft_problem(request: InitRequest, frames: Mapping[str, pd.DataFrame], *, root: Path) -> Draft:
+    """Profile the tables, check the request, guess the joins, choose features and time."""
+    profiles = {table: profile_table(frame, table) for table, frame in frames.items()}
+    main = profiles[next(iter(request.tables))]
+    check_request(request, frames, main)
+    joins: tuple[Join, ...] = ()
+    unjoined: tuple[str, ...] = ()
+    if len(frames) > 1:
+        joins, unjoined = plan_joins(list(request.tables), request.label, frames, profiles)
+    records = main
+    own = {column.name: column for column in main.columns}
+    if joins:
+        records = profile_table(join_tables(frames, main.name, joins), main.name)
+        for join in joins:
+            own |= {c.name: c for c in profiles[join.table].columns if c.name not in own}
+    features = choose_features(
+        records, key_columns=request.key_columns, label=request.label, own=own
+    )
+    time_column, time_note = choose_time_column(main)
+    return Draft(
+        request=request, name=problem_name(request), profiles=profiles, records=records,
+        features=features, joins=joins, time_column=time_column, time_note=time_note,
+        ignored=tuple(n for n in features.numeric if records.column(n).year_like),
+        specs={table: table_spec(path, root) for table, path in request.tables.items()},
+        unjoined=unjoined,
+    )  # fmt: skip
 
 
-def _join_key(frame: pd.DataFrame, shared: Sequence[str]) -> tuple[str, ...] | None:
-    """The fewest shared columns (identifiers first, then in the table's order) whose values
-    name one row of `frame` with none empty, or None."""
-    from itertools import combinations
-
-    ordered = sorted(shared, key=lambda name: (not ID_NAME.search(name), shared.index(name)))
-    for size in range(1, min(len(ordered), MAX_KEY_COLUMNS) + 1):
-        for columns in combinations(ordered, size):
-            values = frame[list(columns)]
-            if values.notna().all(axis=None) and not values.duplicated().any():
-                return tuple(columns)
-    return None
-
-
-def without_shared(right: pd.DataFrame, left: pd.DataFrame, on: Sequence[str]) -> pd.DataFrame:
-    """`right` without the columns `left` already has but the join key: the records keep their
-    own value of a column both tables hold (a country of the order, of the customer)."""
-    return right.drop(columns=[c for c in right.columns if c in left.columns and c not in on])
-
-
-def _join_kind(column: ColumnProfile) -> str:
-    if column.kind == "datetime":
-        return "native time" if column.native_time else "time text"
-    return "number" if column.kind in ("numeric", "boolean") else column.kind
-
-
-def join_tables(
-    frames: Mapping[str, pd.DataFrame], main: str, joins: Sequence[Join]
-) -> pd.DataFrame:
-    """The records the written records() makes: `main`, left-joined with each table."""
-    joined = frames[main]
-    for join in joins:
-        right = without_shared(frames[join.table], joined, join.on)
-        joined = joined.merge(right, on=list(join.on), how="left", validate="many_to_one")
-    return joined
+def problem_files(draft: Draft, folder: str) -> dict[str, str]:
+    """problem.py, environments/base.yaml and the suites (the env overlays come apart)."""
+    request, several = draft.request, len(draft.profiles) > 1
+    files = {
+        f"{folder}/__init__.py": "",
+        f"{folder}/problem.py": problem_module(request, name=draft.name, joins=draft.joins),
+        f"{folder}/environments/base.yaml": base_settings(draft),
+    }
+    join_on = {join.table: join.on for join in draft.joins}
+    for table, profile in draft.profiles.items():
+        main = profile is draft.main
+        files[f"{folder}/expectations/{table}.yaml"] = table_suite(
+            profile,
+            path=draft.specs[table],
+            key_columns=request.key_columns if main else (),
+            label=request.label if main else None,
+            min_rows=min_rows_parameter(table, several),
+            read=draft.features.columns,
+            join_on=join_on.get(table, ()),
+            regression=request.kind == "regression",
+        )
+    source = f"table {draft.main.name}"
+    if draft.joins:
+        source = f"the records ({draft.main.name} joined with {', '.join(join_on)})"
+    files[f"{folder}/expectations/{MODEL_INPUT}.yaml"] = model_input_suite(
+        draft.records, draft.features.columns, source=source
+    )
+    return files
 
 
-def unmatched_warnings(
-    frames: Mapping[str, pd.DataFrame], main: str, joins: Sequence[Join], *, folder: str
+def rare_class_warnings(
+    label: ColumnProfile, kind: Task, fractions: Mapping[str, float], min_rows: int, folder: str
 ) -> tuple[str, ...]:
-    """A join most records find no row of (under MIN_MATCHED): shared columns that do not mean
-    the same thing (a plane's year of make is no flight's year) join nothing."""
-    warnings, joined = [], frames[main]
-    for join in joins:
-        keys = frames[join.table][list(join.on)].assign(**{MATCHED: True})
-        matched = float(joined.merge(keys, on=list(join.on), how="left")[MATCHED].notna().mean())
-        if matched < MIN_MATCHED:
+    """Classes training will refuse: fewer than split.min_class_rows rows in an env's sample
+    (about the class's rows times the env's fraction)."""
+    if kind == "regression" or not label.categories:
+        return ()
+    warnings = []
+    for value, count in label.categories:
+        envs = [env for env, fraction in fractions.items() if count * fraction < min_rows]
+        if envs:
+            where = "every env" if len(envs) == len(fractions) else ", ".join(envs)
             warnings.append(
-                f"records() joins {join.table} on {', '.join(join.on)}, but only {matched:.0%} "
-                f"of the rows of {main} find a row there: if those columns mean different "
-                f"things in the two tables, join on fewer in {folder}/problem.py."
+                f"class {value!r} of --label {label.name} has {count} rows, about "
+                f"{min(count * fractions[env] for env in envs):.0f} in the smallest sample: "
+                f"fewer than split.min_class_rows={min_rows}, so training in {where} will "
+                "refuse it. Merge or drop the class, raise that env's data.sample_fraction in "
+                f"{folder}/environments/, or lower split.min_class_rows."
             )
-        right = without_shared(frames[join.table], joined, join.on)
-        joined = joined.merge(right, on=list(join.on), how="left")
     return tuple(warnings)
 
 
-# --- settings ----------------------------------------------------------------------------
+# --- the settings files ------------------------------------------------------------------
 
 
 def table_spec(path: Path, root: Path) -> str:
@@ -486,47 +535,47 @@ def min_rows_parameter(table: str, several: bool) -> str:
     return "min_rows_" + re.sub(r"\W", "_", table) if several else "min_rows"
 
 
-def base_settings(
-    request: InitRequest, *, name: str, main: TableProfile, features: Features,
-    specs: dict[str, str], profiles: Mapping[str, TableProfile], records: TableProfile,
-    joins: Sequence[Join] = (), time_column: str | None = None, time_note: str | None = None,
-    ignored: Sequence[str] = (),
-) -> str:  # fmt: skip
+def base_settings(draft: Draft) -> str:
     """environments/base.yaml of the new problem."""
+    lines = [*_data_lines(draft), *_feature_lines(draft), *_model_lines(draft)]
+    return "\n".join(lines) + "\n"
+
+
+def _data_lines(draft: Draft) -> list[str]:
+    request, main = draft.request, draft.main
     kind, label = request.kind, main.column(request.label)
-    several = len(request.tables) > 1
     lines = [
         f"# Written by `ml-project init` from {', '.join(request.tables)}: yours to edit.",
-        f"name: {name}          # experiments and registered models: {name}_<env>",
+        f"name: {draft.name}          # experiments and registered models: {draft.name}_<env>",
         f"task: {kind}",
         "",
         "data:",
         "  tables:                # relative to the project root, absolute, or package:...",
-        *[f"    {table}: {flow(spec)}" for table, spec in specs.items()],
+        *[f"    {table}: {flow(spec)}" for table, spec in draft.specs.items()],
         f"  key_columns: {flow(list(request.key_columns))}",
         f"  label: {flow(request.label)}"
         + (f"          # {label.distinct} classes" if kind != "regression" else ""),
         "  sample_fraction: 1.0   # every labelled row; the env overlays sample the larger ones",
     ]
-    if time_column:
+    if draft.time_column:
         lines += [
             "",
             "split:",
-            f"  time_column: {flow(time_column)}   # the newest rows are held out (the first "
-            f"time column of {main.name}, or its year)",
+            f"  time_column: {flow(draft.time_column)}   # the newest rows are held out (the "
+            f"first time column of {main.name}, or its year)",
         ]
-    elif time_note:
-        lines += ["", f"# {time_note}"]
-    source = f"table {main.name}"
-    if joins:
-        joined = "; ".join(f"{join.table} on {', '.join(join.on)}" for join in joins)
-        source = f"the records ({main.name} joined with {joined})"
-    limit = category_limit(records.rows)
-    lines += [
+    elif draft.time_note:
+        lines += ["", f"# {draft.time_note}"]
+    return lines
+
+
+def _feature_lines(draft: Draft) -> list[str]:
+    features, rows = draft.features, draft.records.rows
+    limit = category_limit(rows)
+    lines = [
         "",
-        f"# features: from {source}. Text with at most {limit} values is categorical (about",
-        f"# {limit and records.rows // limit} rows per value at least; {records.rows} rows), "
-        "numbers are numeric,",
+        f"# features: from {draft.source}. Text with at most {limit} values is categorical (about",
+        f"# {limit and rows // limit} rows per value at least; {rows} rows), numbers are numeric,",
         "# ISO-8601 or native timestamps datetime (the model derives numbers from them). The",
         "# model's signature, in this order: edit freely.",
         "features:",
@@ -540,9 +589,14 @@ def base_settings(
     if features.dropped:
         lines.append("  # left out:")
         lines += [f"  #   {column}: {why}" for column, why in features.dropped.items()]
-    if several and not joins:
+    if len(draft.profiles) > 1 and not draft.joins:
         lines.append("  # columns of the other tables can be added once records() joins them")
-    lines += [
+    return lines
+
+
+def _model_lines(draft: Draft) -> list[str]:
+    kind, several = draft.request.kind, len(draft.profiles) > 1
+    lines = [
         "",
         "params:                  # the default model's gradient-boosting hyper-parameters",
     ]
@@ -552,11 +606,11 @@ def base_settings(
         "validation:",
         "  parameters:            # the suites in expectations/ read $name",
     ]
-    for table, profile in profiles.items():
-        lines.append(
-            f"    {min_rows_parameter(table, several)}: {max(1, profile.rows // 2)}"
-            f"          # fewest rows in {table} (observed {profile.rows}; half of it)"
-        )
+    lines += [
+        f"    {min_rows_parameter(table, several)}: {max(1, profile.rows // 2)}"
+        f"          # fewest rows in {table} (observed {profile.rows}; half of it)"
+        for table, profile in draft.profiles.items()
+    ]
     primary = PRIMARY[kind]
     if kind == "regression":  # for a metric with units, the monitor reads a fraction of it
         drop, why = 0.1, f"10% of the recorded {primary}"
@@ -568,23 +622,19 @@ def base_settings(
         f"  max_quality_drop: {drop}   # with --labels: drift when live {primary} is worse",
         f"                           # than the recorded one by more ({why})",
     ]
-    if ignored:
+    if draft.ignored:
         lines += [
-            f"  ignore: {flow(list(ignored))}   # years: each period brings a new one,",
+            f"  ignore: {flow(list(draft.ignored))}   # years: each period brings a new one,",
             "                           # so they always move (reported, never drift)",
         ]
-    lines += [
+    return [
+        *lines,
         "",
         "gate:                    # always checked too: beat a model that ignores the features",
-        "  floors: {}             # e.g. {" + _example_floor(kind) + "} once you know the data",
+        "  floors: {}             # e.g. {" + EXAMPLE_FLOOR[kind] + "} once you know the data",
         "  ceilings: {}",
         f"  primary_metric: {primary}",
     ]
-    return "\n".join(lines) + "\n"
-
-
-def _example_floor(kind: str) -> str:
-    return {"binary": "roc_auc: 0.7", "multiclass": "accuracy: 0.6", "regression": "r2: 0.5"}[kind]
 
 
 def env_overlay(
@@ -727,134 +777,22 @@ def records(tables: dict[str, pd.DataFrame], params) -> pd.DataFrame:
 '''
 
 
-# --- the plan and the edge ---------------------------------------------------------------
-
-
-def plan_problem(
-    request: InitRequest,
-    frames: Mapping[str, pd.DataFrame],
-    *,
-    root: Path,
-    defaults: ProjectDefaults | None = None,
-) -> Plan:
-    """Every file of the new problem (path relative to `root` -> text), or an error."""
-    if request.kind not in KINDS:
-        raise ConfigError(f"--kind {request.kind!r}: choose one of {', '.join(KINDS)}.")
-    defaults = defaults or ProjectDefaults()
-    name = problem_name(request)
-    profiles = {table: profile_table(frame, table) for table, frame in frames.items()}
-    main = profiles[next(iter(request.tables))]
-    check_request(request, frames, main)
-    several = len(frames) > 1
-    joins, unjoined = plan_joins(request, frames, profiles) if several else ((), ())
-    records = main
-    own = {column.name: column for column in main.columns}
-    if joins:
-        records = profile_table(join_tables(frames, main.name, joins), main.name)
-        for join in joins:
-            own |= {c.name: c for c in profiles[join.table].columns if c.name not in own}
-    features = choose_features(
-        records, key_columns=request.key_columns, label=request.label, own=own
-    )
-    label = main.column(request.label)
-    labelled = main.rows - label.nulls
-    class_rows = (
-        [count for _, count in label.categories or ()] if request.kind != "regression" else []
-    )
-    fractions = sample_fractions(labelled, defaults=defaults, class_rows=class_rows)
-    time_column, time_note = choose_time_column(main)
-    ignored = tuple(n for n in features.numeric if records.column(n).year_like)
-    specs = {table: table_spec(path, root) for table, path in request.tables.items()}
-    folder = f"{PROBLEMS_FOLDER}/{name}"
-    files = {
-        f"{folder}/__init__.py": "",
-        f"{folder}/problem.py": problem_module(request, name=name, joins=joins),
-        f"{folder}/environments/base.yaml": base_settings(
-            request,
-            name=name,
-            main=main,
-            features=features,
-            specs=specs,
-            profiles=profiles,
-            records=records,
-            joins=joins,
-            time_column=time_column,
-            time_note=time_note,
-            ignored=ignored,
-        ),  # fmt: skip
-    }
-    for env, fraction in fractions.items():
-        whole = whole_reason(env, labelled, defaults=defaults, class_rows=class_rows)
-        files[f"{folder}/environments/{env}.yaml"] = env_overlay(
-            env, rows=labelled, fraction=fraction, defaults=defaults, whole=whole
-        )
-    join_on = {join.table: join.on for join in joins}
-    for table, profile in profiles.items():
-        files[f"{folder}/expectations/{table}.yaml"] = table_suite(
-            profile,
-            path=specs[table],
-            key_columns=request.key_columns if profile is main else (),
-            label=request.label if profile is main else None,
-            min_rows=min_rows_parameter(table, several),
-            read=features.columns,
-            join_on=join_on.get(table, ()),
-            regression=request.kind == "regression",
-        )
-    source = f"table {main.name}"
-    if joins:
-        source = f"the records ({main.name} joined with {', '.join(join_on)})"
-    files[f"{folder}/expectations/{MODEL_INPUT}.yaml"] = model_input_suite(
-        records, features.columns, source=source
-    )
-    warnings = rare_class_warnings(label, request.kind, fractions, defaults.min_class_rows, folder)
-    warnings += unmatched_warnings(frames, main.name, joins, folder=folder)
-    if unjoined:
-        warnings += (
-            "no join guessed for records() ("
-            + "; ".join(unjoined)
-            + f"): write records() in {folder}/problem.py; the features come from table "
-            f"{main.name} alone until it joins the others.",
-        )
-    return Plan(
-        name=name, files=files, features=features, fractions=fractions, warnings=warnings,
-        joins=joins, time_column=time_column, ignored=ignored,
-    )  # fmt: skip
-
-
-def rare_class_warnings(
-    label: ColumnProfile, kind: str, fractions: Mapping[str, float], min_rows: int, folder: str
-) -> tuple[str, ...]:
-    """Classes training will refuse: fewer than split.min_class_rows rows in an env's sample
-    (about the class's rows times the env's fraction)."""
-    if kind == "regression" or not label.categories:
-        return ()
-    warnings = []
-    for value, count in label.categories:
-        envs = [env for env, fraction in fractions.items() if count * fraction < min_rows]
-        if envs:
-            where = "every env" if len(envs) == len(fractions) else ", ".join(envs)
-            warnings.append(
-                f"class {value!r} of --label {label.name} has {count} rows, about "
-                f"{min(count * fractions[env] for env in envs):.0f} in the smallest sample: "
-                f"fewer than split.min_class_rows={min_rows}, so training in {where} will "
-                "refuse it. Merge or drop the class, raise that env's data.sample_fraction in "
-                f"{folder}/environments/, or lower split.min_class_rows."
-            )
-    return tuple(warnings)
+# --- the edge ----------------------------------------------------------------------------
 
 
 def project_defaults(root: Path) -> ProjectDefaults:
     """The project's test fraction, split.min_class_rows, and each env's gate.min_test_rows and
     monitor.min_rows (environments/)."""
-    from ml_project.settings import ENVS, deep_merge, read_yaml
-
     folder = Path(root) / "environments"
     base = read_yaml(folder / "base.yaml")
-    merged = {env: deep_merge(base, _optional_yaml(folder / f"{env}.yaml")) for env in ENVS}
-    fallback = ProjectDefaults()
+    merged = {
+        env: deep_merge(base, read_yaml(path) if path.is_file() else {})
+        for env, path in ((env, folder / f"{env}.yaml") for env in ENVS)
+    }
+    split = base.get("split", {})
     return ProjectDefaults(
-        test_fraction=float(base.get("split", {}).get("test_fraction", fallback.test_fraction)),
-        min_class_rows=int(base.get("split", {}).get("min_class_rows", fallback.min_class_rows)),
+        test_fraction=float(split.get("test_fraction", ProjectDefaults.test_fraction)),
+        min_class_rows=int(split.get("min_class_rows", ProjectDefaults.min_class_rows)),
         min_test_rows={
             env: int(merged[env].get("gate", {}).get("min_test_rows", 100)) for env in ENVS
         },
@@ -862,16 +800,6 @@ def project_defaults(root: Path) -> ProjectDefaults:
             env: int(merged[env].get("monitor", {}).get("min_rows", 1000)) for env in ENVS
         },
     )
-
-
-def _optional_yaml(path: Path) -> dict[str, Any]:
-    from ml_project.settings import read_yaml
-
-    return read_yaml(path) if path.is_file() else {}
-
-
-PROJECT_SETTINGS = "environments/base.yaml"
-_DEFAULT_PROBLEM = re.compile(r"^problem:[ \t]*([^\s#]*)", re.MULTILINE)
 
 
 def with_default_problem(text: str, name: str) -> tuple[str, str | None]:
@@ -885,8 +813,12 @@ def with_default_problem(text: str, name: str) -> tuple[str, str | None]:
 def run_init(request: InitRequest, *, root: Path, force: bool = False) -> Plan:
     """Read the tables, plan the problem, write it and make it the project's default problem
     (`problem:` in environments/base.yaml); nothing is written on any error."""
+    started = time.perf_counter()
     frames = {table: data.read_table(path) for table, path in request.tables.items()}
+    logger.info("read %d rows of %s in %.1fs", len(next(iter(frames.values()))),
+                ", ".join(frames), time.perf_counter() - started)  # fmt: skip
     plan = plan_problem(request, frames, root=root, defaults=project_defaults(root))
+    logger.info("planned problem %s in %.1fs", plan.name, time.perf_counter() - started)
     existing = [path for path in plan.files if (Path(root) / path).exists()]
     if existing and not force:
         raise ConfigError(
@@ -903,68 +835,6 @@ def run_init(request: InitRequest, *, root: Path, force: bool = False) -> Plan:
         path.write_text(text, encoding="utf-8")
     settings_path.write_text(settings_text, encoding="utf-8")
     return replace(plan, previous_default=previous)
-
-
-def next_steps(plan: Plan, request: InitRequest) -> str:
-    """What `init` prints: what it wrote and chose, then what to do next."""
-    folder = f"{PROBLEMS_FOLDER}/{plan.name}"
-    features = plan.features
-    lines = [
-        f"Wrote {len(plan.files)} files under {folder}/: problem.py, environments/"
-        "{base,dev,staging,prod}.yaml, expectations/"
-        f"{{{','.join([*request.tables, MODEL_INPUT])}}}.yaml",
-        f"Features: categorical {list(features.categorical)}, numeric {list(features.numeric)}"
-        f", datetime {list(features.datetime)}",
-    ]
-    if plan.joins:
-        lines.append(
-            "Joined in records(): "
-            + "; ".join(f"{join.table} on {', '.join(join.on)}" for join in plan.joins)
-        )
-    if features.offered:
-        lines.append(
-            "Read from the key: "
-            + "; ".join(f"{column} ({why})" for column, why in features.offered.items())
-        )
-    if features.dropped:
-        lines.append(
-            "Left out: "
-            + "; ".join(f"{column} ({why})" for column, why in features.dropped.items())
-        )
-    if plan.time_column:
-        lines.append(
-            f"Held out: the newest rows by {plan.time_column} (split.time_column), not a hash "
-            "of the key: the model is judged on a period it did not see"
-        )
-    if plan.ignored:
-        lines.append(
-            f"Not drift: {', '.join(plan.ignored)} (monitor.ignore): years, each new period "
-            "brings a new one"
-        )
-    lines.append(
-        "Sample fractions: "
-        + ", ".join(f"{env} {value:g}" for env, value in plan.fractions.items())
-    )
-    lines += [f"Warning: {warning}" for warning in plan.warnings]
-    if plan.previous_default != plan.name:
-        was = f", was {plan.previous_default}" if plan.previous_default else ""
-        lines.append(
-            f"Default problem: {plan.name} (`problem:` in {PROJECT_SETTINGS}{was}); "
-            "--problem NAME, or PROBLEM=NAME for make, chooses another."
-        )
-    lines += ["", "Next steps:"]
-    step = 1
-    if len(request.tables) > 1 and not plan.joins:
-        lines.append(f"  {step}. Write records() in {folder}/problem.py (it joins the tables).")
-        step += 1
-    lines += [
-        f"  {step}. Review {folder}/ (each expectation says what was observed).",
-        f"  {step + 1}. git add {folder} {PROJECT_SETTINGS} (and the data files) && git commit",
-        f"  {step + 2}. ml-project train --env dev      (or: make train; committed first, the "
-        "run records a commit that holds the problem, so `reproduce` can rebuild it)",
-        f"  {step + 3}. make train ENV=staging",
-    ]
-    return "\n".join(lines)
 
 
 # --- the model-input suite of a problem whose records() the user wrote ---------------------
@@ -987,9 +857,6 @@ def write_records_suite(settings: Settings, *, root: Path, force: bool = False) 
     """Profile the records the problem's records() makes from its tables (in `settings.env`)
     and write problems/<problem>/expectations/model_input.yaml; never over an existing file
     without `force`."""
-    from ml_project.problem import load_problem
-    from ml_project.records import read_tables, table_paths
-
     problem = load_problem(settings, root)
     path = problem.suites_folder / f"{MODEL_INPUT}.yaml"
     if path.exists() and not force:

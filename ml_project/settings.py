@@ -23,9 +23,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from ml_project.errors import ConfigError
+from ml_project.paths import absolute
+from ml_project.vocabulary import Task
 
 ENVS = ("dev", "staging", "prod")
 PROBLEMS_FOLDER = "problems"
+PROJECT_SETTINGS = "environments/base.yaml"  # the project's own: `problem:` names the default
 
 
 class _Section(BaseModel):
@@ -188,7 +191,7 @@ class Settings(_Section):
     name: str = Field(
         pattern=NAME_PATTERN, description="experiments and registered models: <name>_<env>"
     )
-    task: Literal["binary", "multiclass", "regression"]
+    task: Task
     seed: int = Field(ge=0, le=2**32 - 1)
     data: DataSettings
     split: SplitSettings
@@ -209,7 +212,7 @@ class Settings(_Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
-        from ml_project import metrics
+        from ml_project import metrics  # lazy: it imports pandas, which the CLI's start does not
 
         problems = metrics.gate_problems(
             self.task,
@@ -290,10 +293,10 @@ def apply_assignment(
     `create` builds the path instead (the record of what the command line set).
     """
     dotted = ".".join(path)
+    patch: Any = value
+    for part in reversed(path):
+        patch = {part: patch}
     if create or (path[:-1] in FREE_FORM and _section(config, path[:-1]) is not None):
-        patch: Any = value
-        for part in reversed(path):
-            patch = {part: patch}
         return deep_merge(config, patch)
     node: Any = config
     for part in path[:-1]:
@@ -310,9 +313,6 @@ def apply_assignment(
         raise ConfigError(f"--set {dotted}: there is no key {path[-1]!r} in the settings.")
     if isinstance(node[path[-1]], Mapping):
         raise ConfigError(f"--set {dotted}: that is a section, set one of its keys instead.")
-    patch = value
-    for part in reversed(path):
-        patch = {part: patch}
     return deep_merge(config, patch)
 
 
@@ -345,6 +345,20 @@ def project_root() -> Path:
 def problem_folder(root: Path, problem: str) -> Path:
     """problems/<problem>/ of the project: the problem's code, settings and suites."""
     return Path(root) / PROBLEMS_FOLDER / problem
+
+
+def parse_table(text: str) -> tuple[str, Path]:
+    """`--table NAME=PATH` -> (name, absolute path): the one parser of that option."""
+    name, sep, path = text.partition("=")
+    name, path = name.strip(), path.strip()
+    if not sep or not name or not path:
+        raise ConfigError(f"--table expects NAME=PATH (e.g. orders=data/orders.csv), got {text!r}.")
+    return name, absolute(path, option=f"--table {text.strip()}")
+
+
+def parse_tables(texts: Iterable[str]) -> dict[str, Path]:
+    """`--table` options as {name: absolute path} (a name given twice: the last path)."""
+    return dict(parse_table(text) for text in texts)
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
@@ -478,8 +492,7 @@ def _origin(loc: tuple[str, ...], layers: Iterable[tuple[Path | str, Mapping[str
                 break
         else:
             return f"set in {path}"
-    if loc:
-        for path, layer in reversed(list(layers)):
-            if isinstance(layer, Mapping) and loc[0] in layer:
-                return f"section in {path}"
+    for path, layer in reversed(list(layers)):
+        if isinstance(layer, Mapping) and loc[0] in layer:
+            return f"section in {path}"
     return "missing or set on the command line"

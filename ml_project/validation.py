@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import re
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from importlib.metadata import version
@@ -27,6 +29,16 @@ import yaml
 from ml_project import data
 from ml_project.errors import ConfigError, DataError
 from ml_project.settings import Settings, problem_folder
+from ml_project.views import plain
+from ml_project.vocabulary import (
+    VALIDATION_FAILED_TABLES,
+    VALIDATION_SUCCESS,
+    VALIDATION_SUITES_DIGEST,
+    VERDICT_EVALUATED,
+    VERDICT_KEY,
+    VERDICT_REUSED_FROM,
+    suite_tag,
+)
 
 if TYPE_CHECKING:
     from great_expectations import ExpectationSuite
@@ -45,6 +57,8 @@ _CHECKER = data.file_digest(__file__)
 
 # (table, verdict key) -> (run id, expectations evaluated) of an earlier passed verdict, or None
 VerdictLookup = Callable[[str, str], "tuple[str, int] | None"]
+
+logger = logging.getLogger(__name__)
 
 
 def suite_parameters(settings: Settings) -> dict[str, Any]:
@@ -216,15 +230,27 @@ class Failure:
     unexpected_count: int | None = None
     examples: tuple[Any, ...] = ()
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "expectation": self.expectation,
-            "column": self.column,
-            "rule": self.rule,
-            "problem": self.problem,
-            "unexpected_count": self.unexpected_count,
-            "examples": list(self.examples),
-        }
+
+@dataclass(frozen=True)
+class TableSummary:
+    """One table's verdict as `validate-data --json` and the results artifact show it."""
+
+    table: str
+    source: str
+    suite: str
+    rows: int
+    success: bool
+    evaluated: int
+    failed: int
+    failures: tuple[Failure, ...]
+
+
+@dataclass(frozen=True)
+class DataValidation:
+    """`validate-data`'s result: every suite passed in `env`."""
+
+    env: str
+    tables: tuple[TableSummary, ...]
 
 
 @dataclass(frozen=True)
@@ -242,18 +268,11 @@ class ValidationReport:
     key: str | None = None  # verdict_key of a passed verdict, when verdicts may be reused
     reused_from: str | None = None  # the run whose passed verdict this is, if not checked here
 
-    def summary(self) -> dict[str, Any]:
-        return {
-            "table": self.table,
-            "source": self.source,
-            "suite": self.suite_path,
-            "rows": self.rows,
-            "success": self.success,
-            "evaluated": self.evaluated,
-            "failed": len(self.failures),
-            "failures": [failure.as_dict() for failure in self.failures],
-            **({"reused_from": self.reused_from} if self.reused_from else {}),
-        }
+    def summary(self) -> TableSummary:
+        return TableSummary(
+            self.table, self.source, self.suite_path, self.rows, self.success, self.evaluated,
+            len(self.failures), self.failures,
+        )  # fmt: skip
 
     def passed(self) -> str:
         return f"{self.table}: {self.evaluated} expectations passed on {self.rows} rows"
@@ -346,7 +365,13 @@ class TableValidator:
                 key=key,
                 reused_from=run_id,
             )
+        started = time.perf_counter()
         report = self._validate(frame, source=source)
+        logger.info(
+            "validated %s: %d rows in %.1fs, %s",
+            self.spec.table, len(frame), time.perf_counter() - started,
+            "passed" if report.success else f"{len(report.failures)} failed",
+        )  # fmt: skip
         return replace(report, key=key) if report.success else report
 
     def _validate(self, frame: pd.DataFrame, *, source: str) -> ValidationReport:
@@ -558,7 +583,12 @@ def results_document(reports: list[ValidationReport]) -> dict[str, Any]:
     """Everything about a validation for the JSON artifact: summaries and GX's full results."""
     return {
         "success": all(report.success for report in reports),
-        "tables": [report.summary() | {"result": report.result} for report in reports],
+        "tables": [
+            plain(report.summary())
+            | ({"reused_from": report.reused_from} if report.reused_from else {})
+            | {"result": report.result}
+            for report in reports
+        ],
     }
 
 
@@ -569,14 +599,14 @@ def run_tags(reports: list[ValidationReport], settings: Settings, root: Path) ->
         path = suite_path(root, table, settings)
         digest.update(f"{table}:{data.file_digest(path) if path.is_file() else '-'};".encode())
     tags = {
-        "validation.success": str(all(report.success for report in reports)).lower(),
-        "validation.failed_tables": ",".join(r.table for r in reports if not r.success),
-        "validation.suites_digest": digest.hexdigest(),
+        VALIDATION_SUCCESS: str(all(report.success for report in reports)).lower(),
+        VALIDATION_FAILED_TABLES: ",".join(r.table for r in reports if not r.success),
+        VALIDATION_SUITES_DIGEST: digest.hexdigest(),
     }
     for report in reports:
         if report.success and report.key:  # a verdict later runs may reuse (verdict_key)
-            tags[f"validation.{report.table}.key"] = report.key
-            tags[f"validation.{report.table}.evaluated"] = str(report.evaluated)
+            tags[suite_tag(report.table, VERDICT_KEY)] = report.key
+            tags[suite_tag(report.table, VERDICT_EVALUATED)] = str(report.evaluated)
         if report.reused_from:
-            tags[f"validation.{report.table}.reused_from"] = report.reused_from
+            tags[suite_tag(report.table, VERDICT_REUSED_FROM)] = report.reused_from
     return tags

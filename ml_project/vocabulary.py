@@ -83,3 +83,14 @@ def task_of(tags: Mapping[str, str]) -> Task | None:
 
 # --- repro (branch repro): tags reproduce reads that training writes -------------------------
 FEATURES_DIGEST = "features.digest"
+
+# --- branch init: data validation's run tags (validation.run_tags writes them, tracking reads) --
+VALIDATION_SUCCESS = "validation.success"
+VALIDATION_FAILED_TABLES = "validation.failed_tables"
+VALIDATION_SUITES_DIGEST = "validation.suites_digest"
+VERDICT_KEY, VERDICT_EVALUATED, VERDICT_REUSED_FROM = "key", "evaluated", "reused_from"
+
+
+def suite_tag(table: str, what: str) -> str:
+    """A table's own validation tag, `validation.<table>.<what>` (what: a VERDICT_* word)."""
+    return f"validation.{table}.{what}"

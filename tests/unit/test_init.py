@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from ml_project import contracts, profile, scaffold
+from ml_project import contracts, profile, scaffold, views
 from ml_project.errors import ConfigError, DataError
 from ml_project.settings import deep_merge, validate_settings
 from ml_project.validation import read_suite
@@ -303,9 +303,9 @@ def test_a_bad_name_or_table_option_is_refused():
     with pytest.raises(ConfigError, match="--name"):
         scaffold.problem_name(scaffold.InitRequest({"x": None}, "y", ("id",), "binary", "My-Shop"))
     with pytest.raises(ConfigError, match="NAME=PATH"):
-        scaffold.parse_table("shop.csv")
+        scaffold.init_tables(["shop.csv"])
     with pytest.raises(ConfigError, match="model_input"):
-        scaffold.parse_table("model_input=x.csv")
+        scaffold.init_tables(["model_input=x.csv"])
 
 
 def test_a_key_column_gets_no_range_new_rows_bring_new_ids():
@@ -331,10 +331,10 @@ def test_the_new_problem_becomes_the_default_and_the_comment_stays():
 
 def test_the_next_steps_say_the_default_changed_and_how_to_choose_another():
     made = plan()
-    steps = scaffold.next_steps(replace(made, previous_default="flights"), request())
+    steps = views.next_steps(replace(made, previous_default="flights"), request())
     assert "Default problem: shop (`problem:` in environments/base.yaml, was flights)" in steps
     assert "ml-project train --env dev" in steps and "make train ENV=staging" in steps
-    again = scaffold.next_steps(replace(made, previous_default="shop"), request())
+    again = views.next_steps(replace(made, previous_default="shop"), request())
     assert "Default problem" not in again
 
 
@@ -362,7 +362,7 @@ def test_a_class_too_rare_for_a_sample_is_warned_about_with_what_to_do():
     (warning,) = made.warnings
     assert warning.startswith("class 'c' of --label target has 5 rows")
     assert "split.min_class_rows=10, so training in every env will refuse it" in warning
-    steps = scaffold.next_steps(made, request(kind="multiclass"))
+    steps = views.next_steps(made, request(kind="multiclass"))
     assert steps.count("Warning: class") == 1
     assert plan().warnings == ()
     label = profile.profile_table(frame, "shop").column("target")

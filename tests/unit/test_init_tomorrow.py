@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from ml_project import contracts, data, profile, scaffold
+from ml_project import contracts, data, profile, scaffold, views
 from ml_project.validation import MODEL_INPUT, TableValidator
 from tests.unit.test_init import settings_of
 
@@ -198,7 +198,7 @@ def test_a_time_column_is_read_holds_out_the_newest_rows_and_gets_no_bound(tmp_p
         season = rules.get(("expect_column_values_to_be_between", "season"))
         if suite == MODEL_INPUT:
             assert season == {"column": "season", "min_value": 2018}  # no upper bound
-    steps = scaffold.next_steps(made, request())
+    steps = views.next_steps(made, request())
     assert "Held out: the newest rows by played_at (split.time_column)" in steps
     assert "Not drift: season (monitor.ignore)" in steps
 
@@ -356,7 +356,7 @@ def test_a_further_table_with_a_unique_shared_column_is_joined_in_records(tmp_pa
     assert ("expect_column_values_to_be_unique", "store") in failures(
         made, tmp_path, "stores", repeated
     )
-    assert "Write records()" not in scaffold.next_steps(made, shop_request())
+    assert "Write records()" not in views.next_steps(made, shop_request())
 
 
 @pytest.mark.parametrize(
