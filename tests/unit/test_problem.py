@@ -134,7 +134,7 @@ def test_the_split_is_refused_before_fitting_when_a_side_would_be_empty_or_one_c
     with pytest.raises(ConfigError, match=r"data\.sample_fraction=0\.001 .* leave the \w+ side"):
         pipeline.prepare_data(settings, problem, {"t": make_table("binary", 300)})
     one_class = make_table("binary", 300).assign(target="yes")
-    with pytest.raises(Exception, match="has one class"):
+    with pytest.raises(DataError, match="has one class"):
         pipeline.prepare_data(settings_of(project), problem, {"t": one_class})
     three = make_table("multiclass", 300)
     with pytest.raises(ConfigError, match="task: binary, but the label target has 3 classes"):
@@ -145,7 +145,7 @@ def test_duplicated_keys_are_refused(project):
     settings = settings_of(project)
     table = make_table("binary", 300)
     table.loc[5, "id"] = table.loc[6, "id"]
-    with pytest.raises(Exception, match="rows share their key"):
+    with pytest.raises(DataError, match="rows share their key"):
         pipeline.prepare_data(settings, load_problem(settings, project), {"t": table})
 
 
