@@ -1,6 +1,8 @@
 """`python gate_race.py FOLDER ARGS...`: `ml-project ARGS...`, except that its first move of the
 champion alias waits until PARTIES processes have reached theirs (each leaves a file in FOLDER).
-Concurrent trainings then all judge against the same champion and race to move it, every run."""
+Concurrent trainings then all judge against the same champion and race to move it, every run.
+Setting the champion alias takes WINDOW seconds more, so that without the promotion lock the
+racers would both read the old champion and both move it (the lock must make one wait)."""
 
 import os
 import runpy
@@ -9,11 +11,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mlflow import MlflowClient
+
 from ml_project import registry
 from ml_project.vocabulary import CHAMPION
 
 PARTIES = 2
 TIMEOUT = 300
+WINDOW = 1.0
 
 
 def rendezvous(folder: Path) -> None:
@@ -37,7 +42,15 @@ def main() -> None:
             rendezvous(folder)
         return move_alias(client, model_name, alias, *args, **kwargs)
 
+    set_alias = MlflowClient.set_registered_model_alias
+
+    def set_slowly(client: MlflowClient, name: str, alias: str, version: str) -> None:
+        if alias == CHAMPION:
+            time.sleep(WINDOW)
+        set_alias(client, name, alias, version)
+
     registry.move_alias = move_together
+    MlflowClient.set_registered_model_alias = set_slowly  # type: ignore[method-assign]
     sys.argv = ["ml-project", *sys.argv[2:]]
     runpy.run_module("ml_project", run_name="__main__", alter_sys=True)
 
