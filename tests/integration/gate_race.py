@@ -50,7 +50,7 @@ def main() -> None:
         set_alias(client, name, alias, version)
 
     registry.move_alias = move_together
-    MlflowClient.set_registered_model_alias = set_slowly  # type: ignore[method-assign]
+    MlflowClient.set_registered_model_alias = set_slowly
     sys.argv = ["ml-project", *sys.argv[2:]]
     runpy.run_module("ml_project", run_name="__main__", alter_sys=True)
 
