@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ml_project.settings import Settings, load_settings
+
 KINDS = ("binary", "multiclass", "regression")
 NUMERIC = ("x1", "x2", "x3", "x4")
 CATEGORICAL = ("colour",)
@@ -129,3 +131,12 @@ def write_problem(root: Path, kind: str, *, name: str | None = None, rows: int =
         suite("model_input", inputs, key=False)
     )
     return name
+
+
+def synthetic_settings(
+    root: Path, kind: str = "binary", overrides: tuple[str, ...] = (), **kwargs
+) -> Settings:
+    """The dev settings of the problem `write_problem(root, kind)` wrote."""
+    return load_settings(
+        "dev", problem=f"synthetic_{kind}", root=root, overrides=overrides, **kwargs
+    )

@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
@@ -11,6 +12,8 @@ from mlflow import MlflowClient
 from tests.conftest import last_json, run_cli
 
 pytestmark = pytest.mark.integration
+
+GATE_RACE = Path(__file__).with_name("gate_race.py")
 
 
 def test_two_concurrent_trainings_register_their_own_versions_and_agree_on_a_champion(
@@ -23,7 +26,10 @@ def test_two_concurrent_trainings_register_their_own_versions_and_agree_on_a_cha
         "MLFLOW_TRACKING_URI": store,
         "MLFLOW_DISABLE_TELEMETRY": "true",
     }
-    command = [sys.executable, "-m", "ml_project", "train", "--env", "dev", "--json"]
+    # Both judge against the same (empty) champion, then race to move it: see gate_race.py.
+    rendezvous = tmp_path / "rendezvous"
+    rendezvous.mkdir()
+    command = [sys.executable, str(GATE_RACE), str(rendezvous), "train", "--env", "dev", "--json"]
     command += ["--problem", "synthetic_binary"]
     command += ["--set", "params.max_iter=20"]
     processes = [
@@ -41,6 +47,7 @@ def test_two_concurrent_trainings_register_their_own_versions_and_agree_on_a_cha
     for process, (_, stderr) in zip(processes, outputs, strict=True):
         assert process.returncode == 0, stderr
     results = [last_json(stdout) for stdout, _ in outputs]
+    assert len(list(rendezvous.iterdir())) == 2  # both reached the champion move together
 
     # Each process registered its own version and tagged it with its own run.
     assert sorted(result["model_version"] for result in results) == ["1", "2"]
@@ -65,10 +72,11 @@ def test_two_concurrent_trainings_register_their_own_versions_and_agree_on_a_cha
     ]
     assert moves[-1]["to_version"] == champion
     assert {entry["to_version"] for entry in moves} <= {"1", "2"}
-    # Identical trainings: the first to pass took the empty champion; the second was judged
-    # against that champion (re-judged, if it had first seen none) before taking over.
+    # Identical trainings: the first to move took the empty champion; the second had judged
+    # against none too, so its move was refused and it was judged again against the first.
     first = next(r for r in results if r["model_version"] != champion)["gate"]
     last = next(r for r in results if r["model_version"] == champion)["gate"]
+    assert (first["attempts"], last["attempts"]) == (1, 2)
     assert (first["champion_before"], first["champion_after"]) == (None, first["version"])
     assert (last["champion_before"], last["champion_after"]) == (first["version"], champion)
     assert last["comparison"]["champion"] == last["comparison"]["challenger"]

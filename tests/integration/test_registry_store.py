@@ -1,5 +1,7 @@
 """Alias moves and their history against a real (temporary) sqlite registry."""
 
+import fcntl
+import threading
 from pathlib import Path
 
 import pytest
@@ -66,10 +68,27 @@ def test_a_process_removes_only_its_own_challenger(client, m):
     assert (last["from_version"], last["to_version"]) == ("3", None)
 
 
-def test_moves_are_serialised_by_a_lock_file_beside_the_sqlite_store(client, m, store):
-    registry.move_alias(client, m, "champion", "1", move=Move("gate", ""))
+def test_a_move_waits_while_another_process_holds_the_lock_beside_the_sqlite_store(
+    client, m, store
+):
+    """Hold the lock file as another process would: the move must not happen until it is
+    released (a no-op lock lets the move through at once, and this test fails)."""
     database = Path(store.removeprefix("sqlite:///"))
-    assert (database.parent / (database.name + ".promotion.lock")).is_file()
+    move = threading.Thread(
+        target=registry.move_alias,
+        args=(client, m, "champion", "1"),
+        kwargs={"move": Move("gate", "")},
+    )
+    with open(database.parent / (database.name + ".promotion.lock"), "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        move.start()
+        move.join(timeout=2)
+        assert move.is_alive(), "the alias moved while another process held the lock"
+        assert registry.alias_version(client, m, "champion") is None
+        fcntl.flock(held, fcntl.LOCK_UN)
+    move.join(timeout=60)
+    assert not move.is_alive()
+    assert registry.alias_version(client, m, "champion") == "1"
 
 
 def test_a_missing_model_or_version_is_a_registry_error(client, m):

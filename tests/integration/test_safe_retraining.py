@@ -59,13 +59,13 @@ def orders(tmp_path_factory) -> dict:
     }  # fmt: skip
 
 
-def settings_of(root: Path, name: str = "orders") -> dict:
+def base_yaml(root: Path, name: str = "orders") -> dict:
     """A problem's environments/base.yaml as written."""
     return yaml.safe_load((root / f"problems/{name}/environments/base.yaml").read_text())
 
 
 def test_init_reads_the_timestamp_as_time_and_splits_by_it(orders):
-    settings = settings_of(orders["root"])
+    settings = base_yaml(orders["root"])
     assert "placed_at" in settings["features"]["datetime"]
     assert settings["split"]["time_column"] == "placed_at"
     # never read: one value only, and free text
@@ -228,7 +228,7 @@ def test_a_two_table_problems_served_model_refuses_a_bad_joined_column(tmp_path)
     commit_all(root, "init visits")
     done = run_cli("train", "--env", "dev", "--json", cwd=root, tracking_uri=uri)
     assert done.returncode == 0, done.stderr[-3000:]
-    features = settings_of(root, "visits")["features"]
+    features = base_yaml(root, "visits")["features"]
     assert {"age", "segment"} <= {*features["categorical"], *features["numeric"]}
 
     rows = timeline.visits(people, rows=3, seed=9).merge(people, on="customer_id")
@@ -269,7 +269,7 @@ def test_records_written_by_hand_get_a_model_input_suite_of_their_columns(tmp_pa
     assert init.returncode == 0 and "Write records() in problems/visits" in init.stdout
     folder = root / "problems" / "visits"
     (folder / "problem.py").write_text(RECORDS)
-    settings = settings_of(root, "visits")
+    settings = base_yaml(root, "visits")
     settings["features"]["numeric"] = [*settings["features"]["numeric"], "age"]
     settings["features"]["categorical"] = [*settings["features"]["categorical"], "segment"]
     (folder / "environments" / "base.yaml").write_text(yaml.safe_dump(settings))

@@ -244,7 +244,7 @@ def test_a_batch_with_an_offset_breaks_the_zone_rule(trained, tmp_path):
         "--output", str(tmp_path / "out.parquet"), cwd=trained["root"],
         tracking_uri=trained["uri"],
     )  # fmt: skip
-    assert done.returncode != 0 and "when" in done.stderr and "Traceback" not in done.stderr
+    assert done.returncode == 3 and "when" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "out.parquet").exists()
 
 
@@ -273,8 +273,8 @@ def test_the_champion_is_compared_only_on_newest_rows_it_never_trained_on(traine
         "train", "--env", "dev", "--problem", PROBLEM, "--set", "split.test_fraction=0.3",
         "--json", cwd=trained["root"], tracking_uri=trained["uri"],
     )  # fmt: skip
-    assert done.returncode in (0, 5), done.stderr  # passed or refused: compared either way
-    result = last_json(done.stdout)
+    result = last_json(done.stdout)  # passed or refused: compared either way
+    assert done.returncode == (0 if result["gate"]["passed"] else 5), done.stderr
     comparison = result["gate"]["comparison"]
     assert result["gate"]["champion_version"] == "1"
     first_test = trained["result"]["rows"]["test"]

@@ -78,7 +78,8 @@ class TrackingServer:
 
 
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    """A loopback port nothing listens on now (another process may take it before you bind)."""
+    with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 

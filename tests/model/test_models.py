@@ -9,8 +9,7 @@ import pytest
 
 from ml_project import pipeline
 from ml_project.problem import load_problem
-from ml_project.settings import load_settings
-from tests.synthetic import KINDS, make_table, write_problem
+from tests.synthetic import KINDS, make_table, synthetic_settings, write_problem
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,13 +23,9 @@ def project(tmp_path_factory) -> Path:
     return root
 
 
-def settings_of(project, kind, **kwargs):
-    return load_settings("dev", problem=f"synthetic_{kind}", root=project, **kwargs)
-
-
 def test_models_are_bitwise_deterministic_and_beat_the_baseline(project):
     for kind in KINDS:
-        settings = settings_of(project, kind, overrides=("params.max_iter=20",))
+        settings = synthetic_settings(project, kind, overrides=("params.max_iter=20",))
         problem = load_problem(settings, project)
         table = make_table(kind, 800)
         runs = [
@@ -49,7 +44,7 @@ def test_models_are_bitwise_deterministic_and_beat_the_baseline(project):
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_the_default_model_clears_the_problems_floors(project, kind):
-    settings = settings_of(project, kind)
+    settings = synthetic_settings(project, kind)
     problem = load_problem(settings, project)
     prepared = pipeline.prepare_data(settings, problem, {"t": make_table(kind, 3000)})
     trained = pipeline.fit_and_score(settings, problem, prepared)
@@ -61,8 +56,8 @@ def test_the_default_model_clears_the_problems_floors(project, kind):
 
 def test_the_seed_changes_the_rows_and_the_model(project):
     table = {"t": make_table("binary", 1000)}
-    a = settings_of(project, "binary", overrides=("params.max_iter=10",))
-    b = settings_of(project, "binary", overrides=("params.max_iter=10",), seed=a.seed + 1)
+    a = synthetic_settings(project, "binary", overrides=("params.max_iter=10",))
+    b = synthetic_settings(project, "binary", overrides=("params.max_iter=10",), seed=a.seed + 1)
     problem = load_problem(a, project)
     first, second = (pipeline.prepare_data(s, problem, table) for s in (a, b))
     assert first.digests["test_digest"] != second.digests["test_digest"]

@@ -43,7 +43,7 @@ def plan(frame=None, **kwargs) -> scaffold.Plan:
                                  root=ROOT)  # fmt: skip
 
 
-def settings_of(made: scaffold.Plan, env: str):
+def planned_settings(made: scaffold.Plan, env: str):
     """The settings the plan's files give in `env`, over the project's own."""
     merged = {}
     for text in (
@@ -121,7 +121,7 @@ def test_staging_takes_every_row_only_when_half_would_starve_the_gate_or_a_class
     made = plan(table(1_500))
     assert made.fractions == {"dev": 0.5, "staging": 0.5, "prod": 1.0}
     assert "a real subset of prod's rows" in made.files["problems/shop/environments/staging.yaml"]
-    assert settings_of(made, "staging").data.sample_fraction == 0.5
+    assert planned_settings(made, "staging").data.sample_fraction == 0.5
 
 
 def test_numeric_bounds_keep_headroom_and_a_floor_only_for_counts_and_amounts():
@@ -155,12 +155,12 @@ def test_the_settings_are_valid_and_name_what_was_chosen():
     assert "split" not in base and "ignore" not in base["monitor"]  # no time, no year
     assert base["validation"]["parameters"] == {"min_rows": 20}
     for env in ("dev", "staging", "prod"):
-        settings = settings_of(made, env)
+        settings = planned_settings(made, env)
         assert settings.data.sample_fraction == 1.0
         assert settings.gate.min_test_rows == 4  # half the ~8 held-out rows this table holds
         assert settings.monitor.min_rows == 10  # a quarter of its 40 rows: a batch of it is watched
     big = plan(table(40_000))
-    settings = settings_of(big, "prod")
+    settings = planned_settings(big, "prod")
     assert settings.monitor.min_rows == 5000  # the project's own: the table allows it
 
 
@@ -225,7 +225,7 @@ def test_the_suites_pass_on_the_table_they_were_made_from(tmp_path):
     for relative, text in made.files.items():
         (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / relative).write_text(text)
-    settings = settings_of(made, "dev")
+    settings = planned_settings(made, "dev")
     for name, frame in (("shop", table()), (MODEL_INPUT, model_input(settings, table()))):
         report = TableValidator(name, settings=settings, root=tmp_path)(frame, source="test")
         assert report.success, report.failures
@@ -241,7 +241,7 @@ def test_a_boolean_column_is_a_number_in_the_model_input(tmp_path):
     for relative, text in made.files.items():
         (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / relative).write_text(text)
-    settings = settings_of(made, "dev")
+    settings = planned_settings(made, "dev")
     as_trained = frame.loc[:, settings.features.columns]  # what training validates: True/False
     for name, rows in (
         ("shop", frame),
@@ -350,7 +350,7 @@ def test_a_numeric_column_with_no_value_gets_no_range_and_its_suite_passes(tmp_p
     for relative, text in made.files.items():
         (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / relative).write_text(text)
-    report = TableValidator("shop", settings=settings_of(made, "dev"), root=tmp_path)(
+    report = TableValidator("shop", settings=planned_settings(made, "dev"), root=tmp_path)(
         frame, source="test"
     )
     assert report.success, report.failures

@@ -13,7 +13,7 @@ import yaml
 
 from ml_project import contracts, data, profile, scaffold, views
 from ml_project.validation import MODEL_INPUT, TableValidator
-from tests.unit.test_init import settings_of
+from tests.unit.test_init import planned_settings
 
 ROOT = Path("/project")
 LEAGUE = ("ant", "bee", "cat", "dog", "eel", "fox")
@@ -68,7 +68,7 @@ def as_model_reads(frame: pd.DataFrame, settings) -> pd.DataFrame:
 
 
 def failures(made, root, table, frame):
-    validator = TableValidator(table, settings=settings_of(made, "dev"), root=root)
+    validator = TableValidator(table, settings=planned_settings(made, "dev"), root=root)
     report = validator(frame, source="test")
     return {(failure.expectation, failure.column) for failure in report.failures}
 
@@ -185,7 +185,7 @@ def test_a_key_that_is_a_time_is_read_as_time():
 def test_a_time_column_is_read_holds_out_the_newest_rows_and_gets_no_bound(tmp_path):
     made = scaffold.plan_problem(request(), {"games": games()}, root=ROOT)
     assert made.features.datetime == ("played_at",) and made.time_column == "played_at"
-    settings = settings_of(made, "dev")
+    settings = planned_settings(made, "dev")
     assert settings.split.time_column == "played_at"
     assert settings.features.datetime == ("played_at",)
     assert settings.monitor.ignore == ("season",)  # a year: each new season moves it
@@ -217,7 +217,7 @@ def test_values_starting_with_a_dollar_are_written_as_values(tmp_path):
     frame = games().assign(bracket=lambda f: np.where(f["row"] % 2, "$1000 to 2999", "$lo"))
     made = scaffold.plan_problem(request(), {"games": frame}, root=ROOT)
     write(made, tmp_path)
-    settings = settings_of(made, "dev")
+    settings = planned_settings(made, "dev")
     assert failures(made, tmp_path, "games", frame) == set()
     assert failures(made, tmp_path, MODEL_INPUT, as_model_reads(frame, settings)) == set()
 
@@ -236,7 +236,7 @@ def test_the_suites_pass_today_and_next_month_and_refuse_bad_data(tmp_path):
     today = games()
     made = scaffold.plan_problem(request(), {"games": today}, root=ROOT)
     write(made, tmp_path)
-    settings = settings_of(made, "dev")
+    settings = planned_settings(made, "dev")
     assert failures(made, tmp_path, "games", today) == set()
     assert failures(made, tmp_path, MODEL_INPUT, as_model_reads(today, settings)) == set()
     # next month: a new season, a new value where nobody reads, a record salary, a warm day
@@ -278,7 +278,7 @@ def test_a_parquet_time_gets_its_native_type_and_the_model_input_reads_iso(tmp_p
     assert "{column: played_at, type_: Timestamp}" in suite  # not a numeric type rule
     assert "expect_column_values_to_match_regex, kwargs: {column: played_at" not in suite
     write(made, tmp_path)
-    settings = settings_of(made, "dev")
+    settings = planned_settings(made, "dev")
     assert failures(made, tmp_path, "games", read) == set()
     assert failures(made, tmp_path, MODEL_INPUT, as_model_reads(read, settings)) == set()
     naive = read.assign(played_at=read["played_at"].dt.tz_localize(None))
@@ -293,7 +293,7 @@ def test_a_parquet_time_gets_its_native_type_and_the_model_input_reads_iso(tmp_p
     )
     write(made, tmp_path)
     assert failures(made, tmp_path, "games", naive) == set()
-    settings = settings_of(made, "dev")
+    settings = planned_settings(made, "dev")
     assert failures(made, tmp_path, MODEL_INPUT, as_model_reads(naive, settings)) == set()
 
 
@@ -349,7 +349,7 @@ def test_a_further_table_with_a_unique_shared_column_is_joined_in_records(tmp_pa
     base = made.files["problems/orders/environments/base.yaml"]
     assert "# features: from the records (orders joined with stores on store)" in base
     write(made, tmp_path)
-    settings = settings_of(made, "dev")
+    settings = planned_settings(made, "dev")
     assert failures(made, tmp_path, "stores", frames["stores"]) == set()
     assert failures(made, tmp_path, MODEL_INPUT, as_model_reads(records, settings)) == set()
     repeated = pd.concat([frames["stores"], frames["stores"].head(1)])

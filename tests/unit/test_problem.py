@@ -10,8 +10,7 @@ import skops.io
 from ml_project import estimators, input_rules, pipeline
 from ml_project.errors import ConfigError, DataError
 from ml_project.problem import importable, load_problem
-from ml_project.settings import load_settings
-from tests.synthetic import KINDS, make_table, write_problem
+from tests.synthetic import KINDS, make_table, synthetic_settings, write_problem
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,9 +27,9 @@ def project(tmp_path) -> Path:
         del sys.modules[name]
 
 
-def settings_of(project, kind="binary", overrides=(), **kwargs):
-    fast = ("params.max_iter=15", *overrides)  # a unit test: a few trees are enough
-    return load_settings("dev", problem=f"synthetic_{kind}", root=project, overrides=fast, **kwargs)
+def fast_settings(project, kind="binary", overrides=(), **kwargs):
+    """A synthetic problem's settings with a few trees: enough for a unit test."""
+    return synthetic_settings(project, kind, ("params.max_iter=15", *overrides), **kwargs)
 
 
 def code(project, kind, text):
@@ -39,7 +38,7 @@ def code(project, kind, text):
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_an_empty_problem_gets_the_only_table_its_label_column_and_the_default_model(project, kind):
-    settings = settings_of(project, kind)
+    settings = fast_settings(project, kind)
     problem = load_problem(settings, project)
     table = make_table(kind, 300)
     records = problem.records({"only": table})
@@ -57,7 +56,7 @@ def test_an_empty_problem_gets_the_only_table_its_label_column_and_the_default_m
 
 
 def test_several_tables_need_a_records_function(project):
-    problem = load_problem(settings_of(project), project)
+    problem = load_problem(fast_settings(project), project)
     with pytest.raises(ConfigError, match="reads 2 tables .* defines no records"):
         problem.records({"a": make_table("binary", 5), "b": make_table("binary", 5)})
 
@@ -75,7 +74,7 @@ def test_the_problems_functions_and_params_are_used(project):
         "def label(records, params):\n"
         "    return (records['x1'] > params.cut).astype('int64')\n",
     )
-    settings = settings_of(project, overrides=("params.cut=0.5",))
+    settings = fast_settings(project, overrides=("params.cut=0.5",))
     problem = load_problem(settings, project)
     assert problem.params.cut == 0.5 and problem.params.max_iter == 15
     a, b = make_table("binary", 10)[["id", "x1"]], make_table("binary", 10)[["id", "colour"]]
@@ -95,7 +94,7 @@ def test_params_the_problem_refuses_name_the_key_and_the_file(project):
     )
     expected = r"problem\.py\): params\.learning_rate \(set in \S+synthetic_binary/environments/base\.yaml\): Extra"  # noqa: E501
     with pytest.raises(ConfigError, match=expected):
-        load_problem(settings_of(project), project)
+        load_problem(fast_settings(project), project)
 
 
 @pytest.mark.parametrize(
@@ -108,13 +107,13 @@ def test_params_the_problem_refuses_name_the_key_and_the_file(project):
 def test_faults_in_the_users_code_are_one_paragraph(project, text, message):
     code(project, "binary", text)
     with pytest.raises(ConfigError, match=message):
-        load_problem(settings_of(project), project).records({"t": make_table("binary", 5)})
+        load_problem(fast_settings(project), project).records({"t": make_table("binary", 5)})
 
 
 def test_a_missing_problem_module_is_named(project):
     (project / "problems" / "synthetic_binary" / "problem.py").unlink()
     with pytest.raises(ConfigError, match="problem.py does not exist"):
-        load_problem(settings_of(project), project)
+        load_problem(fast_settings(project), project)
 
 
 def test_each_project_imports_its_own_problems(project, tmp_path_factory):
@@ -122,52 +121,52 @@ def test_each_project_imports_its_own_problems(project, tmp_path_factory):
     shutil.copytree(project, other, dirs_exist_ok=True)
     code(project, "binary", "WHO = 'first'\n")
     code(other, "binary", "WHO = 'second'\n")
-    assert load_problem(settings_of(project), project).module.WHO == "first"
-    assert load_problem(settings_of(other), other).module.WHO == "second"
+    assert load_problem(fast_settings(project), project).module.WHO == "first"
+    assert load_problem(fast_settings(other), other).module.WHO == "second"
     importable(project)
     assert sys.path[0] == str(project.resolve())
 
 
 def test_the_split_is_refused_before_fitting_when_a_side_would_be_empty_or_one_class(project):
-    settings = settings_of(project, overrides=("data.sample_fraction=0.001",))
+    settings = fast_settings(project, overrides=("data.sample_fraction=0.001",))
     problem = load_problem(settings, project)
     with pytest.raises(ConfigError, match=r"data\.sample_fraction=0\.001 .* leave the \w+ side"):
         pipeline.prepare_data(settings, problem, {"t": make_table("binary", 300)})
     one_class = make_table("binary", 300).assign(target="yes")
-    with pytest.raises(Exception, match="has one class"):
-        pipeline.prepare_data(settings_of(project), problem, {"t": one_class})
+    with pytest.raises(DataError, match="has one class"):
+        pipeline.prepare_data(fast_settings(project), problem, {"t": one_class})
     three = make_table("multiclass", 300)
     with pytest.raises(ConfigError, match="task: binary, but the label target has 3 classes"):
-        pipeline.prepare_data(settings_of(project), problem, {"t": three})
+        pipeline.prepare_data(fast_settings(project), problem, {"t": three})
 
 
 def test_duplicated_keys_are_refused(project):
-    settings = settings_of(project)
+    settings = fast_settings(project)
     table = make_table("binary", 300)
     table.loc[5, "id"] = table.loc[6, "id"]
-    with pytest.raises(Exception, match="rows share their key"):
+    with pytest.raises(DataError, match="rows share their key"):
         pipeline.prepare_data(settings, load_problem(settings, project), {"t": table})
 
 
 def test_the_default_models_hyper_parameters_are_checked_when_settings_load(project):
     expected = r"DefaultParams\): params\.max_iter \(set in the command line \(--set\)\): Input"
     with pytest.raises(ConfigError, match=expected):
-        load_problem(settings_of(project, overrides=("params.max_iter=zero",)), project)
+        load_problem(fast_settings(project, overrides=("params.max_iter=zero",)), project)
     with pytest.raises(
         ConfigError, match=r"params\.learning_rate \(set in .*\): Input should be greater"
     ):
-        load_problem(settings_of(project, overrides=("params.learning_rate=0",)), project)
+        load_problem(fast_settings(project, overrides=("params.learning_rate=0",)), project)
     # a typo is refused, not ignored: knobs of the problem's own need its own Params
     with pytest.raises(
         ConfigError, match=r"params\.max_iters \(set in .*\): Extra inputs are not permitted"
     ):
-        load_problem(settings_of(project, overrides=("params.max_iters=50",)), project)
+        load_problem(fast_settings(project, overrides=("params.max_iters=50",)), project)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3, 4, 5, 6])
 def test_a_class_too_rare_to_learn_or_judge_is_refused_whatever_the_seed(project, seed):
     """3 rows of a class in 300: held out or not depends on the seed; the refusal does not."""
-    settings = settings_of(project, "multiclass", seed=seed)
+    settings = fast_settings(project, "multiclass", seed=seed)
     table = make_table("multiclass", 300)
     table.loc[:2, "target"] = "rare"
     problem = load_problem(settings, project)
@@ -189,7 +188,7 @@ WITHIN_ONE = (
 
 def test_a_problems_own_metric_is_computed_gated_and_may_be_the_primary_one(project):
     code(project, "regression", WITHIN_ONE)
-    settings = settings_of(
+    settings = fast_settings(
         project, "regression",
         overrides=("gate.floors.within_one=0.2", "gate.primary_metric=within_one"),
     )  # fmt: skip
@@ -203,7 +202,7 @@ def test_a_problems_own_metric_is_computed_gated_and_may_be_the_primary_one(proj
 
 
 def test_a_gate_on_an_unknown_metric_is_refused_once_the_problem_is_loaded(project):
-    settings = settings_of(project, "regression", overrides=("gate.floors.within_one=0.2",))
+    settings = fast_settings(project, "regression", overrides=("gate.floors.within_one=0.2",))
     with pytest.raises(ConfigError) as caught:
         load_problem(settings, project)
     message = str(caught.value)
@@ -223,14 +222,14 @@ def test_a_gate_on_an_unknown_metric_is_refused_once_the_problem_is_loaded(proje
 def test_a_problems_metrics_are_checked_with_the_file_named(project, text, message):
     code(project, "regression", text)
     with pytest.raises(ConfigError, match=r"synthetic_regression/problem\.py: METRICS"):
-        load_problem(settings_of(project, "regression"), project)
+        load_problem(fast_settings(project, "regression"), project)
     with pytest.raises(ConfigError, match=message):
-        load_problem(settings_of(project, "regression"), project)
+        load_problem(fast_settings(project, "regression"), project)
 
 
 def test_a_problems_metric_that_breaks_is_named_with_its_file(project):
     code(project, "regression", WITHIN_ONE.replace("return float(", "return float(1 / 0 + "))
-    problem = load_problem(settings_of(project, "regression"), project)
+    problem = load_problem(fast_settings(project, "regression"), project)
     from ml_project import metrics
 
     with pytest.raises(ConfigError, match=r"problem\.py: METRICS: within_one failed: ZeroDivision"):

@@ -114,7 +114,8 @@ def test_without_a_time_column_the_hash_split_is_unchanged():
     assert plain.cutoff is None
 
 
-def settings_of(**features):
+def features_only(**features):
+    """Settings holding only their features: all that records.model_input reads."""
     kinds = {"categorical": (), "numeric": (), **features}
     return SimpleNamespace(features=FeatureSettings(**kinds))
 
@@ -129,7 +130,7 @@ def test_model_input_turns_timestamps_into_iso_text():
             "n": [1, 2],
         }
     )
-    settings = settings_of(numeric=("n",), datetime=("aware", "naive", "text"))
+    settings = features_only(numeric=("n",), datetime=("aware", "naive", "text"))
     typed = records.model_input(settings, frame)
     assert typed["aware"].tolist() == ["2024-03-01T10:30:00Z", None]
     assert typed["naive"].tolist() == ["2024-03-01T12:30:05", None]
