@@ -79,3 +79,17 @@ def task_of(tags: Mapping[str, str]) -> Task | None:
     """The task a model was trained for, None when its tag is absent or not a known task."""
     task = tags.get(TASK)
     return task if task in TASKS else None
+
+
+# --- serve: a monitoring run's tags (the model it watched, its verdict) and its version's ------
+MODEL_URI = "model.uri"
+MODEL_NAME = "model.name"
+MODEL_VERSION_TAG = "model.version"
+MODEL_RUN_ID = "model.run_id"
+MONITOR_STATUS = "monitor.status"
+MONITOR_INPUT = "monitor.input"
+MONITOR_LABELS = "monitor.labels"
+MONITOR_QUALITY_METRIC = "monitor.quality_metric"
+MONITOR_REASONS = "monitor.reasons"
+MONITOR_LAST_RUN_ID = "monitor.last_run_id"  # on the version: its latest monitoring run
+MONITOR_LAST_STATUS = "monitor.last_status"
