@@ -19,6 +19,7 @@ from ml_project import __version__, views
 from ml_project.errors import (
     STOP_SIGNALS,
     ConfigError,
+    DriftDetectedError,
     GateFailedError,
     Interrupted,
     NotReproducedError,
@@ -817,7 +818,7 @@ def _metric(value: float | None) -> str:
     help="Score a batch whose rows repeat a key (data.key_columns) instead of refusing it "
     "(exit 3); the summary counts them (pandas engine).",
 )
-@click.option("--json", "as_json", is_flag=True, help="End with one JSON object of the summary.")
+@views.json_option
 @handle_errors
 def predict(
     env: str,
@@ -850,12 +851,13 @@ def predict(
         raise click.UsageError("--spark-master is an option of --engine spark.")
     if engine == "pandas":
         check_output_file(output_path, option="--output")
+    settings, root = resolve_settings(env), project_root()
     if engine == "spark":
         from ml_project.spark_scoring import run_spark_scoring
 
         summary = run_spark_scoring(
-            resolve_settings(env),
-            root=project_root(),
+            settings,
+            root=root,
             input_path=input_path,
             output_path=output_path,
             model_uri=model_uri,
@@ -866,28 +868,15 @@ def predict(
         from ml_project.predict import run_batch_scoring
 
         summary = run_batch_scoring(
-            resolve_settings(env),
-            root=project_root(),
+            settings,
+            root=root,
             input_path=Path(input_path),
             output_path=Path(output_path),
             model_uri=model_uri,
             chunk_rows=chunk_rows,
             allow_duplicate_keys=allow_duplicate_keys,
         )
-    uri = summary.model_uri
-    repeated = (
-        f"; {summary.duplicate_key_rows} rows repeat the key of an earlier row "
-        f"({', '.join(summary.key_columns)}), scored all the same"
-        if summary.duplicate_key_rows
-        else ""
-    )
-    click.echo(
-        f"Scored {summary.rows} rows of {input_path} with {summary.model_name or uri} "
-        f"version {summary.model_version or '-'} in {summary.seconds:.2f} s "
-        f"({summary.rows_per_second:,.0f} rows/s) -> {output_path}{repeated}"
-    )
-    if as_json:
-        click.echo(json.dumps(summary.as_dict(), sort_keys=True))
+    views.echo(summary, lambda s: views.scoring_line(s, input_path, output_path), as_json=as_json)
 
 
 @cli.command(epilog=EXIT_CODES_HELP)
@@ -1028,7 +1017,7 @@ def extract_batch(
     type=click.Path(path_type=Path),
     help="Also append the table as Markdown to this file (e.g. $GITHUB_STEP_SUMMARY).",
 )
-@click.option("--json", "as_json", is_flag=True, help="End with one JSON object of the report.")
+@views.json_option
 @handle_errors
 def monitor(
     env: str,
@@ -1058,8 +1047,7 @@ def monitor(
       ml-project monitor --env dev --input batch.parquet --labels
       ml-project monitor --env prod --input batch.parquet --json --summary summary.md
     """
-    from ml_project.errors import DriftDetectedError
-    from ml_project.monitor import run_monitor, summary_text
+    from ml_project.monitor import run_monitor
 
     if summary_path:  # before the monitoring run is logged
         check_output_file(summary_path, option="--summary")
@@ -1072,20 +1060,22 @@ def monitor(
         model_uri=model_uri,
         chunk_rows=chunk_rows,
         allow_duplicate_keys=allow_duplicate_keys,
-    ).as_dict()
-    click.echo(summary_text(result))
+    )
+    data = views.monitor_data(result)
+    click.echo(views.summary_text(data))
     if summary_path:  # appended (a CI job's step summary), the whole file replaced at once
-        target = Path(summary_path)
-        before = target.read_text(encoding="utf-8") if target.is_file() else ""
-        text = before + summary_text(result, markdown=True)
-        write_whole(target, lambda t: t.write_text(text, encoding="utf-8"), option="--summary")
+        before = summary_path.read_text(encoding="utf-8") if summary_path.is_file() else ""
+        text = before + views.summary_text(data, markdown=True)
+        write_whole(
+            summary_path, lambda t: t.write_text(text, encoding="utf-8"), option="--summary"
+        )
     if as_json:
-        click.echo(json.dumps(result, sort_keys=True))
-    if result["status"] == "drift":
+        click.echo(views.to_json(data))
+    if result.drifted:
         raise DriftDetectedError(
-            f"{len(result['reasons'])} threshold(s) of the {env} env crossed by {input_path}: "
-            + "; ".join(result["reasons"])
-            + f". Monitoring run {result['run_id']}."
+            f"{len(result.report.reasons)} threshold(s) of the {env} env crossed by {input_path}: "
+            + "; ".join(result.report.reasons)
+            + f". Monitoring run {result.run_id}."
         )
 
 

@@ -1,24 +1,12 @@
 """Drift steps (pure): a reference profile of what the model saw, and a batch compared with it.
 
-At training, `reference_profile` records each model feature of the training rows (numeric:
-quantile bin edges, the share of rows in each bin and the null rate; categorical: the most
-frequent categories' shares, an "other" bucket and the null rate; time: the observed range and
-the null rate) and the model's score on the
-held-out rows (`metrics.Predictions.score`: P(positive class) for a binary classifier, the
-highest class probability for a multiclass one, the predicted value for a regressor). At
-monitoring, `BatchCounts` counts a batch chunk by chunk into the same bins and `assess` turns
-the counts into a population stability index (PSI) per feature and for the score, null-rate
-changes, an optional live-quality check (the gate's primary metric on labelled rows against
-the training run's), and a verdict.
-
-PSI = sum over bins of (batch share - reference share) * ln(batch share / reference share),
-with shares clipped to EPSILON so that an empty bin counts as a large, finite shift. PSI is
-computed on the non-null values; the null rate is compared on its own.
-
-A time feature (a `features.datetime` column, or a number the model's own feature step derives
-from one, such as `<column>_year`) moves by design each period: it gets no PSI and never drifts
-by its values; the report shows the batch's range beside the training range, and only its null
-rate is checked.
+`reference_profile` records each model feature of the training rows (numeric: quantile bins;
+categorical: the most frequent categories and "other"; time: the observed range; each with its
+null rate) and the model's held-out score (`metrics.Predictions.score`). `BatchCounts` counts a
+batch chunk by chunk into the same bins; `assess` turns the counts into a population stability
+index (PSI, shares clipped to EPSILON, non-null values only) per feature and for the score,
+null-rate changes, optional live quality, and a verdict. A time feature moves by design: no
+PSI, its range is shown and only its null rate is checked.
 """
 
 from __future__ import annotations
@@ -40,7 +28,6 @@ PROFILE_FORMAT = 1
 # The report's name for the model's score (profiles logged before it was named held the same
 # number, P(positive class), under the same "prediction" key: they read unchanged).
 PREDICTION = "score"
-OTHER = "__other__"  # categories the reference did not keep
 EPSILON = 1e-4  # the share an empty bin counts as
 
 
@@ -278,22 +265,6 @@ class FeatureDrift:
             f"batch {' .. '.join(self.batch_range)} (no PSI: time moves by design)"
         )
 
-    def as_row(self) -> dict[str, Any]:
-        """The report's row; the ranges and the note are '' but for a time feature."""
-        ranges = (self.reference_range, self.batch_range)
-        return {
-            "feature": self.feature,
-            "kind": self.kind,
-            "psi": self.psi,
-            "reference_null_rate": self.reference_null_rate,
-            "batch_null_rate": self.batch_null_rate,
-            "null_rate_change": self.null_rate_change,
-            "status": self.status,
-            "reference_range": " .. ".join(ranges[0]) if ranges[0] else "",
-            "batch_range": " .. ".join(ranges[1]) if ranges[1] else "",
-            "note": self.range_line(),
-        }
-
 
 @dataclass(frozen=True)
 class Quality:
@@ -346,30 +317,6 @@ class Quality:
             "labelled rows"
         )
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "metric": self.metric,
-            "higher_is_better": self.higher_is_better,
-            "live": _number(self.live),
-            "recorded": _number(self.recorded),
-            "drop": _number(self.drop),
-            "max_drop": self.max_drop,
-            "relative": self.units,
-            "allowed": _number(self.allowed),
-            "rows": self.rows,
-            "unlabelled_dropped": self.unlabelled_dropped,
-            "live_metrics": {name: _number(value) for name, value in self.live_metrics.items()},
-            "status": self.status,
-            "note": self.note,
-            "unknown_class_rows": self.unknown_class_rows,
-            "unknown_classes": list(self.unknown_classes),
-        }
-
-
-def _number(value: float) -> float | None:
-    """`value`, or None where it is undefined (NaN is not JSON)."""
-    return None if value is None or math.isnan(value) else float(value)
-
 
 @dataclass(frozen=True)
 class DriftReport:
@@ -388,16 +335,6 @@ class DriftReport:
         checked = (*self.features, self.prediction)
         undefined = self.quality is not None and self.quality.status == "undefined"
         return "warn" if undefined or any(item.status == "warn" for item in checked) else "ok"
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "status": self.status,
-            "rows": self.rows,
-            "reasons": list(self.reasons),
-            "features": [item.as_row() for item in self.features],
-            "prediction": self.prediction.as_row(),
-            "quality": self.quality.as_dict() if self.quality else None,
-        }
 
 
 def feature_drift(

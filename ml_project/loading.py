@@ -12,26 +12,81 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import skops.io
+import yaml
+from mlflow.artifacts import download_artifacts
+from mlflow.exceptions import MlflowException
+from mlflow.models import Model
+from mlflow.pyfunc import PyFuncModel
+from mlflow.sklearn import _SklearnModelWrapper
+
+from ml_project import estimators, input_rules
 from ml_project.errors import RegistryError
+from ml_project.vocabulary import CHAMPION, RUN_ID
 
 if TYPE_CHECKING:
-    from mlflow.models import Model
-    from mlflow.pyfunc import PyFuncModel
+    from mlflow import MlflowClient
 
     from ml_project.problem import Problem
 
 ALLOW_PICKLE = "MLFLOW_ALLOW_PICKLE_DESERIALIZATION"
 
 
+@dataclass(frozen=True)
+class ModelTarget:
+    """What a model URI names: a registered version (`name`, `version`, its `tags`) or a run's
+    model (`name` and `version` empty)."""
+
+    uri: str
+    name: str
+    version: str
+    run_id: str
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+    def tag(self, client: MlflowClient, key: str) -> str:
+        """The version's tag `key`, else its training run's ('' when neither has it)."""
+        if self.tags.get(key):
+            return self.tags[key]
+        try:
+            return client.get_run(self.run_id).data.tags.get(key, "") if self.run_id else ""
+        except MlflowException:
+            return ""
+
+
+def resolve_model_uri(client: MlflowClient, uri: str | None, *, model_name: str) -> ModelTarget:
+    """The version or run behind `uri` (models:/NAME@ALIAS, models:/NAME/N, runs:/RUN/PATH;
+    None: `model_name`'s champion), or a RegistryError when the registry has none."""
+    uri = uri or f"models:/{model_name}@{CHAMPION}"
+    if uri.startswith("runs:/"):
+        return ModelTarget(uri, "", "", uri.removeprefix("runs:/").split("/", 1)[0])
+    if not uri.startswith("models:/"):
+        raise RegistryError(
+            f"Model URI {uri!r}: expected models:/NAME@ALIAS, models:/NAME/N or runs:/."
+        )
+    reference = uri.removeprefix("models:/")
+    try:
+        if "@" in reference:
+            found = client.get_model_version_by_alias(*reference.split("@", 1))
+        else:
+            found = client.get_model_version(*reference.rsplit("/", 1))
+    except (MlflowException, ValueError, TypeError) as exc:
+        raise RegistryError(
+            f"The registry has no model at {uri} (has the env trained and promoted a champion "
+            "yet? `ml-project show --env ENV` lists versions and aliases)."
+        ) from exc
+    tags = dict(found.tags or {})
+    run_id = found.run_id or tags.get(RUN_ID, "")
+    return ModelTarget(uri, found.name, str(found.version), run_id, tags)
+
+
 def trusted_types(problem: Problem) -> list[str]:
     """What skops may instantiate: the problem's types and the platform's (pure)."""
-    from ml_project import estimators, input_rules
-
     return list(
         dict.fromkeys(
             [*problem.trusted_types, *estimators.TRUSTED_TYPES, *input_rules.TRUSTED_TYPES]
@@ -41,8 +96,6 @@ def trusted_types(problem: Problem) -> list[str]:
 
 def download(uri: str, destination: Path | None = None) -> Path:
     """The model's files (MLmodel and the serialized model) in a local folder."""
-    from mlflow.artifacts import download_artifacts
-
     try:
         return Path(
             download_artifacts(
@@ -56,9 +109,6 @@ def download(uri: str, destination: Path | None = None) -> Path:
 def verified_file(local: Path, trusted: list[str], *, uri: str) -> Path:
     """The skops file in `local`, once every type it names is in `trusted`; RegistryError if
     it is not skops, or names a type the project does not trust."""
-    import skops.io
-    import yaml
-
     mlmodel = yaml.safe_load((local / "MLmodel").read_text(encoding="utf-8")) or {}
     flavor = (mlmodel.get("flavors") or {}).get("sklearn") or {}
     serialization = flavor.get("serialization_format", "pickle")
@@ -85,8 +135,6 @@ def own_copy(local: Path, trusted: list[str], *, uri: str) -> Path:
     place of the artifact's, and the artifact's bundled code (copies of ml_project and
     problems/, which MLflow's loader would put first on sys.path) removed, so the classes the
     file names are the project's own."""
-    import yaml
-
     verified_file(local, trusted, uri=uri)
     shutil.rmtree(local / "code", ignore_errors=True)
     path = local / "MLmodel"
@@ -101,8 +149,6 @@ def own_copy(local: Path, trusted: list[str], *, uri: str) -> Path:
 
 def load_sklearn(uri: str, trusted: list[str], *, local: Path | None = None) -> Any:
     """The fitted model behind `uri`, loaded by skops with the project's allow-list only."""
-    import skops.io
-
     local = local or download(uri)
     return skops.io.load(str(verified_file(local, trusted, uri=uri)), trusted=trusted)
 
@@ -111,8 +157,6 @@ def pyfunc_of(uri: str, trusted: list[str]) -> PyFuncModel:
     """The model behind `uri` as an MLflow PyFuncModel, loaded as `load_sklearn` does (for
     MLflow's evaluator and scoring server, which would otherwise load it with the artifact's
     own allow-list)."""
-    from mlflow.models import Model
-
     local = download(uri)
     model = load_sklearn(uri, trusted, local=local)
     return as_pyfunc(model, Model.load(str(local / "MLmodel")))
@@ -120,9 +164,6 @@ def pyfunc_of(uri: str, trusted: list[str]) -> PyFuncModel:
 
 def as_pyfunc(model: Any, meta: Model) -> PyFuncModel:
     """A fitted sklearn model as the PyFuncModel MLflow would load from `meta` (its MLmodel)."""
-    from mlflow.pyfunc import PyFuncModel
-    from mlflow.sklearn import _SklearnModelWrapper
-
     return PyFuncModel(
         model_meta=meta,
         model_impl=_SklearnModelWrapper(model),  # type: ignore[no-untyped-call]

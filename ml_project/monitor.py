@@ -1,16 +1,11 @@
 """Watch a model in production: a batch against the reference profile logged at training.
 
-`run_monitor` loads the env's champion (or `--model-uri`), downloads its training run's
-`monitoring/reference_profile.json`, scores the batch chunk by chunk with the same code as
-`ml-project predict`, counts the model's features and scores into the profile's bins, and, with
-`--labels`, labels the rows with the problem's own `label()` and measures the task's metrics on
-them: the gate's primary metric is compared with the training run's recorded `test_<metric>`
-(`monitor.max_quality_drop`, in the metric's bad direction). Labels of a class the model was
-never trained on are counted apart and left out of the metrics. Rows whose key repeats an
-earlier row's are counted (drift counts every row, as the model was sent them); with `--labels`
-they refuse the batch, since their labels would count twice. It logs one run to the experiment
-`<env experiment>_monitoring`, linked to the model version, and returns the report; the CLI
-exits 7 when the report says drift. The drift arithmetic is in drift.py.
+`run_monitor` loads the model (the env's champion by default) and its training run's reference
+profile, scores and counts the batch chunk by chunk as `predict` does, and with `--labels`
+measures the task's metrics on the problem's own labels against the run's `test_<metric>`
+(labels of a class the model never learnt are counted apart). Rows repeating a key are counted;
+with `--labels` they refuse the batch. One run is logged to `<experiment>_monitoring`, linked
+to the model version; the CLI exits 7 on drift. The arithmetic is in drift.py.
 """
 
 from __future__ import annotations
@@ -18,40 +13,46 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import matplotlib
+import mlflow
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
+from mlflow.entities import LoggedModelInput
+from mlflow.exceptions import MlflowException
 
-from ml_project import data, drift, lineage, metrics
+from ml_project import data, drift, lineage, metrics, registry, tracking, views, vocabulary
 from ml_project import predict as scoring
 from ml_project.errors import ConfigError, DataError, DriftDetectedError, RegistryError
+from ml_project.problem import load_problem
 from ml_project.settings import Settings
 
 if TYPE_CHECKING:
-    from matplotlib.figure import Figure
     from mlflow import MlflowClient
 
     from ml_project.problem import Problem
+
+logger = logging.getLogger(__name__)
 
 EXPERIMENT_SUFFIX = "_monitoring"
 TABLE_JSON = "monitoring/drift_table.json"
 TABLE_CSV = "monitoring/drift_table.csv"
 PLOT = "monitoring/worst_features.png"
 REPORT = "monitoring/report.json"
-TOP_FEATURES = 10  # the table and the plot show these worst by PSI, and every one that alerts
-ALERTING = ("warn", "drift")
 
 
 @dataclass(frozen=True)
 class MonitorResult:
-    """What a monitoring run found, for the CLI table, `--json` and `--summary`."""
+    """What a monitoring run found (views.monitor_data: `--json`, the summary)."""
 
     env: str
     input: str
@@ -63,29 +64,16 @@ class MonitorResult:
     experiment_id: str
     run_id: str
     seconds: float
-    report: drift.DriftReport
+    report: drift.DriftReport = field(metadata={"json": False})
     duplicate_keys: scoring.DuplicateKeys | None = None  # None: the batch lacks a key column
 
     @property
     def drifted(self) -> bool:
         return self.report.status == "drift"
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "env": self.env,
-            "input": self.input,
-            "model_uri": self.model_uri,
-            "model_name": self.model_name,
-            "model_version": self.model_version,
-            "model_run_id": self.model_run_id,
-            "tracking_uri": self.tracking_uri,
-            "experiment_id": self.experiment_id,
-            "run_id": self.run_id,
-            "seconds": self.seconds,
-            "exit_code": DriftDetectedError.exit_code if self.drifted else 0,
-            "duplicate_keys": self.duplicate_keys.as_dict() if self.duplicate_keys else None,
-            **self.report.as_dict(),
-        }
+    @property
+    def exit_code(self) -> int:
+        return DriftDetectedError.exit_code if self.drifted else 0
 
 
 def experiment_name(settings: Settings) -> str:
@@ -107,8 +95,6 @@ def check_batch(
 
 def load_reference_profile(client: MlflowClient, run_id: str, *, model_uri: str) -> dict[str, Any]:
     """The reference profile logged by the training run of the model, or a RegistryError."""
-    from mlflow.exceptions import MlflowException
-
     if not run_id:
         raise RegistryError(f"Model {model_uri} names no training run: it has no profile.")
     with tempfile.TemporaryDirectory() as folder:
@@ -129,6 +115,16 @@ def load_reference_profile(client: MlflowClient, run_id: str, *, model_uri: str)
     return profile
 
 
+def check_ignored(settings: Settings, profile: dict[str, Any], *, model_uri: str) -> None:
+    """A ConfigError when monitor.ignore names a feature the model does not have."""
+    unknown = sorted(set(settings.monitor.ignore) - set(profile["features"]))
+    if unknown:
+        raise ConfigError(
+            f"monitor.ignore names {', '.join(unknown)}, which model {model_uri} does not have "
+            f"(its features: {', '.join(profile['features'])})."
+        )
+
+
 def run_monitor(
     settings: Settings,
     *,
@@ -142,70 +138,33 @@ def run_monitor(
     """Compare `input_path` with the model's reference profile and log a monitoring run.
 
     With `labels`, a batch whose rows repeat a key is refused unless `allow_duplicate_keys`."""
-    from ml_project import tracking
-    from ml_project.problem import load_problem
-
     start = time.perf_counter()
     client = tracking.connect(root)
-    uri = model_uri or scoring.default_model_uri(settings.model_name)
-    loaded = scoring.load_model(
-        uri,
-        client,
-        root=root,
-        trusted=scoring.project_trusted_types(settings, root),
-        task=settings.task,
-    )
+    loaded, _ = scoring.load_champion(settings, client, root=root, model_uri=model_uri)
+    uri, source = loaded.uri, str(input_path)
     profile = load_reference_profile(client, loaded.run_id, model_uri=uri)
-    unknown = sorted(set(settings.monitor.ignore) - set(profile["features"]))
-    if unknown:
-        raise ConfigError(
-            f"monitor.ignore names {', '.join(unknown)}, which model {uri} does not have "
-            f"(its features: {', '.join(profile['features'])})."
-        )
-    source = str(input_path)
-    label_of = None
-    own: Mapping[str, metrics.Metric] = {}
-    if labels:
-        problem = load_problem(settings, root)
-        own = problem.metrics
-        primary_metric(settings, loaded.task, model_uri=uri, extra=own)  # before the batch
-        label_of = labeller(problem, settings.data.label, source=source)
+    check_ignored(settings, profile, model_uri=uri)
+    problem = load_problem(settings, root) if labels else None
+    own = problem.metrics if problem is not None else {}
+    if problem is not None:  # the metric checked before the batch is read
+        primary_metric(settings, loaded.task, model_uri=uri, extra=own)
     counts, outcomes, keys = count_batch(
         loaded,
         profile,
         input_path=input_path,
         chunk_rows=chunk_rows,
-        label_of=label_of,
+        label_of=labeller(problem, settings.data.label, source=source) if problem else None,
         check_chunk=scoring.input_checker(settings, root, source=source),
         key_columns=settings.data.key_columns,
     )
-    if outcomes is not None and keys is not None and keys.rows and not allow_duplicate_keys:
-        raise DataError(
-            f"{keys.describe(source)}: with --labels their labels would count twice in the live "
-            "metrics (a label table joined to more than one row per record, say). Nothing was "
-            "logged. Keep one row per key, monitor without --labels (drift counts every row "
-            "and reports the repeats), or pass --allow-duplicate-keys to count every row."
-        )
-    if counts.rows < settings.monitor.min_rows:
-        raise DataError(
-            f"{source}: {counts.rows} rows; the {settings.env} env monitors batches of at least "
-            f"monitor.min_rows={settings.monitor.min_rows} rows (fewer make PSI sampling noise)."
-        )
-    quality = None
-    if outcomes is not None:
-        quality = live_quality(
-            outcomes,
-            client.get_run(loaded.run_id).data.metrics,
-            task=loaded.task,
-            settings=settings,
-            source=source,
-            model_uri=uri,
-            extra=own,
-        )
+    logger.info("counted %d rows of %s (%.1f s)", counts.rows, source, time.perf_counter() - start)
+    check_counted(settings, counts, outcomes, keys, source=source, allow=allow_duplicate_keys)
+    quality = measured_quality(client, loaded, outcomes, settings, source=source, extra=own)
     report = drift.assess(counts, settings.monitor, quality=quality)
     experiment_id, run_id = log_monitoring_run(
         client, settings, report, loaded=loaded, input_path=input_path, root=root, keys=keys
     )
+    logger.info("logged monitoring run %s (%.1f s)", run_id, time.perf_counter() - start)
     return MonitorResult(
         env=settings.env,
         input=source,
@@ -220,6 +179,55 @@ def run_monitor(
         report=report,
         duplicate_keys=keys,
     )
+
+
+def measured_quality(
+    client: MlflowClient,
+    loaded: scoring.LoadedModel,
+    outcomes: Outcomes | None,
+    settings: Settings,
+    *,
+    source: str,
+    extra: Mapping[str, metrics.Metric],
+) -> drift.Quality | None:
+    """Live quality of the labelled rows against the training run's metrics (None: unlabelled)."""
+    if outcomes is None:
+        return None
+    recorded = client.get_run(loaded.run_id).data.metrics
+    return live_quality(
+        outcomes,
+        recorded,
+        task=loaded.task,
+        settings=settings,
+        source=source,
+        model_uri=loaded.uri,
+        extra=extra,
+    )
+
+
+def check_counted(
+    settings: Settings,
+    counts: drift.BatchCounts,
+    outcomes: Outcomes | None,
+    keys: scoring.DuplicateKeys | None,
+    *,
+    source: str,
+    allow: bool,
+) -> None:
+    """A DataError for a labelled batch whose rows repeat keys (unless `allow`) or a batch
+    smaller than monitor.min_rows."""
+    if outcomes is not None and keys is not None and keys.rows and not allow:
+        raise DataError(
+            f"{keys.describe(source)}: with --labels their labels would count twice in the live "
+            "metrics (a label table joined to more than one row per record, say). Nothing was "
+            "logged. Keep one row per key, monitor without --labels (drift counts every row "
+            "and reports the repeats), or pass --allow-duplicate-keys to count every row."
+        )
+    if counts.rows < settings.monitor.min_rows:
+        raise DataError(
+            f"{source}: {counts.rows} rows; the {settings.env} env monitors batches of at least "
+            f"monitor.min_rows={settings.monitor.min_rows} rows (fewer make PSI sampling noise)."
+        )
 
 
 def primary_metric(
@@ -354,29 +362,7 @@ def live_quality(
             f"{source}: --labels, but none of its {total} rows has a label (the problem's "
             f"label of data.label={settings.data.label} is missing on every row)."
         )
-    labels, said = outcomes.labels, outcomes.predictions
-    unknown = pd.Series(dtype="int64")
-    if task == "regression":
-        labels = pd.to_numeric(pd.Series(labels), errors="coerce").to_numpy(dtype=np.float64)
-        if np.isnan(labels).any():
-            bad = pd.Series(outcomes.labels)[np.isnan(labels)].iloc[0]
-            raise DataError(
-                f"{source}: --labels: the label {settings.data.label} of a regression must be "
-                f"numeric; {int(np.isnan(labels).sum())} value(s) are not (e.g. {bad!r})."
-            )
-    else:
-        assert said.classes is not None  # a classifier's predictions carry its classes
-        index = class_index(labels, said.classes)
-        known = index >= 0
-        unknown = pd.Series(labels[~known]).astype("str").value_counts()
-        if not known.any():
-            raise DataError(
-                f"{source}: --labels, but none of its {outcomes.rows} labelled rows holds a "
-                f"class the model learnt (its classes: {_listed(said.classes)}; the labels: "
-                f"{_listed(unknown.index)}). Is data.label={settings.data.label} the label "
-                "the model was trained on, and are its values spelt as in training?"
-            )
-        labels, said = said.classes[index[known]], _rows_of(said, known)
+    labels, said, unknown = comparable(outcomes, task=task, settings=settings, source=source)
     with warnings.catch_warnings():  # one class, say: the NaN and the note tell it
         warnings.simplefilter("ignore")
         live = metrics.compute(task, labels, said, extra)
@@ -394,6 +380,35 @@ def live_quality(
         unknown_classes=tuple(unknown.index[:SHOWN_CLASSES]),
         units=metrics.metrics_of(task, extra)[name].units,
     )
+
+
+def comparable(
+    outcomes: Outcomes, *, task: str, settings: Settings, source: str
+) -> tuple[np.ndarray, metrics.Predictions, pd.Series]:
+    """The labels and predictions the live metrics compare, and the rows per class the model
+    never learnt (left out; none for a regression, whose labels must be numeric)."""
+    labels, said = outcomes.labels, outcomes.predictions
+    if task == "regression":
+        labels = pd.to_numeric(pd.Series(labels), errors="coerce").to_numpy(dtype=np.float64)
+        if np.isnan(labels).any():
+            bad = pd.Series(outcomes.labels)[np.isnan(labels)].iloc[0]
+            raise DataError(
+                f"{source}: --labels: the label {settings.data.label} of a regression must be "
+                f"numeric; {int(np.isnan(labels).sum())} value(s) are not (e.g. {bad!r})."
+            )
+        return labels, said, pd.Series(dtype="int64")
+    assert said.classes is not None  # a classifier's predictions carry its classes
+    index = class_index(labels, said.classes)
+    known = index >= 0
+    unknown = pd.Series(labels[~known]).astype("str").value_counts()
+    if not known.any():
+        raise DataError(
+            f"{source}: --labels, but none of its {outcomes.rows} labelled rows holds a "
+            f"class the model learnt (its classes: {_listed(said.classes)}; the labels: "
+            f"{_listed(unknown.index)}). Is data.label={settings.data.label} the label "
+            "the model was trained on, and are its values spelt as in training?"
+        )
+    return said.classes[index[known]], _rows_of(said, known), unknown
 
 
 SHOWN_CLASSES = 10  # unknown classes named in the report, the most frequent first
@@ -464,7 +479,7 @@ def monitoring_metrics(
 
 
 def drift_table_csv(report: drift.DriftReport) -> str:
-    rows = [item.as_row() for item in (*report.features, report.prediction)]
+    rows = [views.drift_row(item) for item in (*report.features, report.prediction)]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
     writer.writeheader()
@@ -483,53 +498,46 @@ def log_monitoring_run(
     keys: scoring.DuplicateKeys | None = None,
 ) -> tuple[str, str]:
     """One run in `<experiment>_monitoring`, tagged with (and an input of) the model version."""
-    import mlflow
-
-    from ml_project import tracking
-
     experiment_id = tracking.ensure_experiment(client, experiment_name(settings))
-    model_tags = {
-        "model.uri": loaded.uri,
-        "model.name": loaded.name,
-        "model.version": loaded.version,
-        "model.run_id": loaded.run_id,
-    }
     tags = {
-        "ml_project.env": settings.env,
-        "ml_project.command": "monitor",
-        **model_tags,
-        "monitor.status": report.status,
-        "monitor.input": str(input_path),
-        "monitor.labels": str(report.quality is not None).lower(),
-        **({"monitor.quality_metric": report.quality.metric} if report.quality else {}),
+        vocabulary.ENV: settings.env,
+        vocabulary.COMMAND: "monitor",
+        vocabulary.MODEL_URI: loaded.uri,
+        vocabulary.MODEL_NAME: loaded.name,
+        vocabulary.MODEL_VERSION_TAG: loaded.version,
+        vocabulary.MODEL_RUN_ID: loaded.run_id,
+        vocabulary.MONITOR_STATUS: report.status,
+        vocabulary.MONITOR_INPUT: str(input_path),
+        vocabulary.MONITOR_LABELS: str(report.quality is not None).lower(),
+        **({vocabulary.MONITOR_QUALITY_METRIC: report.quality.metric} if report.quality else {}),
         **lineage.git_info(root).as_tags(),
     }
     if report.reasons:
-        tags["monitor.reasons"] = "; ".join(report.reasons)[:5000]
+        tags[vocabulary.MONITOR_REASONS] = "; ".join(report.reasons)[:5000]
     name = tracking.run_name("monitor", settings.env, f"v{loaded.version or 'run'}")
     with mlflow.start_run(experiment_id=experiment_id, run_name=name, tags=tags) as run:
         mlflow.log_params(tracking.flatten({"monitor": settings.monitor.model_dump(mode="json")}))
         mlflow.log_metrics(monitoring_metrics(report, keys))
-        mlflow.log_dict(report.as_dict(), REPORT)
-        mlflow.log_dict({"rows": [item.as_row() for item in report.features]}, TABLE_JSON)
+        mlflow.log_dict(views.report_data(report), REPORT)
+        mlflow.log_dict({"rows": [views.drift_row(item) for item in report.features]}, TABLE_JSON)
         mlflow.log_text(drift_table_csv(report), TABLE_CSV)
-        figure = plot_worst_features(report, settings)
-        mlflow.log_figure(figure, PLOT)
+        mlflow.log_figure(plot_worst_features(report, settings), PLOT)
         _log_model_input(client, loaded)
     if loaded.name and loaded.version:
-        tracking.set_version_tags(
+        registry.set_version_tags(
             client,
             loaded.name,
             loaded.version,
-            {"monitor.last_run_id": run.info.run_id, "monitor.last_status": report.status},
+            {
+                vocabulary.MONITOR_LAST_RUN_ID: run.info.run_id,
+                vocabulary.MONITOR_LAST_STATUS: report.status,
+            },
         )
     return experiment_id, run.info.run_id
 
 
 def _log_model_input(client: MlflowClient, loaded: scoring.LoadedModel) -> None:
     """Record the model version's logged model as an input of the run (MLflow 3 lineage)."""
-    from mlflow.entities import LoggedModelInput
-
     if not (loaded.name and loaded.version):
         return
     version = client.get_model_version(loaded.name, loaded.version)
@@ -538,21 +546,16 @@ def _log_model_input(client: MlflowClient, loaded: scoring.LoadedModel) -> None:
         source.removeprefix("models:/") if source.startswith("models:/m-") else None
     )
     if model_id:
-        import mlflow
-
         mlflow.log_input(model=LoggedModelInput(model_id=model_id))
 
 
 def plot_worst_features(report: drift.DriftReport, settings: Settings) -> Figure:
     """PSI of the features the summary shows (the worst ones and every one that warns or
     drifts) against the thresholds, and the bins of the worst one watched."""
-    import matplotlib
-
     matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
     features = report.features
-    worst = [features[at] for at in shown([item.status for item in features], top=TOP_FEATURES)]
+    statuses = [item.status for item in features]
+    worst = [features[at] for at in views.shown(statuses, top=views.TOP_FEATURES)]
     figure = Figure(figsize=(12, max(5.0, 0.3 * len(worst))), layout="constrained")
     bars, bins = figure.subplots(1, 2, width_ratios=(1, 1.4))
     names = [item.feature for item in reversed(worst)]
@@ -579,81 +582,3 @@ def plot_worst_features(report: drift.DriftReport, settings: Settings) -> Figure
         bins.set_title(f"{top.feature}: PSI {top.psi:.3f}")
         bins.legend()
     return figure
-
-
-def quality_line(quality: dict[str, Any]) -> str:
-    """The live-quality line of the summary, from the report's `quality` (a dict)."""
-    metric, rows = quality["metric"], f"{quality['rows']} labelled rows"
-    dropped = quality["unlabelled_dropped"]
-    rows += f" ({dropped} without a label dropped)" if dropped else ""
-    if quality["status"] == "undefined":
-        line = f"live {metric} undefined on {rows}: quality not compared"
-    else:
-        drop = quality["drop"]
-        change = f"worse by {drop:.4f}" if drop > 0 else f"better by {-drop:.4f}"
-        line = (
-            f"live {metric} {quality['live']:.4f} on {rows} vs recorded "
-            f"{quality['recorded']:.4f} ({change}, limit {quality['max_drop']}): "
-            f"{quality['status']}"
-        )
-    return f"{line}; {quality['note']}" if quality.get("note") else line
-
-
-def shown(statuses: Sequence[str], *, top: int) -> list[int]:
-    """Positions of the features a summary shows, in the report's order (worst PSI first): the
-    `top` worst, and every other one that warns or drifts (a null-rate move drifts at any PSI)."""
-    return [at for at, status in enumerate(statuses) if at < top or status in ALERTING]
-
-
-def summary_text(result: dict[str, Any], *, markdown: bool = False, top: int = TOP_FEATURES) -> str:
-    """The worst features and every one that alerts, the score, live quality, repeated keys
-    and the verdict, as text or Markdown."""
-    head = (
-        f"Monitored {result['rows']} rows of {result['input']} with {result['model_name']} "
-        f"version {result['model_version']} (env {result['env']}): {result['status'].upper()}"
-    )
-    columns = ("feature", "kind", "PSI", "nulls: training -> batch", "status")
-    features = result["features"]
-    picked = [features[at] for at in shown([row["status"] for row in features], top=top)]
-    rows = [
-        (
-            row["feature"],
-            row["kind"],
-            "-" if row["kind"] == "time" else f"{row['psi']:.3f}",
-            f"{row['reference_null_rate']:.1%} -> {row['batch_null_rate']:.1%}",
-            row["status"],
-        )
-        for row in [*picked, result["prediction"]]
-    ]
-    notes = [row["note"] for row in result["features"] if row.get("note")]  # time ranges
-    if len(picked) < len(features):
-        notes.append(
-            f"{len(features) - len(picked)} more features with a lower PSI, none of them "
-            "warning or drifting, are in --json and the run's monitoring/drift_table.csv"
-        )
-    quality = result.get("quality")
-    if quality:
-        notes.append(quality_line(quality))
-    keys = result.get("duplicate_keys")
-    if keys and keys["rows"]:
-        notes.append(
-            f"{keys['rows']} rows repeat the key of an earlier row ({', '.join(keys['columns'])}; "
-            f"e.g. {keys['example']}): every row is counted"
-        )
-    notes += [f"drift: {reason}" for reason in result["reasons"]]
-    notes.append(f"monitoring run {result['run_id']} (experiment id {result['experiment_id']})")
-    if markdown:
-        lines = [f"### {head}", "", "| " + " | ".join(columns) + " |"]
-        lines.append("| --- | --- | ---: | --- | --- |")
-        lines += ["| " + " | ".join(row) + " |" for row in rows]
-        return "\n".join([*lines, "", *[f"- {note}" for note in notes]]) + "\n"
-    widths = [max(len(str(row[i])) for row in [columns, *rows]) for i in range(len(columns))]
-    lines = [head]
-    for row in [columns, *rows]:
-        lines.append(
-            "  "
-            + "  ".join(
-                str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)
-            ).rstrip()
-        )
-    return "\n".join([*lines, *[f"  {note}" for note in notes]])

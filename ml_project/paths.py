@@ -2,13 +2,16 @@
 
 An output is checked before the model is loaded or a run is logged (a missing folder, a folder
 where a file is expected, a folder that cannot be written); an input path that cannot be
-resolved (a symbolic link loop) is named as such.
+resolved (a symbolic link loop) is named as such. An output is written beside its place, then
+renamed onto it (`replaced`).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from ml_project.errors import ConfigError, DataError, SetupError
@@ -64,13 +67,19 @@ def check_output_file(path: str | Path, *, option: str) -> Path:
     return path
 
 
-def write_whole(path: Path, write: Callable[[Path], object], *, option: str) -> None:
-    """`write(temporary)` beside `path`, then renamed onto it: the output appears complete or
-    not at all. A write that fails (a full disk, a lost mount) is a SetupError, nothing left."""
+@contextmanager
+def replaced(path: Path, *, option: str) -> Iterator[Path]:
+    """A temporary path beside `path` to write (a file or a folder), renamed onto `path` when
+    the block ends without error, removed otherwise: the output appears complete or not at
+    all. A write that fails (a full disk, a lost mount) is a SetupError, nothing left."""
     path = Path(path)
     temporary = path.with_name(f".{path.name}.partial-{os.getpid()}")
     try:
-        write(temporary)
+        yield temporary
+        if temporary.is_dir() and path.is_dir():
+            shutil.rmtree(path)
+        elif temporary.is_dir() and path.exists():
+            path.unlink()
         os.replace(temporary, path)
     except OSError as exc:
         raise SetupError(
@@ -78,4 +87,13 @@ def write_whole(path: Path, write: Callable[[Path], object], *, option: str) -> 
             "mount): nothing was left in its place."
         ) from exc
     finally:
-        temporary.unlink(missing_ok=True)
+        if temporary.is_dir():
+            shutil.rmtree(temporary, ignore_errors=True)
+        else:
+            temporary.unlink(missing_ok=True)
+
+
+def write_whole(path: Path, write: Callable[[Path], object], *, option: str) -> None:
+    """`write(temporary)` beside `path`, then renamed onto it (`replaced`)."""
+    with replaced(path, option=option) as temporary:
+        write(temporary)

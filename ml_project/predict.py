@@ -1,46 +1,48 @@
 """Batch scoring with a registered model: by default the env's `@champion`.
 
-The logged model is the whole Pipeline, so scoring takes the raw records a client has (the
-model's input columns, as its signature names them) and the model builds its own features: one
-code path for training, batch and online scoring. Every scored row gets the model's
-`prediction`; a classifier's rows also get one `probability_<class>` column per class and, for
-a binary one, `probability` = P(the positive class, the second of `classes_`). Which kind of
-model it is comes from the version's `ml_project.task` tag. Input is read and written in chunks
-(bounded memory); the output appears only when complete (written to a temporary file beside
-it, then renamed). A batch that holds the key columns (`data.key_columns`) names one record per
-row: `DuplicateKeys` counts the rows whose key repeats an earlier row's, across chunks, and a
-batch with any is refused unless the caller allows them.
+The logged model is the whole Pipeline: scoring takes the raw records (the signature's input
+columns) and adds `prediction`, for a classifier `probability_<class>` per class and, binary,
+`probability` (P(the second of `classes_`)); the task is the version's tag. Input is read in
+chunks and the output written beside its place, then renamed. A batch holding the key columns
+whose rows repeat a key is refused unless the caller allows it (`DuplicateKeys`).
 """
 
 from __future__ import annotations
 
-import os
+import logging
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from mlflow.models import Model
+from tqdm import tqdm
 
-from ml_project import metrics
-from ml_project.data import iso_text
-from ml_project.errors import DataError, RegistryError, SetupError
+from ml_project import loading, metrics, paths, tracking, validation
+from ml_project.data import iso_text, read_table, require_columns
+from ml_project.errors import DataError, RegistryError
+from ml_project.input_rules import InputRuleError
+from ml_project.problem import importable, load_problem
+from ml_project.records import with_iso_times
+from ml_project.vocabulary import TASK, TASKS, Task
 
 if TYPE_CHECKING:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
     from mlflow import MlflowClient
 
     from ml_project.settings import Settings
 
+logger = logging.getLogger(__name__)
+
 PREDICTION = "prediction"
 PROBABILITY = "probability"  # binary: P(positive class); per class: probability_<class>
 VERSION_COLUMNS = ("model_name", "model_version", "model_run_id")
-CHAMPION = "champion"
-TASK_TAG = "ml_project.task"
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,7 @@ class LoadedModel:
     run_id: str
     model: Any
     input_types: dict[str, str]  # raw column -> "string" | "double" (the signature, in order)
-    task: str  # binary | multiclass | regression
+    task: Task
     output_type: str = "double"  # the signature's type of `prediction` (string, long, ...)
 
     @property
@@ -78,17 +80,38 @@ class ScoringSummary:
     model_run_id: str
     key_columns: tuple[str, ...] = ()  # the key columns checked (none: the batch lacks one)
     duplicate_key_rows: int | None = None  # rows repeating an earlier row's key (None: unchecked)
+    rows_per_second: float = field(init=False)
 
-    @property
-    def rows_per_second(self) -> float:
-        return self.rows / self.seconds if self.seconds else float("inf")
-
-    def as_dict(self) -> dict[str, Any]:
-        return {**self.__dict__, "rows_per_second": self.rows_per_second}
+    def __post_init__(self) -> None:
+        speed = self.rows / self.seconds if self.seconds else float("inf")
+        object.__setattr__(self, "rows_per_second", speed)
 
 
-def default_model_uri(model_name: str) -> str:
-    return f"models:/{model_name}@{CHAMPION}"
+def summarise(
+    loaded: LoadedModel,
+    source: str,
+    target: str,
+    rows: int,
+    *,
+    start: float,
+    keys: DuplicateKeys | None,
+    model_uri: str = "",
+) -> ScoringSummary:
+    """The summary of scoring `rows` rows since `start` (time.perf_counter)."""
+    seconds = time.perf_counter() - start
+    logger.info("scored %d rows of %s into %s (%.1f s)", rows, source, target, seconds)
+    return ScoringSummary(
+        input=source,
+        output=target,
+        rows=rows,
+        seconds=seconds,
+        model_uri=model_uri or loaded.uri,
+        model_name=loaded.name,
+        model_version=loaded.version,
+        model_run_id=loaded.run_id,
+        key_columns=keys.columns if keys is not None else (),
+        duplicate_key_rows=keys.rows if keys is not None else None,
+    )
 
 
 def probability_column(value: object) -> str:
@@ -105,21 +128,19 @@ def score_columns(task: str, classes: Iterable[object]) -> list[str]:
 
 
 def load_model(
-    uri: str, client: MlflowClient, *, root: Path, trusted: list[str], task: str | None = None
+    target: loading.ModelTarget,
+    client: MlflowClient,
+    *,
+    root: Path,
+    trusted: list[str],
+    task: str | None = None,
 ) -> LoadedModel:
-    """The sklearn Pipeline behind `uri` (models:/name@alias, models:/name/N or runs:/...),
-    loaded by skops with the project's allow-list `trusted` (loading.py), never the artifact's.
-
-    Its task is the version's (or its run's) `ml_project.task` tag; `task` is the fallback for
-    a runs:/ URI whose run has none. The project's `problems/` is made importable first: a
-    problem's own classes inside the model load from there.
-    """
-    from mlflow.models import Model
-
-    from ml_project import loading
-    from ml_project.problem import importable
-
-    name, version, run_id, model_task = _registry_facts(uri, client, fallback=task)
+    """The sklearn Pipeline of `target`, loaded by skops with the project's allow-list
+    `trusted` (loading.py), never the artifact's; its task is the version's (or its run's)
+    task tag, `task` the fallback for a run's model. The project's `problems/` is made
+    importable first: a problem's own classes inside the model load from there."""
+    uri = target.uri
+    model_task = model_task_of(target, client, fallback=task)
     importable(root)
     local = loading.download(uri)
     model = loading.load_sklearn(uri, trusted, local=local)
@@ -131,75 +152,41 @@ def load_model(
     output_type = outputs[0].type.name if len(outputs) == 1 else "double"
     if model_task != "regression" and not hasattr(model, "predict_proba"):
         raise RegistryError(
-            f"Model {uri} is tagged {TASK_TAG}={model_task} but has no predict_proba: it is not "
+            f"Model {uri} is tagged {TASK}={model_task} but has no predict_proba: it is not "
             "a classifier."
         )
-    return LoadedModel(uri, name, version, run_id, model, input_types, model_task, output_type)
-
-
-def project_trusted_types(settings: Settings, root: Path) -> list[str]:
-    """The allow-list that loads the models of `settings`' problem (loading.py)."""
-    from ml_project import loading
-    from ml_project.problem import load_problem
-
-    return loading.trusted_types(load_problem(settings, root))
-
-
-def _registry_facts(
-    uri: str, client: MlflowClient, *, fallback: str | None
-) -> tuple[str, str, str, str]:
-    """(model name, version, run id, task) of a models:/ or runs:/ URI ('' for a run's version)."""
-    from mlflow.exceptions import MlflowException
-
-    if uri.startswith("runs:/"):
-        run_id = uri.removeprefix("runs:/").split("/", 1)[0]
-        task = _run_tag(client, run_id, TASK_TAG) or fallback
-        return "", "", run_id, _check_task(task, uri)
-    if not uri.startswith("models:/"):
-        raise RegistryError(
-            f"Model URI {uri!r}: expected models:/NAME@ALIAS, models:/NAME/N or runs:/."
-        )
-    reference = uri.removeprefix("models:/")
-    try:
-        if "@" in reference:
-            name, alias = reference.split("@", 1)
-            version = client.get_model_version_by_alias(name, alias)
-        else:
-            name, number = reference.rsplit("/", 1)
-            version = client.get_model_version(name, number)
-    except (MlflowException, ValueError) as exc:
-        raise RegistryError(
-            f"The registry has no model at {uri} (has the env trained and promoted a champion "
-            f"yet? `ml-project show --env ENV` lists versions and aliases)."
-        ) from exc
-    run_id = version.run_id or ""
-    task = (version.tags or {}).get(TASK_TAG) or (
-        _run_tag(client, run_id, TASK_TAG) if run_id else ""
+    return LoadedModel(
+        uri, target.name, target.version, target.run_id, model, input_types, model_task, output_type
     )
-    return version.name, str(version.version), run_id, _check_task(task, uri)
 
 
-def _run_tag(client: MlflowClient, run_id: str, key: str) -> str:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return client.get_run(run_id).data.tags.get(key, "")
-    except MlflowException:
-        return ""
-
-
-def _check_task(task: str | None, uri: str) -> str:
-    if task in metrics.TASKS:
+def model_task_of(
+    target: loading.ModelTarget, client: MlflowClient, *, fallback: str | None
+) -> Task:
+    """The task of `target`: its version's tag, else its run's (else `fallback`, for a run's
+    model only); a RegistryError when unknown."""
+    task = target.tag(client, TASK) or (fallback if not target.version else "")
+    if task in TASKS:
         return task
     if not task:
         raise RegistryError(
-            f"Model {uri}: neither the version nor its training run has a {TASK_TAG} tag, so "
-            "whether it classifies or regresses is unknown (trained before task kinds "
+            f"Model {target.uri}: neither the version nor its training run has a {TASK} tag, "
+            "so whether it classifies or regresses is unknown (trained before task kinds "
             "existed?). Retrain it with this code."
         )
     raise RegistryError(
-        f"Model {uri} is tagged {TASK_TAG}={task!r}; known tasks: {', '.join(metrics.TASKS)}."
+        f"Model {target.uri} is tagged {TASK}={task!r}; known tasks: {', '.join(TASKS)}."
     )
+
+
+def load_champion(
+    settings: Settings, client: MlflowClient, *, root: Path, model_uri: str | None
+) -> tuple[LoadedModel, list[str]]:
+    """The model at `model_uri` (default: the env's champion) and the allow-list it loaded with."""
+    target = loading.resolve_model_uri(client, model_uri, model_name=settings.model_name)
+    trusted = loading.trusted_types(load_problem(settings, root))
+    loaded = load_model(target, client, root=root, trusted=trusted, task=settings.task)
+    return loaded, trusted
 
 
 def typed_input(frame: pd.DataFrame, input_types: dict[str, str], *, source: str) -> pd.DataFrame:
@@ -232,8 +219,6 @@ def typed_input(frame: pd.DataFrame, input_types: dict[str, str], *, source: str
 def predictions(loaded: LoadedModel, rows: pd.DataFrame, *, source: str) -> metrics.Predictions:
     """The model's prediction and, for a classifier, class probabilities on typed `rows`
     (read from `source`); DataError if the model's input rules refuse some of them."""
-    from ml_project.input_rules import InputRuleError
-
     try:
         return metrics.predict(loaded.model, rows, loaded.task)
     except InputRuleError as exc:  # the model's own rules (or its problem's) refuse the rows
@@ -273,7 +258,7 @@ class DuplicateKeys:
     columns: tuple[str, ...]
     rows: int = 0  # rows whose key an earlier row already had
     example: str = ""  # the first such key, e.g. "id=1007"
-    _runs: list[np.ndarray] = field(default_factory=list, repr=False)
+    _runs: list[np.ndarray] = field(default_factory=list, repr=False, metadata={"json": False})
 
     @classmethod
     def of_batch(cls, columns: Iterable[str], key_columns: Sequence[str]) -> DuplicateKeys | None:
@@ -316,9 +301,6 @@ class DuplicateKeys:
             f"{', '.join(self.columns)}, data.key_columns; e.g. {self.example})"
         )
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"columns": list(self.columns), "rows": self.rows, "example": self.example}
-
 
 def repeated_keys_error(described: str) -> DataError:
     """Why a batch whose rows repeat keys is refused (`described`: DuplicateKeys.describe)."""
@@ -342,14 +324,10 @@ def _key_text(values: pd.Series) -> pd.Series:
 
 def read_chunks(path: Path, *, chunk_rows: int) -> Iterator[pd.DataFrame]:
     """`path` (CSV, zipped CSV or Parquet) in chunks of at most `chunk_rows` rows."""
-    from ml_project.data import read_table
-
     if not path.is_file() or path.stat().st_size == 0:
         read_table(path)  # raises the same clear DataError as training
     suffix = "".join(path.suffixes[-2:]).lower()
     if suffix.endswith((".parquet", ".pq")):
-        import pyarrow.parquet as pq
-
         try:
             reader = pq.ParquetFile(path)
             for batch in reader.iter_batches(batch_size=chunk_rows):
@@ -366,60 +344,29 @@ def read_chunks(path: Path, *, chunk_rows: int) -> Iterator[pd.DataFrame]:
         raise DataError(f"{path}: the file cannot be read as CSV ({exc}).") from exc
 
 
-class _Writer:
-    """Appends scored chunks to a temporary file; `commit` renames it into place."""
+@contextmanager
+def appending(path: Path, *, parquet: bool) -> Iterator[Callable[[pd.DataFrame], None]]:
+    """A function appending chunks to the file `path` (Parquet or CSV), closed at the end."""
+    writer: pq.ParquetWriter | None = None
+    first = True
 
-    def __init__(self, output: Path) -> None:
-        self.output = output
-        self.temporary = output.with_name(f".{output.name}.partial-{os.getpid()}")
-        self.parquet = output.suffix.lower() in (".parquet", ".pq")
-        if not self.parquet and output.suffix.lower() != ".csv":
-            raise DataError(f"{output}: the output must end in .parquet or .csv.")
-        self._parquet_writer: pq.ParquetWriter | None = None
-        self._schema: pa.Schema | None = None
-        self._first = True
-
-    def write(self, chunk: pd.DataFrame) -> None:
-        try:
-            self._write(chunk)
-        except OSError as exc:
-            raise self.failure(exc) from exc
-
-    def failure(self, exc: OSError) -> SetupError:
-        return SetupError(
-            f"{self.output} cannot be written ({exc.strerror or exc}; a full disk or a lost "
-            "mount): nothing was left in its place."
-        )
-
-    def _write(self, chunk: pd.DataFrame) -> None:
-        if self.parquet:
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-
-            table = pa.Table.from_pandas(chunk, schema=self._schema, preserve_index=False)
-            if self._parquet_writer is None:
-                self._schema = table.schema
-                self._parquet_writer = pq.ParquetWriter(self.temporary, self._schema)
-            self._parquet_writer.write_table(table)
-        else:
-            chunk.to_csv(
-                self.temporary, mode="w" if self._first else "a", header=self._first, index=False
+    def write(chunk: pd.DataFrame) -> None:
+        nonlocal writer, first
+        if parquet:
+            table = pa.Table.from_pandas(
+                chunk, schema=None if writer is None else writer.schema, preserve_index=False
             )
-        self._first = False
+            writer = writer or pq.ParquetWriter(path, table.schema)
+            writer.write_table(table)
+        else:
+            chunk.to_csv(path, mode="w" if first else "a", header=first, index=False)
+        first = False
 
-    def commit(self) -> None:
-        try:
-            if self._parquet_writer is not None:
-                self._parquet_writer.close()
-                self._parquet_writer = None
-            os.replace(self.temporary, self.output)
-        except OSError as exc:
-            raise self.failure(exc) from exc
-
-    def discard(self) -> None:
-        if self._parquet_writer is not None:
-            self._parquet_writer.close()
-        self.temporary.unlink(missing_ok=True)
+    try:
+        yield write
+    finally:
+        if writer is not None:
+            writer.close()
 
 
 def score_file(
@@ -439,18 +386,21 @@ def score_file(
     refuses the batch (DataError, after counting the rest of the file's keys, unscored) unless
     `allow_duplicate_keys`; the summary says how many rows repeat a key either way.
     """
-    from tqdm import tqdm
-
+    parquet = output_path.suffix.lower() in (".parquet", ".pq")
+    if not parquet and output_path.suffix.lower() != ".csv":
+        raise DataError(f"{output_path}: the output must end in .parquet or .csv.")
     start = time.perf_counter()
-    writer = _Writer(output_path)
-    rows = 0
-    keys: DuplicateKeys | None = None
     show = sys.stderr.isatty() if progress is None else progress
     bar = tqdm(desc=f"scoring {input_path.name}", unit=" rows", disable=not show, file=sys.stderr)
-    try:
+    rows = 0
+    keys: DuplicateKeys | None = None
+    with (
+        bar,
+        paths.replaced(output_path, option="--output") as temporary,
+        appending(temporary, parquet=parquet) as write,
+    ):
         for chunk in read_chunks(input_path, chunk_rows=chunk_rows):
-            if rows == 0:
-                keys = DuplicateKeys.of_batch(chunk.columns, key_columns)
+            keys = keys if rows else DuplicateKeys.of_batch(chunk.columns, key_columns)
             rows += len(chunk)
             bar.update(len(chunk))
             if keys is not None:
@@ -459,37 +409,19 @@ def score_file(
                     continue  # refused below, once the rest of the file's keys are counted
             if check_chunk is not None:
                 check_chunk(chunk)
-            writer.write(score_frame(loaded, chunk, source=str(input_path)))
+            write(score_frame(loaded, chunk, source=str(input_path)))
+            logger.info(
+                "scored %d rows of %s (%.1f s)", rows, input_path, bar.format_dict["elapsed"]
+            )
         if rows == 0:
             raise DataError(f"{input_path}: the file has a header but no rows.")
         if keys is not None and keys.rows and not allow_duplicate_keys:
             raise repeated_keys_error(keys.describe(str(input_path)))
-        writer.commit()
-    except BaseException:
-        writer.discard()
-        raise
-    finally:
-        bar.close()
-    return ScoringSummary(
-        input=str(input_path),
-        output=str(output_path),
-        rows=rows,
-        seconds=time.perf_counter() - start,
-        model_uri=loaded.uri,
-        model_name=loaded.name,
-        model_version=loaded.version,
-        model_run_id=loaded.run_id,
-        key_columns=keys.columns if keys is not None else (),
-        duplicate_key_rows=keys.rows if keys is not None else None,
-    )
+    return summarise(loaded, str(input_path), str(output_path), rows, start=start, keys=keys)
 
 
 def input_checker(settings: Settings, root: Path, *, source: str) -> Callable[[pd.DataFrame], None]:
     """The model-input expectation suite as a per-chunk check (DataError on failure)."""
-    from ml_project import validation
-    from ml_project.data import require_columns
-    from ml_project.records import with_iso_times
-
     columns = settings.features.columns
     validate = validation.TableValidator(validation.MODEL_INPUT, settings=settings, root=root)
 
@@ -514,13 +446,8 @@ def run_batch_scoring(
     allow_duplicate_keys: bool = False,
 ) -> ScoringSummary:
     """Load the model (default: the env's champion), check each chunk, score, write."""
-    from ml_project import tracking
-
     client = tracking.connect(root, write=False)  # scoring reads the registry, writes nothing
-    uri = model_uri or default_model_uri(settings.model_name)
-    loaded = load_model(
-        uri, client, root=root, trusted=project_trusted_types(settings, root), task=settings.task
-    )
+    loaded, _ = load_champion(settings, client, root=root, model_uri=model_uri)
     return score_file(
         loaded,
         input_path=input_path,

@@ -1,20 +1,16 @@
 """Batch scoring on Apache Spark: `mlflow.pyfunc.spark_udf` on the champion, Parquet in and out.
 
-The same model, checks and output columns as the pandas path (`predict.py`), for tables that
-outgrow one process. One pass runs the model-input expectation suite on every Arrow batch
-(`mapInPandas`) and counts the rows; a second pass scores with `mlflow.pyfunc.spark_udf`. The
-UDFs run the registered version's own pyfunc on a local copy of the version's files: its
-`predict` gives the prediction, and for a classifier a second copy whose `predict_fn` is
-`predict_proba` (the switch `mlflow.sklearn.log_model(pyfunc_predict_fn=...)` writes) gives
-the class probabilities, as the pandas path's `model.predict` and `model.predict_proba` do.
-The registry's model is never changed.
-
-pyspark is the optional extra `[spark]`; it is imported inside functions only.
+The same model, checks and output columns as `predict.py`. One pass runs the model-input suite
+on every Arrow batch (`mapInPandas`) and counts the rows; a second scores with `spark_udf` on
+checked local copies of the version's files (a classifier's second copy answers
+`predict_proba`). The registry's model is never changed. pyspark (the `[spark]` extra) is
+imported inside functions only.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import logging
 import os
 import shutil
@@ -22,10 +18,17 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import mlflow.pyfunc
+import pandas as pd
+from mlflow.models import Model
+
+import ml_project
+from ml_project import loading, paths, tracking
+from ml_project.data import require_columns
 from ml_project.errors import ConfigError, DataError, SetupError
 from ml_project.input_rules import refusal_in
 from ml_project.predict import (
@@ -35,20 +38,22 @@ from ml_project.predict import (
     DuplicateKeys,
     LoadedModel,
     ScoringSummary,
-    default_model_uri,
-    load_model,
+    load_champion,
     probability_column,
-    project_trusted_types,
     repeated_keys_error,
     score_columns,
+    summarise,
 )
+from ml_project.settings import PROBLEMS_FOLDER, problem_folder
 from ml_project.tracking import PYSPARK_PANDAS_WARNING
+from ml_project.validation import SUITES_FOLDER
 
 if TYPE_CHECKING:
-    import pandas as pd
     from pyspark.sql import Column, DataFrame, SparkSession
 
     from ml_project.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 # Spark's startup chatter off: warnings and errors only, without the two WARN lines every local
 # session prints (loopback address, no native Hadoop library); the session then says ERROR only.
@@ -116,9 +121,6 @@ def check_replaceable(target: Path) -> None:
 
 def check_spark() -> None:
     """pyspark importable and a Java runtime to start: else one paragraph, before any work."""
-    import importlib.util
-    import shutil
-
     if importlib.util.find_spec("pyspark") is None:
         raise SetupError(
             "--engine spark needs pyspark, which is not installed in this environment: "
@@ -203,10 +205,6 @@ def pyfunc_copies(loaded: LoadedModel, destination: Path, trusted: list[str]) ->
     against the project's list (`trusted`), given that list, and stripped of the bundled code
     (`loading.own_copy`; executors import the project's package), and that loader is allowed
     for this process only then."""
-    from mlflow.models import Model
-
-    from ml_project import loading
-
     local = loading.own_copy(
         loading.download(loaded.uri, destination / "predict"), trusted, uri=loaded.uri
     )
@@ -222,39 +220,29 @@ def pyfunc_copies(loaded: LoadedModel, destination: Path, trusted: list[str]) ->
     return copies
 
 
-def check_input(
-    frame: DataFrame, settings: Settings, root: Path, *, source: str, scratch: Path
-) -> int:
-    """Run the model-input suite on every Arrow batch; the number of rows, or a DataError.
-
-    The problem's suite files travel with the job (`SparkContext.addFile`, copied to `scratch`
-    as problems/<problem>/expectations/), so executors on other machines need the project's
-    package, not its checkout. The function shipped to the executors holds plain values only
-    (the settings as JSON): a Python worker that scored before has the model's own copy of
-    `ml_project` (its `code_paths`, perhaps older) first on `sys.path`, so it swaps in the
-    package the command runs before validating with it.
-    """
-    import pandas as pd
-
-    import ml_project
-    from ml_project.data import require_columns
-    from ml_project.settings import PROBLEMS_FOLDER, problem_folder
-    from ml_project.validation import SUITES_FOLDER
-
-    columns = settings.features.columns
-    require_columns(pd.DataFrame(columns=frame.columns), columns, table=source)
-    # Only the problem's suites travel, laid out as in the project: problems/<problem>/...
+def ship_suites(frame: DataFrame, settings: Settings, root: Path, *, scratch: Path) -> None:
+    """Send the problem's suite files with the job (`SparkContext.addFile`), laid out as in the
+    project (problems/<problem>/expectations/), so executors on other machines need the
+    project's package, not its checkout."""
     shipped_root = scratch / "suites"
     suites = problem_folder(shipped_root, settings.problem) / SUITES_FOLDER
     shutil.copytree(problem_folder(root, settings.problem) / SUITES_FOLDER, suites)
     frame.sparkSession.sparkContext.addFile(str(shipped_root / PROBLEMS_FOLDER), recursive=True)
+
+
+def batch_checker(
+    settings: Settings, root: Path, *, source: str
+) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
+    """The executors' check of each Arrow batch: its rows and the suite's failure ('': none).
+
+    It holds plain values only (the settings as JSON): a Python worker that scored before has
+    the model's own copy of `ml_project` (its `code_paths`, perhaps older) first on `sys.path`,
+    so it swaps in the package the command runs, then imports it (inside, on purpose)."""
     settings_json = settings.model_dump_json()
     package_parent = str(Path(ml_project.__file__).resolve().parent.parent)
     project_root = str(root)
 
-    def check_batches(  # runs on the executors: no ml_project object captured
-        batches: Iterator[pd.DataFrame],
-    ) -> Iterator[pd.DataFrame]:
+    def check_batches(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         import os
         import sys
 
@@ -284,15 +272,27 @@ def check_input(
                 failure = str(exc).replace(shipped, project_root)
             yield pd.DataFrame({"rows": [len(batch)], "failure": [failure]})
 
+    return check_batches
+
+
+def check_input(
+    frame: DataFrame, settings: Settings, root: Path, *, source: str, scratch: Path
+) -> int:
+    """Run the model-input suite on every Arrow batch; the number of rows, or a DataError."""
     from pyspark.sql import functions as F
 
+    columns = settings.features.columns
+    require_columns(pd.DataFrame(columns=frame.columns), columns, table=source)
+    ship_suites(frame, settings, root, scratch=scratch)
     times = set(settings.features.datetime)  # as the model reads them: ISO text (spark_input)
     selected = [
         spark_input(frame, name, "string").alias(name) if name in times else F.col(name)
         for name in columns
     ]
-    schema = "rows long, failure string"
-    batches = frame.select(*selected).mapInPandas(check_batches, schema).collect()
+    checked = frame.select(*selected).mapInPandas(
+        batch_checker(settings, root, source=source), "rows long, failure string"
+    )
+    batches = checked.collect()
     failed = [batch["failure"] for batch in batches if batch["failure"]]
     if failed:
         raise DataError(failed[0])
@@ -349,7 +349,6 @@ def score_dataframe(
     spark: SparkSession, frame: DataFrame, loaded: LoadedModel, copies: dict[str, Path]
 ) -> DataFrame:
     """`frame` with the same columns the pandas path adds, computed by `spark_udf`."""
-    import mlflow.pyfunc
     from pyspark.sql import functions as F
 
     # env_manager="local": the workers run this interpreter and its locked packages (the
@@ -397,22 +396,14 @@ def score_dataframe(
 
 
 def write_parquet(scored: DataFrame, output: str) -> None:
-    """A local output appears only when complete (written beside it, then renamed)."""
+    """A local output appears only when complete (paths.replaced)."""
     if is_uri(output):
         scored.write.mode("overwrite").parquet(output)
         return
     target = Path(output).resolve()
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
-    try:
+    with paths.replaced(target, option="--output") as partial:
         scored.write.mode("overwrite").parquet(str(partial))
-        if target.is_dir():
-            shutil.rmtree(target)
-        elif target.exists():
-            target.unlink()
-        os.replace(partial, target)
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
 
 
 def run_spark_scoring(
@@ -428,51 +419,65 @@ def run_spark_scoring(
     """Load the model (default: the env's champion), check every batch and the keys (as the
     pandas engine: a batch whose rows repeat a key is refused unless `allow_duplicate_keys`),
     score, write."""
-    from ml_project import tracking
-
     check_parquet(input_path, role="input")
     check_parquet(output_path, role="output")
     check_spark()
     client = tracking.connect(root, write=False)  # scoring reads the registry, writes nothing
-    uri = model_uri or default_model_uri(settings.model_name)
-    trusted = project_trusted_types(settings, root)
-    loaded = load_model(uri, client, root=root, trusted=trusted, task=settings.task)
+    loaded, trusted = load_champion(settings, client, root=root, model_uri=model_uri)
+    uri = loaded.uri
     # The version just resolved, not the alias: an alias moved meanwhile changes nothing here.
     if loaded.version:
-        pinned = f"models:/{loaded.name}/{loaded.version}"
-        loaded = dataclasses.replace(loaded, uri=pinned)
+        loaded = dataclasses.replace(loaded, uri=f"models:/{loaded.name}/{loaded.version}")
     start = time.perf_counter()
     scratch = Path(tempfile.mkdtemp(prefix="ml-project-spark-"))
+    spark: SparkSession | None = None
     started = False
-    keys: DuplicateKeys | None = None
     try:
         copies = pyfunc_copies(loaded, scratch / "model", trusted)  # before the JVM starts
         spark, started = spark_session(master=master, scratch=scratch)
-        frame = spark.read.parquet(input_path)
-        rows = check_input(frame, settings, root, source=input_path, scratch=scratch)
-        keys = repeated_keys(frame, settings.data.key_columns)
-        if keys is not None and keys.rows and not allow_duplicate_keys:
-            raise repeated_keys_error(keys.describe(input_path))
-        try:
-            write_parquet(score_dataframe(spark, frame, loaded, copies), output_path)
-        except Exception as exc:  # an executor's InputRuleError arrives as Spark's own error
-            refused = refusal_in(str(exc))
-            if refused is None:
-                raise
-            raise DataError(f"{input_path}: {refused}") from exc
+        rows, keys = score_to(
+            spark,
+            loaded,
+            copies,
+            settings,
+            root=root,
+            scratch=scratch,
+            input_path=input_path,
+            output_path=output_path,
+            allow_duplicate_keys=allow_duplicate_keys,
+        )
     finally:
-        if started:
+        if started and spark is not None:
             spark.stop()
         shutil.rmtree(scratch, ignore_errors=True)
-    return ScoringSummary(
-        input=input_path,
-        output=output_path,
-        rows=rows,
-        seconds=time.perf_counter() - start,
-        model_uri=uri,
-        model_name=loaded.name,
-        model_version=loaded.version,
-        model_run_id=loaded.run_id,
-        key_columns=keys.columns if keys is not None else (),
-        duplicate_key_rows=keys.rows if keys is not None else None,
-    )
+    return summarise(loaded, input_path, output_path, rows, start=start, keys=keys, model_uri=uri)
+
+
+def score_to(
+    spark: SparkSession,
+    loaded: LoadedModel,
+    copies: dict[str, Path],
+    settings: Settings,
+    *,
+    root: Path,
+    scratch: Path,
+    input_path: str,
+    output_path: str,
+    allow_duplicate_keys: bool,
+) -> tuple[int, DuplicateKeys | None]:
+    """Check the input's batches and keys, score it and write the output: its rows and keys."""
+    start = time.perf_counter()
+    frame = spark.read.parquet(input_path)
+    rows = check_input(frame, settings, root, source=input_path, scratch=scratch)
+    keys = repeated_keys(frame, settings.data.key_columns)
+    logger.info("checked %d rows of %s (%.1f s)", rows, input_path, time.perf_counter() - start)
+    if keys is not None and keys.rows and not allow_duplicate_keys:
+        raise repeated_keys_error(keys.describe(input_path))
+    try:
+        write_parquet(score_dataframe(spark, frame, loaded, copies), output_path)
+    except Exception as exc:  # an executor's InputRuleError arrives as Spark's own error
+        refused = refusal_in(str(exc))
+        if refused is None:
+            raise
+        raise DataError(f"{input_path}: {refused}") from exc
+    return rows, keys

@@ -94,3 +94,17 @@ VERDICT_KEY, VERDICT_EVALUATED, VERDICT_REUSED_FROM = "key", "evaluated", "reuse
 def suite_tag(table: str, what: str) -> str:
     """A table's own validation tag, `validation.<table>.<what>` (what: a VERDICT_* word)."""
     return f"validation.{table}.{what}"
+
+
+# --- serve: a monitoring run's tags (the model it watched, its verdict) and its version's ------
+MODEL_URI = "model.uri"
+MODEL_NAME = "model.name"
+MODEL_VERSION_TAG = "model.version"
+MODEL_RUN_ID = "model.run_id"
+MONITOR_STATUS = "monitor.status"
+MONITOR_INPUT = "monitor.input"
+MONITOR_LABELS = "monitor.labels"
+MONITOR_QUALITY_METRIC = "monitor.quality_metric"
+MONITOR_REASONS = "monitor.reasons"
+MONITOR_LAST_RUN_ID = "monitor.last_run_id"  # on the version: its latest monitoring run
+MONITOR_LAST_STATUS = "monitor.last_status"

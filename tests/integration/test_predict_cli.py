@@ -9,7 +9,9 @@ import pandas as pd
 import pytest
 
 from ml_project.errors import RegistryError
-from ml_project.predict import TASK_TAG, _registry_facts
+from ml_project.loading import resolve_model_uri
+from ml_project.predict import model_task_of
+from ml_project.vocabulary import TASK as TASK_TAG
 from tests.conftest import last_json, run_cli
 from tests.integration.conftest import BATCH_ROWS, in_process_predictions
 from tests.synthetic import KINDS
@@ -234,14 +236,17 @@ class FakeRegistry:
     ],
 )
 def test_the_task_comes_from_the_version_then_its_run(uri, version_tags, run_tags, fallback, task):
-    facts = _registry_facts(uri, FakeRegistry(version_tags, run_tags), fallback=fallback)
-    assert facts[3] == task
+    client = FakeRegistry(version_tags, run_tags)
+    target = resolve_model_uri(client, uri, model_name="m")
+    assert model_task_of(target, client, fallback=fallback) == task
+
+
+def registry_task(uri, client, *, fallback):
+    return model_task_of(resolve_model_uri(client, uri, model_name="m"), client, fallback=fallback)
 
 
 def test_a_version_without_a_task_is_refused_with_the_reason():
     with pytest.raises(RegistryError, match="neither the version nor its training run has a"):
-        _registry_facts("models:/m@champion", FakeRegistry({}, {}), fallback="binary")
+        registry_task("models:/m@champion", FakeRegistry({}, {}), fallback="binary")
     with pytest.raises(RegistryError, match="tagged ml_project.task='ranking'"):
-        _registry_facts(
-            "models:/m@champion", FakeRegistry({TASK_TAG: "ranking"}, {}), fallback=None
-        )
+        registry_task("models:/m@champion", FakeRegistry({TASK_TAG: "ranking"}, {}), fallback=None)

@@ -7,6 +7,7 @@ import pytest
 
 from ml_project.cli import HISTORY_INDENT, SHOW_WIDTH, format_show, wrapped
 from ml_project.predict import DuplicateKeys
+from ml_project.views import plain
 
 
 def counted(chunks, key_columns=("id",)) -> DuplicateKeys:
@@ -22,7 +23,7 @@ def test_repeated_keys_are_counted_within_and_across_chunks():
         [pd.DataFrame({"id": [1, 2, 3, 3], "x": 0.5}), pd.DataFrame({"id": [4, 2, 5], "x": 0.5})]
     )
     assert keys.rows == 2 and keys.example == "id=3"  # the second 3, then 2 again
-    assert keys.as_dict() == {"columns": ["id"], "rows": 2, "example": "id=3"}
+    assert plain(keys) == {"columns": ["id"], "rows": 2, "example": "id=3"}
 
 
 def test_a_key_is_the_same_whatever_type_a_chunk_read_it_as():

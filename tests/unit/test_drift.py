@@ -10,18 +10,11 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from ml_project import drift, metrics
+from ml_project import drift, metrics, views
 from ml_project.errors import ConfigError, DataError
-from ml_project.monitor import (
-    Outcomes,
-    class_index,
-    class_note,
-    live_quality,
-    quality_line,
-    shown,
-    summary_text,
-)
+from ml_project.monitor import Outcomes, class_index, class_note, live_quality
 from ml_project.settings import MonitorSettings, deep_merge, read_yaml
+from ml_project.views import quality_line, report_data, shown, summary_text
 
 ROOT = Path(__file__).resolve().parents[2]
 # The project's own monitor settings (environments/base.yaml under dev.yaml) and a quality limit,
@@ -239,7 +232,10 @@ def test_the_quality_drop_of_a_metric_with_units_is_a_fraction_of_the_recorded_v
     beyond = quality(211.0, metric="rmse", recorded=200.0, higher=False, units=True)
     assert beyond.status == "drift"
     assert "(limit 10: monitor.max_quality_drop 0.05 of the recorded value)" in beyond.reason()
-    assert beyond.as_dict()["relative"] is True and beyond.as_dict()["allowed"] == 10.0
+    assert (
+        views.quality_data(beyond)["relative"] is True
+        and views.quality_data(beyond)["allowed"] == 10.0
+    )
 
 
 def test_an_undefined_live_metric_is_a_warning_not_drift():
@@ -247,7 +243,7 @@ def test_an_undefined_live_metric_is_a_warning_not_drift():
     assert undefined.status == "undefined"
     report = assess(profile_of(frame(2000)), frame(2000), quality=undefined)
     assert report.status == "warn" and report.reasons == ()
-    as_dict = report.as_dict()["quality"]
+    as_dict = report_data(report)["quality"]
     assert as_dict["live"] is None and as_dict["drop"] is None
     assert as_dict["live_metrics"] == {"roc_auc": None}
     assert json.loads(json.dumps(as_dict, allow_nan=False)) == as_dict  # strict JSON
@@ -303,11 +299,11 @@ def test_labels_of_unknown_classes_are_counted_apart_and_left_out():
     assert quality.rows == 3 and quality.unlabelled_dropped == 1
     assert quality.live == pytest.approx(2 / 3)  # a, b right, a wrong; x and y not counted
     assert quality.unknown_class_rows == 3 and quality.unknown_classes == ("x", "y")
-    assert quality.as_dict()["unknown_classes"] == ["x", "y"]
+    assert views.quality_data(quality)["unknown_classes"] == ["x", "y"]
     assert quality.note == (
         "3 labelled rows hold classes the model never learnt (x, y): left out of the live metrics"
     )
-    assert "left out of the live metrics" in quality_line(quality.as_dict())
+    assert "left out of the live metrics" in quality_line(views.quality_data(quality))
 
 
 def test_many_labels_of_unknown_classes_are_drift():
@@ -375,7 +371,7 @@ def test_the_summary_table_as_text_and_markdown():
         "env": "dev",
         "run_id": "abc",
         "experiment_id": "2",
-        **report.as_dict(),
+        **report_data(report),
     }
     text = summary_text(result)
     assert text.splitlines()[0].endswith("(env dev): DRIFT")
@@ -410,7 +406,7 @@ def test_a_feature_drifting_on_nulls_alone_is_in_the_summary_past_the_top():
     assert report.features[-1].feature == "gappy" and rows["gappy"].status == "drift"
     result = {
         "rows": 3000, "input": "batch.parquet", "model_name": "m", "model_version": "3",
-        "env": "dev", "run_id": "abc", "experiment_id": "2", **report.as_dict(),
+        "env": "dev", "run_id": "abc", "experiment_id": "2", **report_data(report),
     }  # fmt: skip
     text = summary_text(result)
     table = [line.split()[0] for line in text.splitlines()[2:] if line.startswith("  n")]
@@ -425,7 +421,7 @@ def test_the_summary_counts_repeated_keys():
     report = assess(profile_of(features), features)
     result = {
         "rows": 1000, "input": "batch.parquet", "model_name": "m", "model_version": "3",
-        "env": "dev", "run_id": "abc", "experiment_id": "2", **report.as_dict(),
+        "env": "dev", "run_id": "abc", "experiment_id": "2", **report_data(report),
         "duplicate_keys": {"columns": ["id"], "rows": 4, "example": "id=7"},
     }  # fmt: skip
     assert "4 rows repeat the key of an earlier row (id; e.g. id=7): every row is counted" in (
