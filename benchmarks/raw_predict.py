@@ -26,12 +26,12 @@ def main() -> None:
     import pandas as pd
 
     from ml_project import metrics, tracking
-    from ml_project.predict import load_model, project_trusted_types, typed_input
+    from ml_project.predict import load_champion, typed_input
     from ml_project.settings import load_settings, project_root
 
     root = project_root()
-    trusted = project_trusted_types(load_settings("dev", root=root), root)  # default problem
-    loaded = load_model(args.model_uri, tracking.connect(root), root=root, trusted=trusted)
+    settings = load_settings("dev", root=root)  # the default problem's allow-list
+    loaded, _ = load_champion(settings, tracking.connect(root), root=root, model_uri=args.model_uri)
     rows = typed_input(pd.read_parquet(args.input), loaded.input_types, source=args.input)
     rates = []
     for _ in range(args.repeats):

@@ -67,9 +67,7 @@ def measure(
     root = project_root()
     settings = load_settings(env, problem=problem, root=root)
     client = tracking.connect(root)
-    uri = model_uri or predict.default_model_uri(settings.model_name)
-    trusted = predict.project_trusted_types(settings, root)
-    loaded = predict.load_model(uri, client, root=root, trusted=trusted, task=settings.task)
+    loaded, trusted = predict.load_champion(settings, client, root=root, model_uri=model_uri)
     frame = pd.read_parquet(input_path)
     rows = len(frame)
     scratch = Path(tempfile.mkdtemp(prefix="ml-project-throughput-"))
@@ -107,7 +105,7 @@ def measure(
                 root=root,
                 input_path=str(parts),
                 output_path=str(scratch / "spark.parquet"),
-                model_uri=uri,
+                model_uri=loaded.uri,
                 master=master,
             )
             scored = spark_scoring.score_dataframe(spark, records, loaded, copies)
