@@ -54,6 +54,7 @@ from ml_project.vocabulary import (
     CONFIG_HASH,
     DATA_TABLES,
     ENV,
+    PREDICTIONS_DIGEST,
     PROBLEM,
     SEED,
     TASK,
@@ -156,7 +157,7 @@ def fingerprint_tags(trained: TrainedModel) -> dict[str, str]:
     """Digests of the transformed train matrix and the held-out predictions (run and version)."""
     return {
         "features.digest": trained.features_digest,
-        "predictions.digest": predictions_digest(trained.predictions),
+        PREDICTIONS_DIGEST: predictions_digest(trained.predictions),
     }
 
 

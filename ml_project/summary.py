@@ -16,7 +16,18 @@ from urllib.parse import urlparse
 from ml_project.errors import ConfigError
 from ml_project.metrics import REGISTRY
 from ml_project.tracking import flatten
-from ml_project.vocabulary import CONFIG_HASH, DATA_DIGEST, GIT_COMMIT, SEED
+from ml_project.vocabulary import (
+    CONFIG_HASH,
+    DATA_DIGEST,
+    GIT_BRANCH,
+    GIT_COMMIT,
+    GIT_DIRTY,
+    GIT_TAG,
+    SEED,
+    SPLIT_CUTOFF,
+    SPLIT_KIND,
+    SPLIT_TIME_COLUMN,
+)
 
 ROWS = (
     ("train", "train"),
@@ -187,14 +198,14 @@ def render_rows(rows: dict[str, Any]) -> str:
 def render_lineage(result: dict[str, Any]) -> str:
     """Where the model came from: commit, branch/tag, tree, seed, config, data, run, store."""
     lineage = result.get("lineage", {})
-    dirty = lineage.get("git.dirty")
+    dirty = lineage.get(GIT_DIRTY)
     commit = lineage.get(GIT_COMMIT) or "unknown"
     fields = [
         ("problem", escape(result.get("problem") or "-")),
         ("task", escape(result.get("task") or "-")),
         ("commit", code(commit) + (" (dirty tree)" if dirty == "true" else "")),
-        ("branch", escape(lineage.get("git.branch") or "-")),
-        ("tag", escape(lineage.get("git.tag") or "-")),
+        ("branch", escape(lineage.get(GIT_BRANCH) or "-")),
+        ("tag", escape(lineage.get(GIT_TAG) or "-")),
         ("seed", escape(lineage.get(SEED, "-"))),
         ("config hash", code(lineage.get(CONFIG_HASH, "")[:16] or "-")),
         ("data digest", code(lineage.get(DATA_DIGEST, "")[:16] or "-")),
@@ -214,11 +225,11 @@ def render_lineage(result: dict[str, Any]) -> str:
 def split_line(lineage: dict[str, Any]) -> str:
     """Which rows were held out: the newest by a time column (from its cut-off), or a seeded
     hash of the key; '-' when the result does not say (trained before split kinds)."""
-    kind = lineage.get("split.kind")
+    kind = lineage.get(SPLIT_KIND)
     if kind == "time":
         return (
-            f"the newest by {lineage.get('split.time_column', '?')}, from "
-            f"{lineage.get('split.cutoff', '?')}"
+            f"the newest by {lineage.get(SPLIT_TIME_COLUMN, '?')}, from "
+            f"{lineage.get(SPLIT_CUTOFF, '?')}"
         )
     return "a seeded hash of the key" if kind == "hash" else "-"
 
