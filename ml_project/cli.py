@@ -1,4 +1,8 @@
-"""`ml-project`: parse, load settings, call the pipeline, map known errors to exit codes."""
+"""`ml-project`: parse, load settings, call the pipeline, map known errors to exit codes.
+
+A command imports the module that does its work (pipeline, promotion, summary...) when it runs:
+those import pandas, scikit-learn and MLflow, which `--help` or another command must not pay for.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,9 @@ import contextlib
 import functools
 import gc
 import json
+import logging
+import signal
 import sys
-import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
@@ -15,7 +20,7 @@ from typing import Any, NoReturn, ParamSpec, TypeVar
 
 import click
 
-from ml_project import __version__, views
+from ml_project import __version__, errors, tracking, views
 from ml_project.errors import (
     STOP_SIGNALS,
     ConfigError,
@@ -53,9 +58,9 @@ def handle_errors(command: Callable[P, R]) -> Callable[P, R]:
         except Interrupted as exc:
             stopped(exc)
         except Exception as exc:
-            from ml_project.errors import received_stop
-
-            if (stop := received_stop()) is not None:  # raised while unwinding from the signal
+            if (
+                stop := errors.received_stop()
+            ) is not None:  # raised while unwinding from the signal
                 stopped(stop)
             store = store_error(exc)
             if store is None:
@@ -70,26 +75,16 @@ def stopped(exc: Interrupted) -> NoReturn:
 
 
 def fail(label: str, message: str, code: int) -> NoReturn:
-    from ml_project.tracking import redact
-
-    click.echo(f"ml-project: {label}: {redact(message)}", err=True)
+    click.echo(f"ml-project: {label}: {tracking.redact(message)}", err=True)
     sys.exit(code)
 
 
 def store_error(exc: Exception) -> StoreError | None:
     """A failure of the tracking store met mid-command (locked or full database, a server
     that stopped answering) as a StoreError; None for anything else."""
-    from ml_project.tracking import store_failure, tracking_uri
-
-    names = {f"{kind.__module__}.{kind.__name__}" for kind in type(exc).__mro__}
-    text = str(exc)
-    if (
-        any(name.startswith(("sqlalchemy.exc.", "requests.exceptions.")) for name in names)
-        or "sqlite3.OperationalError" in text
-        or ("mlflow.exceptions.MlflowException" in names and "API request to" in text)
-    ):
-        return StoreError(store_failure(tracking_uri(project_root()), exc))
-    return None
+    if not tracking.store_failed(exc):
+        return None
+    return StoreError(tracking.store_failure(tracking.tracking_uri(project_root()), exc))
 
 
 _PENDING: list[int] = []  # a signal waiting for the store's transaction to finish
@@ -116,8 +111,6 @@ def on_signal(number: int, frame: FrameType | None) -> None:
     Not inside a store transaction: an exception raised between a write and its commit leaves
     the sqlite database locked for the cleanup that follows. There the signal waits, checked
     again every 50 ms (SIGALRM), and is raised as soon as the transaction is over."""
-    import signal
-
     if number == signal.SIGALRM:
         if not _PENDING:
             return
@@ -129,8 +122,6 @@ def on_signal(number: int, frame: FrameType | None) -> None:
         signal.setitimer(signal.ITIMER_REAL, 0.05)
         return
     _PENDING.clear()
-    from ml_project import errors
-
     stop = Interrupted(signal.Signals(number).name, number)
     errors.RECEIVED.append(stop)
     raise stop
@@ -217,7 +208,8 @@ def resolve_settings(
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="ml-project")
-def cli() -> None:
+@click.option("--quiet", is_flag=True, help="No progress lines (each stage of a training).")
+def cli(quiet: bool) -> None:
     """Train, check, promote and use a problem's model in dev, staging and prod.
 
     \b
@@ -229,20 +221,28 @@ def cli() -> None:
       ml-project predict --env dev --input batch.parquet --output scored.parquet
       ml-project monitor --env dev --input batch.parquet --labels
     """
-    import signal
-
-    from ml_project.tracking import quiet_environment
-
-    quiet_environment()
+    tracking.quiet_environment()
+    configure_logging(quiet=quiet)
     for name in STOP_SIGNALS:
         signal.signal(getattr(signal, name), on_signal)
+
+
+def configure_logging(*, quiet: bool) -> None:
+    """The package's progress lines (one a stage) on stderr, as bare messages; none when quiet."""
+    logger = logging.getLogger("ml_project")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
+    logger.setLevel(logging.WARNING if quiet else logging.INFO)
 
 
 @cli.command(epilog=EXIT_CODES_HELP)
 @env_option
 @settings_options
 @click.option("--allow-dirty", is_flag=True, help="Train from uncommitted code (recorded).")
-@click.option("--json", "as_json", is_flag=True, help="End with one JSON object of the results.")
+@views.json_option
 @handle_errors
 def train(
     env: str,
@@ -264,11 +264,9 @@ def train(
     from ml_project.pipeline import run_training
 
     settings = resolve_settings(env, seed=seed, overrides=overrides, tables=tables)
-    with report_on_gate_failure(format_train_summary, as_json):
+    with report_on_gate_failure(views.train_text, as_json):
         result = run_training(settings, root=project_root(), allow_dirty=allow_dirty)
-    click.echo(format_train_summary(result.as_dict()))
-    if as_json:
-        click.echo(json.dumps(result.as_dict(), sort_keys=True))
+    views.echo(result, views.train_text, as_json=as_json)
 
 
 @cli.command(epilog=EXIT_CODES_HELP)
@@ -424,57 +422,14 @@ def validate_data(
 
 
 @contextlib.contextmanager
-def report_on_gate_failure(
-    formatter: Callable[[dict[str, Any]], str], as_json: bool
-) -> Iterator[None]:
+def report_on_gate_failure(text: Callable[[Any], str], as_json: bool) -> Iterator[None]:
     """A refused model still gets its summary (and JSON) before the gate's exit code."""
     try:
         yield
     except GateFailedError as exc:
         if exc.result is not None:
-            click.echo(formatter(exc.result.as_dict()))
-            if as_json:
-                click.echo(json.dumps(exc.result.as_dict(), sort_keys=True))
+            views.echo(exc.result, text, as_json=as_json)
         raise
-
-
-def format_train_summary(result: dict[str, Any]) -> str:
-    """A few lines a person reads after training."""
-    from ml_project.metrics import metrics_of
-
-    metrics = result["metrics"]
-    names = [name for name in metrics_of(result.get("task", "binary")) if name in metrics]
-    rows = result["rows"]
-    lineage = result["lineage"]
-    dirty = " (dirty tree)" if lineage.get("git.dirty") == "true" else ""
-    return "\n".join(
-        [
-            f"Trained {result['model_name']} version {result['model_version']} "
-            f"in env {result['env']} ({result.get('task', '?')}, problem "
-            f"{result.get('problem', '?')}).",
-            f"  run id     {result['run_id']}",
-            f"  model uri  {result['model_uri']}",
-            f"  rows       {rows['train']} train, {rows['test']} test "
-            f"(of {rows['labelled']} labelled; {rows['unlabelled_dropped']} unlabelled dropped)"
-            + split_words(lineage),
-            "  test       " + ", ".join(f"{name} {metrics[name]:.4f}" for name in names),
-            f"  commit     {lineage.get('git.commit', '')[:12] or 'unknown'}{dirty}",
-            f"  data       {lineage.get('data.digest', '')[:12]}",
-            *[f"  validated  {line}" for line in result.get("validation") or []],
-            f"  store      {result['tracking_uri']}",
-            *format_gate(result.get("gate") or {}),
-            *[f"  settled    {item}" for item in result.get("settled_versions") or []],
-        ]
-    )
-
-
-def split_words(lineage: dict[str, str]) -> str:
-    """How the held-out rows were chosen, when by time: the newest by which column, from when."""
-    if lineage.get("split.kind") != "time":
-        return ""
-    return (
-        f"; held out the newest by {lineage['split.time_column']}, from {lineage['split.cutoff']}"
-    )
 
 
 class FiniteFloat(click.FloatRange):
@@ -565,19 +520,6 @@ def reproduce(
         raise NotReproducedError(views.failure_message(result))
 
 
-def format_gate(gate: dict[str, Any]) -> list[str]:
-    """The gate's verdict and what it did to the aliases, for a summary."""
-    if not gate:
-        return []
-    if gate.get("promoted"):
-        moved = f"champion {gate.get('champion_before') or 'none'} -> {gate['champion_after']}"
-    else:
-        moved = f"no alias; champion stays {gate.get('champion_after') or 'unset'}"
-    lines = [f"  gate       {gate['status']} ({moved})"]
-    lines += [f"             - {reason}" for reason in gate.get("reasons", [])]
-    return lines
-
-
 @cli.command(epilog=EXIT_CODES_HELP)
 @click.option("--env", "env", type=click.Choice(ENVS), help="Force `champion` in this env.")
 @click.option(
@@ -593,7 +535,7 @@ def format_gate(gate: dict[str, Any]) -> list[str]:
     metavar="KEY.PATH=VALUE",
     help="Override a setting of the target env, e.g. --set gate.tolerance=0.01.",
 )
-@click.option("--json", "as_json", is_flag=True, help="End with one JSON object of the results.")
+@views.json_option
 @problem_option
 @handle_errors
 def promote(
@@ -625,7 +567,7 @@ def promote(
     elif from_env and to_env and not env:
         source = resolve_settings(from_env)
         target = resolve_settings(to_env, overrides=overrides)
-        with report_on_gate_failure(format_promotion, as_json):
+        with report_on_gate_failure(views.promotion_text, as_json):
             result = promotion.promote_copy(
                 source, target, version=str(version), root=project_root(), reason=reason or ""
             )
@@ -634,15 +576,13 @@ def promote(
             "promote takes either --env ENV --version N --reason TEXT (forced), or "
             "--from-env ENV --to-env ENV --version N (hybrid copy, gated)."
         )
-    click.echo(format_promotion(result.as_dict()))
-    if as_json:
-        click.echo(json.dumps(result.as_dict(), sort_keys=True))
+    views.echo(result, views.promotion_text, as_json=as_json)
 
 
 @cli.command(epilog=EXIT_CODES_HELP)
 @env_option
 @click.option("--reason", default="rollback", show_default=True, help="Why (recorded).")
-@click.option("--json", "as_json", is_flag=True, help="End with one JSON object of the results.")
+@views.json_option
 @handle_errors
 def rollback(env: str, reason: str, as_json: bool) -> None:
     """Move `champion` back to the champion before the current one.
@@ -655,32 +595,7 @@ def rollback(env: str, reason: str, as_json: bool) -> None:
 
     settings = resolve_settings(env)
     result = promotion.rollback(settings, root=project_root(), reason=reason)
-    click.echo(format_promotion(result.as_dict()))
-    if as_json:
-        click.echo(json.dumps(result.as_dict(), sort_keys=True))
-
-
-def format_promotion(result: dict[str, Any]) -> str:
-    what = {"forced": "Forced", "rollback": "Rolled back", "copy": "Copied and gated"}
-    head = f"{what.get(result['action'], result['action'])}: {result['model_name']} "
-    if result["action"] == "copy":
-        source = result["source"]
-        head += (
-            f"version {result['version']} (from {source['model_name']} version {source['version']})"
-        )
-    else:
-        head += f"version {result['version']}"
-    lines = [
-        head,
-        f"  champion   {result['champion_before'] or 'none'} -> "
-        f"{result['champion_after'] or 'none'}",
-        f"  status     validation_status={result['validation_status']}",
-        f"  reason     {result['reason']}",
-        f"  store      {result['tracking_uri']}",
-    ]
-    if result["action"] == "forced" and result["validation_status"] != "passed":
-        lines.append("  warning    this version did not pass the gate; the move is recorded")
-    return "\n".join(lines + format_gate(result.get("gate") or {}))
+    views.echo(result, views.promotion_text, as_json=as_json)
 
 
 @cli.command(epilog=EXIT_CODES_HELP)
@@ -701,77 +616,9 @@ def show(env: str, history_lines: int, as_json: bool) -> None:
     settings = resolve_settings(env)
     described = promotion.describe(settings, root=project_root())
     if as_json:
-        click.echo(json.dumps(described, sort_keys=True))
+        click.echo(views.to_json(described))
     else:
-        click.echo(format_show(described, history_lines=history_lines))
-
-
-def format_show(described: dict[str, Any], *, history_lines: int) -> str:
-    aliases = ", ".join(f"{k} -> {v}" for k, v in described["aliases"].items()) or "none"
-    primary = described.get("primary_metric", "")
-    lines = [
-        f"{described['model_name']} (env {described['env']}, store {described['tracking_uri']})",
-        f"  aliases    {aliases}",
-        "",
-        f"  {'version':>7}  {'aliases':<19} {'gate':<8} {primary:>10} "
-        f"{'vs':>4}  {'commit':<12} {'data':<12} {'seed':>5}  from",
-    ]
-    for item in described["versions"]:
-        lineage, metrics = item["lineage"], item["metrics"]
-        copied = item["copied_from"]
-        origin = (
-            f"{copied.get('copied_from.model')} v{copied.get('copied_from.version')}"
-            if copied
-            else f"run {lineage.get('run_id', '')[:8]}"
-        )
-        lines.append(
-            f"  {item['version']:>7}  {','.join(item['aliases']) or '-':<19} "
-            f"{item['validation_status']:<8} {_metric(metrics.get(primary)):>10} "
-            f"{item['compared_with'] or '-':>4}  "
-            f"{lineage.get('git.commit', '')[:12]:<12} {lineage.get('data.digest', '')[:12]:<12} "
-            f"{lineage.get('seed', ''):>5}  {origin}"
-        )
-    for item in described["versions"]:
-        if item["validation_status"] == "orphaned":
-            lines.append(
-                f"  warning    version {item['version']} has no verdict and never will: "
-                f"{item['validation_reasons']}; the next training of env {described['env']} "
-                "marks it failed and clears its challenger alias"
-            )
-    history = described["history"]
-    shown = history[-history_lines:] if history_lines > 0 else []
-    lines += ["", f"  history ({len(shown)} of {len(history)} moves, oldest first)"]
-    for entry in shown:
-        move = (
-            f"  {entry.get('time', '')[:19]}  {entry.get('alias', ''):<10} "
-            f"{entry.get('from_version') or '-':>4} -> {entry.get('to_version') or '-':<4} "
-            f"{entry.get('action', ''):<10} {entry.get('actor', '')}@"
-            f"{(entry.get('commit') or '')[:7]}  "
-        )
-        lines += wrapped(move, str(entry.get("reason") or ""))
-    return "\n".join(lines)
-
-
-SHOW_WIDTH = 100  # columns `show` wraps a history line's reason at (never cutting a word)
-HISTORY_INDENT = 23  # a wrapped reason's next lines start under the alias, past the time
-
-
-def wrapped(head: str, text: str, *, width: int = SHOW_WIDTH) -> list[str]:
-    """`head` then `text` wrapped within `width` columns, the next lines indented by
-    HISTORY_INDENT; every word of `text` is kept, one longer than a line on a line of its own."""
-    lines = textwrap.wrap(
-        text,
-        width=width,
-        initial_indent=head,
-        subsequent_indent=" " * HISTORY_INDENT,
-        break_long_words=False,
-        break_on_hyphens=False,
-    )
-    return lines or [head.rstrip()]
-
-
-def _metric(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4f}"
+        click.echo(views.show_text(described, history_lines=history_lines))
 
 
 @cli.command(epilog=EXIT_CODES_HELP)

@@ -1,30 +1,15 @@
 """The quality gate (pure): metrics in, a verdict with its reasons out.
 
-Fail-closed: a version passes only if every check passes, and a check that cannot be made (a
-metric missing or NaN, a champion that could not be scored) fails. The checks, each message
-naming its setting:
+Fail-closed: a version passes only if every check passes, and a check that cannot be made fails.
+Each message names its setting. The checks: `rows` (gate.min_test_rows), `floor`/`ceiling`
+(absolute limits), `lead` (the primary metric beats a feature-blind model by gate.min_lead of
+the room to a perfect value), `loss` (finite and better than that model's), `constant` (the
+scores vary), `health` (the staged held-out loss ends within gate.max_loss_rise of its best),
+`champion` (on the same rows neither trained on, at most gate.tolerance worse: in the metric's
+own terms, or a fraction of the champion's value for a metric with units).
 
-- rows: at least `gate.min_test_rows` held-out rows, or no decision is made;
-- floor / ceiling: the version's own held-out scores against the env's absolute limits;
-- lead: the primary metric beats a model that ignores the features
-  (metrics.baseline_predictions) by at least `gate.min_lead` of the room between that model's
-  value and a perfect one (1 for a bounded score, 0 for a loss), so a fresh problem without
-  floors is fail-closed before anyone tunes them;
-- loss: the task's loss (metrics.LOSS: log_loss, rmse) is finite and better than that model's;
-- constant: the held-out scores are numbers and not all the same;
-- health: the held-out loss after the last boosting iteration exceeds its best over the
-  iterations by at most `gate.max_loss_rise` (a fraction): a diverged training fails
-  (metrics.staged_loss; not applicable to a model that does not stage its predictions);
-- champion: when the registered model has a `champion` (and the env compares), both
-  models are scored on the same held-out rows, none of which either model trained on, and
-  the new version may be worse on the primary metric by at most `gate.tolerance`: in the
-  metric's own terms for a bounded score, a fraction of the champion's value for a metric
-  with units (Metric.units: rmse, mae, log_loss...).
-
-`mlflow.validate_evaluation_results` (MLflow 3.17) can only demand that a candidate *beat* its
-baseline by a positive margin (`min_absolute_change > 0`); "not worse by more than a
-tolerance" is not expressible with it, so the comparison is written out here, in a few lines
-that the unit tests pin down.
+MLflow's `validate_evaluation_results` can only demand that a candidate beat its baseline by a
+positive margin; "not worse by more than a tolerance" is written out here.
 """
 
 from __future__ import annotations
@@ -40,8 +25,13 @@ import numpy.typing as npt
 
 from ml_project import metrics as registry
 from ml_project.settings import GateSettings
+from ml_project.vocabulary import VALIDATION_REASONS, VALIDATION_STATUS, Task
 
 PASSED, FAILED = "passed", "failed"
+
+
+HIDDEN = {"json": False}  # a field left out of the JSON (views.plain)
+CHECK_KEYS = ("name", "metric", "passed", "value", "limit", "message")  # tag gate.checks
 
 
 @dataclass(frozen=True)
@@ -55,27 +45,16 @@ class Check:
     value: float | None = None
     limit: float | None = None
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "metric": self.metric,
-            "passed": self.passed,
-            "value": _number(self.value),
-            "limit": _number(self.limit),
-            "message": self.message,
-        }
-
 
 @dataclass(frozen=True)
-class Baseline:
-    """The champion scored next to the new version on the same held-out rows.
+class Champion:
+    """The champion scored next to the new version on the same held-out rows: `champion` and
+    `challenger` are their metrics there. `error` says why no comparison could be made (then
+    the metrics are empty)."""
 
-    `error` says why the comparison could not be made (then the metrics are empty).
-    """
-
-    version: str
-    champion_metrics: Mapping[str, float] = field(default_factory=dict)
-    challenger_metrics: Mapping[str, float] = field(default_factory=dict)
+    version: str = field(metadata=HIDDEN)
+    champion: Mapping[str, float] = field(default_factory=dict)
+    challenger: Mapping[str, float] = field(default_factory=dict)
     rows: int = 0
     excluded_rows: int = 0
     error: str | None = None
@@ -83,68 +62,55 @@ class Baseline:
 
 @dataclass(frozen=True)
 class Verdict:
-    """The gate's decision on one version, with every check that led to it."""
+    """The gate's decision on one version, with every check that led to it.
+
+    `reasons`: why it failed (the failed checks), or why it passed (every check); `comparison`:
+    the champion it was compared with, if any.
+    """
 
     passed: bool
     checks: tuple[Check, ...]
     metrics: Mapping[str, float]
     primary_metric: str
     tolerance: float
-    baseline: Baseline | None
+    comparison: Champion | None
+    status: str = field(init=False)
+    reasons: list[str] = field(init=False)
+    champion_version: str | None = field(init=False)
+    champion_metrics: Mapping[str, float] = field(init=False)
 
-    @property
-    def status(self) -> str:
-        return PASSED if self.passed else FAILED
-
-    @property
-    def reasons(self) -> list[str]:
-        """Why it failed (the failed checks), or why it passed (every check)."""
+    def __post_init__(self) -> None:
         failed = [check.message for check in self.checks if not check.passed]
-        return failed if failed else [check.message for check in self.checks]
-
-    def as_dict(self) -> dict[str, Any]:
-        baseline = self.baseline
-        return {
-            "status": self.status,
-            "passed": self.passed,
-            "reasons": self.reasons,
-            "checks": [check.as_dict() for check in self.checks],
-            "metrics": {key: _number(value) for key, value in self.metrics.items()},
-            "primary_metric": self.primary_metric,
-            "tolerance": self.tolerance,
-            "champion_version": baseline.version if baseline else None,
-            "champion_metrics": {
-                key: _number(value)
-                for key, value in (baseline.champion_metrics if baseline else {}).items()
-            },
-            "comparison": None
-            if baseline is None
-            else {
-                "rows": baseline.rows,
-                "excluded_rows": baseline.excluded_rows,
-                "champion": {k: _number(v) for k, v in baseline.champion_metrics.items()},
-                "challenger": {k: _number(v) for k, v in baseline.challenger_metrics.items()},
-                "error": baseline.error,
-            },
+        champion = self.comparison
+        derived = {
+            "status": PASSED if self.passed else FAILED,
+            "reasons": failed or [check.message for check in self.checks],
+            "champion_version": champion.version if champion else None,
+            "champion_metrics": champion.champion if champion else {},
         }
+        for name, value in derived.items():
+            object.__setattr__(self, name, value)
 
     def as_tags(self) -> dict[str, str]:
         """Model version tags: `validation_status`, `validation_reasons` and the numbers."""
         tags = {
-            "validation_status": self.status,
-            "validation_reasons": "; ".join(self.reasons),
+            VALIDATION_STATUS: self.status,
+            VALIDATION_REASONS: "; ".join(self.reasons),
             "gate.primary_metric": self.primary_metric,
             "gate.tolerance": str(self.tolerance),
-            "gate.checks": json.dumps([check.as_dict() for check in self.checks]),
+            "gate.checks": json.dumps(
+                [{key: getattr(check, key) for key in CHECK_KEYS} for check in self.checks]
+            ),
             **{f"gate.{key}": _text(value) for key, value in sorted(self.metrics.items())},
-            "gate.champion_version": self.baseline.version if self.baseline else "none",
+            "gate.champion_version": self.champion_version or "none",
         }
-        if self.baseline is not None and self.baseline.error is None:
+        champion = self.comparison
+        if champion is not None and champion.error is None:
             metric = self.primary_metric
-            tags["gate.comparison_rows"] = str(self.baseline.rows)
-            tags["gate.comparison_excluded_rows"] = str(self.baseline.excluded_rows)
-            tags[f"gate.champion_{metric}"] = _text(self.baseline.champion_metrics.get(metric))
-            tags[f"gate.challenger_{metric}"] = _text(self.baseline.challenger_metrics.get(metric))
+            tags["gate.comparison_rows"] = str(champion.rows)
+            tags["gate.comparison_excluded_rows"] = str(champion.excluded_rows)
+            tags[f"gate.champion_{metric}"] = _text(champion.champion.get(metric))
+            tags[f"gate.challenger_{metric}"] = _text(champion.challenger.get(metric))
         return tags
 
 
@@ -152,12 +118,12 @@ def judge(
     metrics: Mapping[str, float],
     settings: GateSettings,
     *,
-    task: str,
+    task: Task,
     rows: int,
     scores: npt.ArrayLike,
     staged: registry.StagedLoss | None,
     baseline_metrics: Mapping[str, float] | None = None,
-    baseline: Baseline | None = None,
+    champion: Champion | None = None,
     extra: Mapping[str, registry.Metric] | None = None,
 ) -> Verdict:
     """Apply the env's gate to a version's held-out `metrics` (on `rows` rows), its `scores`
@@ -184,17 +150,17 @@ def judge(
     checks.append(_loss_check(loss, metrics.get(loss), blind.get(loss)))
     checks.append(_constant_check(scores))
     checks.append(_health_check(staged, settings.max_loss_rise))
-    if baseline is not None:
+    if champion is not None:
         units = primary.units if primary is not None else False
         higher = primary.higher_is_better if primary is not None else True
-        checks.append(_champion_check(baseline, settings, higher, units))
+        checks.append(_champion_check(champion, settings, higher, units))
     return Verdict(
         passed=all(check.passed for check in checks),
         checks=tuple(checks),
         metrics=dict(metrics),
         primary_metric=settings.primary_metric,
         tolerance=settings.tolerance,
-        baseline=baseline,
+        comparison=champion,
     )
 
 
@@ -206,8 +172,8 @@ def _rows_check(rows: int, minimum: int) -> Check:
         "",
         False,
         f"only {rows} held-out rows, fewer than gate.min_test_rows {minimum}: too few to decide",
-        rows,
-        minimum,
+        float(rows),
+        float(minimum),
     )
 
 
@@ -342,7 +308,7 @@ def refuse(message: str, settings: GateSettings) -> Verdict:
         metrics={},
         primary_metric=settings.primary_metric,
         tolerance=settings.tolerance,
-        baseline=None,
+        comparison=None,
     )
 
 
@@ -357,17 +323,17 @@ def _limit_check(name: str, metric: str, value: float | None, limit: float, high
     return Check(name, metric, ok, message, value, limit)
 
 
-def _champion_check(baseline: Baseline, settings: GateSettings, higher: bool, units: bool) -> Check:
+def _champion_check(compared: Champion, settings: GateSettings, higher: bool, units: bool) -> Check:
     """The primary metric against the champion's on the same rows: at most `tolerance` worse,
     in the metric's own terms for a bounded score, a fraction of the champion's value for a
     metric with units."""
     metric, tolerance = settings.primary_metric, settings.tolerance
-    champion = f"champion version {baseline.version}"
-    if baseline.error is not None:
+    champion = f"champion version {compared.version}"
+    if compared.error is not None:
         return Check(
-            "champion", metric, False, f"{champion} could not be compared: {baseline.error}"
+            "champion", metric, False, f"{champion} could not be compared: {compared.error}"
         )
-    new, old = baseline.challenger_metrics.get(metric), baseline.champion_metrics.get(metric)
+    new, old = compared.challenger.get(metric), compared.champion.get(metric)
     if not (_is_number(new) and _is_number(old)):
         return Check(
             "champion", metric, False, f"{metric} of this version or the {champion} is missing"
@@ -375,7 +341,7 @@ def _champion_check(baseline: Baseline, settings: GateSettings, higher: bool, un
     allowed = tolerance * abs(old) if units else tolerance
     limit = old - allowed if higher else old + allowed
     trails = (old - new) if higher else (new - old)
-    on_rows = f"on the same {baseline.rows} held-out rows"
+    on_rows = f"on the same {compared.rows} held-out rows"
     setting = f"gate.tolerance {tolerance:g}" + (" of the champion's value" if units else "")
     head = f"{metric} {new:.4f}"
     if trails < 0:
@@ -426,10 +392,6 @@ def split_rule_differences(recorded: Mapping[str, Any], current: Mapping[str, An
 
 def _is_number(value: object) -> TypeGuard[float]:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _number(value: object) -> float | None:
-    return float(value) if _is_number(value) else None
 
 
 def _text(value: object) -> str:

@@ -20,7 +20,9 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-TASKS = ("binary", "multiclass", "regression")
+# TASKS is read from here by reproduce.py and predict.py until they import vocabulary's.
+from ml_project.vocabulary import TASKS as TASKS
+from ml_project.vocabulary import Task
 
 
 @dataclass(frozen=True)
@@ -280,7 +282,7 @@ REGISTRY: dict[str, dict[str, Metric]] = {
 
 # The loss the gate requires to be finite and better than the feature-blind model's, and whose
 # staged values tell whether the boosting diverged.
-LOSS = {"binary": "log_loss", "multiclass": "log_loss", "regression": "rmse"}
+LOSS: dict[Task, str] = {"binary": "log_loss", "multiclass": "log_loss", "regression": "rmse"}
 
 
 def metrics_of(task: str, extra: Mapping[str, Metric] | None = None) -> dict[str, Metric]:
@@ -322,7 +324,7 @@ def compute(
 
 
 def gate_problems(
-    task: str,
+    task: Task,
     *,
     floors: Mapping[str, float],
     ceilings: Mapping[str, float],
@@ -363,7 +365,9 @@ def gate_problems(
     return problems
 
 
-def baseline_predictions(task: str, train_labels: pd.Series | np.ndarray, rows: int) -> Predictions:
+def baseline_predictions(
+    task: Task, train_labels: pd.Series | np.ndarray, rows: int
+) -> Predictions:
     """A model that ignores the features, fitted on the train labels: the class shares for a
     classifier (most frequent class predicted), the mean for a regressor."""
     from sklearn.dummy import DummyClassifier, DummyRegressor
@@ -386,7 +390,7 @@ class StagedLoss:
 
 
 def staged_loss(
-    model: Any, rows: pd.DataFrame, labels: npt.ArrayLike, task: str
+    model: Any, rows: pd.DataFrame, labels: npt.ArrayLike, task: Task
 ) -> StagedLoss | None:
     """The task's loss on `rows` after each iteration of a fitted model whose last step stages
     its predictions (HistGradientBoosting*, also behind a fixed decision threshold or a target
@@ -421,7 +425,7 @@ def staged_loss(
     return StagedLoss(LOSS[task], tuple(values)) if values else None
 
 
-def _stages(last: Any, task: str) -> Callable[[Any], Iterator[np.ndarray]] | None:
+def _stages(last: Any, task: Task) -> Callable[[Any], Iterator[np.ndarray]] | None:
     """How to stage the predictions of a fitted last step (None: it cannot)."""
     from sklearn.compose import TransformedTargetRegressor
     from sklearn.model_selection import FixedThresholdClassifier, TunedThresholdClassifierCV

@@ -2,11 +2,14 @@
 
 lineage check -> read tables -> validate each table -> records + label (the problem) -> sample
 -> split -> validate model input -> fit -> score -> log -> register -> MLflow evaluation -> gate
--> aliases (promotion.py). Invalid data ends in a FAILED run and no model.
+-> aliases (promotion.py). Invalid data ends in a FAILED run and no model; the run's life
+(started, ended, or abandoned on any failure) is run_life.training_run's. Each stage logs one
+line as it ends (name, seconds, rows) and its seconds as the metric `time_<stage>_s`.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,18 +20,26 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from ml_project import data, drift, errors, lineage, loading, metrics, registry, validation
-from ml_project.errors import (
-    DataError,
-    DirtyTreeError,
-    GateFailedError,
-    ProjectError,
-    StoreError,
-    TrainingFailedError,
+import ml_project
+from ml_project import (
+    data,
+    drift,
+    lineage,
+    loading,
+    metrics,
+    promotion,
+    recovery,
+    registry,
+    run_life,
+    tracking,
+    validation,
 )
+from ml_project.errors import DataError, DirtyTreeError, GateFailedError
+from ml_project.evaluation import HeldOut, log_evaluation
+from ml_project.inputs import Inputs, locate, read_inputs
 from ml_project.lineage import REBUILD_PROTOCOL as REBUILD_PROTOCOL
 from ml_project.metrics import Predictions, StagedLoss
-from ml_project.problem import Problem, load_problem
+from ml_project.problem import Problem
 from ml_project.records import PreparedData, with_iso_times
 from ml_project.records import file_digests as file_digests
 from ml_project.records import model_input as model_input
@@ -36,13 +47,30 @@ from ml_project.records import prepare_data as prepare_data
 from ml_project.records import read_tables as read_tables
 from ml_project.records import table_paths as table_paths
 from ml_project.settings import PROBLEMS_FOLDER, Settings
+from ml_project.time_features import derived_names
+from ml_project.views import EXACT
+from ml_project.vocabulary import (
+    ALLOW_DIRTY,
+    CONFIG_HASH,
+    DATA_TABLES,
+    ENV,
+    PREDICTIONS_DIGEST,
+    PROBLEM,
+    SEED,
+    TASK,
+    Task,
+)
+from ml_project.vocabulary import (
+    REBUILD_PROTOCOL as REBUILD_PROTOCOL_TAG,
+)
 
 if TYPE_CHECKING:
-    from types import ModuleType
-
+    from mlflow import MlflowClient
     from mlflow.models import ModelSignature
     from mlflow.models.model import ModelInfo
 
+logger = logging.getLogger(__name__)
+NAN_KEPT = {"json": EXACT}
 MODEL_ARTIFACT = "model"
 
 
@@ -58,18 +86,31 @@ class TrainedModel:
 
 
 @dataclass
+class Stage:
+    """One stage being timed; `rows` (when the stage knows them) goes into its log line."""
+
+    name: str
+    rows: int | None = None
+
+
+@dataclass
 class StageTimer:
-    """Wall seconds per pipeline stage, logged as metrics `time_<stage>_s`."""
+    """Wall seconds per pipeline stage, logged as metrics `time_<stage>_s`, and one INFO line
+    per stage as it ends (name, seconds, rows)."""
 
     seconds: dict[str, float] = field(default_factory=dict)
 
     @contextmanager
-    def stage(self, name: str) -> Iterator[None]:
+    def stage(self, name: str, rows: int | None = None) -> Iterator[Stage]:
+        stage = Stage(name, rows)
         start = time.perf_counter()
         try:
-            yield
+            yield stage
         finally:
-            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+            elapsed = time.perf_counter() - start
+            self.seconds[name] = self.seconds.get(name, 0.0) + elapsed
+        counted = "" if stage.rows is None else f", {stage.rows:,} rows"
+        logger.info("%s: %.1f s%s", name, elapsed, counted)
 
 
 def fit_and_score(settings: Settings, problem: Problem, prepared: PreparedData) -> TrainedModel:
@@ -116,7 +157,7 @@ def fingerprint_tags(trained: TrainedModel) -> dict[str, str]:
     """Digests of the transformed train matrix and the held-out predictions (run and version)."""
     return {
         "features.digest": trained.features_digest,
-        "predictions.digest": predictions_digest(trained.predictions),
+        PREDICTIONS_DIGEST: predictions_digest(trained.predictions),
     }
 
 
@@ -134,13 +175,14 @@ def feature_sample(settings: Settings, model: Any, frame: pd.DataFrame) -> pd.Da
 
 
 def _log_fingerprints(
-    mlflow: ModuleType,
     settings: Settings,
     prepared: PreparedData,
     trained: TrainedModel,
     tables: dict[str, pd.DataFrame],
 ) -> None:
     """A sample of the transformed features, and the schema of each raw table, as artifacts."""
+    import mlflow
+
     sample = feature_sample(settings, trained.model, prepared.split.train)
     mlflow.log_text(sample.to_csv(index=False), "features/sample.csv")
     schema = {name: {str(c): str(t) for c, t in f.dtypes.items()} for name, f in tables.items()}
@@ -152,8 +194,6 @@ def reference_profile(
 ) -> dict[str, Any]:
     """What the model saw, for `ml-project monitor`: training features, held-out scores (pure).
     Time features (the timestamps, and what a feature step derives from them) get a range."""
-    from ml_project.time_features import derived_names
-
     train = model_input(settings, prepared.split.train)
     times = settings.features.datetime
     return drift.reference_profile(
@@ -221,38 +261,51 @@ def validate_prepared(
 
 def run_validation(settings: Settings, *, root: Path) -> list[validation.ValidationReport]:
     """Read the inputs and run every suite, as training would; DataError if any fails."""
-    problem = load_problem(settings, root)
-    paths = table_paths(settings, root)
-    tables = read_tables(paths)
-    reports = validate_tables(settings, tables, paths, root)
+    inputs = read_inputs(settings, root)
+    reports = validate_tables(settings, inputs.tables, inputs.paths, root)
     if all(report.success for report in reports):
-        prepared = prepare_data(settings, problem, tables)
-        reports.append(validate_prepared(settings, prepared, root))
+        reports.append(validate_prepared(settings, inputs.prepare(), root))
     if not all(report.success for report in reports):
         raise DataError(validation.failure_message(reports, context=f" (env {settings.env})"))
     return reports
 
 
-def _log_validation(mlflow: ModuleType, reports: list[validation.ValidationReport]) -> None:
+def _log_validation(reports: list[validation.ValidationReport]) -> None:
     """The full validation result as validation/results.json, and a few metrics."""
+    import mlflow
+
     mlflow.log_dict(validation.results_document(reports), "validation/results.json")
-    values = {}
+    values: dict[str, float] = {}
     for report in reports:
         values[f"validation_{report.table}_evaluated"] = report.evaluated
         values[f"validation_{report.table}_failed"] = len(report.failures)
     mlflow.log_metrics(values)
 
 
-def source_tags(
-    paths: dict[str, Path], digests: dict[str, str], tables: dict[str, pd.DataFrame]
-) -> dict[str, str]:
+def source_tags(inputs: Inputs) -> dict[str, str]:
     """Where each table came from: `data.tables` (names), `data.table.<name>.path/sha256/rows`."""
-    tags = {"data.tables": ",".join(paths)}
-    for name, path in paths.items():
+    tags = {DATA_TABLES: ",".join(inputs.paths)}
+    for name, path in inputs.paths.items():
         tags[f"data.table.{name}.path"] = str(path)
-        tags[f"data.table.{name}.sha256"] = digests[name]
-        tags[f"data.table.{name}.rows"] = str(len(tables[name]))
+        tags[f"data.table.{name}.sha256"] = inputs.digests[name]
+        tags[f"data.table.{name}.rows"] = str(len(inputs.tables[name]))
     return tags
+
+
+def run_tags(
+    settings: Settings, git: lineage.GitInfo, inputs: Inputs, *, allow_dirty: bool
+) -> dict[str, str]:
+    """The tags of every training run, also one stopped by invalid data: env, code, config,
+    seed and data files."""
+    return {
+        ENV: settings.env,
+        PROBLEM: settings.problem,
+        ALLOW_DIRTY: str(allow_dirty).lower(),
+        **git.as_tags(),
+        CONFIG_HASH: settings.config_hash(),
+        SEED: str(settings.seed),
+        **source_tags(inputs),
+    }
 
 
 def stop_on_invalid_data(
@@ -261,9 +314,7 @@ def stop_on_invalid_data(
     *,
     root: Path,
     git: lineage.GitInfo,
-    paths: dict[str, Path],
-    source_digests: dict[str, str],
-    tables: dict[str, pd.DataFrame],
+    inputs: Inputs,
     allow_dirty: bool,
 ) -> None:
     """If a suite failed: record a FAILED run holding the full result, then raise DataError."""
@@ -271,25 +322,17 @@ def stop_on_invalid_data(
         return
     import mlflow
 
-    from ml_project import tracking
-
     client = tracking.connect(root)
     experiment_id = tracking.ensure_experiment(client, settings.experiment_name)
     tags = {
-        "ml_project.env": settings.env,
-        "ml_project.problem": settings.problem,
-        "ml_project.allow_dirty": str(allow_dirty).lower(),
-        **git.as_tags(),
-        "config.hash": settings.config_hash(),
-        "seed": str(settings.seed),
-        **source_tags(paths, source_digests, tables),
+        **run_tags(settings, git, inputs, allow_dirty=allow_dirty),
         **validation.run_tags(reports, settings, root),
     }
     run_name = tracking.run_name("train", settings.env, git.commit[:7] or "nogit", "invalid-data")
     run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags)
     try:
         mlflow.log_text(settings.to_yaml(), "config/settings.yaml")
-        _log_validation(mlflow, reports)
+        _log_validation(reports)
     finally:
         mlflow.end_run(status="FAILED")
     raise DataError(
@@ -312,58 +355,34 @@ class TrainResult:
     model_name: str
     model_version: str
     model_uri: str
-    metrics: dict[str, float]
-    baseline_metrics: dict[str, float]
+    metrics: dict[str, float] = field(metadata=NAN_KEPT)  # NaN: undefined on these rows
+    baseline_metrics: dict[str, float] = field(metadata=NAN_KEPT)
     rows: dict[str, int]
     lineage: dict[str, str]
     timings: dict[str, float]
-    gate: dict[str, Any] = field(default_factory=dict)
-    settled: list[str] = field(default_factory=list)  # versions an interrupted run left
+    gate: promotion.GateOutcome
+    settled_versions: list[str] = field(default_factory=list)  # what interrupted runs left
     validation: list[str] = field(default_factory=list)  # one line per suite: checked or reused
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "env": self.env,
-            "problem": self.problem,
-            "task": self.task,
-            "tracking_uri": self.tracking_uri,
-            "experiment_id": self.experiment_id,
-            "run_id": self.run_id,
-            "model_name": self.model_name,
-            "model_version": self.model_version,
-            "model_uri": self.model_uri,
-            "metrics": self.metrics,
-            "baseline_metrics": self.baseline_metrics,
-            "rows": self.rows,
-            "lineage": self.lineage,
-            "timings": self.timings,
-            "gate": self.gate,
-            "settled_versions": self.settled,
-            "validation": self.validation,
-        }
+    @property
+    def task_metrics(self) -> list[str]:
+        """The task's metrics (not the problem's own) it has, in the task's order."""
+        return [name for name in metrics.metrics_of(self.task) if name in self.metrics]
 
 
 def lineage_tags(
     settings: Settings,
     git: lineage.GitInfo,
+    inputs: Inputs,
     prepared: PreparedData,
-    paths: dict[str, Path],
-    source_digests: dict[str, str],
-    tables: dict[str, pd.DataFrame],
     *,
     allow_dirty: bool,
 ) -> dict[str, str]:
     """Every tag that ties a run and its model version to code, config, seed, data, software."""
     tags = {
-        "ml_project.env": settings.env,
-        "ml_project.problem": settings.problem,
-        "ml_project.task": settings.task,
-        "ml_project.rebuild_protocol": REBUILD_PROTOCOL,
-        "ml_project.allow_dirty": str(allow_dirty).lower(),
-        **git.as_tags(),
-        "config.hash": settings.config_hash(),
-        "seed": str(settings.seed),
-        **source_tags(paths, source_digests, tables),
+        **run_tags(settings, git, inputs, allow_dirty=allow_dirty),
+        TASK: settings.task,
+        REBUILD_PROTOCOL_TAG: REBUILD_PROTOCOL,
         **{f"data.{key}": value for key, value in prepared.digests.items()},
         **{f"data.rows_{key}": str(value) for key, value in prepared.rows.items()},
         "data.sample_fraction": str(settings.data.sample_fraction),
@@ -380,176 +399,108 @@ def lineage_tags(
     return tags
 
 
-def _left_behind(settings: Settings, version: str | None, *, recorded: bool) -> str:
-    """What a training stopped after its run started left in the store (`recorded`: whether
-    `promotion.abandon` could write its cleanup)."""
-    if recorded:
-        return (
-            "The run ended FAILED (its traceback is the run's artifact failure/traceback.txt if "
-            "the artifact store took it); "
-        ) + (
-            f"version {version} of {settings.model_name} is tagged validation_status=failed and "
-            "holds no alias."
-            if version
-            else "nothing was registered."
-        )
-    left = f"version {version} of {settings.model_name} (no verdict)" if version else "no version"
-    return (
-        f"The store could not record the failure either, so the run may still read RUNNING, with "
-        f"{left}: `ml-project show --env {settings.env}` names it, and the next training of the "
-        "env ends the run and tags the version failed (a version without a verdict never serves)."
-    )
-
-
 def _nothing_reused(table: str, key: str) -> None:
     return None
 
 
-def run_training(settings: Settings, *, root: Path, allow_dirty: bool = False) -> TrainResult:
-    """Train, evaluate and register one model version of `settings.env`."""
-    timer = StageTimer()
-    with timer.stage("imports"):
-        import mlflow
+def open_store(
+    settings: Settings, root: Path
+) -> tuple[MlflowClient, list[str], validation.VerdictLookup]:
+    """Fail fast, before any data is read: the store answers; what stopped runs left there is
+    settled; and how passed validation verdicts are looked up (or not)."""
+    client = tracking.connect(root)
+    settled = recovery.settle_orphans(
+        client, settings.model_name, experiment=settings.experiment_name
+    )
+    reuse: validation.VerdictLookup = (
+        tracking.verdict_lookup(client, settings.experiment_name)
+        if settings.validation.reuse_verdicts
+        else _nothing_reused  # every suite runs; its passed verdicts are still keyed
+    )
+    return client, settled, reuse
 
-        from ml_project import promotion, tracking
-    git = lineage.git_info(root)
-    check_tree(settings, git, allow_dirty=allow_dirty)
-    problem = load_problem(settings, root)
-    paths = table_paths(settings, root)
-    with timer.stage("store"):  # fail fast: before any data is read
-        client = tracking.connect(root)
-        settled = promotion.settle_orphans(
-            client, settings.model_name, experiment=settings.experiment_name
-        )
-        reuse: validation.VerdictLookup = (
-            tracking.verdict_lookup(client, settings.experiment_name)
-            if settings.validation.reuse_verdicts
-            else _nothing_reused  # every suite runs; its passed verdicts are still keyed
-        )
-    with timer.stage("reading"):
-        tables = read_tables(paths)
-        source_digests = file_digests(paths)
-    invalid: dict[str, Any] = {
-        "root": root,
-        "git": git,
-        "paths": paths,
-        "source_digests": source_digests,
-        "tables": tables,
-    }
+
+def read_and_check(
+    inputs: Inputs,
+    timer: StageTimer,
+    *,
+    root: Path,
+    git: lineage.GitInfo,
+    reuse: validation.VerdictLookup,
+    allow_dirty: bool,
+) -> tuple[Inputs, PreparedData, list[validation.ValidationReport]]:
+    """Read the tables, check each, make the rows, check them: invalid data stops here."""
+    settings = inputs.settings
+    with timer.stage("reading") as stage:
+        inputs = inputs.read()
+        stage.rows = sum(len(table) for table in inputs.tables.values())
     with timer.stage("validation"):
-        reports = validate_tables(settings, tables, paths, root, reuse=reuse)
-    stop_on_invalid_data(settings, reports, allow_dirty=allow_dirty, **invalid)
-    with timer.stage("features"):
-        prepared = prepare_data(settings, problem, tables)
+        reports = validate_tables(settings, inputs.tables, inputs.paths, root, reuse=reuse)
+    stop_on_invalid_data(
+        settings, reports, root=root, git=git, inputs=inputs, allow_dirty=allow_dirty
+    )
+    with timer.stage("features") as stage:
+        prepared = inputs.prepare()
+        stage.rows = len(prepared.split.train) + len(prepared.split.test)
     with timer.stage("validation"):
         reports.append(validate_prepared(settings, prepared, root, reuse=reuse))
-    stop_on_invalid_data(settings, reports, allow_dirty=allow_dirty, **invalid)
-    with timer.stage("fit"):
-        trained = fit_and_score(settings, problem, prepared)
-    tags = lineage_tags(
-        settings, git, prepared, paths, source_digests, tables, allow_dirty=allow_dirty
+    stop_on_invalid_data(
+        settings, reports, root=root, git=git, inputs=inputs, allow_dirty=allow_dirty
     )
-    tags.update(validation.run_tags(reports, settings, root))
-    tags.update(fingerprint_tags(trained))
+    return inputs, prepared, reports
 
-    experiment_id = tracking.ensure_experiment(client, settings.experiment_name)
-    run_name = tracking.run_name("train", settings.env, git.commit[:7] or "nogit")
-    run = mlflow.start_run(
-        experiment_id=experiment_id, run_name=run_name, tags={**tags, **tracking.process_tags()}
+
+def run_training(settings: Settings, *, root: Path, allow_dirty: bool = False) -> TrainResult:
+    """Train, evaluate and register one model version of `settings.env`, then gate it."""
+    timer = StageTimer()
+    with timer.stage("imports"):  # MLflow's, unless the CLI already paid for them
+        import mlflow
+    git = lineage.git_info(root)
+    check_tree(settings, git, allow_dirty=allow_dirty)
+    located = locate(settings, root)
+    with timer.stage("store"):
+        client, settled, reuse = open_store(settings, root)
+    inputs, prepared, reports = read_and_check(
+        located, timer, root=root, git=git, reuse=reuse, allow_dirty=allow_dirty
     )
-    version = None
-    try:
-        with timer.stage("logging"):
-            mlflow.log_params(tracking.flatten(settings.model_dump(mode="json")))
-            mlflow.log_text(settings.to_yaml(), "config/settings.yaml")
-            lock = root / "requirements.lock"
-            if lock.is_file():
-                mlflow.log_artifact(str(lock), "environment")
-            _log_datasets(mlflow, settings, prepared, paths)
-            _log_validation(mlflow, reports)
-            _log_fingerprints(mlflow, settings, prepared, trained, tables)
-            mlflow.log_metrics({f"test_{k}": v for k, v in trained.metrics.items()})
-            mlflow.log_metrics({f"baseline_{k}": v for k, v in trained.baseline_metrics.items()})
-            mlflow.log_metrics({f"rows_{key}": value for key, value in prepared.rows.items()})
-            mlflow.log_dict(reference_profile(settings, prepared, trained), drift.PROFILE_ARTIFACT)
-            with loading.own_files():
-                info = _log_model(mlflow, settings, problem, prepared, trained, root)
-        held_out = promotion.HeldOut(
-            settings=settings,
-            problem=problem,
-            test=prepared.split.test,
-            digest=prepared.digests["test_digest"],
-            tables=tables,
-            file_digests=source_digests,
-            source=str(next(iter(paths.values()))),
-            baseline=trained.baseline,
-        )
-        with timer.stage("evaluation"):  # on the logged model, before anything is registered
-            promotion.log_evaluation(
-                mlflow,
-                info.model_uri,
-                held_out,
-                fitted=trained.model,
-                predictions=trained.predictions,
-            )
-        with timer.stage("registration"):  # the version is created with its lineage tags
-            version = promotion.register(
-                f"runs:/{run.info.run_id}/{MODEL_ARTIFACT}",
-                settings.model_name,
-                tags=registry.version_lineage(tags, run.info.run_id),
-            )
-        with timer.stage("gate"):
-            outcome = promotion.gate_version(
-                client,
-                held_out,
-                version=version,
-                predictions=trained.predictions,
-                staged=trained.staged,
-                commit=git.commit,
-                run_id=run.info.run_id,
-            )
-            mlflow.set_tags({"validation_status": outcome.verdict.status, "model_version": version})
-        mlflow.log_metrics({f"time_{key}_s": value for key, value in timer.seconds.items()})
-    except BaseException as raised:
-        stop = errors.received_stop()
-        exc = stop if stop is not None and not isinstance(raised, KeyboardInterrupt) else raised
-        recorded = promotion.abandon(
-            client, settings, version, run.info.run_id, exc, commit=git.commit
-        )
-        if exc is not raised:
-            raise exc from raised
-        left = _left_behind(settings, version, recorded=recorded)
-        if isinstance(exc, StoreError):  # what the failed store left, said by the training
-            raise StoreError(f"{exc} The run {run.info.run_id} had started: {left}") from exc
-        if isinstance(exc, ProjectError | KeyboardInterrupt):
-            raise
-        raise TrainingFailedError(
-            f"Training stopped after its run {run.info.run_id} started: "
-            f"{promotion.failure_reason(exc)}. {left}"
-        ) from exc
-    mlflow.end_run()
-    result = TrainResult(
-        env=settings.env,
-        problem=settings.problem,
-        task=settings.task,
-        tracking_uri=tracking.redact(client.tracking_uri),
+    with timer.stage("fit", rows=len(prepared.split.train)):
+        trained = fit_and_score(settings, inputs.problem, prepared)
+    tags = {
+        **lineage_tags(settings, git, inputs, prepared, allow_dirty=allow_dirty),
+        **validation.run_tags(reports, settings, root),
+        **fingerprint_tags(trained),
+    }
+    held_out = HeldOut.of(inputs, prepared, trained.baseline)
+    experiment_id = tracking.ensure_experiment(client, settings.experiment_name)
+    with run_life.training_run(
+        client,
+        settings,
         experiment_id=experiment_id,
-        run_id=run.info.run_id,
-        model_name=settings.model_name,
+        run_name=tracking.run_name("train", settings.env, git.commit[:7] or "nogit"),
+        tags=tags,
+        commit=git.commit,
+    ) as life:
+        with timer.stage("logging"):
+            info = log_training(settings, inputs, prepared, trained, reports, root)
+        with timer.stage("evaluation", rows=len(held_out.test)):  # before anything is registered
+            log_evaluation(
+                info.model_uri, held_out, fitted=trained.model, predictions=trained.predictions
+            )
+        outcome = register_and_gate(client, held_out, trained, tags, life, timer, git.commit)
+        version = outcome.version
+        mlflow.log_metrics({f"time_{key}_s": value for key, value in timer.seconds.items()})
+    result = TrainResult(
+        **train_identity(settings, tracking.redact(client.tracking_uri), experiment_id),
+        run_id=life.run_id,
         model_version=version,
         model_uri=f"models:/{settings.model_name}/{version}",
         metrics=trained.metrics,
         baseline_metrics=trained.baseline_metrics,
         rows=prepared.rows,
-        lineage={
-            key: value
-            for key, value in tags.items()
-            if key.startswith(("git.", "data.d", "split."))
-        }
-        | {"config.hash": tags["config.hash"], "seed": tags["seed"]},
+        lineage=result_lineage(tags),
         timings=dict(timer.seconds),
-        gate=outcome.as_dict(),
-        settled=settled,
+        gate=outcome,
+        settled_versions=settled,
         validation=[validation.verdict_line(report) for report in reports],
     )
     if not outcome.passed:  # after the run is logged and the version tagged: fail closed
@@ -557,13 +508,89 @@ def run_training(settings: Settings, *, root: Path, allow_dirty: bool = False) -
     return result
 
 
-def _log_datasets(
-    mlflow: ModuleType, settings: Settings, prepared: PreparedData, paths: dict[str, Path]
-) -> None:
-    """Register the train and test rows as MLflow datasets, with our full-content digests."""
-    from ml_project import tracking
+def register_and_gate(
+    client: MlflowClient,
+    held_out: HeldOut,
+    trained: TrainedModel,
+    tags: dict[str, str],
+    life: run_life.RunLife,
+    timer: StageTimer,
+    commit: str,
+) -> promotion.GateOutcome:
+    """Register the logged model as a version (with its lineage tags), then gate it."""
+    name = held_out.settings.model_name
+    with timer.stage("registration"):
+        life.version = promotion.register(
+            f"runs:/{life.run_id}/{MODEL_ARTIFACT}",
+            name,
+            tags=registry.version_lineage(tags, life.run_id),
+        )
+    with timer.stage("gate"):
+        outcome = promotion.gate_version(
+            client,
+            held_out,
+            version=life.version,
+            predictions=trained.predictions,
+            staged=trained.staged,
+            commit=commit,
+            run_id=life.run_id,
+        )
+        life.verdict = outcome.status
+    return outcome
 
-    source = ", ".join(str(path) for path in paths.values())
+
+def train_identity(settings: Settings, tracking_uri: str, experiment_id: str) -> dict[str, str]:
+    """Where a training's result belongs: env, problem, task, store, experiment, model."""
+    return {
+        "env": settings.env,
+        "problem": settings.problem,
+        "task": settings.task,
+        "tracking_uri": tracking_uri,
+        "experiment_id": experiment_id,
+        "model_name": settings.model_name,
+    }
+
+
+def result_lineage(tags: dict[str, str]) -> dict[str, str]:
+    """The lineage a training's result shows: git, data digests, split, config hash, seed."""
+    shown = {
+        key: value for key, value in tags.items() if key.startswith(("git.", "data.d", "split."))
+    }
+    return shown | {CONFIG_HASH: tags[CONFIG_HASH], SEED: tags[SEED]}
+
+
+def log_training(
+    settings: Settings,
+    inputs: Inputs,
+    prepared: PreparedData,
+    trained: TrainedModel,
+    reports: list[validation.ValidationReport],
+    root: Path,
+) -> ModelInfo:
+    """Everything a training run records before its model is evaluated: params, config,
+    the lock file, datasets, validation, fingerprints, metrics, the monitoring profile, the
+    model."""
+    import mlflow
+
+    mlflow.log_params(tracking.flatten(settings.model_dump(mode="json")))
+    mlflow.log_text(settings.to_yaml(), "config/settings.yaml")
+    lock = root / "requirements.lock"
+    if lock.is_file():
+        mlflow.log_artifact(str(lock), "environment")
+    _log_datasets(settings, prepared, inputs)
+    _log_validation(reports)
+    _log_fingerprints(settings, prepared, trained, inputs.tables)
+    mlflow.log_metrics({f"test_{k}": v for k, v in trained.metrics.items()})
+    mlflow.log_metrics({f"baseline_{k}": v for k, v in trained.baseline_metrics.items()})
+    mlflow.log_metrics({f"rows_{key}": float(value) for key, value in prepared.rows.items()})
+    mlflow.log_dict(reference_profile(settings, prepared, trained), drift.PROFILE_ARTIFACT)
+    with loading.own_files():
+        return _log_model(settings, inputs.problem, prepared, trained, root)
+
+
+def _log_datasets(settings: Settings, prepared: PreparedData, inputs: Inputs) -> None:
+    """Register the train and test rows as MLflow datasets, with our full-content digests."""
+    source = ", ".join(str(path) for path in inputs.paths.values())
     for context, frame, digest in (
         ("training", prepared.split.train, prepared.digests["train_digest"]),
         ("evaluation", prepared.split.test, prepared.digests["test_digest"]),
@@ -575,10 +602,10 @@ def _log_datasets(
             name=f"{settings.name}_{context}",
             digest=digest[:36],
         )
-        tracking.log_input(mlflow, dataset, context=context)
+        tracking.log_input(dataset, context=context)
 
 
-def output_type(labels: pd.Series, task: str) -> str:
+def output_type(labels: pd.Series, task: Task) -> str:
     """The MLflow type of the model's `prediction` column."""
     if task == "regression":
         return "double"
@@ -603,13 +630,7 @@ def model_signature(settings: Settings, labels: pd.Series) -> ModelSignature:
     return ModelSignature(inputs=inputs, outputs=outputs)
 
 
-def trusted_types(problem: Problem) -> list[str]:
-    """What skops trusts when it loads the model: the problem's and the platform's types."""
-    return loading.trusted_types(problem)
-
-
 def _log_model(
-    mlflow: ModuleType,
     settings: Settings,
     problem: Problem,
     prepared: PreparedData,
@@ -620,8 +641,6 @@ def _log_model(
     code it imports (ml_project and problems/)."""
     import mlflow.sklearn
 
-    import ml_project
-
     example = model_input(settings, prepared.split.test.head(5))
     info: ModelInfo = mlflow.sklearn.log_model(
         trained.model,
@@ -629,7 +648,7 @@ def _log_model(
         signature=model_signature(settings, prepared.split.train[prepared.label]),
         input_example=example,
         pip_requirements=lineage.model_requirements(root / "requirements.lock"),
-        skops_trusted_types=trusted_types(problem),
+        skops_trusted_types=loading.trusted_types(problem),
         code_paths=[str(Path(ml_project.__file__).parent), str(Path(root) / PROBLEMS_FOLDER)],
     )
     return info

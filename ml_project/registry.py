@@ -1,17 +1,11 @@
 """The model registry edge: aliases, the promotion history, and reading versions back.
 
-Aliases, never the deprecated stages: `challenger` marks a version while the gate judges it,
-`champion` is the version that serves. Every alias move is appended to the registered model's
-promotion history, one tag per move (`promotion.<UTC time>.<random>`), so two processes that
-move aliases at the same time never overwrite each other's record, and no single tag grows
-towards MLflow's 100,000-character limit.
-
-Moves go through `move_alias`, which re-reads the alias and refuses when it no longer points
-where the caller's decision assumed (`AliasChanged`). For the embedded sqlite store the read,
-the move and its history record happen under an exclusive file lock beside the database, so
-concurrent processes on this machine are serialised; a tracking server offers no such lock, so
-there the re-read narrows the race to milliseconds (run one training per env at a time in CI,
-e.g. a concurrency group, to close it).
+Aliases, never stages: `challenger` while the gate judges a version, `champion` once it serves.
+Each alias move is one registered-model tag of the history (`promotion.<UTC time>.<random>`), so
+concurrent moves never overwrite each other's record. `move_alias` re-reads the alias and
+refuses (`AliasChanged`) when it moved since the caller read it; on a sqlite store the read,
+the move and its record happen under a file lock beside the database. A tracking server has no
+such lock: the re-read narrows the race (run one training per env at a time there).
 """
 
 from __future__ import annotations
@@ -19,24 +13,22 @@ from __future__ import annotations
 import getpass
 import json
 import os
-import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
+from ml_project import tracking
 from ml_project.errors import RegistryError
+from ml_project.tracking import redact, retry_locked, sqlite_lock
+from ml_project.vocabulary import CHAMPION, RUN_ID, TASK, VERSION_LINEAGE, run_of
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
 
-T = TypeVar("T")
-
-CHAMPION = "champion"
-CHALLENGER = "challenger"
 HISTORY_PREFIX = "promotion."
 ANY = object()  # `expected` for a move that does not depend on where the alias points now
 
@@ -72,34 +64,6 @@ def actor() -> str:
         return "unknown"
 
 
-def retry_when(
-    transient: Callable[[str], bool],
-    call: Callable[..., T],
-    *args: Any,
-    attempts: int,
-    **kwargs: Any,
-) -> T:
-    """`call(*args, **kwargs)`, retried with backoff while its error's text is `transient`;
-    any other error, or the same one after `attempts`, is raised."""
-    for attempt in range(attempts):
-        try:
-            return call(*args, **kwargs)
-        except Exception as exc:
-            if not transient(str(exc)) or attempt == attempts - 1:
-                raise
-            time.sleep(min(0.1 * 2**attempt, 2.0))
-    raise AssertionError("unreachable")
-
-
-def retry_locked(call: Callable[..., T], *args: Any, attempts: int = 8, **kwargs: Any) -> T:
-    """`call(*args, **kwargs)`, retried while sqlite says "database is locked": two processes
-    writing one sqlite store can collide, and sqlite then refuses the second writer instead of
-    waiting."""
-    return retry_when(
-        lambda text: "database is locked" in text, call, *args, attempts=attempts, **kwargs
-    )
-
-
 def alias_version(client: MlflowClient, model_name: str, alias: str) -> str | None:
     """The version `alias` points to now, or None (also when the model is not registered)."""
     from mlflow.exceptions import MlflowException
@@ -118,8 +82,6 @@ def get_version(client: MlflowClient, model_name: str, version: str) -> ModelVer
     """The ModelVersion, or a RegistryError naming what is missing."""
     from mlflow.exceptions import MlflowException
 
-    from ml_project.tracking import redact
-
     try:
         return retry_locked(client.get_model_version, model_name, str(version))
     except MlflowException as exc:
@@ -133,20 +95,12 @@ def get_version(client: MlflowClient, model_name: str, version: str) -> ModelVer
 
 # What a model version carries of its run's lineage: the few tags a reviewer reads in the
 # registry. The rest (data files, row counts, package versions, digests) stays on the run.
-VERSION_LINEAGE_KEYS = (
-    "git.commit",
-    "git.dirty",
-    "git.tag",
-    "data.digest",
-    "config.hash",
-    "seed",
-    "ml_project.task",
-)
+VERSION_LINEAGE_KEYS = (*VERSION_LINEAGE, TASK)
 
 
 def version_lineage(tags: dict[str, str], run_id: str) -> dict[str, str]:
     """A new version's tags from its run's lineage `tags`: VERSION_LINEAGE_KEYS and the run."""
-    return {key: tags[key] for key in VERSION_LINEAGE_KEYS if key in tags} | {"run_id": run_id}
+    return {key: tags[key] for key in VERSION_LINEAGE_KEYS if key in tags} | {RUN_ID: run_id}
 
 
 def lineage_of(client: MlflowClient, version: ModelVersion) -> dict[str, str]:
@@ -155,7 +109,7 @@ def lineage_of(client: MlflowClient, version: ModelVersion) -> dict[str, str]:
     from mlflow.exceptions import MlflowException
 
     tags = dict(version.tags or {})
-    run_id = tags.get("run_id") or version.run_id
+    run_id = run_of(tags, version.run_id)
     if not run_id:
         return tags
     try:
@@ -165,11 +119,7 @@ def lineage_of(client: MlflowClient, version: ModelVersion) -> dict[str, str]:
     return {**run.data.tags, **tags}
 
 
-def set_version_tags(
-    client: MlflowClient, model_name: str, version: str, tags: dict[str, str]
-) -> None:
-    for key, value in tags.items():
-        retry_locked(client.set_model_version_tag, model_name, str(version), key, value)
+set_version_tags = tracking.set_version_tags
 
 
 def delete_version_tags(
@@ -182,8 +132,6 @@ def delete_version_tags(
 @contextmanager
 def promotion_lock(client: MlflowClient) -> Iterator[None]:
     """Exclusive across processes for a local sqlite store; a no-op for a tracking server."""
-    from ml_project.tracking import sqlite_lock
-
     with sqlite_lock(os.environ.get("MLFLOW_REGISTRY_URI") or client.tracking_uri, "promotion"):
         yield
 

@@ -1,18 +1,8 @@
 """A Markdown summary of one training (`ml-project train --json`), for a CI job summary page.
 
-Pure: a result dict in, Markdown text out. It renders what it finds and names what is missing,
-so it keeps working as the result grows (a `gate` section, data `validation`, ...). The metric
-names, their order and whether higher is better come from the task's registry
-(`ml_project.metrics`); a metric the registry does not know is still shown, without a direction.
-
-The result it reads (any key may be absent): "env", "problem", "task", "model_name",
-"model_version", "metrics" and "baseline_metrics" ({name: value} on the held-out rows), "rows"
-({"records": read, "labelled": ..., "train": ..., "test": ...}), "lineage" (tags), "timings",
-"validation" (a line per suite), and the `gate` section:
-
-    {"status": "passed" | "failed", "reasons": ["..."], "primary_metric": "rmse",
-     "champion_version": "2" | None, "champion_metrics": {"rmse": 6.1, ...},
-     "comparison": {"rows": 812, "challenger": {...}, ...}, ...any other detail}
+Pure: a result dict in, Markdown out. It renders what it finds (any key may be absent) and
+names what is missing; metric names, order and direction come from the task's registry
+(`ml_project.metrics`), a metric it does not know is shown without a direction.
 """
 
 from __future__ import annotations
@@ -25,6 +15,19 @@ from urllib.parse import urlparse
 
 from ml_project.errors import ConfigError
 from ml_project.metrics import REGISTRY
+from ml_project.tracking import flatten
+from ml_project.vocabulary import (
+    CONFIG_HASH,
+    DATA_DIGEST,
+    GIT_BRANCH,
+    GIT_COMMIT,
+    GIT_DIRTY,
+    GIT_TAG,
+    SEED,
+    SPLIT_CUTOFF,
+    SPLIT_KIND,
+    SPLIT_TIME_COLUMN,
+)
 
 ROWS = (
     ("train", "train"),
@@ -195,17 +198,17 @@ def render_rows(rows: dict[str, Any]) -> str:
 def render_lineage(result: dict[str, Any]) -> str:
     """Where the model came from: commit, branch/tag, tree, seed, config, data, run, store."""
     lineage = result.get("lineage", {})
-    dirty = lineage.get("git.dirty")
-    commit = lineage.get("git.commit") or "unknown"
+    dirty = lineage.get(GIT_DIRTY)
+    commit = lineage.get(GIT_COMMIT) or "unknown"
     fields = [
         ("problem", escape(result.get("problem") or "-")),
         ("task", escape(result.get("task") or "-")),
         ("commit", code(commit) + (" (dirty tree)" if dirty == "true" else "")),
-        ("branch", escape(lineage.get("git.branch") or "-")),
-        ("tag", escape(lineage.get("git.tag") or "-")),
-        ("seed", escape(lineage.get("seed", "-"))),
-        ("config hash", code(lineage.get("config.hash", "")[:16] or "-")),
-        ("data digest", code(lineage.get("data.digest", "")[:16] or "-")),
+        ("branch", escape(lineage.get(GIT_BRANCH) or "-")),
+        ("tag", escape(lineage.get(GIT_TAG) or "-")),
+        ("seed", escape(lineage.get(SEED, "-"))),
+        ("config hash", code(lineage.get(CONFIG_HASH, "")[:16] or "-")),
+        ("data digest", code(lineage.get(DATA_DIGEST, "")[:16] or "-")),
         ("held out", escape(split_line(lineage))),
         ("run id", code(result.get("run_id", "-"))),
         ("model", code(result.get("model_uri", "-"))),
@@ -222,11 +225,11 @@ def render_lineage(result: dict[str, Any]) -> str:
 def split_line(lineage: dict[str, Any]) -> str:
     """Which rows were held out: the newest by a time column (from its cut-off), or a seeded
     hash of the key; '-' when the result does not say (trained before split kinds)."""
-    kind = lineage.get("split.kind")
+    kind = lineage.get(SPLIT_KIND)
     if kind == "time":
         return (
-            f"the newest by {lineage.get('split.time_column', '?')}, from "
-            f"{lineage.get('split.cutoff', '?')}"
+            f"the newest by {lineage.get(SPLIT_TIME_COLUMN, '?')}, from "
+            f"{lineage.get(SPLIT_CUTOFF, '?')}"
         )
     return "a seeded hash of the key" if kind == "hash" else "-"
 
@@ -234,7 +237,7 @@ def split_line(lineage: dict[str, Any]) -> str:
 def render_mapping(title: str, mapping: dict[str, Any]) -> str:
     """Any other section as a two-column table; nested dicts become dotted keys."""
     lines = [f"| {escape(title)} | |", "| --- | --- |"]
-    for key, value in flatten(mapping).items():
+    for key, value in flatten(mapping, cell_text).items():
         lines.append(f"| {escape(key)} | {escape(value)} |")
     return "\n".join(lines)
 
@@ -249,19 +252,13 @@ def describe_store(uri: str) -> str:
     return escape(scheme or "unknown")
 
 
-def flatten(mapping: dict[str, Any], prefix: str = "") -> dict[str, str]:
-    flat: dict[str, str] = {}
-    for key, value in mapping.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(flatten(value, f"{name}."))
-        elif isinstance(value, list | tuple):
-            flat[name] = "; ".join(str(item) for item in value) or "-"
-        elif is_number(value):
-            flat[name] = number(value)
-        else:
-            flat[name] = "-" if value is None else str(value)
-    return flat
+def cell_text(value: Any) -> str:
+    """A value of a section as a table cell shows it (lists joined by '; ', '-' for nothing)."""
+    if isinstance(value, list | tuple):
+        return "; ".join(str(item) for item in value) or "-"
+    if is_number(value):
+        return number(value)
+    return "-" if value is None else str(value)
 
 
 def direction(task: str | None, name: str) -> str:

@@ -11,16 +11,17 @@ import contextlib
 import logging
 import os
 import re
+import socket
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote, urlparse
 
 from ml_project.errors import StoreError
+from ml_project.vocabulary import HOST, PID
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -48,6 +49,7 @@ QUIET_ENVIRONMENT = {
 PROBE_ENVIRONMENT = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
 CREDENTIALS = re.compile(r"(\w+://)[^/@\s]+@")  # user:password@ (or a token) in a URI
 PYSPARK_PANDAS_WARNING = "PySpark does not yet fully support pandas"
+T = TypeVar("T")
 
 
 def run_name(*parts: str) -> str:
@@ -123,7 +125,7 @@ def connect(root: Path, *, write: bool = True) -> MlflowClient:
         client = MlflowClient(tracking_uri=uri, registry_uri=registry_uri)
         try:
             client.search_registered_models(max_results=1)
-        except Exception as exc:  # noqa: BLE001 - any failure here is the store's
+        except Exception as exc:  # any failure here is the store's
             raise StoreError(store_failure(uri, exc)) from exc
     return client
 
@@ -131,9 +133,7 @@ def connect(root: Path, *, write: bool = True) -> MlflowClient:
 def process_tags() -> dict[str, str]:
     """Who runs a run (host and pid): how a later command tells a run killed without a word
     (kill -9, a lost machine) from one still going."""
-    import socket
-
-    return {"ml_project.host": socket.gethostname(), "ml_project.pid": str(os.getpid())}
+    return {HOST: socket.gethostname(), PID: str(os.getpid())}
 
 
 def sqlite_path(uri: str) -> Path | None:
@@ -188,6 +188,18 @@ def check_writable(uri: str) -> None:
 
 
 @contextmanager
+def quiet_logger(name: str) -> Iterator[None]:
+    """Within the block, logger `name` shows errors only."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+@contextmanager
 def probing() -> Iterator[None]:
     """MLflow's HTTP calls inside make one short attempt (the fail-fast check of a store)."""
     saved = {key: os.environ.get(key) for key in PROBE_ENVIRONMENT}
@@ -204,8 +216,7 @@ def probing() -> Iterator[None]:
 
 def store_failure(uri: str, exc: BaseException) -> str:
     """One paragraph for a store that failed, without its credentials."""
-    detail = " ".join(str(exc).split())
-    detail = CREDENTIALS.sub(r"\1***@", detail)
+    detail = redact(" ".join(str(exc).split()))
     if len(detail) > 300:
         detail = detail[:300] + "..."
     return (
@@ -229,7 +240,7 @@ def sqlite_lock(uri: str, purpose: str) -> Iterator[None]:
     path = Path(unquote(parsed.path) + f".{purpose}.lock")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(path, "a+")  # noqa: SIM115 - closed below, after the lock is released
+        handle = open(path, "a+")  # closed below, after the lock is released
     except OSError as exc:
         raise StoreError(
             f"The tracking store {redact(uri)} cannot be written: its lock file {path} cannot "
@@ -285,45 +296,143 @@ def verdict_lookup(
             tags = runs[0].data.tags
             source = tags.get(f"validation.{table}.reused_from") or runs[0].info.run_id
             return source, int(tags[f"validation.{table}.evaluated"])
-        except Exception:  # noqa: BLE001  # the suite then runs: same verdict, more time
+        except Exception:  # the suite then runs: same verdict, more time
             return None
 
     return lookup
 
 
-def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
-    """{'a': {'b': 1}} -> {'a.b': '1'}; lists become comma-separated text."""
+def flatten(
+    mapping: Mapping[str, Any], leaf: Callable[[Any], str] | None = None, prefix: str = ""
+) -> dict[str, str]:
+    """{'a': {'b': 1}} -> {'a.b': leaf(1)}; by default lists become comma-separated text and
+    None the empty text (MLflow params)."""
     flat: dict[str, str] = {}
     for key, value in mapping.items():
         name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(flatten(value, f"{name}."))
-        elif isinstance(value, list | tuple):
-            flat[name] = ",".join(str(item) for item in value)
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, leaf, f"{name}."))
         else:
-            flat[name] = "" if value is None else str(value)
+            flat[name] = (leaf or _param_text)(value)
     return flat
+
+
+def _param_text(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return ",".join(str(item) for item in value)
+    return "" if value is None else str(value)
+
+
+def causes(exc: BaseException) -> Iterator[BaseException]:
+    """`exc` and the exceptions it was raised from or while handling, innermost last."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def sqlite_busy(exc: BaseException) -> bool:
+    """Whether `exc` is the store refusing a second writer: sqlite's SQLITE_BUSY or
+    SQLITE_LOCKED code on the driver's exception however MLflow and SQLAlchemy wrap it; with no
+    sqlite error inside, MLflow's TEMPORARILY_UNAVAILABLE (what a server sends back)."""
+    import sqlite3
+
+    from mlflow.exceptions import MlflowException
+
+    chain = list(causes(exc))
+    codes = [
+        getattr(cause, "sqlite_errorcode", 0) for cause in chain if isinstance(cause, sqlite3.Error)
+    ]
+    if codes:  # an extended code's low byte is its primary code
+        return any((code & 0xFF) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) for code in codes)
+    return any(
+        isinstance(cause, MlflowException) and cause.error_code == "TEMPORARILY_UNAVAILABLE"
+        for cause in chain
+    )
+
+
+def store_failed(exc: BaseException) -> bool:
+    """Whether `exc` is the tracking store failing (a locked, full or read-only database, a
+    server that stopped answering), told by the exception types in its chain and MLflow's
+    error code."""
+    import sqlite3
+
+    import requests
+    from mlflow.exceptions import MlflowException
+    from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+    return isinstance(exc, SQLAlchemyError | requests.RequestException) or any(
+        isinstance(cause, sqlite3.OperationalError | OperationalError | requests.RequestException)
+        or (
+            isinstance(cause, MlflowException)
+            and (cause.error_code == "TEMPORARILY_UNAVAILABLE" or _http_failure(cause))
+        )
+        for cause in causes(exc)
+    )
+
+
+def _http_failure(exc: BaseException) -> bool:
+    """A server's answer MLflow's REST client refused (a 502 or 504 from a proxy, a body that
+    is no JSON): MLflow raises it with the catch-all INTERNAL_ERROR code and no cause, so its
+    own message's opening words are all that tell it from any other error."""
+    return str(exc).startswith("API request to")
+
+
+def retry(
+    transient: Callable[[BaseException], bool],
+    call: Callable[..., T],
+    *args: Any,
+    attempts: int,
+    **kwargs: Any,
+) -> T:
+    """`call(*args, **kwargs)`, retried with backoff while its error is `transient`; any other
+    error, or the same one after `attempts`, is raised."""
+    for attempt in range(attempts):
+        try:
+            return call(*args, **kwargs)
+        except Exception as exc:
+            if not transient(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(min(0.1 * 2**attempt, 2.0))
+    raise AssertionError("unreachable")
+
+
+def retry_locked(call: Callable[..., T], *args: Any, attempts: int = 8, **kwargs: Any) -> T:
+    """`call(*args, **kwargs)`, retried while the sqlite store is locked by another writer (sqlite
+    refuses a second writer instead of waiting)."""
+    return retry(sqlite_busy, call, *args, attempts=attempts, **kwargs)
 
 
 def set_version_tags(
     client: MlflowClient, model_name: str, version: str, tags: dict[str, str]
 ) -> None:
+    """Set each of `tags` on the version (retried while the sqlite store is locked); also
+    `registry.set_version_tags`."""
     for key, value in tags.items():
-        client.set_model_version_tag(model_name, version, key, value)
+        retry_locked(client.set_model_version_tag, model_name, str(version), key, value)
 
 
-def log_input(mlflow: ModuleType, dataset: PandasDataset, *, context: str) -> None:
+def log_input(dataset: PandasDataset, *, context: str) -> None:
     """mlflow.log_input, again when another process logged the same dataset to the experiment
     between MLflow's check for it and its insert (two trainings at once: the store's unique
     constraint refuses the second insert; the next attempt finds the dataset and links it)."""
-    from ml_project.registry import retry_when
+    import mlflow
 
-    retry_when(_duplicate_dataset, mlflow.log_input, dataset, context=context, attempts=3)
+    retry(_unique_violation, mlflow.log_input, dataset, context=context, attempts=3)
 
 
-def _duplicate_dataset(text: str) -> bool:
-    return "UNIQUE constraint failed: datasets" in text or (
-        "duplicate key value violates unique constraint" in text and "dataset" in text
+def _unique_violation(exc: BaseException) -> bool:
+    """A store's unique constraint refused an insert: an IntegrityError of SQLAlchemy (sqlite,
+    PostgreSQL, MySQL) under MLflow's exception, or a server's RESOURCE_ALREADY_EXISTS."""
+    from mlflow.exceptions import MlflowException
+    from sqlalchemy.exc import IntegrityError
+
+    return any(
+        isinstance(cause, IntegrityError)
+        or (isinstance(cause, MlflowException) and cause.error_code == "RESOURCE_ALREADY_EXISTS")
+        for cause in causes(exc)
     )
 
 

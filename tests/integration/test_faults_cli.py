@@ -459,7 +459,7 @@ def test_an_interruption_after_registration_tags_the_version_and_clears_challeng
     store holding a registered version under evaluation."""
     import mlflow
 
-    from ml_project import promotion, tracking
+    from ml_project import run_life, tracking
     from ml_project.errors import Interrupted
     from ml_project.settings import load_settings
 
@@ -474,7 +474,7 @@ def test_an_interruption_after_registration_tags_the_version_and_clears_challeng
         settings.model_name, source=f"{run.info.artifact_uri}/model", run_id=run.info.run_id
     )
     client.set_registered_model_alias(settings.model_name, "challenger", version.version)
-    assert promotion.abandon(
+    assert run_life.abandon(
         client, settings, "1", run.info.run_id, Interrupted("SIGTERM", 15), commit="abc"
     )
     tags = client.get_model_version(settings.model_name, "1").tags
@@ -494,7 +494,7 @@ def test_a_store_that_dies_during_the_cleanup_is_reported_not_claimed(
     then points at `show` and the next training, not at a FAILED run that may not be)."""
     import mlflow
 
-    from ml_project import pipeline, promotion, tracking
+    from ml_project import run_life, tracking
     from ml_project.settings import load_settings
 
     uri = fresh_store(tmp_path / "store")
@@ -503,12 +503,12 @@ def test_a_store_that_dies_during_the_cleanup_is_reported_not_claimed(
     dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there: the registry is gone
     settings = load_settings("dev", problem=BINARY, root=synthetic_project)
     run = mlflow.start_run(experiment_id=tracking.ensure_experiment(MlflowClient(uri), "x"))
-    recorded = promotion.abandon(
+    recorded = run_life.abandon(
         MlflowClient(dead), settings, "1", run.info.run_id, RuntimeError("boom"), commit="abc"
     )
     assert recorded is False
     assert MlflowClient(uri).get_run(run.info.run_id).info.status == "FAILED"
-    message = pipeline._left_behind(settings, "1", recorded=False)
+    message = run_life.left_behind(settings, "1", recorded=False)
     assert "could not record the failure" in message and "ml-project show --env dev" in message
 
 
@@ -836,7 +836,7 @@ def test_a_bad_setting_is_refused_before_any_work_and_blames_the_command_line(
 def test_a_challenger_left_on_a_judged_version_by_a_stopped_run_is_cleared(tmp_path):
     """Killed between the verdict and letting go of `challenger`: the next training's
     `settle_orphans` clears the alias and keeps the verdict; a live run's alias is left."""
-    from ml_project import promotion
+    from ml_project import recovery
 
     uri = fresh_store(tmp_path / "store")
     client = MlflowClient(uri)
@@ -852,10 +852,10 @@ def test_a_challenger_left_on_a_judged_version_by_a_stopped_run_is_cleared(tmp_p
             tags={"run_id": run.info.run_id, "validation_status": "passed"},
         )  # fmt: skip
     client.set_registered_model_alias(MODEL, "challenger", "2")
-    assert promotion.settle_orphans(client, MODEL) == []
+    assert recovery.settle_orphans(client, MODEL) == []
     assert client.get_registered_model(MODEL).aliases == {"challenger": 2}
     client.set_registered_model_alias(MODEL, "challenger", "1")
-    (settled,) = promotion.settle_orphans(client, MODEL)
+    (settled,) = recovery.settle_orphans(client, MODEL)
     assert settled.startswith("version 1: challenger cleared")
     assert client.get_registered_model(MODEL).aliases == {}
     assert client.get_model_version(MODEL, "1").tags["validation_status"] == "passed"

@@ -7,6 +7,7 @@ edited, and nothing here reads the flights example.
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -201,12 +202,25 @@ def staging_runs(synthetic_project, tmp_path_factory):
     uri = f"sqlite:///{tmp_path_factory.mktemp('staging-store') / 'mlflow.db'}"
     out = {}
     for kind in KINDS:
+        quiet = ["--quiet"] if kind == "regression" else []  # no progress lines
         done = run_cli(
-            "train", "--env", "staging", "--problem", f"synthetic_{kind}", "--json",
+            *quiet, "train", "--env", "staging", "--problem", f"synthetic_{kind}", "--json",
             cwd=synthetic_project, tracking_uri=uri,
         )  # fmt: skip
         out[kind] = (done, last_json(done.stdout) if done.returncode == 0 else None)
     return uri, out
+
+
+def test_a_training_prints_each_stage_as_it_ends_unless_quiet(staging_runs):
+    """One line a stage on stderr (name, seconds, rows), as the training goes; --quiet: none."""
+    _, runs = staging_runs
+    done, result = runs["binary"]
+    stages = re.findall(r"^(\w+): [\d.]+ s(?:, ([\d,]+) rows)?$", done.stderr, re.MULTILINE)
+    assert [name for name, _ in stages][:3] == ["imports", "store", "reading"], done.stderr
+    assert ("fit", f"{result['rows']['train']:,}") in stages
+    assert {name for name, _ in stages} == set(result["timings"])
+    quiet, _ = runs["regression"]
+    assert quiet.returncode == 0 and not re.search(r"^fit: ", quiet.stderr, re.MULTILINE)
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -5,9 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml_project.cli import HISTORY_INDENT, SHOW_WIDTH, format_show, wrapped
 from ml_project.predict import DuplicateKeys
-from ml_project.views import plain
+from ml_project.promotion import Description
+from ml_project.views import HISTORY_INDENT, SHOW_WIDTH, plain, show_text, wrapped
 
 
 def counted(chunks, key_columns=("id",)) -> DuplicateKeys:
@@ -74,12 +74,12 @@ def history_entry(reason: str) -> dict:
     }  # fmt: skip
 
 
-def described(*reasons: str) -> dict:
-    return {
-        "model_name": "m_dev", "env": "dev", "tracking_uri": "sqlite:///mlflow.db",
-        "primary_metric": "roc_auc", "aliases": {"champion": "3"}, "versions": [],
-        "history": [history_entry(reason) for reason in reasons],
-    }  # fmt: skip
+def described(*reasons: str) -> Description:
+    return Description(
+        model_name="m_dev", env="dev", tracking_uri="sqlite:///mlflow.db", problem="p",
+        task="binary", primary_metric="roc_auc", aliases={"champion": "3"}, versions=[],
+        history=[history_entry(reason) for reason in reasons],
+    )  # fmt: skip
 
 
 def test_show_wraps_a_long_history_reason_and_keeps_every_word():
@@ -89,7 +89,7 @@ def test_show_wraps_a_long_history_reason_and_keeps_every_word():
         "the feature-blind baseline 0.31 above the required 0.05; a-very-long-hyphenated-word "
         "https://example.invalid/a/path/that/is/longer/than/any/line/could/ever/hold/in/show/x"
     )
-    lines = format_show(described(reason, "short"), history_lines=10).splitlines()
+    lines = show_text(described(reason, "short"), history_lines=10).splitlines()
     start = next(at for at, line in enumerate(lines) if "passed the gate" in line)
     head = lines[start].index("passed the gate")
     wrapped_lines = [lines[start][head:]]
@@ -111,7 +111,7 @@ def test_an_empty_reason_leaves_no_trailing_space():
 
 
 def test_a_long_failure_is_recorded_up_to_a_word_and_says_it_was_cut():
-    from ml_project.promotion import REASON_CHARACTERS, failure_reason
+    from ml_project.run_life import REASON_CHARACTERS, failure_reason
 
     assert failure_reason(ValueError("bad  value\n in x")) == "ValueError: bad value in x"
     long = failure_reason(ValueError("column " * 400))

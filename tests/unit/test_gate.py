@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from ml_project import gate
+from ml_project import gate, views
 from ml_project.errors import ConfigError
 from ml_project.metrics import Metric, StagedLoss
 from ml_project.settings import GateSettings, load_settings, validate_settings
@@ -24,7 +24,7 @@ def judge(
 ):  # fmt: skip
     return gate.judge(
         metrics, settings, task=task, rows=rows, scores=scores, staged=staged,
-        baseline_metrics=dummy, baseline=baseline, extra=extra,
+        baseline_metrics=dummy, champion=baseline, extra=extra,
     )  # fmt: skip
 
 
@@ -52,11 +52,11 @@ def rules(**changes) -> GateSettings:
     return GateSettings(**{**values, **changes})
 
 
-def baseline(challenger: float, champion: float, metric: str = "roc_auc") -> gate.Baseline:
-    return gate.Baseline(
+def baseline(challenger: float, champion: float, metric: str = "roc_auc") -> gate.Champion:
+    return gate.Champion(
         version="3",
-        champion_metrics={metric: champion},
-        challenger_metrics={metric: challenger},
+        champion={metric: champion},
+        challenger={metric: challenger},
         rows=1000,
         excluded_rows=12,
     )
@@ -318,7 +318,7 @@ def test_a_lower_is_better_primary_metric_compares_the_other_way():
 
 
 def test_a_champion_that_could_not_be_compared_fails_closed():
-    unknown = gate.Baseline(version="2", error="its training rows cannot be rebuilt")
+    unknown = gate.Champion(version="2", error="its training rows cannot be rebuilt")
     verdict = judge(GOOD, rules(), baseline=unknown)
     assert not verdict.passed
     assert verdict.reasons == [
@@ -340,7 +340,7 @@ def test_tags_and_dict_carry_the_verdict_the_versions_and_the_numbers():
     assert float(tags["gate.roc_auc"]) == 0.72 and tags["gate.primary_metric"] == "roc_auc"
     assert all(isinstance(value, str) for value in tags.values())
     assert len(json.loads(tags["gate.checks"])) == 9
-    as_dict = json.loads(json.dumps(verdict.as_dict()))
+    as_dict = json.loads(views.to_json(verdict))
     assert as_dict["comparison"]["champion"] == {"roc_auc": 0.75}
     assert as_dict["champion_metrics"] == {"roc_auc": 0.75}  # what the CI job summary shows
     assert as_dict["champion_version"] == "3" and as_dict["passed"] is False

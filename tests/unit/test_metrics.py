@@ -8,6 +8,7 @@ import pytest
 from sklearn.metrics import log_loss, mean_squared_error, r2_score, roc_auc_score
 
 from ml_project import metrics
+from ml_project.vocabulary import TASKS
 
 
 def binary(y, p_yes):
@@ -20,8 +21,8 @@ def binary(y, p_yes):
 
 
 def test_every_task_has_metrics_with_a_direction():
-    assert set(metrics.REGISTRY) == set(metrics.TASKS)
-    for task in metrics.TASKS:
+    assert set(metrics.REGISTRY) == set(TASKS)
+    for task in TASKS:
         names = metrics.metrics_of(task)
         assert names and all(isinstance(m.higher_is_better, bool) for m in names.values())
     assert metrics.higher_is_better("binary", "roc_auc")
@@ -123,7 +124,7 @@ def test_metrics_with_units_and_their_perfect_values():
     assert registry["binary"]["roc_auc"].perfect == 1.0
     assert registry["regression"]["rmse"].perfect == 0.0
     assert metrics.Metric("profit", True, lambda y, p: 0.0, units=True).perfect is None
-    assert set(metrics.LOSS) == set(metrics.TASKS)
+    assert set(metrics.LOSS) == set(TASKS)
 
 
 def test_a_problems_metric_is_computed_with_the_tasks():

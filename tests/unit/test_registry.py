@@ -2,10 +2,11 @@
 
 import json
 import re
+import sqlite3
 
 import pytest
 
-from ml_project import registry
+from ml_project import registry, tracking
 
 
 def entry(alias, action, to_version, from_version=None):
@@ -44,38 +45,66 @@ def test_the_champion_stack_pushes_moves_and_pops_rollbacks():
     assert registry.champion_stack(history) == ["1", "5"]
 
 
-def test_retry_locked_waits_out_a_locked_sqlite_store(monkeypatch):
-    monkeypatch.setattr(registry.time, "sleep", lambda seconds: None)
+def locked_error(tmp_path) -> Exception:
+    """What MLflow raises when another process holds the sqlite store's write lock: its
+    MlflowException over SQLAlchemy's OperationalError over sqlite's SQLITE_BUSY."""
+    import sqlalchemy
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import TEMPORARILY_UNAVAILABLE
+
+    database = tmp_path / "locked.db"
+    holder = sqlite3.connect(database)
+    holder.execute("CREATE TABLE IF NOT EXISTS t (x)")
+    holder.execute("BEGIN EXCLUSIVE")
+    engine = sqlalchemy.create_engine(f"sqlite:///{database}", connect_args={"timeout": 0})
+    try:
+        with engine.connect() as connection:
+            connection.execute(sqlalchemy.text("INSERT INTO t VALUES (1)"))
+    except sqlalchemy.exc.OperationalError as exc:
+        try:
+            raise MlflowException(message=exc, error_code=TEMPORARILY_UNAVAILABLE) from exc
+        except MlflowException as wrapped:
+            return wrapped
+    finally:
+        holder.close()
+        engine.dispose()
+    raise AssertionError("the second writer was not refused")
+
+
+def test_retry_locked_waits_out_a_locked_sqlite_store(monkeypatch, tmp_path):
+    monkeypatch.setattr(tracking.time, "sleep", lambda seconds: None)
+    locked = locked_error(tmp_path)
     calls = []
 
     def flaky(value):
         calls.append(value)
         if len(calls) < 3:
-            raise RuntimeError("(sqlite3.OperationalError) database is locked")
+            raise locked
         return value * 2
 
-    assert registry.retry_locked(flaky, 21) == 42
+    assert tracking.retry_locked(flaky, 21) == 42
     assert len(calls) == 3
 
 
-def test_retry_locked_raises_other_errors_at_once_and_gives_up_eventually(monkeypatch):
-    monkeypatch.setattr(registry.time, "sleep", lambda seconds: None)
+def test_retry_locked_raises_other_errors_at_once_and_gives_up_eventually(monkeypatch, tmp_path):
+    monkeypatch.setattr(tracking.time, "sleep", lambda seconds: None)
     calls = []
 
     def broken():
         calls.append(1)
-        raise ValueError("no such table")
+        raise ValueError("database is locked")  # the words alone are no locked store
 
-    with pytest.raises(ValueError, match="no such table"):
-        registry.retry_locked(broken)
+    with pytest.raises(ValueError, match="database is locked"):
+        tracking.retry_locked(broken)
     assert len(calls) == 1
+    error = locked_error(tmp_path)
 
     def locked():
         calls.append(1)
-        raise RuntimeError("database is locked")
+        raise error
 
-    with pytest.raises(RuntimeError, match="database is locked"):
-        registry.retry_locked(locked, attempts=4)
+    with pytest.raises(type(error)):
+        tracking.retry_locked(locked, attempts=4)
     assert len(calls) == 1 + 4
 
 

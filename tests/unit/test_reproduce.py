@@ -14,7 +14,7 @@ import pytest
 import skops.io
 from sklearn.ensemble import HistGradientBoostingClassifier
 
-from ml_project import comparisons, lineage, metrics, pipeline, rebuild, reproduce, views
+from ml_project import comparisons, lineage, loading, metrics, pipeline, rebuild, reproduce, views
 from ml_project.errors import ConfigError, DataError, NotReproducedError, RegistryError
 from ml_project.problem import load_problem
 from ml_project.settings import load_settings
@@ -472,7 +472,7 @@ def tiny(tmp_path_factory):
         "expect_data": dict(prepared.digests),
         "registered_model": {
             "path": str(model_file),
-            "trusted_types": pipeline.trusted_types(problem),
+            "trusted_types": loading.trusted_types(problem),
         },
         "sample_rows": pipeline.FEATURE_SAMPLE_ROWS,
     }

@@ -10,8 +10,9 @@ from click.testing import CliRunner
 
 from ml_project.cli import cli
 from ml_project.errors import ConfigError
-from ml_project.metrics import TASKS, metrics_of
+from ml_project.metrics import metrics_of
 from ml_project.summary import read_result, render_summary, result_field
+from ml_project.vocabulary import TASKS
 
 RESULT = {
     "env": "staging",

@@ -95,3 +95,17 @@ def test_a_verdict_lookup_names_the_run_that_checked_and_never_fails_a_training(
         Store([], experiment=None),
     ):
         assert tracking.verdict_lookup(store, "x_dev")("t", "abc") is None
+
+
+def test_a_store_failure_is_told_by_its_type_and_code_not_by_its_words(tmp_path):
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import TEMPORARILY_UNAVAILABLE
+
+    from tests.unit.test_registry import locked_error
+
+    assert tracking.store_failed(locked_error(tmp_path))
+    assert tracking.sqlite_busy(locked_error(tmp_path))
+    assert tracking.store_failed(MlflowException("down", error_code=TEMPORARILY_UNAVAILABLE))
+    assert not tracking.store_failed(ValueError("(sqlite3.OperationalError) database is locked"))
+    assert not tracking.sqlite_busy(RuntimeError("database is locked"))
+    assert not tracking.store_failed(MlflowException("no such version"))

@@ -1,0 +1,61 @@
+"""What a later training settles, and what it must leave alone: only a run known to be gone."""
+
+from types import SimpleNamespace
+
+import pytest
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, TEMPORARILY_UNAVAILABLE
+
+from ml_project import recovery
+
+MODEL = "m_dev"
+
+
+class Store:
+    """A registry holding one version under `challenger`, whose run `get_run` cannot read."""
+
+    tracking_uri = "http://tracking.invalid"
+
+    def __init__(self, failure: Exception, status: str = "pending"):
+        self.failure = failure
+        self.version = SimpleNamespace(
+            version="1", run_id="r1", source="models:/m-0123abcd", creation_timestamp=0,
+            tags={"run_id": "r1", "validation_status": status},
+        )  # fmt: skip
+        self.writes: list[tuple] = []
+
+    def search_model_versions(self, query):
+        return [self.version]
+
+    def get_model_version(self, name, version):
+        return self.version
+
+    def get_registered_model(self, name):
+        return SimpleNamespace(aliases={"challenger": "1"}, tags={}, description="")
+
+    def get_run(self, run_id):
+        raise self.failure
+
+    def __getattr__(self, name):  # every write: recorded, so the test can say none happened
+        return lambda *args, **kwargs: self.writes.append((name, args))
+
+
+UNANSWERED = [
+    MlflowException("503 Service Unavailable", error_code=TEMPORARILY_UNAVAILABLE),
+    TimeoutError("timed out"),
+]
+
+
+@pytest.mark.parametrize("failure", UNANSWERED, ids=["503", "timeout"])
+@pytest.mark.parametrize("status", ["pending", "passed"])
+def test_a_run_the_store_cannot_read_is_unknown_and_nothing_is_settled(failure, status):
+    store = Store(failure, status)
+    assert recovery.orphan_reason(store, store.version) is None
+    assert recovery.settle_orphans(store, MODEL) == []
+    assert store.writes == []  # keeps its alias and tags; its run is not killed
+    assert store.version.tags["validation_status"] == status
+
+
+def test_a_run_the_store_does_not_know_is_gone():
+    store = Store(MlflowException("no run r1", error_code=RESOURCE_DOES_NOT_EXIST))
+    assert recovery.orphan_reason(store, store.version) == "its run r1 is gone"
