@@ -20,7 +20,7 @@ from typing import Any, NoReturn, ParamSpec, TypeVar
 
 import click
 
-from ml_project import __version__, errors, tracking, views
+from ml_project import __version__, errors, results, tracking, views
 from ml_project.errors import (
     STOP_SIGNALS,
     ConfigError,
@@ -616,7 +616,7 @@ def show(env: str, history_lines: int, as_json: bool) -> None:
     settings = resolve_settings(env)
     described = promotion.describe(settings, root=project_root())
     if as_json:
-        click.echo(views.to_json(described))
+        click.echo(results.to_json(described))
     else:
         click.echo(views.show_text(described, history_lines=history_lines))
 
@@ -917,7 +917,7 @@ def monitor(
             summary_path, lambda t: t.write_text(text, encoding="utf-8"), option="--summary"
         )
     if as_json:
-        click.echo(views.to_json(data))
+        click.echo(results.to_json(data))
     if result.drifted:
         raise DriftDetectedError(
             f"{len(result.report.reasons)} threshold(s) of the {env} env crossed by {input_path}: "

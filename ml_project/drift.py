@@ -21,6 +21,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from ml_project.data import epoch_seconds, parse_times, time_text
+from ml_project.results import plain
 from ml_project.settings import MonitorSettings
 
 PROFILE_ARTIFACT = "monitoring/reference_profile.json"
@@ -443,3 +444,50 @@ def _shares(counts: np.ndarray) -> np.ndarray:
     counts = np.asarray(counts, dtype=np.float64)
     total = counts.sum()
     return counts / total if total else np.zeros_like(counts)
+
+
+ALERTING = ("warn", "drift")
+TOP_FEATURES = 10  # the table and the plot show these worst by PSI, and every one that alerts
+
+
+def drift_row(item: FeatureDrift) -> dict[str, Any]:
+    """A feature's row of the drift table; the ranges and the note are '' but for a time one."""
+    ranges = (item.reference_range, item.batch_range)
+    return {
+        "feature": item.feature,
+        "kind": item.kind,
+        "psi": item.psi,
+        "reference_null_rate": item.reference_null_rate,
+        "batch_null_rate": item.batch_null_rate,
+        "null_rate_change": item.null_rate_change,
+        "status": item.status,
+        "reference_range": " .. ".join(ranges[0]) if ranges[0] else "",
+        "batch_range": " .. ".join(ranges[1]) if ranges[1] else "",
+        "note": item.range_line(),
+    }
+
+
+def quality_data(quality: Quality) -> dict[str, Any]:
+    """Live quality as JSON data (an undefined value is None)."""
+    computed = {"drop": quality.drop, "allowed": quality.allowed, "relative": quality.units}
+    data: dict[str, Any] = {**plain(quality), **plain(computed), "status": quality.status}
+    del data["units"]
+    return data
+
+
+def report_data(report: DriftReport) -> dict[str, Any]:
+    """A drift report as JSON data (the run's monitoring/report.json)."""
+    return {
+        "status": report.status,
+        "rows": report.rows,
+        "reasons": list(report.reasons),
+        "features": [drift_row(item) for item in report.features],
+        "prediction": drift_row(report.prediction),
+        "quality": quality_data(report.quality) if report.quality else None,
+    }
+
+
+def shown(statuses: Sequence[str], *, top: int) -> list[int]:
+    """Positions of the features a summary shows, in the report's order (worst PSI first): the
+    `top` worst, and every other one that warns or drifts (a null-rate move drifts at any PSI)."""
+    return [at for at, status in enumerate(statuses) if at < top or status in ALERTING]

@@ -30,7 +30,7 @@ from ml_project.vocabulary import VALIDATION_REASONS, VALIDATION_STATUS, Task
 PASSED, FAILED = "passed", "failed"
 
 
-HIDDEN = {"json": False}  # a field left out of the JSON (views.plain)
+HIDDEN = {"json": False}  # a field left out of the JSON (results.plain)
 CHECK_KEYS = ("name", "metric", "passed", "value", "limit", "message")  # tag gate.checks
 
 

@@ -30,7 +30,7 @@ from matplotlib.figure import Figure
 from mlflow.entities import LoggedModelInput
 from mlflow.exceptions import MlflowException
 
-from ml_project import data, drift, lineage, metrics, registry, tracking, views, vocabulary
+from ml_project import data, drift, lineage, metrics, registry, tracking, vocabulary
 from ml_project import predict as scoring
 from ml_project.errors import ConfigError, DataError, DriftDetectedError, RegistryError
 from ml_project.problem import load_problem
@@ -479,7 +479,7 @@ def monitoring_metrics(
 
 
 def drift_table_csv(report: drift.DriftReport) -> str:
-    rows = [views.drift_row(item) for item in (*report.features, report.prediction)]
+    rows = [drift.drift_row(item) for item in (*report.features, report.prediction)]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
     writer.writeheader()
@@ -518,8 +518,8 @@ def log_monitoring_run(
     with mlflow.start_run(experiment_id=experiment_id, run_name=name, tags=tags) as run:
         mlflow.log_params(tracking.flatten({"monitor": settings.monitor.model_dump(mode="json")}))
         mlflow.log_metrics(monitoring_metrics(report, keys))
-        mlflow.log_dict(views.report_data(report), REPORT)
-        mlflow.log_dict({"rows": [views.drift_row(item) for item in report.features]}, TABLE_JSON)
+        mlflow.log_dict(drift.report_data(report), REPORT)
+        mlflow.log_dict({"rows": [drift.drift_row(item) for item in report.features]}, TABLE_JSON)
         mlflow.log_text(drift_table_csv(report), TABLE_CSV)
         mlflow.log_figure(plot_worst_features(report, settings), PLOT)
         _log_model_input(client, loaded)
@@ -555,7 +555,7 @@ def plot_worst_features(report: drift.DriftReport, settings: Settings) -> Figure
     matplotlib.use("Agg")
     features = report.features
     statuses = [item.status for item in features]
-    worst = [features[at] for at in views.shown(statuses, top=views.TOP_FEATURES)]
+    worst = [features[at] for at in drift.shown(statuses, top=drift.TOP_FEATURES)]
     figure = Figure(figsize=(12, max(5.0, 0.3 * len(worst))), layout="constrained")
     bars, bins = figure.subplots(1, 2, width_ratios=(1, 1.4))
     names = [item.feature for item in reversed(worst)]

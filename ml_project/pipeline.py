@@ -46,9 +46,9 @@ from ml_project.records import model_input as model_input
 from ml_project.records import prepare_data as prepare_data
 from ml_project.records import read_tables as read_tables
 from ml_project.records import table_paths as table_paths
+from ml_project.results import EXACT
 from ml_project.settings import PROBLEMS_FOLDER, Settings
 from ml_project.time_features import derived_names
-from ml_project.views import EXACT
 from ml_project.vocabulary import (
     ALLOW_DIRTY,
     CONFIG_HASH,

@@ -24,8 +24,8 @@ from ml_project.evaluation import HeldOut, held_out_rows, log_evaluation
 from ml_project.gate import HIDDEN
 from ml_project.input_rules import unchecked
 from ml_project.registry import AliasChanged, Move
+from ml_project.results import EXACT
 from ml_project.settings import Settings
-from ml_project.views import EXACT
 from ml_project.vocabulary import (
     ACTION,
     CHALLENGER,

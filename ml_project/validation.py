@@ -28,8 +28,8 @@ import yaml
 
 from ml_project import data
 from ml_project.errors import ConfigError, DataError
+from ml_project.results import plain
 from ml_project.settings import Settings, problem_folder
-from ml_project.views import plain
 from ml_project.vocabulary import (
     VALIDATION_FAILED_TABLES,
     VALIDATION_SUCCESS,

@@ -5,21 +5,19 @@ dataclasses, paths and numpy numbers inside it) into JSON-ready values, so no re
 own `as_dict`. A field that must not be in the JSON is declared with `metadata={"json": False}`.
 """
 
-import dataclasses
-import json
-import math
 import textwrap
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from ml_project import comparisons as cmp
+from ml_project.drift import TOP_FEATURES, report_data, shown
+from ml_project.results import plain, to_json
 from ml_project.settings import PROBLEMS_FOLDER, PROJECT_SETTINGS
 
 if TYPE_CHECKING:  # the results' modules import MLflow: not for a command that only renders
-    from ml_project.drift import DriftReport, FeatureDrift, Quality
     from ml_project.monitor import MonitorResult
     from ml_project.pipeline import TrainResult
     from ml_project.predict import ScoringSummary
@@ -27,39 +25,9 @@ if TYPE_CHECKING:  # the results' modules import MLflow: not for a command that 
     from ml_project.scaffold import InitRequest, Plan
     from ml_project.validation import DataValidation
 
-EXACT = "exact"  # metadata={"json": EXACT}: a field already JSON-ready, NaN kept (json's NaN)
 json_option = click.option(
     "--json", "as_json", is_flag=True, help="End with one JSON object of the results."
 )
-
-
-def plain(value: Any) -> Any:
-    """`value` as JSON-ready data: dataclasses as dicts of their JSON fields, tuples as lists,
-    paths as text, numpy scalars as Python numbers, non-finite floats as None."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {
-            f.name: getattr(value, f.name)
-            if f.metadata.get("json") == EXACT
-            else plain(getattr(value, f.name))
-            for f in dataclasses.fields(value)
-            if f.metadata.get("json", True)
-        }
-    if isinstance(value, Mapping):
-        return {str(key): plain(item) for key, item in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [plain(item) for item in value]
-    if isinstance(value, Path):
-        return str(value)
-    if hasattr(value, "item") and callable(value.item):  # a numpy scalar
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def to_json(result: Any) -> str:
-    """One JSON line of `result` (keys sorted, as every `--json` prints it)."""
-    return json.dumps(plain(result), sort_keys=True)
 
 
 def echo(result: Any, text: Callable[[Any], str] | None, *, as_json: bool) -> None:
@@ -225,21 +193,9 @@ _STATUSES = {
 
 
 def reproduction_data(value: Any) -> Any:
-    """`reproduce --json` and its run's report.json. Unlike `plain`, NaN stays NaN (a metric
-    undefined on the held-out rows, as it always printed), a comparison that was not made (an
-    `omit_none` field left None) is left out, and a field may name its key (`class`)."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {
-            f.metadata.get("key", f.name): reproduction_data(getattr(value, f.name))
-            for f in dataclasses.fields(value)
-            if f.metadata.get("json", True)
-            and not (f.metadata.get("omit_none") and getattr(value, f.name) is None)
-        }
-    if isinstance(value, Mapping):
-        return {str(key): reproduction_data(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [reproduction_data(item) for item in value]
-    return value
+    """`reproduce --json` and its run's report.json: NaN stays NaN (a metric undefined on the
+    held-out rows, as it always printed)."""
+    return plain(value, keep_nan=True)
 
 
 def failure_message(result: cmp.ReproductionResult) -> str:
@@ -453,9 +409,6 @@ def _describe_metrics(step: cmp.MetricsStep) -> str:
 
 # --- batch scoring, serving, monitoring --------------------------------------------------------
 
-TOP_FEATURES = 10  # the table and the plot show these worst by PSI, and every one that alerts
-ALERTING = ("warn", "drift")
-
 
 def scoring_line(summary: "ScoringSummary", source: str, target: str) -> str:
     """What `predict` says once `target` is written from `source` (as the user named them)."""
@@ -471,43 +424,6 @@ def scoring_line(summary: "ScoringSummary", source: str, target: str) -> str:
         f"{summary.seconds:.2f} s ({summary.rows_per_second:,.0f} rows/s) -> {target}"
         f"{repeated}"
     )
-
-
-def drift_row(item: "FeatureDrift") -> dict[str, Any]:
-    """A feature's row of the drift table; the ranges and the note are '' but for a time one."""
-    ranges = (item.reference_range, item.batch_range)
-    return {
-        "feature": item.feature,
-        "kind": item.kind,
-        "psi": item.psi,
-        "reference_null_rate": item.reference_null_rate,
-        "batch_null_rate": item.batch_null_rate,
-        "null_rate_change": item.null_rate_change,
-        "status": item.status,
-        "reference_range": " .. ".join(ranges[0]) if ranges[0] else "",
-        "batch_range": " .. ".join(ranges[1]) if ranges[1] else "",
-        "note": item.range_line(),
-    }
-
-
-def quality_data(quality: "Quality") -> dict[str, Any]:
-    """Live quality as JSON data (an undefined value is None)."""
-    computed = {"drop": quality.drop, "allowed": quality.allowed, "relative": quality.units}
-    data: dict[str, Any] = {**plain(quality), **plain(computed), "status": quality.status}
-    del data["units"]
-    return data
-
-
-def report_data(report: "DriftReport") -> dict[str, Any]:
-    """A drift report as JSON data (the run's monitoring/report.json)."""
-    return {
-        "status": report.status,
-        "rows": report.rows,
-        "reasons": list(report.reasons),
-        "features": [drift_row(item) for item in report.features],
-        "prediction": drift_row(report.prediction),
-        "quality": quality_data(report.quality) if report.quality else None,
-    }
 
 
 def monitor_data(result: "MonitorResult") -> dict[str, Any]:
@@ -531,12 +447,6 @@ def quality_line(quality: dict[str, Any]) -> str:
             f"{quality['status']}"
         )
     return f"{line}; {quality['note']}" if quality.get("note") else line
-
-
-def shown(statuses: Sequence[str], *, top: int) -> list[int]:
-    """Positions of the features a summary shows, in the report's order (worst PSI first): the
-    `top` worst, and every other one that warns or drifts (a null-rate move drifts at any PSI)."""
-    return [at for at, status in enumerate(statuses) if at < top or status in ALERTING]
 
 
 def monitor_notes(result: dict[str, Any], picked: int) -> list[str]:

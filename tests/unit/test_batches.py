@@ -7,7 +7,8 @@ import pytest
 
 from ml_project.predict import DuplicateKeys
 from ml_project.promotion import Description
-from ml_project.views import HISTORY_INDENT, SHOW_WIDTH, plain, show_text, wrapped
+from ml_project.results import plain
+from ml_project.views import HISTORY_INDENT, SHOW_WIDTH, show_text, wrapped
 
 
 def counted(chunks, key_columns=("id",)) -> DuplicateKeys:

@@ -10,11 +10,12 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from ml_project import drift, metrics, views
+from ml_project import drift, metrics
+from ml_project.drift import report_data, shown
 from ml_project.errors import ConfigError, DataError
 from ml_project.monitor import Outcomes, class_index, class_note, live_quality
 from ml_project.settings import MonitorSettings, deep_merge, read_yaml
-from ml_project.views import quality_line, report_data, shown, summary_text
+from ml_project.views import quality_line, summary_text
 
 ROOT = Path(__file__).resolve().parents[2]
 # The project's own monitor settings (environments/base.yaml under dev.yaml) and a quality limit,
@@ -233,8 +234,8 @@ def test_the_quality_drop_of_a_metric_with_units_is_a_fraction_of_the_recorded_v
     assert beyond.status == "drift"
     assert "(limit 10: monitor.max_quality_drop 0.05 of the recorded value)" in beyond.reason()
     assert (
-        views.quality_data(beyond)["relative"] is True
-        and views.quality_data(beyond)["allowed"] == 10.0
+        drift.quality_data(beyond)["relative"] is True
+        and drift.quality_data(beyond)["allowed"] == 10.0
     )
 
 
@@ -299,11 +300,11 @@ def test_labels_of_unknown_classes_are_counted_apart_and_left_out():
     assert quality.rows == 3 and quality.unlabelled_dropped == 1
     assert quality.live == pytest.approx(2 / 3)  # a, b right, a wrong; x and y not counted
     assert quality.unknown_class_rows == 3 and quality.unknown_classes == ("x", "y")
-    assert views.quality_data(quality)["unknown_classes"] == ["x", "y"]
+    assert drift.quality_data(quality)["unknown_classes"] == ["x", "y"]
     assert quality.note == (
         "3 labelled rows hold classes the model never learnt (x, y): left out of the live metrics"
     )
-    assert "left out of the live metrics" in quality_line(views.quality_data(quality))
+    assert "left out of the live metrics" in quality_line(drift.quality_data(quality))
 
 
 def test_many_labels_of_unknown_classes_are_drift():

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from ml_project import gate, views
+from ml_project import gate, results
 from ml_project.errors import ConfigError
 from ml_project.metrics import Metric, StagedLoss
 from ml_project.settings import GateSettings, load_settings, validate_settings
@@ -340,7 +340,7 @@ def test_tags_and_dict_carry_the_verdict_the_versions_and_the_numbers():
     assert float(tags["gate.roc_auc"]) == 0.72 and tags["gate.primary_metric"] == "roc_auc"
     assert all(isinstance(value, str) for value in tags.values())
     assert len(json.loads(tags["gate.checks"])) == 9
-    as_dict = json.loads(views.to_json(verdict))
+    as_dict = json.loads(results.to_json(verdict))
     assert as_dict["comparison"]["champion"] == {"roc_auc": 0.75}
     assert as_dict["champion_metrics"] == {"roc_auc": 0.75}  # what the CI job summary shows
     assert as_dict["champion_version"] == "3" and as_dict["passed"] is False

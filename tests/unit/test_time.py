@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml_project import data, drift, estimators, records, views
+from ml_project import data, drift, estimators, records
 from ml_project.errors import DataError
 from ml_project.settings import FeatureSettings, MonitorSettings
 from ml_project.time_features import PARTS, TimeFeatures
@@ -234,8 +234,8 @@ def test_a_time_feature_gets_a_range_no_psi_and_never_drifts_by_its_values():
     assert rows["when"].batch_range == ("2025-06-01T00:00:00Z", "2025-06-20T00:00:00Z")
     assert rows["when_year"].batch_range == ("2025", "2025") and rows["when_year"].status == "ok"
     assert report.status == "ok" and not report.reasons
-    notes = [row["note"] for row in views.report_data(report)["features"]]
-    assert views.report_data(report)["prediction"]["note"] == ""
+    notes = [row["note"] for row in drift.report_data(report)["features"]]
+    assert drift.report_data(report)["prediction"]["note"] == ""
     assert any("batch 2025-06-01T00:00:00Z .. 2025-06-20T00:00:00Z" in note for note in notes)
 
 
