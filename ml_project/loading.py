@@ -102,7 +102,7 @@ def download(uri: str, destination: Path | None = None) -> Path:
                 artifact_uri=uri, dst_path=None if destination is None else str(destination)
             )
         )
-    except Exception as exc:  # noqa: BLE001 - missing files, an unreachable artifact store
+    except Exception as exc:
         raise RegistryError(f"Cannot read the files of model {uri}: {exc}") from exc
 
 

@@ -92,9 +92,9 @@ class ColumnProfile:
         if self.kind != "numeric" or self.minimum is None or self.maximum is None:
             return False
         if not self.integer:
-            within = FIRST_YEAR <= self.minimum and self.maximum <= LAST_YEAR
+            within = self.minimum >= FIRST_YEAR and self.maximum <= LAST_YEAR
             return within and bool(TIME_NAME.search(self.name))
-        if FIRST_YEAR <= self.minimum and self.maximum <= LAST_YEAR:
+        if self.minimum >= FIRST_YEAR and self.maximum <= LAST_YEAR:
             return True
         return bool(YEAR_NAME.search(self.name)) and 1000 <= self.minimum <= self.maximum <= 9999
 

@@ -346,7 +346,7 @@ def main(argv: list[str]) -> int:
     code = 0
     try:
         rebuild(request, answer)
-    except Exception as exc:  # reported to the parent, which names the step and the commit
+    except Exception as exc:  # noqa: BLE001 - reported to the parent, which names the step and the commit
         answer["error"] = {
             "step": answer.get("step"),
             "type": type(exc).__name__,

@@ -70,7 +70,7 @@ def fetch_run(client: MlflowClient, run_id: str) -> Run | None:
         if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
             raise Gone(run_id) from exc
         return None
-    except Exception:  # a timeout, a refused connection: unknown
+    except Exception:  # noqa: BLE001 - a timeout, a refused connection: unknown
         return None
     if run.info.lifecycle_stage == "deleted":
         raise Gone(run_id)

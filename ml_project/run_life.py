@@ -153,7 +153,7 @@ def abandon(
     finally:
         try:
             mlflow.end_run(status="KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
-        except Exception:  # a later command settles a run left RUNNING
+        except Exception:  # noqa: BLE001 - a later command settles a run left RUNNING
             recorded = False
         for signal_name, handler in saved.items():
             signal.signal(getattr(signal, signal_name), handler)
@@ -182,7 +182,7 @@ def _record_failure(
                 client, name, CHALLENGER, version, move=Move("verdict", reason, commit, run_id)
             )
         mlflow.set_tag(FAILURE, reason)
-    except Exception:  # the original error is what the user must see
+    except Exception:  # noqa: BLE001 - the original error is what the user must see
         return False
     with contextlib.suppress(Exception):  # the artifact store may be what failed: optional
         mlflow.log_text("".join(traceback.format_exception(exc)), "failure/traceback.txt")

@@ -303,12 +303,12 @@ def apply_assignment(
         if not isinstance(node, Mapping) or part not in node:
             raise ConfigError(f"--set {dotted}: there is no section {part!r} in the settings.")
         node = node[part]
-    if path[:2] == ("data", "tables") and len(path) == 3 and isinstance(node, Mapping):
-        if path[-1] not in node:
-            raise ConfigError(
-                f"--table {path[-1]}=...: the problem has no table {path[-1]!r}; its tables: "
-                f"{', '.join(map(str, node))}."
-            )
+    table_path = path[:2] == ("data", "tables") and len(path) == 3
+    if table_path and isinstance(node, Mapping) and path[-1] not in node:
+        raise ConfigError(
+            f"--table {path[-1]}=...: the problem has no table {path[-1]!r}; its tables: "
+            f"{', '.join(map(str, node))}."
+        )
     if not isinstance(node, Mapping) or path[-1] not in node:
         raise ConfigError(f"--set {dotted}: there is no key {path[-1]!r} in the settings.")
     if isinstance(node[path[-1]], Mapping):

@@ -21,7 +21,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote, urlparse
 
 from ml_project.errors import StoreError
-from ml_project.vocabulary import HOST, PID
+from ml_project.vocabulary import (
+    HOST,
+    PID,
+    VERDICT_EVALUATED,
+    VERDICT_KEY,
+    VERDICT_REUSED_FROM,
+    suite_tag,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -240,7 +247,7 @@ def sqlite_lock(uri: str, purpose: str) -> Iterator[None]:
     path = Path(unquote(parsed.path) + f".{purpose}.lock")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(path, "a+")  # closed below, after the lock is released
+        handle = open(path, "a+")  # noqa: SIM115 - closed below, after the lock is released
     except OSError as exc:
         raise StoreError(
             f"The tracking store {redact(uri)} cannot be written: its lock file {path} cannot "
@@ -287,16 +294,16 @@ def verdict_lookup(
                 experiment_ids.append(found.experiment_id)
             runs = client.search_runs(
                 experiment_ids,
-                filter_string=f"tags.`validation.{table}.key` = '{key}'",
+                filter_string=f"tags.`{suite_tag(table, VERDICT_KEY)}` = '{key}'",
                 max_results=1,
                 order_by=["attributes.start_time DESC"],
             )
             if not runs:
                 return None
             tags = runs[0].data.tags
-            source = tags.get(f"validation.{table}.reused_from") or runs[0].info.run_id
-            return source, int(tags[f"validation.{table}.evaluated"])
-        except Exception:  # the suite then runs: same verdict, more time
+            source = tags.get(suite_tag(table, VERDICT_REUSED_FROM)) or runs[0].info.run_id
+            return source, int(tags[suite_tag(table, VERDICT_EVALUATED)])
+        except Exception:  # noqa: BLE001 - the suite then runs: same verdict, more time
             return None
 
     return lookup

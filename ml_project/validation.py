@@ -140,10 +140,10 @@ def _one_column_key(kind: str, kwargs: dict[str, Any]) -> tuple[str, dict[str, A
     """A compound-unique check over one column (`$key_columns` of a one-column key) is that
     column's unique check: great-expectations refuses a compound of fewer than two columns."""
     columns = kwargs.get("column_list")
-    if kind == "expect_compound_columns_to_be_unique" and isinstance(columns, list):
-        if len(columns) == 1:
-            rest = {key: value for key, value in kwargs.items() if key != "column_list"}
-            return "expect_column_values_to_be_unique", {"column": columns[0], **rest}
+    compound = kind == "expect_compound_columns_to_be_unique"
+    if compound and isinstance(columns, list) and len(columns) == 1:
+        rest = {key: value for key, value in kwargs.items() if key != "column_list"}
+        return "expect_column_values_to_be_unique", {"column": columns[0], **rest}
     return kind, kwargs
 
 

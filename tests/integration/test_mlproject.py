@@ -58,9 +58,11 @@ def problem_chosen(words: list[str]) -> str | None:
     start = words.index("-m")
     assert words[start + 1] == "ml_project"
     command, args = words[start + 2], words[start + 3 :]
-    with cli.make_context("ml-project", [command]) as parent:
-        with cli.commands[command].make_context(command, args, parent=parent) as context:
-            return context.find_root().meta.get("ml_project.problem")
+    with (
+        cli.make_context("ml-project", [command]) as parent,
+        cli.commands[command].make_context(command, args, parent=parent) as context,
+    ):
+        return context.find_root().meta.get("ml_project.problem")
 
 
 @pytest.mark.parametrize("entry_point", ["main", "train", "validate_data"])

@@ -9,6 +9,7 @@ default's many. Starting it again on the same directory and backend reuses both.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -188,7 +189,5 @@ def resident_bytes(pid: int) -> int:
 
 
 def _signal_group(pgid: int, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, sig)
-    except ProcessLookupError:
-        pass
