@@ -208,7 +208,12 @@ def resolve_settings(
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="ml-project")
-@click.option("--quiet", is_flag=True, help="No progress lines (each stage of a training).")
+@click.option(
+    "--quiet",
+    is_flag=True,
+    envvar="ML_PROJECT_QUIET",
+    help="No progress lines (one a stage) on stderr; also ML_PROJECT_QUIET=1.",
+)
 def cli(quiet: bool) -> None:
     """Train, check, promote and use a problem's model in dev, staging and prod.
 

@@ -19,6 +19,9 @@ ROOT = Path(__file__).resolve().parent.parent
 # Set by .ci/run: a test whose system program (Java, PostgreSQL) is missing fails instead of
 # skipping, so CI runs every test.
 EVERYTHING = "ML_PROJECT_TEST_EVERYTHING"
+# The CLI's progress lines (one a stage) are off in every command a test runs, whose stderr it
+# reads for the one-paragraph error; a test of the progress lines sets ML_PROJECT_QUIET="".
+os.environ["ML_PROJECT_QUIET"] = "1"
 
 
 def require(what: str, present: bool, install: str) -> None:

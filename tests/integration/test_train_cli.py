@@ -205,7 +205,7 @@ def staging_runs(synthetic_project, tmp_path_factory):
         quiet = ["--quiet"] if kind == "regression" else []  # no progress lines
         done = run_cli(
             *quiet, "train", "--env", "staging", "--problem", f"synthetic_{kind}", "--json",
-            cwd=synthetic_project, tracking_uri=uri,
+            cwd=synthetic_project, tracking_uri=uri, env={"ML_PROJECT_QUIET": ""},
         )  # fmt: skip
         out[kind] = (done, last_json(done.stdout) if done.returncode == 0 else None)
     return uri, out
