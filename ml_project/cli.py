@@ -206,6 +206,15 @@ def resolve_settings(
     )
 
 
+def path_option(
+    flag: str, help: str, *, required: bool = True, text: bool = False
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """`--input` / `--output`: a file path given to the command as `input_path` / `output_path`
+    (a Path, or the text as typed with `text`)."""
+    path = click.Path() if text else click.Path(path_type=Path)
+    return click.option(flag, f"{flag[2:]}_path", required=required, type=path, help=help)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="ml-project")
 @click.option(
@@ -354,19 +363,8 @@ def model_input_suite(
 
 
 @cli.command(epilog=EXIT_CODES_HELP)
-@click.option(
-    "--input",
-    "input_path",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Output of `ml-project train --json` (its last JSON line is read).",
-)
-@click.option(
-    "--output",
-    "output_path",
-    type=click.Path(path_type=Path),
-    help="Write the Markdown to this file instead of stdout.",
-)
+@path_option("--input", "Output of `ml-project train --json` (its last JSON line is read).")
+@path_option("--output", "Write the Markdown to this file instead of stdout.", required=False)
 @click.option(
     "--field", metavar="KEY", help="Print only this value of the result, e.g. model_version."
 )
@@ -628,20 +626,16 @@ def show(env: str, history_lines: int, as_json: bool) -> None:
 
 @cli.command(epilog=EXIT_CODES_HELP)
 @env_option
-@click.option(
+@path_option(
     "--input",
-    "input_path",
-    required=True,
-    type=click.Path(),
-    help="Raw records to score: CSV, zipped CSV or Parquet (the model's input columns); "
+    "Raw records to score: CSV, zipped CSV or Parquet (the model's input columns); "
     "with --engine spark, Parquet: a file, a folder of part files or a URI (s3a://, dbfs:/).",
+    text=True,
 )
-@click.option(
+@path_option(
     "--output",
-    "output_path",
-    required=True,
-    type=click.Path(),
-    help="Where to write the scored rows: .parquet or .csv (spark: .parquet, a folder).",
+    "Where to write the scored rows: .parquet or .csv (spark: .parquet, a folder).",
+    text=True,
 )
 @click.option("--model-uri", help="Model to use (default: models:/<env model>@champion).")
 @click.option(
@@ -770,13 +764,7 @@ def serve(env: str, model_uri: str | None, host: str, port: int, workers: int) -
 
 @cli.command("extract-batch", epilog=EXIT_CODES_HELP)
 @env_option
-@click.option(
-    "--output",
-    "output_path",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Where to write the records: .parquet or .csv.",
-)
+@path_option("--output", "Where to write the records: .parquet or .csv.")
 @click.option(
     "--query", default="", help='Keep the records matching a pandas query, e.g. "month == 12".'
 )
@@ -829,12 +817,8 @@ def extract_batch(
 
 @cli.command(epilog=EXIT_CODES_HELP)
 @env_option
-@click.option(
-    "--input",
-    "input_path",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="The batch to check: raw records as `predict` takes them (CSV, zipped CSV, Parquet).",
+@path_option(
+    "--input", "The batch to check: raw records as `predict` takes them (CSV, zipped CSV, Parquet)."
 )
 @click.option(
     "--labels",
