@@ -20,8 +20,6 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-# TASKS is read from here by reproduce.py and predict.py until they import vocabulary's.
-from ml_project.vocabulary import TASKS as TASKS
 from ml_project.vocabulary import Task
 
 
