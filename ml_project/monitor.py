@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import logging
 import tempfile
 import time
 import warnings
@@ -30,7 +29,7 @@ from matplotlib.figure import Figure
 from mlflow.entities import LoggedModelInput
 from mlflow.exceptions import MlflowException
 
-from ml_project import data, drift, lineage, metrics, registry, tracking, vocabulary
+from ml_project import data, drift, lineage, metrics, progress, registry, tracking, vocabulary
 from ml_project import predict as scoring
 from ml_project.errors import ConfigError, DataError, DriftDetectedError, RegistryError
 from ml_project.problem import load_problem
@@ -41,7 +40,6 @@ if TYPE_CHECKING:
 
     from ml_project.problem import Problem
 
-logger = logging.getLogger(__name__)
 
 EXPERIMENT_SUFFIX = "_monitoring"
 TABLE_JSON = "monitoring/drift_table.json"
@@ -157,14 +155,14 @@ def run_monitor(
         check_chunk=scoring.input_checker(settings, root, source=source),
         key_columns=settings.data.key_columns,
     )
-    logger.info("counted %d rows of %s (%.1f s)", counts.rows, source, time.perf_counter() - start)
+    progress.line("count", time.perf_counter() - start, rows=counts.rows, detail=source)
     check_counted(settings, counts, outcomes, keys, source=source, allow=allow_duplicate_keys)
     quality = measured_quality(client, loaded, outcomes, settings, source=source, extra=own)
     report = drift.assess(counts, settings.monitor, quality=quality)
     experiment_id, run_id = log_monitoring_run(
         client, settings, report, loaded=loaded, input_path=input_path, root=root, keys=keys
     )
-    logger.info("logged monitoring run %s (%.1f s)", run_id, time.perf_counter() - start)
+    progress.line("monitoring run", time.perf_counter() - start, detail=run_id)
     return MonitorResult(
         env=settings.env,
         input=source,

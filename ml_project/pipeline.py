@@ -9,8 +9,6 @@ line as it ends (name, seconds, rows) and its seconds as the metric `time_<stage
 
 from __future__ import annotations
 
-import logging
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -27,6 +25,7 @@ from ml_project import (
     lineage,
     loading,
     metrics,
+    progress,
     promotion,
     recovery,
     registry,
@@ -69,7 +68,6 @@ if TYPE_CHECKING:
     from mlflow.models import ModelSignature
     from mlflow.models.model import ModelInfo
 
-logger = logging.getLogger(__name__)
 NAN_KEPT = {"json": EXACT}
 MODEL_ARTIFACT = "model"
 
@@ -86,31 +84,20 @@ class TrainedModel:
 
 
 @dataclass
-class Stage:
-    """One stage being timed; `rows` (when the stage knows them) goes into its log line."""
-
-    name: str
-    rows: int | None = None
-
-
-@dataclass
 class StageTimer:
-    """Wall seconds per pipeline stage, logged as metrics `time_<stage>_s`, and one INFO line
-    per stage as it ends (name, seconds, rows)."""
+    """Wall seconds per pipeline stage, logged as metrics `time_<stage>_s`; each stage's
+    progress line as it ends (progress.stage)."""
 
     seconds: dict[str, float] = field(default_factory=dict)
 
     @contextmanager
-    def stage(self, name: str, rows: int | None = None) -> Iterator[Stage]:
-        stage = Stage(name, rows)
-        start = time.perf_counter()
+    def stage(self, name: str, rows: int | None = None) -> Iterator[progress.Stage]:
+        current = progress.Stage(name)
         try:
-            yield stage
+            with progress.stage(name, rows) as current:
+                yield current
         finally:
-            elapsed = time.perf_counter() - start
-            self.seconds[name] = self.seconds.get(name, 0.0) + elapsed
-        counted = "" if stage.rows is None else f", {stage.rows:,} rows"
-        logger.info("%s: %.1f s%s", name, elapsed, counted)
+            self.seconds[name] = self.seconds.get(name, 0.0) + current.seconds
 
 
 def fit_and_score(settings: Settings, problem: Problem, prepared: PreparedData) -> TrainedModel:

@@ -9,7 +9,6 @@ whose rows repeat a key is refused unless the caller allows it (`DuplicateKeys`)
 
 from __future__ import annotations
 
-import logging
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -30,6 +29,7 @@ from ml_project.data import iso_text, read_table, require_columns
 from ml_project.errors import DataError, RegistryError
 from ml_project.input_rules import InputRuleError
 from ml_project.problem import importable, load_problem
+from ml_project.progress import line as progress_line
 from ml_project.records import with_iso_times
 from ml_project.vocabulary import TASK, TASKS, Task
 
@@ -38,7 +38,6 @@ if TYPE_CHECKING:
 
     from ml_project.settings import Settings
 
-logger = logging.getLogger(__name__)
 
 PREDICTION = "prediction"
 PROBABILITY = "probability"  # binary: P(positive class); per class: probability_<class>
@@ -99,7 +98,7 @@ def summarise(
 ) -> ScoringSummary:
     """The summary of scoring `rows` rows since `start` (time.perf_counter)."""
     seconds = time.perf_counter() - start
-    logger.info("scored %d rows of %s into %s (%.1f s)", rows, source, target, seconds)
+    progress_line("scoring", seconds, rows=rows, detail=f"{source} -> {target}")
     return ScoringSummary(
         input=source,
         output=target,
@@ -410,9 +409,7 @@ def score_file(
             if check_chunk is not None:
                 check_chunk(chunk)
             write(score_frame(loaded, chunk, source=str(input_path)))
-            logger.info(
-                "scored %d rows of %s (%.1f s)", rows, input_path, bar.format_dict["elapsed"]
-            )
+            progress_line("scored", bar.format_dict["elapsed"], rows=rows, detail=str(input_path))
         if rows == 0:
             raise DataError(f"{input_path}: the file has a header but no rows.")
         if keys is not None and keys.rows and not allow_duplicate_keys:

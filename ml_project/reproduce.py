@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 import os
 import re
 import shutil
@@ -28,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from ml_project import estimators, lineage, loading, metrics, rebuild, tracking, views
+from ml_project import estimators, lineage, loading, metrics, progress, rebuild, tracking, views
 from ml_project import vocabulary as tag
 from ml_project.comparisons import (
     DATA_CHANGED,
@@ -57,20 +56,11 @@ from ml_project.settings import validate_settings
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
-logger = logging.getLogger(__name__)
 
 DRIVER_MODULE = "ml_project.rebuild"
 REPRODUCTION = "reproduction"  # the run type of a reproduction run
 OF_RUN_ID = "reproduction.of_run_id"
 _MODEL_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>\d+)|@(?P<alias>[\w-]+))/?$")
-
-
-@contextmanager
-def _stage(name: str) -> Iterator[None]:
-    """One INFO line when a step of the reproduction ends: its name and seconds."""
-    started = time.perf_counter()
-    yield
-    logger.info("reproduce: %s in %.1f s", name, time.perf_counter() - started)
 
 
 # ---------------------------------------------------------------- targets and lineage (edges)
@@ -355,24 +345,24 @@ def reproduce_model(
     rebuild protocol; ConfigError: `tables` names a table the run did not read."""
     started = time.perf_counter()
     client = tracking.connect(root)
-    with _stage("resolve"):
+    with progress.stage("resolve"):
         target = resolve_target(
             client, model_name=model_name, version=version, alias=alias, run_id=run_id
         )
     with tempfile.TemporaryDirectory(prefix="ml-project-reproduce-") as scratch:
         workdir = Path(scratch)
-        with _stage("read recorded"):
+        with progress.stage("read recorded"):
             recorded = read_recorded(client, target, workdir)
         require_protocol(target, recorded.tags, lineage.REBUILD_PROTOCOL)
         overrides = table_overrides(target, recorded.tags, tables or {})
         commit = recorded.tags.get(tag.GIT_COMMIT, "")
         repo, prefix = repository(root)
         require_commit(repo, commit, what=target.describe())
-        with _stage("environment"):
+        with progress.stage("environment"):
             environment = _environment_step(recorded)
         answer = None
         if not (strict and environment.status == DIFFERENT):
-            with _stage("rebuild"):
+            with progress.stage("rebuild"):
                 answer = _rebuild(root, client, target, recorded, workdir, repo, prefix, overrides)
     steps: list[Step] = [environment]
     if answer is not None:
@@ -438,7 +428,7 @@ def _code_step(commit: str, answer: dict[str, Any]) -> CodeStep:
 
 
 def _compare(recorded: Recorded, answer: dict[str, Any]) -> list[Step]:
-    with _stage("compare"):
+    with progress.stage("compare"):
         task = recorded.tags.get(tag.TASK, "")
         order = list(metrics.metrics_of(task)) if task in tag.TASKS else []
         return compare_steps(recorded, answer, metric_order=order)

@@ -10,7 +10,6 @@ prints, views.next_steps.
 
 from __future__ import annotations
 
-import logging
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ml_project import data
+from ml_project import data, progress
 from ml_project.contracts import flow, model_input_suite, table_suite, wrap
 from ml_project.errors import ConfigError, DataError
 from ml_project.problem import load_problem
@@ -68,8 +67,6 @@ ROW_NAME = re.compile(
 DEFAULT_PARAMS = {"learning_rate": 0.1, "max_iter": 200, "max_leaf_nodes": 31,
                   "min_samples_leaf": 20, "early_stopping": True}  # fmt: skip
 _DEFAULT_PROBLEM = re.compile(r"^problem:[ \t]*([^\s#]*)", re.MULTILINE)
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -815,10 +812,10 @@ def run_init(request: InitRequest, *, root: Path, force: bool = False) -> Plan:
     (`problem:` in environments/base.yaml); nothing is written on any error."""
     started = time.perf_counter()
     frames = {table: data.read_table(path) for table, path in request.tables.items()}
-    logger.info("read %d rows of %s in %.1fs", len(next(iter(frames.values()))),
-                ", ".join(frames), time.perf_counter() - started)  # fmt: skip
+    rows = len(next(iter(frames.values())))
+    progress.line("read", time.perf_counter() - started, rows=rows, detail=", ".join(frames))
     plan = plan_problem(request, frames, root=root, defaults=project_defaults(root))
-    logger.info("planned problem %s in %.1fs", plan.name, time.perf_counter() - started)
+    progress.line("plan", time.perf_counter() - started, detail=plan.name)
     existing = [path for path in plan.files if (Path(root) / path).exists()]
     if existing and not force:
         raise ConfigError(

@@ -27,7 +27,7 @@ import pandas as pd
 from mlflow.models import Model
 
 import ml_project
-from ml_project import loading, paths, tracking
+from ml_project import loading, paths, progress, tracking
 from ml_project.data import require_columns
 from ml_project.errors import ConfigError, DataError, SetupError
 from ml_project.input_rules import refusal_in
@@ -53,7 +53,6 @@ if TYPE_CHECKING:
 
     from ml_project.settings import Settings
 
-logger = logging.getLogger(__name__)
 
 # Spark's startup chatter off: warnings and errors only, without the two WARN lines every local
 # session prints (loopback address, no native Hadoop library); the session then says ERROR only.
@@ -470,7 +469,7 @@ def score_to(
     frame = spark.read.parquet(input_path)
     rows = check_input(frame, settings, root, source=input_path, scratch=scratch)
     keys = repeated_keys(frame, settings.data.key_columns)
-    logger.info("checked %d rows of %s (%.1f s)", rows, input_path, time.perf_counter() - start)
+    progress.line("check", time.perf_counter() - start, rows=rows, detail=input_path)
     if keys is not None and keys.rows and not allow_duplicate_keys:
         raise repeated_keys_error(keys.describe(input_path))
     try:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import math
 import re
 import time
@@ -26,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import yaml
 
-from ml_project import data
+from ml_project import data, progress
 from ml_project.errors import ConfigError, DataError
 from ml_project.results import plain
 from ml_project.settings import Settings, problem_folder
@@ -57,8 +56,6 @@ _CHECKER = data.file_digest(__file__)
 
 # (table, verdict key) -> (run id, expectations evaluated) of an earlier passed verdict, or None
 VerdictLookup = Callable[[str, str], "tuple[str, int] | None"]
-
-logger = logging.getLogger(__name__)
 
 
 def suite_parameters(settings: Settings) -> dict[str, Any]:
@@ -367,11 +364,9 @@ class TableValidator:
             )
         started = time.perf_counter()
         report = self._validate(frame, source=source)
-        logger.info(
-            "validated %s: %d rows in %.1fs, %s",
-            self.spec.table, len(frame), time.perf_counter() - started,
-            "passed" if report.success else f"{len(report.failures)} failed",
-        )  # fmt: skip
+        verdict = "passed" if report.success else f"{len(report.failures)} failed"
+        seconds = time.perf_counter() - started
+        progress.line(f"validate {self.spec.table}", seconds, rows=len(frame), detail=verdict)
         return replace(report, key=key) if report.success else report
 
     def _validate(self, frame: pd.DataFrame, *, source: str) -> ValidationReport:
