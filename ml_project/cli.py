@@ -188,9 +188,6 @@ def table_overrides(tables: tuple[str, ...]) -> tuple[str, ...]:
     )
 
 
-table_paths = parse_tables  # the name train, promote and reproduce call (until their merge)
-
-
 def resolve_settings(
     env: str,
     *,
@@ -514,7 +511,7 @@ def reproduce(
         run_id=run_id or "",
         tolerance=tolerance,
         strict=strict,
-        tables=table_paths(tables),
+        tables=parse_tables(tables),
     )
     click.echo(views.format_reproduction(result))
     if as_json:  # not views.echo: its `plain` would print a NaN metric as null

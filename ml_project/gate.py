@@ -99,7 +99,14 @@ class Verdict:
             "gate.primary_metric": self.primary_metric,
             "gate.tolerance": str(self.tolerance),
             "gate.checks": json.dumps(
-                [{key: getattr(check, key) for key in CHECK_KEYS} for check in self.checks]
+                [
+                    {
+                        key: _number(value) if key in ("value", "limit") else value
+                        for key in CHECK_KEYS
+                        for value in [getattr(check, key)]
+                    }
+                    for check in self.checks
+                ]
             ),
             **{f"gate.{key}": _text(value) for key, value in sorted(self.metrics.items())},
             "gate.champion_version": self.champion_version or "none",
@@ -388,6 +395,10 @@ def split_rule_differences(recorded: Mapping[str, Any], current: Mapping[str, An
         for name, get in rules.items()
         if get(recorded) != get(current)
     ]
+
+
+def _number(value: object) -> float | None:
+    return float(value) if _is_number(value) else None
 
 
 def _is_number(value: object) -> TypeGuard[float]:

@@ -53,6 +53,7 @@ from ml_project.vocabulary import (
     CONFIG_HASH,
     DATA_TABLES,
     ENV,
+    FEATURES_DIGEST,
     PREDICTIONS_DIGEST,
     PROBLEM,
     SEED,
@@ -143,7 +144,7 @@ def predictions_digest(predictions: metrics.Predictions) -> str:
 def fingerprint_tags(trained: TrainedModel) -> dict[str, str]:
     """Digests of the transformed train matrix and the held-out predictions (run and version)."""
     return {
-        "features.digest": trained.features_digest,
+        FEATURES_DIGEST: trained.features_digest,
         PREDICTIONS_DIGEST: predictions_digest(trained.predictions),
     }
 

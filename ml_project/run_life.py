@@ -76,9 +76,10 @@ def training_run(
         recorded = abandon(client, settings, life.version, life.run_id, exc, commit=commit)
         if exc is not raised:
             raise exc from raised
-        if explain:
-            raise explained(exc, settings, life, recorded=recorded) from exc
-        raise
+        told = explained(exc, settings, life, recorded=recorded) if explain else exc
+        if told is exc:
+            raise
+        raise told from exc
     mlflow.end_run()
 
 

@@ -81,10 +81,10 @@ def task_of(tags: Mapping[str, str]) -> Task | None:
     return task if task in TASKS else None
 
 
-# --- repro (branch repro): tags reproduce reads that training writes -------------------------
+# --- what training writes and reproduce reads back ---------------------------------------------
 FEATURES_DIGEST = "features.digest"
 
-# --- branch init: data validation's run tags (validation.run_tags writes them, tracking reads) --
+# --- data validation's run tags (validation.run_tags writes them, tracking reads) ---------------
 VALIDATION_SUCCESS = "validation.success"
 VALIDATION_FAILED_TABLES = "validation.failed_tables"
 VALIDATION_SUITES_DIGEST = "validation.suites_digest"
@@ -96,7 +96,7 @@ def suite_tag(table: str, what: str) -> str:
     return f"validation.{table}.{what}"
 
 
-# --- serve: a monitoring run's tags (the model it watched, its verdict) and its version's ------
+# --- a monitoring run's tags (the model it watched, its verdict) and its version's ------------
 MODEL_URI = "model.uri"
 MODEL_NAME = "model.name"
 MODEL_VERSION_TAG = "model.version"
