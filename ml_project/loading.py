@@ -70,15 +70,20 @@ def resolve_model_uri(client: MlflowClient, uri: str | None, *, model_name: str)
             f"Model URI {uri!r}: expected models:/NAME@ALIAS, models:/NAME/N or runs:/."
         )
     reference = uri.removeprefix("models:/")
+    name, _, alias = reference.partition("@")
+    version = ""
+    if not alias and "/" in name:
+        name, version = name.rsplit("/", 1)
     try:
-        if "@" in reference:
-            found = client.get_model_version_by_alias(*reference.split("@", 1))
+        if alias:
+            found = client.get_model_version_by_alias(name, alias)
         else:
-            found = client.get_model_version(*reference.rsplit("/", 1))
+            found = client.get_model_version(name, version)
     except (MlflowException, ValueError, TypeError) as exc:
+        what = f"alias @{alias}" if alias else f"version {version}"
         raise RegistryError(
-            f"The registry has no model at {uri} (has the env trained and promoted a champion "
-            "yet? `ml-project show --env ENV` lists versions and aliases)."
+            f"The registry has no model {name} {what} ({uri}): has the env trained and "
+            "promoted a champion yet? `ml-project show --env ENV` lists versions and aliases."
         ) from exc
     tags = dict(found.tags or {})
     run_id = found.run_id or tags.get(RUN_ID, "")

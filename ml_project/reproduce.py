@@ -84,30 +84,25 @@ def resolve_target(
     alias: str = "",
     run_id: str = "",
 ) -> Target:
-    """The registered version (by number or alias) or the run; a RegistryError if not found."""
+    """The registered version (by number or alias: loading.resolve_model_uri) or the run; a
+    RegistryError if not found."""
     from mlflow.exceptions import MlflowException
 
+    if model_name and (version or alias):
+        uri = f"models:/{model_name}/{version}" if version else f"models:/{model_name}@{alias}"
+        pinned = loading.resolve_model_uri(client, uri, model_name=model_name)
+        return Target(
+            run_id=tag.run_of(pinned.tags, pinned.run_id) or "",  # a copy's: the training run
+            model_uri=f"models:/{pinned.name}/{pinned.version}",
+            model_name=pinned.name,
+            version=pinned.version,
+        )
     try:
-        if model_name and (version or alias):
-            found = (
-                client.get_model_version(model_name, version)
-                if version
-                else client.get_model_version_by_alias(model_name, alias)
-            )
-            return Target(
-                run_id=tag.run_of(found.tags, found.run_id) or "",
-                model_uri=f"models:/{model_name}/{found.version}",
-                model_name=model_name,
-                version=str(found.version),
-            )
         run = client.get_run(run_id)
     except MlflowException as exc:
-        what = f"version {version}" if version else f"alias @{alias}" if alias else "run"
-        where = f"model {model_name} " if model_name else ""
         raise RegistryError(
-            f"The registry has no {where}{what}{' ' + run_id if run_id else ''} "
-            f"({exc.message.splitlines()[0]}). `ml-project show --env ENV` lists an env's "
-            "versions, their aliases and verdicts."
+            f"The registry has no run {run_id} ({exc.message.splitlines()[0]}). "
+            "`ml-project show --env ENV` lists an env's versions, their aliases and verdicts."
         ) from exc
     if run.data.tags.get(tag.RUN_TYPE) == REPRODUCTION:
         original = run.data.tags.get(OF_RUN_ID, "?")
