@@ -98,16 +98,7 @@ class Verdict:
             VALIDATION_REASONS: "; ".join(self.reasons),
             "gate.primary_metric": self.primary_metric,
             "gate.tolerance": str(self.tolerance),
-            "gate.checks": json.dumps(
-                [
-                    {
-                        key: _number(value) if key in ("value", "limit") else value
-                        for key in CHECK_KEYS
-                        for value in [getattr(check, key)]
-                    }
-                    for check in self.checks
-                ]
-            ),
+            "gate.checks": json.dumps([_check_data(check) for check in self.checks]),
             **{f"gate.{key}": _text(value) for key, value in sorted(self.metrics.items())},
             "gate.champion_version": self.champion_version or "none",
         }
@@ -395,6 +386,12 @@ def split_rule_differences(recorded: Mapping[str, Any], current: Mapping[str, An
         for name, get in rules.items()
         if get(recorded) != get(current)
     ]
+
+
+def _check_data(check: Check) -> dict[str, Any]:
+    """A check in the `gate.checks` tag: its fields, value and limit as floats (None if not)."""
+    data = {key: getattr(check, key) for key in CHECK_KEYS}
+    return data | {"value": _number(check.value), "limit": _number(check.limit)}
 
 
 def _number(value: object) -> float | None:
