@@ -24,9 +24,9 @@ def project(tmp_path):
 
 def test_a_project_error_inside_a_run_keeps_its_cause_and_the_run_ends_failed(project):
     uri = f"sqlite:///{project / 'mlflow.db'}"
-    mlflow.set_tracking_uri(uri)
+    mlflow.set_tracking_uri(uri)  # conftest restores it
     client = MlflowClient(uri)
-    experiment = client.create_experiment("life")
+    experiment = client.create_experiment("life", artifact_location=str(project / "artifacts"))
     settings = synthetic_settings(project)
     cause = OSError("the disk is full")
     with (
@@ -41,6 +41,7 @@ def test_a_project_error_inside_a_run_keeps_its_cause_and_the_run_ends_failed(pr
     assert run.info.status == "FAILED"
     assert run.data.tags[run_life.FAILURE].startswith("training did not finish: RegistryError")
     assert mlflow.active_run() is None
+    assert (project / "artifacts" / life.run_id / "artifacts" / "failure").is_dir()
 
 
 def test_a_model_folder_is_served_as_given_with_the_envs_problem(project):
