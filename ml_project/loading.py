@@ -59,13 +59,19 @@ class ModelTarget:
             return ""
 
 
-def resolve_model_uri(client: MlflowClient, uri: str | None, *, model_name: str) -> ModelTarget:
+def resolve_model_uri(
+    client: MlflowClient, uri: str | None, *, model_name: str, registry_only: bool = True
+) -> ModelTarget:
     """The version or run behind `uri` (models:/NAME@ALIAS, models:/NAME/N, runs:/RUN/PATH;
-    None: `model_name`'s champion), or a RegistryError when the registry has none."""
+    None: `model_name`'s champion), or a RegistryError when the registry has none. Any other
+    URI (a folder, file://) is a RegistryError, or with `registry_only=False` a target without
+    a version, a run or tags."""
     uri = uri or f"models:/{model_name}@{CHAMPION}"
     if uri.startswith("runs:/"):
         return ModelTarget(uri, "", "", uri.removeprefix("runs:/").split("/", 1)[0])
     if not uri.startswith("models:/"):
+        if not registry_only:
+            return ModelTarget(uri, "", "", "")
         raise RegistryError(
             f"Model URI {uri!r}: expected models:/NAME@ALIAS, models:/NAME/N or runs:/."
         )

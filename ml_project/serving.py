@@ -52,16 +52,14 @@ def plan(settings: Settings, *, root: Path, model_uri: str | None, client: Mlflo
     """Which model to serve and what may be loaded from it: the model's own problem (its
     version's or run's tag) decides the allow-list, read from that problem's code here; the
     env's problem otherwise."""
-    uri = model_uri or ""
-    if uri and not uri.startswith(("models:/", "runs:/")):  # a folder, file:/// ...: no tags
-        problem, served_uri = settings.problem, uri
-    else:
-        target = loading.resolve_model_uri(client, model_uri, model_name=settings.model_name)
-        problem, served_uri = target.tag(client, PROBLEM) or settings.problem, target.uri
+    target = loading.resolve_model_uri(
+        client, model_uri, model_name=settings.model_name, registry_only=False
+    )  # a model folder or file:// URI has no tags: the env's problem
+    problem = target.tag(client, PROBLEM) or settings.problem
     if problem != settings.problem:
         settings = load_settings(settings.env, problem=problem, root=root)
     trusted = loading.trusted_types(load_problem(settings, root))
-    return Served(served_uri, problem, trusted, Path(root))
+    return Served(target.uri, problem, trusted, Path(root))
 
 
 def load(served: Served) -> PyFuncModel:
