@@ -7,17 +7,20 @@ of them sees the rows training saw.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from ml_project import data, progress
+from ml_project import data
 from ml_project.errors import ConfigError, DataError
 from ml_project.problem import Problem
 from ml_project.settings import Settings
 from ml_project.vocabulary import SPLIT_CUTOFF, SPLIT_KIND, SPLIT_TIME_COLUMN
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -89,7 +92,7 @@ def prepare_data(
     except DataError as exc:
         raise DataError(f"{where}: {exc} (env {settings.env})") from exc
     check_split(settings, split, labelled=len(labelled))
-    progress.logger.info(
+    logger.info(
         "records: %d, %d labelled, %d used, %d train, %d held out",
         len(records), len(labelled), len(used), len(split.train), len(split.test),
     )  # fmt: skip
