@@ -2,7 +2,8 @@
 
     make bench                      # or: python benchmarks/run.py [--repeats 5] [--scales 1,4,16]
     python benchmarks/run.py --quick    # smoke run: 1 repeat, 1x only, 50 serving calls
-    python benchmarks/run.py --whole    # also a fresh clone's `make train` and `bash .ci/run`
+    python benchmarks/run.py --whole    # also a fresh clone's `make train`, `bash .ci/run` and
+                                        # ci.yml's first job
 
 They measure the flights demo (problems/flights, the heaviest example) through the commands a
 user runs: `ml-project train --problem flights` against bare_train.py (the same read, join,
@@ -14,7 +15,7 @@ Every measurement is a whole process (imports included), repeated; the median is
 with min and max. Peak RSS comes from the kernel's accounting of each child (wait4). Training
 runs on a clean clone of the committed code against a temporary MLflow store, after one
 warm-up run that creates the store. Results: benchmarks/results/<date>.json and .md
-(<date>-quick.* for --quick), ending with issue 17's targets, each with its measured value and
+(<date>-quick.* for --quick), ending with issue 28's targets, each with its measured value and
 verdict ("not measured" for what the run skipped).
 """
 
@@ -207,8 +208,49 @@ def bench_scoring(project: Path, workdir: Path, *, store: Path, repeats: int) ->
     }
 
 
-def bench_serving(project: Path, workdir: Path, *, store: Path, requests: int) -> dict:
-    """Single-row `/invocations` latency of the serving image's command on the champion."""
+def busy_cores(count: int) -> list[subprocess.Popen]:
+    """`count` processes that each keep one core busy (a loaded machine), stopped by the caller."""
+    return [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=True)
+        for _ in range(count)
+    ]
+
+
+def bench_small_predict(
+    project: Path, workdir: Path, *, store: Path, rows: int, repeats: int
+) -> dict:
+    """A whole `ml-project predict` process on a batch of `rows` records (what a user waits for
+    on a small batch: imports, settings, the model's load, the checks, scoring, writing)."""
+    import pandas as pd
+
+    env = environment(project, store)
+    batch = workdir / f"records-{rows}.parquet"
+    pd.read_parquet(workdir / "records.parquet").head(rows).to_parquet(batch, index=False)
+    command = [
+        sys.executable,
+        "-m",
+        "ml_project",
+        "predict",
+        "--env",
+        "prod",
+        "--problem",
+        PROBLEM,
+        "--input",
+        str(batch),
+        "--output",
+        str(workdir / f"scored-{rows}.parquet"),
+        "--json",
+    ]
+    measure_rss(command, cwd=project, env=env)  # warm-up
+    runs = [measure_rss(command, cwd=project, env=env) for _ in range(repeats)]
+    return {"rows": rows, "process_wall_s": summarise([run["wall_s"] for run in runs])}
+
+
+def bench_serving(
+    project: Path, workdir: Path, *, store: Path, requests: int, busy: int = 0
+) -> dict:
+    """Single-row `/invocations` latency of the serving image's command on the champion, with
+    `busy` other processes each keeping a core busy while the requests are timed."""
     import socket
     import urllib.request
 
@@ -272,7 +314,13 @@ def bench_serving(project: Path, workdir: Path, *, store: Path, requests: int) -
 
         for body in bodies[:20]:  # warm-up
             call(body)
-        latencies = sorted(call(body) for body in bodies)
+        load = busy_cores(busy)
+        try:
+            latencies = sorted(call(body) for body in bodies)
+        finally:
+            for process in load:
+                process.kill()
+                process.wait()
     finally:
         import signal
 
@@ -284,6 +332,7 @@ def bench_serving(project: Path, workdir: Path, *, store: Path, requests: int) -
 
     return {
         "requests": len(latencies),
+        "busy_cores": busy,
         "p50_ms": pct(0.5),
         "p95_ms": pct(0.95),
         "p99_ms": pct(0.99),
@@ -311,18 +360,57 @@ def bench_whole(workdir: Path) -> dict:
     return out
 
 
+def first_job_steps(workflow: Path) -> list[str]:
+    """The `run:` steps of a workflow's first job (the one that needs no other): what a fork's
+    pull request waits for before its first verdict."""
+    import yaml
+
+    jobs = yaml.safe_load(workflow.read_text())["jobs"]
+    first = next(job for job in jobs.values() if not job.get("needs"))
+    return [step["run"] for step in first["steps"] if "run" in step]
+
+
+def bench_first_job(workdir: Path) -> dict:
+    """Wall seconds of ci.yml's first job's steps in a fresh clone (its install from the lock
+    with the machine's package cache warm, as a cached CI runner has it)."""
+    clone = clean_clone(workdir / "first-job")
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("PYTHONPATH", "MLFLOW_TRACKING_URI", "VIRTUAL_ENV")
+    }
+    steps = first_job_steps(clone / ".github" / "workflows" / "ci.yml")
+    start = time.perf_counter()
+    for step in steps:
+        subprocess.run(
+            ["bash", "-c", step],
+            cwd=clone,
+            env=env | {"PYTHON": sys.executable},
+            check=True,
+            capture_output=True,
+        )
+    return {"steps": steps, "wall_s": time.perf_counter() - start}
+
+
 def issue_targets(results: dict) -> list[dict]:
-    """Issue 17's targets: ratios against the bare script measured in the same run."""
+    """Issue 28's targets: ratios against the bare script measured in the same run."""
     by_label = {item["label"]: item for item in results["training"]}
 
     def ratio(label: str):
         return by_label.get(label, {}).get("ratio")
 
-    serving, whole = results.get("serving", {}), results.get("whole", {})
+    serving, busy = results.get("serving", {}), results.get("serving_busy", {})
+    whole = results.get("whole", {})
     return [
         target("staging training / bare script", 2.0, "x", ratio("staging 1x")),
         target("prod training at 1x / bare script", 1.5, "x", ratio("prod 1x")),
         target("prod training at 16x / bare script", 1.15, "x", ratio("prod 16x")),
+        target(
+            "fixed cost of a training (prod 1x minus the bare script)",
+            4.0,
+            "s",
+            by_label.get("prod 1x", {}).get("overhead_s"),
+        ),
         target(
             "batch scoring rows/s, input rules included / the model's own calls",
             0.8,
@@ -330,10 +418,34 @@ def issue_targets(results: dict) -> list[dict]:
             results.get("scoring", {}).get("ratio"),
             lower_is_better=False,
         ),
-        target("serving one row over HTTP, p50", 10.0, "ms", serving.get("p50_ms")),
-        target("serving one row over HTTP, p99", 25.0, "ms", serving.get("p99_ms")),
-        target("fresh clone `make train`, install included", 45.0, "s", whole.get("make_train_s")),
-        target("`bash .ci/run` (whole suite)", 420.0, "s", whole.get("ci_run_s")),
+        target(
+            "a 500-row `ml-project predict`, whole process",
+            4.0,
+            "s",
+            results.get("small_predict", {}).get("process_wall_s", {}).get("median"),
+        ),
+        target("serving one row over HTTP, p50, idle", 10.0, "ms", serving.get("p50_ms")),
+        target("serving one row over HTTP, p99, idle", 25.0, "ms", serving.get("p99_ms")),
+        target("serving one row over HTTP, p99, both cores busy", 150.0, "ms", busy.get("p99_ms")),
+        target(
+            "fresh clone `make train`, install included, warm package cache",
+            45.0,
+            "s",
+            whole.get("make_train_s"),
+        ),
+        target(
+            "fresh clone `make train`, install included, empty package cache",
+            90.0,
+            "s",
+            whole.get("make_train_cold_s"),
+        ),
+        target(
+            "a fork's first CI job (ci.yml's first job's steps)",
+            180.0,
+            "s",
+            results.get("first_job", {}).get("wall_s"),
+        ),
+        target("`bash .ci/run` (lint and the whole suite)", 600.0, "s", whole.get("ci_run_s")),
         target(
             "pipeline peak RSS, any scale",
             24 * 1024,
@@ -433,13 +545,29 @@ def markdown(results: dict) -> str:
             f"predict and predict_proba {fmt(scoring['raw_model_rows_per_s'], 'rows/s', 0)}: "
             f"{scoring['ratio']:.2f}x.",
         ]
-    if "serving" in results:
-        serving = results["serving"]
+    if "small_predict" in results:
+        small = results["small_predict"]
         lines += [
             "",
-            f"Online serving, {serving['requests']} single-row requests over loopback, one "
-            f"worker: p50 {serving['p50_ms']:.1f} ms, p95 {serving['p95_ms']:.1f} ms, "
-            f"p99 {serving['p99_ms']:.1f} ms, max {serving['max_ms']:.1f} ms.",
+            f"`ml-project predict` of {small['rows']} records, whole process: "
+            f"{fmt(small['process_wall_s'])}.",
+        ]
+    for key, how in (("serving", "idle"), ("serving_busy", "both cores kept busy")):
+        if key in results:
+            serving = results[key]
+            lines += [
+                "",
+                f"Online serving ({how}), {serving['requests']} single-row requests over "
+                f"loopback, one worker: p50 {serving['p50_ms']:.1f} ms, p95 "
+                f"{serving['p95_ms']:.1f} ms, p99 {serving['p99_ms']:.1f} ms, max "
+                f"{serving['max_ms']:.1f} ms.",
+            ]
+    if "first_job" in results:
+        first = results["first_job"]
+        lines += [
+            "",
+            f"A fork's first CI job ({'; '.join(first['steps'])}) in a fresh clone: "
+            f"{first['wall_s']:.0f} s.",
         ]
     lines += ["", "| target | goal | measured | verdict |", "| --- | --- | ---: | --- |"]
     for target in results["targets"]:
@@ -533,12 +661,20 @@ def main() -> None:
             print("batch scoring and online serving with the prod 1x champion ...", flush=True)
             store = workdir / "store-prod 1x"
             results["scoring"] = bench_scoring(project, workdir, store=store, repeats=args.repeats)
+            results["small_predict"] = bench_small_predict(
+                project, workdir, store=store, rows=500, repeats=args.repeats
+            )
             results["serving"] = bench_serving(
                 project, workdir, store=store, requests=args.requests
+            )
+            results["serving_busy"] = bench_serving(
+                project, workdir, store=store, requests=args.requests, busy=os.cpu_count() or 2
             )
         if args.whole:
             print("a fresh clone's make train, then bash .ci/run ...", flush=True)
             results["whole"] = bench_whole(workdir)
+            print("a fork's first CI job in a fresh clone ...", flush=True)
+            results["first_job"] = bench_first_job(workdir)
     results["targets"] = issue_targets(results)
     args.output.mkdir(parents=True, exist_ok=True)
     stem = args.output / (results["date"] + ("-quick" if args.quick else ""))
