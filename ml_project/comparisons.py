@@ -160,6 +160,8 @@ class ModelStep:
     rebuilt: str | None
     model_class: str | None = field(metadata={"key": "class"})
     registered: str | None = field(default=None, metadata=OPTIONAL)
+    registered_artifact: str | None = field(default=None, metadata=OPTIONAL)  # what was loaded
+    refused: str | None = field(default=None, metadata=OPTIONAL)  # why it could not be
     params_differ: dict[str, tuple[str | None, str | None]] | None = field(
         default=None, metadata=OPTIONAL
     )
@@ -378,11 +380,19 @@ def sample_differences(recorded: dict[str, Any], rebuilt: dict[str, Any]) -> lis
     return differ
 
 
-def compare_model(answer: dict[str, Any]) -> ModelStep:
-    """The rebuilt model's fitted state and parameters against the registered model's."""
+def compare_model(answer: dict[str, Any], *, artifact: str = "", refused: str = "") -> ModelStep:
+    """The rebuilt model's fitted state and parameters against the registered model's, loaded
+    from `artifact` (the files predict and serving load); `refused`: why those files could not
+    be loaded as the skops file training writes (replaced, or written outside ml-project), which
+    makes the model differ."""
     rebuilt = answer.get("model") or {}
     registered = answer.get("registered")
     digest, model_class = rebuilt.get("digest"), rebuilt.get("class")
+    checked = artifact or None
+    if refused:
+        return ModelStep(
+            DIFFERENT, digest, model_class, registered_artifact=checked, refused=refused
+        )
     if not registered:
         return ModelStep(NOT_RECORDED, digest, model_class)
     params_then, params_now = registered.get("params") or {}, rebuilt.get("params") or {}
@@ -391,6 +401,7 @@ def compare_model(answer: dict[str, Any]) -> ModelStep:
         digest,
         model_class,
         registered=registered.get("digest"),
+        registered_artifact=checked,
         params_differ={
             key: (params_then.get(key), params_now.get(key))
             for key in sorted(set(params_then) | set(params_now))
@@ -455,10 +466,16 @@ def difference(recorded: float, rebuilt: float) -> float:
 
 
 def compare_steps(
-    recorded: Recorded, answer: dict[str, Any], *, metric_order: Sequence[str] = ()
+    recorded: Recorded,
+    answer: dict[str, Any],
+    *,
+    metric_order: Sequence[str] = (),
+    artifact: str = "",
+    refused: str = "",
 ) -> list[Step]:
-    """config, sources, data; then, if the rebuild trained, features, model, predictions and
-    metrics (shown in `metric_order`)."""
+    """config, sources, data; then, if the rebuild trained, features, model (against the
+    registered `artifact`, or `refused`: see compare_model), predictions and metrics (shown in
+    `metric_order`)."""
     tags = recorded.tags
     steps: list[Step] = []
     if answer.get("config") is not None:
@@ -472,7 +489,7 @@ def compare_steps(
     return [
         *steps,
         compare_features(tags, answer, recorded.feature_sample),
-        compare_model(answer),
+        compare_model(answer, artifact=artifact, refused=refused),
         compare_predictions(tags, answer),
         compare_metrics(recorded.metrics, answer, task=tags.get(tag.TASK, ""), order=metric_order),
     ]

@@ -21,7 +21,8 @@ Request, protocol "2":
     code_root         the worktree's project folder: the problem's code is imported from it
     tables            {name: path or null}: read a moved copy of a table instead (--table)
     expect_data       {digest name: recorded value}: stop before fitting when the rows differ
-    registered_model  {path, trusted_types} of the registered skops file, or {} (not compared)
+    registered_model  {path, trusted_types} of the registered skops file, or {} (not compared
+                      here: the caller judges registered files it refused)
     sample_rows       rows of the feature sample (at most pipeline.FEATURE_SAMPLE_ROWS)
 
 Answer (each step is filled when it is reached):

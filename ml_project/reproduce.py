@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -216,7 +217,9 @@ def download_model(
     target: Target, workdir: Path, tracking_uri: str, trusted: list[str]
 ) -> dict[str, Any]:
     """The registered model's skops file, checked against the project's allow-list `trusted`,
-    and that list (not the one its MLmodel declares) for the rebuild to load it with."""
+    and that list (not the one its MLmodel declares) for the rebuild to load it with; or, when
+    the files are not the skops file training writes (replaced in the artifact store, or
+    written outside ml-project), why they were refused: the model then differs."""
     import mlflow
 
     try:
@@ -231,11 +234,12 @@ def download_model(
         raise RegistryError(
             f"The model files of {target.describe()} cannot be read from {target.model_uri}: {exc}"
         ) from exc
-    mlmodel = yaml.safe_load((local / "MLmodel").read_text(encoding="utf-8"))
-    flavor = (mlmodel.get("flavors") or {}).get("sklearn") or {}
-    if flavor.get("serialization_format") != "skops" or not flavor.get("pickled_model"):
-        return {}  # only skops files are loaded (safely); the model step is then not compared
-    path = loading.verified_file(local, trusted, uri=target.model_uri)
+    try:
+        path = loading.verified_file(local, trusted, uri=target.model_uri)
+    except RegistryError as exc:
+        return {"refused": str(exc)}
+    except (OSError, ValueError, zipfile.BadZipFile, yaml.YAMLError) as exc:  # not skops bytes
+        return {"refused": f"Model {target.model_uri} is not a readable skops file ({exc})."}
     return {"path": str(path), "trusted_types": list(trusted)}
 
 
@@ -407,10 +411,13 @@ def _rebuild(
             "code_root": str(project),
             "tables": overrides,
             "expect_data": {key: recorded.tags.get(f"data.{key}") for key in DATA_DIGESTS},
-            "registered_model": registered_model,
+            "registered_model": {k: v for k, v in registered_model.items() if k != "refused"},
             "sample_rows": FEATURE_SAMPLE_ROWS,
         }
-        return run_driver(project, request, workdir)
+        answer = run_driver(project, request, workdir)
+    answer["registered_artifact"] = target.model_uri
+    answer["registered_refused"] = registered_model.get("refused", "")
+    return answer
 
 
 def _code_step(commit: str, answer: dict[str, Any]) -> CodeStep:
@@ -426,7 +433,13 @@ def _compare(recorded: Recorded, answer: dict[str, Any]) -> list[Step]:
     with progress.stage("compare"):
         task = recorded.tags.get(tag.TASK, "")
         order = list(metrics.metrics_of(task)) if task in tag.TASKS else []
-        return compare_steps(recorded, answer, metric_order=order)
+        return compare_steps(
+            recorded,
+            answer,
+            metric_order=order,
+            artifact=answer.get("registered_artifact", ""),
+            refused=answer.get("registered_refused", ""),
+        )
 
 
 def _judge(

@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # the results' modules import MLflow: not for a command that 
     from ml_project.pipeline import TrainResult
     from ml_project.predict import ScoringSummary
     from ml_project.promotion import Description, GateOutcome, PromotionResult, VersionView
+    from ml_project.recovery import Settled
     from ml_project.scaffold import InitRequest, Plan
     from ml_project.validation import DataValidation
 
@@ -174,6 +175,17 @@ def wrapped(head: str, text: str, *, width: int = SHOW_WIDTH) -> list[str]:
         break_on_hyphens=False,
     )
     return lines or [head.rstrip()]
+
+
+def settled_text(result: "Settled") -> str:
+    """What `ml-project settle` ended, for a person."""
+    if not result.settled:
+        return (
+            f"Nothing to settle in {result.model_name} (env {result.env}): no version waits for "
+            "a verdict its run can no longer give, no run of a dead process reads RUNNING."
+        )
+    lines = [f"Settled in {result.model_name} (env {result.env}):"]
+    return "\n".join(lines + [f"  {line}" for line in result.settled])
 
 
 # --- reproduce ---------------------------------------------------------------------------------
@@ -382,13 +394,16 @@ def _describe_features(step: cmp.FeaturesStep, status: str) -> str:
 
 
 def _describe_model(step: cmp.ModelStep, status: str) -> str:
+    against = f" against {step.registered_artifact}" if step.registered_artifact else ""
+    if step.refused:
+        return f"DIFFERENT: the registered files{against} were refused: {step.refused}"
     if step.status != cmp.DIFFERENT:
         equal = "; parameters equal" if step.status == cmp.IDENTICAL else ""
-        return f"{status} (fitted state digest {_short(step.rebuilt)}{equal})"
+        return f"{status} (fitted state digest {_short(step.rebuilt)}{equal}{against})"
     params = step.params_differ or {}
     listed = ", ".join(f"{k} {a} -> {b}" for k, (a, b) in list(params.items())[:5])
     return (
-        f"DIFFERENT: fitted state {_short(step.registered)} registered, "
+        f"DIFFERENT: fitted state {_short(step.registered)} registered{against}, "
         f"{_short(step.rebuilt)} rebuilt; "
         + (f"parameters differ: {listed}" if params else "parameters equal, fitted values differ")
     )

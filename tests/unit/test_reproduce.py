@@ -576,3 +576,26 @@ def test_a_step_prints_only_the_comparisons_it_made_and_keeps_a_nan_metric():
         comparisons.compare_metrics({"test_r2": math.nan}, {"metrics": {"r2": math.nan}})
     )
     assert math.isnan(undefined["values"]["r2"]["rebuilt"])
+
+
+def test_registered_files_refused_make_the_model_differ_whatever_the_records_say():
+    answer = {"model": {"digest": "m1", "class": "x.Model", "params": {}}}
+    refused = comparisons.compare_model(
+        answer, artifact="models:/m/1", refused="Model models:/m/1 is serialized as cloudpickle"
+    )
+    assert data(refused) == {
+        "step": "model",
+        "status": "different",
+        "rebuilt": "m1",
+        "class": "x.Model",
+        "registered_artifact": "models:/m/1",
+        "refused": "Model models:/m/1 is serialized as cloudpickle",
+    }
+    assert comparisons.verdict([refused], tolerance=1.0) == ("different", "model differs")
+    text = views._describe_model(refused, "DIFFERENT")
+    assert "models:/m/1" in text and "cloudpickle" in text
+    checked = comparisons.compare_model(
+        {**answer, "registered": {"digest": "m1"}}, artifact="models:/m/1"
+    )
+    assert checked.status == "identical" and checked.registered_artifact == "models:/m/1"
+    assert "against models:/m/1" in views._describe_model(checked, "identical")
