@@ -36,7 +36,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 
 .DEFAULT_GOAL := help
 .PHONY: help install install-spark train test lint lock test-fast test-integration test-examples \
-	check-workflows ci-staging ci-summary ci-reproduce ci-show release-prod latest-release batch \
+	check-workflows ci-staging ci-summary ci-reproduce ci-show release-prod latest-release settle batch \
 	score monitor ci-monitor ui bench
 
 help: ## list the targets
@@ -116,6 +116,9 @@ ci-show: install ## ENV's registered model after a CI run: versions, aliases, ga
 	MLFLOW_TRACKING_URI="$(CI_TRACKING_URI)" $(BIN)/ml-project show --env $(ENV) $(PROBLEM_ARG)
 	MLFLOW_TRACKING_URI="$(CI_TRACKING_URI)" $(BIN)/ml-project show --env $(ENV) $(PROBLEM_ARG) \
 	  --json > $(STEM)$(ENV)-show.json
+
+settle: install ## end what stopped jobs left in ENV (versions without a verdict, runs of dead processes)
+	MLFLOW_TRACKING_URI="$(CI_TRACKING_URI)" $(BIN)/ml-project settle --env $(ENV) $(PROBLEM_ARG)
 
 batch: install ## the batch to score: a stand-in export of the problem's records (BATCH_QUERY filters)
 	@mkdir -p $(OUT)

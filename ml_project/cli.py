@@ -600,6 +600,34 @@ def rollback(env: str, reason: str, as_json: bool) -> None:
 
 @cli.command(epilog=EXIT_CODES_HELP)
 @env_option
+@views.json_option
+@handle_errors
+def settle(env: str, as_json: bool) -> None:
+    """End what stopped jobs left in the env, now rather than at its next training.
+
+    A version left without a verdict by a run known to be gone (deleted, ended, its process
+    dead on this machine, or its heartbeat silent for ten minutes wherever it ran) is tagged
+    validation_status=failed and loses `challenger`; its run, and any run of a dead process
+    still reading RUNNING, ends KILLED. A run whose state cannot be told is left alone.
+
+    \b
+    Example:
+      ml-project settle --env prod
+    """
+    from ml_project import recovery
+
+    settings = resolve_settings(env)
+    result = recovery.settle_env(
+        tracking.connect(project_root()),
+        env=settings.env,
+        name=settings.model_name,
+        experiment=settings.experiment_name,
+    )
+    views.echo(result, views.settled_text, as_json=as_json)
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@env_option
 @click.option("--history", "history_lines", default=10, show_default=True, help="History lines.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead.")
 @handle_errors

@@ -1,9 +1,11 @@
 """What a stopped process left behind: versions without a verdict, runs left RUNNING.
 
-A run records who runs it (tracking.process_tags: host and pid); a later training asks whether
-that process still lives, and settles what a dead one left (`settle_orphans`). Only a run known
-to be gone (MLflow's RESOURCE_DOES_NOT_EXIST, a deleted run, an ended run, a dead process) is
-settled: a store that fails to answer says nothing, and nothing destructive is done on it.
+A run records who runs it (tracking.process_tags: host and pid) and renews a heartbeat while it
+runs (heartbeat.py); a later training or `ml-project settle` asks whether that process still
+lives, and settles what a dead one left (`settle_orphans`). Only a run known to be gone (MLflow's
+RESOURCE_DOES_NOT_EXIST, a deleted run, an ended run, a dead process on this machine, a heartbeat
+silent for ten minutes) is settled: a store that fails to answer says nothing, and nothing
+destructive is done on it.
 """
 
 from __future__ import annotations
@@ -11,15 +13,18 @@ from __future__ import annotations
 import os
 import re
 import socket
+import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mlflow.exceptions import MlflowException
 
-from ml_project import gate, registry, tracking
+from ml_project import gate, heartbeat, registry, tracking
 from ml_project.registry import Move
 from ml_project.vocabulary import (
     CHALLENGER,
     COPIED_BY_RUN,
+    HEARTBEAT,
     HOST,
     PENDING,
     PID,
@@ -56,9 +61,24 @@ def process_alive(host: str, pid: str) -> bool | None:
 
 
 def process_gone(run: Run) -> bool:
-    """Whether the process its tags name is known to be gone."""
-    process = process_of(run.data.tags)
-    return process is not None and process_alive(process[0], str(process[1])) is False
+    """Whether the process its tags name is known to be gone: dead on this machine, or, run
+    elsewhere, silent past its heartbeat's limit."""
+    tags = run.data.tags
+    process = process_of(tags)
+    alive = None if process is None else process_alive(process[0], str(process[1]))
+    if alive is not None:
+        return not alive
+    return heartbeat.stale(tags) is True
+
+
+def why_gone(run: Run) -> str:
+    """How `process_gone` knew, in words."""
+    tags = run.data.tags
+    host, pid = tags.get(HOST, ""), tags.get(PID, "")
+    if host == socket.gethostname() or heartbeat.stale(tags) is None:
+        return f"its process {pid} on {host} is gone"
+    silent = (time.time() - int(tags[HEARTBEAT])) / 60
+    return f"its process {pid} on {host} has been silent for {silent:.0f} minutes"
 
 
 def fetch_run(client: MlflowClient, run_id: str) -> Run | None:
@@ -104,8 +124,7 @@ def orphan_reason(client: MlflowClient, version: ModelVersion) -> str | None:
     if run.info.status != "RUNNING":
         return f"its run {run_id} ended {run.info.status} before a verdict"
     if process_gone(run):
-        host, pid = run.data.tags.get(HOST, ""), run.data.tags.get(PID)
-        return f"its run {run_id} is RUNNING but its process {pid} on {host} is gone"
+        return f"its run {run_id} is RUNNING but {why_gone(run)}"
     return None
 
 
@@ -137,19 +156,23 @@ def dead_runs(client: MlflowClient, experiment: str) -> dict[str, str]:
     out = {}
     for run in client.search_runs([found.experiment_id], "attributes.status = 'RUNNING'"):
         if process_gone(run):
-            tags = run.data.tags
-            host, pid = tags.get(HOST, ""), tags.get(PID, "")
-            out[run.info.run_id] = f"its process {pid} on {host} is gone"
+            out[run.info.run_id] = why_gone(run)
     return out
 
 
-def settle_orphans(client: MlflowClient, name: str, *, experiment: str | None = None) -> list[str]:
-    """Before a training: each version a stopped run left without a verdict is tagged failed
-    with the reason, loses `challenger`, and its run (if still RUNNING) ends KILLED; so does
-    each run of `experiment` left RUNNING by a process that is gone."""
+def settle_orphans(
+    client: MlflowClient,
+    name: str,
+    *,
+    experiment: str | None = None,
+    by: str = "a later training",
+) -> list[str]:
+    """Each version a stopped run left without a verdict is tagged failed with the reason (and
+    who settled it, `by`), loses `challenger`, and its run (if still RUNNING) ends KILLED; so
+    does each run of `experiment` left RUNNING by a process that is gone."""
     settled = []
     for version, reason in sorted(orphans(client, name).items(), key=lambda item: int(item[0])):
-        why = f"no verdict: {reason} (settled by a later training)"
+        why = f"no verdict: {reason} (settled by {by})"
         run_id = version_run(registry.get_version(client, name, version))
         registry.set_version_tags(
             client, name, version, {VALIDATION_STATUS: gate.FAILED, VALIDATION_REASONS: why}
@@ -160,7 +183,7 @@ def settle_orphans(client: MlflowClient, name: str, *, experiment: str | None = 
         settled.append(f"version {version}: {reason}")
     settled += _clear_stale_challenger(client, name)
     for run_id, reason in dead_runs(client, experiment).items() if experiment else ():
-        client.set_tag(run_id, SETTLED, f"ended KILLED by a later training: {reason}")
+        client.set_tag(run_id, SETTLED, f"ended KILLED by {by}: {reason}")
         client.set_terminated(run_id, status="KILLED")
         settled.append(f"run {run_id}: RUNNING, but {reason}; ended KILLED")
     return settled
@@ -187,3 +210,19 @@ def _clear_stale_challenger(client: MlflowClient, name: str) -> list[str]:
     why = f"its run {run_id} stopped after the verdict ({verdict})"
     registry.remove_alias_if(client, name, CHALLENGER, stale, move=Move("verdict", why))
     return [f"version {stale}: challenger cleared, {why}"]
+
+
+@dataclass(frozen=True)
+class Settled:
+    """What `ml-project settle` ended in an env: one line per version or run."""
+
+    env: str
+    model_name: str
+    settled: tuple[str, ...]
+
+
+def settle_env(client: MlflowClient, *, env: str, name: str, experiment: str) -> Settled:
+    """`ml-project settle`: what stopped jobs left in the env's registry and experiment, settled
+    now rather than by the env's next training."""
+    found = settle_orphans(client, name, experiment=experiment, by="ml-project settle")
+    return Settled(env=env, model_name=name, settled=tuple(found))

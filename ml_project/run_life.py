@@ -1,7 +1,8 @@
 """A run's life, in one place: started with its tags, ended with its verdict, or abandoned.
 
-`training_run` starts an MLflow run (with who runs it: tracking.process_tags) and yields a
-`RunLife` the job fills in (the version it registered, the verdict). On a normal exit the
+`training_run` starts an MLflow run (with who runs it: tracking.process_tags, and a heartbeat
+renewed while it runs: heartbeat.py) and yields a `RunLife` the job fills in (the version it
+registered, the verdict). On a normal exit the
 verdict is tagged and the run ends FINISHED; on any exception, or a stop signal, the job is
 abandoned: its version (if registered, not judged) is tagged failed and loses `challenger`, and
 the run ends FAILED (KILLED when interrupted).
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import mlflow
 
-from ml_project import errors, gate, registry, tracking
+from ml_project import errors, gate, heartbeat, registry, tracking
 from ml_project.errors import STOP_SIGNALS, ProjectError, StoreError, TrainingFailedError
 from ml_project.registry import Move
 from ml_project.settings import Settings
@@ -63,11 +64,14 @@ def training_run(
     what the stopped job left in the store; without, the error is raised as it is.
     """
     run = mlflow.start_run(
-        experiment_id=experiment_id, run_name=run_name, tags={**tags, **tracking.process_tags()}
+        experiment_id=experiment_id,
+        run_name=run_name,
+        tags={**tags, **tracking.process_tags(), **heartbeat.beat()},
     )
     life = RunLife(run.info.run_id)
     try:
-        yield life
+        with heartbeat.beating(client, life.run_id):
+            yield life
         if life.verdict is not None:
             mlflow.set_tags({VALIDATION_STATUS: life.verdict, MODEL_VERSION: life.version or ""})
     except BaseException as raised:

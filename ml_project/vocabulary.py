@@ -48,6 +48,7 @@ PROBLEM = "ml_project.problem"
 ENV = "ml_project.env"
 HOST = "ml_project.host"
 PID = "ml_project.pid"
+HEARTBEAT = "ml_project.heartbeat"  # renewed while the job runs (heartbeat.py)
 RUN_TYPE = "ml_project.run_type"
 COMMAND = "ml_project.command"
 ACTION = "ml_project.action"
