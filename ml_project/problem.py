@@ -40,6 +40,7 @@ way. Nothing here names a particular problem.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import re
@@ -121,6 +122,31 @@ class Problem:
                 "per record."
             )
         return out
+
+    def label_sources(self, records: pd.DataFrame, column: str) -> list[str]:
+        """The records' columns the label is made of, for messages: `column` without a label();
+        else the columns label() reads by name (records[...], records.name, records.get), found by
+        calling it once more on a frame that notes them (best effort: [] if it cannot tell)."""
+        make = getattr(self.module, "label", None)
+        if make is None:
+            return [column]
+        read: list[str] = []
+
+        class Noting(pd.DataFrame):  # type: ignore[misc]  # pandas is untyped here
+            @property
+            def _constructor(self) -> Any:
+                return pd.DataFrame
+
+            def __getitem__(self, key: Any) -> Any:
+                for name in key if isinstance(key, list) else [key]:
+                    if isinstance(name, str) and name in self.columns and name not in read:
+                        read.append(name)
+                return super().__getitem__(key)
+
+        # only for a message: what it read before any failure is enough
+        with contextlib.suppress(Exception):
+            make(Noting(records), self.params)
+        return read
 
     def build_model(self, settings: Settings) -> Pipeline:
         """The problem's unfitted estimator (or the platform's default one), behind the hard

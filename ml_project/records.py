@@ -73,7 +73,8 @@ def prepare_data(
     times = [time_column] if time_column else []
     data.require_columns(records, [*key_columns, *columns, *times], table=where)
     labelled, unlabelled = data.label_rows(records, problem.label(records, label), column=label)
-    data.require_unique_keys(labelled, key_columns, table=where)
+    check_labels(settings, problem, tables, records, labelled)
+    check_keys(settings, labelled, where)
     used = data.sample_rows(
         labelled,
         fraction=settings.data.sample_fraction,
@@ -118,6 +119,85 @@ def prepare_data(
         digests=digests,
         time_column=time_column,
     )
+
+
+def check_keys(settings: Settings, labelled: pd.DataFrame, where: str) -> None:
+    """Records sharing a key: bad data, unless the key itself came from the command line (a
+    configuration error naming the setting, exit 2)."""
+    key_columns = list(settings.data.key_columns)
+    try:
+        data.require_unique_keys(labelled, key_columns, table=where)
+    except DataError as exc:
+        origin = settings.origin("data", "key_columns")
+        if "command line" not in origin:
+            raise
+        raise ConfigError(
+            f"data.key_columns={key_columns} ({origin}) does not name one record per row: "
+            f"{exc} Name the columns that identify a record, or drop the --set."
+        ) from exc
+
+
+def check_labels(
+    settings: Settings,
+    problem: Problem,
+    tables: dict[str, pd.DataFrame],
+    records: pd.DataFrame,
+    labelled: pd.DataFrame,
+) -> None:
+    """Refuse, before any sampling or split, labels none could fix: no record labelled, or
+    (classifying) one class among all of them; the message says what the label is made of and
+    which settings an overlay or the command line changed."""
+    label = settings.data.label
+    if len(labelled) and (settings.task == "regression" or labelled[label].nunique() >= 2):
+        return
+    sources = problem.label_sources(records, label)
+    made = _made_of(problem, label, sources, tables, records)
+    changed = settings.set_outside_base("params")
+    hint = f" Settings changed from the base: {'; '.join(changed)}." if changed else ""
+    if not len(labelled):
+        raise DataError(
+            f"None of the {len(records)} records of problem {settings.problem} has a label "
+            f"{label}: {made}.{hint}"
+        )
+    raise DataError(
+        f"The label {label} has one class ({labelled[label].iloc[0]!s}) in all "
+        f"{len(labelled)} labelled records of problem {settings.problem}, before any sampling "
+        f"or split (data.sample_fraction and split.test_fraction are not the cause): {made}."
+        f"{hint} A classifier needs at least two classes."
+    )
+
+
+def _made_of(
+    problem: Problem,
+    label: str,
+    sources: list[str],
+    tables: dict[str, pd.DataFrame],
+    records: pd.DataFrame,
+) -> str:
+    """What the label is made of, and what those columns hold, in words."""
+    held = []
+    for column in sources:
+        where = [name for name, table in tables.items() if column in table.columns]
+        held.append(
+            f"column {column}"
+            + (f" of table {', '.join(where)}" if where else " (made by records())")
+            + f" holds {_holds(records[column])}"
+        )
+    if getattr(problem.module, "label", None) is None:
+        return held[0] if held else f"column {label}"
+    made = f"it is made by label() in {problem.folder / 'problem.py'}"
+    return made + (f" from {'; '.join(held)}" if held else "")
+
+
+def _holds(values: pd.Series) -> str:
+    known = values.dropna()
+    if known.empty:
+        return f"no value in its {len(values)} records"
+    distinct = known.unique()
+    what = (
+        f"one value ({distinct[0]!s})" if len(distinct) == 1 else f"{len(distinct)} distinct values"
+    )
+    return f"{what} in {len(known)} of {len(values)} records"
 
 
 def check_split(settings: Settings, split: data.Split, *, labelled: int) -> None:

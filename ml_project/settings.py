@@ -210,6 +210,19 @@ class Settings(_Section):
         """Where the value at `loc` (e.g. "params", "max_iter") was set: a file or the CLI."""
         return _origin(tuple(loc), self._layers) if self._layers else "in the settings"
 
+    def set_outside_base(self, section: str) -> list[str]:
+        """`section.key=value (where)` for each of the section's values an env overlay or the
+        command line set (not a base.yaml): what a user changed last, for error messages."""
+        values = getattr(self, section, None)
+        if not isinstance(values, Mapping):
+            return []
+        out = []
+        for key, value in values.items():
+            where = self.origin(section, str(key))
+            if where.startswith("set in") and not where.endswith("base.yaml"):
+                out.append(f"{section}.{key}={value} ({where})")
+        return out
+
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
         from ml_project import metrics  # lazy: it imports pandas, which the CLI's start does not

@@ -399,8 +399,8 @@ def test_a_binary_label_with_one_class_is_refused_with_nothing_registered(
         cwd=synthetic_project, tracking_uri=tracking_uri,
     )  # fmt: skip
     assert done.returncode == 3, done.stderr
-    assert "The label target has one class (['yes'])" in done.stderr
-    assert "a classifier needs at least two" in done.stderr and "Traceback" not in done.stderr
+    assert "The label target has one class (yes) in all" in done.stderr
+    assert "A classifier needs at least two" in done.stderr and "Traceback" not in done.stderr
     assert MlflowClient(tracking_uri=tracking_uri).search_registered_models() == []
 
 
