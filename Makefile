@@ -145,8 +145,8 @@ ci-monitor: install ## `make monitor` for CI: drift=true|false to $GITHUB_OUTPUT
 	echo "drift=$$drift (monitor exit code $$code)"; \
 	[ $$code -eq 0 ] || [ $$code -eq 7 ]
 
-latest-release: ## print the newest release tag (v*): the code the scheduled retraining runs
-	@tag="$$(git for-each-ref --count=1 --sort=-v:refname --format='%(refname:short)' 'refs/tags/v*')"; \
+latest-release: ## print the newest release tag (v*, pre-releases v*-* left out): the code the scheduled retraining runs
+	@tag="$$(git tag --list 'v*' --sort=-v:refname | { grep -v -- - || true; } | head -n 1)"; \
 	if [ -z "$$tag" ]; then echo "no release tag v* yet: nothing to retrain" >&2; exit 0; fi; \
 	echo "$$tag"; \
 	if [ -n "$${GITHUB_OUTPUT:-}" ]; then echo "tag=$$tag" >> "$$GITHUB_OUTPUT"; fi

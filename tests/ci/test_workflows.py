@@ -325,7 +325,7 @@ def test_batch_hands_its_query_over_intact(fake_cli, tmp_path, variables, query)
 
 def test_release_tags_retrain_prod_in_the_production_environment():
     release = load_workflow("release.yml")
-    assert release["on"] == {"push": {"tags": ["v*"]}}
+    assert release["on"] == {"push": {"tags": ["v*", "!v*-*"]}}
     [(job_id, job)] = jobs_running(release, "release-prod")
     assert job["environment"] == "production"
     assert job["env"]["MLFLOW_TRACKING_URI"] == "${{ secrets.MLFLOW_TRACKING_URI }}"
