@@ -6,7 +6,8 @@
 Reading the file, loading the model and typing its input columns are outside the timing: only
 the model's `predict` (and, for a classifier, `predict_proba`) on every row is timed, the same
 calls `ml-project predict` makes for its prediction and probability columns. That is the
-ceiling batch scoring is compared against.
+ceiling batch scoring is compared against, on as many OpenMP threads as `predict` uses (one,
+unless OMP_NUM_THREADS is set: the same helper sets it before scikit-learn is imported).
 """
 
 from __future__ import annotations
@@ -22,6 +23,10 @@ def main() -> None:
     parser.add_argument("--input", required=True)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
+
+    from ml_project.cli import bound_scoring_threads
+
+    bound_scoring_threads()  # before scikit-learn loads OpenMP, as `ml-project predict` does
 
     import pandas as pd
 

@@ -11,6 +11,7 @@ import functools
 import gc
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Iterator
@@ -722,6 +723,7 @@ def predict(
         raise click.UsageError("--spark-master is an option of --engine spark.")
     if engine == "pandas":
         check_output_file(output_path, option="--output")
+    bound_scoring_threads()
     settings, root = resolve_settings(env), project_root()
     if engine == "spark":
         from ml_project.spark_scoring import run_spark_scoring
@@ -773,6 +775,7 @@ def serve(env: str, model_uri: str | None, host: str, port: int, workers: int) -
       curl -s localhost:8080/invocations -H 'Content-Type: application/json' \\
           -d '{"dataframe_records": [{"month": 1, "carrier": "UA"}]}'
     """
+    bound_scoring_threads()
     from ml_project import serving, tracking
 
     root = project_root()
@@ -908,6 +911,7 @@ def monitor(
       ml-project monitor --env dev --input batch.parquet --labels
       ml-project monitor --env prod --input batch.parquet --json --summary summary.md
     """
+    bound_scoring_threads()
     from ml_project.monitor import run_monitor
 
     if summary_path:  # before the monitoring run is logged
@@ -938,6 +942,20 @@ def monitor(
             + "; ".join(result.report.reasons)
             + f". Monitoring run {result.run_id}."
         )
+
+
+# scikit-learn's OpenMP starts one thread per core in every process that scores, for each call:
+# a served model answering one row, or a batch beside other work, then fights for the same cores
+# (benchmarks/profiles/serve-2026-12-07.txt: p99 under load). A command that scores runs its
+# model on one thread unless the user's own environment sets the variable. OpenMP reads it once,
+# when scikit-learn is first imported: the command sets it before importing its module.
+SCORING_THREADS = {"OMP_NUM_THREADS": "1"}
+
+
+def bound_scoring_threads() -> None:
+    """One OpenMP thread a scoring process (and its server workers), unless already set."""
+    for name, value in SCORING_THREADS.items():
+        os.environ.setdefault(name, value)
 
 
 # Importing mlflow, scikit-learn and great-expectations allocates millions of long-lived

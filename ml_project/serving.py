@@ -8,6 +8,7 @@ input rule answers 400 naming the rule.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -77,13 +78,16 @@ def app() -> FastAPI:
         trusted=json.loads(os.environ[TRUSTED_VARIABLE]),
         root=Path(os.environ[ROOT_VARIABLE]),
     )
-    return cast("FastAPI", scoring_server.init(load(served)))
+    model = load(served)
+    settle()
+    return cast("FastAPI", scoring_server.init(model))
 
 
 def run(served: Served, *, host: str, port: int, workers: int) -> None:
     """Load the model (a load error ends here, before the port opens), then serve until
     SIGINT/SIGTERM."""
     model = load(served)
+    settle()
     # uvicorn shuts down gracefully on SIGINT/SIGTERM, then raises the signal again: a server
     # asked to stop has done its job (exit 0), it was not interrupted mid-task.
     for number in (signal.SIGINT, signal.SIGTERM):
@@ -101,6 +105,15 @@ def run(served: Served, *, host: str, port: int, workers: int) -> None:
     os.environ[TRUSTED_VARIABLE] = json.dumps(served.trusted)
     os.environ[ROOT_VARIABLE] = str(served.root)
     uvicorn.run(f"{__name__}:app", factory=True, workers=workers, **options)
+
+
+def settle() -> None:
+    """Move what start-up allocated (MLflow, scikit-learn, the model: millions of long-lived
+    objects) out of the cyclic GC's reach, so that a collection during a request walks only what
+    requests allocate: without it a full collection now and then stalls a request for tens of
+    milliseconds (the p99)."""
+    gc.collect()
+    gc.freeze()
 
 
 def _stopped(_number: int, _frame: FrameType | None) -> NoReturn:
