@@ -782,12 +782,17 @@ def serve(env: str, model_uri: str | None, host: str, port: int, workers: int) -
     settings = resolve_settings(env)
     client = tracking.connect(root, write=False)
     served = serving.plan(settings, root=root, model_uri=model_uri, client=client)
-    click.echo(
-        f"Serving {served.uri} (problem {served.problem}) on http://{host}:{port} "
-        f"with {workers} worker(s); stop with Ctrl-C.",
-        err=True,
+    serving.run(
+        served,
+        host=host,
+        port=port,
+        workers=workers,
+        ready=lambda: click.echo(
+            f"Serving {served.uri} (problem {served.problem}) on http://{host}:{port} "
+            f"with {workers} worker(s); stop with Ctrl-C.",
+            err=True,
+        ),
     )
-    serving.run(served, host=host, port=port, workers=workers)
 
 
 @cli.command("extract-batch", epilog=EXIT_CODES_HELP)

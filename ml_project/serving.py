@@ -25,6 +25,7 @@ from ml_project.settings import load_settings
 from ml_project.vocabulary import PROBLEM
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from types import FrameType
 
     from fastapi import FastAPI
@@ -83,11 +84,16 @@ def app() -> FastAPI:
     return cast("FastAPI", scoring_server.init(model))
 
 
-def run(served: Served, *, host: str, port: int, workers: int) -> None:
-    """Load the model (a load error ends here, before the port opens), then serve until
+def run(
+    served: Served, *, host: str, port: int, workers: int, ready: Callable[[], None] | None = None
+) -> None:
+    """Load the model (a load error ends here, before the port opens and before `ready` is
+    called: nothing says "serving" for a model that was refused), then serve until
     SIGINT/SIGTERM."""
     model = load(served)
     settle()
+    if ready is not None:
+        ready()
     # uvicorn shuts down gracefully on SIGINT/SIGTERM, then raises the signal again: a server
     # asked to stop has done its job (exit 0), it was not interrupted mid-task.
     for number in (signal.SIGINT, signal.SIGTERM):
