@@ -114,11 +114,17 @@ def left_behind(settings: Settings, version: str | None, *, recorded: bool) -> s
             if version
             else "nothing was registered."
         )
-    left = f"version {version} of {settings.model_name} (no verdict)" if version else "no version"
+    settle = f"`ml-project settle --env {settings.env}` (or the env's next training) ends the run"
+    if version:
+        return (
+            f"The store could not record the failure either, so the run may still read RUNNING, "
+            f"with version {version} of {settings.model_name} without a verdict (it never "
+            f"serves; `ml-project show --env {settings.env}` names it). Once the store takes "
+            f"writes again, {settle} and tags the version failed."
+        )
     return (
-        f"The store could not record the failure either, so the run may still read RUNNING, with "
-        f"{left}: `ml-project show --env {settings.env}` names it, and the next training of the "
-        "env ends the run and tags the version failed (a version without a verdict never serves)."
+        "The store could not record the failure either, so the run may still read RUNNING; "
+        f"nothing was registered. Once the store takes writes again, {settle}."
     )
 
 
@@ -126,10 +132,10 @@ def failure_reason(exc: BaseException) -> str:
     """What stopped a command, in one line without credentials."""
     if isinstance(exc, KeyboardInterrupt):
         return f"interrupted ({getattr(exc, 'signal_name', 'SIGINT')})"
-    text = " ".join(str(exc).split())
+    text = tracking.plain_error(exc)
     if len(text) > REASON_CHARACTERS:  # cut between words, and said: the traceback has it all
         text = text[:REASON_CHARACTERS].rsplit(" ", 1)[0] + " [...]"
-    return tracking.redact(f"{type(exc).__name__}: {text}" if text else type(exc).__name__)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def abandon(

@@ -221,9 +221,21 @@ def probing() -> Iterator[None]:
                 os.environ[key] = value
 
 
+# What SQLAlchemy appends to a database error's text: the statement, its parameters (a run's
+# tags and params: maybe private) and a link. Never shown; the run's traceback keeps them.
+SQL_DETAIL = re.compile(r"\s*(\[SQL: .*|\(Background on this error at: [^)]*\))", re.DOTALL)
+
+
+def plain_error(exc: BaseException) -> str:
+    """`exc`'s message on one line, without credentials, and without the SQL statement, its
+    parameters and the link SQLAlchemy appends (`sqlite3.OperationalError: database or disk is
+    full` rather than a page of INSERTs)."""
+    return redact(" ".join(SQL_DETAIL.sub("", str(exc)).split()))
+
+
 def store_failure(uri: str, exc: BaseException) -> str:
     """One paragraph for a store that failed, without its credentials."""
-    detail = redact(" ".join(str(exc).split()))
+    detail = plain_error(exc)
     if len(detail) > 300:
         detail = detail[:300] + "..."
     return (
