@@ -49,13 +49,14 @@ help: ## list the targets
 # log only when it fails, so setuptools' note on the editable install is not printed.
 INSTALLER ?= uv
 comma := ,
-# $(call install_lock,EXTRAS): the project, editable, with EXTRAS at the pins of the lock (the
-# shell echoes the install command it chose)
+# $(call install_lock,EXTRAS): the project, editable, with EXTRAS at the pins of the lock, and
+# the newest pip, as pip's own path does (a logged model's conda.yaml records pip's version). The
+# shell echoes the install command it chose.
 install_lock = @uv="$$(command -v uv || echo $(BIN)/uv)"; \
   if [ "$(INSTALLER)" = uv ] && { [ -x "$$uv" ] || { pin="$$(grep -i '^uv==' requirements.lock)" && \
       $(BIN)/python -m pip install --quiet "$$pin"; }; }; then \
     set -x; "$$uv" pip install --quiet --python $(BIN)/python --compile-bytecode \
-      -c requirements.lock -e ".[$(1)]"; \
+      --upgrade-package pip -c requirements.lock -e ".[$(1)]" pip; \
   else \
     if [ "$(INSTALLER)" = uv ]; then echo "uv could not be installed: pip installs the lock"; fi; \
     set -x; $(BIN)/python -m pip install --quiet --upgrade pip; \
