@@ -42,14 +42,34 @@ export MLFLOW_DISABLE_TELEMETRY := true
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
 
+# The installer. uv (from PATH, else bootstrapped into the venv by pip at the lock's version)
+# fetches and unpacks the lock in parallel and compiles the bytecode on every core: a fresh
+# clone's install takes about half of pip's time (docs/dependencies.md). pip installs when uv
+# cannot be had, or with INSTALLER=pip; both install the same exact pins. uv shows a build's
+# log only when it fails, so setuptools' note on the editable install is not printed.
+INSTALLER ?= uv
+comma := ,
+# $(call install_lock,EXTRAS): the project, editable, with EXTRAS at the pins of the lock, and
+# the newest pip, as pip's own path does (a logged model's conda.yaml records pip's version). The
+# shell echoes the install command it chose.
+install_lock = @uv="$$(command -v uv || echo $(BIN)/uv)"; \
+  if [ "$(INSTALLER)" = uv ] && { [ -x "$$uv" ] || { pin="$$(grep -i '^uv==' requirements.lock)" && \
+      $(BIN)/python -m pip install --quiet "$$pin"; }; }; then \
+    set -x; "$$uv" pip install --quiet --python $(BIN)/python --compile-bytecode \
+      --upgrade-package pip -c requirements.lock -e ".[$(1)]" pip; \
+  else \
+    if [ "$(INSTALLER)" = uv ]; then echo "uv could not be installed: pip installs the lock"; fi; \
+    set -x; $(BIN)/python -m pip install --quiet --upgrade pip; \
+    $(BIN)/python -m pip install --quiet -c requirements.lock -e ".[$(1)]"; \
+  fi
+
 $(BIN)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[dev]"
+	$(call install_lock,dev)
 	touch $@
 
 $(BIN)/.installed-spark: $(BIN)/.installed
-	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[dev,spark]"
+	$(call install_lock,dev$(comma)spark)
 	touch $@
 
 # SKIP_INSTALL=1 uses the tools already in BIN as they are (the tests run targets that way).
