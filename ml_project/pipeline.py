@@ -108,8 +108,10 @@ def fit_and_score(settings: Settings, problem: Problem, prepared: PreparedData) 
     model = problem.build_model(settings)
     train_rows = model_input(settings, train)
     model.fit(train_rows, train[prepared.label])
-    test_rows = model_input(settings, test)
-    predictions = metrics.predict(model, test_rows, settings.task)
+    # the held-out rows through the transforming steps once, for predict, predict_proba and
+    # the staged loss (the same numbers as three passes of the whole pipeline)
+    last, test_features = metrics.final_step(model, model_input(settings, test))
+    predictions = metrics.predict(last, test_features, settings.task)
     labels = test[prepared.label].to_numpy()
     baseline = metrics.baseline_predictions(settings.task, train[prepared.label], len(test))
     own = problem.metrics
@@ -120,7 +122,7 @@ def fit_and_score(settings: Settings, problem: Problem, prepared: PreparedData) 
         baseline=baseline,
         baseline_metrics=metrics.compute(settings.task, labels, baseline, own),
         features_digest=data.frame_digest(pd.DataFrame(transformed(model, train_rows))),
-        staged=metrics.staged_loss(model, test_rows, labels, settings.task),
+        staged=metrics.staged_loss(last, test_features, labels, settings.task),
     )
 
 
