@@ -135,7 +135,7 @@ def compare_with_champion(
         model = unchecked(
             loading.load_sklearn(f"models:/{name}/{champion}", loading.trusted_types(held.problem))
         )
-        theirs = metrics.predict(model, held.model_rows(keep), task)
+        theirs = metrics.predict(*metrics.final_step(model, held.model_rows(keep)), task)
     except Exception as exc:  # noqa: BLE001 - fail closed, and say why: the verdict carries the message
         return gate.Champion(champion, error=f"it could not score the rows ({exc})")
     labels, own = held.labels[keep], held.problem.metrics

@@ -60,6 +60,17 @@ def predict(model: Any, rows: pd.DataFrame | np.ndarray, task: str) -> Predictio
     )
 
 
+def final_step(model: Any, rows: pd.DataFrame | np.ndarray) -> tuple[Any, Any]:
+    """A Pipeline's last step and `rows` through the steps before it, transformed once (its
+    `predict` and `predict_proba` each run those steps); any other model and `rows` as they
+    are. `predict(*final_step(model, rows), task)` gives `predict(model, rows, task)`."""
+    from sklearn.pipeline import Pipeline
+
+    if not isinstance(model, Pipeline):
+        return model, rows
+    return model.steps[-1][1], (model[:-1].transform(rows) if len(model) > 1 else rows)
+
+
 class KnownAnswers:
     """A fitted model that answers rows it has already scored with the answers it gave.
 

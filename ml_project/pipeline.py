@@ -108,8 +108,10 @@ def fit_and_score(settings: Settings, problem: Problem, prepared: PreparedData) 
     model = problem.build_model(settings)
     train_rows = model_input(settings, train)
     model.fit(train_rows, train[prepared.label])
-    test_rows = model_input(settings, test)
-    predictions = metrics.predict(model, test_rows, settings.task)
+    # the held-out rows through the transforming steps once, for predict, predict_proba and
+    # the staged loss (the same numbers as three passes of the whole pipeline)
+    last, test_features = metrics.final_step(model, model_input(settings, test))
+    predictions = metrics.predict(last, test_features, settings.task)
     labels = test[prepared.label].to_numpy()
     baseline = metrics.baseline_predictions(settings.task, train[prepared.label], len(test))
     own = problem.metrics
@@ -120,7 +122,7 @@ def fit_and_score(settings: Settings, problem: Problem, prepared: PreparedData) 
         baseline=baseline,
         baseline_metrics=metrics.compute(settings.task, labels, baseline, own),
         features_digest=data.frame_digest(pd.DataFrame(transformed(model, train_rows))),
-        staged=metrics.staged_loss(model, test_rows, labels, settings.task),
+        staged=metrics.staged_loss(last, test_features, labels, settings.task),
     )
 
 
@@ -258,8 +260,11 @@ def run_validation(settings: Settings, *, root: Path) -> list[validation.Validat
     return reports
 
 
-def _log_validation(reports: list[validation.ValidationReport]) -> None:
-    """The full validation result as validation/results.json, and a few metrics."""
+def _log_validation(
+    reports: list[validation.ValidationReport], *, metrics: bool = True
+) -> dict[str, float]:
+    """The full validation result as validation/results.json, and a few metrics (logged here,
+    or returned for the caller's own batch with `metrics=False`)."""
     import mlflow
 
     mlflow.log_dict(validation.results_document(reports), "validation/results.json")
@@ -267,7 +272,9 @@ def _log_validation(reports: list[validation.ValidationReport]) -> None:
     for report in reports:
         values[f"validation_{report.table}_evaluated"] = report.evaluated
         values[f"validation_{report.table}_failed"] = len(report.failures)
-    mlflow.log_metrics(values)
+    if metrics:
+        mlflow.log_metrics(values)
+    return values
 
 
 def source_tags(inputs: Inputs) -> dict[str, str]:
@@ -566,12 +573,16 @@ def log_training(
     if lock.is_file():
         mlflow.log_artifact(str(lock), "environment")
     _log_datasets(settings, prepared, inputs)
-    _log_validation(reports)
+    checked = _log_validation(reports, metrics=False)
     _log_fingerprints(settings, prepared, trained, inputs.tables)
-    mlflow.log_metrics({f"test_{k}": v for k, v in trained.metrics.items()})
-    mlflow.log_metrics({f"baseline_{k}": v for k, v in trained.baseline_metrics.items()})
-    mlflow.log_metrics({f"rows_{key}": float(value) for key, value in prepared.rows.items()})
     mlflow.log_dict(reference_profile(settings, prepared, trained), drift.PROFILE_ARTIFACT)
+    # one batch (one store write) for the metrics the logged model is linked to
+    mlflow.log_metrics(
+        checked
+        | {f"test_{k}": v for k, v in trained.metrics.items()}
+        | {f"baseline_{k}": v for k, v in trained.baseline_metrics.items()}
+        | {f"rows_{key}": float(value) for key, value in prepared.rows.items()}
+    )
     with loading.own_files():
         return _log_model(settings, inputs.problem, prepared, trained, root)
 
