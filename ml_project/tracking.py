@@ -428,58 +428,9 @@ def set_version_tags(
     client: MlflowClient, model_name: str, version: str, tags: dict[str, str]
 ) -> None:
     """Set each of `tags` on the version (retried while the sqlite store is locked); also
-    `registry.set_version_tags`.
-
-    On a SQL registry (sqlite, PostgreSQL) in one transaction: MLflow's client reads the
-    registered model (its prompt check) and commits once per tag, ~2 store sessions a tag, and
-    a gate writes ~17 tags. Elsewhere (a tracking server) one call a tag.
-    """
-    store = _sql_registry_store(client)
-    if store is None:
-        for key, value in tags.items():
-            retry_locked(client.set_model_version_tag, model_name, str(version), key, value)
-    elif tags:
-        retry_locked(_set_version_tags_at_once, client, store, model_name, str(version), tags)
-
-
-def _sql_registry_store(client: MlflowClient) -> Any:
-    """The client's model-registry store if it is MLflow's SQL store, else None."""
-    from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore
-
-    registry: Any = client  # MLflow's own accessor, untyped
-    try:
-        store = registry._get_registry_client().store
-    except Exception:  # noqa: BLE001 - no SQL store to reach: the client's own calls then
-        return None
-    return store if isinstance(store, SqlAlchemyStore) else None
-
-
-def _set_version_tags_at_once(
-    client: MlflowClient, store: Any, name: str, version: str, tags: dict[str, str]
-) -> None:
-    """What MLflow's `set_model_version_tag` does for each tag (the same checks, the same rows),
-    in one session: one prompt check, one commit."""
-    from mlflow.prompt.registry_utils import has_prompt_tag
-    from mlflow.store.model_registry.dbmodels.models import SqlModelVersionTag
-    from mlflow.utils import validation
-
-    checks: Any = validation  # untyped in MLflow
-    checks._validate_model_name(name)
-    number = checks._validate_model_version(version)
+    `registry.set_version_tags`."""
     for key, value in tags.items():
-        checks._validate_model_version_tag(key, str(value))
-    if has_prompt_tag(store.get_registered_model(name).tags):
-        for key, value in tags.items():  # a prompt, not a model: MLflow's client refuses it
-            client.set_model_version_tag(name, version, key, value)
-        return
-    with store.ManagedSessionMaker(read_only=False) as session:
-        row = store._get_sql_model_version(session, name, number)  # the version must exist
-        for key, value in tags.items():
-            session.merge(
-                SqlModelVersionTag(
-                    workspace=row.workspace, name=name, version=number, key=key, value=str(value)
-                )
-            )
+        retry_locked(client.set_model_version_tag, model_name, str(version), key, value)
 
 
 def log_input(dataset: PandasDataset, *, context: str) -> None:
