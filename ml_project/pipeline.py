@@ -554,6 +554,19 @@ def result_lineage(tags: dict[str, str]) -> dict[str, str]:
     return shown | {CONFIG_HASH: tags[CONFIG_HASH], SEED: tags[SEED]}
 
 
+def unlogged(params: dict[str, Any]) -> dict[str, Any]:
+    """`params` less those the active run already holds: `mlflow run` logs its entry point's
+    parameters first (`problem=''` for the default problem), and MLflow refuses to change a
+    logged param. The settings' value is in config/settings.yaml and the run's tags."""
+    import mlflow
+
+    run = mlflow.active_run()
+    if run is None:
+        return params
+    logged = mlflow.MlflowClient().get_run(run.info.run_id).data.params
+    return {key: value for key, value in params.items() if key not in logged}
+
+
 def log_training(
     settings: Settings,
     inputs: Inputs,
@@ -567,7 +580,7 @@ def log_training(
     model."""
     import mlflow
 
-    mlflow.log_params(tracking.flatten(settings.model_dump(mode="json")))
+    mlflow.log_params(unlogged(tracking.flatten(settings.model_dump(mode="json"))))
     mlflow.log_text(settings.to_yaml(), "config/settings.yaml")
     lock = root / "requirements.lock"
     if lock.is_file():

@@ -78,18 +78,38 @@ def test_every_entry_point_takes_env_and_problem(entry_point):
         problem_chosen(shim_command(entry_point, env="qa"))
 
 
+def with_default_problem(project: Path, problem: str, folder: Path) -> Path:
+    """A committed copy of `project` whose default problem (environments/base.yaml) is
+    `problem`: what `mlflow run` without `-P problem=` trains."""
+    copy = folder / "project"
+    shutil.copytree(project, copy, symlinks=True, ignore=shutil.ignore_patterns(".venv"))
+    base = copy / "environments" / "base.yaml"
+    lines = base.read_text().splitlines()
+    base.write_text(
+        "\n".join(f"problem: {problem}" if line.startswith("problem:") else line for line in lines)
+        + "\n"
+    )
+    subprocess.run(["git", "commit", "-qam", "default problem"], cwd=copy, check=True)
+    return copy
+
+
 @pytest.mark.integration
-def test_mlflow_run_trains_with_lineage(synthetic_project, tracking_uri, tmp_path, request):
+@pytest.mark.parametrize("given", [True, False], ids=["problem given", "default problem"])
+def test_mlflow_run_trains_with_lineage(synthetic_project, tracking_uri, tmp_path, request, given):
     """`.venv/bin/mlflow run` as the docs show it: the venv not activated, so `python` on PATH
-    is not the project's; the shim runs the project's .venv/bin/python."""
+    is not the project's; the shim runs the project's .venv/bin/python. Without `-P problem=`
+    MLflow logs the entry point's `problem=''` first: the training keeps it (MLflow refuses to
+    change a logged param) and trains the default problem."""
     mlflow_cli = Path(sys.executable).with_name("mlflow")
+    problem = "synthetic_binary"
+    if not given:
+        synthetic_project = with_default_problem(synthetic_project, problem, tmp_path)
     venv = synthetic_project / ".venv"  # git-ignored, as in a checkout after `make install`
     venv.mkdir()
     request.addfinalizer(lambda: shutil.rmtree(venv))
     for entry in Path(sys.prefix).iterdir():  # this venv, seen from the project's .venv
         (venv / entry.name).symlink_to(entry)
     path = [p for p in os.environ["PATH"].split(os.pathsep) if Path(p) != mlflow_cli.parent]
-    problem = "synthetic_binary"
     # From an empty folder: MLflow puts the artifacts of the experiment it creates in ./mlruns,
     # which must land here, never in the checkout.
     workdir = tmp_path / "workdir"
@@ -103,8 +123,7 @@ def test_mlflow_run_trains_with_lineage(synthetic_project, tracking_uri, tmp_pat
             "train",
             "-P",
             "env=dev",
-            "-P",
-            f"problem={problem}",
+            *(["-P", f"problem={problem}"] if given else []),
             "--env-manager",
             "local",
             "--experiment-name",
@@ -128,6 +147,8 @@ def test_mlflow_run_trains_with_lineage(synthetic_project, tracking_uri, tmp_pat
     assert run.data.tags["git.dirty"] == "false"
     assert run.data.tags["mlflow.project.entryPoint"] == "train"
     assert run.data.tags["ml_project.problem"] == problem
+    assert run.data.params["problem"] == (problem if given else "''")  # as `mlflow run` logs it
+    assert run.data.params["task"] == "binary"  # the settings' own params are all there
     assert len(run.data.tags["data.digest"]) == 64
     version = client.get_model_version(f"{problem}_dev", "1")
     assert version.tags["git.commit"] == run.data.tags["git.commit"]
