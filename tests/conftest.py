@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import __main__
+from tests.preforked import needs_fresh_process, preloaded_server, stop_server
 
 ROOT = Path(__file__).resolve().parent.parent
 # Set by .ci/run: a test whose system program (Java, PostgreSQL) is missing fails instead of
@@ -127,7 +128,8 @@ def make_project_copy(destination: Path) -> Path:
 def run_cli(
     *args: str, cwd: Path, tracking_uri: str, env: dict | None = None, timeout: int = 600
 ) -> subprocess.CompletedProcess:
-    """`python -m ml_project ARGS` in a subprocess, running the code found in `cwd`."""
+    """`python -m ml_project ARGS` in its own process, running the code found in `cwd`: a fork
+    of the worker's preloaded server (tests/preforked.py) unless the call needs a fresh one."""
     environ = {
         **os.environ,
         "PYTHONPATH": str(cwd),
@@ -136,6 +138,9 @@ def run_cli(
         **(env or {}),
     }
     environ.pop("ML_PROJECT_ROOT", None)
+    server = preloaded_server()
+    if not needs_fresh_process(environ, cwd, server.environ):
+        return server.run(list(args), cwd=cwd, env=environ, timeout=timeout)
     return subprocess.run(
         [sys.executable, "-m", "ml_project", *args],
         cwd=cwd,
@@ -245,3 +250,8 @@ def synthetic_models(synthetic_project, tmp_path_factory) -> dict:
         return out
 
     return built_once(tmp_path_factory, "synthetic-store", build)
+
+
+def pytest_unconfigure(config) -> None:
+    """The worker's preloaded server (tests/preforked.py) stops with the worker."""
+    stop_server()
