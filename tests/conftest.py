@@ -23,6 +23,9 @@ EVERYTHING = "ML_PROJECT_TEST_EVERYTHING"
 # The CLI's progress lines (one a stage) are off in every command a test runs, whose stderr it
 # reads for the one-paragraph error; a test of the progress lines sets ML_PROJECT_QUIET="".
 os.environ["ML_PROJECT_QUIET"] = "1"
+# One OpenMP thread per test process and the processes it starts (scikit-learn's default is one
+# a core in every process: xdist workers then wait on one another). `make test` sets it too.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 def require(what: str, present: bool, install: str) -> None:
