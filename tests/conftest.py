@@ -237,20 +237,28 @@ def synthetic_models(synthetic_project, tmp_path_factory) -> dict:
     Tests that change the store make their own (or a copy: tests/integration/
     test_reproduce_cli.py's copy_store); only test_monitor_cli.py logs monitoring runs here.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mlflow import MlflowClient
+
     from tests.synthetic import KINDS
 
     def build(folder: Path) -> dict:
         uri = f"sqlite:///{folder / 'mlflow.db'}"
-        out = {}
-        for kind in KINDS:
+        MlflowClient(uri).search_experiments()  # the store's tables, before three writers
+
+        def train(kind: str) -> dict:
             problem = f"synthetic_{kind}"
             done = run_cli(
                 "train", "--env", "dev", "--problem", problem, "--json",
                 cwd=synthetic_project, tracking_uri=uri,
             )  # fmt: skip
             assert done.returncode == 0, done.stderr
-            out[kind] = {"uri": uri, "result": last_json(done.stdout), "problem": problem}
-        return out
+            return {"uri": uri, "result": last_json(done.stdout), "problem": problem}
+
+        # The three trainings at once (each its own model): the other workers wait on this store.
+        with ThreadPoolExecutor(len(KINDS)) as pool:
+            return dict(zip(KINDS, pool.map(train, KINDS), strict=True))
 
     return built_once(tmp_path_factory, "synthetic-store", build)
 
@@ -258,3 +266,32 @@ def synthetic_models(synthetic_project, tmp_path_factory) -> dict:
 def pytest_unconfigure(config) -> None:
     """The worker's preloaded server (tests/preforked.py) stops with the worker."""
     stop_server()
+
+
+# The longest files first (per-file totals in benchmarks/profiles/ci-durations-*.txt): under
+# `--dist loadfile` a worker runs a whole file, and a long one started last leaves the other
+# workers idle at the end. The other files keep their order.
+LONGEST_FIRST = (
+    "tests/integration/test_faults_cli.py",
+    "tests/integration/test_train_cli.py",
+    "tests/integration/test_spark_scoring.py",
+    "tests/integration/test_team_server.py",
+    "tests/integration/test_predict_cli.py",
+    "tests/integration/test_init_cli.py",
+    "tests/examples/flights/test_flights_cli.py",
+    "tests/integration/test_gate_cli.py",
+    "tests/integration/test_reproduce_cli.py",
+    "tests/integration/test_monitor_cli.py",
+    "tests/integration/test_tracking_server.py",
+    "tests/integration/test_safe_retraining.py",
+    "tests/integration/test_time_cli.py",
+    "tests/examples/flights/test_scoring.py",
+    "tests/examples/flights/test_broken_inputs.py",
+    "tests/examples/storms/test_storms_cli.py",
+    "tests/examples/flights/test_quality.py",
+)
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    rank = {path: number for number, path in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))

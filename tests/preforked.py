@@ -37,7 +37,7 @@ SERVER = r"""
 import warnings
 
 start_filters = warnings.filters[:]  # as a fresh interpreter has them, -W options included
-import importlib, json, os, pkgutil, runpy, socket, sys, tempfile
+import contextlib, importlib, json, os, pkgutil, runpy, socket, sys, tempfile
 
 import __main__
 
@@ -57,7 +57,7 @@ for name in [n for n in sys.modules if n.split(".")[0] in ("ml_project", "proble
 base_path = sys.path[1:]  # sys.path[0] is '' (python -c)
 listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 listener.bind(address)
-listener.listen(1)
+listener.listen(16)
 listener.settimeout(5)
 sys.stdout.write("ready\n")
 sys.stdout.flush()
@@ -87,6 +87,12 @@ def become(request):
     sys.exit(0)
 
 
+def reap():
+    with contextlib.suppress(ChildProcessError):
+        while os.waitpid(-1, os.WNOHANG)[0]:
+            pass
+
+
 while True:
     try:
         connection, _ = listener.accept()
@@ -94,21 +100,27 @@ while True:
         if os.getppid() != parent:  # the test process is gone
             sys.exit(0)
         continue
+    finally:
+        reap()
     with connection:
         connection.settimeout(None)
         request = json.loads(connection.makefile().readline())
-        pid = os.fork()
-        if pid == 0:
-            connection.close()
-            become(request)  # never returns: the child exits as `python -m ml_project` would
-        connection.sendall(f"{pid}\n".encode())
-        _, status = os.waitpid(pid, 0)
-        connection.sendall(f"{os.waitstatus_to_exitcode(status)}\n".encode())
+        if os.fork() == 0:  # a watcher: starts the CLI process, reports its pid, then its end
+            listener.close()
+            pid = os.fork()
+            if pid == 0:
+                connection.close()
+                become(request)  # never returns: the child exits as `python -m ml_project` would
+            connection.sendall(f"{pid}\n".encode())
+            _, status = os.waitpid(pid, 0)
+            connection.sendall(f"{os.waitstatus_to_exitcode(status)}\n".encode())
+            os._exit(0)
 """
 
 
 class PreloadedServer:
-    """One preloaded parent per test process; started on first use, stopped at exit."""
+    """One preloaded parent per test process, started on first use, stopped at exit; it serves
+    calls from several threads at once (each call is its own process)."""
 
     def __init__(self) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="ml-project-preloaded-"))
@@ -136,30 +148,27 @@ class PreloadedServer:
     ) -> subprocess.CompletedProcess:
         with self.lock:
             self.calls += 1
-            out = self.folder / f"{self.calls}.out"
-            err = self.folder / f"{self.calls}.err"
-            request = {
-                "args": list(args), "cwd": str(cwd), "env": env,
-                "stdout": str(out), "stderr": str(err),
-            }  # fmt: skip
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
-                connection.connect(self.address)
-                connection.sendall((json.dumps(request) + "\n").encode())
-                reader = connection.makefile()
-                pid = int(reader.readline())
-                connection.settimeout(timeout)
-                try:
-                    code = int(reader.readline())
-                except TimeoutError:
-                    os.kill(pid, 9)
-                    connection.settimeout(None)
-                    reader.readline()
-                    raise subprocess.TimeoutExpired(
-                        [sys.executable, "-m", "ml_project", *args], timeout
-                    ) from None
-            stdout, stderr = out.read_text(), err.read_text()
-            out.unlink()
-            err.unlink()
+            number = self.calls
+        out, err = self.folder / f"{number}.out", self.folder / f"{number}.err"
+        request = {
+            "args": list(args), "cwd": str(cwd), "env": env, "stdout": str(out), "stderr": str(err),
+        }  # fmt: skip
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+            connection.connect(self.address)
+            connection.sendall((json.dumps(request) + "\n").encode())
+            reader = connection.makefile()
+            pid = int(reader.readline())
+            connection.settimeout(timeout)
+            try:
+                code = int(reader.readline())
+            except TimeoutError:
+                os.kill(pid, 9)
+                raise subprocess.TimeoutExpired(
+                    [sys.executable, "-m", "ml_project", *args], timeout
+                ) from None
+        stdout, stderr = out.read_text(), err.read_text()
+        out.unlink()
+        err.unlink()
         return subprocess.CompletedProcess(
             [sys.executable, "-m", "ml_project", *args], code, stdout, stderr
         )
@@ -198,13 +207,15 @@ def needs_fresh_process(environ: dict[str, str], cwd: Path, server_env: dict[str
 
 
 _SERVER: PreloadedServer | None = None
+_STARTING = threading.Lock()
 
 
 def preloaded_server() -> PreloadedServer:
     global _SERVER
-    if _SERVER is None or _SERVER.process.poll() is not None:
-        _SERVER = PreloadedServer()
-    return _SERVER
+    with _STARTING:
+        if _SERVER is None or _SERVER.process.poll() is not None:
+            _SERVER = PreloadedServer()
+        return _SERVER
 
 
 def stop_server() -> None:
