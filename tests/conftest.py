@@ -142,7 +142,7 @@ def run_cli(
     }
     environ.pop("ML_PROJECT_ROOT", None)
     server = preloaded_server()
-    if not needs_fresh_process(environ, cwd, server.environ):
+    if not needs_fresh_process(environ, cwd, server.values):
         return server.run(list(args), cwd=cwd, env=environ, timeout=timeout)
     return subprocess.run(
         [sys.executable, "-m", "ml_project", *args],

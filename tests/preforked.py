@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -27,6 +28,7 @@ import tempfile
 import threading
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parent.parent
 FRESH = "ML_PROJECT_TEST_FRESH_PROCESSES"
 # Read by a library when it is imported (or by the interpreter at start-up), not when a command
 # runs: a call whose value differs from the server's gets a fresh process.
@@ -64,27 +66,50 @@ sys.stdout.flush()
 sys.stderr.flush()
 
 
-def become(request):
+def become(request, fds):
     listener.close()
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])
-    for fd, path, flags in (
-        (0, os.devnull, os.O_RDONLY),
-        (1, request["stdout"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC),
-        (2, request["stderr"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC),
-    ):
-        opened = os.open(path, flags, 0o600)
-        os.dup2(opened, fd)
-        os.close(opened)
+    if fds:  # the caller's own stdin, stdout and stderr
+        for fd, received in enumerate(fds):
+            os.dup2(received, fd)
+        for received in fds:
+            if received > 2:
+                os.close(received)
+    else:
+        for fd, path, flags in (
+            (0, os.devnull, os.O_RDONLY),
+            (1, request["stdout"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC),
+            (2, request["stderr"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC),
+        ):
+            opened = os.open(path, flags, 0o600)
+            os.dup2(opened, fd)
+            os.close(opened)
     extra = [p for p in request["env"].get("PYTHONPATH", "").split(os.pathsep) if p]
-    sys.path[:] = [os.getcwd(), *[os.path.abspath(p) for p in extra], *base_path]
+    script = request.get("script")  # an entry-point script (ml-project), else -m ml_project
+    first = os.path.dirname(os.path.realpath(script)) if script else os.getcwd()
+    sys.path[:] = [first, *[os.path.abspath(p) for p in extra], *base_path]
     tempfile.tempdir = None  # $TMPDIR is read again
     warnings.filters[:] = start_filters
     warnings._filters_mutated()
-    sys.argv = ["-m", *request["args"]]
-    runpy.run_module("ml_project", run_name="__main__", alter_sys=True)
+    if script:
+        sys.argv = [script, *request["args"]]
+        runpy.run_path(script, run_name="__main__")
+    else:
+        sys.argv = ["-m", *request["args"]]
+        runpy.run_module("ml_project", run_name="__main__", alter_sys=True)
     sys.exit(0)
+
+
+def receive(connection):  # a JSON line, with the caller's fds 0-2 attached (a shim) or none
+    data, fds, _, _ = socket.recv_fds(connection, 1 << 20, 3)
+    while not data.endswith(b"\n"):
+        more = connection.recv(1 << 20)
+        if not more:
+            break
+        data += more
+    return json.loads(data), fds
 
 
 def reap():
@@ -104,17 +129,53 @@ while True:
         reap()
     with connection:
         connection.settimeout(None)
-        request = json.loads(connection.makefile().readline())
+        request, fds = receive(connection)
         if os.fork() == 0:  # a watcher: starts the CLI process, reports its pid, then its end
             listener.close()
             pid = os.fork()
             if pid == 0:
                 connection.close()
-                become(request)  # never returns: the child exits as `python -m ml_project` would
+                become(request, fds)  # never returns: exits as `python -m ml_project` would
+            for fd in fds:
+                os.close(fd)
             connection.sendall(f"{pid}\n".encode())
             _, status = os.waitpid(pid, 0)
             connection.sendall(f"{os.waitstatus_to_exitcode(status)}\n".encode())
             os._exit(0)
+        for fd in fds:
+            os.close(fd)
+"""
+
+
+SHIM = """#!{python} -IS
+# `ml-project` for the tests' make targets: a fork of the test worker's preloaded server with
+# this process's stdin, stdout, stderr, cwd and environment (tests/preforked.py); the real entry
+# point where a fork would differ or the server is gone.
+import json, os, signal, socket, sys
+
+REAL, FOLDER = {real!r}, {folder!r}
+sys.path.insert(0, {root!r})
+from tests.preforked import needs_fresh_process  # noqa: E402 (the standard library only)
+
+try:
+    with open(os.path.join(FOLDER, "import-time.json")) as file:
+        values = json.load(file)
+    environ = dict(os.environ)
+    if needs_fresh_process(environ, os.getcwd(), values):
+        raise OSError("a fresh process")
+    connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    connection.connect(os.path.join(FOLDER, "socket"))
+except OSError:
+    os.execv(REAL, [REAL, *sys.argv[1:]])
+request = {{"args": sys.argv[1:], "cwd": os.getcwd(), "env": environ, "script": REAL}}
+socket.send_fds(connection, [(json.dumps(request) + "\\n").encode()], [0, 1, 2])
+reader = connection.makefile()
+reader.readline()  # the pid
+code = int(reader.readline())
+if code < 0:  # killed by a signal: so is this process
+    signal.signal(-code, signal.SIG_DFL)
+    os.kill(os.getpid(), -code)
+sys.exit(code)
 """
 
 
@@ -140,8 +201,34 @@ class PreloadedServer:
             self.process.kill()
             failure = (self.folder / "server.err").read_text()
             raise RuntimeError(f"preloaded server failed: {failure}")
+        self.values = import_time_values(self.environ)
+        (self.folder / "import-time.json").write_text(json.dumps(self.values))
         self.lock = threading.Lock()
         self.calls = 0
+        self._bin: Path | None = None
+
+    def bin_dir(self) -> Path:
+        """The venv's tools, with `ml-project` a shim that asks this server for its process
+        (what the tests' `make` targets run): tools/python, tools/ruff... the venv's own."""
+        with self.lock:
+            if self._bin is None:
+                folder = self.folder / "bin"
+                folder.mkdir()
+                venv = Path(sys.executable).parent
+                for tool in venv.iterdir():
+                    if tool.name.startswith("python"):  # sys.executable stays the venv's
+                        (folder / tool.name).write_text(f'#!/bin/sh\nexec "{tool}" "$@"\n')
+                        (folder / tool.name).chmod(0o755)
+                    elif tool.name != "ml-project":
+                        (folder / tool.name).symlink_to(tool)
+                shim = SHIM.format(
+                    python=sys.executable, root=str(ROOT), folder=str(self.folder),
+                    real=str(venv / "ml-project"),
+                )  # fmt: skip
+                (folder / "ml-project").write_text(shim)
+                (folder / "ml-project").chmod(0o755)
+                self._bin = folder
+            return self._bin
 
     def run(
         self, args: list[str], *, cwd: Path, env: dict[str, str], timeout: float
@@ -176,9 +263,7 @@ class PreloadedServer:
     def stop(self) -> None:
         self.process.kill()
         self.process.wait()
-        for path in self.folder.iterdir():
-            path.unlink()
-        self.folder.rmdir()
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def server_environment() -> dict[str, str]:
@@ -196,14 +281,15 @@ def import_time_values(environ: dict[str, str]) -> dict[str, str]:
     }
 
 
-def needs_fresh_process(environ: dict[str, str], cwd: Path, server_env: dict[str, str]) -> bool:
-    """True where a fork of the preloaded server would not be the process the test asks for."""
-    if os.environ.get(FRESH):
+def needs_fresh_process(environ: dict[str, str], cwd: Path, server_values: dict[str, str]) -> bool:
+    """True where a fork of the preloaded server would not be the process the test asks for
+    (`server_values`: the server's import_time_values)."""
+    if environ.get(FRESH) or os.environ.get(FRESH):
         return True
     paths = [p for p in environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     if any(Path(p).resolve() != Path(cwd).resolve() for p in paths):
         return True  # a start-up hook (sitecustomize) or another package first on the path
-    return import_time_values(environ) != import_time_values(server_env)
+    return import_time_values(environ) != server_values
 
 
 _SERVER: PreloadedServer | None = None
