@@ -208,6 +208,7 @@ def project_copy(tmp_path_factory) -> Path:
     def build(folder: Path) -> dict:
         return {"root": str(make_project_copy(folder / "project"))}
 
+    preloaded_server()  # started here, not inside the first test that times a CLI call
     return Path(built_once(tmp_path_factory, "clean-project", build)["root"])
 
 
@@ -225,6 +226,7 @@ def synthetic_project(tmp_path_factory) -> Path:
         commit_all(root, "synthetic problems")
         return {"root": str(root)}
 
+    preloaded_server()  # started here, not inside the first test that times a CLI call
     return Path(built_once(tmp_path_factory, "synthetic-project", build)["root"])
 
 
