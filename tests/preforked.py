@@ -5,9 +5,10 @@ great-expectations, pyspark) before its first line of work: over the suite, minu
 test worker keeps one parent process (the "preloaded server") that imported them once; each CLI
 call is a fork of it that then becomes `python -m ml_project ARGS` exactly as a fresh process
 would: its own pid, cwd, environment, sys.path (cwd, then PYTHONPATH), file descriptors 0/1/2,
-signal dispositions, atexit handlers and exit code (128+N shows as -N, as subprocess does). The
+signal dispositions, atexit handlers and exit code (death by signal N: -N, as subprocess). The
 project's own code (ml_project/, problems/) is imported fresh in every child, from the copy the
-test runs (PYTHONPATH): the server drops it from sys.modules before forking.
+test runs (PYTHONPATH): the server drops it from sys.modules before forking. The `make` targets
+the tests run get the same through a tools folder whose `ml-project` is a shim (bin_dir).
 
 What a fork cannot reproduce falls back to a real subprocess (`needs_fresh_process`): a
 start-up hook (sitecustomize on PYTHONPATH), an environment variable read when a library is
