@@ -83,8 +83,12 @@ train: install ## train, evaluate and register a model in ENV (default dev): mak
 # pytest-xdist workers: twice the cores, as most tests wait on a CLI subprocess, a server or a
 # JVM (on 2 cores: 2 workers kept them ~58% busy, 4 ~88%). Override: make test TEST_WORKERS=2
 TEST_WORKERS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 1) * 2 )))
+# One OpenMP thread per process in the tests (scikit-learn starts one a core in each process: with
+# TEST_WORKERS processes on the cores they only wait on one another). Override: TEST_THREADS=4
+TEST_THREADS ?= 1
+PYTEST = OMP_NUM_THREADS=$(TEST_THREADS) $(BIN)/python -m pytest
 test: lint install-spark ## lint, then the whole test suite (unit, data, model, integration, workflows)
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(PYTEST) -n $(TEST_WORKERS) --dist loadfile
 
 lint: install ## ruff (lint rules and formatting) and mypy (strict on the platform, ml_project/)
 	$(BIN)/ruff check ml_project problems tests benchmarks deploy .ci
@@ -92,14 +96,14 @@ lint: install ## ruff (lint rules and formatting) and mypy (strict on the platfo
 	$(BIN)/mypy
 
 test-fast: install ## unit, data, model and workflow tests: no tracking store, no subprocess CLI
-	$(BIN)/python -m pytest tests/unit tests/data tests/model tests/ci
+	$(PYTEST) -n $(TEST_WORKERS) --dist loadfile tests/unit tests/data tests/model tests/ci
 
 test-integration: install-spark ## the real CLI in subprocesses, temp stores, real mlflow servers (PostgreSQL), Spark
-	$(BIN)/python -m pytest tests/integration
+	$(PYTEST) -n $(TEST_WORKERS) --dist loadfile tests/integration
 
 test-examples: install ## the bundled examples' own tests (tests/examples/<problem>/: a fork deletes them)
 	@if [ -n "$$(find tests/examples -name 'test_*.py' 2>/dev/null)" ]; then \
-	  $(BIN)/python -m pytest tests/examples; \
+	  $(PYTEST) -n $(TEST_WORKERS) --dist loadfile tests/examples; \
 	else echo "test-examples: no tests under tests/examples/"; fi
 
 check-workflows: install ## check .github/ against GitHub's workflow and dependabot schemas (offline)

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import __main__
+from tests.preforked import needs_fresh_process, preloaded_server, stop_server
 
 ROOT = Path(__file__).resolve().parent.parent
 # Set by .ci/run: a test whose system program (Java, PostgreSQL) is missing fails instead of
@@ -22,6 +23,9 @@ EVERYTHING = "ML_PROJECT_TEST_EVERYTHING"
 # The CLI's progress lines (one a stage) are off in every command a test runs, whose stderr it
 # reads for the one-paragraph error; a test of the progress lines sets ML_PROJECT_QUIET="".
 os.environ["ML_PROJECT_QUIET"] = "1"
+# One OpenMP thread per test process and the processes it starts (scikit-learn's default is one
+# a core in every process: xdist workers then wait on one another). `make test` sets it too.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 def require(what: str, present: bool, install: str) -> None:
@@ -127,7 +131,8 @@ def make_project_copy(destination: Path) -> Path:
 def run_cli(
     *args: str, cwd: Path, tracking_uri: str, env: dict | None = None, timeout: int = 600
 ) -> subprocess.CompletedProcess:
-    """`python -m ml_project ARGS` in a subprocess, running the code found in `cwd`."""
+    """`python -m ml_project ARGS` in its own process, running the code found in `cwd`: a fork
+    of the worker's preloaded server (tests/preforked.py) unless the call needs a fresh one."""
     environ = {
         **os.environ,
         "PYTHONPATH": str(cwd),
@@ -136,6 +141,9 @@ def run_cli(
         **(env or {}),
     }
     environ.pop("ML_PROJECT_ROOT", None)
+    server = preloaded_server()
+    if not needs_fresh_process(environ, cwd, server.values):
+        return server.run(list(args), cwd=cwd, env=environ, timeout=timeout)
     return subprocess.run(
         [sys.executable, "-m", "ml_project", *args],
         cwd=cwd,
@@ -200,6 +208,7 @@ def project_copy(tmp_path_factory) -> Path:
     def build(folder: Path) -> dict:
         return {"root": str(make_project_copy(folder / "project"))}
 
+    preloaded_server()  # started here, not inside the first test that times a CLI call
     return Path(built_once(tmp_path_factory, "clean-project", build)["root"])
 
 
@@ -217,6 +226,7 @@ def synthetic_project(tmp_path_factory) -> Path:
         commit_all(root, "synthetic problems")
         return {"root": str(root)}
 
+    preloaded_server()  # started here, not inside the first test that times a CLI call
     return Path(built_once(tmp_path_factory, "synthetic-project", build)["root"])
 
 
@@ -229,19 +239,61 @@ def synthetic_models(synthetic_project, tmp_path_factory) -> dict:
     Tests that change the store make their own (or a copy: tests/integration/
     test_reproduce_cli.py's copy_store); only test_monitor_cli.py logs monitoring runs here.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mlflow import MlflowClient
+
     from tests.synthetic import KINDS
 
     def build(folder: Path) -> dict:
         uri = f"sqlite:///{folder / 'mlflow.db'}"
-        out = {}
-        for kind in KINDS:
+        MlflowClient(uri).search_experiments()  # the store's tables, before three writers
+
+        def train(kind: str) -> dict:
             problem = f"synthetic_{kind}"
             done = run_cli(
                 "train", "--env", "dev", "--problem", problem, "--json",
                 cwd=synthetic_project, tracking_uri=uri,
             )  # fmt: skip
             assert done.returncode == 0, done.stderr
-            out[kind] = {"uri": uri, "result": last_json(done.stdout), "problem": problem}
-        return out
+            return {"uri": uri, "result": last_json(done.stdout), "problem": problem}
+
+        # The three trainings at once (each its own model): the other workers wait on this store.
+        with ThreadPoolExecutor(len(KINDS)) as pool:
+            return dict(zip(KINDS, pool.map(train, KINDS), strict=True))
 
     return built_once(tmp_path_factory, "synthetic-store", build)
+
+
+def pytest_unconfigure(config) -> None:
+    """The worker's preloaded server (tests/preforked.py) stops with the worker."""
+    stop_server()
+
+
+# The longest files first (per-file totals in benchmarks/profiles/ci-durations-*.txt): under
+# `--dist loadfile` a worker runs a whole file, and a long one started last leaves the other
+# workers idle at the end. The other files keep their order.
+LONGEST_FIRST = (
+    "tests/integration/test_faults_cli.py",
+    "tests/integration/test_train_cli.py",
+    "tests/integration/test_spark_scoring.py",
+    "tests/integration/test_team_server.py",
+    "tests/integration/test_predict_cli.py",
+    "tests/integration/test_init_cli.py",
+    "tests/examples/flights/test_flights_cli.py",
+    "tests/integration/test_gate_cli.py",
+    "tests/integration/test_reproduce_cli.py",
+    "tests/integration/test_monitor_cli.py",
+    "tests/integration/test_tracking_server.py",
+    "tests/integration/test_safe_retraining.py",
+    "tests/integration/test_time_cli.py",
+    "tests/examples/flights/test_scoring.py",
+    "tests/examples/flights/test_broken_inputs.py",
+    "tests/examples/storms/test_storms_cli.py",
+    "tests/examples/flights/test_quality.py",
+)
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    rank = {path: number for number, path in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))

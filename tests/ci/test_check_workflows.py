@@ -40,8 +40,8 @@ def replace_once(path: Path, old: str, new: str) -> None:
         # a misspelt job key: GitHub's workflow schema forbids unknown keys
         (
             "workflows/ci.yml",
-            "    timeout-minutes: 20",
-            "    timeout-minute: 20",
+            "    timeout-minutes: 10",
+            "    timeout-minute: 10",
             "'timeout-minute' was unexpected",
         ),
         # a job without timeout-minutes: the timeout schema requires one on every job

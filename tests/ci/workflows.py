@@ -7,10 +7,11 @@ import re
 import shlex
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import yaml
+
+from tests.preforked import preloaded_server
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"
@@ -40,12 +41,13 @@ def run_make(
     """`make ARGS` in `cwd` with this interpreter's tools (no install), running `cwd`'s code.
 
     `env` adds variables; a None value removes one (e.g. MLFLOW_TRACKING_URI, as in a fork).
-    `bin_dir` replaces the folder of the tools (`ml-project`, ...).
+    `bin_dir` replaces the folder of the tools (`ml-project`, ...); by default they are the
+    venv's, with `ml-project` a fork of the worker's preloaded server (tests/preforked.py).
     """
     environ = {key: value for key, value in os.environ.items() if key not in MAKE_INPUTS}
     environ |= {"PYTHONPATH": str(cwd), "MLFLOW_DISABLE_TELEMETRY": "true", **(env or {})}
     environ = {key: value for key, value in environ.items() if value is not None}
-    bin_dir = bin_dir or Path(sys.executable).parent
+    bin_dir = bin_dir or preloaded_server().bin_dir()
     return subprocess.run(
         [shutil.which("make") or "make", "-C", str(cwd), *args, f"BIN={bin_dir}", "SKIP_INSTALL=1"],
         env=environ,
