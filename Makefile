@@ -45,7 +45,8 @@ help: ## list the targets
 # The installer. uv (from PATH, else bootstrapped into the venv by pip at the lock's version)
 # fetches and unpacks the lock in parallel and compiles the bytecode on every core: a fresh
 # clone's install takes about half of pip's time (docs/dependencies.md). pip installs when uv
-# cannot be had, or with INSTALLER=pip; both install the same exact pins. uv shows a build's
+# cannot be had or fails (uv reads no pip.conf: a private index configured for pip only), or
+# with INSTALLER=pip; both install the same exact pins. uv shows a build's
 # log only when it fails, so setuptools' note on the editable install is not printed.
 INSTALLER ?= uv
 comma := ,
@@ -54,11 +55,13 @@ comma := ,
 # shell echoes the install command it chose.
 install_lock = @uv="$$(command -v uv || echo $(BIN)/uv)"; \
   if [ "$(INSTALLER)" = uv ] && { [ -x "$$uv" ] || { pin="$$(grep -i '^uv==' requirements.lock)" && \
-      $(BIN)/python -m pip install --quiet "$$pin"; }; }; then \
-    set -x; "$$uv" pip install --quiet --python $(BIN)/python --compile-bytecode \
-      --upgrade-package pip -c requirements.lock -e ".[$(1)]" pip; \
+      $(BIN)/python -m pip install --quiet "$$pin"; }; } && \
+      ( set -x; "$$uv" pip install --quiet --python $(BIN)/python --compile-bytecode \
+        --upgrade-package pip -c requirements.lock -e ".[$(1)]" pip ); then \
+    :; \
   else \
-    if [ "$(INSTALLER)" = uv ]; then echo "uv could not be installed: pip installs the lock"; fi; \
+    if [ "$(INSTALLER)" = uv ]; then echo "uv could not install the lock (no uv, or an index \
+only pip is configured for): pip installs it"; fi; \
     set -x; $(BIN)/python -m pip install --quiet --upgrade pip; \
     $(BIN)/python -m pip install --quiet -c requirements.lock -e ".[$(1)]"; \
   fi

@@ -555,16 +555,22 @@ def result_lineage(tags: dict[str, str]) -> dict[str, str]:
 
 
 def unlogged(params: dict[str, Any]) -> dict[str, Any]:
-    """`params` less those the active run already holds: `mlflow run` logs its entry point's
-    parameters first (`problem=''` for the default problem), and MLflow refuses to change a
-    logged param. The settings' value is in config/settings.yaml and the run's tags."""
+    """`params` less those the active run already holds with the same value or empty: `mlflow
+    run` logs its entry point's parameters first (`problem=''` for the default problem), and
+    MLflow refuses to change a logged param. The resolved value is in config/settings.yaml and
+    the run's tags; any other difference is left for MLflow to refuse."""
     import mlflow
 
     run = mlflow.active_run()
     if run is None:
         return params
     logged = mlflow.MlflowClient().get_run(run.info.run_id).data.params
-    return {key: value for key, value in params.items() if key not in logged}
+    kept = ("", "''", '""')
+    return {
+        key: value
+        for key, value in params.items()
+        if key not in logged or (logged[key] not in kept and logged[key] != str(value))
+    }
 
 
 def log_training(

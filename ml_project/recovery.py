@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from mlflow.exceptions import MlflowException
 
 from ml_project import gate, heartbeat, registry, tracking
+from ml_project.errors import StoreError
 from ml_project.registry import Move
 from ml_project.vocabulary import (
     CHALLENGER,
@@ -137,11 +138,14 @@ def run_is_live(client: MlflowClient, run_id: str) -> bool:
     return run is None or (run.info.status == "RUNNING" and not process_gone(run))
 
 
-def orphans(client: MlflowClient, name: str) -> dict[str, str]:
-    """{version: why} for the versions of `name` left without a verdict by a stopped run."""
+def orphans(client: MlflowClient, name: str, *, strict: bool = False) -> dict[str, str]:
+    """{version: why} for the versions of `name` left without a verdict by a stopped run;
+    `strict`: a registry that cannot be searched raises (else: nothing known, nothing done)."""
     try:
         found = tracking.retry_locked(client.search_model_versions, f"name='{name}'")
     except MlflowException:
+        if strict:
+            raise
         return {}
     reasons = {str(version.version): orphan_reason(client, version) for version in found}
     return {version: reason for version, reason in reasons.items() if reason}
@@ -166,12 +170,14 @@ def settle_orphans(
     *,
     experiment: str | None = None,
     by: str = "a later training",
+    strict: bool = False,
 ) -> list[str]:
     """Each version a stopped run left without a verdict is tagged failed with the reason (and
     who settled it, `by`), loses `challenger`, and its run (if still RUNNING) ends KILLED; so
     does each run of `experiment` left RUNNING by a process that is gone."""
     settled = []
-    for version, reason in sorted(orphans(client, name).items(), key=lambda item: int(item[0])):
+    found = orphans(client, name, strict=strict)
+    for version, reason in sorted(found.items(), key=lambda item: int(item[0])):
         why = f"no verdict: {reason} (settled by {by})"
         run_id = version_run(registry.get_version(client, name, version))
         registry.set_version_tags(
@@ -224,5 +230,10 @@ class Settled:
 def settle_env(client: MlflowClient, *, env: str, name: str, experiment: str) -> Settled:
     """`ml-project settle`: what stopped jobs left in the env's registry and experiment, settled
     now rather than by the env's next training."""
-    found = settle_orphans(client, name, experiment=experiment, by="ml-project settle")
+    try:
+        found = settle_orphans(
+            client, name, experiment=experiment, by="ml-project settle", strict=True
+        )
+    except MlflowException as exc:
+        raise StoreError(tracking.store_failure(client.tracking_uri, exc)) from exc
     return Settled(env=env, model_name=name, settled=tuple(found))

@@ -20,7 +20,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -238,7 +237,7 @@ def download_model(
         path = loading.verified_file(local, trusted, uri=target.model_uri)
     except RegistryError as exc:
         return {"refused": str(exc)}
-    except (OSError, ValueError, zipfile.BadZipFile, yaml.YAMLError) as exc:  # not skops bytes
+    except Exception as exc:  # noqa: BLE001 - any unreadable file (zip, MLmodel, schema)
         return {"refused": f"Model {target.model_uri} is not a readable skops file ({exc})."}
     return {"path": str(path), "trusted_types": list(trusted)}
 

@@ -91,10 +91,12 @@ def dev_store(synthetic_models, tmp_path_factory):
 @pytest.fixture(scope="module")
 def dev_runs(synthetic_models, synthetic_project, dev_store):
     """Two dev trainings from the same commit, config, seed and data: the shared one, and one
-    more into a copy of its store."""
+    more into a copy of its store, in a fresh interpreter (its own hash seed and global random
+    state, not a fork sharing the first's: tests/preforked.py)."""
     done = run_cli(
         "train", "--env", "dev", "--problem", BINARY, "--json",
         cwd=synthetic_project, tracking_uri=dev_store,
+        env={"ML_PROJECT_TEST_FRESH_PROCESSES": "1"},
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     return [synthetic_models["binary"]["result"], last_json(done.stdout)]
