@@ -391,3 +391,17 @@ def test_ci_run_calls_the_readme_test_command():
     script = (ROOT / ".ci" / "run").read_text()
     assert "make test" in [line.strip() for line in script.splitlines()]
     assert "make test" in (ROOT / "README.md").read_text()
+
+
+def test_ci_jobs_that_install_restore_uvs_cache_keyed_on_the_lock():
+    """uv (what `make install` uses) never reads pip's cache: ci.yml restores its own. The
+    release and scheduled workflows, which write prod, restore no cache a branch could fill."""
+    for job_id, job in load_workflow("ci.yml")["jobs"].items():
+        if "install" not in makes(job):
+            continue
+        caches = [s for s in job["steps"] if s.get("uses", "").startswith("actions/cache@")]
+        assert [c["with"]["path"] for c in caches] == ["~/.cache/uv"], job_id
+        assert "hashFiles('requirements.lock')" in caches[0]["with"]["key"], job_id
+    for name in ("release.yml", "scheduled.yml"):
+        for job_id, _, step in steps(load_workflow(name)):
+            assert not step.get("uses", "").startswith("actions/cache@"), (name, job_id)
