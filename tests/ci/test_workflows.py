@@ -396,7 +396,7 @@ def test_ci_run_calls_the_readme_test_command():
 def test_ci_jobs_that_install_restore_uvs_cache_keyed_on_the_lock():
     """uv (what `make install` uses) never reads pip's cache: ci.yml restores its own. The
     release and scheduled workflows, which write prod, restore no uv cache a branch could fill
-    (their setup-python pip cache is issue 30's to remove)."""
+    (their setup-python pip cache stays for now)."""
     for job_id, job in load_workflow("ci.yml")["jobs"].items():
         if "install" not in makes(job):
             continue
