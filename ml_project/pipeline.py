@@ -564,7 +564,7 @@ def unlogged(params: dict[str, Any]) -> dict[str, Any]:
     run = mlflow.active_run()
     if run is None:
         return params
-    logged = mlflow.MlflowClient().get_run(run.info.run_id).data.params
+    logged = run.data.params  # as the run was at its start: what `mlflow run` logged before
     kept = ("", "''", '""')
     return {
         key: value
