@@ -80,7 +80,7 @@ def app() -> FastAPI:
         root=Path(os.environ[ROOT_VARIABLE]),
     )
     model = load(served)
-    settle()
+    freeze_heap()
     return cast("FastAPI", scoring_server.init(model))
 
 
@@ -91,7 +91,7 @@ def run(
     called: nothing says "serving" for a model that was refused), then serve until
     SIGINT/SIGTERM."""
     model = load(served)
-    settle()
+    freeze_heap()
     if ready is not None:
         ready()
     # uvicorn shuts down gracefully on SIGINT/SIGTERM, then raises the signal again: a server
@@ -113,7 +113,7 @@ def run(
     uvicorn.run(f"{__name__}:app", factory=True, workers=workers, **options)
 
 
-def settle() -> None:
+def freeze_heap() -> None:
     """Move what start-up allocated (MLflow, scikit-learn, the model: millions of long-lived
     objects) out of the cyclic GC's reach, so that a collection during a request walks only what
     requests allocate: without it a full collection now and then stalls a request for tens of
