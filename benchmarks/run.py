@@ -153,6 +153,14 @@ def champion_uri(project: Path) -> str:
     return f"models:/{load_settings('prod', problem=PROBLEM, root=project).model_name}@champion"
 
 
+def predict_command(batch: Path, output: Path) -> list[str]:
+    """`ml-project predict` of `batch` with the prod champion, as the benchmarks time it."""
+    return [
+        *(sys.executable, "-m", "ml_project", "predict", "--env", "prod", "--problem", PROBLEM),
+        *("--input", str(batch), "--output", str(output), "--json"),
+    ]
+
+
 def bench_scoring(project: Path, workdir: Path, *, store: Path, repeats: int) -> dict:
     """`ml-project predict` on every record of the problem against the champion's own calls."""
     env = environment(project, store)
@@ -166,21 +174,7 @@ def bench_scoring(project: Path, workdir: Path, *, store: Path, repeats: int) ->
         capture_output=True,
     )
     uri = champion_uri(project)
-    predict_cmd = [
-        sys.executable,
-        "-m",
-        "ml_project",
-        "predict",
-        "--env",
-        "prod",
-        "--problem",
-        PROBLEM,
-        "--input",
-        str(records),
-        "--output",
-        str(workdir / "scored.parquet"),
-        "--json",
-    ]
+    predict_cmd = predict_command(records, workdir / "scored.parquet")
     measure_rss(predict_cmd, cwd=project, env=env)  # warm-up
     runs = [measure_rss(predict_cmd, cwd=project, env=env) for _ in range(repeats)]
     raw = measure_rss(
@@ -227,21 +221,7 @@ def bench_small_predict(
     env = environment(project, store)
     batch = workdir / f"records-{rows}.parquet"
     pd.read_parquet(workdir / "records.parquet").head(rows).to_parquet(batch, index=False)
-    command = [
-        sys.executable,
-        "-m",
-        "ml_project",
-        "predict",
-        "--env",
-        "prod",
-        "--problem",
-        PROBLEM,
-        "--input",
-        str(batch),
-        "--output",
-        str(workdir / f"scored-{rows}.parquet"),
-        "--json",
-    ]
+    command = predict_command(batch, workdir / f"scored-{rows}.parquet")
     measure_rss(command, cwd=project, env=env)  # warm-up
     runs = [measure_rss(command, cwd=project, env=env) for _ in range(repeats)]
     return {"rows": rows, "process_wall_s": summarise([run["wall_s"] for run in runs])}
