@@ -6,7 +6,13 @@ parameters and a link), for every write once the gate starts."""
 from mlflow import MlflowClient
 
 from tests.conftest import run_cli
-from tests.integration.test_faults_cli import BINARY, MODEL, fresh_store, injected
+from tests.integration.test_faults_cli import (
+    BINARY,
+    MODEL,
+    clean_failure,
+    fresh_store,
+    injected,
+)
 
 STORE_FILLS_UP = """
 import sqlite3
@@ -37,10 +43,8 @@ def test_a_full_store_mid_training_says_so_without_sql_and_settle_clears_it(
         "train", "--env", "dev", "--problem", BINARY, cwd=synthetic_project, tracking_uri=uri,
         env=injected(STORE_FILLS_UP, tmp_path, synthetic_project),
     )  # fmt: skip
-    output = done.stdout + done.stderr
-    assert done.returncode == 10, output[-3000:]
-    assert "Traceback" not in output
-    message = output[output.index("ml-project: training failed: ") :]
+    stderr = clean_failure(done, 10, "training failed")
+    message = stderr[stderr.index("ml-project: training failed: ") :]
     assert message.count("\n") == 1, message  # one paragraph
     assert "database or disk is full" in message
     for leak in ("[SQL:", "INSERT", "UPDATE", "parameters:", "sqlalche.me"):
