@@ -20,6 +20,9 @@ DATA_DIGESTS = ("digest", "train_digest", "test_digest", "test_keys_digest")
 IDENTICAL, WITHIN_TOLERANCE, DIFFERENT = "identical", "within_tolerance", "different"
 DATA_CHANGED, ENVIRONMENT_DIFFERS = "data_changed", "environment_differs"
 NOT_RECORDED = "not_recorded"
+# How the registered model's files were checked before their model was compared
+FILES_MATCHED = "sha256 of MLmodel and the model file match the training run's record"
+FILES_NOT_RECORDED = "no sha256 recorded at training: the files' bytes were not checked"
 # The first step that differs, as the verdict names it.
 DIFFERENCE_NAMES = {
     "config": "config differs: the recorded settings do not validate to the recorded hash",
@@ -162,6 +165,7 @@ class ModelStep:
     registered: str | None = field(default=None, metadata=OPTIONAL)
     registered_artifact: str | None = field(default=None, metadata=OPTIONAL)  # what was loaded
     refused: str | None = field(default=None, metadata=OPTIONAL)  # why it could not be
+    registered_files: str | None = field(default=None, metadata=OPTIONAL)  # FILES_* below
     params_differ: dict[str, tuple[str | None, str | None]] | None = field(
         default=None, metadata=OPTIONAL
     )
@@ -380,11 +384,13 @@ def sample_differences(recorded: dict[str, Any], rebuilt: dict[str, Any]) -> lis
     return differ
 
 
-def compare_model(answer: dict[str, Any], *, artifact: str = "", refused: str = "") -> ModelStep:
+def compare_model(
+    answer: dict[str, Any], *, artifact: str = "", refused: str = "", files: str = ""
+) -> ModelStep:
     """The rebuilt model's fitted state and parameters against the registered model's, loaded
     from `artifact` (the files predict and serving load); `refused`: why those files could not
-    be loaded as the skops file training writes (replaced, or written outside ml-project), which
-    makes the model differ."""
+    be loaded as the skops file training wrote (replaced, or written outside ml-project), which
+    makes the model differ; `files`: how their bytes were checked (FILES_*)."""
     rebuilt = answer.get("model") or {}
     registered = answer.get("registered")
     digest, model_class = rebuilt.get("digest"), rebuilt.get("class")
@@ -402,6 +408,7 @@ def compare_model(answer: dict[str, Any], *, artifact: str = "", refused: str = 
         model_class,
         registered=registered.get("digest"),
         registered_artifact=checked,
+        registered_files=files or None,
         params_differ={
             key: (params_then.get(key), params_now.get(key))
             for key in sorted(set(params_then) | set(params_now))
@@ -472,10 +479,11 @@ def compare_steps(
     metric_order: Sequence[str] = (),
     artifact: str = "",
     refused: str = "",
+    files: str = "",
 ) -> list[Step]:
     """config, sources, data; then, if the rebuild trained, features, model (against the
-    registered `artifact`, or `refused`: see compare_model), predictions and metrics (shown in
-    `metric_order`)."""
+    registered `artifact`; `refused`, `files`: see compare_model), predictions and metrics
+    (shown in `metric_order`)."""
     tags = recorded.tags
     steps: list[Step] = []
     if answer.get("config") is not None:
@@ -489,7 +497,7 @@ def compare_steps(
     return [
         *steps,
         compare_features(tags, answer, recorded.feature_sample),
-        compare_model(answer, artifact=artifact, refused=refused),
+        compare_model(answer, artifact=artifact, refused=refused, files=files),
         compare_predictions(tags, answer),
         compare_metrics(recorded.metrics, answer, task=tags.get(tag.TASK, ""), order=metric_order),
     ]

@@ -6,12 +6,19 @@ refused: loading them runs any code the file names), and skops is given the proj
 allow-list (the problem's `trusted_types`, `estimators.TRUSTED_TYPES`, the input rules' step),
 never the `skops_trusted_types` the artifact's own MLmodel declares. A file naming any other type is
 refused before it is loaded.
+
+The files are also the ones training uploaded: the training run records the sha256 of MLmodel
+and of the skops file (`MODEL_FILES`, copied onto the version), and every loader refuses files
+whose digests differ from that record (a model replaced in the artifact store after training).
+A model with no record (logged before ml-project kept one) loads unchecked.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -26,9 +33,9 @@ from mlflow.models import Model
 from mlflow.pyfunc import PyFuncModel
 from mlflow.sklearn import _SklearnModelWrapper
 
-from ml_project import estimators, input_rules
+from ml_project import estimators, input_rules, tracking
 from ml_project.errors import RegistryError
-from ml_project.vocabulary import CHAMPION, RUN_ID
+from ml_project.vocabulary import CHAMPION, MODEL_FILES, RUN_ID
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -117,17 +124,96 @@ def download(uri: str, destination: Path | None = None) -> Path:
         raise RegistryError(f"Cannot read the files of model {uri}: {exc}") from exc
 
 
-def verified_file(local: Path, trusted: list[str], *, uri: str) -> Path:
-    """The skops file in `local`, once every type it names is in `trusted`; RegistryError if
-    it is not skops, or names a type the project does not trust."""
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _skops_flavor(local: Path, *, uri: str) -> dict[str, Any]:
+    """MLmodel's sklearn flavor, once it names a skops file; RegistryError otherwise."""
     mlmodel = yaml.safe_load((local / "MLmodel").read_text(encoding="utf-8")) or {}
-    flavor = (mlmodel.get("flavors") or {}).get("sklearn") or {}
+    flavor: dict[str, Any] = (mlmodel.get("flavors") or {}).get("sklearn") or {}
     serialization = flavor.get("serialization_format", "pickle")
     if serialization != "skops" or not flavor.get("pickled_model"):
         raise RegistryError(
             f"Model {uri} is serialized as {serialization}: ml-project loads skops files only "
             "(loading a pickle runs whatever code the file names). Retrain it with ml-project."
         )
+    return flavor
+
+
+def file_digests(local: Path, *, uri: str = "") -> str:
+    """`MLmodel=<sha256>;<skops file>=<sha256>`: the files a loader reads from `local`."""
+    name = str(_skops_flavor(local, uri=uri or str(local))["pickled_model"])
+    return ";".join(f"{file}={_sha256(local / file)}" for file in ("MLmodel", name))
+
+
+def uploaded_digests(location: str) -> str:
+    """`file_digests` of the model files as the artifact store holds them at `location` (a
+    logged model's artifact location): MLmodel and the skops file it names, nothing else."""
+    with tempfile.TemporaryDirectory(prefix="ml-project-digests-") as scratch:
+        local = Path(download_artifacts(artifact_uri=f"{location}/MLmodel", dst_path=scratch))
+        name = str(_skops_flavor(local.parent, uri=location)["pickled_model"])
+        download_artifacts(artifact_uri=f"{location}/{name}", dst_path=scratch)
+        return file_digests(local.parent, uri=location)
+
+
+def recorded_digests(uri: str, client: MlflowClient | None = None) -> str:
+    """What the training run of `uri`'s model recorded of its files (MODEL_FILES): '' when it
+    recorded nothing or `uri` is a local folder; RegistryError when the record is unreadable."""
+    from mlflow import MlflowClient
+
+    client = client or MlflowClient()
+    try:
+        if uri.startswith("models:/m-"):
+            logged = uri.removeprefix("models:/").split("/")[0]
+            run_id = client.get_logged_model(logged).source_run_id or ""
+        elif uri.startswith(("models:/", "runs:/")):
+            target = resolve_model_uri(client, uri, model_name="")
+            if target.tags.get(MODEL_FILES):
+                return target.tags[MODEL_FILES]
+            run_id = target.run_id
+        else:
+            return ""
+        if not run_id:
+            return ""
+        return tracking.retry_locked(client.get_run, run_id).data.tags.get(MODEL_FILES, "")
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":  # a run deleted, or of another store
+            return ""
+        raise RegistryError(
+            f"Cannot read what the training of model {uri} recorded of its files: {exc}"
+        ) from exc
+
+
+def check_digests(local: Path, recorded: str, *, uri: str) -> None:
+    """RegistryError when the files in `local` are not those `recorded` at training."""
+    if not recorded:
+        return
+    expected = dict(item.split("=", 1) for item in recorded.split(";") if "=" in item)
+    actual = dict(item.split("=", 1) for item in file_digests(local, uri=uri).split(";"))
+    differ = [name for name in ("MLmodel", *expected) if expected.get(name) != actual.get(name)]
+    if differ:
+        raise RegistryError(
+            f"Model {uri}: its files are not the ones its training run uploaded "
+            f"({', '.join(dict.fromkeys(differ))} differ from the sha256 recorded in the run's "
+            f"{MODEL_FILES} tag): replaced in the artifact store after training? It was not "
+            "loaded. Restore the files, or retrain and gate a new version."
+        )
+
+
+def verified_file(
+    local: Path, trusted: list[str], *, uri: str, recorded: str | None = None
+) -> Path:
+    """The skops file in `local`, once its files match what their training run recorded
+    (`recorded`: that record, looked up from `uri` when None) and every type it names is in
+    `trusted`; RegistryError if the files were replaced, are not skops, or name a type the
+    project does not trust."""
+    flavor = _skops_flavor(local, uri=uri)
+    check_digests(local, recorded_digests(uri) if recorded is None else recorded, uri=uri)
     path: Path = local / flavor["pickled_model"]
     untrusted = sorted(set(skops.io.get_untrusted_types(file=str(path))) - set(trusted))
     if untrusted:

@@ -54,6 +54,7 @@ from ml_project.vocabulary import (
     DATA_TABLES,
     ENV,
     FEATURES_DIGEST,
+    MODEL_FILES,
     PREDICTIONS_DIGEST,
     PROBLEM,
     SEED,
@@ -477,6 +478,9 @@ def run_training(settings: Settings, *, root: Path, allow_dirty: bool = False) -
     ) as life:
         with timer.stage("logging"):
             info = log_training(settings, inputs, prepared, trained, reports, root)
+            # what every loader checks the files against (loading.py), as the store holds them
+            tags[MODEL_FILES] = loading.uploaded_digests(info.artifact_path)
+            mlflow.set_tag(MODEL_FILES, tags[MODEL_FILES])
         with timer.stage("evaluation", rows=len(held_out.test)):  # before anything is registered
             log_evaluation(
                 info.model_uri, held_out, fitted=trained.model, predictions=trained.predictions

@@ -35,6 +35,8 @@ from ml_project.comparisons import (
     DIFFERENCE_NAMES,
     DIFFERENT,
     ENVIRONMENT_DIFFERS,
+    FILES_MATCHED,
+    FILES_NOT_RECORDED,
     IDENTICAL,
     CodeStep,
     EnvironmentStep,
@@ -213,12 +215,13 @@ def project_trusted_types(settings_yaml: str, root: Path) -> list[str]:
 
 
 def download_model(
-    target: Target, workdir: Path, tracking_uri: str, trusted: list[str]
+    target: Target, workdir: Path, tracking_uri: str, trusted: list[str], *, digests: str = ""
 ) -> dict[str, Any]:
-    """The registered model's skops file, checked against the project's allow-list `trusted`,
-    and that list (not the one its MLmodel declares) for the rebuild to load it with; or, when
-    the files are not the skops file training writes (replaced in the artifact store, or
-    written outside ml-project), why they were refused: the model then differs."""
+    """The registered model's skops file, checked against the sha256 its training recorded
+    (`digests`) and the project's allow-list `trusted`, and that list (not the one its MLmodel
+    declares) for the rebuild to load it with; or, when the files are not the skops file
+    training wrote (replaced in the artifact store, or written outside ml-project), why they
+    were refused: the model then differs."""
     import mlflow
 
     try:
@@ -234,12 +237,13 @@ def download_model(
             f"The model files of {target.describe()} cannot be read from {target.model_uri}: {exc}"
         ) from exc
     try:
-        path = loading.verified_file(local, trusted, uri=target.model_uri)
+        path = loading.verified_file(local, trusted, uri=target.model_uri, recorded=digests)
     except RegistryError as exc:
         return {"refused": str(exc)}
     except Exception as exc:  # noqa: BLE001 - any unreadable file (zip, MLmodel, schema)
         return {"refused": f"Model {target.model_uri} is not a readable skops file ({exc})."}
-    return {"path": str(path), "trusted_types": list(trusted)}
+    files = FILES_MATCHED if digests else FILES_NOT_RECORDED
+    return {"path": str(path), "trusted_types": list(trusted), "files": files}
 
 
 # ---------------------------------------------------------------- git checkout (edge)
@@ -400,7 +404,10 @@ def _rebuild(
 ) -> dict[str, Any]:
     """The registered model downloaded, the commit checked out, and its driver's answer."""
     trusted = project_trusted_types(recorded.settings_yaml, root)
-    registered_model = download_model(target, workdir, client.tracking_uri, trusted)
+    digests = recorded.tags.get(tag.MODEL_FILES, "")
+    registered_model = download_model(
+        target, workdir, client.tracking_uri, trusted, digests=digests
+    )
     with checkout(repo, recorded.tags.get(tag.GIT_COMMIT, "")) as code:
         project = code / prefix
         request = {
@@ -410,12 +417,15 @@ def _rebuild(
             "code_root": str(project),
             "tables": overrides,
             "expect_data": {key: recorded.tags.get(f"data.{key}") for key in DATA_DIGESTS},
-            "registered_model": {k: v for k, v in registered_model.items() if k != "refused"},
+            "registered_model": {
+                k: v for k, v in registered_model.items() if k in ("path", "trusted_types")
+            },
             "sample_rows": FEATURE_SAMPLE_ROWS,
         }
         answer = run_driver(project, request, workdir)
     answer["registered_artifact"] = target.model_uri
     answer["registered_refused"] = registered_model.get("refused", "")
+    answer["registered_files"] = registered_model.get("files", "")
     return answer
 
 
@@ -438,6 +448,7 @@ def _compare(recorded: Recorded, answer: dict[str, Any]) -> list[Step]:
             metric_order=order,
             artifact=answer.get("registered_artifact", ""),
             refused=answer.get("registered_refused", ""),
+            files=answer.get("registered_files", ""),
         )
 
 

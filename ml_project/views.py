@@ -399,7 +399,8 @@ def _describe_model(step: cmp.ModelStep, status: str) -> str:
         return f"DIFFERENT: the registered files{against} were refused: {step.refused}"
     if step.status != cmp.DIFFERENT:
         equal = "; parameters equal" if step.status == cmp.IDENTICAL else ""
-        return f"{status} (fitted state digest {_short(step.rebuilt)}{equal}{against})"
+        files = f"; {step.registered_files}" if step.registered_files else ""
+        return f"{status} (fitted state digest {_short(step.rebuilt)}{equal}{against}{files})"
     params = step.params_differ or {}
     listed = ", ".join(f"{k} {a} -> {b}" for k, (a, b) in list(params.items())[:5])
     return (

@@ -40,7 +40,9 @@ SPLIT_KIND = "split.kind"
 SPLIT_TIME_COLUMN = "split.time_column"
 SPLIT_CUTOFF = "split.cutoff"
 EVALUATION_SKIPPED = "evaluation.skipped"
-VERSION_LINEAGE = (GIT_COMMIT, GIT_DIRTY, GIT_TAG, DATA_DIGEST, CONFIG_HASH, SEED)
+# sha256 of the files a loader reads (MLmodel, the skops file), as uploaded: "NAME=HEX;..."
+MODEL_FILES = "model.files_sha256"
+VERSION_LINEAGE = (GIT_COMMIT, GIT_DIRTY, GIT_TAG, DATA_DIGEST, CONFIG_HASH, SEED, MODEL_FILES)
 
 # The project's own run tags.
 TASK = "ml_project.task"

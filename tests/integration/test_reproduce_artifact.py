@@ -108,6 +108,62 @@ def test_an_untouched_artifact_is_named_as_the_one_compared(
     assert model["status"] == "identical"
     assert model["registered_artifact"] == "models:/synthetic_binary_dev/1"
     assert "refused" not in model
+    assert model["registered_files"].startswith("sha256 of MLmodel and the model file match")
     assert "models:/synthetic_binary_dev/1" in "\n".join(
         line for line in done.stdout.splitlines() if line.lstrip().startswith("model")
     )
+
+
+def other_model_in_place(files: Path) -> None:
+    """A valid skops file of trusted types, but another model: the registered one given one
+    more fitted attribute and written again (what a loader's allow-list alone lets through)."""
+    import skops.io
+
+    flavor = yaml.safe_load((files / "MLmodel").read_text())["flavors"]["sklearn"]
+    path = files / flavor["pickled_model"]
+    model = skops.io.load(path, trusted=skops.io.get_untrusted_types(file=path))
+    model.replaced_ = True
+    skops.io.dump(model, path)
+
+
+def forget_the_record(uri: str) -> None:
+    """The version and its run without the files' sha256 (a model logged before it was kept)."""
+    client = MlflowClient(tracking_uri=uri)
+    version = client.get_model_version("synthetic_binary_dev", "1")
+    client.delete_model_version_tag("synthetic_binary_dev", "1", "model.files_sha256")
+    client.delete_tag(version.run_id, "model.files_sha256")
+
+
+def test_every_loader_refuses_files_other_than_the_recorded_ones(
+    synthetic_project, synthetic_models, scoring_batches, tmp_path
+):
+    uri, files = tampered_copy(synthetic_models, "binary", tmp_path)
+    other_model_in_place(files)
+    output = tmp_path / "scored.parquet"
+    done = run_cli(
+        "predict", "--env", "dev", "--problem", "synthetic_binary", "--model-uri",
+        "models:/synthetic_binary_dev/1", "--input", str(scoring_batches["binary"]["batch"]),
+        "--output", str(output), cwd=synthetic_project, tracking_uri=uri,
+    )  # fmt: skip
+    assert done.returncode == 8, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "not the ones its training run uploaded" in done.stderr
+    assert "model.skops differ" in done.stderr or "differ from the sha256" in done.stderr
+    assert not output.exists()
+    done = reproduce(synthetic_project, uri, "binary")
+    assert done.returncode == 6, done.stderr
+    model = next(step for step in last_json(done.stdout)["steps"] if step["step"] == "model")
+    assert model["status"] == "different"
+    assert "not the ones its training run uploaded" in model["refused"]
+
+
+def test_a_model_without_a_record_loads_and_reproduce_says_its_files_were_not_checked(
+    synthetic_project, synthetic_models, tmp_path
+):
+    uri, _ = tampered_copy(synthetic_models, "binary", tmp_path)
+    forget_the_record(uri)
+    done = reproduce(synthetic_project, uri, "binary")
+    assert done.returncode == 0, done.stderr
+    model = next(step for step in last_json(done.stdout)["steps"] if step["step"] == "model")
+    assert model["status"] == "identical"
+    assert model["registered_files"].startswith("no sha256 recorded")
