@@ -145,6 +145,7 @@ def gate_version(
     for attempt in range(1, MAX_GATE_ATTEMPTS + 1):
         champion = registry.alias_version(client, name, CHAMPION)
         verdict = judge(client, held, champion, version, predictions, staged)
+        recovery.require_unsettled(client, name, version)  # never a verdict on a settled one
         tags = {**verdict.as_tags(), "gate.attempt": str(attempt)}
         registry.set_version_tags(client, name, version, tags)
         outcome = partial(

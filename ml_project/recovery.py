@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from mlflow.exceptions import MlflowException
 
 from ml_project import gate, heartbeat, registry, tracking
-from ml_project.errors import StoreError
+from ml_project.errors import StoreError, TrainingFailedError
 from ml_project.registry import Move
 from ml_project.vocabulary import (
     CHALLENGER,
@@ -181,7 +181,10 @@ def settle_orphans(
         why = f"no verdict: {reason} (settled by {by})"
         run_id = version_run(registry.get_version(client, name, version))
         registry.set_version_tags(
-            client, name, version, {VALIDATION_STATUS: gate.FAILED, VALIDATION_REASONS: why}
+            client,
+            name,
+            version,
+            {VALIDATION_STATUS: gate.FAILED, VALIDATION_REASONS: why, SETTLED: why},
         )
         registry.remove_alias_if(client, name, CHALLENGER, version, move=Move("verdict", why))
         if run_id and _still_running(client, run_id):
@@ -237,3 +240,19 @@ def settle_env(client: MlflowClient, *, env: str, name: str, experiment: str) ->
     except MlflowException as exc:
         raise StoreError(tracking.store_failure(client.tracking_uri, exc)) from exc
     return Settled(env=env, model_name=name, settled=tuple(found))
+
+
+def require_unsettled(client: MlflowClient, name: str, version: str) -> None:
+    """TrainingFailedError when `version` was settled (`settle_orphans`) while its own job,
+    still alive after all (a store or network outage silenced its heartbeat), was judging it:
+    the job must not judge, tag or crown a version the env has already failed."""
+    found = registry.get_version(client, name, version)
+    if SETTLED not in (found.tags or {}):
+        return
+    raise TrainingFailedError(
+        f"Version {version} of {name} was settled while this job was judging it ("
+        f"{found.tags[SETTLED]}): its heartbeat had not reached the store for "
+        f"{heartbeat.STALE_AFTER_S // 60} minutes, so it was taken for dead. The version stays "
+        "failed with no alias and is not judged or promoted; the champion is unchanged. Train "
+        "again once the store is reachable."
+    )
