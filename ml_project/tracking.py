@@ -129,12 +129,54 @@ def connect(root: Path, *, write: bool = True) -> MlflowClient:
     # MLflow 3.17 creates and migrates a new sqlite store without a lock: two processes opening
     # the same fresh file at once crash ("duplicate column name"). Let one create it first.
     with sqlite_lock(uri, "init") if write else contextlib.nullcontext(), probing():
-        client = MlflowClient(tracking_uri=uri, registry_uri=registry_uri)
-        try:
+        try:  # a sqlite store is opened (created, migrated) with the client
+            client = MlflowClient(tracking_uri=uri, registry_uri=registry_uri)
             client.search_registered_models(max_results=1)
         except Exception as exc:  # any failure here is the store's
             raise StoreError(store_failure(uri, exc)) from exc
     return client
+
+
+def migration_stopped(uri: str) -> str | None:
+    """For a sqlite store that failed to open because its schema migration stopped part-way (a
+    full disk or a kill while MLflow created or upgraded it: behind MLflow's revision, with
+    tables missing or alembic's leftovers, which MLflow then fails to create again), what
+    happened and the fix, in one paragraph; else None (an older store with every table gets
+    MLflow's own advice, `mlflow db upgrade`)."""
+    import sqlite3
+
+    database = sqlite_path(uri)
+    if database is None or not database.is_file():
+        return None
+    try:
+        from mlflow.store.db.base_sql_model import Base
+        from mlflow.store.db.utils import _get_latest_schema_revision
+
+        with contextlib.closing(sqlite3.connect(f"{database.as_uri()}?mode=ro", uri=True)) as db:
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+            if "alembic_version" not in tables:
+                return None
+            (revision,) = db.execute("SELECT version_num FROM alembic_version").fetchone() or ("",)
+            runs = db.execute("SELECT count(*) FROM runs").fetchone()[0] if "runs" in tables else 0
+        head = str(_get_latest_schema_revision())  # type: ignore[no-untyped-call]
+    except (ImportError, sqlite3.Error, ValueError):
+        return None
+    leftovers = sorted(name for name in tables if name.startswith("_alembic_tmp_"))
+    if revision == head or not (leftovers or set(Base.metadata.tables) - tables):
+        return None
+    what = f"; leftover tables {', '.join(leftovers)}" if leftovers else ""
+    fix = (
+        f"It holds no runs: delete {database} and run again (a new store is created)."
+        if not runs
+        else f"It holds {runs} runs: restore {database} from the copy taken before the upgrade, "
+        f"then run `mlflow db upgrade sqlite:///{database}` again with free disk space."
+    )
+    return (
+        f"The tracking store {database} stopped part-way through a schema migration (at revision "
+        f"{revision or 'none'}, MLflow's is {head}{what}): a full disk or a kill while MLflow "
+        f"created or upgraded it, and MLflow cannot open it as it is. {fix} Nothing was read, "
+        "registered or moved."
+    )
 
 
 def process_tags() -> dict[str, str]:
@@ -235,6 +277,9 @@ def plain_error(exc: BaseException) -> str:
 
 def store_failure(uri: str, exc: BaseException) -> str:
     """One paragraph for a store that failed, without its credentials."""
+    stopped = migration_stopped(uri)
+    if stopped:
+        return stopped
     detail = plain_error(exc)
     if len(detail) > 300:
         detail = detail[:300] + "..."

@@ -65,3 +65,43 @@ def test_a_full_store_mid_training_says_so_without_sql_and_settle_clears_it(
     after = client.get_model_version(MODEL, version.version)
     assert after.tags["validation_status"] == "failed"
     assert client.get_run(version.run_id).info.status == "KILLED"
+
+
+DISK_FULL_FROM_THE_START = """
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+@event.listens_for(Engine, "connect")
+def _small_disk(dbapi_connection, record):  # the database cannot grow past PAGES pages
+    dbapi_connection.execute("PRAGMA max_page_count = %d")
+"""
+PAGES = 35  # with the locked MLflow: full after its first migrations, before the last one
+
+
+def test_a_store_whose_first_migration_stopped_is_named_with_its_fix(synthetic_project, tmp_path):
+    """A disk that fills while MLflow creates a new store leaves it half migrated, and MLflow
+    then fails on it for good ("table ... already exists"): the error says so and names the fix
+    that works."""
+    (tmp_path / "store").mkdir()
+    uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
+    full = run_cli(
+        "train", "--env", "dev", "--problem", BINARY, cwd=synthetic_project, tracking_uri=uri,
+        env=injected(DISK_FULL_FROM_THE_START % PAGES, tmp_path, synthetic_project),
+    )  # fmt: skip
+    clean_failure(full, 9, "tracking store error")
+    # space is back, but the store stays broken: said in one paragraph, with the fix
+    for command in (("show", "--env", "dev"), ("train", "--env", "dev")):
+        done = run_cli(
+            *command, "--problem", BINARY, cwd=synthetic_project, tracking_uri=uri
+        )  # fmt: skip
+        stderr = clean_failure(done, 9, "tracking store error")
+        message = stderr[stderr.index("ml-project: tracking store error: ") :]
+        assert message.count("\n") == 1, message
+        assert "stopped part-way through a schema migration" in message
+        assert f"It holds no runs: delete {tmp_path / 'store' / 'mlflow.db'}" in message
+        assert "[SQL:" not in message
+    (tmp_path / "store" / "mlflow.db").unlink()  # the fix it names
+    done = run_cli("settle", "--env", "dev", "--problem", BINARY, cwd=synthetic_project,
+                   tracking_uri=uri)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert MlflowClient(uri).search_experiments()  # a working store again
