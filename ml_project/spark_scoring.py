@@ -101,8 +101,15 @@ SPARK_OUTPUT_FILES = ("part-", ".part-", "_SUCCESS", "._SUCCESS", "_committed_",
 
 
 def check_replaceable(target: Path) -> None:
-    """An existing output is replaced only if it is a file or an earlier Spark Parquet output:
-    a folder holding anything else (a data folder, the project) is refused, untouched."""
+    """An existing output is replaced only if it is an earlier Spark Parquet output (a folder
+    of part files): a file (Spark would put a folder in its place) or a folder holding anything
+    else (a data folder, the project) is refused, untouched."""
+    if target.exists() and not target.is_dir():
+        raise ConfigError(
+            f"--output {target} is an existing file: Spark writes a folder of Parquet part files, "
+            "which would take the file's place, so it was left as it is. Name a new path, or "
+            "remove the file first (or score it with --engine pandas, which writes one file)."
+        )
     if not target.is_dir():
         return
     foreign = sorted(

@@ -101,9 +101,10 @@ def promotion_text(result: "PromotionResult") -> str:
     if result.action == "copy":
         source = result.source
         head += f" (from {source['model_name']} version {source['version']})"
+    before, after = result.champion_before or "none", result.champion_after or "none"
     lines = [
         head,
-        f"  champion   {result.champion_before or 'none'} -> {result.champion_after or 'none'}",
+        f"  champion   {before} -> {after}" if before != after else f"  champion   {after} (kept)",
         f"  status     validation_status={result.validation_status}",
         f"  reason     {result.reason}",
         f"  store      {result.tracking_uri}",

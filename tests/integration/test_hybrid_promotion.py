@@ -111,6 +111,7 @@ def test_a_copy_that_fails_the_prod_gate_stays_registered_without_an_alias(promo
     assert "failed the prod quality gate" in refused.stderr
     result = last_json(refused.stdout)
     assert result["version"] == "2" and result["champion_after"] == "1"
+    assert "champion   1 (kept)" in refused.stdout and "1 -> 1" not in refused.stdout
     client = MlflowClient(tracking_uri=store)
     copy = client.get_model_version("synthetic_binary_prod", "2")
     assert copy.tags["validation_status"] == "failed"

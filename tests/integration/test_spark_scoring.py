@@ -145,11 +145,19 @@ def test_spark_checks_the_input_with_the_expectation_suite(
         (("--input", "{batch}", "--output", "{out}.csv"), 2, "reads and writes Parquet only"),
         (("--input", "{missing}.parquet", "--output", "{out}.parquet"), 3, "no such file"),
         (("--engine", "pandas", "--spark-master", "local[2]"), 2, "--spark-master"),
+        (("--input", "{batch}", "--output", "{file}"), 2, "is an existing file"),
     ],
 )
 def test_spark_usage_errors(scoring_batches, synthetic_project, tmp_path, args, code, message):
     store = scoring_batches["binary"]
-    values = {"batch": store["batch"], "out": tmp_path / "scored", "missing": tmp_path / "missing"}
+    existing = tmp_path / "earlier.parquet"  # a pandas output, say: never replaced by a folder
+    existing.write_bytes(b"PAR1 kept")
+    values = {
+        "batch": store["batch"],
+        "out": tmp_path / "scored",
+        "missing": tmp_path / "missing",
+        "file": existing,
+    }
     args = [arg.format(**values) for arg in args]
     if "--input" not in args:
         args += ["--input", str(store["batch"]), "--output", str(tmp_path / "s.parquet")]
@@ -158,6 +166,7 @@ def test_spark_usage_errors(scoring_batches, synthetic_project, tmp_path, args, 
     done = predict(store, synthetic_project, *args, tmpdir=tmp_path)
     assert done.returncode == code, done.stderr
     assert message in done.stderr and "Traceback" not in done.stderr
+    assert existing.read_bytes() == b"PAR1 kept"
 
 
 def test_spark_refuses_repeated_keys_as_the_pandas_engine_does(
