@@ -288,11 +288,8 @@ def source_tags(inputs: Inputs) -> dict[str, str]:
     return tags
 
 
-def run_tags(
-    settings: Settings, git: lineage.GitInfo, inputs: Inputs, *, allow_dirty: bool
-) -> dict[str, str]:
-    """The tags of every training run, also one stopped by invalid data: env, code, config,
-    seed and data files."""
+def identity_tags(settings: Settings, git: lineage.GitInfo, *, allow_dirty: bool) -> dict[str, str]:
+    """The tags a training run starts with, before any data is read: env, code, config, seed."""
     return {
         ENV: settings.env,
         PROBLEM: settings.problem,
@@ -300,7 +297,6 @@ def run_tags(
         **git.as_tags(),
         CONFIG_HASH: settings.config_hash(),
         SEED: str(settings.seed),
-        **source_tags(inputs),
     }
 
 
@@ -309,28 +305,23 @@ def stop_on_invalid_data(
     reports: list[validation.ValidationReport],
     *,
     root: Path,
-    git: lineage.GitInfo,
-    inputs: Inputs,
-    allow_dirty: bool,
 ) -> None:
-    """If a suite failed: record a FAILED run holding the full result, then raise DataError."""
+    """If a suite failed: the active training run records the full result, then DataError
+    (the run then ends FAILED: run_life)."""
     if all(report.success for report in reports):
         return
     import mlflow
 
-    client = tracking.connect(root)
-    experiment_id = tracking.ensure_experiment(client, settings.experiment_name)
-    tags = {
-        **run_tags(settings, git, inputs, allow_dirty=allow_dirty),
-        **validation.run_tags(reports, settings, root),
-    }
-    run_name = tracking.run_name("train", settings.env, git.commit[:7] or "nogit", "invalid-data")
-    run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags)
-    try:
-        mlflow.log_text(settings.to_yaml(), "config/settings.yaml")
-        _log_validation(reports)
-    finally:
-        mlflow.end_run(status="FAILED")
+    run = mlflow.active_run()
+    assert run is not None  # read_and_check runs inside the training's run
+    mlflow.set_tags(
+        {
+            **validation.run_tags(reports, settings, root),
+            "mlflow.runName": f"{run.info.run_name}-invalid-data",
+        }
+    )
+    mlflow.log_text(settings.to_yaml(), "config/settings.yaml")
+    _log_validation(reports)
     raise DataError(
         validation.failure_message(reports, context=f" (env {settings.env})")
         + f"\nThe full result is validation/results.json of run {run.info.run_id} (status "
@@ -376,7 +367,8 @@ def lineage_tags(
 ) -> dict[str, str]:
     """Every tag that ties a run and its model version to code, config, seed, data, software."""
     tags = {
-        **run_tags(settings, git, inputs, allow_dirty=allow_dirty),
+        **identity_tags(settings, git, allow_dirty=allow_dirty),
+        **source_tags(inputs),
         TASK: settings.task,
         REBUILD_PROTOCOL_TAG: REBUILD_PROTOCOL,
         **{f"data.{key}": value for key, value in prepared.digests.items()},
@@ -421,28 +413,26 @@ def read_and_check(
     timer: StageTimer,
     *,
     root: Path,
-    git: lineage.GitInfo,
     reuse: validation.VerdictLookup,
-    allow_dirty: bool,
 ) -> tuple[Inputs, PreparedData, list[validation.ValidationReport]]:
-    """Read the tables, check each, make the rows, check them: invalid data stops here."""
+    """Read the tables, check each, make the rows, check them: invalid data stops here (inside
+    the training's run, which records why)."""
+    import mlflow
+
     settings = inputs.settings
     with timer.stage("reading") as stage:
         inputs = inputs.read()
         stage.rows = sum(len(table) for table in inputs.tables.values())
+        mlflow.set_tags(source_tags(inputs))  # what the run read, whatever stops it later
     with timer.stage("validation"):
         reports = validate_tables(settings, inputs.tables, inputs.paths, root, reuse=reuse)
-    stop_on_invalid_data(
-        settings, reports, root=root, git=git, inputs=inputs, allow_dirty=allow_dirty
-    )
+    stop_on_invalid_data(settings, reports, root=root)
     with timer.stage("features") as stage:
         prepared = inputs.prepare()
         stage.rows = len(prepared.split.train) + len(prepared.split.test)
     with timer.stage("validation"):
         reports.append(validate_prepared(settings, prepared, root, reuse=reuse))
-    stop_on_invalid_data(
-        settings, reports, root=root, git=git, inputs=inputs, allow_dirty=allow_dirty
-    )
+    stop_on_invalid_data(settings, reports, root=root)
     return inputs, prepared, reports
 
 
@@ -456,31 +446,29 @@ def run_training(settings: Settings, *, root: Path, allow_dirty: bool = False) -
     located = locate(settings, root)
     with timer.stage("store"):
         client, settled, reuse = open_store(settings, root)
-    inputs, prepared, reports = read_and_check(
-        located, timer, root=root, git=git, reuse=reuse, allow_dirty=allow_dirty
-    )
-    with timer.stage("fit", rows=len(prepared.split.train)):
-        trained = fit_and_score(settings, inputs.problem, prepared)
-    tags = {
-        **lineage_tags(settings, git, inputs, prepared, allow_dirty=allow_dirty),
-        **validation.run_tags(reports, settings, root),
-        **fingerprint_tags(trained),
-    }
-    held_out = HeldOut.of(inputs, prepared, trained.baseline)
     experiment_id = tracking.ensure_experiment(client, settings.experiment_name)
-    with run_life.training_run(
+    training = run_life.training_run(  # the run covers reading, validation, fit, evaluation, gate
         client,
         settings,
         experiment_id=experiment_id,
         run_name=tracking.run_name("train", settings.env, git.commit[:7] or "nogit"),
-        tags=tags,
+        tags=identity_tags(settings, git, allow_dirty=allow_dirty),
         commit=git.commit,
-    ) as life:
+    )
+    with training as life:
+        inputs, prepared, reports = read_and_check(located, timer, root=root, reuse=reuse)
+        with timer.stage("fit", rows=len(prepared.split.train)):
+            trained = fit_and_score(settings, inputs.problem, prepared)
+        tags = {
+            **lineage_tags(settings, git, inputs, prepared, allow_dirty=allow_dirty),
+            **validation.run_tags(reports, settings, root),
+            **fingerprint_tags(trained),
+        }
+        held_out = HeldOut.of(inputs, prepared, trained.baseline)
         with timer.stage("logging"):
+            mlflow.set_tags(tags)
             info = log_training(settings, inputs, prepared, trained, reports, root)
-            # what every loader checks the files against (loading.py), as the store holds them
-            tags[MODEL_FILES] = loading.uploaded_digests(info.artifact_path)
-            mlflow.set_tag(MODEL_FILES, tags[MODEL_FILES])
+            tags[MODEL_FILES] = record_model_files(info)
         with timer.stage("evaluation", rows=len(held_out.test)):  # before anything is registered
             log_evaluation(
                 info.model_uri, held_out, fitted=trained.model, predictions=trained.predictions
@@ -608,6 +596,16 @@ def log_training(
     )
     with loading.own_files():
         return _log_model(settings, inputs.problem, prepared, trained, root)
+
+
+def record_model_files(info: ModelInfo) -> str:
+    """The sha256 of the logged model's files as the store holds them, tagged on the run: what
+    every loader checks the files against (loading.py)."""
+    import mlflow
+
+    digests = loading.uploaded_digests(info.artifact_path)
+    mlflow.set_tag(MODEL_FILES, digests)
+    return digests
 
 
 def _log_datasets(settings: Settings, prepared: PreparedData, inputs: Inputs) -> None:

@@ -250,6 +250,35 @@ def injected(code: str, tmp_path: Path, project: Path) -> dict[str, str]:
     return {"PYTHONPATH": f"{folder}{os.pathsep}{project}"}
 
 
+FAULT_IN_THE_FIT = """
+from ml_project import pipeline
+
+def fit_and_score(*args, **kwargs):
+    raise MemoryError("the fit ran out of memory")
+
+pipeline.fit_and_score = fit_and_score
+"""
+
+
+def test_a_crash_during_the_fit_leaves_a_failed_run_that_says_what_it_read(
+    synthetic_project, tmp_path
+):
+    """The run starts before the data is read, so a fit that dies still has its record."""
+    uri = fresh_store(tmp_path / "store")
+    done = run_cli(
+        "train", "--env", "dev", "--problem", BINARY, cwd=synthetic_project, tracking_uri=uri,
+        env=injected(FAULT_IN_THE_FIT, tmp_path, synthetic_project),
+    )  # fmt: skip
+    message = clean_failure(done, 10, "training failed")
+    client = MlflowClient(uri)
+    (run,) = client.search_runs([client.get_experiment_by_name(MODEL).experiment_id])
+    assert f"run {run.info.run_id} started" in message and "nothing was registered" in message
+    assert run.info.status == "FAILED"
+    assert "MemoryError: the fit ran out of memory" in run.data.tags["ml_project.failure"]
+    assert run.data.tags["data.tables"] == BINARY  # what it had read
+    assert registered_models(uri) == []
+
+
 FAULT_IN_THE_GATE = """
 import os, signal, time
 from ml_project import promotion

@@ -225,6 +225,18 @@ def test_a_training_prints_each_stage_as_it_ends_unless_quiet(staging_runs):
     assert quiet.returncode == 0 and not re.search(r"^fit: ", quiet.stderr, re.MULTILINE)
 
 
+def test_the_run_covers_the_whole_training(staging_runs):
+    """Its MLflow run starts before the data is read: the duration the UI shows holds every
+    stage from reading to the gate, not only what came after the fit."""
+    uri, runs = staging_runs
+    _, result = runs["binary"]
+    run = MlflowClient(tracking_uri=uri).get_run(result["run_id"])
+    seconds = (run.info.end_time - run.info.start_time) / 1000
+    timed = {k: v for k, v in result["timings"].items() if k not in ("imports", "store")}
+    assert {"reading", "validation", "fit", "evaluation", "gate"} <= set(timed)
+    assert seconds >= sum(timed.values()) * 0.99, (seconds, timed)
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_staging_from_a_clean_tree_uses_the_subset_and_an_even_split_of_integer_keys(
     staging_runs, kind
@@ -387,7 +399,10 @@ def test_a_sample_that_empties_a_side_is_refused_before_fitting(
     assert f"leave the {side} side empty" in done.stderr and "Traceback" not in done.stderr
     client = MlflowClient(tracking_uri=tracking_uri)
     assert client.search_registered_models() == []
-    assert client.get_experiment_by_name(f"{problem}_dev") is None  # no run was started
+    experiment = client.get_experiment_by_name(f"{problem}_dev")
+    (run,) = client.search_runs([experiment.experiment_id])  # the attempt, and why it stopped
+    assert run.info.status == "FAILED"
+    assert f"data.sample_fraction={fraction}" in run.data.tags["ml_project.failure"]
 
 
 def test_a_binary_label_with_one_class_is_refused_with_nothing_registered(

@@ -359,7 +359,10 @@ def test_broken_input_stops_with_exit_code_3(
         table = next(t for t in document["tables"] if not t["success"])
         assert table["result"]["success"] is False and table["failures"]
         assert run.data.metrics[f"validation_{failed[0]}_failed"] == len(table["failures"])
-    else:  # validate-data, or a file that cannot be read: nothing is recorded
+    elif case.command == "train":  # a file that cannot be read: the run says why, FAILED
+        (run,) = new_runs
+        assert run.info.status == "FAILED" and run.data.tags["ml_project.failure"]
+    else:  # validate-data records nothing
         assert new_runs == []
 
 
