@@ -239,6 +239,7 @@ def test_serving_follows_champion_to_judged_versions_only_without_a_failed_reque
                 make_table("binary", rows=2)[COLUMNS].to_json(orient="split", index=False))},
         )  # fmt: skip
 
+    assert (server.process.returncode, fixed.process.returncode) == (0, 0)  # stopped gracefully
     assert load.failures == [], load.failures[:5]
     assert set(load.versions_since(switched)) == {judged}, "switched back or further"
     assert len(load.versions_since(moved)) > 20 and len(load.versions_since(moved_again)) > 20
@@ -249,7 +250,7 @@ def test_serving_follows_champion_to_judged_versions_only_without_a_failed_reque
     said = f"{moved_to} {unjudged}, which has validation_status=failed: a running server switches"
     assert log.count(said) == 1, log[-3000:]
     assert log.count(f"{moved_to} {broken}, which could not be loaded (") == 1, log[-3000:]
-    assert log.count(f"; still serving version {judged}.") == 2, log[-3000:]
+    assert log.count(f"; still serving version {judged}.") >= 2, log[-3000:]
     assert "now serving" not in fixed.stderr()
     assert "Traceback" not in log, log[-3000:]
     assert answers_at_pinned.status_code == 200
