@@ -2,10 +2,10 @@
 serving, then takes its place in one reference swap, if the gate passed it.
 
 Each request reads the serving reference once and is answered by that model from start to end
-(its `X-Model-Version` header says which), so a switch fails no request. The alias is polled:
-MLflow's registry webhooks would need the tracking server to call the model server back, which
-it refuses for plain http and private addresses by default, only a tracking server (never a
-sqlite store) sends, and delivery is best effort (docs/serving.md, "Following the champion").
+(its `X-Model-Version` header says which), so a switch fails no request. The alias is polled,
+not watched through MLflow's registry webhooks: only a tracking server sends them (never a sqlite
+store), by default never to a plain-http or private address, and at best effort
+(docs/serving.md, "Following the champion").
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ logger = logging.getLogger(__name__)
 RETRY_SECONDS = 30.0
 MAX_RETRY_SECONDS = 1800.0
 NAME_HEADER, VERSION_HEADER = b"x-model-name", b"x-model-version"
+# What the registry answers for an alias that names no version (or a model that is gone).
+NO_SUCH_ALIAS = ("INVALID_PARAMETER_VALUE", "RESOURCE_DOES_NOT_EXIST")
 
 
 @dataclass(frozen=True)
@@ -148,7 +150,7 @@ class Follower:
         try:
             found = retry_locked(self.client.get_model_version_by_alias, self.name, self.alias)
         except MlflowException as exc:
-            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            if exc.error_code in NO_SUCH_ALIAS:
                 self._say_once("gone", f"{self.name} has no @{self.alias} now")
             else:
                 self._say_once("unread", f"@{self.alias} of {self.name} cannot be read ({exc})")

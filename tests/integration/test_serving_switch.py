@@ -232,6 +232,8 @@ def test_serving_follows_champion_to_judged_versions_only_without_a_failed_reque
         time.sleep(10 * POLL_SECONDS)
         moved_again = promote(synthetic_project, uri, broken)
         time.sleep(10 * POLL_SECONDS)
+        client.delete_registered_model_alias(MODEL, "champion")  # no champion at all
+        time.sleep(6 * POLL_SECONDS)
         late = time.monotonic()
         answers_at_pinned = requests.post(
             f"{fixed.url}/invocations", timeout=30,
@@ -250,7 +252,9 @@ def test_serving_follows_champion_to_judged_versions_only_without_a_failed_reque
     said = f"{moved_to} {unjudged}, which has validation_status=failed: a running server switches"
     assert log.count(said) == 1, log[-3000:]
     assert log.count(f"{moved_to} {broken}, which could not be loaded (") == 1, log[-3000:]
-    assert log.count(f"; still serving version {judged}.") >= 2, log[-3000:]
+    gone = f"ml-project serve: {MODEL} has no @champion now; still serving version {judged}."
+    assert log.count(gone) == 1, log[-3000:]
+    assert log.count(f"; still serving version {judged}.") >= 3, log[-3000:]
     assert "now serving" not in fixed.stderr()
     assert "Traceback" not in log, log[-3000:]
     assert answers_at_pinned.status_code == 200
