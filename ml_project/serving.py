@@ -9,6 +9,7 @@ the alias to each version the gate passed (follower.py); a pinned version is ser
 
 from __future__ import annotations
 
+import copy
 import errno
 import gc
 import json
@@ -48,6 +49,7 @@ logger = logging.getLogger(__name__)
 SERVED_VARIABLE = "ML_PROJECT_SERVED"
 POLL_SECONDS = 5.0  # `serve --poll-interval`'s default
 BACKLOG = 2048  # uvicorn's default
+WORKER_START_SECONDS = 3600.0  # a worker loading a large model from a slow store
 OPTIONS: dict[str, Any] = {"log_level": "warning", "timeout_graceful_shutdown": 5}
 
 
@@ -147,7 +149,8 @@ def run(
     ready: Callable[[], None] | None = None,
 ) -> None:
     """Load the model (a load error ends here, before the port opens), bind the port (taken:
-    a SetupError), call `ready`, then serve until SIGINT/SIGTERM."""
+    a SetupError), call `ready` once it answers (with `workers` > 1, once every worker has
+    loaded the model), then serve until SIGINT/SIGTERM."""
     model = load(served, served.pinned)
     if served.alias and served.status != gate.PASSED:
         logger.warning(
@@ -170,10 +173,47 @@ def run(
     del model  # each worker loads its own
     fields = {**asdict(served), "root": str(served.root), "poll_seconds": poll_seconds}
     os.environ[SERVED_VARIABLE] = json.dumps(fields)
-    config = uvicorn.Config(f"{__name__}:app", factory=True, workers=workers, **OPTIONS)
-    if ready is not None:
-        ready()
-    Multiprocess(config, sockets=[sock]).run()
+    config = uvicorn.Config(
+        f"{__name__}:app", factory=True, workers=workers, log_config=worker_logging(), **OPTIONS
+    )
+    Workers(config, sockets=[sock], ready=ready).run()
+
+
+class Workers(Multiprocess):
+    """uvicorn's worker processes, `ready` called once every one of them has loaded the model
+    and serves."""
+
+    def __init__(
+        self, config: uvicorn.Config, sockets: list[socket.socket], ready: Callable[[], None] | None
+    ) -> None:
+        super().__init__(config, sockets)
+        self.ready = ready
+
+    def init_processes(self) -> None:
+        super().init_processes()
+        for process in self.processes:  # False: it died or the server stops (uvicorn says why)
+            if not process.wait_until_ready(WORKER_START_SECONDS, self.should_exit):
+                return
+        if self.ready is not None:
+            self.ready()
+
+
+def worker_logging() -> dict[str, Any]:
+    """uvicorn's logging configuration, plus the package's lines on stderr at the level this
+    process logs them: what each worker of `--workers N` sets up when it starts."""
+    config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    config["formatters"]["bare"] = {"format": "%(message)s"}
+    config["handlers"]["ml_project"] = {
+        "class": "logging.StreamHandler",
+        "formatter": "bare",
+        "stream": "ext://sys.stderr",
+    }
+    config["loggers"]["ml_project"] = {
+        "handlers": ["ml_project"],
+        "level": logging.getLogger("ml_project").getEffectiveLevel(),
+        "propagate": False,
+    }
+    return config
 
 
 def banner(served: Served, *, host: str, port: int, workers: int, poll_seconds: float) -> str:

@@ -1,7 +1,8 @@
 """A running `ml-project serve` follows `champion` on a real `mlflow server`: clients sending
 requests without pause see no failed request while the alias moves to a version the gate passed,
 the new version answers within seconds, and a version without a passed verdict or one that does
-not load is never switched to. A server started on a pinned version never switches.
+not load is never switched to. A server started on a pinned version (with two workers) never
+switches.
 
 The versions are copies of the session's dev champion (`copy_model_version` keeps the tags its
 gate wrote: a passed verdict); the unjudged one has its verdict replaced by what the gate writes
@@ -206,14 +207,14 @@ def test_serving_follows_champion_to_judged_versions_only_without_a_failed_reque
         Server.start(synthetic_project, uri, tmp_path / "follows.log",
                      "--poll-interval", str(POLL_SECONDS)),
         Server.start(synthetic_project, uri, tmp_path / "pinned.log",
-                     "--model-uri", f"models:/{MODEL}/1"),
+                     "--model-uri", f"models:/{MODEL}/1", "--workers", "2"),
     )  # fmt: skip
     with both as (server, fixed), clients(server.url) as load:
         # the line is printed once the port listens and the model is loaded: no retry needed
         assert requests.get(f"{fixed.url}/ping", timeout=5).status_code == 200
         assert "version 1, problem synthetic_binary" in server.banner
         assert f"following @champion every {POLL_SECONDS:g} s" in server.banner
-        assert "following" not in fixed.banner
+        assert "with 2 worker(s); stop" in fixed.banner  # pinned: no following
         load.wait_for("1", time.monotonic())
 
         # a judged version: switched to within seconds, no request failing meanwhile
