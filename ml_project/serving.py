@@ -47,7 +47,6 @@ logger = logging.getLogger(__name__)
 # What `--workers N > 1` hands each uvicorn worker process (they import `app` below): the
 # Served, and how often to check its alias, as JSON.
 SERVED_VARIABLE = "ML_PROJECT_SERVED"
-POLL_SECONDS = 5.0  # `serve --poll-interval`'s default
 BACKLOG = 2048  # uvicorn's default
 WORKER_START_SECONDS = 3600.0  # a worker loading a large model from a slow store
 OPTIONS: dict[str, Any] = {"log_level": "warning", "timeout_graceful_shutdown": 5}
@@ -145,7 +144,7 @@ def run(
     host: str,
     port: int,
     workers: int,
-    poll_seconds: float = POLL_SECONDS,
+    poll_seconds: float,
     ready: Callable[[], None] | None = None,
 ) -> None:
     """Load the model (a load error ends here, before the port opens), bind the port (taken:
