@@ -760,13 +760,26 @@ def predict(
 @click.option(
     "--workers", type=click.IntRange(1), default=1, show_default=True, help="Server processes."
 )
+@click.option(
+    "--poll-interval",
+    type=FiniteFloat(min=0, max=3600),
+    default=5.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="How often to check the alias served (@champion) and switch to a new version the gate "
+    "passed; 0: never. A pinned version (models:/NAME/N) is never switched.",
+)
 @handle_errors
-def serve(env: str, model_uri: str | None, host: str, port: int, workers: int) -> None:
+def serve(
+    env: str, model_uri: str | None, host: str, port: int, workers: int, poll_interval: float
+) -> None:
     """Serve the env's champion (or --model-uri) over HTTP until stopped.
 
     MLflow's scoring server (POST /invocations, GET /ping), with the model loaded as `predict`
     loads it: the types skops may create come from the problem's code here, never from the
-    model's files. Rows breaking an input rule get a 400 naming the rule.
+    model's files. Rows breaking an input rule get a 400 naming the rule. When `champion`
+    moves to a version the gate passed, the server loads it and switches without failing a
+    request; every response names the version that answered (X-Model-Version).
 
     \b
     Examples:
@@ -787,9 +800,11 @@ def serve(env: str, model_uri: str | None, host: str, port: int, workers: int) -
         host=host,
         port=port,
         workers=workers,
+        poll_seconds=poll_interval,
         ready=lambda: click.echo(
-            f"Serving {served.uri} (problem {served.problem}) on http://{host}:{port} "
-            f"with {workers} worker(s); stop with Ctrl-C.",
+            serving.banner(
+                served, host=host, port=port, workers=workers, poll_seconds=poll_interval
+            ),
             err=True,
         ),
     )
