@@ -17,7 +17,8 @@
 #   docker run --rm -p 8080:8080 -e MLFLOW_TRACKING_URI=http://mlflow.internal:5000 \
 #       ml-project-serve
 # (`-e MODEL_URI=...` at run time overrides the built-in URI.) The model is fetched from the
-# registry when the container starts: restart it to serve a newly promoted champion.
+# registry when the container starts, and a URI naming an alias (@champion) is followed: a newly
+# promoted champion that passed the gate is served within seconds (docs/serving.md).
 FROM python:3.11-slim-bookworm AS runtime
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

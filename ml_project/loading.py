@@ -245,18 +245,22 @@ def own_copy(local: Path, trusted: list[str], *, uri: str) -> Path:
 
 
 def load_sklearn(uri: str, trusted: list[str], *, local: Path | None = None) -> Any:
-    """The fitted model behind `uri`, loaded by skops with the project's allow-list only."""
-    local = local or download(uri)
+    """The fitted model behind `uri` (its files in `local`, else downloaded to a scratch folder
+    removed after the load), loaded by skops with the project's allow-list only."""
+    if local is None:
+        with tempfile.TemporaryDirectory(prefix="ml-project-model-") as scratch:
+            return load_sklearn(uri, trusted, local=download(uri, Path(scratch)))
     return skops.io.load(str(verified_file(local, trusted, uri=uri)), trusted=trusted)
 
 
 def pyfunc_of(uri: str, trusted: list[str]) -> PyFuncModel:
     """The model behind `uri` as an MLflow PyFuncModel, loaded as `load_sklearn` does (for
     MLflow's evaluator and scoring server, which would otherwise load it with the artifact's
-    own allow-list)."""
-    local = download(uri)
-    model = load_sklearn(uri, trusted, local=local)
-    return as_pyfunc(model, Model.load(str(local / "MLmodel")))
+    own allow-list); its downloaded files are removed once loaded."""
+    with tempfile.TemporaryDirectory(prefix="ml-project-model-") as scratch:
+        local = download(uri, Path(scratch))
+        model = load_sklearn(uri, trusted, local=local)
+        return as_pyfunc(model, Model.load(str(local / "MLmodel")))
 
 
 def as_pyfunc(model: Any, meta: Model) -> PyFuncModel:
