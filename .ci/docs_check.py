@@ -62,7 +62,16 @@ FENCE = re.compile(r"^```bash\n(.*?)^```", re.DOTALL | re.MULTILINE)
 MARKER = re.compile(r"<!--\s*docs-check:(.*?)-->", re.DOTALL)
 SKIP = re.compile(r'\s*skip((?:\s+"[^"]+")*)\s+\((.+)\)\s*')
 DROPPED_PREFIXES = ("MLFLOW_", "GITHUB_")
-DROPPED = {"CI", "ML_PROJECT_ROOT", "VIRTUAL_ENV"}
+# and the calling make's own variables (a `make docs-check ENV=staging` would reach the docs' make)
+DROPPED = {
+    "CI",
+    "ML_PROJECT_ROOT",
+    "VIRTUAL_ENV",
+    "MAKEFLAGS",
+    "MFLAGS",
+    "MAKELEVEL",
+    "MAKEOVERRIDES",
+}
 
 
 class MarkerError(Exception):
@@ -217,25 +226,27 @@ def run_block(block: Block, clone: Path, env: dict[str, str], timeout: float) ->
         code = process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         code = -1
-    stray = stop_group(process.pid)
+    stray = stop_group(process)
     process.wait()
     return Outcome(block, code, time.monotonic() - start, stray)
 
 
-def stop_group(group: int) -> bool:
-    """SIGTERM the process group, SIGKILL what is left after 10 s; whether any was left."""
+def stop_group(process: subprocess.Popen[bytes]) -> bool:
+    """SIGTERM the block's process group, SIGKILL what is left after 10 s; whether any of it
+    was still running."""
     try:
-        os.killpg(group, signal.SIGTERM)
+        os.killpg(process.pid, signal.SIGTERM)
     except ProcessLookupError:
         return False
     for _ in range(100):
+        process.poll()  # reap the block's own shell, or the group never empties
         time.sleep(0.1)
         try:
-            os.killpg(group, 0)
+            os.killpg(process.pid, 0)
         except ProcessLookupError:
             return True
     with contextlib.suppress(ProcessLookupError):
-        os.killpg(group, signal.SIGKILL)
+        os.killpg(process.pid, signal.SIGKILL)
     return True
 
 
