@@ -59,7 +59,7 @@ ORDER = (
     "docs/make-it-yours.md",
 )
 FENCE = re.compile(r"^```bash\n(.*?)^```", re.DOTALL | re.MULTILINE)
-MARKER = re.compile(r"<!--\s*docs-check:(.*?)-->", re.DOTALL)
+MARKER = re.compile(r"^<!--\s*docs-check:(.*?)-->[ \t]*$", re.MULTILINE)  # a line of its own
 SKIP = re.compile(r'\s*skip((?:\s+"[^"]+")*)\s+\((.+)\)\s*')
 DROPPED_PREFIXES = ("MLFLOW_", "GITHUB_")
 # and the calling make's own variables (a `make docs-check ENV=staging` would reach the docs' make)
@@ -123,15 +123,15 @@ def blocks(text: str, page: str) -> list[Block]:
         if not marker:
             found.append(Block(where, fence.group(1)))
             continue
-        used.add(text.rindex(before, 0, fence.start()))
+        used.add(text.count("\n", 0, text.rindex(before, 0, fence.start())) + 1)
         skip = SKIP.fullmatch(marker.group(1))
         if not skip:
             raise MarkerError(f"{where}: unknown marker {before!r}: expected " + USAGE)
         prefixes = tuple(re.findall(r'"([^"]+)"', skip.group(1)))
         found.append(skipped(where, fence.group(1), prefixes, skip.group(2).strip()))
     for marker in MARKER.finditer(text):
-        if marker.start() not in used:
-            line = text.count("\n", 0, marker.start()) + 1
+        line = text.count("\n", 0, marker.start()) + 1
+        if line not in used:
             raise MarkerError(f"{page}:{line}: a docs-check marker must be the line before ```bash")
     return found
 

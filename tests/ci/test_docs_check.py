@@ -24,7 +24,7 @@ docs_check = sys.modules.get("docs_check") or load_docs_check()
 
 SAMPLE = """# A page
 
-Some text.
+Some text naming a marker, `<!-- docs-check: skip (REASON) -->`, which applies to nothing.
 
 ```bash
 echo one
