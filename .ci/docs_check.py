@@ -6,7 +6,7 @@ from the clone's folder. The project's venv is reused, never installed again: it
 first on PATH, the clone's `.venv` links to it (the docs write `.venv/bin/ml-project`), the
 clone's code is imported (PYTHONPATH) and `make` skips its install step (SKIP_INSTALL=1). The
 environment is a laptop's: MLFLOW_*, CI and GITHUB_* are dropped, so the blocks use the clone's
-own ./mlflow.db.
+own ./mlflow.db; TMPDIR is in the scratch folder, removed with it when the check passes.
 
 A block or some of its lines that cannot run here are marked in the Markdown by an HTML comment
 on the line before the fence, which the rendered page does not show:
@@ -275,6 +275,8 @@ def run(root: Path, venv: Path, *, only: list[str], timeout: float, keep: bool) 
     scratch = Path(tempfile.mkdtemp(prefix="docs-check-"))
     clone = scratch_clone(root, scratch, venv)
     env = laptop_env(clone, venv)
+    env["TMPDIR"] = str(scratch / "tmp")  # the blocks' `mktemp -d` go with the scratch clone
+    (scratch / "tmp").mkdir()
     say(f"docs-check: {len(todo)} blocks of {len(chosen)} pages in {clone}")
     outcomes = []
     for block in todo:
