@@ -60,6 +60,7 @@ ORDER = (
 )
 FENCE = re.compile(r"^```bash\n(.*?)^```", re.DOTALL | re.MULTILINE)
 MARKER = re.compile(r"^<!--\s*docs-check:(.*?)-->[ \t]*$", re.MULTILINE)  # a line of its own
+USAGE = '<!-- docs-check: skip (REASON) --> or <!-- docs-check: skip "LINE START" (REASON) -->'
 SKIP = re.compile(r'\s*skip((?:\s+"[^"]+")*)\s+\((.+)\)\s*')
 DROPPED_PREFIXES = ("MLFLOW_", "GITHUB_")
 # and the calling make's own variables (a `make docs-check ENV=staging` would reach the docs' make)
@@ -78,6 +79,8 @@ class MarkerError(Exception):
     """A docs-check marker the check cannot apply."""
 
 
+# tokens and logical_lines split a block into commands for tests/ci/test_docs_commands.py (each
+# command's options checked against the CLI); the check here runs each block whole.
 def tokens(line: str) -> list[str]:
     lexer = shlex.shlex(line.removeprefix("$ "), posix=True, punctuation_chars=True)
     lexer.whitespace_split = True
@@ -134,9 +137,6 @@ def blocks(text: str, page: str) -> list[Block]:
         if line not in used:
             raise MarkerError(f"{page}:{line}: a docs-check marker must be the line before ```bash")
     return found
-
-
-USAGE = '<!-- docs-check: skip (REASON) --> or <!-- docs-check: skip "LINE START" (REASON) -->'
 
 
 def skipped(where: str, text: str, prefixes: tuple[str, ...], reason: str) -> Block:
