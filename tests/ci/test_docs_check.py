@@ -2,6 +2,7 @@
 and a run in a scratch clone that fails when a block fails or leaves the tree dirty."""
 
 import importlib.util
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -104,12 +105,15 @@ def project(tmp_path: Path, readme: str) -> Path:
 
 
 def docs_check_run(root: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    """The check on `root`, called from a CI job inside make: the blocks see neither."""
+    ci = {"MLFLOW_TRACKING_URI": "http://ci.invalid", "CI": "true", "MAKEFLAGS": "ENV=prod"}
     return subprocess.run(
         [sys.executable, str(SCRIPT), "--root", str(root), *options],
         capture_output=True,
         text=True,
         check=False,
         timeout=120,
+        env={**os.environ, **ci},
     )
 
 
@@ -119,7 +123,8 @@ def test_blocks_run_in_order_in_a_scratch_clone_and_skips_are_said(tmp_path):
         "```bash\necho made > out.txt && git status --short\n```\n\n"
         "<!-- docs-check: skip (needs Docker) -->\n```bash\nexit 3\n```\n\n"
         '```bash\ntest "$(cat out.txt)" = made && rm out.txt\n'
-        'test -x .venv/bin/python && test -z "${MLFLOW_TRACKING_URI:-}"\n```\n',
+        'test -x .venv/bin/python && test -z "${MLFLOW_TRACKING_URI:-}${CI:-}${MAKEFLAGS:-}"\n'
+        "```\n",
     )
     done = docs_check_run(root)
     assert done.returncode == 0, done.stdout + done.stderr
