@@ -189,6 +189,12 @@ lock: ## re-resolve requirements.lock in a fresh venv from pyproject.toml, and r
 	rm -rf .lock-venv
 	$(PYTHON) .ci/conda_env.py
 
+# Extra options of .ci/docs_check.py, e.g. DOCS_CHECK_ARGS="--page docs/monitoring.md --keep"
+DOCS_CHECK_ARGS ?=
+.PHONY: docs-check
+docs-check: install ## run every shell block of README.md and docs/ in a scratch clone of HEAD (trains: minutes)
+	$(BIN)/python .ci/docs_check.py $(DOCS_CHECK_ARGS)
+
 UI_PORT ?= 5000
 ui: install ## MLflow's UI on the store `make train` uses, light: one worker, no job runner (UI_PORT)
 	@echo "MLflow UI: http://127.0.0.1:$(UI_PORT)/#/models (registered models, aliases) and" \

@@ -3,7 +3,6 @@ dry-runs (`make -n`), each `ml-project` and `mlflow` line names a subcommand and
 exist. A renamed target, command or flag fails here instead of in a newcomer's terminal."""
 
 import re
-import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -12,10 +11,11 @@ import click
 import pytest
 
 from ml_project.cli import cli as ml_project_cli
+from tests.ci.test_docs_check import docs_check  # make docs-check's parser: the blocks it runs
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-FENCE = re.compile(r"^```bash\n(.*?)^```", re.DOTALL | re.MULTILINE)
+FENCE, tokens, logical_lines = docs_check.FENCE, docs_check.tokens, docs_check.logical_lines
 ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 SEPARATORS = {"&&", "||", "|", ";", "&"}
 
@@ -38,27 +38,6 @@ def shown_commands() -> list[tuple[str, list[str]]]:
                         found.append((f"{page.relative_to(ROOT)}: {line.strip()[:70]}", command))
                     command = []
     return found
-
-
-def tokens(line: str) -> list[str]:
-    lexer = shlex.shlex(line.removeprefix("$ "), posix=True, punctuation_chars=True)
-    lexer.whitespace_split = True
-    return list(lexer)
-
-
-def logical_lines(block: str) -> list[str]:
-    """The block's lines, a backslash continuation or a quote left open joining the next."""
-    lines, pending = [], ""
-    for line in block.replace("\\\n", " ").splitlines():
-        pending = f"{pending}\n{line}" if pending else line
-        try:
-            tokens(pending)
-        except ValueError:  # a quoted string goes on
-            continue
-        lines.append(pending)
-        pending = ""
-    assert not pending, f"a quote is never closed: {pending[:80]}"
-    return lines
 
 
 def program(argv: list[str]) -> tuple[str, list[str]]:

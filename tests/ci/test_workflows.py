@@ -81,8 +81,8 @@ def concurrency_of(workflow: dict, job: dict) -> dict:
     return {"group": value, "cancel-in-progress": False} if isinstance(value, str) else value
 
 
-def test_the_three_workflows_exist():
-    assert workflow_names() == ["ci.yml", "release.yml", "scheduled.yml"]
+def test_the_workflows_exist():
+    assert workflow_names() == ["ci.yml", "docs.yml", "release.yml", "scheduled.yml"]
 
 
 @pytest.mark.parametrize(
