@@ -49,6 +49,10 @@ def main() -> None:
                        r'\1problem: [""]  # the default problem; list yours beside it')  # fmt: skip
         substitute(root / "README.md", r"^- \*\*flights\*\* \(the default\):.*\n.*\n", "")
         substitute(root / "README.md", r"^- \*\*storms\*\*:", "- **storms** (the default):")
+        # the README's tree: the flights folder and its three lines go, storms is the example
+        substitute(root / "README.md", r"^  flights/ .*\n(?:    .*\n){3}", "")
+        substitute(root / "README.md", r"^(  storms/ +)the second example:", r"\1the example:")
+        substitute(root / "README.md", r"\(flights/, storms/\)", "(storms/)")
 
 
 if __name__ == "__main__":

@@ -88,6 +88,7 @@ def test_copy_gives_the_template_files_named_and_without_the_declined_example(te
         assert 'problem: [""]' in (project / ".github/workflows" / workflow).read_text()
     readme = (project / "README.md").read_text()
     assert "- **storms** (the default):" in readme and "- **flights**" not in readme
+    assert "flights/" not in readme and "  storms/                 the example:" in readme
 
 
 def test_update_brings_a_platform_change_and_keeps_the_owners_files(template, project, tmp_path):
