@@ -98,11 +98,14 @@ lint: install ## ruff (lint rules and formatting) and mypy (strict on the platfo
 	$(BIN)/ruff format --check ml_project problems tests benchmarks deploy .ci
 	$(BIN)/mypy
 
+# The workflows played event by event against real servers: with the integration tests.
+WORKFLOW_EVENTS = tests/ci/test_workflow_events.py
 test-fast: install ## unit, data, model and workflow tests: no tracking store, no subprocess CLI
-	$(PYTEST) -n $(TEST_WORKERS) --dist loadfile tests/unit tests/data tests/model tests/ci
+	$(PYTEST) -n $(TEST_WORKERS) --dist loadfile tests/unit tests/data tests/model tests/ci \
+	  --ignore=$(WORKFLOW_EVENTS)
 
-test-integration: install-spark ## the real CLI in subprocesses, temp stores, real mlflow servers (PostgreSQL), Spark
-	$(PYTEST) -n $(TEST_WORKERS) --dist loadfile tests/integration
+test-integration: install-spark ## the real CLI in subprocesses, temp stores, real mlflow servers (PostgreSQL), Spark, the workflows event by event
+	$(PYTEST) -n $(TEST_WORKERS) --dist loadfile tests/integration $(WORKFLOW_EVENTS)
 
 test-examples: install ## the bundled examples' own tests (tests/examples/<problem>/: a fork deletes them)
 	@if [ -n "$$(find tests/examples -name 'test_*.py' 2>/dev/null)" ]; then \
@@ -132,7 +135,7 @@ release-prod: install ## prod retraining on the full data, gate, promotion (CI n
 	MLFLOW_TRACKING_URI="$(CI_TRACKING_URI)" $(BIN)/ml-project train --env prod \
 	  $(PROBLEM_ARG) --json $(TRAIN_ARGS) | tee $(STEM)prod.out
 
-ci-summary: install ## Markdown of ENV's CI training (metrics, gate, lineage), also to $GITHUB_STEP_SUMMARY
+ci-summary: install ## Markdown of ENV's CI training (metrics, gate, lineage) and its verdict row, also to $GITHUB_STEP_SUMMARY
 	$(BIN)/ml-project summary --input $(STEM)$(ENV).out --output $(STEM)$(ENV)-summary.md
 	$(BIN)/ml-project summary --input $(STEM)$(ENV).out --verdict --output $(STEM)$(ENV)-verdict.md
 	@cat $(STEM)$(ENV)-summary.md
