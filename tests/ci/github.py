@@ -248,25 +248,20 @@ class Run:
 
 
 class Runner:
-    """Plays workflows of the repository `origin` in the checkout `workspace` (one for every
-    job: each checkout step cleans it, as a fresh runner would have it)."""
+    """Plays workflows of the repository `origin` (each as its file reads at the event's commit)
+    in the clone `workspace`, one for every job: each checkout step cleans it, as a fresh runner
+    would have it."""
 
     def __init__(self, origin: Path, workspace: Path, *, bin_dir: Path, scratch: Path):
-        self.origin, self.workspace, self.bin_dir, self.scratch = (
-            origin,
-            workspace,
-            bin_dir,
-            scratch,
-        )
+        self.origin, self.workspace, self.scratch = origin, workspace, scratch
         self.runs = 0
-        tools = scratch / "tools"
-        tools.mkdir(parents=True, exist_ok=True)
+        # `make` on the steps' PATH: the real one, with the installed tools
+        self.tools = scratch / "tools"
+        self.tools.mkdir(parents=True, exist_ok=True)
         make = shutil.which("make") or "/usr/bin/make"
-        (tools / "make").write_text(
-            f'#!/bin/sh\nexec "{make}" "$@" BIN="{bin_dir}" SKIP_INSTALL=1\n'
-        )
-        (tools / "make").chmod(0o755)
-        self.tools = tools
+        shim = self.tools / "make"
+        shim.write_text(f'#!/bin/sh\nexec "{make}" "$@" BIN="{bin_dir}" SKIP_INSTALL=1\n')
+        shim.chmod(0o755)
         if not (workspace / ".git").exists():
             git(scratch, "clone", "-q", str(origin), str(workspace))
 
