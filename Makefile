@@ -36,7 +36,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 
 .DEFAULT_GOAL := help
 .PHONY: help install install-spark train test lint lock test-fast test-integration test-examples \
-	check-workflows ci-staging ci-summary ci-reproduce ci-show release-prod latest-release settle batch \
+	check-workflows ci-staging ci-summary ci-release-summary ci-reproduce ci-show release-prod latest-release settle batch \
 	score monitor ci-monitor ui bench
 
 help: ## list the targets
@@ -98,11 +98,14 @@ lint: install ## ruff (lint rules and formatting) and mypy (strict on the platfo
 	$(BIN)/ruff format --check ml_project problems tests benchmarks deploy .ci
 	$(BIN)/mypy
 
+# The workflows played event by event against real servers: with the integration tests.
+WORKFLOW_EVENTS = tests/ci/test_workflow_events.py
 test-fast: install ## unit, data, model and workflow tests: no tracking store, no subprocess CLI
-	$(PYTEST) -n $(TEST_WORKERS) --dist loadfile tests/unit tests/data tests/model tests/ci
+	$(PYTEST) -n $(TEST_WORKERS) --dist loadfile tests/unit tests/data tests/model tests/ci \
+	  --ignore=$(WORKFLOW_EVENTS)
 
-test-integration: install-spark ## the real CLI in subprocesses, temp stores, real mlflow servers (PostgreSQL), Spark
-	$(PYTEST) -n $(TEST_WORKERS) --dist loadfile tests/integration
+test-integration: install-spark ## the real CLI in subprocesses, temp stores, real mlflow servers (PostgreSQL), Spark, the workflows event by event
+	$(PYTEST) -n $(TEST_WORKERS) --dist loadfile tests/integration $(WORKFLOW_EVENTS)
 
 test-examples: install ## the bundled examples' own tests (tests/examples/<problem>/: a fork deletes them)
 	@if [ -n "$$(find tests/examples -name 'test_*.py' 2>/dev/null)" ]; then \
@@ -119,19 +122,39 @@ ci-staging: install ## CI's staging training, gate included, into $MLFLOW_TRACKI
 	MLFLOW_TRACKING_URI="$(CI_TRACKING_URI)" $(BIN)/ml-project train --env staging \
 	  $(PROBLEM_ARG) --json $(TRAIN_ARGS) | tee $(STEM)staging.out
 
-release-prod: install ## prod retraining on the full data, gate, promotion (CI needs MLFLOW_TRACKING_URI)
-	@if [ -n "$${CI:-}" ] && [ -z "$${MLFLOW_TRACKING_URI:-}" ]; then \
-	  echo "release-prod: MLFLOW_TRACKING_URI is not set. A prod model trained into the runner's" \
-	    "throwaway store would be lost: set the secret on the production environment." >&2; \
+# $(call prod_server,TARGET): in CI, stop with one paragraph when no server holds prod.
+prod_server = @if [ -n "$${CI:-}" ] && [ -z "$${MLFLOW_TRACKING_URI:-}" ]; then \
+	  echo "$(1): MLFLOW_TRACKING_URI is not set. Prod lives on a tracking server (a model" \
+	    "trained into the runner's throwaway store would be lost): set the secret on the" \
+	    "production environment (docs/ci-cd.md, Secrets)." >&2; \
 	  exit 2; fi
+
+release-prod: install ## prod retraining on the full data, gate, promotion (CI needs MLFLOW_TRACKING_URI)
+	$(call prod_server,release-prod)
 	@mkdir -p $(OUT) $(CI_STORE)
 	MLFLOW_TRACKING_URI="$(CI_TRACKING_URI)" $(BIN)/ml-project train --env prod \
 	  $(PROBLEM_ARG) --json $(TRAIN_ARGS) | tee $(STEM)prod.out
 
-ci-summary: install ## Markdown of ENV's CI training (metrics, gate, lineage), also to $GITHUB_STEP_SUMMARY
+ci-summary: install ## Markdown of ENV's CI training (metrics, gate, lineage) and its verdict row, also to $GITHUB_STEP_SUMMARY
 	$(BIN)/ml-project summary --input $(STEM)$(ENV).out --output $(STEM)$(ENV)-summary.md
+	$(BIN)/ml-project summary --input $(STEM)$(ENV).out --verdict --output $(STEM)$(ENV)-verdict.md
 	@cat $(STEM)$(ENV)-summary.md
 	@if [ -n "$${GITHUB_STEP_SUMMARY:-}" ]; then cat $(STEM)$(ENV)-summary.md >> "$$GITHUB_STEP_SUMMARY"; fi
+
+# A release's prod jobs each write a verdict (a table's header and its problem's row); their
+# files, gathered in OUT, make one table. Needs no install: the release's last job runs it alone.
+ci-release-summary: ## one summary of a release's prod jobs (OUT/*prod-verdict.md): which problems were promoted, which refused
+	@mkdir -p $(OUT)
+	@shopt -s nullglob; files=($(OUT)/*prod-verdict.md); rows=""; \
+	for file in "$${files[@]}"; do rows+="$$(tail -n +3 "$$file")"$$'\n'; done; \
+	promoted="$$(grep -c '| promoted |' <<< "$$rows" || true)"; \
+	refused="$$(grep -c '| refused |' <<< "$$rows" || true)"; \
+	{ echo "## Release$${GITHUB_REF_NAME:+ $$GITHUB_REF_NAME}: $$promoted promoted, $$refused refused"; echo; \
+	  if [ -n "$$rows" ]; then head -n 2 "$${files[0]}"; printf '%s' "$$rows"; echo; fi; \
+	  echo "A problem missing from this table stopped before its gate: see its prod job's log."; \
+	} > $(OUT)/release-summary.md
+	@cat $(OUT)/release-summary.md
+	@if [ -n "$${GITHUB_STEP_SUMMARY:-}" ]; then cat $(OUT)/release-summary.md >> "$$GITHUB_STEP_SUMMARY"; fi
 
 ci-reproduce: install ## rebuild the model version CI just trained in ENV and compare it, bit for bit
 	version="$$($(BIN)/ml-project summary --input $(STEM)$(ENV).out --field model_version)"; \
@@ -172,10 +195,11 @@ ci-monitor: install ## `make monitor` for CI: drift=true|false to $GITHUB_OUTPUT
 	echo "drift=$$drift (monitor exit code $$code)"; \
 	[ $$code -eq 0 ] || [ $$code -eq 7 ]
 
-latest-release: ## print the newest release tag (v*, pre-releases v*-* left out): the code the scheduled retraining runs
-	@tag="$$(git tag --list 'v*' --sort=-v:refname | { grep -v -- - || true; } | head -n 1)"; \
-	if [ -z "$$tag" ]; then echo "no release tag v* yet: nothing to retrain" >&2; exit 0; fi; \
-	echo "$$tag"; \
+latest-release: install ## print the release tag prod's champion was trained from: the code the scheduled retraining runs
+	$(call prod_server,latest-release)
+	@tag="$$(MLFLOW_TRACKING_URI="$(CI_TRACKING_URI)" $(BIN)/ml-project champion-release \
+	  --env prod $(PROBLEM_ARG))"; \
+	if [ -n "$$tag" ]; then echo "$$tag"; fi; \
 	if [ -n "$${GITHUB_OUTPUT:-}" ]; then echo "tag=$$tag" >> "$$GITHUB_OUTPUT"; fi
 
 lock: ## re-resolve requirements.lock in a fresh venv from pyproject.toml, and regenerate conda.yaml

@@ -366,8 +366,16 @@ def model_input_suite(
 @click.option(
     "--field", metavar="KEY", help="Print only this value of the result, e.g. model_version."
 )
+@click.option(
+    "--verdict",
+    is_flag=True,
+    help="Write only the verdict's table row (problem, version, promoted or refused), one of "
+    "a release's problems.",
+)
 @handle_errors
-def summary(input_path: Path, output_path: Path | None, field: str | None) -> None:
+def summary(
+    input_path: Path, output_path: Path | None, field: str | None, verdict: bool = False
+) -> None:
     """Markdown summary of a training: metrics, gate verdict, lineage (for CI job pages).
 
     \b
@@ -382,7 +390,10 @@ def summary(input_path: Path, output_path: Path | None, field: str | None) -> No
     if field:
         click.echo(summary_module.result_field(result, field))
         return
-    markdown = summary_module.render_summary(result)
+    if verdict:
+        markdown = f"{summary_module.VERDICT_HEADER}\n{summary_module.render_verdict(result)}\n"
+    else:
+        markdown = summary_module.render_summary(result)
     if output_path:
         output_path.parent.mkdir(parents=True, exist_ok=True)
         target = check_output_file(output_path, option="--output")
@@ -648,6 +659,33 @@ def show(env: str, history_lines: int, as_json: bool) -> None:
         click.echo(results.to_json(described))
     else:
         click.echo(views.show_text(described, history_lines=history_lines))
+
+
+@cli.command("champion-release", epilog=EXIT_CODES_HELP)
+@env_option
+@views.json_option
+@handle_errors
+def champion_release(env: str, as_json: bool) -> None:
+    """Print the release tag the env's champion was trained from (nothing when none, and why).
+
+    The code the scheduled retraining checks out: the newest promoted release, never a refused
+    one or a pre-release. Read in this checkout, which must hold the tags.
+
+    \b
+    Example:
+      ml-project champion-release --env prod
+    """
+    from ml_project import releases
+
+    settings = resolve_settings(env)
+    client = tracking.connect(project_root(), write=False)
+    found = releases.champion_release(client, settings.model_name, root=project_root())
+    if found.reason:
+        click.echo(f"No release to retrain from: {found.reason}.", err=True)
+    if as_json:
+        click.echo(results.to_json(found))
+    elif found.tag:
+        click.echo(found.tag)
 
 
 @cli.command(epilog=EXIT_CODES_HELP)

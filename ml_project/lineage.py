@@ -79,7 +79,11 @@ def without_credentials(url: str | None) -> str:
 
 
 def git_info(root: Path, environ: dict[str, str] | None = None) -> GitInfo:
-    """The commit, branch, tag, remote and dirty flag of the checkout at `root`."""
+    """The commit, branch, tag, remote and dirty flag of the checkout at `root`.
+
+    A CI checkout is detached: the branch then comes from GitHub's variables (the pull
+    request's head branch, else the pushed branch when HEAD is the pushed commit).
+    """
     environ = dict(os.environ if environ is None else environ)
     top = _git(root, "rev-parse", "--show-toplevel")
     commit = _git(root, "rev-parse", "HEAD") if top else None
@@ -88,8 +92,8 @@ def git_info(root: Path, environ: dict[str, str] | None = None) -> GitInfo:
         branch = _git(root, "rev-parse", "--abbrev-ref", "HEAD") or ""
         return GitInfo(
             commit=commit,
-            branch="" if branch == "HEAD" else branch,
-            tag=_git(root, "describe", "--tags", "--exact-match", "HEAD") or "",
+            branch=github_branch(environ, commit) if branch in ("", "HEAD") else branch,
+            tag=release_tag(root, commit, environ),
             remote_url=without_credentials(_git(root, "config", "--get", "remote.origin.url")),
             dirty=status is None or status != "",
             source="git",
@@ -102,13 +106,34 @@ def git_info(root: Path, environ: dict[str, str] | None = None) -> GitInfo:
         repo = environ.get("GITHUB_REPOSITORY", "")
         return GitInfo(
             commit=environ["GITHUB_SHA"],
-            branch=environ.get("GITHUB_HEAD_REF") or (ref_name if ref_type == "branch" else ""),
+            branch=github_branch(environ, environ["GITHUB_SHA"]),
             tag=ref_name if ref_type == "tag" else "",
             remote_url=f"{server}/{repo}" if server and repo else "",
             dirty=False,
             source="github-env",
         )
     return GitInfo(commit="", branch="", tag="", remote_url="", dirty=True, source="none")
+
+
+def github_branch(environ: dict[str, str], commit: str) -> str:
+    """The branch GitHub's variables name for `commit`: a pull request's head branch
+    (GITHUB_HEAD_REF), else the pushed branch (GITHUB_REF_NAME) when `commit` is the pushed
+    one; '' otherwise (a tag, a schedule's checkout of an older release)."""
+    if environ.get("GITHUB_HEAD_REF"):
+        return environ["GITHUB_HEAD_REF"]
+    pushed = environ.get("GITHUB_REF_TYPE") == "branch" and environ.get("GITHUB_SHA") == commit
+    return environ.get("GITHUB_REF_NAME", "") if pushed else ""
+
+
+def release_tag(root: Path, commit: str, environ: dict[str, str]) -> str:
+    """The tag naming `commit`: the pushed tag (GITHUB_REF_NAME) when HEAD is its commit, else
+    among the tags at `commit` the highest version that is no pre-release (no '-': v1.2.0 over
+    v1.2.0-rc1), else the highest; '' when no tag points at it."""
+    if environ.get("GITHUB_REF_TYPE") == "tag" and environ.get("GITHUB_SHA") == commit:
+        return environ.get("GITHUB_REF_NAME", "")
+    listed = _git(root, "tag", "--points-at", commit, "--sort=-v:refname") or ""
+    tags = listed.split()
+    return next((tag for tag in tags if "-" not in tag), tags[0] if tags else "")
 
 
 def package_versions(names: Iterable[str] = KEY_PACKAGES) -> dict[str, str]:

@@ -116,6 +116,31 @@ def render_summary(result: dict[str, Any]) -> str:
     return "\n\n".join(part for part in parts if part) + "\n"
 
 
+# The header of a release's one summary; each problem's job adds its row (render_verdict).
+VERDICT_HEADER = (
+    "| problem | model | version | outcome | champion after | reasons |\n"
+    "| --- | --- | ---: | --- | ---: | --- |"
+)
+
+
+def render_verdict(result: dict[str, Any]) -> str:
+    """One row under VERDICT_HEADER: what the training did to its problem's champion
+    (`promoted`, `refused` by the gate, or `not promoted` when the result does not say)."""
+    gate = result.get("gate") or {}
+    status = str(gate.get("status", "")).lower()
+    outcome = "promoted" if gate.get("promoted") else "refused" if status == "failed" else ""
+    reasons = gate.get("reasons") or []
+    cells = [
+        escape(result.get("problem") or "?"),
+        code(result.get("model_name", "?")),
+        escape(result.get("model_version", "?")),
+        outcome or "not promoted",
+        escape(gate.get("champion_after") or "-"),
+        escape("; ".join([reasons] if isinstance(reasons, str) else reasons) or "-"),
+    ]
+    return "| " + " | ".join(cells) + " |"
+
+
 def render_gate(gate: dict[str, Any] | None) -> str:
     """The gate verdict in one bold line, the compared champion, and the reasons as a list."""
     if not gate:

@@ -14,6 +14,7 @@ import yaml
 from ml_project.cli import cli
 from tests.ci.workflows import (
     ROOT,
+    WORKFLOWS,
     command_words,
     dry_run,
     load_workflow,
@@ -30,8 +31,6 @@ from tests.ci.workflows import (
 
 # What CI trains: the project's default problem ("") and the second example.
 PROBLEMS = ["", "storms"]
-
-PINNED = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_./-]+@(v\d+(\.\d+){0,2}|[0-9a-f]{40})$")
 
 
 def all_run_commands() -> list[tuple[str, str, str]]:
@@ -135,16 +134,34 @@ def test_every_job_has_a_timeout(name):
         assert 0 < job["timeout-minutes"] <= 120, f"{name}: job {job_id}"
 
 
-@pytest.mark.parametrize("name", workflow_names())
-def test_actions_are_pinned_to_release_tags(name):
-    uses = [step["uses"] for _, _, step in steps(load_workflow(name)) if "uses" in step]
-    assert uses
-    for action in uses:
-        assert PINNED.match(action), f"{name}: {action} is not pinned to a release tag or SHA"
+PINNED = re.compile(
+    r"^\s*(?:- )?uses: ([A-Za-z0-9_.-]+/[A-Za-z0-9_./-]+)@([0-9a-f]{40}) # (v\d+\.\d+\.\d+)$"
+)
+
+
+def test_actions_are_pinned_to_commits_with_their_release_in_a_comment():
+    """A tag can be moved to other code; a commit cannot. Dependabot updates SHA and comment."""
+    pins: dict[str, set[tuple[str, str]]] = {}
+    for name in workflow_names():
+        lines = [line for line in (WORKFLOWS / name).read_text().splitlines() if "uses:" in line]
+        assert lines, name
+        for line in lines:
+            match = PINNED.match(line)
+            assert match, f"{name}: `{line.strip()}` is not `uses: owner/repo@<sha> # vX.Y.Z`"
+            pins.setdefault(match.group(1), set()).add(match.group(2, 3))
+    assert all(len(versions) == 1 for versions in pins.values()), pins  # one version each
 
 
 @pytest.mark.parametrize("name", workflow_names())
-def test_python_is_the_locked_one_and_pip_is_cached_on_the_lock(name):
+def test_checkouts_keep_no_credentials(name):
+    for job_id, _, step in steps(load_workflow(name)):
+        if step.get("uses", "").startswith("actions/checkout@"):
+            assert step["with"]["persist-credentials"] is False, (name, job_id)
+
+
+@pytest.mark.parametrize("name", workflow_names())
+def test_python_is_the_locked_one_and_no_pip_cache_is_restored(name):
+    """`make install` uses uv: pip's cache would only be a way in for a poisoned cache."""
     conda = yaml.safe_load((ROOT / "conda.yaml").read_text())
     locked_python = next(
         item.split("=", 1)[1]
@@ -154,8 +171,7 @@ def test_python_is_the_locked_one_and_pip_is_cached_on_the_lock(name):
     for job_id, _, step in steps(load_workflow(name)):
         if step.get("uses", "").startswith("actions/setup-python@"):
             assert step["with"]["python-version"] == locked_python, job_id
-            assert step["with"]["cache"] == "pip", job_id
-            assert step["with"]["cache-dependency-path"] == "requirements.lock", job_id
+            assert "cache" not in step["with"], job_id
     for job_id, job in load_workflow(name)["jobs"].items():
         if "install" in makes(job):
             uses = [step.get("uses", "") for step in job["steps"]]
@@ -228,21 +244,26 @@ def test_each_leg_uploads_and_summarises_the_files_its_make_targets_write(
 ):
     """The workflow's globs match the names the Makefile gives that problem's outputs."""
     env = "staging" if target == "ci-staging" else "prod"
+    summarised = dry_run("ci-summary", f"ENV={env}", f"PROBLEM={problem}")
     written = {
         "training": dry_run(target, f"PROBLEM={problem}")[-1].rsplit("tee ", 1)[1],
-        "summary": dry_run("ci-summary", f"ENV={env}", f"PROBLEM={problem}")[0].split()[-1],
+        "summary": summarised[0].split()[-1],
+        "verdict": summarised[1].split()[-1],
         "show": dry_run("ci-show", f"ENV={env}", f"PROBLEM={problem}")[-1].split()[-1],
     }
     expected = f"outputs/{problem + '-' if problem else ''}{env}"
     assert written == {
         "training": f"{expected}.out",
         "summary": f"{expected}-summary.md",
+        "verdict": f"{expected}-verdict.md",
         "show": f"{expected}-show.json",
     }
     [training_upload] = [step for step in uploads(job) if "training" in step["with"]["name"]]
     globs = training_upload["with"]["path"].split()
-    for path in written.values():
-        assert any(fnmatch.fnmatch(path, pattern) for pattern in globs), (path, globs)
+    uploaded = {"summary", "verdict"} if env == "prod" else {"summary"}
+    for what, path in written.items():  # the training output and the show JSON name the server
+        matched = any(fnmatch.fnmatch(path, pattern) for pattern in globs)
+        assert matched == (what in uploaded), (what, path, globs)
     summary_if = step_running(job, "ci-summary")["if"]
     [glob] = re.findall(r"hashFiles\('([^']+)'\)", summary_if)
     assert fnmatch.fnmatch(written["training"], glob)
@@ -261,7 +282,7 @@ def test_every_ml_project_call_of_the_makefile_takes_the_problem():
     for target in targets:
         for problem in ("", "zz_probe"):
             for line in dry_run(target, f"PROBLEM={problem}"):
-                for command, rest in re.findall(r"ml-project\s+([a-z-]+)([^|;]*)", line):
+                for command, rest in re.findall(r"ml-project\s+([a-z-]+)([^|;)]*)", line):
                     if command == "summary":
                         continue
                     calls += 1
@@ -339,35 +360,43 @@ def test_release_tags_retrain_prod_in_the_production_environment():
     assert not jobs_running(release, "ci-staging")
 
 
-def test_scheduled_retraining_runs_the_newest_release_like_a_release():
+def test_scheduled_retraining_runs_the_champions_release_like_a_release():
     scheduled = load_workflow("scheduled.yml")
     assert scheduled["on"]["schedule"][0]["cron"]
     assert "workflow_dispatch" in scheduled["on"]
     [(job_id, job)] = jobs_running(scheduled, "release-prod")
     assert job["environment"] == "production"
-    [(tag_job_id, _)] = jobs_running(scheduled, "latest-release")
     [(monitor_job_id, monitor_job)] = jobs_running(scheduled, "ci-monitor")
-    assert job["needs"] == [tag_job_id, monitor_job_id]
-    assert job["steps"][0]["with"]["ref"] == f"${{{{ needs.{tag_job_id}.outputs.tag }}}}"
+    assert jobs_running(scheduled, "latest-release") == [(monitor_job_id, monitor_job)]
+    assert job["needs"] == monitor_job_id
+    assert job["steps"][0]["with"]["ref"] == f"${{{{ needs.{monitor_job_id}.outputs.tag }}}}"
     # retraining happens on drift (or when forced by hand), never on a failed drift check alone
+    assert f"needs.{monitor_job_id}.outputs.tag != ''" in job["if"]
     assert f"needs.{monitor_job_id}.outputs.drift == 'true'" in job["if"]
     assert "inputs.retrain" in job["if"]
     assert scheduled["on"]["workflow_dispatch"]["inputs"]["retrain"]["type"] == "boolean"
     # it watches the default problem, in the group a release of the default problem takes
-    assert job["env"]["PROBLEM"] == "" and scheduled["jobs"][monitor_job_id]["env"]["PROBLEM"] == ""
+    assert job["env"]["PROBLEM"] == "" and monitor_job["env"]["PROBLEM"] == ""
     release = load_workflow("release.yml")
     [(_, release_job)] = jobs_running(release, "release-prod")
     same_group = concurrency_of(scheduled, job)["group"]
     assert same_group == matrix_value(concurrency_of(release, release_job)["group"], "")
 
 
-def test_scheduled_scoring_runs_the_champion_then_the_drift_check():
+def test_scheduled_scoring_runs_the_champion_of_its_release_then_the_drift_check():
     scheduled = load_workflow("scheduled.yml")
     [(job_id, job)] = jobs_running(scheduled, "ci-monitor")
-    [(tag_job_id, _)] = jobs_running(scheduled, "latest-release")
-    assert job["needs"] == tag_job_id
-    assert job["steps"][0]["with"]["ref"] == f"${{{{ needs.{tag_job_id}.outputs.tag }}}}"
+    assert job["environment"] == "production"  # prod's champion: prod's secrets
+    release_step = step_running(job, "latest-release")
+    tag = f"steps.{release_step['id']}.outputs.tag"
+    assert job["outputs"]["tag"] == f"${{{{ {tag} }}}}"
+    after = job["steps"][job["steps"].index(release_step) + 1 :]
+    checkout = after[0]  # the champion's release, before anything runs its code
+    assert checkout["uses"].startswith("actions/checkout@")
+    assert checkout["with"]["ref"] == f"${{{{ {tag} }}}}" and checkout["with"]["clean"] is False
+    assert all(f"{tag} != ''" in step["if"] for step in after)  # no champion: nothing to do
     order = makes(job)
+    assert order.index("latest-release") < order.index("settle") < order.index("batch")
     assert order.index("batch") < order.index("score") < order.index("ci-monitor")
     batch = command_words(run_lines(step_running(job, "batch")["run"])[0])
     assert "ENV=prod" in batch  # the records as prod's settings read them
@@ -395,8 +424,7 @@ def test_ci_run_calls_the_readme_test_command():
 
 def test_ci_jobs_that_install_restore_uvs_cache_keyed_on_the_lock():
     """uv (what `make install` uses) never reads pip's cache: ci.yml restores its own. The
-    release and scheduled workflows, which write prod, restore no uv cache a branch could fill
-    (their setup-python pip cache stays for now)."""
+    release and scheduled workflows, which write prod, restore no cache a branch could fill."""
     for job_id, job in load_workflow("ci.yml")["jobs"].items():
         if "install" not in makes(job):
             continue
