@@ -274,6 +274,7 @@ def pytest_unconfigure(config) -> None:
 # `--dist loadfile` a worker runs a whole file, and a long one started last leaves the other
 # workers idle at the end. The other files keep their order.
 LONGEST_FIRST = (
+    "tests/ci/test_workflow_events.py",
     "tests/integration/test_faults_cli.py",
     "tests/integration/test_train_cli.py",
     "tests/integration/test_spark_scoring.py",
