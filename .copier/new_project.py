@@ -49,6 +49,19 @@ def main() -> None:
                        r'\1problem: [""]  # the default problem; list yours beside it')  # fmt: skip
         substitute(root / "README.md", r"^- \*\*flights\*\* \(the default\):.*\n.*\n", "")
         substitute(root / "README.md", r"^- \*\*storms\*\*:", "- **storms** (the default):")
+        # the workflows' comments name the default problem, not the dropped example
+        flights_then_storms = r"the flights demo here;\n([ \t]*# )storms = the second example \S+ ?"
+        substitute(root / ".github/workflows/ci.yml", flights_then_storms, r"storms here;\n\1")
+        substitute(
+            root / ".github/workflows/release.yml",
+            r"\(the flights demo\); storms = the second example\.",
+            "(storms here).",
+        )
+        substitute(
+            root / ".github/workflows/scheduled.yml",
+            r' \(e\.g\. "month == 12" for the flights demo\)',
+            "",
+        )
         # the README's tree: the flights folder and its three lines go, storms is the example
         substitute(root / "README.md", r"^  flights/ .*\n(?:    .*\n){3}", "")
         substitute(root / "README.md", r"^(  storms/ +)the second example:", r"\1the example:")

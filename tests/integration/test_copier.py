@@ -89,6 +89,8 @@ def test_copy_gives_the_template_files_named_and_without_the_declined_example(te
     readme = (project / "README.md").read_text()
     assert "- **storms** (the default):" in readme and "- **flights**" not in readme
     assert "flights/" not in readme and "  storms/                 the example:" in readme
+    for workflow in (project / ".github" / "workflows").iterdir():
+        assert "flights" not in workflow.read_text(), workflow.name
 
 
 def test_update_brings_a_platform_change_and_keeps_the_owners_files(template, project, tmp_path):
