@@ -220,15 +220,15 @@ def verdict_section(facts: CardFacts) -> Section:
         f"{'passed' if check.passed else 'FAILED'} `{check.name}`: {check.message}"
         for check in verdict.checks
     )
-    why = "every check passed" if verdict.passed else "failed: " + "; ".join(verdict.reasons)
-    return Section(f"Gate: {verdict_word(facts)}", lines=(why.capitalize() + ".",), items=items)
+    why = "Every check passed" if verdict.passed else "Failed: " + "; ".join(verdict.reasons)
+    return Section(f"Gate: {verdict_word(facts)}", lines=(why + ".",), items=items)
 
 
 def plots_section(facts: CardFacts) -> Section:
     if facts.plots:
         return Section(
             "Plots",
-            lines=("MLflow's evaluation of this version on the held-out rows.",),
+            lines=("MLflow's evaluation of this version on the held-out rows (the gate run's):",),
             plots=tuple(plot.path for plot in facts.plots),
         )
     skipped = facts.tags.get(EVALUATION_SKIPPED)
@@ -293,7 +293,9 @@ def md_section(section: Section, run_id: str) -> list[str]:
         lines.append("|" + "---|" * len(head))
         lines += ["| " + " | ".join(md_text(cell) for cell in row) + " |" for row in body]
     lines += [f"- {md_text(item)}" for item in section.items]
-    lines += [f"![{path}]({artifact_link(run_id, path)})" for path in section.plots]
+    # links, not images: MLflow's sanitizer drops an image's size, and full-size plots overflow
+    # the version's page (the HTML card inlines them)
+    lines += [f"- [{md_text(path)}]({artifact_link(run_id, path)})" for path in section.plots]
     return [*lines, ""]
 
 
