@@ -124,7 +124,9 @@ def verdict_word(facts: CardFacts) -> str:
 def headline(facts: CardFacts) -> str:
     verdict = facts.verdict
     if verdict.passed:
-        fate = "passed the gate: it may become `champion` (this page's aliases say if it did)"
+        fate = (
+            "passed the gate: it may become `champion` (its aliases in the registry say if it did)"
+        )
     else:
         fate = "was refused by the gate: it holds no alias and never serves"
     return (
@@ -185,7 +187,10 @@ def data_section(facts: CardFacts) -> Section:
 
 
 def number(value: float | None) -> str:
-    return "-" if value is None or value != value else f"{value:.4f}"
+    """A metric as the card shows it: "-" when absent, NaN when undefined on these rows."""
+    if value is None:
+        return "-"
+    return "NaN" if value != value else f"{value:.4f}"
 
 
 def metrics_section(facts: CardFacts) -> Section:

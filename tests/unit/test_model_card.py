@@ -4,6 +4,7 @@ self-contained HTML page out, for each task kind, passed or refused."""
 import base64
 import html
 import re
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -221,3 +222,27 @@ def test_the_html_card_is_self_contained_and_escaped(task):
     assert "<h2>Gate: passed</h2>" in page
     for name in GOOD[task]:
         assert f"<code>{name}</code>" in page
+
+
+def test_show_says_where_each_version_card_is():
+    from ml_project.promotion import Description, VersionView
+    from ml_project.views import SHOW_WIDTH, show_text
+
+    version = VersionView(
+        version="7", aliases=["champion"], validation_status="passed", validation_reasons="",
+        metrics={"roc_auc": 0.81}, compared_with="", created="2026-12-07T08:00:00+00:00",
+        lineage={}, copied_from={},
+    )  # fmt: skip
+    described = Description(
+        env="dev", problem="p", task="binary", primary_metric="roc_auc", model_name="m_dev",
+        tracking_uri="sqlite:///mlflow.db", aliases={"champion": "7"}, versions=[version],
+        history=[],
+    )  # fmt: skip
+    lines = show_text(described, history_lines=5).splitlines()
+    at = next(index for index, line in enumerate(lines) if line.startswith("  cards "))
+    said = " ".join(line.strip() for line in lines[at : at + 2])
+    assert "description on its MLflow UI page" in said
+    assert "model_card/version-<n>.html of the run that judged it" in said
+    assert all(len(line) <= SHOW_WIDTH for line in lines)
+    empty = show_text(replace(described, versions=[]), history_lines=5)
+    assert "cards" not in empty
