@@ -18,7 +18,7 @@ import logging
 import re
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -111,7 +111,7 @@ class Section:
     table: tuple[tuple[str, ...], ...] = ()
     items: tuple[str, ...] = ()
     code: str = ""
-    plots: tuple[str, ...] = field(default=())  # artifact paths
+    plots: tuple[str, ...] = ()  # artifact paths
 
 
 # --- what a card says (pure) ------------------------------------------------------------------

@@ -6,7 +6,9 @@ the CLI); `ml-project promote --from-env dev --to-env staging` then copies the b
 version into staging over HTTP, where the staging gate judges it and writes its card. The
 version's page (a React app: `/#/models/<name>/versions/<n>`) must show the card rendered from
 its Markdown, its plot links must answer with the plots, and the run's HTML card must need
-nothing from outside. The screenshot stays in outputs/test-artifacts/ (git ignores outputs/).
+nothing from outside. A copy into prod, refused (prod wants more held-out rows), shows a card
+that says refused and why. The screenshot stays in outputs/test-artifacts/ (git ignores
+outputs/).
 """
 
 from __future__ import annotations
@@ -82,10 +84,7 @@ def test_the_version_page_shows_its_model_card(synthetic_models, synthetic_proje
         assert version.tags["validation_status"] == "passed"
 
         url = f"{server.url}/#/models/{name}/versions/{number}"
-        dom = page_dom(url, tmp_path / "browser")
-        start = CARD_HEAD.search(dom)
-        assert start is not None and start.group(1) == "passed"
-        card = dom[start.start() : dom.index("</div>", start.start())]
+        card = card_on_page(url, tmp_path / "browser", "passed")
         shown = text_of(card)
         assert "###" not in shown and "| ---" not in shown  # rendered, not raw Markdown
         assert "<table>" in card and "<th>feature-blind model</th>" in card
@@ -102,6 +101,8 @@ def test_the_version_page_shows_its_model_card(synthetic_models, synthetic_proje
         check_plots(server.url, card)
         check_html_card(client, version.tags["model_card"], name, number)
 
+        check_refused_card(trained, synthetic_project, server.url, tmp_path / "browser")
+
         SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
         SCREENSHOT.unlink(missing_ok=True)
         browse(url, tmp_path / "browser", f"--screenshot={SCREENSHOT}", "--window-size=1280,2200")
@@ -109,6 +110,33 @@ def test_the_version_page_shows_its_model_card(synthetic_models, synthetic_proje
         print(f"screenshot of the version page: {SCREENSHOT}")
     finally:
         server.stop()
+
+
+def card_on_page(url: str, profile: Path, verdict: str) -> str:
+    """The rendered card (HTML) in the DOM of a version's page."""
+    dom = page_dom(url, profile)
+    start = CARD_HEAD.search(dom)
+    assert start is not None and start.group(1) == verdict, dom[-2000:]
+    return dom[start.start() : dom.index("</div>", start.start())]
+
+
+def check_refused_card(trained: dict, project: Path, server_url: str, profile: Path) -> None:
+    """A version the gate refuses (prod wants more held-out rows than the copy has) gets its
+    card too: it says refused and why."""
+    refused = run_cli(
+        "promote", "--from-env", "dev", "--to-env", "prod", "--problem", trained["problem"],
+        "--version", trained["result"]["model_version"], "--reason", "the UI test",
+        cwd=project, tracking_uri=server_url,
+    )  # fmt: skip
+    assert refused.returncode == 5, refused.stderr
+    name = trained["problem"] + "_prod"
+    version = MlflowClient(server_url).get_model_version(name, "1")
+    assert version.tags["validation_status"] == "failed"
+    shown = text_of(card_on_page(f"{server_url}/#/models/{name}/versions/1", profile, "refused"))
+    assert "was refused by the gate: it holds no alias and never serves" in shown
+    assert "Gate: refused" in shown
+    assert f"Failed: {version.tags['validation_reasons']}." in shown
+    assert "fewer than gate.min_test_rows" in shown
 
 
 def check_plots(server_url: str, card: str) -> None:
