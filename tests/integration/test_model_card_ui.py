@@ -18,6 +18,7 @@ import re
 import shutil
 import subprocess
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -66,16 +67,25 @@ def text_of(fragment: str) -> str:
     return html.unescape(re.sub(r"<[^>]+>", "", fragment))
 
 
+def promote(trained: dict, env: str, project: Path, server_url: str):
+    """`ml-project promote` of the dev version into `env`: a copy that `env`'s gate judges."""
+    return run_cli(
+        "promote", "--from-env", "dev", "--to-env", env, "--problem", trained["problem"],
+        "--version", trained["result"]["model_version"], "--reason", "the UI test", "--json",
+        cwd=project, tracking_uri=server_url,
+    )  # fmt: skip
+
+
 def test_the_version_page_shows_its_model_card(synthetic_models, synthetic_project, tmp_path):
     trained = synthetic_models["binary"]
     store = copy_store(trained["uri"], tmp_path)
     server = start_tracking_server(tmp_path / "server", backend_store_uri=store)
     try:
-        promoted = run_cli(
-            "promote", "--from-env", "dev", "--to-env", "staging", "--problem", trained["problem"],
-            "--version", trained["result"]["model_version"], "--reason", "the UI test", "--json",
-            cwd=synthetic_project, tracking_uri=server.url,
-        )  # fmt: skip
+        with ThreadPoolExecutor(2) as pool:  # two models: the copies do not wait on each other
+            promoted, refused = pool.map(
+                lambda env: promote(trained, env, synthetic_project, server.url),
+                ("staging", "prod"),
+            )
         assert promoted.returncode == 0, promoted.stderr
         result = last_json(promoted.stdout)
         name, number = result["model_name"], result["version"]
@@ -101,7 +111,8 @@ def test_the_version_page_shows_its_model_card(synthetic_models, synthetic_proje
         check_plots(server.url, card)
         check_html_card(client, version.tags["model_card"], name, number)
 
-        check_refused_card(trained, synthetic_project, server.url, tmp_path / "browser")
+        assert refused.returncode == 5, refused.stderr
+        check_refused_card(client, last_json(refused.stdout), server.url, tmp_path / "browser")
 
         SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
         SCREENSHOT.unlink(missing_ok=True)
@@ -120,19 +131,14 @@ def card_on_page(url: str, profile: Path, verdict: str) -> str:
     return dom[start.start() : dom.index("</div>", start.start())]
 
 
-def check_refused_card(trained: dict, project: Path, server_url: str, profile: Path) -> None:
-    """A version the gate refuses (prod wants more held-out rows than the copy has) gets its
+def check_refused_card(client: MlflowClient, result: dict, server_url: str, profile: Path) -> None:
+    """A version the gate refused (prod wants more held-out rows than the copy has) has its
     card too: it says refused and why."""
-    refused = run_cli(
-        "promote", "--from-env", "dev", "--to-env", "prod", "--problem", trained["problem"],
-        "--version", trained["result"]["model_version"], "--reason", "the UI test",
-        cwd=project, tracking_uri=server_url,
-    )  # fmt: skip
-    assert refused.returncode == 5, refused.stderr
-    name = trained["problem"] + "_prod"
-    version = MlflowClient(server_url).get_model_version(name, "1")
+    name, number = result["model_name"], result["version"]
+    version = client.get_model_version(name, number)
     assert version.tags["validation_status"] == "failed"
-    shown = text_of(card_on_page(f"{server_url}/#/models/{name}/versions/1", profile, "refused"))
+    url = f"{server_url}/#/models/{name}/versions/{number}"
+    shown = text_of(card_on_page(url, profile, "refused"))
     assert "was refused by the gate: it holds no alias and never serves" in shown
     assert "Gate: refused" in shown
     assert f"Failed: {version.tags['validation_reasons']}." in shown
