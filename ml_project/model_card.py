@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import pandas as pd
 from mlflow.exceptions import MlflowException
@@ -284,7 +285,7 @@ def md_text(text: str) -> str:
 
 def artifact_link(run_id: str, path: str) -> str:
     """The UI server's URL of a run's artifact, relative to the UI's page."""
-    return f"get-artifact?path={path}&run_uuid={run_id}"
+    return f"get-artifact?path={quote(path)}&run_uuid={quote(run_id)}"
 
 
 def md_section(section: Section, run_id: str) -> list[str]:

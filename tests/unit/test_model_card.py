@@ -204,6 +204,11 @@ def test_a_long_card_is_cut_at_the_limit_and_says_where_the_whole_one_is():
     assert "ml-project reproduce --model-uri models:/demo_binary_dev/7" in cut  # first kept
 
 
+def test_a_plot_link_is_a_url_relative_to_the_ui():
+    link = model_card.artifact_link(RUN, "plots/a b#1.png")
+    assert link == f"get-artifact?path=plots/a%20b%231.png&run_uuid={RUN}"
+
+
 def test_markdown_text_is_escaped_outside_code():
     assert model_card.md_text("a_b|c <x> `p_q|r`") == r"a\_b\|c &lt;x&gt; `p_q/r`"
 
