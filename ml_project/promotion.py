@@ -23,6 +23,7 @@ from ml_project.errors import ConfigError, GateFailedError, RegistryError
 from ml_project.evaluation import HeldOut, held_out_rows, log_evaluation
 from ml_project.gate import HIDDEN
 from ml_project.input_rules import unchecked
+from ml_project.model_card import write_card
 from ml_project.registry import AliasChanged, Move
 from ml_project.results import EXACT
 from ml_project.settings import Settings
@@ -148,6 +149,7 @@ def gate_version(
         recovery.require_unsettled(client, name, version)  # never a verdict on a settled one
         tags = {**verdict.as_tags(), "gate.attempt": str(attempt)}
         registry.set_version_tags(client, name, version, tags)
+        write_card(client, held, version=version, verdict=verdict, run_id=run_id)
         outcome = partial(
             GateOutcome.of, verdict, model_name=name, version=version, attempts=attempt
         )

@@ -114,6 +114,13 @@ def promotion_text(result: "PromotionResult") -> str:
     return "\n".join(lines + gate_lines(result.gate))
 
 
+# Where `show` says each version's model card is (model_card.py).
+CARD_WHERE = (
+    "each version's description on its MLflow UI page, and model_card/version-<n>.html of "
+    "the run that judged it"
+)
+
+
 def show_text(described: "Description", *, history_lines: int) -> str:
     """`show`: the aliases, a line per version, orphan warnings, then the latest history."""
     aliases = ", ".join(f"{k} -> {v}" for k, v in described.aliases.items()) or "none"
@@ -126,6 +133,8 @@ def show_text(described: "Description", *, history_lines: int) -> str:
         f"{'vs':>4}  {'commit':<12} {'data':<12} {'seed':>5}  from",
     ]
     lines += [version_line(item, primary) for item in described.versions]
+    if described.versions:
+        lines += wrapped(f"  {'cards':<10} ", CARD_WHERE)
     for item in described.versions:
         if item.validation_status == "orphaned":
             lines.append(
