@@ -18,6 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 # The request/answer format between `reproduce` and a commit's own ml_project/rebuild.py,
 # tagged on every training as `ml_project.rebuild_protocol`.
 REBUILD_PROTOCOL = "2"
+OPENMP_THREADS = "openmp_threads"  # env.openmp_threads: the threads a fit used
 # Packages whose versions decide what a trained model is.
 KEY_PACKAGES = (
     "mlflow",
@@ -148,11 +149,15 @@ def package_versions(names: Iterable[str] = KEY_PACKAGES) -> dict[str, str]:
 
 
 def environment_info() -> dict[str, str]:
-    """Python, OS and CPU architecture."""
+    """Python, OS, CPU architecture, and the OpenMP threads scikit-learn fits with (a gradient
+    boosting's sums depend on how many threads add them up: `reproduce` rebuilds with as many)."""
+    from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
+
     return {
         "python": platform.python_version(),
         "os": f"{platform.system()} {platform.release()}",
         "machine": platform.machine(),
+        OPENMP_THREADS: str(_openmp_effective_n_threads()),
     }
 
 

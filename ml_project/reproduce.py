@@ -298,11 +298,16 @@ def checkout(repo: Path, commit: str) -> Iterator[Path]:
         lineage.git(repo, "worktree", "prune")
 
 
-def run_driver(code: Path, request: dict[str, Any], workdir: Path) -> dict[str, Any]:
-    """Run the checkout's own `python -m ml_project.rebuild` in `code`; its JSON answer."""
+def run_driver(
+    code: Path, request: dict[str, Any], workdir: Path, *, threads: str = ""
+) -> dict[str, Any]:
+    """Run the checkout's own `python -m ml_project.rebuild` in `code` (on `threads` OpenMP
+    threads, the training's, when it recorded them); its JSON answer."""
     request_path, answer_path = workdir / "request.json", workdir / "answer.json"
     request_path.write_text(json.dumps(request), encoding="utf-8")
     environ = {**os.environ, "PYTHONPATH": str(code), "PYTHONDONTWRITEBYTECODE": "1"}
+    if threads.isdigit():
+        environ["OMP_NUM_THREADS"] = threads
     environ.pop("ML_PROJECT_ROOT", None)
     done = subprocess.run(
         [sys.executable, "-m", DRIVER_MODULE, str(request_path), str(answer_path)],
@@ -422,7 +427,8 @@ def _rebuild(
             },
             "sample_rows": FEATURE_SAMPLE_ROWS,
         }
-        answer = run_driver(project, request, workdir)
+        threads = recorded.tags.get(f"env.{lineage.OPENMP_THREADS}", "")
+        answer = run_driver(project, request, workdir, threads=threads)
     answer["registered_artifact"] = target.model_uri
     answer["registered_refused"] = registered_model.get("refused", "")
     answer["registered_files"] = registered_model.get("files", "")

@@ -336,3 +336,23 @@ def test_a_commit_without_the_problem_fails_in_one_paragraph(tmp_path):
     client = MlflowClient(uri)
     text = client.download_artifacts(report["reproduction_run_id"], "reproduction/traceback.txt")
     assert "Traceback" in Path(text).read_text()
+
+
+def test_a_model_fitted_on_more_threads_is_rebuilt_on_as_many(synthetic_project, tmp_path):
+    """A gradient boosting's sums depend on how many OpenMP threads add them up: a version
+    trained on two threads, reproduced from a process bound to one (as the tests are), is
+    rebuilt on two, the count its run recorded, and is identical."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    trained = run_cli(
+        "train", "--env", "dev", "--problem", "synthetic_multiclass", "--json",
+        cwd=synthetic_project, tracking_uri=uri, env={"OMP_NUM_THREADS": "2"},
+    )  # fmt: skip
+    assert trained.returncode == 0, trained.stderr
+    run = MlflowClient(uri).get_run(last_json(trained.stdout)["run_id"])
+    assert run.data.tags["env.openmp_threads"] == "2"
+    done = reproduce(
+        synthetic_project, uri, "--env", "dev", "--problem", "synthetic_multiclass",
+        "--version", "1", "--json",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert last_json(done.stdout)["verdict"] == "identical"
