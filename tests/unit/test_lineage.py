@@ -67,9 +67,10 @@ def test_lock_pins_feed_model_requirements(tmp_path):
     assert all("==" in line for line in requirements)
 
 
-def test_environment_info_names_python_os_and_cpu():
+def test_environment_info_names_python_os_cpu_and_the_fits_threads():
     info = lineage.environment_info()
-    assert set(info) == {"python", "os", "machine"} and all(info.values())
+    assert set(info) == {"python", "os", "machine", "openmp_threads"} and all(info.values())
+    assert int(info["openmp_threads"]) >= 1  # what a fit in this process would use
 
 
 @pytest.mark.parametrize(
