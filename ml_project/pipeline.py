@@ -9,7 +9,7 @@ line as it ends (name, seconds, rows) and its seconds as the metric `time_<stage
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +35,7 @@ from ml_project import (
 )
 from ml_project.errors import DataError, DirtyTreeError, GateFailedError
 from ml_project.evaluation import HeldOut, log_evaluation
-from ml_project.inputs import Inputs, locate, read_inputs
+from ml_project.inputs import Inputs, dataset_source, locate, read_inputs
 from ml_project.lineage import REBUILD_PROTOCOL as REBUILD_PROTOCOL
 from ml_project.metrics import Predictions, StagedLoss
 from ml_project.problem import Problem
@@ -47,6 +47,7 @@ from ml_project.records import read_tables as read_tables
 from ml_project.records import table_paths as table_paths
 from ml_project.results import EXACT
 from ml_project.settings import PROBLEMS_FOLDER, Settings
+from ml_project.sources import Location
 from ml_project.time_features import derived_names
 from ml_project.vocabulary import (
     ALLOW_DIRTY,
@@ -217,7 +218,7 @@ def check_tree(settings: Settings, git: lineage.GitInfo, *, allow_dirty: bool) -
 def validate_tables(
     settings: Settings,
     tables: dict[str, pd.DataFrame],
-    paths: dict[str, Path],
+    paths: Mapping[str, Location],
     root: Path,
     *,
     reuse: validation.VerdictLookup | None = None,
@@ -608,7 +609,7 @@ def log_training(
 
 def _log_datasets(settings: Settings, prepared: PreparedData, inputs: Inputs) -> None:
     """Register the train and test rows as MLflow datasets, with our full-content digests."""
-    source = ", ".join(str(path) for path in inputs.paths.values())
+    source = dataset_source(list(inputs.paths.values()))
     for context, frame, digest in (
         ("training", prepared.split.train, prepared.digests["train_digest"]),
         ("evaluation", prepared.split.test, prepared.digests["test_digest"]),

@@ -63,7 +63,7 @@ import pandas as pd
 import yaml
 
 import ml_project
-from ml_project import data, metrics, pipeline
+from ml_project import data, metrics, pipeline, sources
 from ml_project.problem import Problem, load_problem
 from ml_project.records import PreparedData
 from ml_project.settings import Settings, validate_settings
@@ -290,19 +290,21 @@ def rebuild(request: dict[str, Any], answer: dict[str, Any]) -> None:
 def _read_sources(
     settings: Settings, request: dict[str, Any], answer: dict[str, Any]
 ) -> dict[str, pd.DataFrame]:
-    """The tables (or their moved copies) read, each file's path, sha256, rows and schema."""
+    """The tables (or their moved copies and snapshots) read, each one's source, digest, rows
+    and schema; a copy is digested as its table's source is (sources.digest)."""
     overrides = request.get("tables") or {}
-    data_root = Path(request["data_root"])
-    paths = {
-        name: Path(overrides[name]) if overrides.get(name) else data.resolve_table(spec, data_root)
+    data_root, code_root = Path(request["data_root"]), Path(request["code_root"])
+    found = {
+        name: sources.locate(spec, data_root, query_root=code_root)
         for name, spec in settings.data.tables.items()
     }
+    paths = {name: Path(overrides[name]) if overrides.get(name) else found[name] for name in found}
     answer["sources"] = {name: {"path": str(path)} for name, path in paths.items()}
     tables = pipeline.read_tables(paths)
-    for name, digest in pipeline.file_digests(paths).items():
-        answer["sources"][name].update(
-            sha256=digest, rows=len(tables[name]), schema=table_schema(tables[name])
-        )
+    for name, table in tables.items():
+        kept = overrides.get(name) and not sources.is_local_file(found[name])
+        digest = data.frame_digest(table) if kept else sources.digest(paths[name], table)
+        answer["sources"][name].update(sha256=digest, rows=len(table), schema=table_schema(table))
     return tables
 
 

@@ -44,8 +44,9 @@ class DataSettings(_Section):
 
     tables: dict[str, str] = Field(
         min_length=1,
-        description="table name -> file (CSV, zipped CSV, Parquet), relative to the project "
-        "root, absolute, or package:<distribution>/<path> for a file shipped in a package",
+        description="table name -> source: a file (CSV, zipped CSV, Parquet) or Parquet folder "
+        "relative to the project root, absolute, or package:<distribution>/<path>; an fsspec "
+        "URL (s3://...); or sql:<query file>@<VARIABLE> (sources.py, docs/data-sources.md)",
     )
     key_columns: tuple[str, ...] = Field(min_length=1, description="columns naming one record")
     label: str = Field(min_length=1, description="the column the model learns to predict")
