@@ -30,6 +30,7 @@ from ml_project import (
     recovery,
     registry,
     run_life,
+    snapshots,
     tracking,
     validation,
 )
@@ -593,6 +594,7 @@ def log_training(
     if lock.is_file():
         mlflow.log_artifact(str(lock), "environment")
     _log_datasets(settings, prepared, inputs)
+    snapshots.keep(settings, inputs, prepared, root=root)
     checked = _log_validation(reports, metrics=False)
     _log_fingerprints(settings, prepared, trained, inputs.tables)
     mlflow.log_dict(reference_profile(settings, prepared, trained), drift.PROFILE_ARTIFACT)
