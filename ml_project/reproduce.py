@@ -351,10 +351,10 @@ def reproduce_model(
     from_source: bool = False,
 ) -> ReproductionResult:
     """Rebuild the target from its commit, config, seed and data (`tables`: moved copies,
-    `--table`; else the snapshots kept at training, or today's sources with `from_source`),
-    and compare step by step: the result whatever the verdict. RegistryError: no
-    target, lineage or commit; DataError: a recorded file is gone; NotReproducedError: another
-    rebuild protocol; ConfigError: `tables` names a table the run did not read."""
+    `--table`; else its snapshots, or today's sources with `from_source`), and compare step by
+    step: the result whatever the verdict. RegistryError: no target, lineage or commit;
+    DataError: a recorded file is gone; NotReproducedError: another rebuild protocol;
+    ConfigError: `tables` names a table the run did not read."""
     started = time.perf_counter()
     client = tracking.connect(root)
     with progress.stage("resolve"):
@@ -366,10 +366,7 @@ def reproduce_model(
         with progress.stage("read recorded"):
             recorded = read_recorded(client, target, workdir)
         require_protocol(target, recorded.tags, lineage.REBUILD_PROTOCOL)
-        overrides = table_overrides(target, recorded.tags, tables or {})
-        overrides, data_origin = snapshot_overrides(
-            recorded.tags, overrides, workdir, client.tracking_uri, from_source=from_source
-        )
+        overrides, data_origin = _data_read(target, recorded, tables, workdir, client, from_source)
         commit = recorded.tags.get(tag.GIT_COMMIT, "")
         repo, prefix = repository(root)
         require_commit(repo, commit, what=target.describe())
@@ -381,9 +378,8 @@ def reproduce_model(
                 answer = _rebuild(root, client, target, recorded, workdir, repo, prefix, overrides)
     steps: list[Step] = [environment]
     if answer is not None:
-        steps += [_code_step(commit, answer), *_compare(recorded, answer)]
-        if not from_source and not tables:
-            steps = subset_data_step(recorded.tags, steps)
+        rebuilt = [_code_step(commit, answer), *_compare(recorded, answer)]
+        steps += rebuilt if from_source or tables else subset_data_step(recorded.tags, rebuilt)
     outcome, first, error, traceback = _judge(answer, recorded, target, commit, steps, tolerance)
     result = ReproductionResult(
         target=target,
@@ -393,12 +389,7 @@ def reproduce_model(
         verdict=outcome,
         first_difference=first,
         steps=tuple(steps),
-        warnings=(
-            data_origin,
-            *_dirty_warnings(recorded.tags, commit),
-            *_environment_warnings(environment),
-            *_sources_warnings(steps),
-        ),
+        warnings=(data_origin, *_warnings(recorded.tags, commit, environment, steps)),
         experiment_id=recorded.experiment_id,
         tracking_uri=tracking.redact(client.tracking_uri),
         seconds=time.perf_counter() - started,
@@ -514,6 +505,16 @@ def _environment_step(recorded: Recorded) -> EnvironmentStep:
     )
 
 
+def _warnings(
+    tags: dict[str, str], commit: str, environment: EnvironmentStep, steps: list[Step]
+) -> list[str]:
+    return [
+        *_dirty_warnings(tags, commit),
+        *_environment_warnings(environment),
+        *_sources_warnings(steps),
+    ]
+
+
 def _dirty_warnings(tags: dict[str, str], commit: str) -> list[str]:
     if tags.get(tag.GIT_DIRTY) != "true":
         return []
@@ -581,6 +582,22 @@ def _driver_failure(
 
 
 # ---------------------------------------------------------------- the data read (snapshots)
+
+
+def _data_read(
+    target: Target,
+    recorded: Recorded,
+    tables: dict[str, Path] | None,
+    workdir: Path,
+    client: MlflowClient,
+    from_source: bool,
+) -> tuple[dict[str, str | None], str]:
+    """Which file each table is read from (--table copies, else snapshots: snapshot_overrides)
+    and the line saying so."""
+    overrides = table_overrides(target, recorded.tags, tables or {})
+    return snapshot_overrides(
+        recorded.tags, overrides, workdir, client.tracking_uri, from_source=from_source
+    )
 
 
 def snapshot_overrides(

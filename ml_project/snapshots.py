@@ -75,10 +75,9 @@ def keep(settings: Settings, inputs: Inputs, prepared: PreparedData, *, root: Pa
             whole = table is inputs.tables[name]
             try:
                 kept = write_local(Path(scratch), name, inputs.paths[name], table, whole=whole)
-                size_mb = kept.file.stat().st_size / 1e6
-                if size_mb > choice.max_mb:
-                    limit = f"data.snapshot.max_mb={choice.max_mb}"
-                    skipped.append(f"{name} ({size_mb:.0f} MB > {limit})")
+                over = too_large(kept, choice.max_mb)
+                if over:
+                    skipped.append(over)
                     continue
                 where = store(kept, choice.location, root=root)
             except (OSError, ValueError) as exc:  # the run goes on; its tags say why
@@ -92,6 +91,14 @@ def keep(settings: Settings, inputs: Inputs, prepared: PreparedData, *, root: Pa
     tags[SNAPSHOT] = f"not kept for {', '.join(skipped)}" if skipped else state
     logger.info("snapshot: %s", tags[SNAPSHOT])
     mlflow.set_tags(tags)
+
+
+def too_large(kept: Kept, max_mb: float) -> str:
+    """Why a snapshot file is not kept ("" when it is within `max_mb`)."""
+    size_mb = kept.file.stat().st_size / 1e6
+    if size_mb <= max_mb:
+        return ""
+    return f"{kept.table} ({size_mb:.3g} MB > data.snapshot.max_mb={max_mb:g})"
 
 
 def kept_tables(

@@ -115,6 +115,10 @@ def lake(postgres, bucket, tmp_path_factory):
         "visit_id", "--kind", "binary", "--name", PROBLEM,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
+    overlay = root / "problems" / PROBLEM / "environments" / "dev.yaml"
+    text = overlay.read_text()  # init's dev overlay holds a data: section (its sample)
+    assert text.count("\ndata:\n") == 1, text
+    overlay.write_text(text.replace("\ndata:\n", "\ndata:\n  snapshot: {keep: false}\n"))
     commit_all(root, "init: visits from the shop database, devices from the lake")
     return {"root": root, "env": environ, "password": password, "postgres": postgres}
 
@@ -142,7 +146,7 @@ def test_a_query_and_an_object_go_the_whole_path(lake, tmp_path):
     assert_no_secret(lake, base)
     versions = {}
     for env in ("dev", "staging", "prod"):
-        done = cli(root, environ, "train", "--env", env, "--json")
+        done = cli(root, environ, "train", "--env", env, "--json")  # dev keeps no snapshot
         outputs += [done.stdout, done.stderr]
         assert done.returncode == 0, done.stderr
         result = last_json(done.stdout)
@@ -158,6 +162,11 @@ def test_a_query_and_an_object_go_the_whole_path(lake, tmp_path):
     assert prod["data.table.visits.snapshot_rows"] == str(ROWS)
     assert prod["data.table.visits.path"] == "sql:" + str(root / "queries/visits.sql@VISITS_DB")
 
+    done = cli(root, environ, "reproduce", "--env", "dev", "--version", "1", "--json")
+    outputs += [done.stdout, done.stderr]
+    assert done.returncode == 0, done.stdout + done.stderr  # today's rows: still the same
+    kept_none = "data: read from today's sources: the run kept no snapshot of its rows (off "
+    assert kept_none in done.stdout and "so the data is not kept" in done.stdout
     done = cli(root, environ, "reproduce", "--env", "staging", "--version", "1", "--strict",
                "--json")  # fmt: skip
     outputs += [done.stdout, done.stderr]

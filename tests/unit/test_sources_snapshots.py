@@ -29,6 +29,15 @@ def test_a_whole_local_file_is_kept_as_its_bytes(tmp_path):
     assert snapshot.file.read_bytes() == path.read_bytes()
 
 
+def test_the_size_guard_names_the_table_and_the_setting(tmp_path):
+    snapshot = kept(tmp_path, pd.DataFrame({"id": range(1000)}))
+    assert snapshots.too_large(snapshot, 500) == ""
+    size = snapshot.file.stat().st_size / 1e6
+    assert snapshots.too_large(snapshot, 0.0001) == (
+        f"orders ({size:.3g} MB > data.snapshot.max_mb=0.0001)"
+    )
+
+
 def test_a_location_is_written_once_per_content(tmp_path):
     frame = pd.DataFrame({"id": [1, 2]})
     uri = snapshots.store(kept(tmp_path, frame), "snaps", root=tmp_path)
