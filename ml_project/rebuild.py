@@ -19,7 +19,9 @@ Request, protocol "2":
     settings_yaml     the resolved settings the run logged (config/settings.yaml)
     data_root         the user's current project root: relative table paths resolve against it
     code_root         the worktree's project folder: the problem's code is imported from it
-    tables            {name: path or null}: read a moved copy of a table instead (--table)
+    tables            {name: path or null}: read this file instead: a moved copy (--table)
+                      or the snapshot its run kept (snapshots.py); a copy of a table that is
+                      no local file is digested by its rows (sources.digest)
     expect_data       {digest name: recorded value}: stop before fitting when the rows differ
     registered_model  {path, trusted_types} of the registered skops file, or {} (not compared
                       here: the caller judges registered files it refused)
