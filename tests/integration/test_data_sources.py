@@ -273,3 +273,29 @@ def test_a_failing_source_is_one_paragraph_naming_it(lake, tmp_path, case, says)
     assert seconds < FAST_S, seconds
     assert MlflowClient(store).search_registered_models() == []
     assert git(root, "status", "--porcelain") == ""
+
+
+def test_a_snapshot_location_in_a_bucket_is_written_once(bucket, tmp_path, monkeypatch):
+    """data.snapshot.location as an s3:// URL: <location>/<table>/<sha256>.parquet, stored once
+    (the same content is not written again) and read back by reproduce's fetch."""
+    import boto3
+
+    from ml_project import data, snapshots
+
+    for key, value in bucket.items():
+        monkeypatch.setenv(key, value)
+    put_object(bucket, "placeholder.parquet", DEVICES)  # the bucket exists
+    frame = pd.DataFrame({"id": [1, 2, 3], "amount": [2.5, 4.0, None]})
+    digest = data.frame_digest(frame)
+    kept = snapshots.write_local(tmp_path / "a", "orders", object(), frame, whole=False)
+    uri = snapshots.store(kept, "s3://lake/snapshots", root=tmp_path)
+    assert uri == f"s3://lake/snapshots/orders/{digest}.parquet"
+    client = boto3.client("s3", endpoint_url=bucket["AWS_ENDPOINT_URL"])
+    key = f"snapshots/orders/{digest}.parquet"
+    first = client.head_object(Bucket="lake", Key=key)["LastModified"]
+    time.sleep(1.1)  # S3 times are in seconds
+    again = snapshots.write_local(tmp_path / "b", "orders", object(), frame, whole=False)
+    assert snapshots.store(again, "s3://lake/snapshots", root=tmp_path) == uri
+    assert client.head_object(Bucket="lake", Key=key)["LastModified"] == first
+    back = snapshots.fetch(uri, tmp_path / "back", tracking_uri="")
+    assert data.frame_digest(pd.read_parquet(back)) == digest
