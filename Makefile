@@ -68,11 +68,11 @@ only pip is configured for): pip installs it"; fi; \
 
 $(BIN)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
-	$(call install_lock,dev)
+	$(call install_lock,dev$(comma)sources)
 	touch $@
 
 $(BIN)/.installed-spark: $(BIN)/.installed
-	$(call install_lock,dev$(comma)spark)
+	$(call install_lock,dev$(comma)spark$(comma)sources)
 	touch $@
 
 # SKIP_INSTALL=1 uses the tools already in BIN as they are (the tests run targets that way).
@@ -206,7 +206,7 @@ lock: ## re-resolve requirements.lock in a fresh venv from pyproject.toml, and r
 	rm -rf .lock-venv
 	$(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/python -m pip install --quiet --upgrade pip
-	.lock-venv/bin/python -m pip install --quiet -e ".[dev,spark]"
+	.lock-venv/bin/python -m pip install --quiet -e ".[dev,spark,sources]"
 	( echo "# Exact versions for reproduction: pip install -c requirements.lock -e '.[dev]'"; \
 	  echo "# Regenerate with: make lock. Resolved for Python 3.11 on linux x86_64."; \
 	  .lock-venv/bin/python -m pip freeze --exclude-editable | grep -v '^ml-project' ) > requirements.lock

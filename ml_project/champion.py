@@ -7,13 +7,14 @@ the comparison fails, and so does the gate.
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
 
-from ml_project import data, gate, lineage, loading, metrics, records, registry
+from ml_project import data, gate, lineage, loading, metrics, records, registry, snapshots, sources
 from ml_project.errors import ConfigError, RegistryError
 from ml_project.evaluation import HeldOut, subset
 from ml_project.input_rules import unchecked
@@ -101,6 +102,10 @@ def _recorded_tables(tags: dict[str, str], label: str) -> dict[str, pd.DataFrame
     if not names:
         raise CannotCompare(f"{label} records no data.tables, so its training rows are unknown")
     for name in names:
+        kept = tags.get(f"data.table.{name}.snapshot")
+        if kept:  # the rows its run kept (snapshots.py): a database table may have grown since
+            tables[name] = _kept_table(name, kept, label)
+            continue
         path, digest = tags.get(f"data.table.{name}.path"), tags.get(f"data.table.{name}.sha256")
         if not path or not Path(path).is_file() or data.file_digest(path) != digest:
             raise CannotCompare(
@@ -109,6 +114,21 @@ def _recorded_tables(tags: dict[str, str], label: str) -> dict[str, pd.DataFrame
             )
         tables[name] = data.read_table(path)
     return tables
+
+
+def _kept_table(name: str, uri: str, label: str) -> pd.DataFrame:
+    """A table's snapshot, read from where its run kept it; CannotCompare if it cannot be."""
+    import mlflow
+
+    with tempfile.TemporaryDirectory(prefix="ml-project-snapshot-") as folder:
+        try:
+            path = snapshots.fetch(uri, Path(folder), tracking_uri=mlflow.get_tracking_uri())
+            return sources.read(path)
+        except Exception as exc:  # any store's error: the comparison fails closed
+            raise CannotCompare(
+                f"the snapshot of the {name} table {label} trained on ({uri}) cannot be read "
+                f"({sources.first_line(exc)})"
+            ) from exc
 
 
 def compare_with_champion(

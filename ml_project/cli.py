@@ -478,6 +478,11 @@ class FiniteFloat(click.FloatRange):
     metavar="NAME=PATH",
     help="Read a moved copy of table NAME (its sha256 must match; repeatable).",
 )
+@click.option(
+    "--from-source",
+    is_flag=True,
+    help="Read today's sources instead of the snapshots the training kept (data changed?).",
+)
 @views.json_option
 @problem_option
 @handle_errors
@@ -489,6 +494,7 @@ def reproduce(
     tolerance: float | None,
     strict: bool,
     tables: tuple[str, ...],
+    from_source: bool,
     as_json: bool,
 ) -> None:
     """Rebuild a registered model version from its commit, config, seed and data, and compare.
@@ -502,6 +508,7 @@ def reproduce(
       ml-project reproduce --env staging --version 3
       ml-project reproduce --model-uri models:/my_model_prod@champion --json
       ml-project reproduce --run-id 0123abcd... --tolerance 1e-9 --strict
+      ml-project reproduce --env prod --version 2 --from-source
     """
     from ml_project import reproduce as reproduction  # numpy, pandas: only this command
 
@@ -524,6 +531,7 @@ def reproduce(
         tolerance=tolerance,
         strict=strict,
         tables=parse_tables(tables),
+        from_source=from_source,
     )
     click.echo(views.format_reproduction(result))
     if as_json:  # not views.echo: its `plain` would print a NaN metric as null

@@ -9,7 +9,7 @@ line as it ends (name, seconds, rows) and its seconds as the metric `time_<stage
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,12 +30,13 @@ from ml_project import (
     recovery,
     registry,
     run_life,
+    snapshots,
     tracking,
     validation,
 )
 from ml_project.errors import DataError, DirtyTreeError, GateFailedError
 from ml_project.evaluation import HeldOut, log_evaluation
-from ml_project.inputs import Inputs, locate, read_inputs
+from ml_project.inputs import Inputs, dataset_source, locate, read_inputs
 from ml_project.lineage import REBUILD_PROTOCOL as REBUILD_PROTOCOL
 from ml_project.metrics import Predictions, StagedLoss
 from ml_project.problem import Problem
@@ -47,6 +48,7 @@ from ml_project.records import read_tables as read_tables
 from ml_project.records import table_paths as table_paths
 from ml_project.results import EXACT
 from ml_project.settings import PROBLEMS_FOLDER, Settings
+from ml_project.sources import Location
 from ml_project.time_features import derived_names
 from ml_project.vocabulary import (
     ALLOW_DIRTY,
@@ -218,7 +220,7 @@ def check_tree(settings: Settings, git: lineage.GitInfo, *, allow_dirty: bool) -
 def validate_tables(
     settings: Settings,
     tables: dict[str, pd.DataFrame],
-    paths: dict[str, Path],
+    paths: Mapping[str, Location],
     root: Path,
     *,
     reuse: validation.VerdictLookup | None = None,
@@ -584,6 +586,7 @@ def log_training(
     if lock.is_file():
         mlflow.log_artifact(str(lock), "environment")
     _log_datasets(settings, prepared, inputs)
+    snapshots.keep(settings, inputs, prepared, root=root)
     checked = _log_validation(reports, metrics=False)
     _log_fingerprints(settings, prepared, trained, inputs.tables)
     mlflow.log_dict(reference_profile(settings, prepared, trained), drift.PROFILE_ARTIFACT)
@@ -610,7 +613,7 @@ def record_model_files(info: ModelInfo) -> str:
 
 def _log_datasets(settings: Settings, prepared: PreparedData, inputs: Inputs) -> None:
     """Register the train and test rows as MLflow datasets, with our full-content digests."""
-    source = ", ".join(str(path) for path in inputs.paths.values())
+    source = dataset_source(list(inputs.paths.values()))
     for context, frame, digest in (
         ("training", prepared.split.train, prepared.digests["train_digest"]),
         ("evaluation", prepared.split.test, prepared.digests["test_digest"]),

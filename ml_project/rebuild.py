@@ -19,7 +19,9 @@ Request, protocol "2":
     settings_yaml     the resolved settings the run logged (config/settings.yaml)
     data_root         the user's current project root: relative table paths resolve against it
     code_root         the worktree's project folder: the problem's code is imported from it
-    tables            {name: path or null}: read a moved copy of a table instead (--table)
+    tables            {name: path or null}: read this file instead: a moved copy (--table)
+                      or the snapshot its run kept (snapshots.py); a copy of a table that is
+                      no local file is digested by its rows (sources.digest)
     expect_data       {digest name: recorded value}: stop before fitting when the rows differ
     registered_model  {path, trusted_types} of the registered skops file, or {} (not compared
                       here: the caller judges registered files it refused)
@@ -63,7 +65,7 @@ import pandas as pd
 import yaml
 
 import ml_project
-from ml_project import data, metrics, pipeline
+from ml_project import data, metrics, pipeline, sources
 from ml_project.problem import Problem, load_problem
 from ml_project.records import PreparedData
 from ml_project.settings import Settings, validate_settings
@@ -290,19 +292,21 @@ def rebuild(request: dict[str, Any], answer: dict[str, Any]) -> None:
 def _read_sources(
     settings: Settings, request: dict[str, Any], answer: dict[str, Any]
 ) -> dict[str, pd.DataFrame]:
-    """The tables (or their moved copies) read, each file's path, sha256, rows and schema."""
+    """The tables (or their moved copies and snapshots) read, each one's source, digest, rows
+    and schema; a copy is digested as its table's source is (sources.digest)."""
     overrides = request.get("tables") or {}
-    data_root = Path(request["data_root"])
-    paths = {
-        name: Path(overrides[name]) if overrides.get(name) else data.resolve_table(spec, data_root)
+    data_root, code_root = Path(request["data_root"]), Path(request["code_root"])
+    found = {
+        name: sources.locate(spec, data_root, query_root=code_root)
         for name, spec in settings.data.tables.items()
     }
+    paths = {name: Path(overrides[name]) if overrides.get(name) else found[name] for name in found}
     answer["sources"] = {name: {"path": str(path)} for name, path in paths.items()}
     tables = pipeline.read_tables(paths)
-    for name, digest in pipeline.file_digests(paths).items():
-        answer["sources"][name].update(
-            sha256=digest, rows=len(tables[name]), schema=table_schema(tables[name])
-        )
+    for name, table in tables.items():
+        kept = overrides.get(name) and not sources.is_local_file(found[name])
+        digest = data.frame_digest(table) if kept else sources.digest(paths[name], table)
+        answer["sources"][name].update(sha256=digest, rows=len(table), schema=table_schema(table))
     return tables
 
 

@@ -8,13 +8,13 @@ of them sees the rows training saw.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from ml_project import data
+from ml_project import data, sources
 from ml_project.errors import ConfigError, DataError
 from ml_project.problem import Problem
 from ml_project.settings import Settings
@@ -46,17 +46,28 @@ class PreparedData:
         }
 
 
-def table_paths(settings: Settings, root: Path) -> dict[str, Path]:
-    """The file of each table the settings name (see data.resolve_table)."""
-    return {name: data.resolve_table(spec, root) for name, spec in settings.data.tables.items()}
+def table_paths(settings: Settings, root: Path) -> dict[str, sources.Location]:
+    """Where each table the settings name is read from: a local file's path, else its source
+    (sources.locate)."""
+    return {name: sources.locate(spec, root) for name, spec in settings.data.tables.items()}
 
 
-def read_tables(paths: dict[str, Path]) -> dict[str, pd.DataFrame]:
-    return {name: data.read_table(path) for name, path in paths.items()}
+def read_tables(paths: Mapping[str, sources.Location]) -> dict[str, pd.DataFrame]:
+    tables = {}
+    for name, source in paths.items():
+        logger.info("reading table %s from %s", name, source)
+        tables[name] = sources.read(source)
+    return tables
 
 
-def file_digests(paths: dict[str, Path]) -> dict[str, str]:
-    return {name: data.file_digest(path) for name, path in paths.items()}
+def file_digests(
+    paths: Mapping[str, sources.Location], tables: Mapping[str, pd.DataFrame] | None = None
+) -> dict[str, str]:
+    """Each table's digest (sources.digest): a local file's bytes, else the rows in `tables`."""
+    return {
+        name: sources.digest(source, (tables or {}).get(name, pd.DataFrame()))
+        for name, source in paths.items()
+    }
 
 
 def prepare_data(

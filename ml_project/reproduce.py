@@ -27,7 +27,17 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from ml_project import estimators, lineage, loading, metrics, progress, rebuild, tracking, views
+from ml_project import (
+    estimators,
+    lineage,
+    loading,
+    metrics,
+    progress,
+    rebuild,
+    snapshots,
+    tracking,
+    views,
+)
 from ml_project import vocabulary as tag
 from ml_project.comparisons import (
     DATA_CHANGED,
@@ -39,6 +49,7 @@ from ml_project.comparisons import (
     FILES_NOT_RECORDED,
     IDENTICAL,
     CodeStep,
+    DataStep,
     EnvironmentStep,
     Recorded,
     ReproductionResult,
@@ -54,6 +65,7 @@ from ml_project.errors import ConfigError, DataError, NotReproducedError, Regist
 from ml_project.pipeline import FEATURE_SAMPLE_ROWS
 from ml_project.problem import load_problem
 from ml_project.settings import validate_settings
+from ml_project.sources import SQL_PREFIX
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -345,11 +357,13 @@ def reproduce_model(
     tolerance: float | None = None,
     strict: bool = False,
     tables: dict[str, Path] | None = None,
+    from_source: bool = False,
 ) -> ReproductionResult:
     """Rebuild the target from its commit, config, seed and data (`tables`: moved copies,
-    `--table`), and compare step by step: the result whatever the verdict. RegistryError: no
-    target, lineage or commit; DataError: a recorded file is gone; NotReproducedError: another
-    rebuild protocol; ConfigError: `tables` names a table the run did not read."""
+    `--table`; else its snapshots, or today's sources with `from_source`), and compare step by
+    step: the result whatever the verdict. RegistryError: no target, lineage or commit;
+    DataError: a recorded file is gone; NotReproducedError: another rebuild protocol;
+    ConfigError: `tables` names a table the run did not read."""
     started = time.perf_counter()
     client = tracking.connect(root)
     with progress.stage("resolve"):
@@ -361,7 +375,7 @@ def reproduce_model(
         with progress.stage("read recorded"):
             recorded = read_recorded(client, target, workdir)
         require_protocol(target, recorded.tags, lineage.REBUILD_PROTOCOL)
-        overrides = table_overrides(target, recorded.tags, tables or {})
+        overrides, data_origin = _data_read(target, recorded, tables, workdir, client, from_source)
         commit = recorded.tags.get(tag.GIT_COMMIT, "")
         repo, prefix = repository(root)
         require_commit(repo, commit, what=target.describe())
@@ -373,7 +387,8 @@ def reproduce_model(
                 answer = _rebuild(root, client, target, recorded, workdir, repo, prefix, overrides)
     steps: list[Step] = [environment]
     if answer is not None:
-        steps += [_code_step(commit, answer), *_compare(recorded, answer)]
+        rebuilt = [_code_step(commit, answer), *_compare(recorded, answer)]
+        steps += rebuilt if from_source or tables else subset_data_step(recorded.tags, rebuilt)
     outcome, first, error, traceback = _judge(answer, recorded, target, commit, steps, tolerance)
     result = ReproductionResult(
         target=target,
@@ -383,11 +398,7 @@ def reproduce_model(
         verdict=outcome,
         first_difference=first,
         steps=tuple(steps),
-        warnings=(
-            *_dirty_warnings(recorded.tags, commit),
-            *_environment_warnings(environment),
-            *_sources_warnings(steps),
-        ),
+        warnings=(data_origin, *_warnings(recorded.tags, commit, environment, steps)),
         experiment_id=recorded.experiment_id,
         tracking_uri=tracking.redact(client.tracking_uri),
         seconds=time.perf_counter() - started,
@@ -511,6 +522,16 @@ def _environment_step(recorded: Recorded) -> EnvironmentStep:
     )
 
 
+def _warnings(
+    tags: dict[str, str], commit: str, environment: EnvironmentStep, steps: list[Step]
+) -> list[str]:
+    return [
+        *_dirty_warnings(tags, commit),
+        *_environment_warnings(environment),
+        *_sources_warnings(steps),
+    ]
+
+
 def _dirty_warnings(tags: dict[str, str], commit: str) -> list[str]:
     if tags.get(tag.GIT_DIRTY) != "true":
         return []
@@ -558,7 +579,7 @@ def _driver_failure(
     short = commit[:12]
     if step == "sources":
         for name, source in (answer.get("sources") or {}).items():
-            if not Path(source.get("path", "")).is_file():
+            if is_local(source.get("path", "")) and not Path(source.get("path", "")).is_file():
                 raise DataError(
                     f"{source.get('path')}: no such file. {target.describe()} was trained on "
                     f"table {name} read from {recorded.tags.get(f'data.table.{name}.path', '?')}"
@@ -575,6 +596,113 @@ def _driver_failure(
         + " ".join(message.split())  # one line; the traceback goes to the report only
     )
     return DIFFERENT, f"the rebuild failed at step {step!r}", why, error.get("traceback", "")
+
+
+# ---------------------------------------------------------------- the data read (snapshots)
+
+
+def _data_read(
+    target: Target,
+    recorded: Recorded,
+    tables: dict[str, Path] | None,
+    workdir: Path,
+    client: MlflowClient,
+    from_source: bool,
+) -> tuple[dict[str, str | None], str]:
+    """Which file each table is read from (--table copies, else snapshots: snapshot_overrides)
+    and the line saying so."""
+    overrides = table_overrides(target, recorded.tags, tables or {})
+    return snapshot_overrides(
+        recorded.tags, overrides, workdir, client.tracking_uri, from_source=from_source
+    )
+
+
+def snapshot_overrides(
+    tags: dict[str, str],
+    overrides: dict[str, str | None],
+    workdir: Path,
+    tracking_uri: str,
+    *,
+    from_source: bool,
+) -> tuple[dict[str, str | None], str]:
+    """Each table read from the snapshot its run kept (downloaded into `workdir`) unless
+    `from_source` or a --table copy; and a line saying which data the rebuild read."""
+    if from_source:
+        return overrides, "data: read from today's sources (--from-source), not the snapshots"
+    kept = {
+        name: tags.get(snapshots.table_tag(name, "snapshot"), "")
+        for name, path in overrides.items()
+        if not path
+    }
+    if not any(kept.values()):
+        state = tags.get(snapshots.SNAPSHOT) or "none recorded"
+        return overrides, (
+            f"data: read from today's sources: the run kept no snapshot of its rows ({state}), "
+            "so the data is not kept"
+        )
+    chosen = dict(overrides)
+    for name, uri in kept.items():
+        if uri:
+            chosen[name] = str(_fetch_snapshot(name, uri, workdir, tracking_uri))
+    from_copies = sorted(name for name, path in overrides.items() if path)
+    unkept = sorted(name for name, uri in kept.items() if not uri)
+    line = f"data: read from the snapshots kept at training ({', '.join(sorted(chosen_kept(kept)))}"
+    if tags.get(snapshots.SNAPSHOT) == "subset":
+        line += (
+            ": the subset of rows the env sampled, so the sources and the row counts before "
+            "sampling differ by design; the rows used are compared by their digests"
+        )
+    line += ")"
+    if from_copies:
+        line += f"; --table copies: {', '.join(from_copies)}"
+    if unkept:
+        line += f"; today's sources (not kept): {', '.join(unkept)}"
+    return chosen, line + "; --from-source checks today's sources"
+
+
+def chosen_kept(kept: dict[str, str]) -> list[str]:
+    return [name for name, uri in kept.items() if uri]
+
+
+BEFORE_SAMPLING = ("records", "unlabelled_dropped", "labelled")  # row counts a subset lacks
+
+
+def subset_data_step(tags: dict[str, str], steps: list[Step]) -> list[Step]:
+    """The data step of a rebuild from a subset snapshot (staging: the rows of its sample
+    only): identical when every digest of the rows used is, and only the counts before
+    sampling differ (the snapshot holds the sampled records by design)."""
+    if tags.get(snapshots.SNAPSHOT) != "subset":
+        return steps
+    out: list[Step] = []
+    for step in steps:
+        if isinstance(step, DataStep) and step.status == DIFFERENT:
+            same = all(pair.recorded == pair.rebuilt for pair in step.digests.values())
+            counted = all(
+                pair.recorded is None or pair.recorded == pair.rebuilt
+                for key, pair in step.rows.items()
+                if key not in BEFORE_SAMPLING
+            )
+            if same and counted:
+                step = dataclasses.replace(step, status=IDENTICAL)
+        out.append(step)
+    return out
+
+
+def _fetch_snapshot(name: str, uri: str, workdir: Path, tracking_uri: str) -> Path:
+    """A table's snapshot file, or a DataError naming it and the way out."""
+    try:
+        return snapshots.fetch(uri, workdir / "snapshots" / name, tracking_uri=tracking_uri)
+    except Exception as exc:  # an artifact store or bucket error: said in one line
+        raise DataError(
+            f"The snapshot of table {name} ({uri}) cannot be read "
+            f"({' '.join(str(exc).split())[:300]}); pass --from-source to read today's source, "
+            f"or --table {name}=PATH for a copy."
+        ) from exc
+
+
+def is_local(path: str) -> bool:
+    """A local file's path, not a URL or a query source (sources.Source's text)."""
+    return "://" not in path and not path.startswith(SQL_PREFIX)
 
 
 def log_reproduction(

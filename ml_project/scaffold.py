@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ml_project import data, progress
+from ml_project import data, progress, sources
 from ml_project.contracts import flow, model_input_suite, table_suite, wrap
 from ml_project.errors import ConfigError, DataError
 from ml_project.problem import load_problem
@@ -73,7 +73,7 @@ _DEFAULT_PROBLEM = re.compile(r"^problem:[ \t]*([^\s#]*)", re.MULTILINE)
 class InitRequest:
     """What `ml-project init` was asked: tables (name -> file, in order), label, key, task."""
 
-    tables: dict[str, Path]
+    tables: dict[str, Path | str]  # a local file, or a source's setting (sources.py)
     label: str
     key_columns: tuple[str, ...]
     kind: Task
@@ -153,9 +153,11 @@ class Plan:
 # --- the request -------------------------------------------------------------------------
 
 
-def init_tables(texts: Sequence[str]) -> dict[str, Path]:
-    """init's `--table` options (settings.parse_table), each name given once and no suite's name."""
-    parsed = [parse_table(text) for text in texts]
+def init_tables(texts: Sequence[str]) -> dict[str, Path | str]:
+    """init's `--table` options, each name given once and no suite's name: a local file
+    (settings.parse_table: an absolute path), or a source the settings name as it is
+    (`sources.is_remote`: a URL, `sql:<query file>@VARIABLE` or a `.sql` file)."""
+    parsed = [_init_table(text) for text in texts]
     for (name, _), text in zip(parsed, texts, strict=True):
         if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", name) or name == MODEL_INPUT:
             raise ConfigError(
@@ -165,6 +167,12 @@ def init_tables(texts: Sequence[str]) -> dict[str, Path]:
     if len({name for name, _ in parsed}) != len(parsed):
         raise ConfigError("--table: each table name may be given once.")
     return dict(parsed)
+
+
+def _init_table(text: str) -> tuple[str, Path | str]:
+    name, _, value = text.partition("=")
+    spec = sources.init_spec(value.strip())
+    return (name.strip(), spec) if spec else parse_table(text)
 
 
 def problem_name(request: InitRequest) -> str:
@@ -520,8 +528,11 @@ def rare_class_warnings(
 # --- the settings files ------------------------------------------------------------------
 
 
-def table_spec(path: Path, root: Path) -> str:
-    """A table's setting: relative to the project root when inside it, else absolute."""
+def table_spec(path: Path | str, root: Path) -> str:
+    """A table's setting: relative to the project root when inside it, else absolute; a
+    source named by its setting (a URL, a query) as it is."""
+    if isinstance(path, str):
+        return path
     try:
         return Path(path).resolve().relative_to(Path(root).resolve()).as_posix()
     except ValueError:
@@ -547,7 +558,7 @@ def _data_lines(draft: Draft) -> list[str]:
         f"task: {kind}",
         "",
         "data:",
-        "  tables:                # relative to the project root, absolute, or package:...",
+        "  tables:                # a file (relative, absolute, package:...), URL or sql: query",
         *[f"    {table}: {flow(spec)}" for table, spec in draft.specs.items()],
         f"  key_columns: {flow(list(request.key_columns))}",
         f"  label: {flow(request.label)}"
@@ -811,7 +822,10 @@ def run_init(request: InitRequest, *, root: Path, force: bool = False) -> Plan:
     """Read the tables, plan the problem, write it and make it the project's default problem
     (`problem:` in environments/base.yaml); nothing is written on any error."""
     started = time.perf_counter()
-    frames = {table: data.read_table(path) for table, path in request.tables.items()}
+    frames = {
+        table: sources.read(sources.resolve(path, root) if isinstance(path, str) else path)
+        for table, path in request.tables.items()
+    }
     rows = len(next(iter(frames.values())))
     progress.line("read", time.perf_counter() - started, rows=rows, detail=", ".join(frames))
     plan = plan_problem(request, frames, root=root, defaults=project_defaults(root))

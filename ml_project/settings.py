@@ -39,17 +39,37 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,200}$"  # what MLflow accepts as a
 PROBLEM_PATTERN = r"^[a-z_][a-z0-9_]*$"  # a Python package name under problems/
 
 
+class SnapshotSettings(_Section):
+    """The rows a training read, kept for `reproduce` (snapshots.py, docs/data-sources.md)."""
+
+    keep: bool = Field(default=True, description="false: the run keeps no copy of its rows")
+    location: str = Field(
+        default="",
+        description="empty: the run's artifacts; else a folder (relative to the project root) "
+        "or an fsspec URL (s3://bucket/snapshots) holding <table>/<sha256>.<ext>, written once",
+    )
+    max_mb: float = Field(default=500, gt=0, description="a larger table's rows are not kept")
+    local_files: bool = Field(
+        default=False,
+        description="keep local files too (default: only tables read from a database, a bucket "
+        "or a Parquet folder; a local file is known by its sha256, `reproduce --table` reads a "
+        "copy)",
+    )
+
+
 class DataSettings(_Section):
     """Which tables the problem reads, which rows are used, and what names a row and its label."""
 
     tables: dict[str, str] = Field(
         min_length=1,
-        description="table name -> file (CSV, zipped CSV, Parquet), relative to the project "
-        "root, absolute, or package:<distribution>/<path> for a file shipped in a package",
+        description="table name -> source: a file (CSV, zipped CSV, Parquet) or Parquet folder "
+        "relative to the project root, absolute, or package:<distribution>/<path>; an fsspec "
+        "URL (s3://...); or sql:<query file>@<VARIABLE> (sources.py, docs/data-sources.md)",
     )
     key_columns: tuple[str, ...] = Field(min_length=1, description="columns naming one record")
     label: str = Field(min_length=1, description="the column the model learns to predict")
     sample_fraction: float = Field(gt=0, le=1, description="share of labelled rows used")
+    snapshot: SnapshotSettings = Field(default_factory=SnapshotSettings)
 
 
 class SplitSettings(_Section):
