@@ -51,6 +51,7 @@ ORDER = (
     "docs/scaling.md",
     "docs/gate-and-promotion.md",
     "docs/lineage.md",
+    "docs/data-sources.md",
     "docs/serving.md",
     "docs/ci-cd.md",
     "docs/performance.md",

@@ -287,6 +287,7 @@ LONGEST_FIRST = (
     "tests/integration/test_monitor_cli.py",
     "tests/integration/test_tracking_server.py",
     "tests/integration/test_serving_switch.py",
+    "tests/integration/test_data_sources.py",
     "tests/integration/test_safe_retraining.py",
     "tests/integration/test_time_cli.py",
     "tests/examples/flights/test_scoring.py",
