@@ -94,9 +94,11 @@ class Follower:
         alias: str,
         problem: str,
         interval: float,
+        swapped: Callable[[], None] = lambda: None,
     ) -> None:
         self.client, self.switching, self.load = client, switching, load
         self.alias, self.problem, self.interval = alias, problem, interval
+        self.swapped = swapped  # after each swap (serving: the heap frozen again)
         self.name = switching.live.name
         self._said: set[str] = set()
         self._retry: dict[str, tuple[float, float]] = {}  # version -> (when, delay)
@@ -138,6 +140,8 @@ class Follower:
             logger.info("@%s moved while version %s loaded: not switched", self.alias, version)
             return
         self.switching.swap(live)
+        del live  # the model switched out is now unreachable: `swapped` lets the GC free it
+        self.swapped()
         self._retry.pop(version, None)
         logger.info(
             "ml-project serve: now serving version %s of %s (was %s): @%s moved to it.",

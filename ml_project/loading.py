@@ -35,7 +35,7 @@ from mlflow.sklearn import _SklearnModelWrapper
 
 from ml_project import estimators, input_rules, tracking
 from ml_project.errors import RegistryError
-from ml_project.vocabulary import CHAMPION, MODEL_FILES, RUN_ID
+from ml_project.vocabulary import CHAMPION, LOGGED_MODEL_URI, MODEL_FILES, RUN_ID
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -168,9 +168,9 @@ def recorded_digests(uri: str, client: MlflowClient | None = None) -> str:
 
     client = client or MlflowClient()
     try:
-        if uri.startswith("models:/m-"):
-            logged = uri.removeprefix("models:/").split("/")[0]
-            run_id = client.get_logged_model(logged).source_run_id or ""
+        logged = LOGGED_MODEL_URI.match(uri)
+        if logged:
+            run_id = client.get_logged_model(logged.group(1)).source_run_id or ""
         elif uri.startswith(("models:/", "runs:/")):
             target = resolve_model_uri(client, uri, model_name="")
             if target.tags.get(MODEL_FILES):

@@ -491,7 +491,7 @@ def write_card(
         tracking.retry_locked(client.log_text, run_id, html_page(facts), facts.card_path)
         card = {CARD_TAG: f"runs:/{run_id}/{facts.card_path}"}
         tracking.set_version_tags(client, name, str(version), card)
-    except (MlflowException, OSError) as exc:
+    except Exception as exc:  # noqa: BLE001 - any store's or rendering's error: the verdict stands
         logger.warning(
             "The model card of %s version %s was not written (%s); its verdict stands.",
             name,

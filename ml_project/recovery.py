@@ -11,7 +11,6 @@ destructive is done on it.
 from __future__ import annotations
 
 import os
-import re
 import socket
 import time
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from ml_project.vocabulary import (
     COPIED_BY_RUN,
     HEARTBEAT,
     HOST,
+    LOGGED_MODEL_URI,
     PENDING,
     PID,
     SETTLED,
@@ -40,8 +40,6 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities import Run
     from mlflow.entities.model_registry import ModelVersion
-
-LOGGED_MODEL_URI = re.compile(r"^models:/m-[0-9a-f]+$")
 
 
 class Gone(Exception):

@@ -15,8 +15,8 @@ from pathlib import Path
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from ml_project import lineage, registry, tracking
-from ml_project.vocabulary import CHAMPION, GIT_COMMIT, GIT_TAG
+from ml_project import gate, lineage, registry, tracking
+from ml_project.vocabulary import CHAMPION, GIT_COMMIT, GIT_TAG, status_of
 
 # What the registry answers for a model, or an alias, that does not exist.
 ABSENT = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND")
@@ -65,6 +65,13 @@ def champion_release(client: MlflowClient, model_name: str, *, root: Path) -> Ch
         reason = f"{model_name} has no champion: nothing was promoted yet"
         return ChampionRelease(model_name, "", "", "", "", reason)
     tags = registry.lineage_of(client, version)
+    if status_of(version.tags or {}) != gate.PASSED:  # forced in by `promote --version`
+        reason = (
+            f"{model_name} version {version.version} (champion) did not pass the gate "
+            f"(validation_status={status_of(version.tags or {})}): its code is no release to "
+            "retrain from"
+        )
+        return ChampionRelease(model_name, str(version.version), "", "", "", reason)
     commit, recorded = tags.get(GIT_COMMIT, ""), tags.get(GIT_TAG, "")
     at_commit: list[str] = []
     if commit:

@@ -99,11 +99,8 @@ def load(served: Served, uri: str | None = None) -> PyFuncModel:
 
 
 def live(served: Served, model: PyFuncModel, version: str) -> Live:
-    """MLflow's scoring app on `model` (version `version` of the served model), with what it
-    allocated moved out of the cyclic GC's reach."""
-    app = cast("ASGIApp", scoring_server.init(model))
-    freeze_heap()
-    return Live(app, served.name, version)
+    """MLflow's scoring app on `model` (version `version` of the served model)."""
+    return Live(cast("ASGIApp", scoring_server.init(model)), served.name, version)
 
 
 def following(served: Served, model: PyFuncModel, poll_seconds: float) -> SwitchingApp:
@@ -111,6 +108,7 @@ def following(served: Served, model: PyFuncModel, poll_seconds: float) -> Switch
     positive, a background thread that switches to each version the alias moves to and the
     gate passed."""
     switching = SwitchingApp(live(served, model, served.version))
+    freeze_heap()  # what start-up allocated, out of the cyclic GC's reach
     if served.alias and poll_seconds > 0:
         client = tracking.connect(served.root, write=False)
 
@@ -124,6 +122,7 @@ def following(served: Served, model: PyFuncModel, poll_seconds: float) -> Switch
             alias=served.alias,
             problem=served.problem,
             interval=poll_seconds,
+            swapped=freeze_heap,  # after the swap, so the model switched out is collected
         )
         follower.start()
     return switching

@@ -80,7 +80,7 @@ def keep(settings: Settings, inputs: Inputs, prepared: PreparedData, *, root: Pa
                     skipped.append(over)
                     continue
                 where = store(kept, choice.location, root=root)
-            except (OSError, ValueError) as exc:  # the run goes on; its tags say why
+            except Exception as exc:  # noqa: BLE001 - any store's or client's error: the run goes on; its tags say why
                 skipped.append(f"{name} ({sources.first_line(exc)})")
                 logger.warning("snapshot of table %s not kept: %s", name, exc)
                 continue

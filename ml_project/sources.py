@@ -66,8 +66,8 @@ class Source:
         """The source in words, without a secret: what tags, messages and datasets show."""
         if self.kind == "query":
             return f"{SQL_PREFIX}{self.location}@{self.variable}"
-        if self.kind == "url":
-            return without_credentials(self.location)
+        if self.kind == "url":  # nor its query, which may carry a signature or a token
+            return without_credentials(self.location).split("?", 1)[0]
         return self.location
 
     @property
@@ -263,11 +263,12 @@ def database_url(source: Source) -> str:
 
 
 def hide_password(url: str) -> str:
-    """A database URL with its password as ***; text that is no URL, without a user part."""
+    """A database URL without its password and query (`?password=`, `odbc_connect=...PWD=`);
+    text that is no URL, without a user part or query."""
     try:
         from sqlalchemy.engine import make_url
 
-        return str(make_url(url).render_as_string(hide_password=True))
+        return str(make_url(url).set(query={}).render_as_string(hide_password=True))
     except Exception:  # noqa: BLE001 - not a SQLAlchemy URL: drop any user:password@ part
         parts = urlsplit(url)
         host = parts.netloc.rsplit("@", 1)[-1]
@@ -338,17 +339,23 @@ def _database_message(exc: BaseException, url: str) -> str:
     if isinstance(exc, pd.errors.DatabaseError) and exc.__cause__ is not None:
         cause = exc.__cause__
     message = first_line(getattr(cause, "orig", None) or cause)
-    password = _password_of(url)
-    return message.replace(password, "***") if password else message
+    for secret in _secrets_of(url):
+        message = message.replace(secret, "***")
+    return message
 
 
-def _password_of(url: str) -> str:
+def _secrets_of(url: str) -> list[str]:
+    """What a database URL may hide a secret in: its password and its query's values."""
     try:
         from sqlalchemy.engine import make_url
 
-        return make_url(url).password or ""
+        parsed = make_url(url)
     except Exception:  # noqa: BLE001 - not a URL: no password to mask
-        return ""
+        return []
+    values = [str(parsed.password or "")]
+    for value in parsed.query.values():
+        values += [value] if isinstance(value, str) else list(value)
+    return sorted((value for value in values if len(value) >= 3), key=len, reverse=True)
 
 
 def first_line(exc: BaseException | object) -> str:

@@ -4,6 +4,7 @@ One constant per tag a command writes and another reads, and the small typed rea
 so no module spells a tag key as a literal (docs/lineage.md lists what each one records).
 """
 
+import re
 from collections.abc import Mapping
 from typing import Literal, get_args
 
@@ -42,6 +43,8 @@ SPLIT_CUTOFF = "split.cutoff"
 EVALUATION_SKIPPED = "evaluation.skipped"
 # sha256 of the files a loader reads (MLmodel, the skops file), as uploaded: "NAME=HEX;..."
 MODEL_FILES = "model.files_sha256"
+# An MLflow 3 logged model's URI (models:/m-<hex id>[/path]), not a registered model's name
+LOGGED_MODEL_URI = re.compile(r"^models:/(m-[0-9a-f]+)(?:/.*)?$")
 VERSION_LINEAGE = (GIT_COMMIT, GIT_DIRTY, GIT_TAG, DATA_DIGEST, CONFIG_HASH, SEED, MODEL_FILES)
 
 # The project's own run tags.

@@ -59,3 +59,14 @@ def test_a_run_the_store_cannot_read_is_unknown_and_nothing_is_settled(failure, 
 def test_a_run_the_store_does_not_know_is_gone():
     store = Store(MlflowException("no run r1", error_code=RESOURCE_DOES_NOT_EXIST))
     assert recovery.orphan_reason(store, store.version) == "its run r1 is gone"
+
+
+def test_a_registered_model_named_m_dash_is_no_logged_model_uri():
+    """`models:/m-<hex>` names a logged model; a registered model may be called m-churn_prod,
+    and the loaders must still look its files' record up as a version's (loading.py)."""
+    from ml_project.vocabulary import LOGGED_MODEL_URI
+
+    assert LOGGED_MODEL_URI.match("models:/m-aa78231922c54afc898bcb3e91becc9d").group(1)
+    assert LOGGED_MODEL_URI.match("models:/m-0123abcd/MLmodel")
+    for name in ("models:/m-churn_prod@champion", "models:/m-churn_prod/3", "models:/x/1"):
+        assert LOGGED_MODEL_URI.match(name) is None, name

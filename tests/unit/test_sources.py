@@ -124,6 +124,12 @@ def test_init_names_a_source_never_a_database_url(tmp_path):
 def test_hide_password():
     assert sources.hide_password(f"postgresql://u:{SECRET}@h/d") == "postgresql://u:***@h/d"
     assert SECRET not in sources.hide_password(f"weird://u:{SECRET}@h/d?x=1")
+    # a password in the query (a driver's option, an ODBC connection string) is dropped too
+    assert sources.hide_password(f"postgresql://u@h/d?password={SECRET}") == "postgresql://u@h/d"
+    odbc = f"mssql+pyodbc:///?odbc_connect=DRIVER%3Dx%3BPWD%3D{SECRET}"
+    assert SECRET not in sources.hide_password(odbc)
+    source = sources.resolve(f"s3://lake/t.parquet?X-Amz-Signature={SECRET}", Path("."))
+    assert SECRET not in str(source)
 
 
 def test_a_moved_copy_is_read_as_a_plain_file(tmp_path):
