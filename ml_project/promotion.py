@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field, fields
 from functools import partial
 from pathlib import Path
@@ -19,7 +20,7 @@ from mlflow.exceptions import MlflowException
 
 from ml_project import gate, lineage, loading, metrics, recovery, registry, run_life, tracking
 from ml_project.champion import CannotCompare, compare_with_champion, seen_rows
-from ml_project.errors import ConfigError, GateFailedError, RegistryError
+from ml_project.errors import ConfigError, GateFailedError, RegistryError, TrainingFailedError
 from ml_project.evaluation import HeldOut, held_out_rows, log_evaluation
 from ml_project.gate import HIDDEN
 from ml_project.input_rules import unchecked
@@ -181,7 +182,24 @@ def crown(
         )
     except AliasChanged:
         return False
+    give_back_if_settled(client, settings.model_name, version, champion, move)
     return True
+
+
+def give_back_if_settled(
+    client: MlflowClient, name: str, version: str, champion: str | None, move: Move
+) -> None:
+    """A settle that tagged `version` between its job's last check and the move wins:
+    `champion` goes back to `champion` (unless another process moved it since), then the job
+    fails with recovery.require_unsettled's error."""
+    try:
+        recovery.require_unsettled(client, name, version)
+    except TrainingFailedError:
+        why = f"version {version} was settled as it was crowned: the champion goes back"
+        back = Move("verdict", why, move.commit, move.run_id)
+        with contextlib.suppress(AliasChanged):
+            registry.move_alias(client, name, CHAMPION, champion, move=back, expected=version)
+        raise
 
 
 def register(model_uri: str, name: str, *, tags: dict[str, str]) -> str:

@@ -177,7 +177,10 @@ def settle_orphans(
     found = orphans(client, name, strict=strict)
     for version, reason in sorted(found.items(), key=lambda item: int(item[0])):
         why = f"no verdict: {reason} (settled by {by})"
-        run_id = version_run(registry.get_version(client, name, version))
+        current = registry.get_version(client, name, version)
+        if current.tags.get(VALIDATION_STATUS) not in (None, "", PENDING):
+            continue  # judged since it was read: its job was alive after all
+        run_id = version_run(current)
         registry.set_version_tags(
             client,
             name,

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
+import numpy as np
 import pandas as pd
 
 from ml_project import data
@@ -160,8 +161,8 @@ def read(source: Location | str) -> pd.DataFrame:
     if source.kind == "file":
         frame = data.read_table(source.path)
         return frame.loc[:, list(source.columns)] if source.columns else frame
-    if source.kind == "query":
-        frame = read_query(source)
+    if source.kind == "query":  # rows in no set order (heap order, parallel scans): one order
+        frame = in_content_order(read_query(source))
     elif source.kind == "folder":
         frame = _read_parquet(source, source.location, {})
     else:
@@ -169,6 +170,13 @@ def read(source: Location | str) -> pd.DataFrame:
     if frame.empty:
         raise DataError(f"{source}: the source holds no rows.")
     return frame
+
+
+def in_content_order(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows sorted by a hash of their values (stable): the same rows give the same frame,
+    digest and model whatever order the database returned them in."""
+    order = np.argsort(pd.util.hash_pandas_object(frame, index=False).to_numpy(), kind="stable")
+    return frame.iloc[order].reset_index(drop=True)
 
 
 def digest(source: Location | str, frame: pd.DataFrame) -> str:

@@ -70,3 +70,30 @@ def test_a_registered_model_named_m_dash_is_no_logged_model_uri():
     assert LOGGED_MODEL_URI.match("models:/m-0123abcd/MLmodel")
     for name in ("models:/m-churn_prod@champion", "models:/m-churn_prod/3", "models:/x/1"):
         assert LOGGED_MODEL_URI.match(name) is None, name
+
+
+def test_a_version_settled_as_it_is_crowned_gives_the_champion_back(monkeypatch):
+    """The settle's write landed between the job's check and its move: the job moves
+    `champion` back to the version before, then fails (exit 10)."""
+    from types import SimpleNamespace
+
+    import pytest
+
+    from ml_project import promotion, registry
+    from ml_project.errors import TrainingFailedError
+    from ml_project.vocabulary import SETTLED
+
+    settled = SimpleNamespace(tags={SETTLED: "no verdict: its run is silent (settled by x)"})
+    moves = []
+    monkeypatch.setattr(registry, "get_version", lambda client, name, version: settled)
+    monkeypatch.setattr(
+        registry, "move_alias", lambda *args, **kwargs: moves.append((args[1:], kwargs))
+    )
+    move = registry.Move("gate", "passed", "abc", "run1")
+    with pytest.raises(TrainingFailedError, match="was settled while this job was judging it"):
+        promotion.give_back_if_settled(object(), "m_prod", "4", "3", move)
+    ((args, kwargs),) = moves
+    assert args == ("m_prod", "champion", "3") and kwargs["expected"] == "4"
+    settled.tags = {}  # not settled: nothing moves back
+    promotion.give_back_if_settled(object(), "m_prod", "4", "3", move)
+    assert len(moves) == 1

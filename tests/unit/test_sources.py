@@ -71,8 +71,22 @@ def _database(tmp_path, monkeypatch, variable="ORDERS_DB"):
 
 def test_a_query_reads_the_rows_from_the_database_its_variable_names(tmp_path, monkeypatch):
     _database(tmp_path, monkeypatch)
-    frame = sources.read(sources.resolve("sql:q.sql@ORDERS_DB", tmp_path))
+    frame = sources.read(sources.resolve("sql:q.sql@ORDERS_DB", tmp_path)).sort_values("id")
     assert frame.to_dict("list") == {"id": [1, 2], "amount": [2.5, 4.0], "shop": ["a", "b"]}
+
+
+def test_a_query_gives_the_same_rows_in_the_same_order_whatever_the_database_returns(
+    tmp_path, monkeypatch
+):
+    """A database returns rows in no set order: the same rows must give the same frame (and so
+    the same digest and model) either way."""
+    _database(tmp_path, monkeypatch)
+    read = {}
+    for order in ("ASC", "DESC"):
+        (tmp_path / f"{order}.sql").write_text(f"SELECT * FROM orders ORDER BY id {order}\n")
+        read[order] = sources.read(sources.resolve(f"sql:{order}.sql@ORDERS_DB", tmp_path))
+    pd.testing.assert_frame_equal(read["ASC"], read["DESC"])
+    assert data.frame_digest(read["ASC"]) == data.frame_digest(read["DESC"])
 
 
 @pytest.mark.parametrize(
