@@ -243,9 +243,10 @@ def with_env(lake: dict, **changes: str) -> dict:
         ("failing query", "the query failed"),
         ("missing object", "no such object"),
         ("bucket unreachable", "cannot be read"),
+        ("bucket refuses the key", "access denied: check the credentials"),
     ],
 )
-def test_a_failing_source_is_one_paragraph_naming_it(lake, tmp_path, case, says):
+def test_a_failing_source_is_one_paragraph_naming_it(lake, tmp_path, case, says, monkeypatch):
     """Each failure: exit 3 (data), one paragraph naming the source without its password,
     within seconds; nothing is registered."""
     root = lake["root"]
@@ -263,6 +264,10 @@ def test_a_failing_source_is_one_paragraph_naming_it(lake, tmp_path, case, says)
         args = ["--set", f"data.tables.visits=sql:{broken}@VISITS_DB"]
     elif case == "missing object":
         args = ["--set", "data.tables.devices=s3://lake/gone.parquet"]
+    elif case == "bucket refuses the key":  # moto checks every request's key from now on
+        from moto import settings
+
+        monkeypatch.setattr(settings, "INITIAL_NO_AUTH_ACTION_COUNT", 0)
     else:
         environ["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{free_port()}"
     started = time.monotonic()
