@@ -185,7 +185,8 @@ def recorded_digests(uri: str, client: MlflowClient | None = None) -> str:
         if exc.error_code == "RESOURCE_DOES_NOT_EXIST":  # a run deleted, or of another store
             return ""
         raise RegistryError(
-            f"Cannot read what the training of model {uri} recorded of its files: {exc}"
+            f"Cannot read what the training of model {uri} recorded of its files: "
+            f"{tracking.plain_error(exc)}"
         ) from exc
 
 
