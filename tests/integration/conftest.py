@@ -1,4 +1,5 @@
-"""Fixtures for the integration tests: a real MLflow tracking server, batches to score."""
+"""Fixtures for the integration tests: a real MLflow tracking server, a PostgreSQL server,
+batches to score."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import require, run_cli
+from tests.integration.postgres import postgres_bin, start_postgres
 from tests.integration.tracking_server import TrackingServer, start_tracking_server
 
 BATCH_ROWS = 1500
@@ -20,6 +22,20 @@ BATCH_ROWS = 1500
 def tracking_server(tmp_path_factory) -> TrackingServer:
     """A fresh `mlflow server` per test module (sqlite + proxied artifacts), stopped by PID."""
     server = start_tracking_server(tmp_path_factory.mktemp("tracking-server"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    """A PostgreSQL server of the test module's own (tests/integration/postgres.py), stopped."""
+    try:
+        postgres_bin()
+    except RuntimeError:
+        require("PostgreSQL's programs (initdb, postgres)", False, "apt-get install postgresql")
+    server = start_postgres()
     try:
         yield server
     finally:

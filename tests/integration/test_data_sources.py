@@ -14,8 +14,7 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from tests.conftest import commit_all, git, last_json, make_project_copy, require, run_cli
-from tests.integration.postgres import postgres_bin, start_postgres
+from tests.conftest import commit_all, git, last_json, make_project_copy, run_cli
 from tests.integration.test_faults_cli import clean_failure
 from tests.integration.test_init_cli import visits
 from tests.integration.tracking_server import free_port
@@ -27,19 +26,6 @@ ROWS = 1500
 QUERY = "SELECT visit_id, minutes, pages, device, bought FROM visits ORDER BY visit_id\n"
 DEVICES = pd.DataFrame({"device": ["phone", "desktop", "tablet"], "screen": [6.1, 24.0, 11.0]})
 FAST_S = 30  # a failing source is reported within seconds (the CLI's start-up included)
-
-
-@pytest.fixture(scope="module")
-def postgres():
-    try:
-        postgres_bin()
-    except RuntimeError:
-        require("PostgreSQL's programs (initdb, postgres)", False, "apt-get install postgresql")
-    server = start_postgres()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -26,8 +26,7 @@ from mlflow.exceptions import MlflowException
 
 from ml_project.summary import read_result
 from tests.ci.workflows import run_make
-from tests.conftest import ROOT, commit_all, git, last_json, make_project_copy, require, run_cli
-from tests.integration.postgres import postgres_bin, start_postgres
+from tests.conftest import ROOT, commit_all, git, last_json, make_project_copy, run_cli
 from tests.integration.tracking_server import start_tracking_server
 from tests.synthetic import write_problem
 
@@ -38,19 +37,6 @@ PROBLEM = "synthetic_binary"
 MODEL = "synthetic_binary_staging"
 CI_USER = "ci-staging"
 READER = "analyst"
-
-
-@pytest.fixture(scope="module")
-def postgres():
-    try:
-        postgres_bin()
-    except RuntimeError:
-        require("PostgreSQL's programs (initdb, postgres)", False, "apt-get install postgresql")
-    server = start_postgres()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
