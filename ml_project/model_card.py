@@ -265,6 +265,33 @@ def lineage_section(facts: CardFacts) -> Section:
     return Section("Lineage", table=(("what", "value"), *rows))
 
 
+# MLflow's UI lists a version's tags in a small box sorted by key, character by character:
+# capitalised keys come before every lower-case one, so these four are what a reviewer sees first.
+REVIEW_TAGS = ("Commit", "Data", "Rebuild", "Verdict")
+
+
+def review_tags(facts: CardFacts) -> dict[str, str]:
+    """The few tags a reviewer needs first: the verdict and its primary metric, the code, the
+    data and the command that rebuilds the version (the machine-read tags stay as they are)."""
+    tags, verdict = facts.tags, facts.verdict
+    primary = verdict.primary_metric
+    judged = f"{verdict_word(facts)}: {primary} {number(verdict.metrics.get(primary))}"
+    compared = verdict.comparison
+    if compared is not None and compared.error is None:
+        judged += f", champion v{compared.version} {number(compared.champion.get(primary))}"
+    commit = (tags.get(GIT_COMMIT) or "unknown")[:12]
+    if tags.get(GIT_TAG):
+        commit += f" ({tags[GIT_TAG]})"
+    if tags.get(GIT_DIRTY) == "true":
+        commit += ", dirty tree"
+    data = (
+        f"digest {tags.get(DATA_DIGEST, '?')[:12]}, {tags.get('data.rows_train', '?')} train "
+        f"and {facts.held_out_rows} held-out rows"
+    )
+    values = (commit, data, facts.rebuild, judged)
+    return dict(zip(REVIEW_TAGS, values, strict=True))
+
+
 # --- Markdown (the version's description) -----------------------------------------------------
 
 MARKDOWN_SPECIAL = re.compile(r"([\\*_\[\]#|~])")
@@ -489,7 +516,7 @@ def write_card(
             client.update_model_version, name, str(version), description=description
         )
         tracking.retry_locked(client.log_text, run_id, html_page(facts), facts.card_path)
-        card = {CARD_TAG: f"runs:/{run_id}/{facts.card_path}"}
+        card = {CARD_TAG: f"runs:/{run_id}/{facts.card_path}", **review_tags(facts)}
         tracking.set_version_tags(client, name, str(version), card)
     except Exception as exc:  # noqa: BLE001 - any store's or rendering's error: the verdict stands
         logger.warning(

@@ -24,7 +24,7 @@ from ml_project.errors import ConfigError, GateFailedError, RegistryError, Train
 from ml_project.evaluation import HeldOut, held_out_rows, log_evaluation
 from ml_project.gate import HIDDEN
 from ml_project.input_rules import unchecked
-from ml_project.model_card import write_card
+from ml_project.model_card import CARD_TAG, REVIEW_TAGS, write_card
 from ml_project.registry import AliasChanged, Move
 from ml_project.results import EXACT
 from ml_project.settings import Settings
@@ -57,7 +57,7 @@ if TYPE_CHECKING:
 # How often a passed version re-compares with a champion that moved while it was being judged.
 MAX_GATE_ATTEMPTS = 5
 # Version tags the gate writes; a copied version drops its source env's before its own gate.
-GATE_TAGS = (VALIDATION_STATUS, VALIDATION_REASONS)
+GATE_TAGS = (VALIDATION_STATUS, VALIDATION_REASONS, CARD_TAG, *REVIEW_TAGS)  # a copy drops them
 GATE_TAG_PREFIX = "gate."
 
 

@@ -94,7 +94,10 @@ def test_the_version_page_shows_its_model_card(synthetic_models, synthetic_proje
         assert version.tags["validation_status"] == "passed"
 
         url = f"{server.url}/#/models/{name}/versions/{number}"
-        card = card_on_page(url, tmp_path / "browser", "passed")
+        dom = page_dom(url, tmp_path / "browser")
+        card = card_in(dom, "passed")
+        check_review_tags_first(dom, version.tags)
+        assert version.tags["Rebuild"].endswith(f"models:/{name}/{number}")  # the copy's own
         shown = text_of(card)
         assert "###" not in shown and "| ---" not in shown  # rendered, not raw Markdown
         assert "<table>" in card and "<th>feature-blind model</th>" in card
@@ -125,10 +128,22 @@ def test_the_version_page_shows_its_model_card(synthetic_models, synthetic_proje
 
 def card_on_page(url: str, profile: Path, verdict: str) -> str:
     """The rendered card (HTML) in the DOM of a version's page."""
-    dom = page_dom(url, profile)
+    return card_in(page_dom(url, profile), verdict)
+
+
+def card_in(dom: str, verdict: str) -> str:
     start = CARD_HEAD.search(dom)
     assert start is not None and start.group(1) == verdict, dom[-2000:]
     return dom[start.start() : dom.index("</div>", start.start())]
+
+
+def check_review_tags_first(dom: str, tags: dict[str, str]) -> None:
+    """The version's tags table opens with the four a reviewer needs, before any other."""
+    table = dom[dom.rindex(">Tags<") :]  # the section after the card
+    cells = [text_of(cell).strip() for cell in re.findall(r"<td[^>]*>(.*?)</td>", table, re.S)]
+    shown = [cell for cell in cells if cell in tags]
+    assert shown[:4] == ["Commit", "Data", "Rebuild", "Verdict"], shown
+    assert tags["Verdict"].startswith("passed: ") and tags["Verdict"] in cells, cells
 
 
 def check_refused_card(client: MlflowClient, result: dict, server_url: str, profile: Path) -> None:

@@ -251,3 +251,28 @@ def test_show_says_where_each_version_card_is():
     assert all(len(line) <= SHOW_WIDTH for line in lines)
     empty = show_text(replace(described, versions=[]), history_lines=5)
     assert "cards" not in empty
+
+
+def test_the_review_tags_sort_before_every_other_tag_and_say_verdict_code_data_rebuild():
+    champion = gate.Champion(
+        version="4", champion={"rmse": 1.35}, challenger={"rmse": 1.3}, rows=550
+    )
+    tags = {**TAGS, "git.dirty": "true", "git.tag": "v1.2.0"}
+    card = facts("regression", verdict=verdict("regression", champion=champion), tags=tags)
+    review = model_card.review_tags(card)
+    # MLflow's UI sorts a version's tags by key, character by character (lodash sortBy)
+    every = sorted([*review, *TAGS, "validation_status", "model_card", "gate.rmse"])
+    assert every[: len(review)] == list(review) == sorted(review)
+    assert review == {
+        "Commit": "dddddddddddd (v1.2.0), dirty tree",
+        "Data": "digest cccccccccccc, 2400 train and 600 held-out rows",
+        "Rebuild": "ml-project reproduce --model-uri models:/demo_regression_dev/7",
+        "Verdict": "passed: rmse 1.3100, champion v4 1.3500",
+    }
+
+
+def test_the_review_verdict_of_a_refused_version_without_a_champion():
+    card = facts(verdict=verdict("binary", floor={"roc_auc": 0.9}))
+    review = model_card.review_tags(card)
+    assert review["Verdict"] == "refused: roc_auc 0.8100"
+    assert review["Commit"] == "d" * 12
