@@ -102,8 +102,6 @@ def drop_flights_elsewhere(root: Path) -> None:
     # the benchmarks measure the example (copier.yml leaves out their scripts and results)
     substitute(root / "README.md", r"^(benchmarks/ +).*$",
                r"\1raw_predict.py: a model's predict timed on a batch (a baseline)")  # fmt: skip
-    substitute(root / "Makefile", r"^bench: .*\n\t.*benchmarks/run\.py\n\n?", "")
-    substitute(root / "Makefile", r" bench$", "")  # .PHONY
     substitute(root / "pyproject.toml", r"problems/flights or problems/storms", "problems/storms")
     # the slowest test files first: the example's are gone
     substitute(root / "tests/conftest.py", r'^[ \t]*"tests/examples/flights/.*",\n', "",
