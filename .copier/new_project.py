@@ -4,7 +4,7 @@ when the flights example is not kept. Only the standard library: it runs with co
 Without the example, the pages (README.md, docs/*.md) lose what is marked as the example's:
 a region between two lines `<!-- flights -->` and `<!-- /flights -->`, or the text between the
 two markers within a paragraph (the rendered page shows neither marker). The other files that
-name it are edited below, one expected match each."""
+name it are edited below, each edit expecting its number of matches."""
 
 import argparse
 import re
@@ -15,7 +15,10 @@ FALLBACK_PROBLEM = "storms"
 FALLBACK_MODEL = "storms_pressure_prod"
 OPEN, CLOSE = "<!-- flights -->", "<!-- /flights -->"
 # a region (the markers alone on their lines, with a blank line after it), else inline text
-DEMO = re.compile(rf"^{OPEN}\n.*?^{CLOSE}\n\n?|{OPEN}.*?{CLOSE}", flags=re.DOTALL | re.MULTILINE)
+_OPEN, _CLOSE = re.escape(OPEN), re.escape(CLOSE)
+DEMO = re.compile(
+    rf"^{_OPEN}\n.*?^{_CLOSE}\n\n?|{_OPEN}.*?{_CLOSE}", flags=re.DOTALL | re.MULTILINE
+)
 
 
 def substitute(path: Path, pattern: str, replacement: str, *, expected: int = 1) -> None:
