@@ -11,7 +11,7 @@
 # copy baked in below is the fallback when nothing is mounted.
 #
 # Online serving of the registry's champion (`ml-project serve`: MLflow's scoring server on port
-# 8080, the model loaded with the project's allow-list). The model is `<name>_prod` (the `name:` of the problem's settings); the default is the flights demo's:
+# 8080, the model loaded with the project's allow-list). The model is `<name>_prod` (the `name:` of the problem's settings); the default is the default problem's:
 #   docker build --target serve --build-arg MODEL_URI=models:/<name>_prod@champion \
 #       -t ml-project-serve .
 #   docker run --rm -p 8080:8080 -e MLFLOW_TRACKING_URI=http://mlflow.internal:5000 \

@@ -1,6 +1,6 @@
 """The scoring baseline: the registered model's own calls, in-process, on the same rows.
 
-    python benchmarks/raw_predict.py --model-uri models:/flights_delay_prod@champion \
+    python benchmarks/raw_predict.py --model-uri models:/<name>_prod@champion \
         --input records.parquet --repeats 5
 
 Reading the file, loading the model and typing its input columns are outside the timing: only

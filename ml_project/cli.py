@@ -832,7 +832,7 @@ def serve(
       ml-project serve --env dev
       ml-project serve --env prod --host 0.0.0.0 --port 8080 --workers 2
       curl -s localhost:8080/invocations -H 'Content-Type: application/json' \\
-          -d '{"dataframe_records": [{"month": 1, "carrier": "UA"}]}'
+          -d '{"dataframe_records": [{"month": 1, "region": "north"}]}'
     """
     bound_scoring_threads()
     from ml_project import serving, tracking

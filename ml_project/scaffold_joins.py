@@ -105,7 +105,7 @@ def unmatched_warnings(
     frames: Mapping[str, pd.DataFrame], main: str, joins: Sequence[Join], *, folder: str
 ) -> tuple[str, ...]:
     """A join most records find no row of (under MIN_MATCHED): shared columns that do not mean
-    the same thing (a plane's year of make is no flight's year) join nothing."""
+    the same thing (a product's year of make is no order's year) join nothing."""
     warnings, joined = [], frames[main]
     for join in joins:
         keys = frames[join.table][list(join.on)].assign(**{MATCHED: True})

