@@ -47,7 +47,6 @@ NOT_YET = {
     "tests/integration/test_init_cli.py",
     "tests/unit/test_init.py",
     "tests/unit/test_batches.py",
-    "tests/unit/test_model_card.py",
 }
 
 
