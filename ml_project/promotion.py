@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import mlflow
 import pandas as pd
-from mlflow.exceptions import MlflowException
 
 from ml_project import gate, lineage, loading, metrics, recovery, registry, run_life, tracking
 from ml_project.champion import CannotCompare, compare_with_champion, seen_rows
@@ -479,16 +478,13 @@ def describe(settings: Settings, *, root: Path) -> Description:
     """The env's registered model: versions, aliases, gate results, lineage and history."""
     client = tracking.connect(root, write=False)  # works on a read-only store
     name = settings.model_name
-    try:
-        model = tracking.retry_locked(client.get_registered_model, name)
-    except MlflowException as exc:
-        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
-            raise RegistryError(
-                f"There is no registered model {name} in the store "
-                f"{tracking.redact(client.tracking_uri)}: "
-                f"train one with `ml-project train --env {settings.env}`."
-            ) from exc
-        raise
+    model = registry.registered_model(client, name)
+    if model is None:
+        raise RegistryError(
+            f"There is no registered model {name} in the store "
+            f"{tracking.redact(client.tracking_uri)}: "
+            f"train one with `ml-project train --env {settings.env}`."
+        )
     aliases_of: dict[str, list[str]] = {}
     for alias, version in model.aliases.items():
         aliases_of.setdefault(str(version), []).append(alias)

@@ -448,6 +448,7 @@ def _rebuild(
 
 def _code_step(commit: str, answer: dict[str, Any]) -> CodeStep:
     return CodeStep(
+        IDENTICAL,
         commit=commit,
         protocol=answer.get("protocol"),
         ml_project_version=(answer.get("code") or {}).get("version"),

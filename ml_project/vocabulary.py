@@ -114,12 +114,6 @@ def lineage_of(tags: Mapping[str, str]) -> Lineage:
     )
 
 
-def task_of(tags: Mapping[str, str]) -> Task | None:
-    """The task a model was trained for, None when its tag is absent or not a known task."""
-    task = tags.get(TASK)
-    return task if task in TASKS else None
-
-
 # --- what training writes and reproduce reads back ---------------------------------------------
 FEATURES_DIGEST = "features.digest"
 
