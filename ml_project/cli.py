@@ -128,9 +128,9 @@ def on_signal(number: int, frame: FrameType | None) -> None:
     raise stop
 
 
-def _store_problem(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
-    if value:
-        ctx.meta["ml_project.problem"] = value
+def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """Keep a settings option (--problem, --seed, --set, --table) for `resolve_settings`."""
+    ctx.meta[f"ml_project.{param.name}"] = value
     return value
 
 
@@ -139,7 +139,7 @@ def problem_option(command: F) -> F:
         "--problem",
         metavar="NAME",
         expose_value=False,
-        callback=_store_problem,
+        callback=_remember,
         help="The problem under problems/ (default: `problem:` in environments/base.yaml).",
     )(command)
 
@@ -157,29 +157,25 @@ def env_option(command: F) -> F:
 
 
 def settings_options(command: F) -> F:
-    """--seed, --set, --table: the CLI layer of the settings."""
-    for option in reversed(
-        [
-            click.option("--seed", type=click.IntRange(0, 2**32 - 1), help="Root seed."),
-            click.option(
-                "--set",
-                "overrides",
-                multiple=True,
-                metavar="KEY.PATH=VALUE",
-                help="Override one setting, e.g. --set params.max_iter=50 (repeatable).",
-            ),
-            click.option(
-                "--table",
-                "tables",
-                multiple=True,
-                metavar="NAME=PATH",
-                help="Read table NAME from PATH (CSV, zipped CSV, Parquet) instead of the "
-                "configured file (repeatable).",
-            ),
-        ]
-    ):
-        command = option(command)
-    return command
+    """--seed, --set, --table: the CLI layer of the settings, applied by `resolve_settings`."""
+    seed = click.option(
+        "--seed",
+        type=click.IntRange(0, 2**32 - 1),
+        expose_value=False,
+        callback=_remember,
+        help="Root seed.",
+    )
+    table = click.option(
+        "--table",
+        "tables",
+        multiple=True,
+        metavar="NAME=PATH",
+        expose_value=False,
+        callback=_remember,
+        help="Read table NAME from PATH (CSV, zipped CSV, Parquet) instead of the "
+        "configured file (repeatable).",
+    )
+    return seed(overrides_option("params.max_iter=50")(table(command)))
 
 
 def table_overrides(tables: tuple[str, ...]) -> tuple[str, ...]:
@@ -190,17 +186,45 @@ def table_overrides(tables: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def resolve_settings(
-    env: str,
-    *,
-    seed: int | None = None,
-    overrides: tuple[str, ...] = (),
-    tables: tuple[str, ...] = (),
+    env: str, *, overrides: tuple[str, ...] = (), tables: tuple[str, ...] = ()
 ) -> Settings:
-    """Settings for `env` (and the command's --problem) with the CLI's overrides applied last."""
+    """Settings for `env` with the command's --problem, --seed, --set and --table (and these
+    `overrides` and `tables`) applied last."""
     ctx = click.get_current_context(silent=True)
-    problem = ctx.find_root().meta.get("ml_project.problem") if ctx else None
+    given = ctx.find_root().meta if ctx else {}
+    overrides = (*given.get("ml_project.overrides", ()), *overrides)
+    tables = (*given.get("ml_project.tables", ()), *tables)
     return load_settings(
-        env, problem=problem, overrides=(*overrides, *table_overrides(tables)), seed=seed
+        env,
+        problem=given.get("ml_project.problem"),
+        overrides=(*overrides, *table_overrides(tables)),
+        seed=given.get("ml_project.seed"),
+    )
+
+
+def overrides_option(example: str) -> Callable[[F], F]:
+    """`--set KEY.PATH=VALUE` (repeatable), applied by `resolve_settings`."""
+    return click.option(
+        "--set",
+        "overrides",
+        multiple=True,
+        metavar="KEY.PATH=VALUE",
+        expose_value=False,
+        callback=_remember,
+        help=f"Override one setting, e.g. --set {example} (repeatable).",
+    )
+
+
+def model_uri_option(use: str) -> Callable[[F], F]:
+    """`--model-uri`: the model to `use`, the env's champion by default."""
+    return click.option(
+        "--model-uri", help=f"Model to {use} (default: models:/<env model>@champion)."
+    )
+
+
+def chunk_rows_option(default: int, help: str) -> Callable[[F], F]:
+    return click.option(
+        "--chunk-rows", type=click.IntRange(1), default=default, show_default=True, help=help
     )
 
 
@@ -256,14 +280,7 @@ def configure_logging(*, quiet: bool) -> None:
 @click.option("--allow-dirty", is_flag=True, help="Train from uncommitted code (recorded).")
 @views.json_option
 @handle_errors
-def train(
-    env: str,
-    seed: int | None,
-    overrides: tuple[str, ...],
-    tables: tuple[str, ...],
-    allow_dirty: bool,
-    as_json: bool,
-) -> None:
+def train(env: str, allow_dirty: bool, as_json: bool) -> None:
     """Train, evaluate and register a model version for ENV.
 
     \b
@@ -275,7 +292,7 @@ def train(
     """
     from ml_project.pipeline import run_training
 
-    settings = resolve_settings(env, seed=seed, overrides=overrides, tables=tables)
+    settings = resolve_settings(env)
     with report_on_gate_failure(views.train_text, as_json):
         result = run_training(settings, root=project_root(), allow_dirty=allow_dirty)
     views.echo(result, views.train_text, as_json=as_json)
@@ -335,9 +352,7 @@ def init(
 @settings_options
 @click.option("--force", is_flag=True, help="Overwrite the problem's model_input.yaml.")
 @handle_errors
-def model_input_suite(
-    env: str, seed: int | None, overrides: tuple[str, ...], tables: tuple[str, ...], force: bool
-) -> None:
+def model_input_suite(env: str, force: bool) -> None:
     """Write the problem's model-input suite from the records its records() makes.
 
     For a problem whose records() you wrote (a join `init` could not guess, derived columns):
@@ -352,7 +367,7 @@ def model_input_suite(
     """
     from ml_project import scaffold
 
-    settings = resolve_settings(env, seed=seed, overrides=overrides, tables=tables)
+    settings = resolve_settings(env)
     path = scaffold.write_records_suite(settings, root=project_root(), force=force)
     click.echo(
         f"Wrote {path} for the features {', '.join(settings.features.columns)}: review it, "
@@ -407,13 +422,7 @@ def summary(
 @settings_options
 @views.json_option
 @handle_errors
-def validate_data(
-    env: str,
-    seed: int | None,
-    overrides: tuple[str, ...],
-    tables: tuple[str, ...],
-    as_json: bool,
-) -> None:
+def validate_data(env: str, as_json: bool) -> None:
     """Run the problem's expectation suites on ENV's data, without training.
 
     Each table's suite checks its raw file; if they pass, the model-input suite checks the
@@ -427,7 +436,7 @@ def validate_data(
     from ml_project.pipeline import run_validation
     from ml_project.validation import DataValidation
 
-    settings = resolve_settings(env, seed=seed, overrides=overrides, tables=tables)
+    settings = resolve_settings(env)
     reports = run_validation(settings, root=project_root())
     result = DataValidation(env, tuple(report.summary() for report in reports))
     views.echo(result, views.data_validated, as_json=as_json)
@@ -517,17 +526,14 @@ def reproduce(
             "name one model: --env ENV --version N, --run-id ID, or --model-uri "
             "models:/NAME/N (or models:/NAME@ALIAS)."
         )
-    name, number, alias = "", str(version or ""), ""
+    wanted = reproduction.Wanted(run_id=run_id or "")
     if model_uri:
-        name, number, alias = reproduction.parse_model_uri(model_uri)
+        wanted = reproduction.parse_model_uri(model_uri)
     elif env:
-        name = resolve_settings(env).model_name
+        wanted = reproduction.Wanted(resolve_settings(env).model_name, str(version))
     result = reproduction.reproduce_model(
+        wanted,
         root=project_root(),
-        model_name=name,
-        version=number,
-        alias=alias,
-        run_id=run_id or "",
         tolerance=tolerance,
         strict=strict,
         tables=parse_tables(tables),
@@ -709,13 +715,9 @@ def champion_release(env: str, as_json: bool) -> None:
     "Where to write the scored rows: .parquet or .csv (spark: .parquet, a folder).",
     text=True,
 )
-@click.option("--model-uri", help="Model to use (default: models:/<env model>@champion).")
-@click.option(
-    "--chunk-rows",
-    type=click.IntRange(1),
-    default=250_000,
-    show_default=True,
-    help="Rows read, checked and scored at a time (bounds memory; pandas engine).",
+@model_uri_option("use")
+@chunk_rows_option(
+    250_000, "Rows read, checked and scored at a time (bounds memory; pandas engine)."
 )
 @click.option(
     "--engine",
@@ -800,7 +802,7 @@ def predict(
 
 @cli.command(epilog=EXIT_CODES_HELP)
 @env_option
-@click.option("--model-uri", help="Model to serve (default: models:/<env model>@champion).")
+@model_uri_option("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True)
 @click.option(
@@ -926,21 +928,9 @@ def extract_batch(
     help="With --labels, take a batch whose rows repeat a key (data.key_columns) and count "
     "every row, instead of refusing it (exit 3). Without --labels repeats are only reported.",
 )
-@click.option("--model-uri", help="Model to watch (default: models:/<env model>@champion).")
-@click.option(
-    "--set",
-    "overrides",
-    multiple=True,
-    metavar="KEY.PATH=VALUE",
-    help="Override one setting, e.g. --set monitor.psi_alert=0.3 (repeatable).",
-)
-@click.option(
-    "--chunk-rows",
-    type=click.IntRange(1),
-    default=100_000,
-    show_default=True,
-    help="Rows read and scored at a time (bounds memory).",
-)
+@model_uri_option("watch")
+@overrides_option("monitor.psi_alert=0.3")
+@chunk_rows_option(100_000, "Rows read and scored at a time (bounds memory).")
 @click.option(
     "--summary",
     "summary_path",
@@ -955,7 +945,6 @@ def monitor(
     labels: bool,
     allow_duplicate_keys: bool,
     model_uri: str | None,
-    overrides: tuple[str, ...],
     chunk_rows: int,
     summary_path: Path | None,
     as_json: bool,
@@ -982,7 +971,7 @@ def monitor(
 
     if summary_path:  # before the monitoring run is logged
         check_output_file(summary_path, option="--summary")
-    settings = resolve_settings(env, overrides=overrides)
+    settings = resolve_settings(env)
     result = run_monitor(
         settings,
         root=project_root(),

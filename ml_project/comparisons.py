@@ -83,8 +83,15 @@ class Pair:
 
 
 @dataclass(frozen=True)
-class EnvironmentStep:
+class Compared:
+    """What every step says first: IDENTICAL, DIFFERENT or NOT_RECORDED (each step ends with
+    its name, `step`)."""
+
     status: str
+
+
+@dataclass(frozen=True)
+class EnvironmentStep(Compared):
     key_packages: tuple[Change, ...]
     lock: tuple[Change, ...]
     lock_recorded: bool
@@ -93,18 +100,16 @@ class EnvironmentStep:
 
 
 @dataclass(frozen=True)
-class CodeStep:
+class CodeStep(Compared):
     commit: str
     protocol: str | None
     ml_project_version: str | None
     seconds: dict[str, float] | None
-    status: str = IDENTICAL
     step: str = "code"
 
 
 @dataclass(frozen=True)
-class ConfigStep:
-    status: str
+class ConfigStep(Compared):
     recorded: dict[str, str | None]
     rebuilt: dict[str, Any]
     step: str = "config"
@@ -134,23 +139,20 @@ class TableFile:
 
 
 @dataclass(frozen=True)
-class SourcesStep:
-    status: str
+class SourcesStep(Compared):
     files: dict[str, TableFile]
     step: str = "sources"
 
 
 @dataclass(frozen=True)
-class DataStep:
-    status: str
+class DataStep(Compared):
     digests: dict[str, Pair]
     rows: dict[str, Pair]
     step: str = "data"
 
 
 @dataclass(frozen=True)
-class FeaturesStep:
-    status: str
+class FeaturesStep(Compared):
     recorded: str | None
     rebuilt: str | None
     sample_columns_differ: tuple[str, ...] | None = field(default=None, metadata=OPTIONAL)
@@ -158,8 +160,7 @@ class FeaturesStep:
 
 
 @dataclass(frozen=True)
-class ModelStep:
-    status: str
+class ModelStep(Compared):
     rebuilt: str | None
     model_class: str | None = field(metadata={"key": "class"})
     registered: str | None = field(default=None, metadata=OPTIONAL)
@@ -173,8 +174,7 @@ class ModelStep:
 
 
 @dataclass(frozen=True)
-class PredictionsStep:
-    status: str
+class PredictionsStep(Compared):
     rows: int | None
     recorded: str | None
     recorded_from: str
@@ -185,8 +185,7 @@ class PredictionsStep:
 
 
 @dataclass(frozen=True)
-class MetricsStep:
-    status: str
+class MetricsStep(Compared):
     task: str
     values: dict[str, Pair]
     max_abs_diff: float | None

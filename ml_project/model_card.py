@@ -29,21 +29,7 @@ from mlflow.exceptions import MlflowException
 from ml_project import drift, metrics, registry, tracking
 from ml_project.gate import Verdict
 from ml_project.settings import Settings
-from ml_project.vocabulary import (
-    CONFIG_HASH,
-    DATA_DIGEST,
-    DATA_TABLES,
-    EVALUATION_SKIPPED,
-    GIT_BRANCH,
-    GIT_COMMIT,
-    GIT_DIRTY,
-    GIT_TAG,
-    SEED,
-    SPLIT_CUTOFF,
-    SPLIT_KIND,
-    SPLIT_TIME_COLUMN,
-    run_of,
-)
+from ml_project.vocabulary import DATA_TABLES, EVALUATION_SKIPPED, lineage_of, run_of
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -164,17 +150,17 @@ def sources(tags: Mapping[str, str]) -> list[tuple[str, ...]]:
 
 
 def data_section(facts: CardFacts) -> Section:
-    tags = facts.tags
+    tags, seen = facts.tags, lineage_of(facts.tags)
     split = "a hash of the key columns"
-    if tags.get(SPLIT_KIND) == "time":
+    if seen.split_kind == "time":
         split = (
-            f"time: the newest rows by `{tags.get(SPLIT_TIME_COLUMN, '?')}` held out, "
-            f"from {tags.get(SPLIT_CUTOFF, '?')}"
+            f"time: the newest rows by `{seen.split_column or '?'}` held out, "
+            f"from {seen.split_cutoff or '?'}"
         )
     lines = [
         f"{tags.get('data.rows_train', '?')} train rows; {facts.held_out_rows} held-out rows "
         f"judged by the gate. Split: {split}.",
-        f"Data digest `{tags.get(DATA_DIGEST, '?')[:16]}`.",
+        f"Data digest `{(seen.data_digest or '?')[:16]}`.",
     ]
     for time in facts.times:
         parts = [
@@ -243,16 +229,15 @@ def plots_section(facts: CardFacts) -> Section:
 
 
 def lineage_section(facts: CardFacts) -> Section:
-    tags = facts.tags
-    dirty = tags.get(GIT_DIRTY) == "true"
+    tags, seen = facts.tags, lineage_of(facts.tags)
     rows = [
-        ("commit", f"`{tags.get(GIT_COMMIT) or 'unknown'}`"),
-        ("dirty tree", "yes: uncommitted changes are not in the commit" if dirty else "no"),
-        ("git tag, branch", f"{tags.get(GIT_TAG) or '-'}, {tags.get(GIT_BRANCH) or '-'}"),
+        ("commit", f"`{seen.commit or 'unknown'}`"),
+        ("dirty tree", "yes: uncommitted changes are not in the commit" if seen.dirty else "no"),
+        ("git tag, branch", f"{seen.git_tag or '-'}, {seen.branch or '-'}"),
         ("training run", f"`{run_of(tags, facts.run_id)}`"),
         ("gate run", f"`{facts.run_id}`"),
-        ("config", f"hash `{tags.get(CONFIG_HASH, '?')[:16]}`, `config/settings.yaml` of the run"),
-        ("seed", tags.get(SEED, "?")),
+        ("config", f"hash `{(seen.config_hash or '?')[:16]}`, `config/settings.yaml` of the run"),
+        ("seed", seen.seed or "?"),
     ]
     copied = {key: value for key, value in tags.items() if key.startswith("copied_from.")}
     if copied:

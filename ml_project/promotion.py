@@ -12,11 +12,10 @@ import contextlib
 from dataclasses import dataclass, field, fields
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import mlflow
 import pandas as pd
-from mlflow.exceptions import MlflowException
 
 from ml_project import gate, lineage, loading, metrics, recovery, registry, run_life, tracking
 from ml_project.champion import CannotCompare, compare_with_champion, seen_rows
@@ -54,6 +53,7 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
 
+R = TypeVar("R")
 # How often a passed version re-compares with a champion that moved while it was being judged.
 MAX_GATE_ATTEMPTS = 5
 # Version tags the gate writes; a copied version drops its source env's before its own gate.
@@ -81,6 +81,13 @@ class GateOutcome(gate.Verdict):
     def of(cls, verdict: gate.Verdict, **outcome: Any) -> GateOutcome:
         judged = {item.name: getattr(verdict, item.name) for item in fields(verdict) if item.init}
         return cls(**judged, **outcome)
+
+    def passed_or_raise(self, env: str, result: R) -> R:
+        """`result` when the version passed; else GateFailedError carrying it (the run is
+        logged and the version tagged before: fail closed)."""
+        if not self.passed:
+            raise GateFailedError(self.failure_message(env), result=result)
+        return result
 
     def failure_message(self, env: str) -> str:
         return (
@@ -355,9 +362,7 @@ def promote_copy(
         source={"env": source.env, "model_name": source.model_name, "version": str(version)},
         gate=outcome,
     )
-    if not outcome.passed:
-        raise GateFailedError(outcome.failure_message(target.env), result=result)
-    return result
+    return outcome.passed_or_raise(target.env, result)
 
 
 def copy_version(
@@ -409,7 +414,6 @@ def gate_copy(
         loading.load_sklearn(f"models:/{name}/{new}", loading.trusted_types(held.problem))
     )
     predictions = metrics.predict(model, rows.model_rows(), target.task)
-    staged = metrics.staged_loss(model, rows.model_rows(), rows.labels, target.task)
     mlflow.log_metrics({f"test_{key}": value for key, value in rows.scores(predictions).items()})
     mlflow.log_metrics({"rows_test": len(rows.test), "rows_test_seen_excluded": int(seen.sum())})
     log_evaluation(f"models:/{name}/{new}", rows)
@@ -418,7 +422,7 @@ def gate_copy(
         rows,
         version=new,
         predictions=predictions,
-        staged=staged,
+        staged=metrics.staged_loss(model, rows.model_rows(), rows.labels, target.task),
         commit=commit,
         run_id=run_id,
         context=why,
@@ -474,16 +478,13 @@ def describe(settings: Settings, *, root: Path) -> Description:
     """The env's registered model: versions, aliases, gate results, lineage and history."""
     client = tracking.connect(root, write=False)  # works on a read-only store
     name = settings.model_name
-    try:
-        model = tracking.retry_locked(client.get_registered_model, name)
-    except MlflowException as exc:
-        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
-            raise RegistryError(
-                f"There is no registered model {name} in the store "
-                f"{tracking.redact(client.tracking_uri)}: "
-                f"train one with `ml-project train --env {settings.env}`."
-            ) from exc
-        raise
+    model = registry.registered_model(client, name)
+    if model is None:
+        raise RegistryError(
+            f"There is no registered model {name} in the store "
+            f"{tracking.redact(client.tracking_uri)}: "
+            f"train one with `ml-project train --env {settings.env}`."
+        )
     aliases_of: dict[str, list[str]] = {}
     for alias, version in model.aliases.items():
         aliases_of.setdefault(str(version), []).append(alias)

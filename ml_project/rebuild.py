@@ -274,7 +274,8 @@ def rebuild(request: dict[str, Any], answer: dict[str, Any]) -> None:
         answer["stopped"] = "data"
         return
     answer["step"] = "fit"
-    ours = _fit(settings, problem, prepared, request, answer)
+    rows = min(int(request.get("sample_rows") or SAMPLE_ROWS), pipeline.FEATURE_SAMPLE_ROWS)
+    ours = _fit(settings, problem, prepared, answer, rows)
     answer["step"] = "registered model"
     registered = load_registered(request)
     if registered is not None:
@@ -311,18 +312,14 @@ def _read_sources(
 
 
 def _fit(
-    settings: Settings,
-    problem: Problem,
-    prepared: PreparedData,
-    request: dict[str, Any],
-    answer: dict[str, Any],
+    settings: Settings, problem: Problem, prepared: PreparedData, answer: dict[str, Any], rows: int
 ) -> np.ndarray:
-    """Train as training does; the features, model, predictions and metrics fingerprinted."""
+    """Train as training does; the features (a sample of `rows`), model, predictions and
+    metrics fingerprinted."""
     fit_started = time.perf_counter()
     trained = pipeline.fit_and_score(settings, problem, prepared)
     answer["timings"]["fit_s"] = time.perf_counter() - fit_started
     model = trained.model
-    rows = min(int(request.get("sample_rows") or SAMPLE_ROWS), pipeline.FEATURE_SAMPLE_ROWS)
     sample = pipeline.feature_sample(settings, model, prepared.split.train.head(rows))
     answer["features"] = {"digest": trained.features_digest, "sample": sample_values(sample)}
     answer["model"] = {

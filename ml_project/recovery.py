@@ -127,13 +127,16 @@ def orphan_reason(client: MlflowClient, version: ModelVersion) -> str | None:
     return None
 
 
-def run_is_live(client: MlflowClient, run_id: str) -> bool:
-    """Whether run `run_id` may still be working (not known to be gone, ended or dead)."""
+def running(client: MlflowClient, run_id: str, *, process_too: bool = True) -> bool | None:
+    """Whether run `run_id` is RUNNING (with `process_too`: and its process not known to be
+    gone); None when the store could not answer."""
     try:
         run = fetch_run(client, run_id)
     except Gone:
         return False
-    return run is None or (run.info.status == "RUNNING" and not process_gone(run))
+    if run is None:
+        return None
+    return run.info.status == "RUNNING" and not (process_too and process_gone(run))
 
 
 def orphans(client: MlflowClient, name: str, *, strict: bool = False) -> dict[str, str]:
@@ -188,7 +191,7 @@ def settle_orphans(
             {VALIDATION_STATUS: gate.FAILED, VALIDATION_REASONS: why, SETTLED: why},
         )
         registry.remove_alias_if(client, name, CHALLENGER, version, move=Move("verdict", why))
-        if run_id and _still_running(client, run_id):
+        if run_id and running(client, run_id, process_too=False):
             client.set_terminated(run_id, status="KILLED")
         settled.append(f"version {version}: {reason}")
     settled += _clear_stale_challenger(client, name)
@@ -199,14 +202,6 @@ def settle_orphans(
     return settled
 
 
-def _still_running(client: MlflowClient, run_id: str) -> bool:
-    try:
-        run = fetch_run(client, run_id)
-    except Gone:
-        return False
-    return run is not None and run.info.status == "RUNNING"
-
-
 def _clear_stale_challenger(client: MlflowClient, name: str) -> list[str]:
     """A version judged, but whose run stopped before it let go of `challenger`, loses it."""
     stale = registry.alias_version(client, name, CHALLENGER)
@@ -215,7 +210,9 @@ def _clear_stale_challenger(client: MlflowClient, name: str) -> list[str]:
     found = registry.get_version(client, name, stale)
     verdict = found.tags.get(VALIDATION_STATUS)
     run_id = version_run(found)
-    if verdict not in (gate.PASSED, gate.FAILED) or not run_id or run_is_live(client, run_id):
+    if verdict not in (gate.PASSED, gate.FAILED) or not run_id:
+        return []
+    if running(client, run_id) is not False:  # may still be working (or cannot be told)
         return []
     why = f"its run {run_id} stopped after the verdict ({verdict})"
     registry.remove_alias_if(client, name, CHALLENGER, stale, move=Move("verdict", why))

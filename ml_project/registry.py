@@ -27,7 +27,7 @@ from ml_project.vocabulary import CHAMPION, RUN_ID, TASK, VERSION_LINEAGE, run_o
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
-    from mlflow.entities.model_registry import ModelVersion
+    from mlflow.entities.model_registry import ModelVersion, RegisteredModel
 
 HISTORY_PREFIX = "promotion."
 ANY = object()  # `expected` for a move that does not depend on where the alias points now
@@ -64,17 +64,22 @@ def actor() -> str:
         return "unknown"
 
 
-def alias_version(client: MlflowClient, model_name: str, alias: str) -> str | None:
-    """The version `alias` points to now, or None (also when the model is not registered)."""
+def registered_model(client: MlflowClient, model_name: str) -> RegisteredModel | None:
+    """The registered model, None when the store has none of that name."""
     from mlflow.exceptions import MlflowException
 
     try:
-        model = retry_locked(client.get_registered_model, model_name)
+        return retry_locked(client.get_registered_model, model_name)
     except MlflowException as exc:
         if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
             return None
         raise
-    version = model.aliases.get(alias)
+
+
+def alias_version(client: MlflowClient, model_name: str, alias: str) -> str | None:
+    """The version `alias` points to now, or None (also when the model is not registered)."""
+    model = registered_model(client, model_name)
+    version = None if model is None else model.aliases.get(alias)
     return None if version is None else str(version)
 
 
@@ -255,15 +260,8 @@ def read_history(registered_model_tags: dict[str, str]) -> list[dict[str, Any]]:
 
 
 def history(client: MlflowClient, model_name: str) -> list[dict[str, Any]]:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        model = retry_locked(client.get_registered_model, model_name)
-    except MlflowException as exc:
-        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
-            return []
-        raise
-    return read_history(model.tags)
+    model = registered_model(client, model_name)
+    return [] if model is None else read_history(model.tags)
 
 
 def champion_stack(entries: list[dict[str, Any]]) -> list[str]:

@@ -23,7 +23,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import yaml
 
@@ -80,28 +80,33 @@ _MODEL_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>\d+)|@(?P<ali
 # ---------------------------------------------------------------- targets and lineage (edges)
 
 
-def parse_model_uri(uri: str) -> tuple[str, str, str]:
-    """`models:/name/3` -> (name, "3", ""); `models:/name@champion` -> (name, "", "champion")."""
+@dataclasses.dataclass(frozen=True)
+class Wanted:
+    """The model to reproduce as the command names it: a version of `model_name` (by number or
+    alias), or the model of run `run_id`."""
+
+    model_name: str = ""
+    version: str = ""
+    alias: str = ""
+    run_id: str = ""
+
+
+def parse_model_uri(uri: str) -> Wanted:
+    """`models:/name/3` -> version "3" of name; `models:/name@champion` -> its alias."""
     match = _MODEL_URI.match(uri.strip())
     if not match:
         raise ConfigError(
             f"--model-uri {uri!r}: expected models:/<name>/<version> or models:/<name>@<alias>."
         )
-    return match["name"], match["version"] or "", match["alias"] or ""
+    return Wanted(match["name"], match["version"] or "", match["alias"] or "")
 
 
-def resolve_target(
-    client: MlflowClient,
-    *,
-    model_name: str = "",
-    version: str = "",
-    alias: str = "",
-    run_id: str = "",
-) -> Target:
+def resolve_target(client: MlflowClient, wanted: Wanted) -> Target:
     """The registered version (by number or alias: loading.resolve_model_uri) or the run; a
     RegistryError if not found."""
     from mlflow.exceptions import MlflowException
 
+    model_name, version, alias, run_id = dataclasses.astuple(wanted)
     if model_name and (version or alias):
         uri = f"models:/{model_name}/{version}" if version else f"models:/{model_name}@{alias}"
         pinned = loading.resolve_model_uri(client, uri, model_name=model_name)
@@ -348,12 +353,9 @@ def run_driver(
 
 
 def reproduce_model(
+    wanted: Wanted,
     *,
     root: Path,
-    model_name: str = "",
-    version: str = "",
-    alias: str = "",
-    run_id: str = "",
     tolerance: float | None = None,
     strict: bool = False,
     tables: dict[str, Path] | None = None,
@@ -367,9 +369,7 @@ def reproduce_model(
     started = time.perf_counter()
     client = tracking.connect(root)
     with progress.stage("resolve"):
-        target = resolve_target(
-            client, model_name=model_name, version=version, alias=alias, run_id=run_id
-        )
+        target = resolve_target(client, wanted)
     with tempfile.TemporaryDirectory(prefix="ml-project-reproduce-") as scratch:
         workdir = Path(scratch)
         with progress.stage("read recorded"):
@@ -389,21 +389,21 @@ def reproduce_model(
     if answer is not None:
         rebuilt = [_code_step(commit, answer), *_compare(recorded, answer)]
         steps += rebuilt if from_source or tables else subset_data_step(recorded.tags, rebuilt)
-    outcome, first, error, traceback = _judge(answer, recorded, target, commit, steps, tolerance)
+    judged = _judge(answer, recorded, target, commit, steps, tolerance)
     result = ReproductionResult(
         target=target,
         commit=commit,
         tolerance=tolerance,
         strict=strict,
-        verdict=outcome,
-        first_difference=first,
+        verdict=judged.verdict,
+        first_difference=judged.first_difference,
         steps=tuple(steps),
         warnings=(data_origin, *_warnings(recorded.tags, commit, environment, steps)),
         experiment_id=recorded.experiment_id,
         tracking_uri=tracking.redact(client.tracking_uri),
         seconds=time.perf_counter() - started,
-        error=error,
-        traceback=traceback,
+        error=judged.error,
+        traceback=judged.traceback,
     )
     return log_reproduction(client, recorded, result)
 
@@ -448,6 +448,7 @@ def _rebuild(
 
 def _code_step(commit: str, answer: dict[str, Any]) -> CodeStep:
     return CodeStep(
+        IDENTICAL,
         commit=commit,
         protocol=answer.get("protocol"),
         ml_project_version=(answer.get("code") or {}).get("version"),
@@ -469,6 +470,13 @@ def _compare(recorded: Recorded, answer: dict[str, Any]) -> list[Step]:
         )
 
 
+class Judgement(NamedTuple):
+    verdict: str
+    first_difference: str
+    error: str = ""
+    traceback: str = ""  # the old code's, when it raised
+
+
 def _judge(
     answer: dict[str, Any] | None,
     recorded: Recorded,
@@ -476,18 +484,17 @@ def _judge(
     commit: str,
     steps: list[Step],
     tolerance: float | None,
-) -> tuple[str, str, str, str]:
-    """(verdict, first difference, error, the old code's traceback); no answer: --strict
-    refused to rebuild in another environment."""
+) -> Judgement:
+    """The verdict; no answer: --strict refused to rebuild in another environment."""
     if answer is None:
         error = "--strict: the software differs from the one recorded at training"
-        return ENVIRONMENT_DIFFERS, "environment differs", error, ""
+        return Judgement(ENVIRONMENT_DIFFERS, "environment differs", error)
     if answer.get("error"):
         return _driver_failure(answer, recorded, target, commit)
     data = next((step for step in steps if step.step == "data"), None)
     if answer.get("stopped") == "data" or (data is not None and data.status == DIFFERENT):
-        return DATA_CHANGED, DIFFERENCE_NAMES["data"], "", ""
-    return (*verdict(steps, tolerance=tolerance), "", "")
+        return Judgement(DATA_CHANGED, DIFFERENCE_NAMES["data"])
+    return Judgement(*verdict(steps, tolerance=tolerance))
 
 
 def table_overrides(
@@ -572,7 +579,7 @@ def _sources_warnings(steps: list[Step]) -> list[str]:
 
 def _driver_failure(
     answer: dict[str, Any], recorded: Recorded, target: Target, commit: str
-) -> tuple[str, str, str, str]:
+) -> Judgement:
     """A failure inside the old code: a missing file (DataError), changed data, or a crash."""
     error = answer["error"]
     step, message = error.get("step"), f"{error.get('type')}: {error.get('message')}"
@@ -587,15 +594,16 @@ def _driver_failure(
                     f"{recorded.tags.get(f'data.table.{name}.sha256', '?')})."
                 )
         why = f"the code of commit {short} cannot read the data any more ({message})"
-        return DATA_CHANGED, DIFFERENCE_NAMES["data"], why, ""
+        return Judgement(DATA_CHANGED, DIFFERENCE_NAMES["data"], why)
     if step == "data":
         why = f"the code of commit {short} cannot prepare today's data ({message})"
-        return DATA_CHANGED, DIFFERENCE_NAMES["data"], why, ""
+        return Judgement(DATA_CHANGED, DIFFERENCE_NAMES["data"], why)
     why = (
         f"the code of commit {short} failed at step {step!r} in this environment: "
         + " ".join(message.split())  # one line; the traceback goes to the report only
     )
-    return DIFFERENT, f"the rebuild failed at step {step!r}", why, error.get("traceback", "")
+    failed = f"the rebuild failed at step {step!r}"
+    return Judgement(DIFFERENT, failed, why, error.get("traceback", ""))
 
 
 # ---------------------------------------------------------------- the data read (snapshots)

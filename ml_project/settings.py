@@ -276,12 +276,11 @@ class Settings(_Section):
         return self
 
     @property
-    def experiment_name(self) -> str:
+    def model_name(self) -> str:
+        """`<name>_<env>`: the registered model's name, and its experiment's."""
         return f"{self.name}_{self.env}"
 
-    @property
-    def model_name(self) -> str:
-        return f"{self.name}_{self.env}"
+    experiment_name = model_name
 
     def config_hash(self) -> str:
         """sha256 of the resolved settings as canonical JSON."""

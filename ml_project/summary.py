@@ -16,18 +16,7 @@ from urllib.parse import urlparse
 from ml_project.errors import ConfigError
 from ml_project.metrics import REGISTRY
 from ml_project.tracking import flatten
-from ml_project.vocabulary import (
-    CONFIG_HASH,
-    DATA_DIGEST,
-    GIT_BRANCH,
-    GIT_COMMIT,
-    GIT_DIRTY,
-    GIT_TAG,
-    SEED,
-    SPLIT_CUTOFF,
-    SPLIT_KIND,
-    SPLIT_TIME_COLUMN,
-)
+from ml_project.vocabulary import Lineage, lineage_of
 
 ROWS = (
     ("train", "train"),
@@ -222,19 +211,17 @@ def render_rows(rows: dict[str, Any]) -> str:
 
 def render_lineage(result: dict[str, Any]) -> str:
     """Where the model came from: commit, branch/tag, tree, seed, config, data, run, store."""
-    lineage = result.get("lineage", {})
-    dirty = lineage.get(GIT_DIRTY)
-    commit = lineage.get(GIT_COMMIT) or "unknown"
+    seen = lineage_of(result.get("lineage", {}))
     fields = [
         ("problem", escape(result.get("problem") or "-")),
         ("task", escape(result.get("task") or "-")),
-        ("commit", code(commit) + (" (dirty tree)" if dirty == "true" else "")),
-        ("branch", escape(lineage.get(GIT_BRANCH) or "-")),
-        ("tag", escape(lineage.get(GIT_TAG) or "-")),
-        ("seed", escape(lineage.get(SEED, "-"))),
-        ("config hash", code(lineage.get(CONFIG_HASH, "")[:16] or "-")),
-        ("data digest", code(lineage.get(DATA_DIGEST, "")[:16] or "-")),
-        ("held out", escape(split_line(lineage))),
+        ("commit", code(seen.commit or "unknown") + (" (dirty tree)" if seen.dirty else "")),
+        ("branch", escape(seen.branch or "-")),
+        ("tag", escape(seen.git_tag or "-")),
+        ("seed", escape(seen.seed or "-")),
+        ("config hash", code((seen.config_hash or "")[:16] or "-")),
+        ("data digest", code((seen.data_digest or "")[:16] or "-")),
+        ("held out", escape(split_line(seen))),
         ("run id", code(result.get("run_id", "-"))),
         ("model", code(result.get("model_uri", "-"))),
         ("tracking store", describe_store(result.get("tracking_uri", ""))),
@@ -247,16 +234,12 @@ def render_lineage(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def split_line(lineage: dict[str, Any]) -> str:
+def split_line(seen: Lineage) -> str:
     """Which rows were held out: the newest by a time column (from its cut-off), or a seeded
     hash of the key; '-' when the result does not say (trained before split kinds)."""
-    kind = lineage.get(SPLIT_KIND)
-    if kind == "time":
-        return (
-            f"the newest by {lineage.get(SPLIT_TIME_COLUMN, '?')}, from "
-            f"{lineage.get(SPLIT_CUTOFF, '?')}"
-        )
-    return "a seeded hash of the key" if kind == "hash" else "-"
+    if seen.split_kind == "time":
+        return f"the newest by {seen.split_column or '?'}, from {seen.split_cutoff or '?'}"
+    return "a seeded hash of the key" if seen.split_kind == "hash" else "-"
 
 
 def render_mapping(title: str, mapping: dict[str, Any]) -> str:

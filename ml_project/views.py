@@ -173,12 +173,12 @@ def version_line(item: "VersionView", primary: str) -> str:
     )
 
 
-def wrapped(head: str, text: str, *, width: int = SHOW_WIDTH) -> list[str]:
-    """`head` then `text` wrapped within `width` columns, the next lines indented by
+def wrapped(head: str, text: str) -> list[str]:
+    """`head` then `text` wrapped within SHOW_WIDTH columns, the next lines indented by
     HISTORY_INDENT; every word of `text` is kept, one longer than a line on a line of its own."""
     lines = textwrap.wrap(
         text,
-        width=width,
+        width=SHOW_WIDTH,
         initial_indent=head,
         subsequent_indent=" " * HISTORY_INDENT,
         break_long_words=False,
@@ -498,7 +498,7 @@ def monitor_notes(result: dict[str, Any], picked: int) -> list[str]:
     return notes
 
 
-def summary_text(result: dict[str, Any], *, markdown: bool = False, top: int = TOP_FEATURES) -> str:
+def summary_text(result: dict[str, Any], *, markdown: bool = False) -> str:
     """The worst features and every one that alerts, the score, live quality, repeated keys
     and the verdict, as text or Markdown (`result`: monitor_data)."""
     head = (
@@ -507,7 +507,7 @@ def summary_text(result: dict[str, Any], *, markdown: bool = False, top: int = T
     )
     columns = ("feature", "kind", "PSI", "nulls: training -> batch", "status")
     features = result["features"]
-    picked = [features[at] for at in shown([row["status"] for row in features], top=top)]
+    picked = [features[at] for at in shown([row["status"] for row in features], top=TOP_FEATURES)]
     rows = [
         (
             row["feature"],

@@ -6,6 +6,7 @@ so no module spells a tag key as a literal (docs/lineage.md lists what each one 
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Literal, get_args
 
 Task = Literal["binary", "multiclass", "regression"]
@@ -81,10 +82,36 @@ def process_of(tags: Mapping[str, str]) -> tuple[str, int] | None:
     return (host, int(pid)) if host and pid.isdigit() else None
 
 
-def task_of(tags: Mapping[str, str]) -> Task | None:
-    """The task a model was trained for, None when its tag is absent or not a known task."""
-    task = tags.get(TASK)
-    return task if task in TASKS else None
+@dataclass(frozen=True, kw_only=True)
+class Lineage:
+    """Where a model came from, as its run's tags say (None: not recorded): what a model card
+    and a training summary show."""
+
+    commit: str | None
+    dirty: bool
+    git_tag: str | None
+    branch: str | None
+    seed: str | None
+    config_hash: str | None
+    data_digest: str | None
+    split_kind: str | None  # "time" (the newest rows by split_column, from split_cutoff), "hash"
+    split_column: str | None
+    split_cutoff: str | None
+
+
+def lineage_of(tags: Mapping[str, str]) -> Lineage:
+    return Lineage(
+        commit=tags.get(GIT_COMMIT),
+        dirty=tags.get(GIT_DIRTY) == "true",
+        git_tag=tags.get(GIT_TAG),
+        branch=tags.get(GIT_BRANCH),
+        seed=tags.get(SEED),
+        config_hash=tags.get(CONFIG_HASH),
+        data_digest=tags.get(DATA_DIGEST),
+        split_kind=tags.get(SPLIT_KIND),
+        split_column=tags.get(SPLIT_TIME_COLUMN),
+        split_cutoff=tags.get(SPLIT_CUTOFF),
+    )
 
 
 # --- what training writes and reproduce reads back ---------------------------------------------

@@ -17,3 +17,16 @@ def test_reproduce_refuses_a_tolerance_that_is_not_a_finite_non_negative_number(
                                     "--tolerance", value])  # fmt: skip
     assert done.exit_code == 2
     assert f"Invalid value for '--tolerance': {says}" in done.output
+
+
+def test_settings_options_reach_the_settings(monkeypatch, tmp_path):
+    """--seed, --set and --table are applied by resolve_settings, over the env's overlay."""
+    seen = []
+    monkeypatch.setattr("ml_project.pipeline.run_validation", lambda s, root: seen.append(s) or [])
+    table = tmp_path / "weather.csv"
+    options = ["--seed", "7", "--set", "params.max_iter=50", "--table", f"weather={table}"]
+    done = CliRunner().invoke(cli, ["validate-data", "--env", "dev", *options])
+    assert done.exit_code == 0, done.output
+    (settings,) = seen
+    assert (settings.seed, settings.params["max_iter"]) == (7, 50)
+    assert settings.data.tables["weather"] == str(table)

@@ -1,5 +1,6 @@
 """What a later training settles, and what it must leave alone: only a run known to be gone."""
 
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -97,3 +98,32 @@ def test_a_version_settled_as_it_is_crowned_gives_the_champion_back(monkeypatch)
     settled.tags = {}  # not settled: nothing moves back
     promotion.give_back_if_settled(object(), "m_prod", "4", "3", move)
     assert len(moves) == 1
+
+
+class Runs:
+    """A store whose `get_run` answers with one run (or raises `failure`)."""
+
+    def __init__(self, status: str = "RUNNING", failure: Exception | None = None, beat: int = 0):
+        self.failure = failure  # beat: its last heartbeat (0: silent since 1970, known gone)
+        tags = {"ml_project.host": "elsewhere.invalid", "ml_project.pid": "1"}
+        tags["ml_project.heartbeat"] = str(beat)
+        info = SimpleNamespace(status=status, lifecycle_stage="active")
+        self.run = SimpleNamespace(info=info, data=SimpleNamespace(tags=tags))
+
+    def get_run(self, run_id):
+        if self.failure is not None:
+            raise self.failure
+        return self.run
+
+
+@pytest.mark.parametrize(
+    ("runs", "running", "status_only"),
+    [(Runs(failure=UNANSWERED[0]), None, None),  # unknown: neither gone nor live
+     (Runs(failure=MlflowException("no", error_code=RESOURCE_DOES_NOT_EXIST)), False, False),
+     (Runs("FINISHED"), False, False),
+     (Runs("RUNNING"), False, True),  # RUNNING, but its process is silent: not live
+     (Runs("RUNNING", beat=int(time.time())), True, True)],
+)  # fmt: skip
+def test_running_tells_live_from_still_running_and_unknown(runs, running, status_only):
+    assert recovery.running(runs, "r1") is running
+    assert recovery.running(runs, "r1", process_too=False) is status_only

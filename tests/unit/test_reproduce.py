@@ -27,8 +27,8 @@ data = views.reproduction_data  # a step as its JSON
 @pytest.mark.parametrize(
     "uri, expected",
     [
-        ("models:/my_model_prod/3", ("my_model_prod", "3", "")),
-        ("models:/my_model_prod@champion", ("my_model_prod", "", "champion")),
+        ("models:/my_model_prod/3", reproduce.Wanted("my_model_prod", "3")),
+        ("models:/my_model_prod@champion", reproduce.Wanted("my_model_prod", alias="champion")),
     ],
 )
 def test_parse_model_uri(uri, expected):
