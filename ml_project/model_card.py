@@ -258,20 +258,20 @@ REVIEW_TAGS = ("Commit", "Data", "Rebuild", "Verdict")
 def review_tags(facts: CardFacts) -> dict[str, str]:
     """The few tags a reviewer needs first: the verdict and its primary metric, the code, the
     data and the command that rebuilds the version (the machine-read tags stay as they are)."""
-    tags, verdict = facts.tags, facts.verdict
+    verdict, seen = facts.verdict, lineage_of(facts.tags)
     primary = verdict.primary_metric
     judged = f"{verdict_word(facts)}: {primary} {number(verdict.metrics.get(primary))}"
     compared = verdict.comparison
     if compared is not None and compared.error is None:
         judged += f", champion v{compared.version} {number(compared.champion.get(primary))}"
-    commit = (tags.get(GIT_COMMIT) or "unknown")[:12]
-    if tags.get(GIT_TAG):
-        commit += f" ({tags[GIT_TAG]})"
-    if tags.get(GIT_DIRTY) == "true":
+    commit = (seen.commit or "unknown")[:12]
+    if seen.git_tag:
+        commit += f" ({seen.git_tag})"
+    if seen.dirty:
         commit += ", dirty tree"
     data = (
-        f"digest {tags.get(DATA_DIGEST, '?')[:12]}, {tags.get('data.rows_train', '?')} train "
-        f"and {facts.held_out_rows} held-out rows"
+        f"digest {(seen.data_digest or '?')[:12]}, {facts.tags.get('data.rows_train', '?')} "
+        f"train and {facts.held_out_rows} held-out rows"
     )
     values = (commit, data, facts.rebuild, judged)
     return dict(zip(REVIEW_TAGS, values, strict=True))
