@@ -709,8 +709,7 @@ def problem_module(request: InitRequest, *, name: str, joins: Sequence[Join] = (
             "(written by\n`ml-project init`; yours).\n\n"
             "One table and the platform's default model (ordinal codes and gradient boosting "
             "over the\ncolumns of `features:` in environments/base.yaml): no code is needed. "
-            "Define, when needed\n(ml_project/problem.py says how; problems/flights/problem.py "
-            "shows each):\n\n"
+            "Define, when needed\n(ml_project/problem.py says how):\n\n"
             "    records(tables, params) -> DataFrame   reshape the table: one row per "
             "prediction\n"
             f"    label(records, params) -> Series       derive the label (default: column "
@@ -728,7 +727,7 @@ def problem_module(request: InitRequest, *, name: str, joins: Sequence[Join] = (
 
 records() joins the tables into one row per prediction: the key ({keys}), the model's
 input columns (features: in environments/base.yaml) and the label. It is yours to write:
-problems/flights/problem.py is the example (it joins the hourly weather to each flight).
+ml_project/problem.py says what it gets and returns.
 """
 
 from __future__ import annotations
@@ -740,8 +739,8 @@ def records(tables: dict[str, pd.DataFrame], params) -> pd.DataFrame:
     """One row per {keys}: {tables[0]} with what the other tables add."""
     raise NotImplementedError(
         "records() is yours to write in problems/{name}/problem.py: join the tables "
-        "{", ".join(tables)} into one frame with one row per ({keys}), as "
-        "problems/flights/problem.py joins weather to flights"
+        "{", ".join(tables)} into one frame with one row per ({keys}) (ml_project/problem.py "
+        "says what it gets and returns)"
     )
 '''
 
@@ -759,8 +758,8 @@ def _joining_module(request: InitRequest, *, name: str, joins: Sequence[Join]) -
 
 records() makes one row per prediction ({keys}): each row of {tables[0]} with the columns the
 other tables add, matched on the columns they share (init saw them name one row of each
-table; their suites keep it so). A row without a match keeps empty values. Edit it freely:
-problems/flights/problem.py joins on a derived column.
+table; their suites keep it so). A row without a match keeps empty values. Edit it freely,
+e.g. to join on a column you derive first.
 """
 
 from __future__ import annotations

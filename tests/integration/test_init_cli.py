@@ -245,7 +245,7 @@ def test_a_table_with_no_guessable_join_leaves_records_to_write(project, tmp_pat
                        cwd=project, tracking_uri=uri)  # fmt: skip
         assert done.returncode == 2, done.stderr
         assert "records() is not written yet" in done.stderr
-        assert "problems/flights/problem.py" in done.stderr and "Traceback" not in done.stderr
+        assert "ml_project/problem.py" in done.stderr and "Traceback" not in done.stderr
     finally:
         shutil.rmtree(folder, ignore_errors=True)
         git(project, "checkout", "--", SETTINGS)

@@ -261,7 +261,7 @@ def test_one_table_needs_no_code_and_several_get_a_join_to_write():
     )
     code = two.files["problems/shop/problem.py"]
     assert "def records(tables" in code and "raise NotImplementedError" in code
-    assert "problems/flights/problem.py" in code
+    assert "ml_project/problem.py says what it gets and returns" in code
     compile(code, "problem.py", "exec")
     base = yaml.safe_load(two.files["problems/shop/environments/base.yaml"])
     assert base["data"]["tables"] == {"shop": "data/shop.csv", "stores": "/elsewhere/stores.csv"}
