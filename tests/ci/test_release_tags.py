@@ -3,6 +3,8 @@ its push (release.yml) nor as the code the scheduled retraining checks out (`mak
 latest-release`: the release prod's champion was trained from, so never a refused one).
 tests/ci/test_workflow_events.py runs it against real servers after real releases."""
 
+import re
+
 import pytest
 from mlflow import MlflowClient
 
@@ -39,7 +41,7 @@ def test_without_a_champion_latest_release_says_so_and_exits_cleanly(tmp_path):
     done = run_make("-s", "latest-release", cwd=project, env=environment)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == ""
-    assert "No release to retrain from: flights_delay_prod has no champion" in done.stderr
+    assert re.search(r"No release to retrain from: \w+_prod has no champion", done.stderr)
     assert output.read_text() == "tag=\n"  # the scheduled jobs then do nothing
 
 

@@ -41,7 +41,6 @@ ENGLISH = re.compile(r"in[ _-]flight", re.I)
 # problem.py points at problems/flights/problem.py; these tests use its names as sample values.
 NOT_YET = {
     "tests/synthetic.py",
-    "tests/ci/test_release_tags.py",
     "tests/integration/test_train_cli.py",
     "tests/integration/test_init_cli.py",
     "tests/unit/test_batches.py",

@@ -320,10 +320,10 @@ def test_a_key_column_gets_no_range_new_rows_bring_new_ids():
 
 
 def test_the_new_problem_becomes_the_default_and_the_comment_stays():
-    text = "# project\nproblem: flights         # the folder problems/<problem>/\nseed: 42\n"
+    text = "# project\nproblem: orders         # the folder problems/<problem>/\nseed: 42\n"
     changed, previous = scaffold.with_default_problem(text, "shop")
-    assert previous == "flights"
-    assert changed == text.replace("problem: flights", "problem: shop")
+    assert previous == "orders"
+    assert changed == text.replace("problem: orders", "problem: shop")
     assert yaml.safe_load(changed) == {"problem": "shop", "seed": 42}
     unset = scaffold.with_default_problem("seed: 42\n", "shop")
     assert unset == ("problem: shop\nseed: 42\n", None)
@@ -331,8 +331,8 @@ def test_the_new_problem_becomes_the_default_and_the_comment_stays():
 
 def test_the_next_steps_say_the_default_changed_and_how_to_choose_another():
     made = plan()
-    steps = views.next_steps(replace(made, previous_default="flights"), request())
-    assert "Default problem: shop (`problem:` in environments/base.yaml, was flights)" in steps
+    steps = views.next_steps(replace(made, previous_default="orders"), request())
+    assert "Default problem: shop (`problem:` in environments/base.yaml, was orders)" in steps
     assert "ml-project train --env dev" in steps and "make train ENV=staging" in steps
     again = views.next_steps(replace(made, previous_default="shop"), request())
     assert "Default problem" not in again
