@@ -33,7 +33,22 @@ ROOT = Path(__file__).resolve().parent.parent
 FRESH = "ML_PROJECT_TEST_FRESH_PROCESSES"
 # Read by a library when it is imported (or by the interpreter at start-up), not when a command
 # runs: a call whose value differs from the server's gets a fresh process.
-IMPORT_TIME_PREFIXES = ("PYTHON", "LD_", "OMP_", "OPENBLAS_", "MKL_", "GX_", "GIT_PYTHON_")
+IMPORT_TIME_PREFIXES = ("PYTHON", "LD_", "OMP_", "OPENBLAS_", "MKL_", "GX_", "GIT_PYTHON_", "MPL")
+# Imported by the server too (tests/preforked.py's SERVER), beyond every ml_project module.
+WARM_MODULES = (
+    "alembic.command", "alembic.runtime.environment", "alembic.runtime.migration", "mako.template",
+    "mlflow.store.db.utils", "mlflow.store.tracking.sqlalchemy_store",
+    "mlflow.store.tracking.sqlalchemy_workspace_store",
+    "mlflow.store.model_registry.sqlalchemy_store",
+    "mlflow.store.model_registry.sqlalchemy_workspace_store",
+    "mlflow.tracing.otel", "mlflow.tracing.processor.otel", "mlflow.genai.scorers.online",
+    "mlflow.metrics.genai", "mlflow.gateway.providers.openai", "mlflow.bedrock",
+    "mlflow.models.evaluation.default_evaluator", "mlflow.models.evaluation.evaluators.classifier",
+    "mlflow.models.evaluation.evaluators.regressor", "mlflow.models.evaluation.evaluators.shap",
+    "mlflow.pyfunc.utils.environment", "mlflow.utils.search_logged_model_utils", "mlflow.xgboost",
+    "mlflow.spark", "matplotlib.pyplot", "matplotlib.backends.backend_agg", "PIL.Image", "git",
+    "pyarrow.pandas_compat", "pandas.io.formats.csvs", "cryptography.fernet", "tomllib",
+)  # fmt: skip
 IMPORT_TIME_KEYS = ("MLFLOW_LOGGING_LEVEL", "MLFLOW_CONFIGURE_LOGGING", "DO_NOT_TRACK", "HOME")
 
 SERVER = r"""
@@ -55,6 +70,18 @@ ml_project.tracking.quiet_environment()
 for info in pkgutil.iter_modules(sys.modules["ml_project"].__path__):
     importlib.import_module(f"ml_project.{info.name}")
 import pandas, sklearn, mlflow, mlflow.sklearn, mlflow.pyfunc, great_expectations  # noqa
+
+# What a training or a scoring imports later, inside MLflow (its store and migrations, the
+# evaluator and its plots, the model's flavours) and git: ~400 modules, ~1 CPU-s a call.
+for name in json.loads(sys.argv[2]):
+    with contextlib.suppress(ImportError):
+        importlib.import_module(name)
+# The installed distributions' module map MLflow builds to write a model's requirements (a scan
+# of every package's files, ~0.5 CPU-s): the same in every process of this environment.
+with contextlib.suppress(ImportError, AttributeError):
+    from mlflow.utils import requirements_utils
+
+    requirements_utils._init_packages_to_modules_map()
 for name in [n for n in sys.modules if n.split(".")[0] in ("ml_project", "problems")]:
     del sys.modules[name]
 base_path = sys.path[1:]  # sys.path[0] is '' (python -c)
@@ -189,7 +216,7 @@ class PreloadedServer:
         self.address = str(self.folder / "socket")
         self.environ = server_environment()
         self.process = subprocess.Popen(
-            [sys.executable, "-c", SERVER, self.address],
+            [sys.executable, "-c", SERVER, self.address, json.dumps(WARM_MODULES)],
             env=self.environ,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
