@@ -10,11 +10,13 @@ project's own code (ml_project/, problems/) is imported fresh in every child, fr
 test runs (PYTHONPATH): the server drops it from sys.modules before forking. The `make` targets
 the tests run get the same through a tools folder whose `ml-project` is a shim (bin_dir).
 
-What a fork cannot reproduce falls back to a real subprocess (`needs_fresh_process`): a
-start-up hook (sitecustomize on PYTHONPATH), an environment variable read when a library is
-imported (MLflow's logging level, OpenMP's thread count, Python's own PYTHON* settings) that
-differs from the server's, or ML_PROJECT_TEST_FRESH_PROCESSES=1 (every call fresh: how to check
-that a failure is not the fork's).
+A start-up hook (a folder on PYTHONPATH holding sitecustomize.py alone, how tests inject a
+fault) is imported by the child before the command, as the interpreter's site.py would. What a
+fork cannot reproduce falls back to a real subprocess (`needs_fresh_process`): another folder
+first on PYTHONPATH (it may shadow what the server imported), an environment variable read when
+a library is imported (MLflow's logging level, OpenMP's thread count, Python's own PYTHON*
+settings) that differs from the server's, or ML_PROJECT_TEST_FRESH_PROCESSES=1 (every call
+fresh: how to check that a failure is not the fork's).
 """
 
 from __future__ import annotations
@@ -121,6 +123,15 @@ def become(request, fds):
     tempfile.tempdir = None  # $TMPDIR is read again
     warnings.filters[:] = start_filters
     warnings._filters_mutated()
+    if any(os.path.isfile(os.path.join(p, "sitecustomize.py")) for p in extra):
+        sys.modules.pop("sitecustomize", None)  # the start-up hook, run as site.py runs it
+        try:
+            importlib.import_module("sitecustomize")
+        except Exception as err:
+            sys.stderr.write(
+                "Error in sitecustomize; set PYTHONVERBOSE for traceback:\n"
+                f"{err.__class__.__name__}: {err}\n"
+            )
     if script:
         sys.argv = [script, *request["args"]]
         runpy.run_path(script, run_name="__main__")
@@ -315,9 +326,18 @@ def needs_fresh_process(environ: dict[str, str], cwd: Path, server_values: dict[
     if environ.get(FRESH) or os.environ.get(FRESH):
         return True
     paths = [p for p in environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    if any(Path(p).resolve() != Path(cwd).resolve() for p in paths):
-        return True  # a start-up hook (sitecustomize) or another package first on the path
+    if any(Path(p).resolve() != Path(cwd).resolve() and not start_up_hook(Path(p)) for p in paths):
+        return True  # another package first on the path: it may shadow the server's imports
     return import_time_values(environ) != server_values
+
+
+def start_up_hook(folder: Path) -> bool:
+    """A folder holding sitecustomize.py alone: the child imports it (SERVER's `become`)."""
+    try:
+        names = {path.name for path in folder.iterdir()} - {"__pycache__"}
+    except OSError:
+        return False
+    return names == {"sitecustomize.py"}
 
 
 _SERVER: PreloadedServer | None = None
