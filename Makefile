@@ -89,7 +89,14 @@ TEST_WORKERS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 1) * 2 )))
 # One OpenMP thread per process in the tests (scikit-learn starts one a core in each process: with
 # TEST_WORKERS processes on the cores they only wait on one another). Override: TEST_THREADS=4
 TEST_THREADS ?= 1
-PYTEST = OMP_NUM_THREADS=$(TEST_THREADS) $(BIN)/python -m pytest
+# The tests' temporary folders (stores, project copies, artifacts) in memory where /dev/shm has
+# room (4 GB free): on a disk, sqlite's syncs cost ~10% of a test file's wall time (measured in
+# benchmarks/profiles/ci-durations-2026-12-07b.txt); pytest then keeps the last run's folders only.
+# Override: make test TEST_TMPDIR=/tmp (or TEST_TMPDIR= for the system's default).
+TEST_TMPDIR ?= $(shell df -Pk /dev/shm 2>/dev/null | awk 'NR == 2 && $$4 > 4194304 {print "/dev/shm"}')
+PYTEST = OMP_NUM_THREADS=$(TEST_THREADS) \
+  $(if $(TEST_TMPDIR),TMPDIR=$(TEST_TMPDIR)) $(BIN)/python -m pytest \
+  $(if $(filter /dev/shm,$(TEST_TMPDIR)),-o tmp_path_retention_count=1)
 test: lint install-spark ## lint, then the whole test suite (unit, data, model, integration, workflows)
 	$(PYTEST) -n $(TEST_WORKERS) --dist loadfile
 

@@ -10,11 +10,13 @@ project's own code (ml_project/, problems/) is imported fresh in every child, fr
 test runs (PYTHONPATH): the server drops it from sys.modules before forking. The `make` targets
 the tests run get the same through a tools folder whose `ml-project` is a shim (bin_dir).
 
-What a fork cannot reproduce falls back to a real subprocess (`needs_fresh_process`): a
-start-up hook (sitecustomize on PYTHONPATH), an environment variable read when a library is
-imported (MLflow's logging level, OpenMP's thread count, Python's own PYTHON* settings) that
-differs from the server's, or ML_PROJECT_TEST_FRESH_PROCESSES=1 (every call fresh: how to check
-that a failure is not the fork's).
+A start-up hook (a folder on PYTHONPATH holding sitecustomize.py alone, how tests inject a
+fault) is imported by the child before the command, as the interpreter's site.py would. What a
+fork cannot reproduce falls back to a real subprocess (`needs_fresh_process`): another folder
+first on PYTHONPATH (it may shadow what the server imported), an environment variable read when
+a library is imported (MLflow's logging level, OpenMP's thread count, Python's own PYTHON*
+settings) that differs from the server's, or ML_PROJECT_TEST_FRESH_PROCESSES=1 (every call
+fresh: how to check that a failure is not the fork's).
 """
 
 from __future__ import annotations
@@ -33,7 +35,22 @@ ROOT = Path(__file__).resolve().parent.parent
 FRESH = "ML_PROJECT_TEST_FRESH_PROCESSES"
 # Read by a library when it is imported (or by the interpreter at start-up), not when a command
 # runs: a call whose value differs from the server's gets a fresh process.
-IMPORT_TIME_PREFIXES = ("PYTHON", "LD_", "OMP_", "OPENBLAS_", "MKL_", "GX_", "GIT_PYTHON_")
+IMPORT_TIME_PREFIXES = ("PYTHON", "LD_", "OMP_", "OPENBLAS_", "MKL_", "GX_", "GIT_PYTHON_", "MPL")
+# Imported by the server too (tests/preforked.py's SERVER), beyond every ml_project module.
+WARM_MODULES = (
+    "alembic.command", "alembic.runtime.environment", "alembic.runtime.migration", "mako.template",
+    "mlflow.store.db.utils", "mlflow.store.tracking.sqlalchemy_store",
+    "mlflow.store.tracking.sqlalchemy_workspace_store",
+    "mlflow.store.model_registry.sqlalchemy_store",
+    "mlflow.store.model_registry.sqlalchemy_workspace_store",
+    "mlflow.tracing.otel", "mlflow.tracing.processor.otel", "mlflow.genai.scorers.online",
+    "mlflow.metrics.genai", "mlflow.gateway.providers.openai", "mlflow.bedrock",
+    "mlflow.models.evaluation.default_evaluator", "mlflow.models.evaluation.evaluators.classifier",
+    "mlflow.models.evaluation.evaluators.regressor", "mlflow.models.evaluation.evaluators.shap",
+    "mlflow.pyfunc.utils.environment", "mlflow.utils.search_logged_model_utils", "mlflow.xgboost",
+    "mlflow.spark", "matplotlib.pyplot", "matplotlib.backends.backend_agg", "PIL.Image", "git",
+    "pyarrow.pandas_compat", "pandas.io.formats.csvs", "cryptography.fernet", "tomllib",
+)  # fmt: skip
 IMPORT_TIME_KEYS = ("MLFLOW_LOGGING_LEVEL", "MLFLOW_CONFIGURE_LOGGING", "DO_NOT_TRACK", "HOME")
 
 SERVER = r"""
@@ -55,6 +72,18 @@ ml_project.tracking.quiet_environment()
 for info in pkgutil.iter_modules(sys.modules["ml_project"].__path__):
     importlib.import_module(f"ml_project.{info.name}")
 import pandas, sklearn, mlflow, mlflow.sklearn, mlflow.pyfunc, great_expectations  # noqa
+
+# What a training or a scoring imports later, inside MLflow (its store and migrations, the
+# evaluator and its plots, the model's flavours) and git: ~400 modules, ~1 CPU-s a call.
+for name in json.loads(sys.argv[2]):
+    with contextlib.suppress(ImportError):
+        importlib.import_module(name)
+# The installed distributions' module map MLflow builds to write a model's requirements (a scan
+# of every package's files, ~0.5 CPU-s): the same in every process of this environment.
+with contextlib.suppress(ImportError, AttributeError):
+    from mlflow.utils import requirements_utils
+
+    requirements_utils._init_packages_to_modules_map()
 for name in [n for n in sys.modules if n.split(".")[0] in ("ml_project", "problems")]:
     del sys.modules[name]
 base_path = sys.path[1:]  # sys.path[0] is '' (python -c)
@@ -94,6 +123,15 @@ def become(request, fds):
     tempfile.tempdir = None  # $TMPDIR is read again
     warnings.filters[:] = start_filters
     warnings._filters_mutated()
+    if any(os.path.isfile(os.path.join(p, "sitecustomize.py")) for p in extra):
+        sys.modules.pop("sitecustomize", None)  # the start-up hook, run as site.py runs it
+        try:
+            importlib.import_module("sitecustomize")
+        except Exception as err:
+            sys.stderr.write(
+                "Error in sitecustomize; set PYTHONVERBOSE for traceback:\n"
+                f"{err.__class__.__name__}: {err}\n"
+            )
     if script:
         sys.argv = [script, *request["args"]]
         runpy.run_path(script, run_name="__main__")
@@ -189,7 +227,7 @@ class PreloadedServer:
         self.address = str(self.folder / "socket")
         self.environ = server_environment()
         self.process = subprocess.Popen(
-            [sys.executable, "-c", SERVER, self.address],
+            [sys.executable, "-c", SERVER, self.address, json.dumps(WARM_MODULES)],
             env=self.environ,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -288,9 +326,18 @@ def needs_fresh_process(environ: dict[str, str], cwd: Path, server_values: dict[
     if environ.get(FRESH) or os.environ.get(FRESH):
         return True
     paths = [p for p in environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    if any(Path(p).resolve() != Path(cwd).resolve() for p in paths):
-        return True  # a start-up hook (sitecustomize) or another package first on the path
+    if any(Path(p).resolve() != Path(cwd).resolve() and not start_up_hook(Path(p)) for p in paths):
+        return True  # another package first on the path: it may shadow the server's imports
     return import_time_values(environ) != server_values
+
+
+def start_up_hook(folder: Path) -> bool:
+    """A folder holding sitecustomize.py alone: the child imports it (SERVER's `become`)."""
+    try:
+        names = {path.name for path in folder.iterdir()} - {"__pycache__"}
+    except OSError:
+        return False
+    return names == {"sitecustomize.py"}
 
 
 _SERVER: PreloadedServer | None = None

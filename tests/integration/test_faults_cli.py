@@ -797,6 +797,15 @@ with mlflow.start_run(tags={{"ml_project.task": "binary"}}):
     assert done.returncode == 0, done.stderr[-3000:]
 
 
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory) -> str:
+    """A store holding write_untrusted_models' two versions, shared by the cases that only try
+    to load them (each refusal leaves the versions as they are)."""
+    uri = fresh_store(tmp_path_factory.mktemp("planted") / "store")
+    write_untrusted_models(uri)
+    return uri
+
+
 @pytest.mark.parametrize(
     ("version", "expected"),
     [
@@ -805,10 +814,9 @@ with mlflow.start_run(tags={{"ml_project.task": "binary"}}):
     ],
 )
 def test_a_model_is_loaded_with_the_projects_allow_list_not_the_artifacts(
-    synthetic_project, tmp_path, version, expected
+    synthetic_project, planted, tmp_path, version, expected
 ):
-    uri = fresh_store(tmp_path / "store")
-    write_untrusted_models(uri)
+    uri = planted
     batch = tmp_path / "batch.parquet"
     make_table("binary", rows=50).to_parquet(batch, index=False)
     output = tmp_path / "scored.parquet"
