@@ -1,6 +1,6 @@
 """Synthetic problems of each task kind, written as a user would: a folder under problems/.
 
-Platform tests use these, never the flights example. Each problem reads one CSV table with an
+Platform tests use these, never a bundled example. Each problem reads one CSV table with an
 integer `id` key, a few numeric and text columns (with some gaps), and a label with signal:
 `binary` (a logistic draw, labels "yes"/"no"), `multiclass` (three classes "a", "b", "c") or
 `regression` (a linear target with noise). `problem.py` is empty: the platform's default model

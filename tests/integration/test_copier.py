@@ -40,9 +40,6 @@ ENGLISH = re.compile(r"in[ _-]flight", re.I)
 # Files whose owners have yet to stop naming the example (reported to them): init's generated
 # problem.py points at problems/flights/problem.py; these tests use its names as sample values.
 NOT_YET = {
-    "tests/synthetic.py",
-    "tests/integration/test_train_cli.py",
-    "tests/integration/test_init_cli.py",
     "tests/unit/test_batches.py",
 }
 

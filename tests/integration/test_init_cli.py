@@ -85,7 +85,7 @@ def test_init_writes_the_problem_and_makes_it_the_default(project):
     # one line of the project's settings changed: the default problem (the last one made)
     diff = git(project, "show", "--format=", "--unified=0", "HEAD", "--", SETTINGS).splitlines()
     removed, added = [line for line in diff if line.startswith(("+p", "-p"))]
-    was = removed.split()[1]  # flights here; whatever a fork's default was
+    was = removed.split()[1]  # the template's default here; a fork's own in a fork
     assert removed.startswith("-problem: ") and (problems / was).is_dir()
     assert added == "+" + removed[1:].replace(f"problem: {was}", "problem: regression_visits")
     assert (problems / was / "problem.py").is_file()  # the previous default is still there

@@ -2,7 +2,7 @@
 
 The problems (tests/synthetic.py) are one CSV table with an integer `id` key, written under
 problems/ of a clean committed project copy as a user would write them: no platform code is
-edited, and nothing here reads the flights example.
+edited, and nothing here reads a bundled example.
 """
 
 import json
