@@ -234,4 +234,6 @@ ui: install ## MLflow's UI on the store `make train` uses, light: one worker, no
 	  --workers 1 --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db}"
 
 bench: install ## run the benchmarks (several minutes): results in benchmarks/results/<date>.json and .md
+	@if [ ! -f benchmarks/run.py ]; then echo "make bench: no benchmarks/run.py here (it measures \
+	the template's bundled example, which this project was made without)" >&2; exit 2; fi
 	$(BIN)/python benchmarks/run.py
