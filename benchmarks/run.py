@@ -3,6 +3,7 @@
     make bench                      # or: python benchmarks/run.py [--repeats 5] [--scales 1,4,16]
     python benchmarks/run.py --quick    # smoke run: 1 repeat, 1x only, 50 serving calls
     python benchmarks/run.py --only scoring --name 2026-12-07b   # scoring and serving only
+    python benchmarks/self_cpu.py predict ...   # a command's own CPU and its forked checks'
     python benchmarks/run.py --whole    # also a fresh clone's `make train` (empty and warm package
                                         # caches), `bash .ci/run` and ci.yml's first job
 
@@ -194,6 +195,9 @@ def bench_scoring(project: Path, workdir: Path, *, store: Path, repeats: int) ->
         cwd=project,
         env=env,
     )["payload"]
+    split = measure_rss(
+        [sys.executable, str(HERE / "self_cpu.py"), *predict_cmd[3:]], cwd=project, env=env
+    )
     batch = summarise([run["payload"]["rows_per_second"] for run in runs])
     baseline = summarise(raw["rows_per_second"])
     return {
@@ -204,6 +208,7 @@ def bench_scoring(project: Path, workdir: Path, *, store: Path, repeats: int) ->
         "raw_model_rows_per_s": baseline,
         "ratio": batch["median"] / baseline["median"],
         "model_single_row": raw.get("single_row_ms", {}),
+        "cpu_split": split["payload"],
     }
 
 
@@ -229,7 +234,11 @@ def bench_small_predict(
     measure_rss(command, cwd=project, env=env)  # warm-up
     runs = [measure_rss(command, cwd=project, env=env) for _ in range(repeats)]
     imports = [measure_rss(IMPORTS_ONLY, cwd=project, env=env) for _ in range(repeats)]
+    split = measure_rss(
+        [sys.executable, str(HERE / "self_cpu.py"), *command[3:]], cwd=project, env=env
+    )
     return {
+        "cpu_split": split["payload"],
         "rows": rows,
         "process_wall_s": summarise([run["wall_s"] for run in runs]),
         "imports_only_wall_s": summarise([run["wall_s"] for run in imports]),
@@ -342,6 +351,19 @@ def bench_serving(
         "server_cpu_ms_per_request": server_cpu_ms,
         "load_average": os.getloadavg()[0],
     }
+
+
+def cpu_split_line(item: dict) -> list[str]:
+    """The command's own process's CPU and its forked checks' (one run under self_cpu.py)."""
+    split = item.get("cpu_split") or {}
+    if not split:
+        return []
+    return [
+        "",
+        f"CPU of that command (one run): its own process {split['self_cpu_s']:.2f} s, the "
+        f"model-input checks forked beside the scoring {split['children_cpu_s']:.2f} s: with a "
+        "free core the wall follows the first.",
+    ]
 
 
 def process_cpu_s(pid: int) -> float:
@@ -602,6 +624,7 @@ def scoring_lines(results: dict) -> list[str]:
             f"predict and predict_proba {fmt(scoring['raw_model_rows_per_s'], 'rows/s', 0)}: "
             f"{scoring['ratio']:.2f}x.",
         ]
+        lines += cpu_split_line(scoring)
         single = scoring.get("model_single_row") or {}
         if single:
             lines += [
@@ -617,6 +640,7 @@ def scoring_lines(results: dict) -> list[str]:
             f"`ml-project predict` of {small['rows']} records, whole process: "
             f"{fmt(small['process_wall_s'])}.",
         ]
+        lines += cpu_split_line(small)
         if "imports_only_wall_s" in small:
             lines += [
                 "",
