@@ -1,7 +1,7 @@
 """The scoring baseline: the registered model's own calls, in-process, on the same rows.
 
     python benchmarks/raw_predict.py --model-uri models:/<name>_prod@champion \
-        --input records.parquet --repeats 5
+        --input records.parquet --repeats 5 [--single-rows 300]
 
 Reading the file, loading the model and typing its input columns are outside the timing: only
 the model's `predict` (and, for a classifier, `predict_proba`) on every row is timed, the same
@@ -22,6 +22,13 @@ def main() -> None:
     parser.add_argument("--model-uri", required=True)
     parser.add_argument("--input", required=True)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--single-rows",
+        type=int,
+        default=0,
+        help="also time the model's own predict on this many one-row frames (what one served "
+        "request costs the model: the floor of serving's latency)",
+    )
     args = parser.parse_args()
 
     from ml_project.cli import bound_scoring_threads
@@ -43,7 +50,31 @@ def main() -> None:
         start = time.perf_counter()
         metrics.predict(loaded.model, rows, loaded.task)
         rates.append(len(rows) / (time.perf_counter() - start))
-    print(json.dumps({"rows": len(rows), "task": loaded.task, "rows_per_second": rates}))
+    out = {"rows": len(rows), "task": loaded.task, "rows_per_second": rates}
+    if args.single_rows:
+        out["single_row_ms"] = single_rows(loaded.model, rows.head(args.single_rows))
+    print(json.dumps(out))
+
+
+def single_rows(model, rows) -> dict:
+    """Median and p99 wall and CPU milliseconds of `model.predict` on each row alone (after 20
+    warm-up calls): the Pipeline's per-call cost, which no request path can go below."""
+    frames = [rows.iloc[[i]] for i in range(len(rows))]
+    for frame in frames[:20]:
+        model.predict(frame)
+    wall, cpu = [], []
+    for frame in frames:
+        start, start_cpu = time.perf_counter(), time.process_time()
+        model.predict(frame)
+        wall.append((time.perf_counter() - start) * 1000)
+        cpu.append((time.process_time() - start_cpu) * 1000)
+    wall.sort()
+    return {
+        "n": len(frames),
+        "p50_ms": wall[len(wall) // 2],
+        "p99_ms": wall[min(len(wall) - 1, round(0.99 * (len(wall) - 1)))],
+        "cpu_mean_ms": sum(cpu) / len(cpu),
+    }
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
     make bench                      # or: python benchmarks/run.py [--repeats 5] [--scales 1,4,16]
     python benchmarks/run.py --quick    # smoke run: 1 repeat, 1x only, 50 serving calls
+    python benchmarks/run.py --only scoring --name 2026-12-07b   # scoring and serving only
+    python benchmarks/self_cpu.py predict ...   # a command's own CPU and its forked checks'
     python benchmarks/run.py --whole    # also a fresh clone's `make train` (empty and warm package
                                         # caches), `bash .ci/run` and ci.yml's first job
 
@@ -187,10 +189,15 @@ def bench_scoring(project: Path, workdir: Path, *, store: Path, repeats: int) ->
             str(records),
             "--repeats",
             str(repeats),
+            "--single-rows",
+            "300",
         ],
         cwd=project,
         env=env,
     )["payload"]
+    split = measure_rss(
+        [sys.executable, str(HERE / "self_cpu.py"), *predict_cmd[3:]], cwd=project, env=env
+    )
     batch = summarise([run["payload"]["rows_per_second"] for run in runs])
     baseline = summarise(raw["rows_per_second"])
     return {
@@ -200,6 +207,8 @@ def bench_scoring(project: Path, workdir: Path, *, store: Path, repeats: int) ->
         "predict_peak_rss_mib": summarise([run["peak_rss_mib"] for run in runs]),
         "raw_model_rows_per_s": baseline,
         "ratio": batch["median"] / baseline["median"],
+        "model_single_row": raw.get("single_row_ms", {}),
+        "cpu_split": split["payload"],
     }
 
 
@@ -224,7 +233,26 @@ def bench_small_predict(
     command = predict_command(batch, workdir / f"scored-{rows}.parquet")
     measure_rss(command, cwd=project, env=env)  # warm-up
     runs = [measure_rss(command, cwd=project, env=env) for _ in range(repeats)]
-    return {"rows": rows, "process_wall_s": summarise([run["wall_s"] for run in runs])}
+    imports = [measure_rss(IMPORTS_ONLY, cwd=project, env=env) for _ in range(repeats)]
+    split = measure_rss(
+        [sys.executable, str(HERE / "self_cpu.py"), *command[3:]], cwd=project, env=env
+    )
+    return {
+        "cpu_split": split["payload"],
+        "rows": rows,
+        "process_wall_s": summarise([run["wall_s"] for run in runs]),
+        "imports_only_wall_s": summarise([run["wall_s"] for run in imports]),
+    }
+
+
+# The floor of a small `predict`: a process that only imports what the command uses (the CLI,
+# scoring, the registry's SQL stores, skops through loading, great-expectations for the check).
+IMPORTS_ONLY = [
+    sys.executable,
+    "-c",
+    "import ml_project.cli, ml_project.predict, great_expectations, "
+    "mlflow.store.tracking.sqlalchemy_store, mlflow.store.model_registry.sqlalchemy_store",
+]
 
 
 def bench_serving(
@@ -297,7 +325,9 @@ def bench_serving(
             call(body)
         load = busy_cores(busy)
         try:
+            cpu_before = process_cpu_s(server.pid)
             latencies = sorted(call(body) for body in bodies)
+            server_cpu_ms = (process_cpu_s(server.pid) - cpu_before) * 1000 / len(bodies)
         finally:
             for process in load:
                 process.kill()
@@ -318,7 +348,28 @@ def bench_serving(
         "p95_ms": pct(0.95),
         "p99_ms": pct(0.99),
         "max_ms": latencies[-1],
+        "server_cpu_ms_per_request": server_cpu_ms,
+        "load_average": os.getloadavg()[0],
     }
+
+
+def cpu_split_line(item: dict) -> list[str]:
+    """The command's own process's CPU and its forked checks' (one run under self_cpu.py)."""
+    split = item.get("cpu_split") or {}
+    if not split:
+        return []
+    return [
+        "",
+        f"CPU of that command (one run): its own process {split['self_cpu_s']:.2f} s, the "
+        f"model-input checks forked beside the scoring {split['children_cpu_s']:.2f} s: with a "
+        "free core the wall follows the first.",
+    ]
+
+
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process `pid` so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def bench_whole(workdir: Path) -> dict:
@@ -442,7 +493,9 @@ def issue_targets(results: dict) -> list[dict]:
             "pipeline peak RSS, any scale",
             24 * 1024,
             "MiB",
-            max(item["pipeline_peak_rss_mib"]["max"] for item in results["training"]),
+            max(
+                (item["pipeline_peak_rss_mib"]["max"] for item in results["training"]), default=None
+            ),
         ),
     ]
 
@@ -481,7 +534,35 @@ def markdown(results: dict) -> str:
         f"Benchmarks of problem {results['problem']}, {results['date']}, on "
         f"{results['machine']['cpus']} CPUs "
         f"({results['machine']['processor']}, {results['machine']['memory_gib']} GiB), "
-        f"Python {results['machine']['python']}, {results['repeats']} repeats, median (min-max).",
+        f"Python {results['machine']['python']}, {results['repeats']} repeats, median (min-max); "
+        f"load average {results.get('load_average', 'not recorded')} at the start.",
+    ]
+    if results["training"]:
+        lines += training_tables(results)
+    else:
+        lines += ["", "Training not measured in this run (`--only scoring`)."]
+    lines += scoring_lines(results)
+    if "first_job" in results:
+        first = results["first_job"]
+        lines += [
+            "",
+            f"A fork's first CI job ({'; '.join(first['steps'])}) in a fresh clone: "
+            f"{first['wall_s']:.0f} s.",
+        ]
+    lines += ["", "| target | goal | measured | verdict |", "| --- | --- | ---: | --- |"]
+    for target in results["targets"]:
+        sign = "<=" if target["lower_is_better"] else ">="
+        value = target["value"]
+        shown = "not measured" if value is None else f"{value:.2f} {target['unit']}"
+        lines.append(
+            f"| {target['name']} | {sign} {target['goal']} {target['unit']} | {shown} | "
+            f"{verdict(value, target['goal'], lower_is_better=target['lower_is_better'])} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def training_tables(results: dict) -> list[str]:
+    lines = [
         "",
         "| training | rows (train) | pipeline | bare script | ratio | overhead | "
         "peak RSS pipeline | peak RSS bare |",
@@ -526,6 +607,12 @@ def markdown(results: dict) -> str:
         + " | ".join(f"{value:.2f}" for value in untimed)
         + " |"
     )
+    return lines
+
+
+def scoring_lines(results: dict) -> list[str]:
+    """Batch scoring, a small predict and serving, each with what bounds it."""
+    lines: list[str] = []
     if "scoring" in results:
         scoring = results["scoring"]
         lines += [
@@ -537,6 +624,15 @@ def markdown(results: dict) -> str:
             f"predict and predict_proba {fmt(scoring['raw_model_rows_per_s'], 'rows/s', 0)}: "
             f"{scoring['ratio']:.2f}x.",
         ]
+        lines += cpu_split_line(scoring)
+        single = scoring.get("model_single_row") or {}
+        if single:
+            lines += [
+                "",
+                f"The model's own predict on one row ({single['n']} rows, each alone, in "
+                f"process): p50 {single['p50_ms']:.1f} ms, p99 {single['p99_ms']:.1f} ms, "
+                f"{single['cpu_mean_ms']:.1f} ms CPU on average: the floor of a served request.",
+            ]
     if "small_predict" in results:
         small = results["small_predict"]
         lines += [
@@ -544,6 +640,14 @@ def markdown(results: dict) -> str:
             f"`ml-project predict` of {small['rows']} records, whole process: "
             f"{fmt(small['process_wall_s'])}.",
         ]
+        lines += cpu_split_line(small)
+        if "imports_only_wall_s" in small:
+            lines += [
+                "",
+                "A process that only imports what that command uses (the CLI, scoring, MLflow's "
+                "SQL stores, skops, great-expectations), whole process: "
+                f"{fmt(small['imports_only_wall_s'])}: the floor of a small `predict`.",
+            ]
     for key, how in (("serving", "idle"), ("serving_busy", "both cores kept busy")):
         if key in results:
             serving = results[key]
@@ -552,25 +656,15 @@ def markdown(results: dict) -> str:
                 f"Online serving ({how}), {serving['requests']} single-row requests over "
                 f"loopback, one worker: p50 {serving['p50_ms']:.1f} ms, p95 "
                 f"{serving['p95_ms']:.1f} ms, p99 {serving['p99_ms']:.1f} ms, max "
-                f"{serving['max_ms']:.1f} ms.",
+                f"{serving['max_ms']:.1f} ms"
+                + (
+                    f"; the server's CPU {serving['server_cpu_ms_per_request']:.1f} ms a request, "
+                    f"load average {serving['load_average']:.1f} after."
+                    if "server_cpu_ms_per_request" in serving
+                    else "."
+                ),
             ]
-    if "first_job" in results:
-        first = results["first_job"]
-        lines += [
-            "",
-            f"A fork's first CI job ({'; '.join(first['steps'])}) in a fresh clone: "
-            f"{first['wall_s']:.0f} s.",
-        ]
-    lines += ["", "| target | goal | measured | verdict |", "| --- | --- | ---: | --- |"]
-    for target in results["targets"]:
-        sign = "<=" if target["lower_is_better"] else ">="
-        value = target["value"]
-        shown = "not measured" if value is None else f"{value:.2f} {target['unit']}"
-        lines.append(
-            f"| {target['name']} | {sign} {target['goal']} {target['unit']} | {shown} | "
-            f"{verdict(value, target['goal'], lower_is_better=target['lower_is_better'])} |"
-        )
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def target(name: str, goal: float, unit: str, value, *, lower_is_better: bool = True) -> dict:
@@ -595,6 +689,14 @@ def main() -> None:
         help="also time a fresh clone's `make train` (cold and warm caches) and `bash .ci/run`",
     )
     parser.add_argument(
+        "--only",
+        choices=("all", "scoring"),
+        default="all",
+        help="scoring: batch scoring, a small predict and serving only (prod 1x trained once, "
+        "untimed, for its champion)",
+    )
+    parser.add_argument("--name", help="results file stem (default: the date)")
+    parser.add_argument(
         "--quick",
         action="store_true",
         help="smoke run: --repeats 1 --scales 1 --requests 50, written as <date>-quick",
@@ -613,6 +715,7 @@ def main() -> None:
         "problem": PROBLEM,
         "machine": machine(),
         "repeats": args.repeats,
+        "load_average": round(os.getloadavg()[0], 1),
         "training": [],
     }
     with tempfile.TemporaryDirectory(prefix="ml-project-bench-") as tmp:
@@ -620,17 +723,27 @@ def main() -> None:
         project = clean_clone(workdir / "project")
         settings = load_settings("prod", problem=PROBLEM, root=project)
         flights_path = table_paths(settings, project)["flights"]
-        print("staging (the pull-request job's core) ...", flush=True)
-        results["training"].append(
-            bench_training(
-                project,
-                workdir,
-                env_name="staging",
-                data_args=[],
-                repeats=args.repeats,
-                label="staging 1x",
+        if args.only == "scoring":
+            print("prod at 1x, once, for its champion ...", flush=True)
+            store = workdir / "store-prod 1x"
+            store.mkdir()
+            train = [sys.executable, "-m", "ml_project", "train", "--env", "prod"]
+            measure_rss(
+                [*train, "--problem", PROBLEM], cwd=project, env=environment(project, store)
             )
-        )
+            scales = []
+        else:
+            print("staging (the pull-request job's core) ...", flush=True)
+            results["training"].append(
+                bench_training(
+                    project,
+                    workdir,
+                    env_name="staging",
+                    data_args=[],
+                    repeats=args.repeats,
+                    label="staging 1x",
+                )
+            )
         for scale in scales:
             print(f"prod at {scale}x ...", flush=True)
             data_args = []
@@ -649,7 +762,7 @@ def main() -> None:
                     label=f"prod {scale}x",
                 )
             )
-        if "prod 1x" in {item["label"] for item in results["training"]}:
+        if args.only == "scoring" or "prod 1x" in {i["label"] for i in results["training"]}:
             print("batch scoring and online serving with the prod 1x champion ...", flush=True)
             store = workdir / "store-prod 1x"
             results["scoring"] = bench_scoring(project, workdir, store=store, repeats=args.repeats)
@@ -669,7 +782,7 @@ def main() -> None:
             results["first_job"] = bench_first_job(workdir)
     results["targets"] = issue_targets(results)
     args.output.mkdir(parents=True, exist_ok=True)
-    stem = args.output / (results["date"] + ("-quick" if args.quick else ""))
+    stem = args.output / (args.name or results["date"] + ("-quick" if args.quick else ""))
     stem.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
     table = markdown(results)
     stem.with_suffix(".md").write_text(table)

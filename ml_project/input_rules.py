@@ -120,25 +120,117 @@ def _describe(rule: dict[str, Any]) -> str:
     return f"column {column!r} must be {' and '.join(part for part in (low, high) if part)}"
 
 
-def _broken(rule: dict[str, Any], values: pd.Series) -> npt.NDArray[np.bool_]:
+class _Column:
+    """One column of the rows being checked, with what its rules read of it (null mask,
+    numbers, text) computed once a call, however many rules read it. A column of a NumPy
+    number type is read directly (what `pd.to_numeric` and `isna` would give for it), with no
+    pandas call per rule: a served model checks one row on every request."""
+
+    def __init__(self, values: pd.Series) -> None:
+        self.values = values
+        self.numeric = isinstance(values.dtype, np.dtype) and values.dtype.kind in "iufb"
+        self._missing: npt.NDArray[np.bool_] | None = None
+        self._numbers: npt.NDArray[np.float64] | None = None
+        self._text: pd.Series | None = None  # the values' text (numbers: distinct values')
+        self._inverse: npt.NDArray[np.intp] = np.arange(0)  # value -> its distinct value
+
+    @property
+    def missing(self) -> npt.NDArray[np.bool_]:
+        if self._missing is None:
+            if self.numeric:
+                self._missing = np.isnan(self.numbers)
+            else:
+                self._missing = self.values.isna().to_numpy()
+        return self._missing
+
+    @property
+    def numbers(self) -> npt.NDArray[np.float64]:
+        """The values as float64, NaN where missing or not a number at all."""
+        if self._numbers is None:
+            if self.numeric:
+                self._numbers = self.values.to_numpy(dtype=np.float64)
+            else:
+                self._numbers = pd.to_numeric(self.values, errors="coerce").to_numpy(
+                    dtype=np.float64, na_value=np.nan
+                )
+        return self._numbers
+
+    def matches(self, regex: str) -> npt.NDArray[np.bool_]:
+        """Which values' text (as great-expectations matches a regex against it) contains a
+        match of `regex`. A number column's text is made once per distinct value (by its bits,
+        so -0.0 and 0.0 stay apart): a batch holds few distinct numbers in many rows."""
+        if self._text is None:
+            if self.numeric:
+                raw = self.values.to_numpy()
+                bits = raw.view(f"u{raw.dtype.itemsize}")
+                _, first, self._inverse = np.unique(bits, return_index=True, return_inverse=True)
+                self._text = pd.Series(raw[first]).astype(str)
+            else:
+                self._text = self.values.astype(str)
+        found = _contains(self._text, regex)
+        return found[self._inverse] if self.numeric else found
+
+    def members(self, allowed: list[Any]) -> npt.NDArray[np.bool_]:
+        """Which values are in `allowed` (`Series.isin`). A few text values are looked up in a
+        set of the allowed values instead: the same equality for text, without pandas building
+        the set again on every call."""
+        if len(self.values) <= LOOKED_UP and isinstance(self.values.dtype, pd.StringDtype):
+            try:
+                known = frozenset(allowed)
+            except TypeError:  # an unhashable allowed value: pandas' way
+                pass
+            else:
+                values = self.values.tolist()
+                found = (isinstance(v, str) and v in known for v in values)
+                return np.fromiter(found, dtype=bool, count=len(values))
+        member: npt.NDArray[np.bool_] = self.values.isin(allowed).to_numpy()
+        return member
+
+
+# A regex's verdict on a text already seen (regex -> text -> matched): pandas compiles the pattern
+# again on every call (~1 ms a call on pyarrow text), which a served model would pay for each
+# request. Only few texts are looked up at a time; a full memo starts over.
+_SEEN: dict[str, dict[str, bool]] = {}
+SEEN_TEXTS = 4096  # per pattern
+LOOKED_UP = 64  # at most this many texts a call go through the memo; more: one vectorised call
+
+
+def _contains(text: pd.Series, regex: str) -> npt.NDArray[np.bool_]:
+    """`text.str.contains(regex)` as a boolean array (missing text: False), through the memo
+    for a few texts."""
+    if len(text) > LOOKED_UP:
+        return _searched(text, regex)
+    seen = _SEEN.setdefault(regex, {})  # shared by the server's threads: read once, below
+    keys = text.tolist()
+    verdicts = {key: seen.get(key) for key in dict.fromkeys(keys) if isinstance(key, str)}
+    new = [key for key, verdict in verdicts.items() if verdict is None]
+    if new:
+        found = _searched(pd.Series(new, dtype=text.dtype), regex).tolist()
+        verdicts.update(zip(new, found, strict=True))
+        if len(seen) + len(new) > SEEN_TEXTS:
+            seen.clear()
+        seen.update(zip(new, found, strict=True))
+    return np.fromiter((bool(verdicts.get(key)) for key in keys), dtype=bool, count=len(keys))
+
+
+def _searched(text: pd.Series, regex: str) -> npt.NDArray[np.bool_]:
+    with warnings.catch_warnings():  # a pattern with groups: pandas warns, on every call
+        warnings.filterwarnings("ignore", "This pattern is interpreted as a regular")
+        found: npt.NDArray[np.bool_] = text.str.contains(regex, regex=True).to_numpy(bool)
+    return found
+
+
+def _broken(rule: dict[str, Any], column: _Column) -> npt.NDArray[np.bool_]:
     """Which rows break `rule` (a null breaks only not-null, as in great-expectations)."""
     if rule["type"] == NOT_NULL:
-        missing: npt.NDArray[np.bool_] = values.isna().to_numpy()
-        return missing
-    present: npt.NDArray[np.bool_] = values.notna().to_numpy()
+        return column.missing
+    present = ~column.missing
     if rule["type"] == IN_SET:
-        member: npt.NDArray[np.bool_] = values.isin(rule["values"]).to_numpy()
-        return present & ~member
+        return present & ~column.members(rule["values"])
     if rule["type"] in (MATCH, NOT_MATCH):  # as great-expectations: the value's text, searched
-        with warnings.catch_warnings():  # a pattern with groups: pandas warns, on every call
-            warnings.filterwarnings("ignore", "This pattern is interpreted as a regular")
-            matched: npt.NDArray[np.bool_] = (
-                values.astype(str).str.contains(rule["regex"], regex=True).to_numpy(bool)
-            )
+        matched = column.matches(rule["regex"])
         return present & (~matched if rule["type"] == MATCH else matched)
-    numbers: npt.NDArray[np.float64] = pd.to_numeric(values, errors="coerce").to_numpy(
-        dtype=float, na_value=np.nan
-    )
+    numbers = column.numbers
     bad = present & np.isnan(numbers)  # not a number at all
     with np.errstate(invalid="ignore"):
         if rule["min"] is not None:
@@ -152,18 +244,20 @@ def violations(rules: Sequence[dict[str, Any]], rows: pd.DataFrame) -> list[str]
     """One sentence per broken rule: what it says, where it is written, how many rows and
     examples. Empty when every row keeps every rule."""
     found = []
+    columns: dict[str, _Column] = {}
     for rule in rules:
-        column = rule["column"]
-        if column not in rows.columns:
-            found.append(f"column {column!r} is missing ({rule['where']})")
+        name = rule["column"]
+        if name not in rows.columns:
+            found.append(f"column {name!r} is missing ({rule['where']})")
             continue
-        bad = _broken(rule, rows[column])
+        column = columns.get(name) or columns.setdefault(name, _Column(rows[name]))
+        bad = _broken(rule, column)
         if bad.any():
             count = f"{_describe(rule)} ({rule['where']}): {int(bad.sum())} of {len(rows)} row(s)"
             if rule["type"] == NOT_NULL:
                 found.append(f"{count} hold no value")
                 continue
-            examples = ", ".join(repr(v) for v in rows[column][bad].head(EXAMPLES).tolist())
+            examples = ", ".join(repr(v) for v in rows[name][bad].head(EXAMPLES).tolist())
             found.append(f"{count} break it, e.g. {examples}")
     return found
 

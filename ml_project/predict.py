@@ -9,6 +9,9 @@ whose rows repeat a key is refused unless the caller allows it (`DuplicateKeys`)
 
 from __future__ import annotations
 
+import gc
+import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -368,8 +371,81 @@ def appending(path: Path, *, parquet: bool) -> Iterator[Callable[[pd.DataFrame],
             writer.close()
 
 
+# A chunk's model-input check (great-expectations: its import, the suite's build and the check
+# take about as long as the model's own scoring of the chunk) runs in a forked child on the other
+# core while this process scores the chunk; the chunk's scores are written only once the child
+# says the check passed. This process never imports great-expectations; each child does (~1 s of
+# CPU a chunk, beside the scoring). Linux only (a fork of a process with threads is not safe on
+# macOS); elsewhere, or with ML_PROJECT_CHECK_ASIDE=0, each check runs here before its chunk is
+# scored.
+CHECK_ASIDE = "ML_PROJECT_CHECK_ASIDE"
+_REFUSED, _FAILED = 3, 1  # the child's exit codes: the check raised a DataError, anything else
+
+
+def _aside_allowed() -> bool:
+    return sys.platform == "linux" and os.environ.get(CHECK_ASIDE, "1") != "0"
+
+
+@contextmanager
+def checked(
+    check: Callable[[pd.DataFrame], None], chunk: pd.DataFrame, *, aside: bool
+) -> Iterator[Callable[[], None]]:
+    """A function that returns once `check(chunk)` passed and raises what it raised: the check
+    runs in a forked child when `aside` (the caller scores the chunk meanwhile), else here at
+    once. A child still running when the block ends is stopped."""
+    if not (aside and _aside_allowed()):
+        check(chunk)
+        yield lambda: None
+        return
+    read_end, write_end = os.pipe()
+    gc.freeze()  # the child's collections leave the objects it shares with us (their pages) alone
+    pid = os.fork()
+    if pid == 0:  # the child
+        os.close(read_end)
+        _check_in_child(check, chunk, write_end)
+    gc.unfreeze()
+    os.close(write_end)
+    waited = False
+
+    def verdict() -> None:
+        nonlocal waited
+        with os.fdopen(read_end, encoding="utf-8") as stream:
+            said = stream.read()
+        code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+        waited = True
+        if code == _REFUSED:
+            raise DataError(said)
+        if code != 0:
+            raise RuntimeError(f"The model-input check of a chunk failed (exit {code}): {said}")
+
+    try:
+        yield verdict
+    finally:
+        if not waited:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            os.close(read_end)
+
+
+def _check_in_child(check: Callable[[pd.DataFrame], None], chunk: pd.DataFrame, out: int) -> None:
+    """The forked child's whole life: check, write what went wrong (if anything) to `out`, and
+    leave without the parent's exit handlers or buffered output."""
+    code, said = 0, ""
+    try:
+        check(chunk)
+    except DataError as exc:
+        code, said = _REFUSED, str(exc)
+    except BaseException as exc:  # noqa: BLE001 - told to the parent, which raises it
+        code, said = _FAILED, f"{type(exc).__name__}: {exc}"
+    finally:
+        try:
+            os.write(out, said.encode("utf-8"))
+        finally:
+            os._exit(code)
+
+
 def score_file(
-    loaded: LoadedModel,
+    loaded: LoadedModel | Callable[[], LoadedModel],
     *,
     input_path: Path,
     output_path: Path,
@@ -383,8 +459,11 @@ def score_file(
 
     When the batch holds every one of `key_columns`, a row whose key repeats an earlier row's
     refuses the batch (DataError, after counting the rest of the file's keys, unscored) unless
-    `allow_duplicate_keys`; the summary says how many rows repeat a key either way.
+    `allow_duplicate_keys`; the summary says how many rows repeat a key either way. `loaded`
+    may be a function loading the model: it is called once the first chunk's check has started
+    beside it (a small batch's load overlaps the check's import of great-expectations).
     """
+    model = _once(loaded)
     parquet = output_path.suffix.lower() in (".parquet", ".pq")
     if not parquet and output_path.suffix.lower() != ".csv":
         raise DataError(f"{output_path}: the output must end in .parquet or .csv.")
@@ -406,15 +485,48 @@ def score_file(
                 keys.add(chunk)
                 if keys.rows and not allow_duplicate_keys:
                     continue  # refused below, once the rest of the file's keys are counted
-            if check_chunk is not None:
-                check_chunk(chunk)
-            write(score_frame(loaded, chunk, source=str(input_path)))
+            write(checked_scores(model, chunk, check_chunk, source=str(input_path)))
             progress_line("scored", bar.format_dict["elapsed"], rows=rows, detail=str(input_path))
         if rows == 0:
             raise DataError(f"{input_path}: the file has a header but no rows.")
         if keys is not None and keys.rows and not allow_duplicate_keys:
             raise repeated_keys_error(keys.describe(str(input_path)))
-    return summarise(loaded, str(input_path), str(output_path), rows, start=start, keys=keys)
+    return summarise(model(), str(input_path), str(output_path), rows, start=start, keys=keys)
+
+
+def _once(loaded: LoadedModel | Callable[[], LoadedModel]) -> Callable[[], LoadedModel]:
+    """`loaded`, or what the function `loaded` returns on its first call, on every call."""
+    if isinstance(loaded, LoadedModel):
+        return lambda: loaded
+    cache: list[LoadedModel] = []
+
+    def model() -> LoadedModel:
+        if not cache:
+            cache.append(loaded())
+        return cache[0]
+
+    return model
+
+
+def checked_scores(
+    model: Callable[[], LoadedModel],
+    chunk: pd.DataFrame,
+    check: Callable[[pd.DataFrame], None] | None,
+    *,
+    source: str,
+) -> pd.DataFrame:
+    """`score_frame` of a chunk that passed `check` (checked beside its scoring); the check's
+    refusal comes first, as when the check ran before the model."""
+    if check is None:
+        return score_frame(model(), chunk, source=source)
+    with checked(check, chunk, aside=True) as verdict:
+        try:
+            scored = score_frame(model(), chunk, source=source)
+        except DataError:
+            verdict()  # the suite's refusal, if it refuses the chunk too
+            raise
+        verdict()
+    return scored
 
 
 def input_checker(settings: Settings, root: Path, *, source: str) -> Callable[[pd.DataFrame], None]:
@@ -444,9 +556,16 @@ def run_batch_scoring(
 ) -> ScoringSummary:
     """Load the model (default: the env's champion), check each chunk, score, write."""
     client = tracking.connect(root, write=False)  # scoring reads the registry, writes nothing
-    loaded, _ = load_champion(settings, client, root=root, model_uri=model_uri)
+    # which version, before the input is read (a missing champion is said first); its files are
+    # downloaded, checked and loaded beside the first chunk's check
+    target = loading.resolve_model_uri(client, model_uri, model_name=settings.model_name)
+    trusted = loading.trusted_types(load_problem(settings, root))
+
+    def load() -> LoadedModel:
+        return load_model(target, client, root=root, trusted=trusted, task=settings.task)
+
     return score_file(
-        loaded,
+        load,
         input_path=input_path,
         output_path=output_path,
         chunk_rows=chunk_rows,

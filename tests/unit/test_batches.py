@@ -1,11 +1,17 @@
-"""What a new batch is checked for before its scores count: repeated keys (predict.py), and how
-`show` prints a promotion history whose reasons run long (cli.py)."""
+"""What a new batch is checked for before its scores count: repeated keys and the model-input
+check beside the scoring (predict.py), and how `show` prints a promotion history whose reasons
+run long (cli.py)."""
+
+import os
+import sys
+import time
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from ml_project.predict import DuplicateKeys
+from ml_project.errors import DataError
+from ml_project.predict import CHECK_ASIDE, DuplicateKeys, checked
 from ml_project.promotion import Description
 from ml_project.results import plain
 from ml_project.views import HISTORY_INDENT, SHOW_WIDTH, show_text, wrapped
@@ -118,3 +124,63 @@ def test_a_long_failure_is_recorded_up_to_a_word_and_says_it_was_cut():
     assert failure_reason(ValueError("bad  value\n in x")) == "ValueError: bad value in x"
     long = failure_reason(ValueError("column " * 400))
     assert long.endswith("column [...]") and len(long) <= REASON_CHARACTERS + 20
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the check runs aside only on Linux")
+@pytest.mark.parametrize("aside", [True, False])
+def test_a_chunk_checked_aside_says_what_the_check_said(aside, monkeypatch):
+    """A chunk's model-input check in a forked child (or, not aside, here): passed, a DataError
+    with its own paragraph, anything else as an error naming it; the child is always reaped."""
+    monkeypatch.delenv(CHECK_ASIDE, raising=False)
+    chunk = pd.DataFrame({"x": [1.0, 2.0]})
+    parent = os.getpid()
+    ran_in: list[int] = []
+
+    def passes(frame: pd.DataFrame) -> None:
+        ran_in.append(os.getpid())
+        assert frame.equals(chunk)
+
+    with checked(passes, chunk, aside=aside) as verdict:
+        verdict()
+    assert (ran_in == []) if aside else (ran_in == [parent])  # a child's list is its own
+
+    def refuses(frame: pd.DataFrame) -> None:
+        if os.getpid() != parent or not aside:
+            raise DataError(f"batch.parquet: column x must be below 2 ({len(frame)} rows)")
+
+    refused = r"^batch.parquet: column x must be below 2 \(2 rows\)$"
+    with pytest.raises(DataError, match=refused), checked(refuses, chunk, aside=aside) as verdict:
+        verdict()
+
+    def breaks(frame: pd.DataFrame) -> None:
+        raise KeyError("boom")
+
+    with (
+        pytest.raises((RuntimeError, KeyError), match="boom"),
+        checked(breaks, chunk, aside=aside) as verdict,
+    ):
+        verdict()
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)  # no child left behind
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the check runs aside only on Linux")
+def test_a_child_still_checking_when_scoring_fails_is_stopped(monkeypatch):
+    monkeypatch.delenv(CHECK_ASIDE, raising=False)
+    started = time.monotonic()
+    with (
+        pytest.raises(ValueError, match="scoring failed"),
+        checked(lambda frame: time.sleep(60), pd.DataFrame({"x": [1]}), aside=True),
+    ):
+        raise ValueError("scoring failed")
+    assert time.monotonic() - started < 30
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)
+
+
+def test_checking_aside_can_be_turned_off(monkeypatch):
+    monkeypatch.setenv(CHECK_ASIDE, "0")
+    ran_in: list[int] = []
+    with checked(lambda frame: ran_in.append(os.getpid()), pd.DataFrame(), aside=True) as verdict:
+        verdict()
+    assert ran_in == [os.getpid()]

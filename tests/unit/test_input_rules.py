@@ -185,3 +185,63 @@ def test_a_not_match_rule_compiles_and_refuses_what_matches():
     assert "1 of 2 row(s) break it, e.g. '2024-01-01T00:00:00+02:00'" in found
     with pytest.raises(InputRuleError):
         InputRules(compiled).fit(bad).transform(bad)
+
+
+def _pandas_broken(rule: dict, values: pd.Series) -> np.ndarray:
+    """What a rule refused before its column's reads were shared and memoised: pandas calls
+    on the whole column, as great-expectations makes them."""
+    present = values.notna().to_numpy()
+    if rule["type"].endswith("in_set"):
+        return present & ~values.isin(rule["values"]).to_numpy()
+    matched = values.astype(str).str.contains(rule["regex"], regex=True).to_numpy(bool)
+    must_match = rule["type"] == "expect_column_values_to_match_regex"
+    return present & (~matched if must_match else matched)
+
+
+@pytest.mark.parametrize("size", [1, 5, 200])  # through the memo, and one vectorised call
+def test_shared_and_memoised_reads_refuse_exactly_what_pandas_refuses(size):
+    import warnings
+
+    from ml_project import input_rules
+
+    clock = r"^(2400|([01]?[0-9]|2[0-3])[0-5][0-9]|[0-5]?[0-9])(\.0)?$"
+    suite = [
+        item(1, "column_values_to_match_regex", column="time", regex=clock),
+        item(2, "column_values_to_not_match_regex", column="time", regex="^-"),
+        item(3, "column_values_to_match_regex", column="code", regex="^[a-z][0-9]$"),
+        item(4, "column_values_to_be_in_set", column="code", value_set=["a1", "b2", 3]),
+        item(5, "column_values_to_be_in_set", column="time", value_set=[0, 515, 2400]),
+        item(6, "column_values_to_match_regex", column="count", regex="^[0-9]$"),
+    ]
+    compiled = hard_rules(suite, source=SOURCE)
+    rng = np.random.default_rng(size)
+    times = [0.0, -0.0, 515.0, 2400.0, 2401.0, 1e20, 0.5, np.nan, 61.0, 1759.0]
+    codes = ["a1", "b2", "a1\n", "3", "zz", None, "c9", "A1"]
+    for round_ in range(3):  # the memo holds the texts seen in earlier rounds
+        frame = pd.DataFrame({
+            "time": rng.choice(times, size),
+            "code": pd.Series(rng.choice(np.array(codes, dtype=object), size), dtype="str"),
+            "count": rng.integers(0, 15, size),
+        })  # fmt: skip
+        if round_ == 2:
+            input_rules._SEEN.clear()
+        columns = {name: input_rules._Column(frame[name]) for name in frame.columns}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for rule in compiled:
+                expected = _pandas_broken(rule, frame[rule["column"]])
+                actual = input_rules._broken(rule, columns[rule["column"]])
+                assert np.array_equal(actual, expected), (rule, frame[rule["column"]].tolist())
+
+
+def test_the_memo_starts_over_when_full(monkeypatch):
+    from ml_project import input_rules
+
+    monkeypatch.setattr(input_rules, "SEEN_TEXTS", 3)
+    input_rules._SEEN.clear()
+    rule = hard_rules([item(1, "column_values_to_match_regex", column="code", regex="^a")],
+                      source=SOURCE)  # fmt: skip
+    for values in (["a1", "b1"], ["a2", "b2"], ["a3", "x"]):
+        frame = pd.DataFrame({"code": pd.Series(values, dtype="str")})
+        assert len(violations(rule, frame)) == 1
+        assert len(input_rules._SEEN["^a"]) <= 3
