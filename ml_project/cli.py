@@ -129,8 +129,10 @@ def on_signal(number: int, frame: FrameType | None) -> None:
 
 
 def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
-    """Keep a settings option (--problem, --seed, --set, --table) for `resolve_settings`."""
-    ctx.meta[f"ml_project.{param.name}"] = value
+    """Keep a settings option (--problem, --seed, --set, --table) for `resolve_settings`; one
+    left out (or `--problem ''`, as MLproject passes it) leaves what an outer level gave."""
+    if value not in (None, "", ()):
+        ctx.meta[f"ml_project.{param.name}"] = value
     return value
 
 

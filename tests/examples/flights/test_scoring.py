@@ -112,11 +112,11 @@ SERVING_DOC = ROOT / "docs" / "serving.md"
 
 
 def test_the_served_answers_are_the_ones_docs_serving_shows(champion, project_copy, tmp_path):
-    """docs/serving.md's curl request, as written, gets the answer the page shows from the dev
-    model `make train` builds (this fixture's training); with month 13, the page's message."""
+    """docs/serving.md's hand-written flights request gets the answer the page shows from the
+    dev model `make train` builds (this fixture's training); with month 13, the page's message."""
     page = SERVING_DOC.read_text(encoding="utf-8")
-    body = json.loads(re.search(r"-d '(\{.*?\})'", page, re.DOTALL).group(1))
-    shown = json.loads(re.search(r"^# (\{\"predictions\": .*?\})", page, re.MULTILINE).group(1))
+    body = json.loads(re.search(r"For the flights example.*?```\n(\{.*?\})\n```", page, re.S)[1])
+    shown = json.loads(re.search(r"answered `(\{\"predictions\": .*?\})`", page)[1])
     refusal = re.search(r"`(column 'month' must[^`]*)`", " ".join(page.split())).group(1)
     month = body["dataframe_split"]["columns"].index("month")
     bad = json.loads(json.dumps(body))
