@@ -431,6 +431,7 @@ def plan_problem(
             env, rows=labelled, fraction=fraction, defaults=defaults, whole=whole
         )
     warnings = rare_class_warnings(label, request.kind, fractions, defaults.min_class_rows, folder)
+    warnings += small_gate_warnings(labelled, fractions, defaults, folder)
     warnings += unmatched_warnings(frames, draft.main.name, draft.joins, folder=folder)
     if draft.unjoined:
         warnings += (
@@ -674,13 +675,10 @@ def env_overlay(
     if env == "dev" and fraction < 1.0:
         lines += ["", "params:                  # fewer boosting rounds for the fast loop",
                   "  max_iter: 100"]  # fmt: skip
-    test_rows = used * defaults.test_fraction
-    project_min = defaults.min_test_rows.get(env, 100)
-    if test_rows < 1.5 * project_min:
-        lines += _lowered(
-            "gate", "min_test_rows", max(1, int(test_rows / 2)), project_min,
-            f"about {int(test_rows)} held-out rows",
-        )  # fmt: skip
+    lowered = lowered_test_rows(env, rows=rows, fraction=fraction, defaults=defaults)
+    if lowered is not None:
+        held_out = int(used * defaults.test_fraction)
+        lines += _lowered("gate", "min_test_rows", *lowered, f"about {held_out} held-out rows")
     monitor_min = defaults.monitor_min_rows.get(env, 1000)
     if rows < 2 * monitor_min:
         lines += _lowered(
@@ -688,6 +686,38 @@ def env_overlay(
             f"{rows} rows (smaller batches give noisier drift figures)",
         )  # fmt: skip
     return "\n".join(lines) + "\n"
+
+
+def lowered_test_rows(
+    env: str, *, rows: int, fraction: float, defaults: ProjectDefaults
+) -> tuple[int, int] | None:
+    """(half this env's held-out rows, the project's gate.min_test_rows) when the table holds
+    out fewer than 1.5 times the project's minimum: the gate init writes for a small table."""
+    held_out = max(1, round(rows * fraction)) * defaults.test_fraction
+    asked = defaults.min_test_rows.get(env, 100)
+    return (max(1, int(held_out / 2)), asked) if held_out < 1.5 * asked else None
+
+
+def small_gate_warnings(
+    rows: int, fractions: Mapping[str, float], defaults: ProjectDefaults, folder: str
+) -> tuple[str, ...]:
+    """Say on the terminal where init lowered gate.min_test_rows: the gate then decides on
+    fewer held-out rows than the project asks."""
+    lowered = {
+        env: found
+        for env, fraction in fractions.items()
+        if (found := lowered_test_rows(env, rows=rows, fraction=fraction, defaults=defaults))
+    }
+    if not lowered:
+        return ()
+    each = ", ".join(
+        f"{env} {new} (the project asks {asked})" for env, (new, asked) in lowered.items()
+    )
+    return (
+        f"gate.min_test_rows lowered to what this table holds out: {each}. The gate decides "
+        "on that few held-out rows, so its verdicts are noisier; more labelled rows or a larger "
+        f"split.test_fraction make them firmer ({folder}/environments/).",
+    )
 
 
 def _lowered(section: str, key: str, value: int, asked: int, holds: str) -> list[str]:

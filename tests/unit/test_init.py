@@ -1,5 +1,6 @@
 """`ml-project init`'s pure steps on tiny frames: the profile, the choices, the files."""
 
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,6 +15,11 @@ from ml_project.settings import deep_merge, validate_settings
 from ml_project.validation import read_suite
 
 ROOT = Path("/project")
+
+
+def others(warnings: tuple[str, ...]) -> tuple[str, ...]:
+    """init's warnings but the one every small table gets (gate.min_test_rows lowered)."""
+    return tuple(warning for warning in warnings if "gate.min_test_rows lowered" not in warning)
 
 
 def table(rows: int = 40) -> pd.DataFrame:
@@ -359,15 +365,30 @@ def test_a_numeric_column_with_no_value_gets_no_range_and_its_suite_passes(tmp_p
 def test_a_class_too_rare_for_a_sample_is_warned_about_with_what_to_do():
     frame = table(400).assign(target=["a"] * 380 + ["b"] * 15 + ["c"] * 5)
     made = plan(frame, kind="multiclass")
-    (warning,) = made.warnings
+    (warning,) = others(made.warnings)
     assert warning.startswith("class 'c' of --label target has 5 rows")
     assert "split.min_class_rows=10, so training in every env will refuse it" in warning
     steps = views.next_steps(made, request(kind="multiclass"))
     assert steps.count("Warning: class") == 1
-    assert plan().warnings == ()
+    assert others(plan().warnings) == ()
     label = profile.profile_table(frame, "shop").column("target")
     fractions = {"dev": 0.1, "staging": 0.5, "prod": 1.0}
     sampled = scaffold.rare_class_warnings(label, "multiclass", fractions, 10, "problems/shop")
     assert [w.split(" of ")[0] for w in sampled] == ["class 'b'", "class 'c'"]
     assert "training in dev, staging will refuse it" in sampled[0]
     assert scaffold.rare_class_warnings(label, "regression", fractions, 10, "x") == ()
+
+
+def test_init_says_where_it_lowered_the_gates_row_minimum():
+    """A small table's envs get a gate.min_test_rows it can meet, and the terminal says so."""
+    made = plan()  # 40 rows: every env holds out far fewer rows than the project asks
+    lowered = [warning for warning in made.warnings if "gate.min_test_rows lowered" in warning]
+    assert len(lowered) == 1, made.warnings
+    for env in ("dev", "staging", "prod"):
+        overlay = yaml.safe_load(made.files[f"problems/shop/environments/{env}.yaml"])
+        value = overlay["gate"]["min_test_rows"]
+        assert re.search(rf"\b{env} {value} \(the project asks \d+\)", lowered[0]), lowered[0]
+    assert "problems/shop/environments/" in lowered[0]
+    defaults = scaffold.ProjectDefaults()
+    big = scaffold.small_gate_warnings(100_000, {"dev": 0.1, "prod": 1.0}, defaults, "x")
+    assert big == ()  # 2,000 and 20,000 held-out rows: the project's minimums stand

@@ -19,6 +19,11 @@ ROOT = Path("/project")
 LEAGUE = ("ant", "bee", "cat", "dog", "eel", "fox")
 
 
+def others(warnings: tuple[str, ...]) -> tuple[str, ...]:
+    """init's warnings but the one every small table gets (gate.min_test_rows lowered)."""
+    return tuple(warning for warning in warnings if "gate.min_test_rows lowered" not in warning)
+
+
 def games(rows: int = 600, *, seed: int = 0, start: str = "2021-03-01") -> pd.DataFrame:
     """One row per (season, team, game): a row number, a time (ISO text, UTC), a count, a
     measurement, a category, a constant and free text nobody reads, and a salary-like label."""
@@ -375,7 +380,7 @@ def test_no_guessable_join_keeps_the_records_to_write_and_warns(change, says):
     made = scaffold.plan_problem(shop_request(), frames, root=ROOT)
     assert made.joins == ()
     assert "raise NotImplementedError" in made.files["problems/orders/problem.py"]
-    (warning,) = made.warnings
+    (warning,) = others(made.warnings)
     assert warning.startswith("no join guessed for records() (table ") and says in warning
     assert "write records() in problems/orders/problem.py" in warning
     assert "city" not in made.features.columns
@@ -403,10 +408,10 @@ def test_a_join_most_records_miss_is_warned_about():
     frames["stores"] = frames["stores"].assign(store=[1, 6, 7, 8])  # 3 of 4 stores unknown
     made = scaffold.plan_problem(shop_request(), frames, root=ROOT)
     assert made.joins == (scaffold.Join("stores", ("store",), 4),)
-    (warning,) = made.warnings
+    (warning,) = others(made.warnings)
     assert warning.startswith("records() joins stores on store, but only 2")
     assert "of the rows of orders find a row there" in warning
-    assert scaffold.plan_problem(shop_request(), shop(), root=ROOT).warnings == ()
+    assert others(scaffold.plan_problem(shop_request(), shop(), root=ROOT).warnings) == ()
 
 
 @pytest.mark.parametrize(
