@@ -462,7 +462,13 @@ def make_report(
             (item.get("expectation_config") or {}).get("meta", {}).get("suite_item", math.inf)
         ),
     )
-    failures = tuple(_failure(item, columns) for item in results if not item.get("success"))
+    failed = [item for item in results if not item.get("success")]
+    mistyped = {
+        (item.get("expectation_config") or {}).get("kwargs", {}).get("column")
+        for item in failed
+        if (item.get("expectation_config") or {}).get("type") in TYPE_RULES
+    }
+    failures = tuple(_failure(item, columns, mistyped) for item in failed)
     return ValidationReport(
         table=table,
         source=str(source),
@@ -475,7 +481,13 @@ def make_report(
     )
 
 
-def _failure(item: dict[str, Any], columns: list[str] | None = None) -> Failure:
+TYPE_RULES = ("expect_column_values_to_be_in_type_list", "expect_column_values_to_be_of_type")
+MISTYPED = "not checked: the column's values are not of the type its type rule above asks"
+
+
+def _failure(
+    item: dict[str, Any], columns: list[str] | None = None, mistyped: set[Any] | None = None
+) -> Failure:
     config = item.get("expectation_config") or {}
     kwargs = {k: v for k, v in (config.get("kwargs") or {}).items() if k != "batch_id"}
     column = kwargs.pop("column", None)
@@ -486,6 +498,8 @@ def _failure(item: dict[str, Any], columns: list[str] | None = None) -> Failure:
     error = _exception_message(item.get("exception_info"))
     if column is not None and columns is not None and column not in columns:
         return Failure(config.get("type", "?"), column, rule, MISSING_COLUMN)
+    if error and column is not None and column in (mistyped or set()):
+        return Failure(config.get("type", "?"), column, rule, MISTYPED)  # not the library's words
     if error:
         return Failure(config.get("type", "?"), column, rule, f"could not be checked: {error}")
     if details.get("unexpected_count") is not None:

@@ -140,3 +140,31 @@ expectations:
     )
     (item,) = validation.read_suite(path, PARAMETERS).expectations
     assert item["kwargs"]["value_set"] == ["$25000 or more", "$8000 to 9999", "$extra", "ZZ", "QQ"]
+
+
+def test_a_rule_that_cannot_run_on_a_mistyped_column_points_at_its_type_rule():
+    """Text in a number column fails the type rule; the range rule on it then cannot run, and
+    the report says so in its own words, not the library's; another column's error stays."""
+    raised = {"raised_exception": True, "exception_message": "min_value must be of the same type"}
+
+    def result(kind, column, success, **extra):
+        return {"success": success, "expectation_config": {"type": kind, "kwargs": {
+            "column": column}}, **extra}  # fmt: skip
+
+    report = validation.make_report(
+        {"results": [
+            result("expect_column_values_to_be_in_type_list", "x", False,
+                   result={"observed_value": "str"}),
+            result("expect_column_values_to_be_between", "x", False, exception_info=raised),
+            result("expect_column_values_to_be_between", "y", False, exception_info=raised),
+            result("expect_column_values_to_not_be_null", "z", True),
+        ]},  # fmt: skip
+        table="t", source="t.csv", suite_file="t.yaml", rows=3,
+    )  # fmt: skip
+    problems = {(each.column, each.expectation): each.problem for each in report.failures}
+    assert problems["x", "expect_column_values_to_be_between"] == validation.MISTYPED
+    assert "its type rule above" in validation.MISTYPED
+    assert problems["y", "expect_column_values_to_be_between"] == (
+        "could not be checked: min_value must be of the same type"
+    )
+    assert len(report.failures) == 3
