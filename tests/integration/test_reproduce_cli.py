@@ -6,6 +6,7 @@ import hashlib
 import json
 import math
 import shutil
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -19,8 +20,19 @@ from tests.synthetic import KINDS
 pytestmark = pytest.mark.integration
 
 
+# This module's reproductions check out their code under a folder of their own: other modules
+# reproduce from the same shared project at the same time, and their worktrees are not ours.
+SCRATCH = Path(tempfile.mkdtemp(prefix="test-reproduce-cli-"))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _scratch_removed():
+    yield
+    shutil.rmtree(SCRATCH, ignore_errors=True)
+
+
 def reproduce(repo: Path, store: str, *args: str):
-    return run_cli("reproduce", *args, cwd=repo, tracking_uri=store)
+    return run_cli("reproduce", *args, cwd=repo, tracking_uri=store, env={"TMPDIR": str(SCRATCH)})
 
 
 def version_args(kind: str) -> tuple[str, ...]:
@@ -33,7 +45,10 @@ def steps(report: dict) -> dict:
 
 def assert_tree_untouched(repo: Path) -> None:
     assert git(repo, "status", "--porcelain") == ""
-    assert len(git(repo, "worktree", "list").splitlines()) == 1
+    worktrees = git(repo, "worktree", "list").splitlines()
+    assert worktrees[0].startswith(f"{repo} ")
+    assert not [line for line in worktrees if line.startswith(str(SCRATCH))], worktrees
+    assert list(SCRATCH.iterdir()) == []  # the checkout and its scratch files are removed
 
 
 def copy_repo(repo: Path, destination: Path) -> Path:
