@@ -6,15 +6,12 @@ import subprocess
 import pytest
 
 from ml_project import lineage
+from tests.unit.test_lineage import repo_with_a_commit
 
 
 def repo_at(path):
-    subprocess.run(["git", "init", "-q", "-b", "main", str(path)], check=True)
-    for key, value in (("user.email", "t@example.invalid"), ("user.name", "t")):
-        subprocess.run(["git", "-C", str(path), "config", key, value], check=True)
-    (path / "code.py").write_text("x = 1\n")
-    subprocess.run(["git", "-C", str(path), "add", "-A"], check=True)
-    subprocess.run(["git", "-C", str(path), "commit", "-q", "-m", "one"], check=True)
+    """A one-commit repository, checked out detached at its commit as CI checks out."""
+    repo_with_a_commit(path)
     head = subprocess.run(
         ["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
     ).stdout.strip()

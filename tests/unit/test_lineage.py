@@ -5,7 +5,8 @@ import pytest
 from ml_project import lineage
 
 
-def _repo(path):
+def repo_with_a_commit(path):
+    """A git repository at `path` holding one commit of code.py, on branch main."""
     subprocess.run(["git", "init", "-q", "-b", "main", str(path)], check=True)
     for key, value in (("user.email", "t@example.invalid"), ("user.name", "t")):
         subprocess.run(["git", "-C", str(path), "config", key, value], check=True)
@@ -16,7 +17,7 @@ def _repo(path):
 
 
 def test_clean_checkout(tmp_path):
-    repo = _repo(tmp_path / "repo")
+    repo = repo_with_a_commit(tmp_path / "repo")
     subprocess.run(["git", "-C", str(repo), "tag", "v1.0.0"], check=True)
     subprocess.run(
         ["git", "-C", str(repo), "remote", "add", "origin", "https://example.invalid/r.git"],
@@ -31,7 +32,7 @@ def test_clean_checkout(tmp_path):
 
 @pytest.mark.parametrize("change", ["modify", "untracked"])
 def test_dirty_checkout(tmp_path, change):
-    repo = _repo(tmp_path / "repo")
+    repo = repo_with_a_commit(tmp_path / "repo")
     target = repo / ("code.py" if change == "modify" else "new.py")
     target.write_text("x = 2\n")
     info = lineage.git_info(repo, environ={})
@@ -91,7 +92,7 @@ def test_remote_urls_lose_their_credentials(url, expected):
 
 
 def test_a_token_in_the_remote_url_is_not_recorded(tmp_path):
-    repo = _repo(tmp_path / "repo")
+    repo = repo_with_a_commit(tmp_path / "repo")
     url = "https://ci:tok3n@git.example.invalid/r.git"
     subprocess.run(["git", "-C", str(repo), "remote", "add", "origin", url], check=True)
     info = lineage.git_info(repo, environ={})
