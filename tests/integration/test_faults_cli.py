@@ -250,6 +250,14 @@ def injected(code: str, tmp_path: Path, project: Path) -> dict[str, str]:
     return {"PYTHONPATH": f"{folder}{os.pathsep}{project}"}
 
 
+def train_with_fault(code: str, *, uri: str, project: Path, tmp_path: Path):
+    """`ml-project train` of the binary synthetic problem in dev, `code` run at its start-up."""
+    return run_cli(
+        "train", "--env", "dev", "--problem", BINARY, cwd=project, tracking_uri=uri,
+        env=injected(code, tmp_path, project),
+    )  # fmt: skip
+
+
 FAULT_IN_THE_FIT = """
 from ml_project import pipeline
 
@@ -265,10 +273,7 @@ def test_a_crash_during_the_fit_leaves_a_failed_run_that_says_what_it_read(
 ):
     """The run starts before the data is read, so a fit that dies still has its record."""
     uri = fresh_store(tmp_path / "store")
-    done = run_cli(
-        "train", "--env", "dev", "--problem", BINARY, cwd=synthetic_project, tracking_uri=uri,
-        env=injected(FAULT_IN_THE_FIT, tmp_path, synthetic_project),
-    )  # fmt: skip
+    done = train_with_fault(FAULT_IN_THE_FIT, uri=uri, project=synthetic_project, tmp_path=tmp_path)
     message = clean_failure(done, 10, "training failed")
     client = MlflowClient(uri)
     (run,) = client.search_runs([client.get_experiment_by_name(MODEL).experiment_id])
@@ -458,10 +463,9 @@ def test_a_store_that_goes_read_only_mid_run_is_reported_then_named_by_show(
     uri = fresh_store(tmp_path / "store")
     database = Path(uri.removeprefix("sqlite:///"))
     try:
-        done = run_cli(
-            "train", "--env", "dev", "--problem", BINARY, cwd=synthetic_project, tracking_uri=uri,
-            env=injected(STORE_GOES_READ_ONLY, tmp_path, synthetic_project),
-        )  # fmt: skip
+        done = train_with_fault(
+            STORE_GOES_READ_ONLY, uri=uri, project=synthetic_project, tmp_path=tmp_path
+        )
     finally:
         subprocess.run(["chattr", "-i", str(database), str(database.parent)], check=True)
     output = done.stdout + done.stderr

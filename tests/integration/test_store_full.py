@@ -11,7 +11,7 @@ from tests.integration.test_faults_cli import (
     MODEL,
     clean_failure,
     fresh_store,
-    injected,
+    train_with_fault,
 )
 
 STORE_FILLS_UP = """
@@ -39,10 +39,7 @@ def test_a_full_store_mid_training_says_so_without_sql_and_settle_clears_it(
     synthetic_project, tmp_path
 ):
     uri = fresh_store(tmp_path / "store")
-    done = run_cli(
-        "train", "--env", "dev", "--problem", BINARY, cwd=synthetic_project, tracking_uri=uri,
-        env=injected(STORE_FILLS_UP, tmp_path, synthetic_project),
-    )  # fmt: skip
+    done = train_with_fault(STORE_FILLS_UP, uri=uri, project=synthetic_project, tmp_path=tmp_path)
     stderr = clean_failure(done, 10, "training failed")
     message = stderr[stderr.index("ml-project: training failed: ") :]
     assert message.count("\n") == 1, message  # one paragraph
@@ -84,10 +81,9 @@ def test_a_store_whose_first_migration_stopped_is_named_with_its_fix(synthetic_p
     that works."""
     (tmp_path / "store").mkdir()
     uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
-    full = run_cli(
-        "train", "--env", "dev", "--problem", BINARY, cwd=synthetic_project, tracking_uri=uri,
-        env=injected(DISK_FULL_FROM_THE_START % PAGES, tmp_path, synthetic_project),
-    )  # fmt: skip
+    full = train_with_fault(
+        DISK_FULL_FROM_THE_START % PAGES, uri=uri, project=synthetic_project, tmp_path=tmp_path
+    )
     clean_failure(full, 9, "tracking store error")
     # space is back, but the store stays broken: said in one paragraph, with the fix
     for command in (("show", "--env", "dev"), ("train", "--env", "dev")):
