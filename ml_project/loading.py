@@ -11,6 +11,10 @@ The files are also the ones training uploaded: the training run records the sha2
 and of the skops file (`MODEL_FILES`, copied onto the version), and every loader refuses files
 whose digests differ from that record (a model replaced in the artifact store after training).
 A model with no record (logged before ml-project kept one) loads unchecked.
+
+skops, scikit-learn and MLflow's model classes are imported where a model is loaded, not with
+this module: resolving a URI needs none of them, and `predict` imports them while the first
+chunk's check runs beside it (predict.py).
 """
 
 from __future__ import annotations
@@ -25,20 +29,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import skops.io
 import yaml
 from mlflow.artifacts import download_artifacts
 from mlflow.exceptions import MlflowException
-from mlflow.models import Model
-from mlflow.pyfunc import PyFuncModel
-from mlflow.sklearn import _SklearnModelWrapper
 
-from ml_project import estimators, input_rules, tracking
+from ml_project import tracking
 from ml_project.errors import RegistryError
 from ml_project.vocabulary import CHAMPION, LOGGED_MODEL_URI, MODEL_FILES, RUN_ID
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
+    from mlflow.models import Model
+    from mlflow.pyfunc import PyFuncModel
 
     from ml_project.problem import Problem
 
@@ -105,6 +107,8 @@ def resolve_model_uri(
 
 def trusted_types(problem: Problem) -> list[str]:
     """What skops may instantiate: the problem's types and the platform's (pure)."""
+    from ml_project import estimators, input_rules
+
     return list(
         dict.fromkeys(
             [*problem.trusted_types, *estimators.TRUSTED_TYPES, *input_rules.TRUSTED_TYPES]
@@ -213,6 +217,8 @@ def verified_file(
     (`recorded`: that record, looked up from `uri` when None) and every type it names is in
     `trusted`; RegistryError if the files were replaced, are not skops, or name a type the
     project does not trust."""
+    import skops.io
+
     flavor = _skops_flavor(local, uri=uri)
     check_digests(local, recorded_digests(uri) if recorded is None else recorded, uri=uri)
     path: Path = local / flavor["pickled_model"]
@@ -248,6 +254,8 @@ def own_copy(local: Path, trusted: list[str], *, uri: str) -> Path:
 def load_sklearn(uri: str, trusted: list[str], *, local: Path | None = None) -> Any:
     """The fitted model behind `uri` (its files in `local`, else downloaded to a scratch folder
     removed after the load), loaded by skops with the project's allow-list only."""
+    import skops.io
+
     if local is None:
         with tempfile.TemporaryDirectory(prefix="ml-project-model-") as scratch:
             return load_sklearn(uri, trusted, local=download(uri, Path(scratch)))
@@ -258,6 +266,8 @@ def pyfunc_of(uri: str, trusted: list[str]) -> PyFuncModel:
     """The model behind `uri` as an MLflow PyFuncModel, loaded as `load_sklearn` does (for
     MLflow's evaluator and scoring server, which would otherwise load it with the artifact's
     own allow-list); its downloaded files are removed once loaded."""
+    from mlflow.models import Model
+
     with tempfile.TemporaryDirectory(prefix="ml-project-model-") as scratch:
         local = download(uri, Path(scratch))
         model = load_sklearn(uri, trusted, local=local)
@@ -266,6 +276,9 @@ def pyfunc_of(uri: str, trusted: list[str]) -> PyFuncModel:
 
 def as_pyfunc(model: Any, meta: Model) -> PyFuncModel:
     """A fitted sklearn model as the PyFuncModel MLflow would load from `meta` (its MLmodel)."""
+    from mlflow.pyfunc import PyFuncModel
+    from mlflow.sklearn import _SklearnModelWrapper
+
     return PyFuncModel(
         model_meta=meta,
         model_impl=_SklearnModelWrapper(model),  # type: ignore[no-untyped-call]

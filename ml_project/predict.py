@@ -24,16 +24,12 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from mlflow.models import Model
 from tqdm import tqdm
 
 from ml_project import loading, metrics, paths, tracking, validation
 from ml_project.data import iso_text, read_table, require_columns
 from ml_project.errors import DataError, RegistryError
-from ml_project.input_rules import InputRuleError
-from ml_project.problem import importable, load_problem
 from ml_project.progress import line as progress_line
-from ml_project.records import with_iso_times
 from ml_project.vocabulary import TASK, TASKS, Task
 
 if TYPE_CHECKING:
@@ -141,6 +137,10 @@ def load_model(
     `trusted` (loading.py), never the artifact's; its task is the version's (or its run's)
     task tag, `task` the fallback for a run's model. The project's `problems/` is made
     importable first: a problem's own classes inside the model load from there."""
+    from mlflow.models import Model
+
+    from ml_project.problem import importable
+
     uri = target.uri
     model_task = model_task_of(target, client, fallback=task)
     importable(root)
@@ -185,6 +185,8 @@ def load_champion(
     settings: Settings, client: MlflowClient, *, root: Path, model_uri: str | None
 ) -> tuple[LoadedModel, list[str]]:
     """The model at `model_uri` (default: the env's champion) and the allow-list it loaded with."""
+    from ml_project.problem import load_problem
+
     target = loading.resolve_model_uri(client, model_uri, model_name=settings.model_name)
     trusted = loading.trusted_types(load_problem(settings, root))
     loaded = load_model(target, client, root=root, trusted=trusted, task=settings.task)
@@ -221,6 +223,8 @@ def typed_input(frame: pd.DataFrame, input_types: dict[str, str], *, source: str
 def predictions(loaded: LoadedModel, rows: pd.DataFrame, *, source: str) -> metrics.Predictions:
     """The model's prediction and, for a classifier, class probabilities on typed `rows`
     (read from `source`); DataError if the model's input rules refuse some of them."""
+    from ml_project.input_rules import InputRuleError
+
     try:
         return metrics.predict(loaded.model, rows, loaded.task)
     except InputRuleError as exc:  # the model's own rules (or its problem's) refuse the rows
@@ -536,7 +540,10 @@ def input_checker(settings: Settings, root: Path, *, source: str) -> Callable[[p
 
     def check(chunk: pd.DataFrame) -> None:
         require_columns(chunk, columns, table=source)
-        rows = with_iso_times(chunk[columns], settings.features.datetime)  # as the model reads
+        rows = chunk[columns]
+        times = [name for name in settings.features.datetime if name in rows.columns]
+        if times:  # as the model reads them (records.with_iso_times, which imports the problem)
+            rows = rows.assign(**{name: iso_text(rows[name]) for name in times})
         report = validate(rows, source=source)
         if not report.success:
             raise DataError(validation.failure_message([report], context=f" for {source}"))
@@ -558,10 +565,16 @@ def run_batch_scoring(
     client = tracking.connect(root, write=False)  # scoring reads the registry, writes nothing
     # which version, before the input is read (a missing champion is said first); its files are
     # downloaded, checked and loaded beside the first chunk's check
+    # the problem's code (scikit-learn) is imported there too: a small batch's fixed cost is
+    # imports, and these overlap the check's import of great-expectations in the forked child.
+    # SciPy's stats, which both sides import, is imported once, before the fork.
     target = loading.resolve_model_uri(client, model_uri, model_name=settings.model_name)
-    trusted = loading.trusted_types(load_problem(settings, root))
+    import scipy.stats  # noqa: F401
 
     def load() -> LoadedModel:
+        from ml_project.problem import load_problem
+
+        trusted = loading.trusted_types(load_problem(settings, root))
         return load_model(target, client, root=root, trusted=trusted, task=settings.task)
 
     return score_file(

@@ -3,6 +3,7 @@ check beside the scoring (predict.py), and how `show` prints a promotion history
 run long (cli.py)."""
 
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -193,3 +194,17 @@ def test_checking_aside_can_be_turned_off(monkeypatch):
     with checked(lambda frame: ran_in.append(os.getpid()), pd.DataFrame(), aside=True) as verdict:
         verdict()
     assert ran_in == [os.getpid()]
+
+
+def test_scoring_forks_its_check_before_importing_the_model_libraries():
+    """A small batch costs its imports: what runs before the first chunk's check is forked
+    (the CLI, the registry look-up, reading) must not import scikit-learn, skops or
+    great-expectations, so the parent's import of the first two overlaps the child's import of
+    the third."""
+    code = (
+        "import sys, ml_project.cli, ml_project.predict, ml_project.loading; "
+        "print(sorted(m for m in ('sklearn', 'skops', 'great_expectations') "
+        "if m in sys.modules))"
+    )
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert found.stdout.strip() == "[]"
