@@ -459,10 +459,10 @@ def staged_loss(
         if not known.any():
             return None
         columns = np.array([index[label] for label in y[known].tolist()])
-        rows_at = np.arange(len(columns))
+        rows_at = np.flatnonzero(known)  # each known row's P(its class), without copying p
         eps = np.finfo(np.float64).eps
         values = [
-            float(-np.mean(np.log(np.clip(np.asarray(p)[known][rows_at, columns], eps, 1.0))))
+            float(-np.mean(np.log(np.clip(np.asarray(p)[rows_at, columns], eps, 1.0))))
             for p in staged(features)
         ]
     return StagedLoss(LOSS[task], tuple(values)) if values else None
