@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -52,12 +53,45 @@ def predict(model: Any, rows: pd.DataFrame | np.ndarray, task: str) -> Predictio
     """The model's prediction (and class probabilities for a classifier) on `rows`."""
     if task == "regression":
         return Predictions(np.asarray(model.predict(rows), dtype=np.float64))
-    probabilities = np.asarray(model.predict_proba(rows), dtype=np.float64)
+    last, features = final_step(model, rows)  # a Pipeline's steps before the last, once
+    with raw_scores_once(last):
+        probabilities = np.asarray(last.predict_proba(features), dtype=np.float64)
+        prediction = np.asarray(last.predict(features))
     return Predictions(
-        prediction=np.asarray(model.predict(rows)),
-        probabilities=probabilities,
-        classes=np.asarray(model.classes_),
+        prediction=prediction, probabilities=probabilities, classes=np.asarray(model.classes_)
     )
+
+
+@contextmanager
+def raw_scores_once(model: Any) -> Iterator[None]:
+    """Inside: a HistGradientBoosting classifier (also behind a fixed or tuned decision
+    threshold) sums its trees' scores of one rows object once. Its `predict_proba` and its
+    `predict` (directly, or the threshold's through `predict_proba`) each sum them, the same
+    numbers: the second call gets a copy of the first's. As scikit-learn's own early stopping
+    does (`_patch_raw_predict`), on the instance, removed on the way out."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.model_selection import FixedThresholdClassifier, TunedThresholdClassifierCV
+
+    if isinstance(model, FixedThresholdClassifier | TunedThresholdClassifierCV):
+        model = model.estimator_
+    if not isinstance(model, HistGradientBoostingClassifier) or "_raw_predict" in vars(model):
+        yield
+        return
+    summed = model._raw_predict
+    last: list[tuple[Any, np.ndarray]] = []
+
+    def once(rows: Any, n_threads: int | None = None) -> np.ndarray:
+        if n_threads is not None:
+            return cast(np.ndarray, summed(rows, n_threads=n_threads))
+        if not last or last[0][0] is not rows:
+            last[:] = [(rows, summed(rows))]
+        return last[0][1].copy()
+
+    model._raw_predict = once
+    try:
+        yield
+    finally:
+        del model._raw_predict
 
 
 def final_step(model: Any, rows: pd.DataFrame | np.ndarray) -> tuple[Any, Any]:
@@ -425,10 +459,10 @@ def staged_loss(
         if not known.any():
             return None
         columns = np.array([index[label] for label in y[known].tolist()])
-        rows_at = np.arange(len(columns))
+        rows_at = np.flatnonzero(known)  # each known row's P(its class), without copying p
         eps = np.finfo(np.float64).eps
         values = [
-            float(-np.mean(np.log(np.clip(np.asarray(p)[known][rows_at, columns], eps, 1.0))))
+            float(-np.mean(np.log(np.clip(np.asarray(p)[rows_at, columns], eps, 1.0))))
             for p in staged(features)
         ]
     return StagedLoss(LOSS[task], tuple(values)) if values else None
