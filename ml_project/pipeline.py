@@ -9,7 +9,6 @@ line as it ends (name, seconds, rows) and its seconds as the metric `time_<stage
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -73,7 +72,6 @@ if TYPE_CHECKING:
     from mlflow.models import ModelSignature
     from mlflow.models.model import ModelInfo
 
-logger = logging.getLogger(__name__)
 NAN_KEPT = {"json": EXACT}
 MODEL_ARTIFACT = "model"
 
@@ -599,7 +597,8 @@ def log_training(
         | {f"baseline_{k}": v for k, v in trained.baseline_metrics.items()}
         | {f"rows_{key}": float(value) for key, value in prepared.rows.items()}
     )
-    return _log_model(settings, inputs.problem, prepared, trained, root)
+    with loading.own_files():
+        return _log_model(settings, inputs.problem, prepared, trained, root)
 
 
 def record_model_files(info: ModelInfo) -> str:
@@ -663,55 +662,16 @@ def _log_model(
 ) -> ModelInfo:
     """Log the fitted Pipeline (skops) with signature, example, pinned requirements and the
     code it imports (ml_project and problems/)."""
-    from mlflow.models import Model
+    import mlflow.sklearn
 
     example = model_input(settings, prepared.split.test.head(5))
-    info: ModelInfo = Model.log(  # what mlflow.sklearn.log_model calls, less one reload
-        None,  # no artifact path: the logged model is `name`
-        _Sklearn,
-        sk_model=trained.model,
+    info: ModelInfo = mlflow.sklearn.log_model(
+        trained.model,
         name=MODEL_ARTIFACT,
         signature=model_signature(settings, prepared.split.train[prepared.label]),
         input_example=example,
         pip_requirements=lineage.model_requirements(root / "requirements.lock"),
         skops_trusted_types=loading.trusted_types(problem),
         code_paths=[str(Path(ml_project.__file__).parent), str(Path(root) / PROBLEMS_FOLDER)],
-        validate_serving_input=False,  # checked below on the fitted model, not a reload
     )
-    check_serving_example(trained.model, info.model_uri, example)
     return info
-
-
-class _Sklearn:
-    """MLflow's sklearn flavor for `Model.log`, which reads `validate_serving_input` (MLflow
-    would load the files it wrote to try the input example); `mlflow.sklearn.save_model` takes
-    no such option."""
-
-    __name__ = "mlflow.sklearn"  # the logged model's flavor, as mlflow.sklearn.log_model logs
-
-    @staticmethod
-    def save_model(*, validate_serving_input: bool = True, **kwargs: Any) -> None:
-        import mlflow.sklearn
-
-        mlflow.sklearn.save_model(**kwargs)
-
-
-def check_serving_example(model: Any, model_uri: str, example: pd.DataFrame) -> None:
-    """MLflow's check that the logged input example serves (parsed from its serving JSON by
-    the signature, predicted as the scoring server does), on the model in memory: MLflow would
-    load the files it has just written and checked (skops' load in `save_model`) once more. As
-    MLflow's, a failure is a warning."""
-    import mlflow
-    from mlflow.models import convert_input_example_to_serving_input
-    from mlflow.pyfunc.scoring_server import _parse_json_data
-    from mlflow.pyfunc.utils.environment import _simulate_serving_environment
-
-    parse: Any = _parse_json_data  # untyped in MLflow
-    try:
-        meta: Any = mlflow.models.Model.load(model_uri)
-        serving_input = convert_input_example_to_serving_input(example)
-        parsed = parse(serving_input, meta, meta.get_input_schema())
-        with _simulate_serving_environment():
-            loading.as_pyfunc(model, meta).predict(parsed.data, params=parsed.params)
-    except Exception as exc:  # noqa: BLE001 - MLflow's own check only warns
-        logger.warning("The model's input example %s does not serve: %s", model_uri, exc)
