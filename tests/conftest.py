@@ -319,34 +319,40 @@ def pytest_unconfigure(config) -> None:
 
 
 # The longest files first (per-file totals in benchmarks/profiles/ci-durations-*.txt, the
-# 2026-12-07 whole-suite run's order): under
-# `--dist loadfile` a worker runs a whole file, and a long one started last leaves the other
-# workers idle at the end. The other files keep their order.
+# 2026-12-07b whole-suite run's order, setup included): under `--dist loadfile` a worker runs a
+# whole file, and a long one started last leaves the other workers idle at the end. The other
+# files keep their order.
 LONGEST_FIRST = (
-    "tests/integration/test_faults_cli.py",
     "tests/integration/test_spark_scoring.py",
-    "tests/ci/test_workflow_events.py",
+    "tests/integration/test_faults_cli.py",
     "tests/integration/test_train_cli.py",
-    "tests/integration/test_reproduce_cli.py",
-    "tests/integration/test_data_sources.py",
+    "tests/ci/test_workflow_events.py",
     "tests/integration/test_init_cli.py",
+    "tests/integration/test_reproduce_cli.py",
+    "tests/examples/flights/test_broken_inputs.py",
+    "tests/integration/test_monitor_cli.py",
+    "tests/integration/test_time_cli.py",
+    "tests/integration/test_data_sources.py",
+    "tests/integration/test_safe_retraining.py",
+    "tests/integration/test_reproduce_artifact.py",
+    "tests/integration/test_tracking_server.py",
+    "tests/integration/test_mlproject.py",
+    "tests/integration/test_predict_cli.py",
     "tests/integration/test_gate_cli.py",
     "tests/integration/test_team_server.py",
-    "tests/integration/test_time_cli.py",
-    "tests/integration/test_safe_retraining.py",
-    "tests/integration/test_monitor_cli.py",
-    "tests/examples/flights/test_broken_inputs.py",
-    "tests/integration/test_tracking_server.py",
-    "tests/integration/test_predict_cli.py",
-    "tests/integration/test_reproduce_artifact.py",
-    "tests/integration/test_mlproject.py",
-    "tests/examples/flights/test_scoring.py",
+    "tests/integration/test_serving_switch.py",
     "tests/integration/test_serving.py",
     "tests/integration/test_copier.py",
-    "tests/integration/test_serving_switch.py",
-    "tests/integration/test_settle_cli.py",
-    "tests/integration/test_store_full.py",
+    "tests/integration/test_concurrent_training.py",
+    "tests/examples/flights/test_scoring.py",
     "tests/examples/flights/test_flights_cli.py",
+    "tests/integration/test_settle_cli.py",
+    "tests/unit/test_batches.py",
+    "tests/integration/test_gate_health_cli.py",
+    "tests/examples/storms/test_storms_cli.py",
+    "tests/integration/test_blame_cli.py",
+    "tests/integration/test_model_card_ui.py",
+    "tests/integration/test_store_full.py",
 )
 
 
