@@ -91,6 +91,15 @@ def tracking_uri(tmp_path, monkeypatch) -> str:
     return uri
 
 
+@pytest.fixture
+def store_uri(tmp_path, monkeypatch) -> str:
+    """tracking_uri's store already created (`empty_store`): for tests whose subject is not
+    the store's creation, exported as MLFLOW_TRACKING_URI."""
+    uri = empty_store(tmp_path / "store")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return uri
+
+
 def project_files() -> list[Path]:
     """The project's files as git sees them (tracked and untracked-but-not-ignored)."""
     listed = subprocess.run(
@@ -164,6 +173,41 @@ def last_json(output: str) -> dict:
     import json
 
     return json.loads(output.strip().splitlines()[-1])
+
+
+_EMPTY_STORE: Path | None = None
+
+
+def empty_store(folder: Path, name: str = "mlflow.db") -> str:
+    """The URI of a new, empty sqlite store at `folder`/`name`, its tables already at MLflow's
+    schema head: a copy of one MLflow's own migrations built once in this process.
+
+    A store MLflow creates runs ~100 alembic migrations (~1.2 CPU-s) in the first process that
+    opens it; the copy skips them and nothing else: MLflow finds every table, checks the schema
+    head and creates its Default experiment (with the opening process's artifact root) as it
+    does after migrating. For tests whose subject is not a store's creation (those keep a
+    plain path, which MLflow creates: test_store_full, test_concurrent_training).
+    """
+    global _EMPTY_STORE
+    if _EMPTY_STORE is None:
+        import atexit
+        import tempfile
+
+        import sqlalchemy
+        from mlflow.store.db.utils import _initialize_tables
+
+        built = Path(tempfile.mkdtemp(prefix="ml-project-empty-store-")) / "mlflow.db"
+        atexit.register(shutil.rmtree, built.parent, ignore_errors=True)
+        engine = sqlalchemy.create_engine(f"sqlite:///{built}")
+        _initialize_tables(engine)  # what SqlAlchemyStore runs on a database without tables
+        engine.dispose()
+        _EMPTY_STORE = built
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / name
+    if target.exists():
+        raise FileExistsError(f"{target}: a store is already there")
+    shutil.copyfile(_EMPTY_STORE, target)
+    return f"sqlite:///{target}"
 
 
 def copy_store(uri: str, folder: Path) -> str:
@@ -250,8 +294,8 @@ def synthetic_models(synthetic_project, tmp_path_factory) -> dict:
     from tests.synthetic import KINDS
 
     def build(folder: Path) -> dict:
-        uri = f"sqlite:///{folder / 'mlflow.db'}"
-        MlflowClient(uri).search_experiments()  # the store's tables, before three writers
+        uri = empty_store(folder)
+        MlflowClient(uri).search_experiments()  # its Default experiment, before three writers
 
         def train(kind: str) -> dict:
             problem = f"synthetic_{kind}"
@@ -275,34 +319,40 @@ def pytest_unconfigure(config) -> None:
 
 
 # The longest files first (per-file totals in benchmarks/profiles/ci-durations-*.txt, the
-# 2026-12-07 whole-suite run's order): under
-# `--dist loadfile` a worker runs a whole file, and a long one started last leaves the other
-# workers idle at the end. The other files keep their order.
+# 2026-12-07b whole-suite run's order, setup included): under `--dist loadfile` a worker runs a
+# whole file, and a long one started last leaves the other workers idle at the end. The other
+# files keep their order.
 LONGEST_FIRST = (
-    "tests/integration/test_faults_cli.py",
     "tests/integration/test_spark_scoring.py",
-    "tests/ci/test_workflow_events.py",
+    "tests/integration/test_faults_cli.py",
     "tests/integration/test_train_cli.py",
-    "tests/integration/test_reproduce_cli.py",
-    "tests/integration/test_data_sources.py",
+    "tests/ci/test_workflow_events.py",
     "tests/integration/test_init_cli.py",
+    "tests/integration/test_reproduce_cli.py",
+    "tests/examples/flights/test_broken_inputs.py",
+    "tests/integration/test_monitor_cli.py",
+    "tests/integration/test_time_cli.py",
+    "tests/integration/test_data_sources.py",
+    "tests/integration/test_safe_retraining.py",
+    "tests/integration/test_reproduce_artifact.py",
+    "tests/integration/test_tracking_server.py",
+    "tests/integration/test_mlproject.py",
+    "tests/integration/test_predict_cli.py",
     "tests/integration/test_gate_cli.py",
     "tests/integration/test_team_server.py",
-    "tests/integration/test_time_cli.py",
-    "tests/integration/test_safe_retraining.py",
-    "tests/integration/test_monitor_cli.py",
-    "tests/examples/flights/test_broken_inputs.py",
-    "tests/integration/test_tracking_server.py",
-    "tests/integration/test_predict_cli.py",
-    "tests/integration/test_reproduce_artifact.py",
-    "tests/integration/test_mlproject.py",
-    "tests/examples/flights/test_scoring.py",
+    "tests/integration/test_serving_switch.py",
     "tests/integration/test_serving.py",
     "tests/integration/test_copier.py",
-    "tests/integration/test_serving_switch.py",
-    "tests/integration/test_settle_cli.py",
-    "tests/integration/test_store_full.py",
+    "tests/integration/test_concurrent_training.py",
+    "tests/examples/flights/test_scoring.py",
     "tests/examples/flights/test_flights_cli.py",
+    "tests/integration/test_settle_cli.py",
+    "tests/unit/test_batches.py",
+    "tests/integration/test_gate_health_cli.py",
+    "tests/examples/storms/test_storms_cli.py",
+    "tests/integration/test_blame_cli.py",
+    "tests/integration/test_model_card_ui.py",
+    "tests/integration/test_store_full.py",
 )
 
 

@@ -10,7 +10,7 @@ from mlflow import MlflowClient
 
 from ml_project.releases import choose_release
 from tests.ci.workflows import load_workflow, run_make
-from tests.conftest import make_project_copy
+from tests.conftest import empty_store, make_project_copy
 
 
 @pytest.mark.parametrize(
@@ -34,7 +34,7 @@ def test_the_release_is_a_tag_naming_the_champions_commit_never_a_candidate(
 
 def test_without_a_champion_latest_release_says_so_and_exits_cleanly(tmp_path):
     project = make_project_copy(tmp_path / "project")
-    uri = f"sqlite:///{tmp_path / 'prod.db'}"
+    uri = empty_store(tmp_path, "prod.db")
     MlflowClient(uri).search_experiments()  # an empty store, as before the first release
     output = tmp_path / "github-output"
     environment = {"MLFLOW_TRACKING_URI": uri, "GITHUB_OUTPUT": str(output), "CI": "true"}

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from tests.conftest import commit_all, make_project_copy, run_cli
+from tests.conftest import commit_all, empty_store, make_project_copy, run_cli
 from tests.synthetic import write_problem
 
 pytestmark = pytest.mark.integration
@@ -51,7 +51,7 @@ def project(tmp_path_factory) -> Path:
 
 
 def train(project: Path, tmp_path: Path, *args: str):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = empty_store(tmp_path)
     done = run_cli("train", "--env", "dev", *args, cwd=project, tracking_uri=uri)
     return done, uri
 

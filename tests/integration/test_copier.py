@@ -11,7 +11,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import commit_all, git, last_json, make_project_copy, project_files, run_cli
+from tests.conftest import (
+    commit_all,
+    empty_store,
+    git,
+    last_json,
+    make_project_copy,
+    project_files,
+    run_cli,
+)
 from tests.integration.test_init_cli import visits
 
 pytestmark = pytest.mark.integration
@@ -135,7 +143,7 @@ def test_update_brings_a_platform_change_and_keeps_the_owners_files(template, pr
     # the storms example's settings
     (project / "data").mkdir()
     visits("binary").to_csv(project / "data" / "visits.csv", index=False)
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = empty_store(tmp_path)
     done = run_cli("init", "--table", "visits=data/visits.csv", "--label", "bought", "--key",
                    "visit_id", "--kind", "binary", cwd=project, tracking_uri=uri)  # fmt: skip
     assert done.returncode == 0, done.stderr

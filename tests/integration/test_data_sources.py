@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from tests.conftest import commit_all, git, last_json, make_project_copy, run_cli
+from tests.conftest import commit_all, empty_store, git, last_json, make_project_copy, run_cli
 from tests.integration.test_faults_cli import clean_failure
 from tests.integration.test_init_cli import visits
 from tests.integration.tracking_server import free_port
@@ -93,7 +93,7 @@ def lake(postgres, bucket, tmp_path_factory):
     environ = {
         **bucket,
         "VISITS_DB": url.replace("postgresql://", "postgresql+psycopg://"),
-        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path_factory.mktemp('lake-store') / 'mlflow.db'}",
+        "MLFLOW_TRACKING_URI": empty_store(tmp_path_factory.mktemp("lake-store")),
     }
     done = cli(
         root, environ, "init", "--table", "visits=sql:queries/visits.sql@VISITS_DB",
@@ -236,7 +236,7 @@ def test_a_failing_source_is_one_paragraph_naming_it(lake, tmp_path, case, says,
     """Each failure: exit 3 (data), one paragraph naming the source without its password,
     within seconds; nothing is registered."""
     root = lake["root"]
-    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    store = empty_store(tmp_path)
     environ = with_env(lake, MLFLOW_TRACKING_URI=store)
     args: list[str] = []
     url = environ["VISITS_DB"]

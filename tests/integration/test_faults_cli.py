@@ -24,7 +24,7 @@ import pytest
 from mlflow import MlflowClient
 
 from ml_project import tracking
-from tests.conftest import copy_store, last_json, run_cli
+from tests.conftest import copy_store, empty_store, last_json, run_cli
 from tests.integration.tracking_server import free_port
 from tests.synthetic import make_table
 
@@ -37,9 +37,8 @@ SECRET = "s3cret-Passw0rd"
 
 def fresh_store(folder: Path) -> str:
     """An empty, initialised sqlite store (so a test may read it while a command writes)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
-    MlflowClient(uri).search_experiments()
+    uri = empty_store(folder)
+    MlflowClient(uri).search_experiments()  # its Default experiment
     return uri
 
 

@@ -19,7 +19,7 @@ import pytest
 from mlflow import MlflowClient
 
 from ml_project import registry
-from tests.conftest import commit_all, last_json, make_project_copy, run_cli
+from tests.conftest import commit_all, empty_store, last_json, make_project_copy, run_cli
 from tests.synthetic import KINDS, write_problem
 
 pytestmark = pytest.mark.integration
@@ -46,7 +46,7 @@ CRIPPLED_FAILS = {
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    return f"sqlite:///{tmp_path_factory.mktemp('gate-store') / 'mlflow.db'}"
+    return empty_store(tmp_path_factory.mktemp("gate-store"))
 
 
 @pytest.fixture(scope="module")
@@ -303,7 +303,7 @@ def test_a_good_model_of_each_kind_becomes_champion(synthetic_models, kind):
 @pytest.fixture(scope="module")
 def crippled(synthetic_project, tmp_path_factory):
     """A crippled dev model of each kind, alone in a fresh store (no champion to lose to)."""
-    uri = f"sqlite:///{tmp_path_factory.mktemp('crippled-store') / 'mlflow.db'}"
+    uri = empty_store(tmp_path_factory.mktemp("crippled-store"))
     out = {}
     for kind in KINDS:
         done = run_cli(
@@ -347,28 +347,28 @@ def regression_gate_on_roc_auc(tmp_path) -> Path:
 
 
 def test_a_regression_floor_on_roc_auc_is_a_config_error_before_any_run(
-    regression_gate_on_roc_auc, tracking_uri
+    regression_gate_on_roc_auc, store_uri
 ):
     done = run_cli(
         "train", "--env", "dev", "--problem", "synthetic_regression",
-        cwd=regression_gate_on_roc_auc, tracking_uri=tracking_uri,
+        cwd=regression_gate_on_roc_auc, tracking_uri=store_uri,
     )  # fmt: skip
     assert done.returncode == 2, done.stderr
     assert "gate.floors.roc_auc" in done.stderr
     assert "a regression task has no metric 'roc_auc'" in done.stderr
     assert "Traceback" not in done.stderr
     assert (
-        MlflowClient(tracking_uri=tracking_uri).search_experiments(
+        MlflowClient(tracking_uri=store_uri).search_experiments(
             filter_string="name = 'synthetic_regression_dev'"
         )
         == []
     )
 
 
-def test_a_primary_metric_the_task_lacks_is_a_config_error(synthetic_project, tracking_uri):
+def test_a_primary_metric_the_task_lacks_is_a_config_error(synthetic_project, store_uri):
     done = run_cli(
         "train", "--env", "dev", "--problem", "synthetic_regression",
-        "--set", "gate.primary_metric=roc_auc", cwd=synthetic_project, tracking_uri=tracking_uri,
+        "--set", "gate.primary_metric=roc_auc", cwd=synthetic_project, tracking_uri=store_uri,
     )  # fmt: skip
     assert done.returncode == 2, done.stderr
     assert "gate.primary_metric" in done.stderr and "(its metrics: r2, rmse" in done.stderr
@@ -387,7 +387,7 @@ def test_a_version_of_another_task_is_not_compared_with_the_champion(tmp_path):
         base.read_text().replace("floors: {'accuracy': 0.55}", "floors: {'accuracy': 0.4}")
     )
     commit_all(root, "a multiclass problem")
-    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    store = empty_store(tmp_path)
     first = run_cli("train", "--env", "dev", "--problem", name, cwd=root, tracking_uri=store)
     assert first.returncode == 0, first.stderr
     two_classes = tmp_path / "two.csv"

@@ -6,7 +6,7 @@ in dev, staging and prod with the rule named and no alias moved; a model that ig
 import pytest
 from mlflow import MlflowClient
 
-from tests.conftest import commit_all, last_json, make_project_copy, run_cli
+from tests.conftest import commit_all, empty_store, last_json, make_project_copy, run_cli
 from tests.synthetic import write_problem
 
 pytestmark = pytest.mark.integration
@@ -48,7 +48,7 @@ def project(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    return f"sqlite:///{tmp_path_factory.mktemp('health-store') / 'mlflow.db'}"
+    return empty_store(tmp_path_factory.mktemp("health-store"))
 
 
 @pytest.fixture(scope="module")

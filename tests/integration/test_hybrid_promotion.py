@@ -11,7 +11,7 @@ import pytest
 from mlflow import MlflowClient
 
 from ml_project import registry
-from tests.conftest import commit_all, last_json, make_project_copy, run_cli
+from tests.conftest import commit_all, empty_store, last_json, make_project_copy, run_cli
 from tests.synthetic import write_problem
 
 pytestmark = pytest.mark.integration
@@ -28,7 +28,7 @@ LINEAGE = ("git.commit", "git.dirty", "config.hash", "seed", "data.digest", "ml_
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    return f"sqlite:///{tmp_path_factory.mktemp('hybrid-store') / 'mlflow.db'}"
+    return empty_store(tmp_path_factory.mktemp("hybrid-store"))
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import commit_all, git, last_json, make_project_copy, run_cli
+from tests.conftest import commit_all, empty_store, git, last_json, make_project_copy, run_cli
 from tests.integration.test_serving import post, serving
 
 pytestmark = pytest.mark.integration
@@ -61,7 +61,7 @@ def project(tmp_path_factory) -> Path:
     """A clean project copy where `init` made a problem of each kind from a new CSV, committed."""
     root = make_project_copy(tmp_path_factory.mktemp("init") / "project")
     (root / "data").mkdir()
-    uri = f"sqlite:///{tmp_path_factory.mktemp('init-store') / 'mlflow.db'}"
+    uri = empty_store(tmp_path_factory.mktemp("init-store"))
     for kind in KINDS:
         visits(kind).to_csv(root / "data" / f"{kind}_visits.csv", index=False)
         done = init(root, *init_args(kind), uri=uri)
@@ -105,7 +105,7 @@ def test_an_initialised_problem_goes_the_whole_path(kind, project, tmp_path):
     rebuilds the staging champion identically, `predict` scores the table, and `mlflow models
     serve` answers over HTTP what `predict` wrote."""
     problem = f"{kind}_visits"
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = empty_store(tmp_path)
     # the last problem made is the project's default: its commands need no --problem
     choose = () if kind == KINDS[-1] else ("--problem", problem)
     for env in ("dev", "staging"):
@@ -178,7 +178,7 @@ def test_a_bad_call_is_one_paragraph_and_writes_nothing(case, args, code, says, 
 
 
 def test_existing_files_are_never_overwritten_without_force(project, tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = empty_store(tmp_path)
     suite = project / "problems" / "binary_visits" / "expectations" / "binary_visits.yaml"
     suite.write_text(suite.read_text() + "# my own edit\n")
     try:
@@ -201,7 +201,7 @@ def test_a_table_sharing_a_unique_column_is_joined_and_read(project, tmp_path):
     """A further table whose shared column names one of its rows: init writes a records() that
     joins it, reads its columns, checks them in the model input, and keeps its key unique;
     training runs with no hand edit."""
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = empty_store(tmp_path)
     devices = pd.DataFrame({"device": ["phone", "desktop", "tablet"], "screen": [6.1, 24.0, 11.0]})
     folder = project / "problems" / "two_tables"
     try:
@@ -230,7 +230,7 @@ def test_a_table_sharing_a_unique_column_is_joined_and_read(project, tmp_path):
 
 
 def test_a_table_with_no_guessable_join_leaves_records_to_write(project, tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = empty_store(tmp_path)
     sizes = pd.DataFrame({"size": ["s", "m", "l"], "grams": [10.0, 20.0, 30.0]})
     folder = project / "problems" / "unjoined"
     try:
@@ -345,7 +345,7 @@ def test_next_months_data_passes_and_bad_data_is_refused(timed, tmp_path):
 
 
 def test_the_timed_problem_trains_on_a_time_split_with_no_hand_edit(timed, tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = empty_store(tmp_path)
     done = run_cli("train", "--env", "dev", "--json", cwd=timed, tracking_uri=uri)
     assert done.returncode == 0, done.stderr
     result = last_json(done.stdout)
@@ -362,7 +362,7 @@ def test_a_parquet_native_time_is_validated_as_init_profiled_it(project, tmp_pat
     path = project.parent / "native.parquet"
     frame.to_parquet(path, index=False)
     folder = project / "problems" / "native"
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = empty_store(tmp_path)
     try:
         done = init(project, "--table", f"native={path}", "--label", "revenue",
                     "--key", "season,team,round", "--kind", "regression", uri=uri)  # fmt: skip

@@ -95,7 +95,7 @@ def with_default_problem(project: Path, problem: str, folder: Path) -> Path:
 
 @pytest.mark.integration
 @pytest.mark.parametrize("given", [True, False], ids=["problem given", "default problem"])
-def test_mlflow_run_trains_with_lineage(synthetic_project, tracking_uri, tmp_path, request, given):
+def test_mlflow_run_trains_with_lineage(synthetic_project, store_uri, tmp_path, request, given):
     """`.venv/bin/mlflow run` as the docs show it: the venv not activated, so `python` on PATH
     is not the project's; the shim runs the project's .venv/bin/python. Without `-P problem=`
     MLflow logs the entry point's `problem=''` first: the training keeps it (MLflow refuses to
@@ -132,7 +132,7 @@ def test_mlflow_run_trains_with_lineage(synthetic_project, tracking_uri, tmp_pat
         cwd=workdir,
         env={
             **{k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "CONDA_PREFIX")},
-            "MLFLOW_TRACKING_URI": tracking_uri,
+            "MLFLOW_TRACKING_URI": store_uri,
             "PATH": os.pathsep.join(path),
         },
         capture_output=True,
@@ -141,7 +141,7 @@ def test_mlflow_run_trains_with_lineage(synthetic_project, tracking_uri, tmp_pat
         check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    client = MlflowClient(tracking_uri=tracking_uri)
+    client = MlflowClient(tracking_uri=store_uri)
     experiment = client.get_experiment_by_name(f"{problem}_dev")
     (run,) = client.search_runs([experiment.experiment_id])
     assert run.data.tags["git.dirty"] == "false"

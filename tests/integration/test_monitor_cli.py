@@ -14,7 +14,7 @@ from mlflow import MlflowClient
 from ml_project import drift
 from ml_project.errors import RegistryError
 from ml_project.monitor import load_reference_profile
-from tests.conftest import last_json, run_cli
+from tests.conftest import empty_store, last_json, run_cli
 from tests.synthetic import KINDS, NUMERIC, make_table
 
 pytestmark = pytest.mark.integration
@@ -392,7 +392,7 @@ def wide(tmp_path_factory):
         suite(WIDE, {"id": "number", **inputs}, key=True)
     )
     commit_all(root, "a wide synthetic problem")
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    uri = empty_store(folder)
     done = run_cli("train", "--env", "dev", "--problem", WIDE, "--json", cwd=root, tracking_uri=uri)
     assert done.returncode == 0, done.stderr
     return {"root": root, "store": {"uri": uri, "problem": WIDE}}

@@ -9,13 +9,14 @@ from mlflow import MlflowClient
 
 from ml_project import registry
 from ml_project.registry import AliasChanged, Move
+from tests.conftest import empty_store
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    return f"sqlite:///{tmp_path_factory.mktemp('registry-store') / 'mlflow.db'}"
+    return empty_store(tmp_path_factory.mktemp("registry-store"))
 
 
 @pytest.fixture(scope="module")

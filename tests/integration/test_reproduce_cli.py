@@ -14,7 +14,7 @@ import pytest
 from mlflow import MlflowClient
 
 from ml_project import metrics as metrics_registry
-from tests.conftest import copy_store, git, last_json, make_project_copy, run_cli
+from tests.conftest import copy_store, empty_store, git, last_json, make_project_copy, run_cli
 from tests.synthetic import KINDS
 
 pytestmark = pytest.mark.integration
@@ -335,7 +335,7 @@ def test_a_commit_without_the_problem_fails_in_one_paragraph(tmp_path):
 
     repo = make_project_copy(tmp_path / "project")
     name = write_problem(repo, "binary", name="uncommitted", rows=600)
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = empty_store(tmp_path)
     done = run_cli("train", "--env", "dev", "--problem", name, "--json",
                    cwd=repo, tracking_uri=uri)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
@@ -357,7 +357,7 @@ def test_a_model_fitted_on_more_threads_is_rebuilt_on_as_many(synthetic_project,
     """A gradient boosting's sums depend on how many OpenMP threads add them up: a version
     trained on two threads, reproduced from a process bound to one (as the tests are), is
     rebuilt on two, the count its run recorded, and is identical."""
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = empty_store(tmp_path)
     trained = run_cli(
         "train", "--env", "dev", "--problem", "synthetic_multiclass", "--json",
         cwd=synthetic_project, tracking_uri=uri, env={"OMP_NUM_THREADS": "2"},

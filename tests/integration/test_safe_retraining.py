@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from tests import timeline
-from tests.conftest import commit_all, last_json, make_project_copy, run_cli
+from tests.conftest import commit_all, empty_store, last_json, make_project_copy, run_cli
 from tests.integration.test_serving import post, serving
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -41,7 +41,7 @@ def orders(tmp_path_factory) -> dict:
     files.mkdir()
     history = timeline.orders(HISTORY, rows_per_month=500)
     history.to_csv(files / "orders.csv", index=False)
-    uri = f"sqlite:///{base / 'mlflow.db'}"
+    uri = empty_store(base)
     init = run_cli(
         "init", "--table", f"orders={files / 'orders.csv'}", "--label", "amount",
         "--key", "order_id", "--kind", "regression", cwd=root, tracking_uri=uri,
@@ -208,7 +208,7 @@ def init_visits(tmp_path: Path, visits: pd.DataFrame, customers: pd.DataFrame):
     files.mkdir()
     visits.to_csv(files / "visits.csv", index=False)
     customers.to_csv(files / "customers.csv", index=False)
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = empty_store(tmp_path)
     init = run_cli(
         "init", "--table", f"visits={files / 'visits.csv'}",
         "--table", f"customers={files / 'customers.csv'}", "--label", "bought",

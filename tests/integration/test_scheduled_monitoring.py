@@ -67,9 +67,9 @@ def test_a_batch_unlike_the_training_data_reports_drift_without_failing(
     assert (tmp_path / f"{PROBLEM}-dev-monitor.md").read_text().strip()
 
 
-def test_ci_monitor_fails_on_errors_other_than_drift(synthetic_project, tracking_uri, tmp_path):
+def test_ci_monitor_fails_on_errors_other_than_drift(synthetic_project, store_uri, tmp_path):
     """No champion (exit 8) is an error: the job fails instead of reporting drift=false."""
-    env = {"MLFLOW_TRACKING_URI": tracking_uri, "GITHUB_OUTPUT": str(tmp_path / "out")}
+    env = {"MLFLOW_TRACKING_URI": store_uri, "GITHUB_OUTPUT": str(tmp_path / "out")}
     args = ("ENV=staging", f"PROBLEM={PROBLEM}", f"OUT={tmp_path}")
     done = run_make("batch", *args, cwd=synthetic_project, env=env)
     assert done.returncode == 0, done.stderr

@@ -9,7 +9,7 @@ import pytest
 from mlflow import MlflowClient
 from sklearn.linear_model import LogisticRegression
 
-from tests.conftest import run_cli
+from tests.conftest import empty_store, run_cli
 from tests.integration.test_faults_cli import clean_failure
 
 pytestmark = pytest.mark.integration
@@ -19,7 +19,7 @@ def test_a_pickled_model_is_refused_before_any_serving_line(synthetic_project, t
     folder = tmp_path / "pickled"
     model = LogisticRegression().fit([[0.0], [1.0]], [0, 1])
     mlflow.sklearn.save_model(model, str(folder), serialization_format="cloudpickle")
-    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    store = empty_store(tmp_path)
     MlflowClient(tracking_uri=store).search_experiments()  # an existing, empty store
     done = run_cli(
         "serve", "--env", "dev", "--problem", "synthetic_binary", "--model-uri", str(folder),

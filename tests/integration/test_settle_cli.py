@@ -15,7 +15,7 @@ from mlflow import MlflowClient
 from ml_project import heartbeat
 from ml_project.settings import load_settings
 from ml_project.vocabulary import CHALLENGER, CHAMPION, HOST, PID, SETTLED, VALIDATION_STATUS
-from tests.conftest import last_json, run_cli
+from tests.conftest import empty_store, last_json, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -50,7 +50,7 @@ def settle(project: Path, uri: str):
 
 @pytest.fixture
 def env(synthetic_project, tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = empty_store(tmp_path)
     settings = load_settings("dev", problem=PROBLEM, root=synthetic_project)
     (tmp_path / "model").mkdir()
     return uri, MlflowClient(tracking_uri=uri), settings, tmp_path / "model"

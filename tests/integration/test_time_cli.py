@@ -21,6 +21,7 @@ from mlflow import MlflowClient
 from ml_project import data
 from tests.conftest import (
     commit_all,
+    empty_store,
     java_present,
     last_json,
     make_project_copy,
@@ -124,7 +125,7 @@ def trained(tmp_path_factory) -> dict:
     root = make_project_copy(folder / "project")
     write_problem(root)
     commit_all(root, "a problem with a timestamp")
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    uri = empty_store(folder)
     done = run_cli(
         "train", "--env", "dev", "--problem", PROBLEM, "--json", cwd=root, tracking_uri=uri
     )

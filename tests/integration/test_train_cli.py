@@ -17,7 +17,14 @@ import pytest
 from mlflow import MlflowClient
 
 from ml_project import data, metrics
-from tests.conftest import commit_all, copy_store, last_json, make_project_copy, run_cli
+from tests.conftest import (
+    commit_all,
+    copy_store,
+    empty_store,
+    last_json,
+    make_project_copy,
+    run_cli,
+)
 from tests.synthetic import KINDS, write_problem
 
 pytestmark = pytest.mark.integration
@@ -201,7 +208,7 @@ def test_each_kind_trains_in_dev_and_its_registered_model_scores_as_logged(
 
 @pytest.fixture(scope="module")
 def staging_runs(synthetic_project, tmp_path_factory):
-    uri = f"sqlite:///{tmp_path_factory.mktemp('staging-store') / 'mlflow.db'}"
+    uri = empty_store(tmp_path_factory.mktemp("staging-store"))
     out = {}
     for kind in KINDS:
         quiet = ["--quiet"] if kind == "regression" else []  # no progress lines
@@ -293,24 +300,24 @@ def dirty_copy(tmp_path):
 
 
 @pytest.mark.parametrize("env", ["staging", "prod"])
-def test_staging_and_prod_refuse_a_dirty_tree(dirty_copy, tracking_uri, env):
+def test_staging_and_prod_refuse_a_dirty_tree(dirty_copy, store_uri, env):
     done = run_cli(
-        "train", "--env", env, "--problem", BINARY, cwd=dirty_copy, tracking_uri=tracking_uri
+        "train", "--env", env, "--problem", BINARY, cwd=dirty_copy, tracking_uri=store_uri
     )
     assert done.returncode == 4
     assert "uncommitted changes" in done.stderr and "--allow-dirty" in done.stderr
     assert "(ml_project/scratch.py)" in done.stderr  # what is uncommitted
     assert "Traceback" not in done.stderr
-    assert MlflowClient(tracking_uri=tracking_uri).search_registered_models() == []
+    assert MlflowClient(tracking_uri=store_uri).search_registered_models() == []
 
 
-def test_allow_dirty_is_recorded(dirty_copy, tracking_uri):
+def test_allow_dirty_is_recorded(dirty_copy, store_uri):
     done = run_cli(
         "train", "--env", "staging", "--problem", BINARY, "--allow-dirty",
-        "--set", "params.max_iter=20", "--json", cwd=dirty_copy, tracking_uri=tracking_uri,
+        "--set", "params.max_iter=20", "--json", cwd=dirty_copy, tracking_uri=store_uri,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    run = MlflowClient(tracking_uri=tracking_uri).get_run(last_json(done.stdout)["run_id"])
+    run = MlflowClient(tracking_uri=store_uri).get_run(last_json(done.stdout)["run_id"])
     assert run.data.tags["git.dirty"] == "true"
     assert run.data.tags["ml_project.allow_dirty"] == "true"
     assert run.data.params["params.max_iter"] == "20"
@@ -322,7 +329,7 @@ def test_allow_dirty_is_recorded(dirty_copy, tracking_uri):
 @pytest.fixture(scope="module")
 def prod_run(synthetic_project, tmp_path_factory):
     """Prod on the 3000-row problem, with a minimum of held-out rows it cannot reach."""
-    uri = f"sqlite:///{tmp_path_factory.mktemp('prod-store') / 'mlflow.db'}"
+    uri = empty_store(tmp_path_factory.mktemp("prod-store"))
     done = run_cli(
         "train", "--env", "prod", "--problem", BINARY, "--set", "params.max_iter=30",
         "--set", "gate.min_test_rows=5000", "--json", cwd=synthetic_project, tracking_uri=uri,
@@ -368,14 +375,14 @@ def test_too_few_held_out_rows_fail_the_gate_with_that_reason(prod_run):
     ],
 )
 def test_bad_usage_gets_one_paragraph_and_its_exit_code(
-    synthetic_project, tracking_uri, args, code, message
+    synthetic_project, store_uri, args, code, message
 ):
     args = [*args, "--problem", BINARY] if "--problem" not in args else args
-    done = run_cli("train", *args, cwd=synthetic_project, tracking_uri=tracking_uri)
+    done = run_cli("train", *args, cwd=synthetic_project, tracking_uri=store_uri)
     assert done.returncode == code, done.stderr
     assert message in done.stderr
     assert "Traceback" not in done.stderr
-    assert MlflowClient(tracking_uri=tracking_uri).search_registered_models() == []
+    assert MlflowClient(tracking_uri=store_uri).search_registered_models() == []
 
 
 @pytest.mark.parametrize(
@@ -386,18 +393,18 @@ def test_bad_usage_gets_one_paragraph_and_its_exit_code(
     ],
 )
 def test_a_sample_that_empties_a_side_is_refused_before_fitting(
-    synthetic_project, tracking_uri, problem, fraction, test_fraction, side
+    synthetic_project, store_uri, problem, fraction, test_fraction, side
 ):
     done = run_cli(
         "train", "--env", "dev", "--problem", problem,
         "--set", f"data.sample_fraction={fraction}",
         "--set", f"split.test_fraction={test_fraction}",
-        cwd=synthetic_project, tracking_uri=tracking_uri,
+        cwd=synthetic_project, tracking_uri=store_uri,
     )  # fmt: skip
     assert done.returncode == 2, done.stderr
     assert f"data.sample_fraction={fraction}" in done.stderr
     assert f"leave the {side} side empty" in done.stderr and "Traceback" not in done.stderr
-    client = MlflowClient(tracking_uri=tracking_uri)
+    client = MlflowClient(tracking_uri=store_uri)
     assert client.search_registered_models() == []
     experiment = client.get_experiment_by_name(f"{problem}_dev")
     (run,) = client.search_runs([experiment.experiment_id])  # the attempt, and why it stopped
@@ -406,30 +413,28 @@ def test_a_sample_that_empties_a_side_is_refused_before_fitting(
 
 
 def test_a_binary_label_with_one_class_is_refused_with_nothing_registered(
-    synthetic_project, tracking_uri, tmp_path
+    synthetic_project, store_uri, tmp_path
 ):
     table = pd.read_csv(synthetic_project / "data" / f"{BINARY}.csv")
     one_class = tmp_path / "one_class.csv"
     table.assign(target="yes").to_csv(one_class, index=False)
     done = run_cli(
         "train", "--env", "dev", "--problem", BINARY, "--table", f"{BINARY}={one_class}",
-        cwd=synthetic_project, tracking_uri=tracking_uri,
+        cwd=synthetic_project, tracking_uri=store_uri,
     )  # fmt: skip
     assert done.returncode == 3, done.stderr
     assert "The label target has one class (yes) in all" in done.stderr
     assert "A classifier needs at least two" in done.stderr and "Traceback" not in done.stderr
-    assert MlflowClient(tracking_uri=tracking_uri).search_registered_models() == []
+    assert MlflowClient(tracking_uri=store_uri).search_registered_models() == []
 
 
 @pytest.mark.parametrize(
     "relative", ["environments/dev.yaml", f"problems/{BINARY}/environments/dev.yaml"]
 )
-def test_malformed_yaml_is_a_config_error(tmp_path, tracking_uri, relative):
+def test_malformed_yaml_is_a_config_error(tmp_path, store_uri, relative):
     repo = synthetic_copy(tmp_path / "broken")
     (repo / relative).write_text("gate: [unclosed\n")
-    done = run_cli(
-        "train", "--env", "dev", "--problem", BINARY, cwd=repo, tracking_uri=tracking_uri
-    )
+    done = run_cli("train", "--env", "dev", "--problem", BINARY, cwd=repo, tracking_uri=store_uri)
     assert done.returncode == 2
     assert "dev.yaml is not valid YAML" in done.stderr and "Traceback" not in done.stderr
 
@@ -437,19 +442,19 @@ def test_malformed_yaml_is_a_config_error(tmp_path, tracking_uri, relative):
 # --- data as configuration -------------------------------------------------------------------
 
 
-def test_a_table_flag_reads_a_copy_of_the_data(synthetic_project, tracking_uri, tmp_path):
+def test_a_table_flag_reads_a_copy_of_the_data(synthetic_project, store_uri, tmp_path):
     table = pd.read_csv(synthetic_project / "data" / f"{BINARY}.csv").head(2000)
     copy = tmp_path / "elsewhere" / "part.parquet"
     copy.parent.mkdir()
     table.to_parquet(copy)
     done = run_cli(
         "train", "--env", "dev", "--problem", BINARY, "--table", f"{BINARY}={copy}",
-        "--set", "params.max_iter=20", "--json", cwd=synthetic_project, tracking_uri=tracking_uri,
+        "--set", "params.max_iter=20", "--json", cwd=synthetic_project, tracking_uri=store_uri,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     result = last_json(done.stdout)
     assert result["rows"]["records"] == 2000
-    run = MlflowClient(tracking_uri=tracking_uri).get_run(result["run_id"])
+    run = MlflowClient(tracking_uri=store_uri).get_run(result["run_id"])
     assert run.data.tags["data.tables"] == BINARY
     assert run.data.tags[f"data.table.{BINARY}.path"] == str(copy)
     assert run.data.tags[f"data.table.{BINARY}.sha256"] == data.file_digest(copy)

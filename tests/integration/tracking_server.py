@@ -21,6 +21,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.conftest import empty_store
+
 STARTUP_SECONDS = 120
 STOP_SECONDS = 15
 
@@ -107,6 +109,8 @@ def start_tracking_server(
     artifacts = directory / "artifacts"
     artifacts.mkdir(exist_ok=True)
     backend = backend_store_uri or f"sqlite:///{directory / 'mlflow.db'}"
+    if not backend_store_uri and not (directory / "mlflow.db").exists():
+        backend = empty_store(directory)  # migrated once per test process (tests/conftest.py)
     mlflow_cli = Path(sys.executable).with_name("mlflow")
     environ = {
         key: value for key, value in os.environ.items() if not key.startswith("MLFLOW_TRACKING_")

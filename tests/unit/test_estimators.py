@@ -8,7 +8,7 @@ import mlflow.sklearn
 import numpy as np
 import pytest
 
-from ml_project import estimators, loading, metrics, pipeline
+from ml_project import estimators, lineage, loading, metrics, pipeline
 from ml_project.errors import ConfigError, DataError
 from ml_project.problem import load_problem
 from ml_project.settings import FeatureSettings, load_settings
@@ -103,6 +103,8 @@ def test_a_fitted_log_target_model_loads_through_the_platforms_loader(project, t
     mlflow.sklearn.save_model(
         trained.model, str(folder), serialization_format="skops",
         skops_trusted_types=loading.trusted_types(problem),
+        # the requirements the platform logs (no inference: MLflow loads the model in a process)
+        pip_requirements=lineage.model_requirements(ROOT / "requirements.lock"),
     )  # fmt: skip
     loaded = loading.load_sklearn(str(folder), loading.trusted_types(problem), local=folder)
     test_rows = pipeline.model_input(settings, prepared.split.test)

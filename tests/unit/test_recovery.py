@@ -103,16 +103,22 @@ def test_a_version_settled_as_it_is_crowned_gives_the_champion_back(monkeypatch)
 class Runs:
     """A store whose `get_run` answers with one run (or raises `failure`)."""
 
-    def __init__(self, status: str = "RUNNING", failure: Exception | None = None, beat: int = 0):
-        self.failure = failure  # beat: its last heartbeat (0: silent since 1970, known gone)
+    def __init__(
+        self, status: str = "RUNNING", failure: Exception | None = None, beat: int | None = 0
+    ):
+        # beat: its last heartbeat (0: silent since 1970, known gone; None: beating, its last
+        # beat the moment it is asked, not when pytest collected the test: a long suite runs
+        # it minutes later)
+        self.failure, self.beat = failure, beat
         tags = {"ml_project.host": "elsewhere.invalid", "ml_project.pid": "1"}
-        tags["ml_project.heartbeat"] = str(beat)
         info = SimpleNamespace(status=status, lifecycle_stage="active")
         self.run = SimpleNamespace(info=info, data=SimpleNamespace(tags=tags))
 
     def get_run(self, run_id):
         if self.failure is not None:
             raise self.failure
+        beat = int(time.time()) if self.beat is None else self.beat
+        self.run.data.tags["ml_project.heartbeat"] = str(beat)
         return self.run
 
 
@@ -122,7 +128,7 @@ class Runs:
      (Runs(failure=MlflowException("no", error_code=RESOURCE_DOES_NOT_EXIST)), False, False),
      (Runs("FINISHED"), False, False),
      (Runs("RUNNING"), False, True),  # RUNNING, but its process is silent: not live
-     (Runs("RUNNING", beat=int(time.time())), True, True)],
+     (Runs("RUNNING", beat=None), True, True)],  # beating
 )  # fmt: skip
 def test_running_tells_live_from_still_running_and_unknown(runs, running, status_only):
     assert recovery.running(runs, "r1") is running

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import built_once, last_json, run_cli
+from tests.conftest import built_once, empty_store, last_json, run_cli
 
 
 @pytest.fixture(scope="session")
@@ -16,7 +16,7 @@ def flights_dev(project_copy, tmp_path_factory) -> dict:
     {"uri", "result"}. It passes its gate, so its version is the champion."""
 
     def build(folder: Path) -> dict:
-        uri = f"sqlite:///{folder / 'mlflow.db'}"
+        uri = empty_store(folder)
         done = run_cli(
             "train", "--env", "dev", "--problem", "flights", "--json",
             cwd=project_copy, tracking_uri=uri,

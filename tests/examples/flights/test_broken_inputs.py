@@ -19,7 +19,7 @@ from mlflow import MlflowClient
 
 from ml_project import pipeline
 from ml_project.settings import load_settings
-from tests.conftest import ROOT, last_json, run_cli
+from tests.conftest import ROOT, empty_store, last_json, run_cli
 
 pytestmark = pytest.mark.integration
 # Every command names the problem, so these tests do not depend on the project's default.
@@ -69,7 +69,7 @@ def dev_runs(uri: str) -> list:
 @pytest.fixture(scope="module")
 def store(project_copy, good_files, tmp_path_factory):
     """A store holding one dev model version trained on the good files, with an alias on it."""
-    uri = f"sqlite:///{tmp_path_factory.mktemp('broken-store') / 'mlflow.db'}"
+    uri = empty_store(tmp_path_factory.mktemp("broken-store"))
     done = run_cli(
         "train",
         "--env",

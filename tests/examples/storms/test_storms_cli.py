@@ -4,7 +4,7 @@ a clean committed copy, each gated; the staging version reproduced bit for bit; 
 import pandas as pd
 import pytest
 
-from tests.conftest import last_json, run_cli
+from tests.conftest import empty_store, last_json, run_cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -13,7 +13,7 @@ PROBLEM = ["--problem", "storms"]
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    return f"sqlite:///{tmp_path_factory.mktemp('storms') / 'mlflow.db'}"
+    return empty_store(tmp_path_factory.mktemp("storms"))
 
 
 @pytest.fixture(scope="module")
