@@ -43,7 +43,7 @@ help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
 
 # The installer. uv (from PATH, else bootstrapped into the venv by pip at the lock's version)
-# fetches and unpacks the lock in parallel and compiles the bytecode on every core: a fresh
+# fetches and unpacks the lock in parallel, then the bytecode is compiled on every core: a fresh
 # clone's install takes about half of pip's time (docs/dependencies.md). pip installs when uv
 # cannot be had or fails (uv reads no pip.conf: a private index configured for pip only), or
 # with INSTALLER=pip; both install the same exact pins. uv shows a build's

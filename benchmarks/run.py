@@ -422,14 +422,14 @@ def folder_mib(folder: Path) -> float:
 def bench_whole(workdir: Path, *, ci_run: bool = True) -> dict:
     """A fresh clone's `make train` (fresh_clone_train): with empty package caches (cold: every
     package downloaded, UV_CACHE_DIR and PIP_CACHE_DIR pointed at a new folder, whose size after
-    is what was downloaded) and with the machine's own caches (warm, after an untimed
+    is what was downloaded, unpacked) and with the machine's own caches (warm, after an untimed
     `make install-spark` in another clone has filled them); then, with `ci_run`, `bash .ci/run`
     in the warm clone (lint, the [dev] and [spark] install, the whole test suite)."""
     env = fresh_clone_environment()
     empty = workdir / "empty-caches"
     cold_env = {**env, "PIP_CACHE_DIR": str(empty / "pip"), "UV_CACHE_DIR": str(empty / "uv")}
     cold = fresh_clone_train(clean_clone(workdir / "cold"), cold_env)
-    cold["downloaded_mib"] = folder_mib(empty) if empty.exists() else 0.0
+    cold["cache_mib"] = folder_mib(empty) if empty.exists() else 0.0
     shutil.rmtree(workdir / "cold")  # a venv is about 1 GB
     shutil.rmtree(empty, ignore_errors=True)
     subprocess.run(  # fills the caches
@@ -461,7 +461,7 @@ def whole_lines(whole: dict) -> list[str]:
         if key in whole:
             run = whole[key]
             downloaded = (
-                f", {run['downloaded_mib']:.0f} MiB downloaded" if "downloaded_mib" in run else ""
+                f", {run['cache_mib']:.0f} MiB downloaded, unpacked" if "cache_mib" in run else ""
             )
             lines += [
                 "",
