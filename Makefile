@@ -73,19 +73,21 @@ only pip is configured for): pip installs it"; fi; \
     $(BIN)/python -m pip install --quiet -c requirements.lock -e ".$(if $(1),[$(1)])"; \
   fi
 
-# Three installs, each on top of the one before: what the commands that run the project need
-# (train, score, serve: the project alone, no extra), then the developer's tools and the data-source
+# Three installs, each a part of the next: what the commands that run the project need (train,
+# score, serve: the project alone, no extra), then the developer's tools and the data-source
 # clients ([dev], [sources]: lint and the tests), then [spark]. A fresh clone's `make train`
-# installs and compiles only the first: 93 packages instead of 146 (benchmarks/profiles/
-# install-2026-12-07c.txt); `make test` or `make lint` afterwards installs the rest.
+# installs and compiles only the first: 111 distributions instead of 162 (benchmarks/profiles/
+# install-2026-12-07c.txt); `make test` or `make lint` afterwards adds the rest. `make install`
+# in a fresh clone installs in one go (one resolution), and counts as install-run too.
 $(BIN)/.installed-run: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(call install_lock,)
 	touch $@
 
-$(BIN)/.installed: $(BIN)/.installed-run
+$(BIN)/.installed: pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
 	$(call install_lock,dev$(comma)sources)
-	touch $@
+	touch $(BIN)/.installed-run $@
 
 $(BIN)/.installed-spark: $(BIN)/.installed
 	$(call install_lock,dev$(comma)spark$(comma)sources)
