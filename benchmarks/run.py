@@ -3,6 +3,7 @@
     make bench                      # or: python benchmarks/run.py [--repeats 5] [--scales 1,4,16]
     python benchmarks/run.py --quick    # smoke run: 1 repeat, 1x only, 50 serving calls
     python benchmarks/run.py --only scoring --name 2026-12-07b   # scoring and serving only
+    python benchmarks/run.py --only install --name 2026-12-07c   # a fresh clone's make train only
     python benchmarks/self_cpu.py predict ...   # a command's own CPU and its forked checks'
     python benchmarks/run.py --whole    # also a fresh clone's `make train` (empty and warm package
                                         # caches), `bash .ci/run` and ci.yml's first job
@@ -28,6 +29,7 @@ import datetime as dt
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -372,35 +374,104 @@ def process_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def bench_whole(workdir: Path) -> dict:
-    """Wall seconds of `make train` in a fresh clone (its venv created and installed from the
-    lock, then a dev training): with empty package caches (cold: every package downloaded,
-    PIP_CACHE_DIR and UV_CACHE_DIR pointed at a new folder) and with the machine's own caches
-    (warm, after an untimed `make install` in another clone has filled them); then of
-    `bash .ci/run` in the warm clone (lint, install of the [spark] extra, the whole test suite)."""
+def fresh_clone_environment() -> dict:
+    """This process's environment without the venv it may run in (its bin/ on PATH, its store,
+    its PYTHONPATH): a fresh clone's `make` finds `python3` and `uv` as a new user's shell does."""
     env = {
         key: value
         for key, value in os.environ.items()
         if key not in ("PYTHONPATH", "MLFLOW_TRACKING_URI", "VIRTUAL_ENV")
     }
-    make = ["make", f"PYTHON={sys.executable}"]
+    if sys.prefix != sys.base_prefix:
+        venv_bin = str(Path(sys.prefix) / "bin")
+        path = env.get("PATH", "").split(os.pathsep)
+        env["PATH"] = os.pathsep.join(entry for entry in path if entry.rstrip("/") != venv_bin)
+    return env
+
+
+def timed(command: list[str], cwd: Path, env: dict) -> dict:
+    """Wall and CPU seconds (user + system of every process it waited for) of one command."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    subprocess.run(command, cwd=cwd, env=env, check=True, capture_output=True)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return {"wall_s": wall, "cpu_s": cpu}
+
+
+def fresh_clone_train(clone: Path, env: dict) -> dict:
+    """The README's `make train` in a fresh clone (no .venv), split where make splits it: the
+    install it depends on (`make install-run`: venv, the lock's pins, bytecode), then the
+    training (`make train`, the install done)."""
+    install = timed(["make", "install-run"], clone, env)
+    train = timed(["make", "train"], clone, env)
+    return {
+        "wall_s": install["wall_s"] + train["wall_s"],
+        "cpu_s": install["cpu_s"] + train["cpu_s"],
+        "install": install,
+        "train": train,
+    }
+
+
+def folder_mib(folder: Path) -> float:
+    files = (path for path in folder.rglob("*") if path.is_file() and not path.is_symlink())
+    return sum(path.stat().st_size for path in files) / 2**20
+
+
+def bench_whole(workdir: Path, *, ci_run: bool = True) -> dict:
+    """A fresh clone's `make train` (fresh_clone_train): with empty package caches (cold: every
+    package downloaded, UV_CACHE_DIR and PIP_CACHE_DIR pointed at a new folder, whose size after
+    is what was downloaded, unpacked) and with the machine's own caches (warm, after an untimed
+    `make install-spark` in another clone has filled them); then, with `ci_run`, `bash .ci/run`
+    in the warm clone (lint, the [dev] and [spark] install, the whole test suite)."""
+    env = fresh_clone_environment()
     empty = workdir / "empty-caches"
     cold_env = {**env, "PIP_CACHE_DIR": str(empty / "pip"), "UV_CACHE_DIR": str(empty / "uv")}
-
-    def seconds(clone: Path, command: list[str], run_env: dict) -> float:
-        start = time.perf_counter()
-        subprocess.run(command, cwd=clone, env=run_env, check=True, capture_output=True)
-        return time.perf_counter() - start
-
-    out = {"make_train_cold_s": seconds(clean_clone(workdir / "cold"), [*make, "train"], cold_env)}
+    cold = fresh_clone_train(clean_clone(workdir / "cold"), cold_env)
+    cold["cache_mib"] = folder_mib(empty) if empty.exists() else 0.0
     shutil.rmtree(workdir / "cold")  # a venv is about 1 GB
     shutil.rmtree(empty, ignore_errors=True)
-    seconds(clean_clone(workdir / "warm-up"), [*make, "install"], env)  # fills the caches
+    subprocess.run(  # fills the caches
+        ["make", "install-spark"],
+        cwd=clean_clone(workdir / "warm-up"),
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     shutil.rmtree(workdir / "warm-up")
     clone = clean_clone(workdir / "fresh")
-    out["make_train_s"] = seconds(clone, [*make, "train"], env)
-    out["ci_run_s"] = seconds(clone, ["bash", ".ci/run"], env)
+    warm = fresh_clone_train(clone, env)
+    out = {
+        "make_train_cold_s": cold["wall_s"],
+        "make_train_s": warm["wall_s"],
+        "cold": cold,
+        "warm": warm,
+    }
+    if ci_run:
+        out["ci_run_s"] = timed(["bash", ".ci/run"], clone, env)["wall_s"]
     return out
+
+
+def whole_lines(whole: dict) -> list[str]:
+    """A fresh clone's `make train`, cold and warm, each split into install and training: what
+    bounds it."""
+    lines = []
+    for key, how in (("warm", "the package caches warm"), ("cold", "empty package caches")):
+        if key in whole:
+            run = whole[key]
+            downloaded = (
+                f", {run['cache_mib']:.0f} MiB downloaded, unpacked" if "cache_mib" in run else ""
+            )
+            lines += [
+                "",
+                f"A fresh clone's `make train` with {how}: {run['wall_s']:.1f} s "
+                f"({run['cpu_s']:.1f} CPU s): the install (`make install-run`: venv, the lock, "
+                f"bytecode{downloaded}) {run['install']['wall_s']:.1f} s "
+                f"({run['install']['cpu_s']:.1f} CPU s), the dev training "
+                f"{run['train']['wall_s']:.1f} s ({run['train']['cpu_s']:.1f} CPU s).",
+            ]
+    return lines
 
 
 def first_job_steps(workflow: Path) -> list[str]:
@@ -540,7 +611,7 @@ def markdown(results: dict) -> str:
     if results["training"]:
         lines += training_tables(results)
     else:
-        lines += ["", "Training not measured in this run (`--only scoring`)."]
+        lines += ["", "Training not measured in this run (`--only`)."]
     lines += scoring_lines(results)
     if "first_job" in results:
         first = results["first_job"]
@@ -549,6 +620,7 @@ def markdown(results: dict) -> str:
             f"A fork's first CI job ({'; '.join(first['steps'])}) in a fresh clone: "
             f"{first['wall_s']:.0f} s.",
         ]
+    lines += whole_lines(results.get("whole", {}))
     lines += ["", "| target | goal | measured | verdict |", "| --- | --- | ---: | --- |"]
     for target in results["targets"]:
         sign = "<=" if target["lower_is_better"] else ">="
@@ -690,10 +762,11 @@ def main() -> None:
     )
     parser.add_argument(
         "--only",
-        choices=("all", "scoring"),
+        choices=("all", "scoring", "install"),
         default="all",
         help="scoring: batch scoring, a small predict and serving only (prod 1x trained once, "
-        "untimed, for its champion)",
+        "untimed, for its champion); install: a fresh clone's `make train` only, cold and warm "
+        "(no training benchmark, no `.ci/run`)",
     )
     parser.add_argument("--name", help="results file stem (default: the date)")
     parser.add_argument(
@@ -723,7 +796,9 @@ def main() -> None:
         project = clean_clone(workdir / "project")
         settings = load_settings("prod", problem=PROBLEM, root=project)
         flights_path = table_paths(settings, project)["flights"]
-        if args.only == "scoring":
+        if args.only == "install":
+            scales = []
+        elif args.only == "scoring":
             print("prod at 1x, once, for its champion ...", flush=True)
             store = workdir / "store-prod 1x"
             store.mkdir()
@@ -775,7 +850,10 @@ def main() -> None:
             results["serving_busy"] = bench_serving(
                 project, workdir, store=store, requests=args.requests, busy=os.cpu_count() or 2
             )
-        if args.whole:
+        if args.only == "install":
+            print("a fresh clone's make train, empty then warm package caches ...", flush=True)
+            results["whole"] = bench_whole(workdir, ci_run=False)
+        elif args.whole:
             print("a fresh clone's make train, then bash .ci/run ...", flush=True)
             results["whole"] = bench_whole(workdir)
             print("a fork's first CI job in a fresh clone ...", flush=True)
