@@ -168,6 +168,16 @@ def run_cli(
     )
 
 
+def imported_by(modules: str, watched: tuple[str, ...]) -> list[str]:
+    """Which of `watched` a fresh interpreter has imported after `import <modules>`."""
+    code = (
+        f"import sys, {modules}; "
+        f"print(','.join(sorted(m for m in {watched!r} if m in sys.modules)))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return [name for name in done.stdout.strip().split(",") if name]
+
+
 def last_json(output: str) -> dict:
     """The JSON object a `--json` command prints last."""
     import json

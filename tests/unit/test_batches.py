@@ -3,7 +3,6 @@ check beside the scoring (predict.py), and how `show` prints a promotion history
 run long (cli.py)."""
 
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -17,6 +16,7 @@ from ml_project.predict import CHECK_ASIDE, DuplicateKeys, checked
 from ml_project.promotion import Description
 from ml_project.results import plain
 from ml_project.views import HISTORY_INDENT, SHOW_WIDTH, show_text, wrapped
+from tests.conftest import imported_by
 
 
 def counted(chunks, key_columns=("id",)) -> DuplicateKeys:
@@ -201,10 +201,5 @@ def test_scoring_forks_its_check_before_importing_the_model_libraries():
     (the CLI, the registry look-up, reading) must not import scikit-learn, skops or
     great-expectations, so the parent's import of the first two overlaps the child's import of
     the third."""
-    code = (
-        "import sys, ml_project.cli, ml_project.predict, ml_project.loading; "
-        "print(sorted(m for m in ('sklearn', 'skops', 'great_expectations') "
-        "if m in sys.modules))"
-    )
-    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert found.stdout.strip() == "[]"
+    watched = ("sklearn", "skops", "great_expectations")
+    assert imported_by("ml_project.cli, ml_project.predict, ml_project.loading", watched) == []

@@ -1,10 +1,8 @@
 """Scoring commands run their model on one OpenMP thread unless the user's environment says
 otherwise (a served row, or a batch beside other work, no longer fights for every core)."""
 
-import subprocess
-import sys
-
 from ml_project import cli
+from tests.conftest import imported_by
 
 
 def test_a_scoring_command_bounds_openmp_to_one_thread(monkeypatch):
@@ -22,10 +20,4 @@ def test_the_users_own_setting_wins(monkeypatch):
 def test_the_cli_imports_no_openmp_library_before_a_command_runs():
     """OpenMP reads the variable once, when scikit-learn loads it: the CLI module must not
     import scikit-learn (nor MLflow or great-expectations, which `--help` never needs)."""
-    code = (
-        "import sys, ml_project.cli; "
-        "print(sorted(m for m in ('sklearn', 'mlflow', 'great_expectations', 'skops') "
-        "if m in sys.modules))"
-    )
-    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert found.stdout.strip() == "[]"
+    assert imported_by("ml_project.cli", ("sklearn", "mlflow", "great_expectations", "skops")) == []
