@@ -244,6 +244,14 @@ def time_text(value: object) -> str:
     return str(value)
 
 
+def with_iso_times(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """`frame` with each of `columns` it holds as ISO 8601 text (`iso_text`)."""
+    present = [name for name in columns if name in frame.columns]
+    if not present:
+        return frame
+    return frame.assign(**{name: iso_text(frame[name]) for name in present})
+
+
 def iso_text(values: pd.Series) -> pd.Series:
     """A column as the model reads a timestamp: native tz-aware datetimes in UTC as
     "%Y-%m-%dT%H:%M:%SZ", naive ones as "%Y-%m-%dT%H:%M:%S", text as it is; missing stays

@@ -40,7 +40,7 @@ from ml_project.inputs import Inputs, dataset_source, locate, read_inputs
 from ml_project.lineage import REBUILD_PROTOCOL as REBUILD_PROTOCOL
 from ml_project.metrics import Predictions, StagedLoss
 from ml_project.problem import Problem
-from ml_project.records import PreparedData, with_iso_times
+from ml_project.records import PreparedData
 from ml_project.records import file_digests as file_digests
 from ml_project.records import model_input as model_input
 from ml_project.records import prepare_data as prepare_data
@@ -247,7 +247,7 @@ def validate_prepared(
     rows = pd.concat(
         [split.train[prepared.columns], split.test[prepared.columns]], ignore_index=True
     )
-    rows = with_iso_times(rows, settings.features.datetime)  # timestamps as the model reads them
+    rows = data.with_iso_times(rows, settings.features.datetime)  # as the model reads them
     source = f"records of problem {settings.problem}, rows used"
     return validation.validate_model_input(rows, settings, root, source=source, reuse=reuse)
 

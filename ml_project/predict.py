@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from ml_project import loading, metrics, paths, tracking, validation
-from ml_project.data import iso_text, read_table, require_columns
+from ml_project.data import iso_text, read_table, require_columns, with_iso_times
 from ml_project.errors import DataError, RegistryError
 from ml_project.progress import line as progress_line
 from ml_project.vocabulary import TASK, TASKS, Task
@@ -540,10 +540,7 @@ def input_checker(settings: Settings, root: Path, *, source: str) -> Callable[[p
 
     def check(chunk: pd.DataFrame) -> None:
         require_columns(chunk, columns, table=source)
-        rows = chunk[columns]
-        times = [name for name in settings.features.datetime if name in rows.columns]
-        if times:  # as the model reads them (records.with_iso_times, which imports the problem)
-            rows = rows.assign(**{name: iso_text(rows[name]) for name in times})
+        rows = with_iso_times(chunk[columns], settings.features.datetime)  # as the model reads
         report = validate(rows, source=source)
         if not report.success:
             raise DataError(validation.failure_message([report], context=f" for {source}"))

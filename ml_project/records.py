@@ -8,7 +8,7 @@ of them sees the rows training saw.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -295,12 +295,4 @@ def model_input(settings: Settings, frame: pd.DataFrame) -> pd.DataFrame:
     columns = settings.features.columns
     numeric = settings.features.numeric
     typed = frame.loc[:, columns].astype({name: "float64" for name in numeric})
-    return with_iso_times(typed, settings.features.datetime)
-
-
-def with_iso_times(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
-    """`frame` with each of `columns` it holds as ISO 8601 text (data.iso_text)."""
-    present = [name for name in columns if name in frame.columns]
-    if not present:
-        return frame
-    return frame.assign(**{name: data.iso_text(frame[name]) for name in present})
+    return data.with_iso_times(typed, settings.features.datetime)
