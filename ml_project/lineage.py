@@ -172,12 +172,23 @@ def read_lock(path: Path) -> dict[str, str]:
     return pins
 
 
-def runtime_closure(distribution: str = "ml-project") -> set[str] | None:
-    """Normalised names of every installed package `distribution` needs without its extras
-    (its dependencies, theirs, and so on), or None when it is not installed. What a rebuild
-    needs; the extras (the test tools, Spark) are optional and not counted."""
+def project_distribution() -> str | None:
+    """The installed distribution that provides this package: the project's own name (a
+    project made from the template renames it), None when it is not installed."""
+    names = metadata.packages_distributions().get(__name__.split(".")[0])
+    return names[0] if names else None
+
+
+def runtime_closure(distribution: str | None = None) -> set[str] | None:
+    """Normalised names of every installed package `distribution` (default: the project's
+    own) needs without its extras (its dependencies, theirs, and so on), or None when it is
+    not installed. What a rebuild needs; the extras (the test tools, Spark) are optional and
+    not counted."""
     from packaging.requirements import Requirement  # mlflow's dependency, not the project's
 
+    distribution = distribution or project_distribution()
+    if distribution is None:
+        return None
     try:
         metadata.distribution(distribution)
     except metadata.PackageNotFoundError:

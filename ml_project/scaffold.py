@@ -869,12 +869,25 @@ def run_init(request: InitRequest, *, root: Path, force: bool = False) -> Plan:
     settings_text, previous = with_default_problem(
         settings_path.read_text(encoding="utf-8"), plan.name
     )
+    image = Path(root) / "Dockerfile"
+    image_text = image.read_text(encoding="utf-8") if image.is_file() else None
     for relative, text in plan.files.items():
         path = Path(root) / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
     settings_path.write_text(settings_text, encoding="utf-8")
+    if image_text is not None:
+        image.write_text(with_served_model(image_text, f"{plan.name}_prod"), encoding="utf-8")
     return replace(plan, previous_default=previous)
+
+
+_SERVED_MODEL = re.compile(r"^ARG MODEL_URI=models:/\S+@champion$", re.MULTILINE)
+
+
+def with_served_model(dockerfile: str, model_name: str) -> str:
+    """The Dockerfile with the image's served model (`ARG MODEL_URI=`) the prod champion of
+    `model_name`, the default problem's; as it was when it names no champion (a fork's own)."""
+    return _SERVED_MODEL.sub(f"ARG MODEL_URI=models:/{model_name}@champion", dockerfile)
 
 
 # --- the model-input suite of a problem whose records() the user wrote ---------------------

@@ -81,7 +81,11 @@ def test_init_writes_the_problem_and_makes_it_the_default(project):
                        "expectations/binary_visits.yaml", "expectations/model_input.yaml",
                        "problem.py"]  # fmt: skip
     changed = git(project, "show", "--name-only", "--format=", "HEAD").splitlines()
-    assert all(path.startswith(("problems/", "data/")) for path in changed if path != SETTINGS)
+    others = {SETTINGS, "Dockerfile"}
+    assert all(path.startswith(("problems/", "data/")) for path in changed if path not in others)
+    # the image serves the new default problem's prod champion
+    served = "ARG MODEL_URI=models:/regression_visits_prod@champion"
+    assert served in (project / "Dockerfile").read_text().splitlines()
     # one line of the project's settings changed: the default problem (the last one made)
     diff = git(project, "show", "--format=", "--unified=0", "HEAD", "--", SETTINGS).splitlines()
     removed, added = [line for line in diff if line.startswith(("+p", "-p"))]
@@ -191,8 +195,9 @@ def test_existing_files_are_never_overwritten_without_force(project, tmp_path):
         done = init(project, *init_args("binary", "--force"), uri=uri)
         assert done.returncode == 0, done.stderr
         # the same table gives the same files: the forced rewrite is the committed one; the
-        # default problem is now this one
-        assert git(project, "status", "--porcelain", "--untracked-files=all") == f"M {SETTINGS}"
+        # default problem, and the image's served model, are now this one's
+        changed = git(project, "status", "--porcelain", "--untracked-files=all").splitlines()
+        assert {line.strip() for line in changed} == {f"M {SETTINGS}", "M Dockerfile"}
     finally:
         git(project, "checkout", "--", ".")
 

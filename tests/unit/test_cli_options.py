@@ -4,6 +4,7 @@ import pytest
 from click.testing import CliRunner
 
 from ml_project.cli import cli
+from ml_project.settings import load_settings, project_root
 
 
 @pytest.mark.parametrize(
@@ -23,10 +24,11 @@ def test_settings_options_reach_the_settings(monkeypatch, tmp_path):
     """--seed, --set and --table are applied by resolve_settings, over the env's overlay."""
     seen = []
     monkeypatch.setattr("ml_project.pipeline.run_validation", lambda s, root: seen.append(s) or [])
-    table = tmp_path / "weather.csv"
-    options = ["--seed", "7", "--set", "params.max_iter=50", "--table", f"weather={table}"]
+    name = next(iter(load_settings("dev", root=project_root()).data.tables))  # any problem's
+    table = tmp_path / f"{name}.csv"
+    options = ["--seed", "7", "--set", "params.max_iter=50", "--table", f"{name}={table}"]
     done = CliRunner().invoke(cli, ["validate-data", "--env", "dev", *options])
     assert done.exit_code == 0, done.output
     (settings,) = seen
     assert (settings.seed, settings.params["max_iter"]) == (7, 50)
-    assert settings.data.tables["weather"] == str(table)
+    assert settings.data.tables[name] == str(table)

@@ -335,6 +335,16 @@ def test_the_new_problem_becomes_the_default_and_the_comment_stays():
     assert unset == ("problem: shop\nseed: 42\n", None)
 
 
+def test_the_image_serves_the_new_default_problems_prod_champion():
+    """init makes its problem the default: the Dockerfile's served model follows (test_dockerfile
+    holds every project to it); a URI that names no champion is the fork's own and stays."""
+    text = "FROM runtime AS serve\nARG MODEL_URI=models:/storms_pressure_prod@champion\nENV A=1\n"
+    changed = scaffold.with_served_model(text, "shop_prod")
+    assert changed == text.replace("storms_pressure_prod", "shop_prod")
+    own = "ARG MODEL_URI=runs:/abc/model\n"
+    assert scaffold.with_served_model(own, "shop_prod") == own
+
+
 def test_the_next_steps_say_the_default_changed_and_how_to_choose_another():
     made = plan()
     steps = views.next_steps(replace(made, previous_default="orders"), request())

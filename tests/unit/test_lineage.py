@@ -1,4 +1,6 @@
 import subprocess
+import tomllib
+from pathlib import Path
 
 import pytest
 
@@ -101,7 +103,10 @@ def test_a_token_in_the_remote_url_is_not_recorded(tmp_path):
 
 
 def test_the_runtime_closure_holds_what_the_project_needs_but_not_its_extras():
-    needed = lineage.runtime_closure("ml-project")
-    assert {"ml-project", "mlflow", "scikit-learn", "numpy", "great-expectations"} <= needed
+    own = tomllib.loads(Path("pyproject.toml").read_text(encoding="utf-8"))["project"]["name"]
+    assert lineage.project_distribution() == own  # whatever the project was named
+    needed = lineage.runtime_closure()
+    assert needed is not None
+    assert {own, "mlflow", "scikit-learn", "numpy", "great-expectations"} <= needed
     assert not {"pytest", "ruff", "pyspark", "py4j"} & needed  # the dev and spark extras
     assert lineage.runtime_closure("no-such-distribution") is None
