@@ -3,6 +3,7 @@ its owner makes the project theirs (`ml-project init`, edits to a problem), the 
 (platform code), and `copier update` brings that change in without touching the owner's files
 and without a conflict; the updated project still trains."""
 
+import os
 import re
 import subprocess
 import sys
@@ -136,6 +137,22 @@ def test_copy_gives_the_template_files_named_and_without_the_declined_example(te
     offending = flights_lines(project)
     assert not offending, "the flights example is still named:\n" + "\n".join(offending)
     assert "<!--" + " flights" not in (project / "docs" / "serving.md").read_text()
+
+
+def test_the_platform_tests_that_read_the_project_pass_in_a_made_project(project):
+    """The tests that read the project (its workflows' matrix, its default problem's tables,
+    the image's model) hold in a project made from the template, without the example."""
+    tests = ["tests/ci/test_workflows.py", "tests/unit/test_cli_options.py",
+             "tests/unit/test_dockerfile.py"]  # fmt: skip
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "COV_", "PYTHONPATH"))
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", *tests],
+        cwd=project, capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert git(project, "status", "--porcelain") == ""
 
 
 def test_update_brings_a_platform_change_and_keeps_the_owners_files(template, project, tmp_path):
