@@ -43,7 +43,7 @@ SQL_PREFIX = "sql:"
 DEFAULT_URL_VARIABLE = "DATABASE_URL"
 CONNECT_TIMEOUT_S = 5  # an unreachable database or bucket fails within seconds
 READ_TIMEOUT_S = 60
-EXTRA = "pip install 'ml-project[sources]'"
+EXTRA = "install the [sources] extra (`make install`, or `pip install -e '.[sources]'`)"
 _VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 
