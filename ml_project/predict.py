@@ -185,9 +185,16 @@ def load_champion(
     settings: Settings, client: MlflowClient, *, root: Path, model_uri: str | None
 ) -> tuple[LoadedModel, list[str]]:
     """The model at `model_uri` (default: the env's champion) and the allow-list it loaded with."""
+    target = loading.resolve_model_uri(client, model_uri, model_name=settings.model_name)
+    return load_target(settings, client, target, root=root)
+
+
+def load_target(
+    settings: Settings, client: MlflowClient, target: loading.ModelTarget, *, root: Path
+) -> tuple[LoadedModel, list[str]]:
+    """The model at a resolved `target`, loaded with the problem's allow-list, and that list."""
     from ml_project.problem import load_problem
 
-    target = loading.resolve_model_uri(client, model_uri, model_name=settings.model_name)
     trusted = loading.trusted_types(load_problem(settings, root))
     loaded = load_model(target, client, root=root, trusted=trusted, task=settings.task)
     return loaded, trusted
@@ -569,10 +576,7 @@ def run_batch_scoring(
     import scipy.stats  # noqa: F401
 
     def load() -> LoadedModel:
-        from ml_project.problem import load_problem
-
-        trusted = loading.trusted_types(load_problem(settings, root))
-        return load_model(target, client, root=root, trusted=trusted, task=settings.task)
+        return load_target(settings, client, target, root=root)[0]
 
     return score_file(
         load,
