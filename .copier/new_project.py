@@ -1,24 +1,47 @@
-"""copier's task after `copier copy`, run in the new project: its name, and the default problem
-when the flights example is not kept. Only the standard library: it runs with copier's Python.
+"""copier's task after `copier copy`, run in the new project: its name, its pages made the
+project's, and the default problem when the flights example is not kept. Only the standard
+library: it runs with copier's Python.
 
-Without the example, the pages (README.md, docs/*.md) lose what is marked as the example's:
-a region between two lines `<!-- flights -->` and `<!-- /flights -->`, or the text between the
-two markers within a paragraph (the rendered page shows neither marker). The other files that
-name it are edited below, each edit expecting its number of matches."""
+The pages (README.md, docs/*.md) are the template's until then. Every project loses what is
+marked as the template's own (how to make a project from it): a region between two lines
+`<!-- template -->` and `<!-- /template -->`, or the text between the two markers within a
+paragraph; and gains what a page holds for a project only, hidden in the template as a comment
+`<!-- project: TEXT -->` (TEXT may span lines; a line break may stand for the space after the
+colon): TEXT takes the comment's place. Without the
+flights example, the pages also lose what is marked `<!-- flights -->` ... `<!-- /flights -->`
+the same way. The rendered template shows no marker. The other files (and the README's tree,
+a code block) are edited below, each edit expecting its number of matches."""
 
 import argparse
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 FALLBACK_PROBLEM = "storms"
 FALLBACK_MODEL = "storms_pressure_prod"
 OPEN, CLOSE = "<!-- flights -->", "<!-- /flights -->"
-# a region (the markers alone on their lines, with a blank line after it), else inline text
-_OPEN, _CLOSE = re.escape(OPEN), re.escape(CLOSE)
-DEMO = re.compile(
-    rf"^{_OPEN}\n.*?^{_CLOSE}\n\n?|{_OPEN}.*?{_CLOSE}", flags=re.DOTALL | re.MULTILINE
+TEMPLATE_OPEN, TEMPLATE_CLOSE = "<!-- template -->", "<!-- /template -->"
+PROJECT = re.compile(r"<!-- project:(\s.*?)[ \t]*-->", flags=re.DOTALL)
+# the README's tree: the template's machinery out, copier's record of the release in
+TEMPLATE_TREE = (
+    r"^copier\.yml +.*\n^\.copier/new_project\.py +.*\n^\{\{ _copier_conf\.answers_file \}\}.*\n"
 )
+ANSWERS_LINE = (
+    ".copier-answers.yml       the template release this project is at (copier's record: "
+    "`copier update`)\n"
+)
+
+
+def marked(open_: str, close: str) -> re.Pattern[str]:
+    """A region (the markers alone on their lines, with a blank line after it), else inline
+    text, between two markers."""
+    start, end = re.escape(open_), re.escape(close)
+    return re.compile(rf"^{start}\n.*?^{end}\n\n?|{start}.*?{end}", flags=re.DOTALL | re.MULTILINE)
+
+
+DEMO = marked(OPEN, CLOSE)
+TEMPLATE = marked(TEMPLATE_OPEN, TEMPLATE_CLOSE)
 
 
 def substitute(path: Path, pattern: str, replacement: str, *, expected: int | None = 1) -> None:
@@ -34,11 +57,11 @@ def substitute(path: Path, pattern: str, replacement: str, *, expected: int | No
     path.write_text(changed, encoding="utf-8")
 
 
-def drop_example(text: str, where: str) -> str:
-    """The page without its regions and inline text marked as the flights example's; a marker
-    left unpaired is an error."""
-    dropped = DEMO.sub("", text)
-    for marker in (OPEN, CLOSE):
+def drop_marked(text: str, where: str, region: re.Pattern[str], markers: tuple[str, str]) -> str:
+    """The page without its regions and inline text between `markers`; a marker left unpaired
+    is an error."""
+    dropped = region.sub("", text)
+    for marker in markers:
         if marker in dropped:
             line = dropped[: dropped.index(marker)].count("\n") + 1
             sys.exit(
@@ -47,10 +70,40 @@ def drop_example(text: str, where: str) -> str:
     return dropped
 
 
-def drop_example_pages(root: Path) -> None:
-    for page in [root / "README.md", *sorted((root / "docs").glob("*.md"))]:
+def drop_example(text: str, where: str) -> str:
+    """The page without its regions and inline text marked as the flights example's."""
+    return drop_marked(text, where, DEMO, (OPEN, CLOSE))
+
+
+def project_page(text: str, where: str) -> str:
+    """The page as a project's: the template's own text dropped, the project's revealed."""
+    dropped = drop_marked(text, where, TEMPLATE, (TEMPLATE_OPEN, TEMPLATE_CLOSE))
+    revealed = PROJECT.sub(lambda match: match.group(1).lstrip(" \t"), dropped)
+    if "<!-- project:" in revealed:
+        line = revealed[: revealed.index("<!-- project:")].count("\n") + 1
+        sys.exit(f"{where}: <!-- project: at line {line} is not closed by ' -->'; fix the page.")
+    return revealed
+
+
+def pages(root: Path) -> list[Path]:
+    return [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+
+
+def rewrite_pages(root: Path, rewrite: Callable[[str, str], str]) -> None:
+    for page in pages(root):
         text = page.read_text(encoding="utf-8")
-        page.write_text(drop_example(text, str(page.relative_to(root))), encoding="utf-8")
+        page.write_text(rewrite(text, str(page.relative_to(root))), encoding="utf-8")
+
+
+def drop_example_pages(root: Path) -> None:
+    rewrite_pages(root, drop_example)
+
+
+def make_pages_the_projects(root: Path) -> None:
+    """Every page as the project's; the README's tree lists copier's record, not the template's
+    machinery (copier.yml leaves it out)."""
+    rewrite_pages(root, project_page)
+    substitute(root / "README.md", TEMPLATE_TREE, ANSWERS_LINE)
 
 
 def main() -> None:
@@ -63,6 +116,7 @@ def main() -> None:
     root = Path.cwd()
     substitute(root / "pyproject.toml", r'^name = "[^"]*"', f'name = "{args.name}"')
     substitute(root / "README.md", r"^# .*$", f"# {args.name}")
+    make_pages_the_projects(root)
     if not args.keep:
         substitute(root / "environments/base.yaml", r"^problem:[ \t]*[^\s#]+",
                    f"problem: {FALLBACK_PROBLEM}")  # fmt: skip

@@ -167,6 +167,10 @@ class ModelStep(Compared):
     registered_artifact: str | None = field(default=None, metadata=OPTIONAL)  # what was loaded
     refused: str | None = field(default=None, metadata=OPTIONAL)  # why it could not be
     registered_files: str | None = field(default=None, metadata=OPTIONAL)  # FILES_* below
+    # the skops file's content digest (model_digest.py): recorded (the run's tag, else the
+    # registered file's), rebuilt; None when the rebuild (a commit before it) did not answer it
+    content: Pair | None = field(default=None, metadata=OPTIONAL)
+    content_from: str | None = field(default=None, metadata=OPTIONAL)  # "tag", "registered file"
     params_differ: dict[str, tuple[str | None, str | None]] | None = field(
         default=None, metadata=OPTIONAL
     )
@@ -384,12 +388,19 @@ def sample_differences(recorded: dict[str, Any], rebuilt: dict[str, Any]) -> lis
 
 
 def compare_model(
-    answer: dict[str, Any], *, artifact: str = "", refused: str = "", files: str = ""
+    answer: dict[str, Any],
+    *,
+    tags: Mapping[str, str] | None = None,
+    artifact: str = "",
+    refused: str = "",
+    files: str = "",
 ) -> ModelStep:
     """The rebuilt model's fitted state and parameters against the registered model's, loaded
-    from `artifact` (the files predict and serving load); `refused`: why those files could not
-    be loaded as the skops file training wrote (replaced, or written outside ml-project), which
-    makes the model differ; `files`: how their bytes were checked (FILES_*)."""
+    from `artifact` (the files predict and serving load), and its skops file's content digest
+    against the one its run recorded in `tags` (else the registered file's: the answer's
+    `registered_content`); `refused`: why those files could not be loaded as the skops file
+    training wrote (replaced, or written outside ml-project), which makes the model differ;
+    `files`: how their bytes were checked (FILES_*)."""
     rebuilt = answer.get("model") or {}
     registered = answer.get("registered")
     digest, model_class = rebuilt.get("digest"), rebuilt.get("class")
@@ -401,19 +412,34 @@ def compare_model(
     if not registered:
         return ModelStep(NOT_RECORDED, digest, model_class)
     params_then, params_now = registered.get("params") or {}, rebuilt.get("params") or {}
+    content, content_from = _content(tags or {}, answer)
+    same = registered.get("digest") == digest and (
+        content is None or content.recorded == content.rebuilt
+    )
     return ModelStep(
-        IDENTICAL if registered.get("digest") == digest else DIFFERENT,
+        IDENTICAL if same else DIFFERENT,
         digest,
         model_class,
         registered=registered.get("digest"),
         registered_artifact=checked,
         registered_files=files or None,
+        content=content,
+        content_from=content_from,
         params_differ={
             key: (params_then.get(key), params_now.get(key))
             for key in sorted(set(params_then) | set(params_now))
             if params_then.get(key) != params_now.get(key)
         },
     )
+
+
+def _content(tags: Mapping[str, str], answer: dict[str, Any]) -> tuple[Pair | None, str | None]:
+    """(recorded, rebuilt) content digests and where the recorded one comes from, or Nones."""
+    rebuilt = (answer.get("model") or {}).get("content")
+    by_tag, by_file = tags.get(tag.MODEL_CONTENT), answer.get("registered_content")
+    if not rebuilt or not (by_tag or by_file):
+        return None, None
+    return Pair(by_tag or by_file, rebuilt), "tag" if by_tag else "registered file"
 
 
 def compare_predictions(tags: Mapping[str, str], answer: dict[str, Any]) -> PredictionsStep:
@@ -496,7 +522,7 @@ def compare_steps(
     return [
         *steps,
         compare_features(tags, answer, recorded.feature_sample),
-        compare_model(answer, artifact=artifact, refused=refused, files=files),
+        compare_model(answer, tags=tags, artifact=artifact, refused=refused, files=files),
         compare_predictions(tags, answer),
         compare_metrics(recorded.metrics, answer, task=tags.get(tag.TASK, ""), order=metric_order),
     ]

@@ -25,6 +25,7 @@ from ml_project import (
     lineage,
     loading,
     metrics,
+    model_digest,
     progress,
     promotion,
     recovery,
@@ -56,6 +57,7 @@ from ml_project.vocabulary import (
     DATA_TABLES,
     ENV,
     FEATURES_DIGEST,
+    MODEL_CONTENT,
     MODEL_FILES,
     PREDICTIONS_DIGEST,
     PROBLEM,
@@ -603,11 +605,13 @@ def log_training(
 
 def record_model_files(info: ModelInfo) -> str:
     """The sha256 of the logged model's files as the store holds them, tagged on the run: what
-    every loader checks the files against (loading.py)."""
+    every loader checks the files against (loading.py); and the skops file's content digest,
+    which two identical retrains share and `reproduce` compares (model_digest.py)."""
     import mlflow
 
     digests = loading.uploaded_digests(info.artifact_path)
-    mlflow.set_tag(MODEL_FILES, digests)
+    content = model_digest.uploaded_content_digest(info)
+    mlflow.set_tags({MODEL_FILES: digests, MODEL_CONTENT: content})
     return digests
 
 

@@ -38,7 +38,8 @@ Answer (each step is filled when it is reached):
     sources           {table: {path, sha256, rows, schema}}
     data              {rows, digests}: what pipeline.prepare_data counted and digested
     features          {digest, sample: {columns, rows}}: the transformed train matrix
-    model             {class, digest, params}: the rebuilt model's fitted state
+    model             {class, digest, params, content}: the rebuilt model's fitted state, and
+                      its skops file's content digest (model_digest.py; absent before it)
     predictions       {rows, columns, digest, max_abs_diff}: on the held-out rows; the
                       difference is against the registered model's own predictions
                       (every class probability of a classifier, the value of a regressor)
@@ -65,7 +66,7 @@ import pandas as pd
 import yaml
 
 import ml_project
-from ml_project import data, metrics, pipeline, sources
+from ml_project import data, metrics, model_digest, pipeline, sources
 from ml_project.problem import Problem, load_problem
 from ml_project.records import PreparedData
 from ml_project.settings import Settings, validate_settings
@@ -326,6 +327,7 @@ def _fit(
         "class": f"{type(model).__module__}.{type(model).__qualname__}",
         "digest": state_digest(model),
         "params": model_params(model),
+        "content": model_digest.model_content_digest(model),
     }
     ours: np.ndarray = trained.predictions.matrix()
     answer["predictions"] = {

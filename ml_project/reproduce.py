@@ -32,6 +32,7 @@ from ml_project import (
     lineage,
     loading,
     metrics,
+    model_digest,
     progress,
     rebuild,
     snapshots,
@@ -443,6 +444,10 @@ def _rebuild(
     answer["registered_artifact"] = target.model_uri
     answer["registered_refused"] = registered_model.get("refused", "")
     answer["registered_files"] = registered_model.get("files", "")
+    if registered_model.get("path") and not recorded.tags.get(tag.MODEL_CONTENT):
+        answer["registered_content"] = model_digest.file_content_digest(
+            Path(registered_model["path"])
+        )
     return answer
 
 

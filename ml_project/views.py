@@ -407,10 +407,17 @@ def _describe_model(step: cmp.ModelStep, status: str) -> str:
     against = f" against {step.registered_artifact}" if step.registered_artifact else ""
     if step.refused:
         return f"DIFFERENT: the registered files{against} were refused: {step.refused}"
+    content = step.content
     if step.status != cmp.DIFFERENT:
         equal = "; parameters equal" if step.status == cmp.IDENTICAL else ""
         files = f"; {step.registered_files}" if step.registered_files else ""
-        return f"{status} (fitted state digest {_short(step.rebuilt)}{equal}{against}{files})"
+        same = f"; skops content {_short(content.rebuilt)} as recorded" if content else ""
+        return f"{status} (fitted state digest {_short(step.rebuilt)}{equal}{same}{against}{files})"
+    if content and content.recorded != content.rebuilt and step.registered == step.rebuilt:
+        return (
+            f"DIFFERENT: skops content {_short(content.recorded)} recorded ({step.content_from}), "
+            f"{_short(content.rebuilt)} rebuilt; fitted state equal"
+        )
     params = step.params_differ or {}
     listed = ", ".join(f"{k} {a} -> {b}" for k, (a, b) in list(params.items())[:5])
     return (

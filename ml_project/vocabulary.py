@@ -44,6 +44,9 @@ SPLIT_CUTOFF = "split.cutoff"
 EVALUATION_SKIPPED = "evaluation.skipped"
 # sha256 of the files a loader reads (MLmodel, the skops file), as uploaded: "NAME=HEX;..."
 MODEL_FILES = "model.files_sha256"
+# sha256 of the skops file's content, free of the ids and times each save changes
+# (model_digest.py): equal for two identical retrains, compared by `reproduce`
+MODEL_CONTENT = "model.content_sha256"
 # An MLflow 3 logged model's URI (models:/m-<hex id>[/path]), not a registered model's name
 LOGGED_MODEL_URI = re.compile(r"^models:/(m-[0-9a-f]+)(?:/.*)?$")
 VERSION_LINEAGE = (GIT_COMMIT, GIT_DIRTY, GIT_TAG, DATA_DIGEST, CONFIG_HASH, SEED, MODEL_FILES)

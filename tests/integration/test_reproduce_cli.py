@@ -81,6 +81,8 @@ def test_a_dev_model_of_each_kind_is_reproduced_identically(
     assert by_step["code"]["protocol"] == "2"
     assert list(by_step["sources"]["files"]) == [f"synthetic_{kind}"]
     assert by_step["features"]["recorded"] == by_step["features"]["rebuilt"]
+    content = by_step["model"]["content"]  # the skops file's content digest (model_digest.py)
+    assert content["recorded"] == content["rebuilt"] and by_step["model"]["content_from"] == "tag"
     assert by_step["predictions"]["max_abs_diff"] == 0.0
     assert by_step["predictions"]["rows"] == trained["rows"]["test"]
     metrics = by_step["metrics"]

@@ -14,7 +14,17 @@ import pytest
 import skops.io
 from sklearn.ensemble import HistGradientBoostingClassifier
 
-from ml_project import comparisons, lineage, loading, metrics, pipeline, rebuild, reproduce, views
+from ml_project import (
+    comparisons,
+    lineage,
+    loading,
+    metrics,
+    model_digest,
+    pipeline,
+    rebuild,
+    reproduce,
+    views,
+)
 from ml_project.errors import ConfigError, DataError, NotReproducedError, RegistryError
 from ml_project.problem import load_problem
 from ml_project.settings import load_settings
@@ -507,6 +517,8 @@ def test_the_driver_rebuilds_every_step_as_training_recorded_it(tiny, tmp_path):
     assert answer["features"]["sample"] == rebuild.read_sample(tiny["sample_file"])
     assert len(answer["features"]["sample"]["rows"]) == 100
     assert answer["model"]["digest"] == rebuild.state_digest(trained.model)
+    registered_file = Path(tiny["request"]["registered_model"]["path"])  # saved at another time
+    assert answer["model"]["content"] == model_digest.file_content_digest(registered_file)
     assert answer["registered"]["digest"] == answer["model"]["digest"]
     assert answer["registered"]["params"] == answer["model"]["params"]
     predictions = answer["predictions"]
@@ -599,3 +611,32 @@ def test_registered_files_refused_make_the_model_differ_whatever_the_records_say
     )
     assert checked.status == "identical" and checked.registered_artifact == "models:/m/1"
     assert "against models:/m/1" in views._describe_model(checked, "identical")
+
+
+def test_the_model_step_compares_the_skops_content_recorded_at_training():
+    rebuilt = {"digest": "m1", "class": "x.Model", "params": {}, "content": "c1"}
+    answer = {"model": rebuilt, "registered": {"digest": "m1"}}
+    tags = {"model.content_sha256": "c1"}
+    same = comparisons.compare_model(answer, tags=tags)
+    assert same.status == "identical" and data(same)["content"] == {
+        "recorded": "c1",
+        "rebuilt": "c1",
+    }
+    assert same.content_from == "tag" and "skops content c1 as recorded" in views._describe_model(
+        same, "identical"
+    )
+    other = comparisons.compare_model(answer, tags={"model.content_sha256": "c0"})
+    assert other.status == "different"
+    assert comparisons.verdict([other], tolerance=None) == ("different", "model differs")
+    text = views._describe_model(other, "DIFFERENT")
+    assert text == "DIFFERENT: skops content c0 recorded (tag), c1 rebuilt; fitted state equal"
+    # no tag (trained before it): the registered file's content, which reproduce digested
+    by_file = comparisons.compare_model({**answer, "registered_content": "c1"}, tags={})
+    assert by_file.status == "identical" and by_file.content_from == "registered file"
+    # a commit whose driver does not answer it: the fitted state alone decides
+    old = {
+        "model": {k: v for k, v in rebuilt.items() if k != "content"},
+        "registered": {"digest": "m1"},
+    }
+    unanswered = comparisons.compare_model(old, tags=tags)
+    assert unanswered.status == "identical" and "content" not in data(unanswered)
