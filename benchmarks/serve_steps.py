@@ -10,7 +10,8 @@ Per request, CPU milliseconds (the process's, so other agents' load does not cou
 `invocations` (MLflow's scoring function: parse, enforce, predict, JSON out, no HTTP), the parse
 by the signature alone, pyfunc's predict (schema enforcement + the model), the model's own
 `predict`, and each step of the Pipeline on its own (`transform` of each step, then the last
-step's `predict`). Printed as JSON: median and mean CPU ms and the median wall ms of each part.
+step's `predict`). Printed as one line of JSON: median and mean CPU ms and the median wall ms
+of each part (benchmarks/run.py reads it for its serving verdict).
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ def main() -> None:
         }
         for name, rounds in results.items()
     }
-    print(json.dumps(out, indent=1))
+    print(json.dumps(out))
 
 
 def _enforced(pyfunc, frame):
@@ -117,7 +118,7 @@ def _steps(model, frames) -> dict[str, dict]:
     for name, step in steps[:-1]:
         results = [None] * len(inputs)
 
-        def transform(i, step=step, results=results):
+        def transform(i, step=step, results=results, inputs=inputs):
             results[i] = step.transform(inputs[i])
 
         out[name] = _timed(transform, len(inputs))
