@@ -356,6 +356,42 @@ def bench_serving(
     }
 
 
+def bench_serving_parts(project: Path, workdir: Path, *, store: Path) -> dict:
+    """Where a served row's CPU goes, in process (serve_steps.py): MLflow's parse and schema
+    enforcement, the model, and each of the model's steps."""
+    command = [
+        *(sys.executable, str(HERE / "serve_steps.py"), "--model-uri", champion_uri(project)),
+        *("--input", str(workdir / "records.parquet"), "--rounds", "1"),
+    ]
+    return measure_rss(command, cwd=project, env=environment(project, store))["payload"]
+
+
+def serving_parts_lines(results: dict) -> list[str]:
+    """What a served row's CPU is spent on, and the part no platform step can remove."""
+    parts, serving = results.get("serving_parts") or {}, results.get("serving") or {}
+    if "invocations" not in parts or "server_cpu_ms_per_request" not in serving:
+        return []
+    cpu = {name: part["cpu_median_ms"] for name, part in parts.items()}
+    enforce = cpu["pyfunc.predict"] - cpu["model.predict"]
+    around = serving["server_cpu_ms_per_request"] - cpu["invocations"]
+    steps = [(name[5:], value) for name, value in cpu.items() if name.startswith("step ")]
+    last = steps[-1][1] if steps else cpu["model.predict"]
+    floor = cpu["parse"] + enforce + max(around, 0.0) + last
+    return [
+        "",
+        "Where a served row's CPU goes (in process, `benchmarks/serve_steps.py`, median CPU ms "
+        f"a request): MLflow's `invocations` {cpu['invocations']:.1f} (its parse of the JSON by "
+        f"the signature {cpu['parse']:.1f}, its schema enforcement {enforce:.1f}, the model's "
+        f"predict {cpu['model.predict']:.1f}: "
+        + ", ".join(f"{name} {value:.1f}" for name, value in steps)
+        + f"); the server's CPU around it (HTTP, uvicorn, FastAPI, the thread hand-off) "
+        f"{around:.1f}. Without any step of the platform or the problem, a request would still "
+        f"cost {floor:.1f} ms of CPU: MLflow's parse, enforcement and HTTP path and the model's "
+        "last step (for the boosting: its own categorical preprocessor and one Python call per "
+        "tree), none of which the platform runs.",
+    ]
+
+
 def cpu_split_line(item: dict) -> list[str]:
     """The command's own process's CPU and its forked checks' (one run under self_cpu.py)."""
     split = item.get("cpu_split") or {}
@@ -738,6 +774,8 @@ def scoring_lines(results: dict) -> list[str]:
                     else "."
                 ),
             ]
+            if key == "serving":
+                lines += serving_parts_lines(results)
     return lines
 
 
@@ -849,6 +887,7 @@ def main() -> None:
             results["serving"] = bench_serving(
                 project, workdir, store=store, requests=args.requests
             )
+            results["serving_parts"] = bench_serving_parts(project, workdir, store=store)
             results["serving_busy"] = bench_serving(
                 project, workdir, store=store, requests=args.requests, busy=os.cpu_count() or 2
             )

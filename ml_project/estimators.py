@@ -17,18 +17,22 @@ expm1(prediction), for a skewed non-negative label.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Self, cast
 
 import numpy as np
+import numpy.typing as npt
+import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
-from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.compose import TransformedTargetRegressor
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OrdinalEncoder
+from sklearn.utils.validation import check_is_fitted
 
 from ml_project.errors import DataError
 from ml_project.settings import FeatureSettings
-from ml_project.time_features import TimeFeatures
+from ml_project.time_features import TimeFeatures, derived_names
 from ml_project.vocabulary import Task
 
 # What skops must trust to load a fitted tabular_model (HistGradientBoosting's trees and the
@@ -38,6 +42,7 @@ TRUSTED_TYPES = [
     "functools.partial",
     "sklearn.utils.validation.check_array",
     "ml_project.time_features.TimeFeatures",
+    "ml_project.estimators.TabularEncoder",  # the encoding step (an OrdinalEncoder inside)
     "ml_project.estimators.log1p_label",  # params.log_target: the label's transform and back
 ]
 # Hyper-parameters of HistGradientBoosting* that `params` may set; other params keys are the
@@ -113,25 +118,111 @@ def log_target(regressor: Any) -> TransformedTargetRegressor:
     )
 
 
-def encoder(categorical: Sequence[str], datetime: Sequence[str] = ()) -> ColumnTransformer:
+def encoder(categorical: Sequence[str], datetime: Sequence[str] = ()) -> TabularEncoder:
     """Ordinal codes for the text columns (unknown and missing -> NaN), then the numbers derived
     from each timestamp column (TimeFeatures), then the rest passed on: the categorical columns
     stay the first outputs."""
-    steps: list[tuple[str, Any, list[str]]] = [
-        (
-            "categorical",
+    return TabularEncoder(list(categorical), list(datetime))
+
+
+class TabularEncoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
+    """The default model's encoding in one step: `categorical`'s ordinal codes (an OrdinalEncoder
+    fitted as before; unknown and missing -> NaN), then TimeFeatures of `datetime`, then every
+    other column as it is, in the frame's order. The same numbers in the same order and dtype as
+    the ColumnTransformer of those steps with `remainder="passthrough"` that it replaces, without
+    that one's per-call machinery (a frame rebuilt per transformer, joblib, checks per step): a
+    served row pays per column, not per transformer. Text categories are looked up in a dict
+    built once a process (the codes OrdinalEncoder gives, its Python equality); any other
+    category type goes through the fitted OrdinalEncoder itself."""
+
+    def __init__(self, categorical: Sequence[str] = (), datetime: Sequence[str] = ()):
+        self.categorical = categorical
+        self.datetime = datetime
+
+    def fit(self, X: Any, y: object = None) -> Self:  # noqa: N803 (scikit-learn's names)
+        frame = _frame(X)
+        chosen = [*self.categorical, *self.datetime]
+        absent = [name for name in chosen if name not in frame.columns]
+        if absent:
+            raise ValueError(f"columns are missing: {set(absent)}")
+        self.feature_names_in_ = np.asarray(frame.columns, dtype=object)
+        self.n_features_in_ = frame.shape[1]
+        self.remainder_ = [name for name in frame.columns if name not in chosen]
+        self.ordinal_ = (
             OrdinalEncoder(
                 handle_unknown="use_encoded_value",
                 unknown_value=np.nan,
                 encoded_missing_value=np.nan,
                 dtype=np.float64,
-            ),
-            list(categorical),
+            ).fit(frame[list(self.categorical)])
+            if len(self.categorical)
+            else None
         )
-    ]
-    if datetime:  # none: the same transformer as before times were known
-        steps.append(("datetime", TimeFeatures(), list(datetime)))
-    return ColumnTransformer(steps, remainder="passthrough", verbose_feature_names_out=False)
+        self.times_ = TimeFeatures().fit(frame[list(self.datetime)]) if len(self.datetime) else None
+        return self
+
+    def transform(self, X: Any) -> npt.NDArray[Any]:  # noqa: N803
+        check_is_fitted(self, "n_features_in_")
+        frame = _frame(X)
+        absent = [name for name in self.feature_names_in_ if name not in frame.columns]
+        if absent:
+            raise ValueError(f"columns are missing: {set(absent)}")
+        parts: list[Any] = []
+        if self.ordinal_ is not None:
+            parts.append(self._codes(frame))
+        if self.times_ is not None:
+            parts.append(self.times_.transform(frame[list(self.datetime)]))
+        if self.remainder_:
+            parts.append(frame[self.remainder_])  # np.hstack: its dtype, as before
+        if not parts:
+            return np.zeros((len(frame), 0))
+        return np.hstack(parts)
+
+    def _codes(self, frame: pd.DataFrame) -> npt.NDArray[np.float64]:
+        lookups = self.__dict__.get("_lookups")
+        if lookups is None:  # once a process: not saved with the model (__getstate__)
+            assert self.ordinal_ is not None
+            lookups = self._lookups = [text_codes(c) for c in self.ordinal_.categories_]
+        columns = list(self.categorical)
+        if not all(lookup is not None for lookup in lookups):
+            assert self.ordinal_ is not None
+            codes: npt.NDArray[np.float64] = self.ordinal_.transform(frame[columns])
+            return codes
+        codes = np.empty((len(frame), len(columns)), dtype=np.float64)
+        for index, (name, lookup) in enumerate(zip(columns, lookups, strict=True)):
+            get = cast(dict[Any, float], lookup).get
+            codes[:, index] = [get(value, np.nan) for value in frame[name].to_numpy(object)]
+        return codes
+
+    def __getstate__(self) -> dict[str, Any]:
+        state: dict[str, Any] = super().__getstate__()
+        state.pop("_lookups", None)
+        return state
+
+    def get_feature_names_out(self, input_features: Any = None) -> npt.NDArray[np.object_]:
+        check_is_fitted(self, "n_features_in_")
+        names = [*self.categorical, *derived_names(self.datetime), *self.remainder_]
+        return np.asarray(names, dtype=object)
+
+
+def text_codes(categories: npt.NDArray[Any]) -> dict[Any, float] | None:
+    """Category -> its code (its position, as OrdinalEncoder numbers them), when every category
+    is text (or None, which OrdinalEncoder encodes as a category of its own); None otherwise
+    (numbers compare otherwise than by dict lookup: OrdinalEncoder's own way then). A NaN
+    category is left out: NaN encodes as missing (NaN), as anything not in the dict does."""
+    values = categories.tolist()
+    nan = [isinstance(value, float) and np.isnan(value) for value in values]
+    if not all(isinstance(v, str) or v is None or n for v, n in zip(values, nan, strict=True)):
+        return None
+    return {v: float(code) for code, (v, n) in enumerate(zip(values, nan, strict=True)) if not n}
+
+
+def _frame(X: Any) -> pd.DataFrame:  # noqa: N803
+    if not isinstance(X, pd.DataFrame):
+        raise ValueError(
+            f"the encoder selects columns by name, so it needs a DataFrame, got {type(X).__name__}"
+        )
+    return X
 
 
 def boosting(

@@ -158,7 +158,25 @@ class _Column:
     def matches(self, regex: str) -> npt.NDArray[np.bool_]:
         """Which values' text (as great-expectations matches a regex against it) contains a
         match of `regex`. A number column's text is made once per distinct value (by its bits,
-        so -0.0 and 0.0 stay apart): a batch holds few distinct numbers in many rows."""
+        so -0.0 and 0.0 stay apart): a batch holds few distinct numbers in many rows. A few
+        numbers' verdicts are memoised by their bits (a number's text is a function of them),
+        so a served row seen before makes no text at all."""
+        if not self.numeric or len(self.values) > LOOKED_UP:
+            return self._text_matches(regex)
+        raw = self.values.to_numpy()
+        keys = [(raw.dtype.str, bits) for bits in raw.view(f"u{raw.dtype.itemsize}").tolist()]
+        seen = _SEEN.setdefault(regex, {})  # shared by the server's threads: read once, below
+        verdicts = [seen.get(key) for key in keys]
+        if all(verdict is not None for verdict in verdicts):
+            return np.array(verdicts, dtype=bool)
+        found = self._text_matches(regex)
+        new = dict(zip(keys, found.tolist(), strict=True))
+        if len(seen) + len(new) > SEEN_TEXTS:
+            seen.clear()
+        seen.update(new)
+        return found
+
+    def _text_matches(self, regex: str) -> npt.NDArray[np.bool_]:
         if self._text is None:
             if self.numeric:
                 raw = self.values.to_numpy()
@@ -190,7 +208,7 @@ class _Column:
 # A regex's verdict on a text already seen (regex -> text -> matched): pandas compiles the pattern
 # again on every call (~1 ms a call on pyarrow text), which a served model would pay for each
 # request. Only few texts are looked up at a time; a full memo starts over.
-_SEEN: dict[str, dict[str, bool]] = {}
+_SEEN: dict[str, dict[str | tuple[str, int], bool]] = {}  # text, or a number's (dtype, bits)
 SEEN_TEXTS = 4096  # per pattern
 LOOKED_UP = 64  # at most this many texts a call go through the memo; more: one vectorised call
 

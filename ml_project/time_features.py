@@ -37,17 +37,29 @@ def derive(values: pd.Series) -> npt.NDArray[np.float64]:
         values = values.astype("object").where(values.notna(), None)
         values = values.map(lambda value: value if value is None else str(value))
     stamps = parse_times(values)
-    calendar = [
-        stamps.dt.year,
-        stamps.dt.month,
-        stamps.dt.day,
-        stamps.dt.day_of_week,
-        stamps.dt.hour,
-        stamps.dt.day_of_year,
-    ]
-    columns = [part.to_numpy(dtype=np.float64, na_value=np.nan) for part in calendar]
+    columns = [*calendar(stamps.dt.tz_convert(None).to_numpy())]
     columns.append(epoch_seconds(stamps) / SECONDS_PER_DAY)
     return np.column_stack(columns)
+
+
+def calendar(naive: npt.NDArray[np.datetime64]) -> list[npt.NDArray[np.float64]]:
+    """Year, month, day, weekday (Monday 0), hour and day of the year of naive UTC datetimes,
+    float64, NaN for NaT: what pandas' `.dt` accessors give, by NumPy's calendar arithmetic
+    (datetime64 casts floor, also before 1970) instead of one pandas call per part (a served row
+    paid ~0.5 ms a column for them)."""
+    days = naive.astype("datetime64[D]")
+    months = naive.astype("datetime64[M]")
+    years = naive.astype("datetime64[Y]")
+    parts = [
+        years.astype(np.int64) + 1970,
+        months.astype(np.int64) % 12 + 1,
+        (days - months.astype("datetime64[D]")).astype(np.int64) + 1,
+        (days.astype(np.int64) + 3) % 7,  # 1970-01-01 was a Thursday (3)
+        (naive - days).astype("timedelta64[h]").astype(np.int64),
+        (days - years.astype("datetime64[D]")).astype(np.int64) + 1,
+    ]
+    missing = np.isnat(naive)
+    return [np.where(missing, np.nan, part.astype(np.float64)) for part in parts]
 
 
 class TimeFeatures(TransformerMixin, BaseEstimator):  # type: ignore[misc]

@@ -163,10 +163,29 @@ def _require_local_hours(frame: pd.DataFrame, utc: pd.Series, zone: str, *, tabl
     )
 
 
-def _minutes(hhmm: pd.Series) -> pd.Series:
+def _minutes(hhmm) -> np.ndarray:
     """1530 -> 930 (minutes after midnight)."""
-    values = pd.to_numeric(hhmm, errors="coerce")
+    values = _numbers(hhmm)
     return (values // 100) * 60 + values % 100
+
+
+def _numbers(values: pd.Series) -> np.ndarray:
+    """`pd.to_numeric(values, errors="coerce")` as float64 (NaN where missing); a column of a
+    NumPy number type directly, without pandas' conversion machinery (a served row pays it
+    per column)."""
+    if isinstance(values.dtype, np.dtype) and values.dtype.kind in "iufb":
+        return values.to_numpy(dtype="float64")
+    numbers = pd.to_numeric(values, errors="coerce")
+    return numbers.to_numpy(dtype="float64", na_value=np.nan)
+
+
+def _text(values: pd.Series) -> pd.Series:
+    """The values as objects, every missing one (None, NA) as NaN."""
+    objects = values.to_numpy(dtype=object, copy=True)
+    missing = values.isna().to_numpy()
+    if missing.any():
+        objects[missing] = np.nan
+    return pd.Series(objects, index=values.index, dtype=object, copy=False)
 
 
 def _weekdays(frame: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
@@ -177,10 +196,7 @@ def _weekdays(frame: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     if not all(column in frame.columns for column in DERIVED["day_of_week"]):
         nothing = pd.Series(False, index=frame.index)
         return pd.Series(np.nan, index=frame.index), nothing
-    year, month, day = (
-        pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-        for name in DERIVED["day_of_week"]
-    )
+    year, month, day = (_numbers(frame[name]) for name in DERIVED["day_of_week"])
     given = ~(np.isnan(year) | np.isnan(month) | np.isnan(day))
     whole = given & (year == np.round(year)) & (month == np.round(month)) & (day == np.round(day))
     valid = whole & (month >= 1) & (month <= 12) & (day >= 1) & (np.abs(year) < 10_000)
@@ -216,22 +232,19 @@ def build_features(
     """The feature frame: categoricals as text, then month, the weekday, the scheduled
     minutes, and every other numeric column as is (the raw ones derived from are dropped).
     `weekdays`: the rows' `_weekdays`, when the caller has them already."""
-    out = {}
-    for name in categorical:
-        values = frame[name]
-        out[name] = values.astype("object").where(values.notna(), np.nan)
+    out: dict[str, object] = {name: _text(frame[name]) for name in categorical}
     consumed = {column for needs in DERIVED.values() for column in needs} - {"month"}
     derive = {
-        "day_of_week": lambda f: _weekdays(f)[0] if weekdays is None else weekdays,
+        "day_of_week": lambda f: (_weekdays(f)[0] if weekdays is None else weekdays).to_numpy(),
         "dep_minutes": lambda f: _minutes(f["sched_dep_time"]),
         "arr_minutes": lambda f: _minutes(f["sched_arr_time"]),
     }
     for name in numeric:
         if name not in consumed:
-            out[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
+            out[name] = _numbers(frame[name])
     for name, needs in DERIVED.items():
         if all(column in numeric for column in needs):
-            out[name] = derive[name](frame).astype("float64")
+            out[name] = np.asarray(derive[name](frame), dtype="float64")
     return pd.DataFrame(out, index=frame.index)
 
 

@@ -245,3 +245,22 @@ def test_the_memo_starts_over_when_full(monkeypatch):
         frame = pd.DataFrame({"code": pd.Series(values, dtype="str")})
         assert len(violations(rule, frame)) == 1
         assert len(input_rules._SEEN["^a"]) <= 3
+
+
+def test_a_served_numbers_memoised_verdict_keeps_its_bits_and_type_apart():
+    """One row at a time (a served model), the verdict of a number seen before is reused by its
+    bits and dtype: -0.0 is not 0.0 ('-0.0' matches '^-'), 0 (int) is not 0.0 (same bits)."""
+    from ml_project import input_rules
+
+    input_rules._SEEN.clear()
+    rules = hard_rules(
+        [item(1, "column_values_to_not_match_regex", column="n", regex="^-"),
+         item(2, "column_values_to_match_regex", column="n", regex=r"^\d+$")],
+        source=SOURCE,
+    )  # fmt: skip
+    for value, dtype, broken in [
+        (0.0, "float64", 1), (-0.0, "float64", 2), (0.0, "float64", 1), (-0.0, "float64", 2),
+        (0, "int64", 0), (1, "int64", 0), (1.0, "float64", 1), (1, "int64", 0), (-1, "int32", 2),
+    ]:  # fmt: skip
+        found = violations(rules, pd.DataFrame({"n": np.array([value], dtype=dtype)}))
+        assert len(found) == broken, (value, dtype, found)
