@@ -571,9 +571,8 @@ def run_batch_scoring(
     # downloaded, checked and loaded beside the first chunk's check
     # the problem's code (scikit-learn) is imported there too: a small batch's fixed cost is
     # imports, and these overlap the check's import of great-expectations in the forked child.
-    # SciPy's stats, which both sides import, is imported once, before the fork.
+    # SciPy's stats, which both sides import, comes with loading.py, before the fork.
     target = loading.resolve_model_uri(client, model_uri, model_name=settings.model_name)
-    import scipy.stats  # noqa: F401
 
     def load() -> LoadedModel:
         return load_target(settings, client, target, root=root)[0]
