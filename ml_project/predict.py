@@ -13,6 +13,7 @@ import gc
 import os
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -137,16 +138,20 @@ def load_model(
     `trusted` (loading.py), never the artifact's; its task is the version's (or its run's)
     task tag, `task` the fallback for a run's model. The project's `problems/` is made
     importable first: a problem's own classes inside the model load from there."""
-    from mlflow.models import Model
+    from mlflow.models.signature import ModelSignature
 
     from ml_project.problem import importable
 
     uri = target.uri
     model_task = model_task_of(target, client, fallback=task)
     importable(root)
-    local = loading.download(uri)
-    model = loading.load_sklearn(uri, trusted, local=local)
-    signature = Model.load(str(local / "MLmodel")).signature
+    recorded = loading.recorded_digests(uri, client, target=target)
+    with tempfile.TemporaryDirectory(prefix="ml-project-model-") as scratch:
+        local = loading.model_files(client, target, Path(scratch))
+        mlmodel = loading.read_mlmodel(local)
+        model = loading.load_sklearn(uri, trusted, local=local, recorded=recorded, mlmodel=mlmodel)
+    stated = mlmodel.get("signature")
+    signature = ModelSignature.from_dict(stated) if isinstance(stated, dict) else None
     if signature is None:
         raise RegistryError(f"Model {uri} has no signature: its input columns are unknown.")
     input_types = {spec.name: spec.type.name for spec in signature.inputs.inputs}
