@@ -12,12 +12,13 @@ and of the skops file (`MODEL_FILES`, copied onto the version), and every loader
 whose digests differ from that record (a model replaced in the artifact store after training).
 A model with no record (logged before ml-project kept one) loads unchecked.
 
-skops, scikit-learn and MLflow's model classes are imported where a model is loaded, not with
-this module: resolving a URI needs none of them, and `predict` imports them while the first
-chunk's check runs beside it (predict.py). SciPy's stats (and with it `scipy.special`) is imported
-here, before MLflow: skops' import names each SciPy ufunc by walking `sys.modules` in import
-order until it finds it, so with SciPy ahead of MLflow's ~2,000 modules the walk stops early
-(0.5-1 s less CPU in every process that loads a model; the names it finds are the same).
+MLflow, skops, scikit-learn and MLflow's model classes are imported where they are used, not
+with this module: `predict` imports them while the first chunk's check runs beside it in a
+forked child (predict.py), which needs none of them. SciPy's stats (and with it `scipy.special`),
+which both need, is imported here, before MLflow: skops' import names each SciPy ufunc by walking
+`sys.modules` in import order until it finds it, so with SciPy ahead of MLflow's ~2,000 modules
+the walk stops early (0.5-1 s less CPU in every process that loads a model; the names it finds
+are the same).
 """
 
 from __future__ import annotations
@@ -34,8 +35,6 @@ from typing import TYPE_CHECKING, Any
 
 import scipy.stats  # noqa: F401 - before mlflow: see above
 import yaml
-from mlflow.artifacts import download_artifacts
-from mlflow.exceptions import MlflowException
 
 from ml_project import tracking
 from ml_project.errors import RegistryError
@@ -64,6 +63,8 @@ class ModelTarget:
 
     def tag(self, client: MlflowClient, key: str) -> str:
         """The version's tag `key`, else its training run's ('' when neither has it)."""
+        from mlflow.exceptions import MlflowException
+
         if self.tags.get(key):
             return self.tags[key]
         try:
@@ -79,6 +80,8 @@ def resolve_model_uri(
     None: `model_name`'s champion), or a RegistryError when the registry has none. Any other
     URI (a folder, file://) is a RegistryError, or with `registry_only=False` a target without
     a version, a run or tags."""
+    from mlflow.exceptions import MlflowException
+
     uri = uri or f"models:/{model_name}@{CHAMPION}"
     if uri.startswith("runs:/"):
         return ModelTarget(uri, "", "", uri.removeprefix("runs:/").split("/", 1)[0])
@@ -122,6 +125,8 @@ def trusted_types(problem: Problem) -> list[str]:
 
 def download(uri: str, destination: Path | None = None) -> Path:
     """The model's files (MLmodel and the serialized model) in a local folder."""
+    from mlflow.artifacts import download_artifacts
+
     try:
         return Path(
             download_artifacts(
@@ -179,6 +184,8 @@ def uploaded_digests(location: str) -> str:
 def fetch_files(location: str, destination: Path, *, uri: str) -> Path:
     """MLmodel and the skops file it names (nothing else of the model's folder: not its copy
     of the code) from the artifact store at `location`, into the folder `destination`."""
+    from mlflow.artifacts import download_artifacts
+
     mlmodel = download_artifacts(artifact_uri=f"{location}/MLmodel", dst_path=str(destination))
     local = Path(mlmodel).parent
     name = str(_skops_flavor(local, uri=uri)["pickled_model"])
@@ -207,6 +214,7 @@ def recorded_digests(
     recorded nothing or `uri` is a local folder; RegistryError when the record is unreadable.
     `target`: `uri` already resolved (resolve_model_uri), not looked up again."""
     from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
 
     client = client or MlflowClient()
     try:

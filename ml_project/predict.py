@@ -572,11 +572,12 @@ def run_batch_scoring(
 ) -> ScoringSummary:
     """Load the model (default: the env's champion), check each chunk, score, write.
 
-    The store is opened and the version resolved beside the first chunk's check (a small
-    batch's fixed cost is imports and the store's opening: these overlap the check's import of
-    great-expectations in the forked child), then its files are checked and loaded. What the
-    registry says still comes first: a missing store or champion is the error even when the
-    input cannot be read too (`registry_first`)."""
+    MLflow is imported, the store opened and the version resolved beside the first chunk's
+    check, then the version's files are checked and loaded (a small batch's fixed cost is
+    imports and the store's opening: these overlap the check's import of great-expectations in
+    the forked child, which needs none of them). What the registry says still comes first: a
+    missing store or champion is the error even when the input cannot be read (`registry_first`).
+    """
     registry = _Registry(settings, root, model_uri)
 
     def load() -> LoadedModel:
