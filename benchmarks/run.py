@@ -248,13 +248,14 @@ def bench_small_predict(
 
 
 # The floor of a small `predict`: a process that only imports what the command's own process
-# uses (the CLI, scoring, the registry's SQL stores, SciPy's stats, scikit-learn and skops to
-# load the model); great-expectations is imported by the forked check, beside these.
+# uses, in its order (the CLI, scoring with SciPy's stats and MLflow, the registry's SQL stores,
+# scikit-learn and skops to load the model); great-expectations is imported by the forked check,
+# beside these.
 IMPORTS_ONLY = [
     sys.executable,
     "-c",
-    "import ml_project.cli, ml_project.predict, ml_project.estimators, skops.io, scipy.stats, "
-    "mlflow.store.tracking.sqlalchemy_store, mlflow.store.model_registry.sqlalchemy_store",
+    "import ml_project.cli, ml_project.predict, mlflow.store.tracking.sqlalchemy_store, "
+    "mlflow.store.model_registry.sqlalchemy_store, ml_project.estimators, skops.io",
 ]
 
 

@@ -12,9 +12,13 @@ and of the skops file (`MODEL_FILES`, copied onto the version), and every loader
 whose digests differ from that record (a model replaced in the artifact store after training).
 A model with no record (logged before ml-project kept one) loads unchecked.
 
-skops, scikit-learn and MLflow's model classes are imported where a model is loaded, not with
-this module: resolving a URI needs none of them, and `predict` imports them while the first
-chunk's check runs beside it (predict.py).
+MLflow, skops, scikit-learn and MLflow's model classes are imported where they are used, not
+with this module: `predict` imports them while the first chunk's check runs beside it in a
+forked child (predict.py), which needs none of them. SciPy's stats (and with it `scipy.special`),
+which both need, is imported here, before MLflow: skops' import names each SciPy ufunc by walking
+`sys.modules` in import order until it finds it, so with SciPy ahead of MLflow's ~2,000 modules
+the walk stops early (0.5-1 s less CPU in every process that loads a model; the names it finds
+are the same).
 """
 
 from __future__ import annotations
@@ -29,9 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import scipy.stats  # noqa: F401 - before mlflow: see above
 import yaml
-from mlflow.artifacts import download_artifacts
-from mlflow.exceptions import MlflowException
 
 from ml_project import tracking
 from ml_project.errors import RegistryError
@@ -60,6 +63,8 @@ class ModelTarget:
 
     def tag(self, client: MlflowClient, key: str) -> str:
         """The version's tag `key`, else its training run's ('' when neither has it)."""
+        from mlflow.exceptions import MlflowException
+
         if self.tags.get(key):
             return self.tags[key]
         try:
@@ -75,6 +80,8 @@ def resolve_model_uri(
     None: `model_name`'s champion), or a RegistryError when the registry has none. Any other
     URI (a folder, file://) is a RegistryError, or with `registry_only=False` a target without
     a version, a run or tags."""
+    from mlflow.exceptions import MlflowException
+
     uri = uri or f"models:/{model_name}@{CHAMPION}"
     if uri.startswith("runs:/"):
         return ModelTarget(uri, "", "", uri.removeprefix("runs:/").split("/", 1)[0])
@@ -118,6 +125,8 @@ def trusted_types(problem: Problem) -> list[str]:
 
 def download(uri: str, destination: Path | None = None) -> Path:
     """The model's files (MLmodel and the serialized model) in a local folder."""
+    from mlflow.artifacts import download_artifacts
+
     try:
         return Path(
             download_artifacts(
@@ -136,9 +145,19 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _skops_flavor(local: Path, *, uri: str) -> dict[str, Any]:
-    """MLmodel's sklearn flavor, once it names a skops file; RegistryError otherwise."""
-    mlmodel = yaml.safe_load((local / "MLmodel").read_text(encoding="utf-8")) or {}
+def read_mlmodel(local: Path) -> dict[str, Any]:
+    """The MLmodel file in `local`, parsed (by libyaml when PyYAML has it: the same data)."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    data = yaml.load((local / "MLmodel").read_text(encoding="utf-8"), Loader=loader)
+    return data if isinstance(data, dict) else {}
+
+
+def _skops_flavor(
+    local: Path, *, uri: str, mlmodel: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """MLmodel's sklearn flavor (`mlmodel`: the file already parsed), once it names a skops
+    file; RegistryError otherwise."""
+    mlmodel = read_mlmodel(local) if mlmodel is None else mlmodel
     flavor: dict[str, Any] = (mlmodel.get("flavors") or {}).get("sklearn") or {}
     serialization = flavor.get("serialization_format", "pickle")
     if serialization != "skops" or not flavor.get("pickled_model"):
@@ -149,9 +168,9 @@ def _skops_flavor(local: Path, *, uri: str) -> dict[str, Any]:
     return flavor
 
 
-def file_digests(local: Path, *, uri: str = "") -> str:
+def file_digests(local: Path, *, uri: str = "", mlmodel: Mapping[str, Any] | None = None) -> str:
     """`MLmodel=<sha256>;<skops file>=<sha256>`: the files a loader reads from `local`."""
-    name = str(_skops_flavor(local, uri=uri or str(local))["pickled_model"])
+    name = str(_skops_flavor(local, uri=uri or str(local), mlmodel=mlmodel)["pickled_model"])
     return ";".join(f"{file}={_sha256(local / file)}" for file in ("MLmodel", name))
 
 
@@ -159,16 +178,43 @@ def uploaded_digests(location: str) -> str:
     """`file_digests` of the model files as the artifact store holds them at `location` (a
     logged model's artifact location): MLmodel and the skops file it names, nothing else."""
     with tempfile.TemporaryDirectory(prefix="ml-project-digests-") as scratch:
-        local = Path(download_artifacts(artifact_uri=f"{location}/MLmodel", dst_path=scratch))
-        name = str(_skops_flavor(local.parent, uri=location)["pickled_model"])
-        download_artifacts(artifact_uri=f"{location}/{name}", dst_path=scratch)
-        return file_digests(local.parent, uri=location)
+        return file_digests(fetch_files(location, Path(scratch), uri=location), uri=location)
 
 
-def recorded_digests(uri: str, client: MlflowClient | None = None) -> str:
+def fetch_files(location: str, destination: Path, *, uri: str) -> Path:
+    """MLmodel and the skops file it names (nothing else of the model's folder: not its copy
+    of the code) from the artifact store at `location`, into the folder `destination`."""
+    from mlflow.artifacts import download_artifacts
+
+    mlmodel = download_artifacts(artifact_uri=f"{location}/MLmodel", dst_path=str(destination))
+    local = Path(mlmodel).parent
+    name = str(_skops_flavor(local, uri=uri)["pickled_model"])
+    download_artifacts(artifact_uri=f"{location}/{name}", dst_path=str(destination))
+    return local
+
+
+def model_files(client: MlflowClient, target: ModelTarget, destination: Path) -> Path:
+    """The files a loader reads of `target` in `destination`: a registered version's from its
+    storage location (the registry is not asked again), a run's model folder as a whole."""
+    if not target.version:
+        return download(target.uri, destination)
+    try:
+        location = client.get_model_version_download_uri(target.name, target.version)
+        return fetch_files(location, destination, uri=target.uri)
+    except RegistryError:
+        raise
+    except Exception as exc:
+        raise RegistryError(f"Cannot read the files of model {target.uri}: {exc}") from exc
+
+
+def recorded_digests(
+    uri: str, client: MlflowClient | None = None, *, target: ModelTarget | None = None
+) -> str:
     """What the training run of `uri`'s model recorded of its files (MODEL_FILES): '' when it
-    recorded nothing or `uri` is a local folder; RegistryError when the record is unreadable."""
+    recorded nothing or `uri` is a local folder; RegistryError when the record is unreadable.
+    `target`: `uri` already resolved (resolve_model_uri), not looked up again."""
     from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
 
     client = client or MlflowClient()
     try:
@@ -176,7 +222,7 @@ def recorded_digests(uri: str, client: MlflowClient | None = None) -> str:
         if logged:
             run_id = client.get_logged_model(logged.group(1)).source_run_id or ""
         elif uri.startswith(("models:/", "runs:/")):
-            target = resolve_model_uri(client, uri, model_name="")
+            target = target or resolve_model_uri(client, uri, model_name="")
             if target.tags.get(MODEL_FILES):
                 return target.tags[MODEL_FILES]
             run_id = target.run_id
@@ -194,12 +240,15 @@ def recorded_digests(uri: str, client: MlflowClient | None = None) -> str:
         ) from exc
 
 
-def check_digests(local: Path, recorded: str, *, uri: str) -> None:
+def check_digests(
+    local: Path, recorded: str, *, uri: str, mlmodel: Mapping[str, Any] | None = None
+) -> None:
     """RegistryError when the files in `local` are not those `recorded` at training."""
     if not recorded:
         return
     expected = dict(item.split("=", 1) for item in recorded.split(";") if "=" in item)
-    actual = dict(item.split("=", 1) for item in file_digests(local, uri=uri).split(";"))
+    digests = file_digests(local, uri=uri, mlmodel=mlmodel)
+    actual = dict(item.split("=", 1) for item in digests.split(";"))
     differ = [name for name in ("MLmodel", *expected) if expected.get(name) != actual.get(name)]
     if differ:
         raise RegistryError(
@@ -224,13 +273,18 @@ def verified_file(
     path: Path = local / flavor["pickled_model"]
     untrusted = sorted(set(skops.io.get_untrusted_types(file=str(path))) - set(trusted))
     if untrusted:
-        raise RegistryError(
-            f"Model {uri} holds types the project does not trust: {', '.join(untrusted[:5])}"
-            + (f" and {len(untrusted) - 5} more" if len(untrusted) > 5 else "")
-            + ". It was not loaded. If they are yours, list them in the problem's "
-            "trusted_types; if not, someone wrote this model outside ml-project."
-        )
+        raise untrusted_error(uri, untrusted)
     return path
+
+
+def untrusted_error(uri: str, untrusted: list[str]) -> RegistryError:
+    """Why model `uri`, naming the types `untrusted`, was not loaded."""
+    return RegistryError(
+        f"Model {uri} holds types the project does not trust: {', '.join(untrusted[:5])}"
+        + (f" and {len(untrusted) - 5} more" if len(untrusted) > 5 else "")
+        + ". It was not loaded. If they are yours, list them in the problem's "
+        "trusted_types; if not, someone wrote this model outside ml-project."
+    )
 
 
 def own_copy(local: Path, trusted: list[str], *, uri: str) -> Path:
@@ -251,15 +305,39 @@ def own_copy(local: Path, trusted: list[str], *, uri: str) -> Path:
     return local
 
 
-def load_sklearn(uri: str, trusted: list[str], *, local: Path | None = None) -> Any:
+def load_sklearn(
+    uri: str,
+    trusted: list[str],
+    *,
+    local: Path | None = None,
+    recorded: str | None = None,
+    mlmodel: Mapping[str, Any] | None = None,
+) -> Any:
     """The fitted model behind `uri` (its files in `local`, else downloaded to a scratch folder
-    removed after the load), loaded by skops with the project's allow-list only."""
+    removed after the load), loaded by skops with the project's allow-list only, once its files
+    match what their training run recorded (`recorded`: that record, looked up from `uri` when
+    None; `mlmodel`: `local`'s MLmodel already parsed).
+
+    skops reads the file's types once: its audit (the types of the file outside `trusted` and
+    skops' own defaults, as `get_untrusted_types` finds them) refuses the file before anything
+    in it is created."""
     import skops.io
+    from skops.io.exceptions import UntrustedTypesFoundException
 
     if local is None:
         with tempfile.TemporaryDirectory(prefix="ml-project-model-") as scratch:
-            return load_sklearn(uri, trusted, local=download(uri, Path(scratch)))
-    return skops.io.load(str(verified_file(local, trusted, uri=uri)), trusted=trusted)
+            local = download(uri, Path(scratch))
+            return load_sklearn(uri, trusted, local=local, recorded=recorded)
+    mlmodel = read_mlmodel(local) if mlmodel is None else mlmodel
+    flavor = _skops_flavor(local, uri=uri, mlmodel=mlmodel)
+    recorded = recorded_digests(uri) if recorded is None else recorded
+    check_digests(local, recorded, uri=uri, mlmodel=mlmodel)
+    path = str(local / flavor["pickled_model"])
+    try:
+        return skops.io.load(path, trusted=trusted)
+    except UntrustedTypesFoundException:  # which types, for the message (it holds only text)
+        untrusted = sorted(set(skops.io.get_untrusted_types(file=path)) - set(trusted))
+        raise untrusted_error(uri, untrusted) from None
 
 
 def pyfunc_of(uri: str, trusted: list[str]) -> PyFuncModel:

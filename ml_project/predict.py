@@ -13,6 +13,7 @@ import gc
 import os
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -28,7 +29,7 @@ from tqdm import tqdm
 
 from ml_project import loading, metrics, paths, tracking, validation
 from ml_project.data import iso_text, read_table, require_columns, with_iso_times
-from ml_project.errors import DataError, RegistryError
+from ml_project.errors import DataError, ProjectError, RegistryError
 from ml_project.progress import line as progress_line
 from ml_project.vocabulary import TASK, TASKS, Task
 
@@ -137,16 +138,20 @@ def load_model(
     `trusted` (loading.py), never the artifact's; its task is the version's (or its run's)
     task tag, `task` the fallback for a run's model. The project's `problems/` is made
     importable first: a problem's own classes inside the model load from there."""
-    from mlflow.models import Model
+    from mlflow.models.signature import ModelSignature
 
     from ml_project.problem import importable
 
     uri = target.uri
     model_task = model_task_of(target, client, fallback=task)
     importable(root)
-    local = loading.download(uri)
-    model = loading.load_sklearn(uri, trusted, local=local)
-    signature = Model.load(str(local / "MLmodel")).signature
+    recorded = loading.recorded_digests(uri, client, target=target)
+    with tempfile.TemporaryDirectory(prefix="ml-project-model-") as scratch:
+        local = loading.model_files(client, target, Path(scratch))
+        mlmodel = loading.read_mlmodel(local)
+        model = loading.load_sklearn(uri, trusted, local=local, recorded=recorded, mlmodel=mlmodel)
+    stated = mlmodel.get("signature")
+    signature = ModelSignature.from_dict(stated) if isinstance(stated, dict) else None
     if signature is None:
         raise RegistryError(f"Model {uri} has no signature: its input columns are unknown.")
     input_types = {spec.name: spec.type.name for spec in signature.inputs.inputs}
@@ -565,25 +570,60 @@ def run_batch_scoring(
     chunk_rows: int,
     allow_duplicate_keys: bool = False,
 ) -> ScoringSummary:
-    """Load the model (default: the env's champion), check each chunk, score, write."""
-    client = tracking.connect(root, write=False)  # scoring reads the registry, writes nothing
-    # which version, before the input is read (a missing champion is said first); its files are
-    # downloaded, checked and loaded beside the first chunk's check
-    # the problem's code (scikit-learn) is imported there too: a small batch's fixed cost is
-    # imports, and these overlap the check's import of great-expectations in the forked child.
-    # SciPy's stats, which both sides import, is imported once, before the fork.
-    target = loading.resolve_model_uri(client, model_uri, model_name=settings.model_name)
-    import scipy.stats  # noqa: F401
+    """Load the model (default: the env's champion), check each chunk, score, write.
+
+    MLflow is imported, the store opened and the version resolved beside the first chunk's
+    check, then the version's files are checked and loaded (a small batch's fixed cost is
+    imports and the store's opening: these overlap the check's import of great-expectations in
+    the forked child, which needs none of them). What the registry says still comes first: a
+    missing store or champion is the error even when the input cannot be read (`registry_first`).
+    """
+    registry = _Registry(settings, root, model_uri)
 
     def load() -> LoadedModel:
+        client, target = registry()
         return load_target(settings, client, target, root=root)[0]
 
-    return score_file(
-        load,
-        input_path=input_path,
-        output_path=output_path,
-        chunk_rows=chunk_rows,
-        check_chunk=input_checker(settings, root, source=str(input_path)),
-        key_columns=settings.data.key_columns,
-        allow_duplicate_keys=allow_duplicate_keys,
-    )
+    with registry_first(registry):
+        return score_file(
+            load,
+            input_path=input_path,
+            output_path=output_path,
+            chunk_rows=chunk_rows,
+            check_chunk=input_checker(settings, root, source=str(input_path)),
+            key_columns=settings.data.key_columns,
+            allow_duplicate_keys=allow_duplicate_keys,
+        )
+
+
+@dataclass
+class _Registry:
+    """The store's client and the version `model_uri` names, looked up once, on first call."""
+
+    settings: Settings
+    root: Path
+    model_uri: str | None
+    tried: bool = False
+    _found: list[tuple[MlflowClient, loading.ModelTarget]] = field(default_factory=list)
+
+    def __call__(self) -> tuple[MlflowClient, loading.ModelTarget]:
+        if not self._found:
+            self.tried = True
+            client = tracking.connect(self.root, write=False)  # scoring writes nothing
+            name = self.settings.model_name
+            target = loading.resolve_model_uri(client, self.model_uri, model_name=name)
+            self._found.append((client, target))
+        return self._found[0]
+
+
+@contextmanager
+def registry_first(registry: _Registry) -> Iterator[None]:
+    """A command error raised before `registry` was consulted (an input that cannot be read, a
+    batch refused before its first chunk was scored) waits for it: a store or champion that
+    is missing is said instead, as if it had been looked up first."""
+    try:
+        yield
+    except ProjectError:
+        if not registry.tried:
+            registry()
+        raise
