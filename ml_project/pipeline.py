@@ -542,26 +542,42 @@ def read_check_and_fit(
         stage.rows = sum(len(table) for table in inputs.tables.values())
         mlflow.set_tags(source_tags(inputs))  # what the run read, whatever stops it later
     verdicts = Verdicts(settings, root, timer)
-    planned = plan_table_check(inputs, root, reuse, ask_now=ask_now)
-    with (
-        timer.side_by_side(),
-        aside.beside(planned.work, what="the tables' check", aside=planned.aside) as tables,
-    ):
-        if tables.done:  # checked here, at once: acted on before the features, as ever
-            verdicts.take(tables, planned)
-        prepared = build_features(inputs, timer, lambda: verdicts.take(tables, planned))
-        rows_planned = plan_input_check(settings, prepared, root, reuse, ask_now=ask_now)
-        what = "the model input's check"
-        with aside.beside(rows_planned.work, what=what, aside=rows_planned.aside) as rows:
-            if rows.done:
+    with timer.side_by_side():  # the planning too: a lookup's seconds count as validation's
+        planned = plan_table_check(inputs, root, reuse, ask_now=ask_now)
+        what = "the tables' check"
+        with aside.beside(planned.work, what=what, aside=planned.aside) as tables:
+            if tables.done:  # checked here, at once: acted on before the features, as ever
                 verdicts.take(tables, planned)
-                verdicts.take(rows, rows_planned)
-            now = tables.done and rows.done
-            fitted = fit_aside(settings, inputs.problem, prepared, timer, now=now)
-            verdicts.take(tables, planned)  # a refusal does not wait for the fit
-            verdicts.take(rows, rows_planned)
-            trained = fitted()
+            prepared = build_features(inputs, timer, lambda: verdicts.take(tables, planned))
+            trained = check_input_and_fit(
+                inputs, prepared, verdicts, [(tables, planned)], reuse, ask_now=ask_now
+            )
     return inputs, prepared, verdicts.reports, trained
+
+
+def check_input_and_fit(
+    inputs: Inputs,
+    prepared: PreparedData,
+    verdicts: Verdicts,
+    pending: list[tuple[aside.Pending[list[validation.ValidationReport]], PlannedCheck]],
+    reuse: validation.VerdictLookup,
+    *,
+    ask_now: bool,
+) -> TrainedModel:
+    """The model input's check beside the fit; every verdict in `pending` and its own taken
+    (a refusal stops the training at once) before the fitted model is returned."""
+    settings, root = inputs.settings, verdicts.root
+    planned = plan_input_check(settings, prepared, root, reuse, ask_now=ask_now)
+    what = "the model input's check"
+    with aside.beside(planned.work, what=what, aside=planned.aside) as rows:
+        checks = [*pending, (rows, planned)]
+        now = all(check.done for check, _ in checks)  # checked here, at once: before the fit
+        for check, plan in checks if now else ():
+            verdicts.take(check, plan)
+        fitted = fit_aside(settings, inputs.problem, prepared, verdicts.timer, now=now)
+        for check, plan in checks:  # a refusal does not wait for the fit
+            verdicts.take(check, plan)
+        return fitted()
 
 
 def build_features(
