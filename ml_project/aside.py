@@ -100,13 +100,21 @@ def beside(work: Callable[[], T], *, what: str, aside: bool = True) -> Iterator[
     """`work()` in a forked child while the block runs (see the module's docstring), or at once
     here when not `aside` or not allowed(). Calling what the block gets returns its value or
     raises what it raised (a DataError as itself); a child still running when the block ends is
-    killed. `what` names the work in the error a child that died without answering raises."""
+    killed; a fork the system refuses makes the call here. `what` names the work in the error a
+    child that died without answering raises."""
     if not (aside and allowed()):
         yield Pending.called(what, work)
         return
     read_end, write_end = os.pipe()
     gc.freeze()  # the child's collections leave the objects it shares with us (their pages) alone
-    pid = os.fork()
+    try:
+        pid = os.fork()
+    except OSError:  # no process to be had (memory, a process limit): the call is made here
+        gc.unfreeze()
+        os.close(read_end)
+        os.close(write_end)
+        yield Pending.called(what, work)
+        return
     if pid == 0:  # the child
         os.close(read_end)
         _call_in_child(work, write_end)

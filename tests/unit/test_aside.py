@@ -141,6 +141,16 @@ def test_with_aside_turned_off_the_call_is_made_at_once_here(monkeypatch):
         assert pending() == os.getpid()
 
 
+def test_a_fork_the_system_refuses_makes_the_call_here(monkeypatch):
+    def no_fork() -> int:
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.delenv(aside.CHECK_ASIDE, raising=False)
+    monkeypatch.setattr(os, "fork", no_fork)
+    with aside.beside(os.getpid, what="a call") as pending:
+        assert pending.done and pending() == os.getpid()
+
+
 def test_a_call_in_a_thread_is_waited_for_or_abandoned():
     release = threading.Event()
 
