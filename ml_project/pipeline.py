@@ -9,7 +9,8 @@ line as it ends (name, seconds, rows) and its seconds as the metric `time_<stage
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ import pandas as pd
 
 import ml_project
 from ml_project import (
+    aside,
     data,
     drift,
     lineage,
@@ -76,6 +78,8 @@ if TYPE_CHECKING:
 
 NAN_KEPT = {"json": EXACT}
 MODEL_ARTIFACT = "model"
+OVERLAP = "overlap"  # the stage of seconds counted twice (StageTimer.side_by_side)
+OVERLAP_SHOWN_S = 0.005
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,26 @@ class StageTimer:
                 yield current
         finally:
             self.seconds[name] = self.seconds.get(name, 0.0) + current.seconds
+
+    def add(self, name: str, seconds: float) -> None:
+        """Seconds of a stage timed elsewhere (a check in a forked child), and its line."""
+        self.seconds[name] = self.seconds.get(name, 0.0) + seconds
+        progress.line(name, seconds)
+
+    @contextmanager
+    def side_by_side(self) -> Iterator[None]:
+        """Stages timed in the block may run at once (a check aside, beside the features and the
+        fit): the seconds they count beyond the block's wall time are the stage `overlap`,
+        negative, so that the stages still add up to the training's wall time (its line says how
+        many seconds overlapped)."""
+        counted, started = sum(self.seconds.values()), time.perf_counter()
+        try:
+            yield
+        finally:
+            twice = sum(self.seconds.values()) - counted - (time.perf_counter() - started)
+            if twice > OVERLAP_SHOWN_S:
+                self.seconds[OVERLAP] = self.seconds.get(OVERLAP, 0.0) - twice
+                progress.line(OVERLAP, twice)
 
 
 def fit_and_score(settings: Settings, problem: Problem, prepared: PreparedData) -> TrainedModel:
@@ -245,13 +269,22 @@ def validate_prepared(
     reuse: validation.VerdictLookup | None = None,
 ) -> validation.ValidationReport:
     """The model-input suite on every row about to be fitted or evaluated, in model columns."""
+    rows = model_input_rows(settings, prepared)
+    source = input_source(settings)
+    return validation.validate_model_input(rows, settings, root, source=source, reuse=reuse)
+
+
+def model_input_rows(settings: Settings, prepared: PreparedData) -> pd.DataFrame:
+    """Every row about to be fitted or evaluated, in model columns, as the model reads them."""
     split = prepared.split
     rows = pd.concat(
         [split.train[prepared.columns], split.test[prepared.columns]], ignore_index=True
     )
-    rows = data.with_iso_times(rows, settings.features.datetime)  # as the model reads them
-    source = f"records of problem {settings.problem}, rows used"
-    return validation.validate_model_input(rows, settings, root, source=source, reuse=reuse)
+    return data.with_iso_times(rows, settings.features.datetime)
+
+
+def input_source(settings: Settings) -> str:
+    return f"records of problem {settings.problem}, rows used"
 
 
 def run_validation(settings: Settings, *, root: Path) -> list[validation.ValidationReport]:
@@ -317,7 +350,7 @@ def stop_on_invalid_data(
     import mlflow
 
     run = mlflow.active_run()
-    assert run is not None  # read_and_check runs inside the training's run
+    assert run is not None  # read_check_and_fit runs inside the training's run
     mlflow.set_tags(
         {
             **validation.run_tags(reports, settings, root),
@@ -391,10 +424,6 @@ def lineage_tags(
     return tags
 
 
-def _nothing_reused(table: str, key: str) -> None:
-    return None
-
-
 def open_store(
     settings: Settings, root: Path
 ) -> tuple[MlflowClient, list[str], validation.VerdictLookup]:
@@ -407,20 +436,106 @@ def open_store(
     reuse: validation.VerdictLookup = (
         tracking.verdict_lookup(client, settings.experiment_name)
         if settings.validation.reuse_verdicts
-        else _nothing_reused  # every suite runs; its passed verdicts are still keyed
+        else validation.nothing_reused  # every suite runs; its passed verdicts are still keyed
     )
     return client, settled, reuse
 
 
-def read_and_check(
+@dataclass(frozen=True)
+class PlannedCheck:
+    """A check ready to run: the call, whether it has anything to check (else it is made at
+    once: every verdict was found), and the seconds spent planning it here."""
+
+    work: Callable[[], list[validation.ValidationReport]]
+    aside: bool
+    seconds: float
+
+
+def plan_table_check(
+    inputs: Inputs, root: Path, reuse: validation.VerdictLookup, *, ask_now: bool
+) -> PlannedCheck:
+    """The tables' check: their suites read (a bad file is said here) and, when verdicts are
+    reused, the store asked now, in this process (the check may run in a forked child)."""
+    started = time.perf_counter()
+    settings, tables = inputs.settings, inputs.tables
+    validators = validation.validators_of(tables, settings=settings, root=root)
+    found = False
+    if ask_now:
+        reuse, found = validation.asked_now(tables, validators, reuse)
+    sources = {name: str(path) for name, path in inputs.paths.items()}
+
+    def check() -> list[validation.ValidationReport]:
+        return validation.validate_frames(
+            tables, settings=settings, root=root, sources=sources, reuse=reuse,
+            validators=validators,
+        )  # fmt: skip
+
+    return PlannedCheck(check, not found, time.perf_counter() - started)
+
+
+def plan_input_check(
+    settings: Settings,
+    prepared: PreparedData,
+    root: Path,
+    reuse: validation.VerdictLookup,
+    *,
+    ask_now: bool,
+) -> PlannedCheck:
+    """The model input's check (validate_prepared), planned as the tables' is."""
+    started = time.perf_counter()
+    validator = validation.TableValidator(validation.MODEL_INPUT, settings=settings, root=root)
+    source = input_source(settings)
+    if not ask_now:  # the rows are made where the check runs
+
+        def check() -> list[validation.ValidationReport]:
+            return [validator(model_input_rows(settings, prepared), source=source, reuse=reuse)]
+
+        return PlannedCheck(check, True, time.perf_counter() - started)
+    rows = model_input_rows(settings, prepared)
+    tables, validators = {validation.MODEL_INPUT: rows}, {validation.MODEL_INPUT: validator}
+    answered, found = validation.asked_now(tables, validators, reuse)
+    seconds = time.perf_counter() - started
+
+    def check_rows() -> list[validation.ValidationReport]:
+        return [validator(rows, source=source, reuse=answered)]
+
+    return PlannedCheck(check_rows, not found, seconds)
+
+
+@dataclass
+class Verdicts:
+    """A training's checks as their verdicts come in, in order: each check's reports kept, its
+    seconds timed, and the training stopped (stop_on_invalid_data) at the first refusal."""
+
+    settings: Settings
+    root: Path
+    timer: StageTimer
+    reports: list[validation.ValidationReport] = field(default_factory=list)
+    taken: list[object] = field(default_factory=list)
+
+    def take(
+        self, check: aside.Pending[list[validation.ValidationReport]], planned: PlannedCheck
+    ) -> None:
+        if any(check is seen for seen in self.taken):
+            return
+        reports = check()  # waits for the child's answer
+        self.taken.append(check)
+        self.timer.add("validation", planned.seconds + check.seconds)
+        self.reports += reports
+        stop_on_invalid_data(self.settings, self.reports, root=self.root)
+
+
+def read_check_and_fit(
     inputs: Inputs,
     timer: StageTimer,
     *,
     root: Path,
     reuse: validation.VerdictLookup,
-) -> tuple[Inputs, PreparedData, list[validation.ValidationReport]]:
-    """Read the tables, check each, make the rows, check them: invalid data stops here (inside
-    the training's run, which records why)."""
+    ask_now: bool,
+) -> tuple[Inputs, PreparedData, list[validation.ValidationReport], TrainedModel]:
+    """Read the tables; check them beside the features, and the model input beside the fit
+    (aside.beside: forked children); invalid data stops here (inside the training's run, which
+    records why) as soon as its verdict is in, and nothing is logged before both are."""
     import mlflow
 
     settings = inputs.settings
@@ -428,16 +543,78 @@ def read_and_check(
         inputs = inputs.read()
         stage.rows = sum(len(table) for table in inputs.tables.values())
         mlflow.set_tags(source_tags(inputs))  # what the run read, whatever stops it later
-    with timer.stage("validation"):
-        reports = validate_tables(settings, inputs.tables, inputs.paths, root, reuse=reuse)
-    stop_on_invalid_data(settings, reports, root=root)
-    with timer.stage("features") as stage:
-        prepared = inputs.prepare()
-        stage.rows = len(prepared.split.train) + len(prepared.split.test)
-    with timer.stage("validation"):
-        reports.append(validate_prepared(settings, prepared, root, reuse=reuse))
-    stop_on_invalid_data(settings, reports, root=root)
-    return inputs, prepared, reports
+    verdicts = Verdicts(settings, root, timer)
+    with timer.side_by_side():  # the planning too: a lookup's seconds count as validation's
+        planned = plan_table_check(inputs, root, reuse, ask_now=ask_now)
+        what = "the tables' check"
+        with aside.beside(planned.work, what=what, aside=planned.aside) as tables:
+            if tables.done:  # checked here, at once: acted on before the features, as ever
+                verdicts.take(tables, planned)
+            prepared = build_features(inputs, timer, lambda: verdicts.take(tables, planned))
+            trained = check_input_and_fit(
+                inputs, prepared, verdicts, [(tables, planned)], reuse, ask_now=ask_now
+            )
+    return inputs, prepared, verdicts.reports, trained
+
+
+def check_input_and_fit(
+    inputs: Inputs,
+    prepared: PreparedData,
+    verdicts: Verdicts,
+    pending: list[tuple[aside.Pending[list[validation.ValidationReport]], PlannedCheck]],
+    reuse: validation.VerdictLookup,
+    *,
+    ask_now: bool,
+) -> TrainedModel:
+    """The model input's check beside the fit; every verdict in `pending` and its own taken
+    (a refusal stops the training at once) before the fitted model is returned."""
+    settings, root = inputs.settings, verdicts.root
+    planned = plan_input_check(settings, prepared, root, reuse, ask_now=ask_now)
+    what = "the model input's check"
+    with aside.beside(planned.work, what=what, aside=planned.aside) as rows:
+        checks = [*pending, (rows, planned)]
+        now = all(check.done for check, _ in checks)  # checked here, at once: before the fit
+        for check, plan in checks if now else ():
+            verdicts.take(check, plan)
+        fitted = fit_aside(settings, inputs.problem, prepared, verdicts.timer, now=now)
+        for check, plan in checks:  # a refusal does not wait for the fit
+            verdicts.take(check, plan)
+        return fitted()
+
+
+def build_features(
+    inputs: Inputs, timer: StageTimer, tables_verdict: Callable[[], None]
+) -> PreparedData:
+    """The problem's records, label, sample and split; if they fail while the tables are being
+    checked, a refused table is what the training says (the tables' verdict first)."""
+    try:
+        with timer.stage("features") as stage:
+            prepared = inputs.prepare()
+            stage.rows = len(prepared.split.train) + len(prepared.split.test)
+    except Exception:
+        tables_verdict()
+        raise
+    return prepared
+
+
+def fit_aside(
+    settings: Settings, problem: Problem, prepared: PreparedData, timer: StageTimer, *, now: bool
+) -> Callable[[], TrainedModel]:
+    """A function returning fit_and_score's model: fitted in a thread while checks run (a
+    refusal abandons it), or here when `now` (every verdict is in). scikit-learn's settings are
+    per thread: the caller's go along."""
+    import sklearn
+
+    config = sklearn.get_config()
+
+    def fit() -> TrainedModel:
+        with sklearn.config_context(**config), timer.stage("fit", rows=len(prepared.split.train)):
+            return fit_and_score(settings, problem, prepared)
+
+    if now:
+        trained = fit()
+        return lambda: trained
+    return aside.in_thread(fit, name="fit").result
 
 
 def run_training(settings: Settings, *, root: Path, allow_dirty: bool = False) -> TrainResult:
@@ -460,9 +637,9 @@ def run_training(settings: Settings, *, root: Path, allow_dirty: bool = False) -
         commit=git.commit,
     )
     with training as life:
-        inputs, prepared, reports = read_and_check(located, timer, root=root, reuse=reuse)
-        with timer.stage("fit", rows=len(prepared.split.train)):
-            trained = fit_and_score(settings, inputs.problem, prepared)
+        inputs, prepared, reports, trained = read_check_and_fit(
+            located, timer, root=root, reuse=reuse, ask_now=settings.validation.reuse_verdicts
+        )
         tags = {
             **lineage_tags(settings, git, inputs, prepared, allow_dirty=allow_dirty),
             **validation.run_tags(reports, settings, root),

@@ -9,9 +9,6 @@ whose rows repeat a key is refused unless the caller allows it (`DuplicateKeys`)
 
 from __future__ import annotations
 
-import gc
-import os
-import signal
 import sys
 import tempfile
 import time
@@ -28,6 +25,8 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from ml_project import loading, metrics, paths, tracking, validation
+from ml_project.aside import CHECK_ASIDE as CHECK_ASIDE
+from ml_project.aside import beside
 from ml_project.data import iso_text, read_table, require_columns, with_iso_times
 from ml_project.errors import DataError, ProjectError, RegistryError
 from ml_project.progress import line as progress_line
@@ -389,19 +388,10 @@ def appending(path: Path, *, parquet: bool) -> Iterator[Callable[[pd.DataFrame],
 
 # A chunk's model-input check (great-expectations: its import, the suite's build and the check
 # take about as long as the model's own scoring of the chunk) runs in a forked child on the other
-# core while this process scores the chunk; the chunk's scores are written only once the child
-# says the check passed. This process never imports great-expectations; each child does (~1 s of
-# CPU a chunk, beside the scoring). Linux only (a fork of a process with threads is not safe on
-# macOS); elsewhere, or with ML_PROJECT_CHECK_ASIDE=0, each check runs here before its chunk is
-# scored.
-CHECK_ASIDE = "ML_PROJECT_CHECK_ASIDE"
-_REFUSED, _FAILED = 3, 1  # the child's exit codes: the check raised a DataError, anything else
-
-
-def _aside_allowed() -> bool:
-    return sys.platform == "linux" and os.environ.get(CHECK_ASIDE, "1") != "0"
-
-
+# core while this process scores the chunk (aside.beside); the chunk's scores are written only
+# once the child says the check passed. This process never imports great-expectations; each child
+# does (~1 s of CPU a chunk, beside the scoring). Elsewhere than on Linux, or with
+# ML_PROJECT_CHECK_ASIDE=0, each check runs here before its chunk is scored.
 @contextmanager
 def checked(
     check: Callable[[pd.DataFrame], None], chunk: pd.DataFrame, *, aside: bool
@@ -409,55 +399,8 @@ def checked(
     """A function that returns once `check(chunk)` passed and raises what it raised: the check
     runs in a forked child when `aside` (the caller scores the chunk meanwhile), else here at
     once. A child still running when the block ends is stopped."""
-    if not (aside and _aside_allowed()):
-        check(chunk)
-        yield lambda: None
-        return
-    read_end, write_end = os.pipe()
-    gc.freeze()  # the child's collections leave the objects it shares with us (their pages) alone
-    pid = os.fork()
-    if pid == 0:  # the child
-        os.close(read_end)
-        _check_in_child(check, chunk, write_end)
-    gc.unfreeze()
-    os.close(write_end)
-    waited = False
-
-    def verdict() -> None:
-        nonlocal waited
-        with os.fdopen(read_end, encoding="utf-8") as stream:
-            said = stream.read()
-        code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
-        waited = True
-        if code == _REFUSED:
-            raise DataError(said)
-        if code != 0:
-            raise RuntimeError(f"The model-input check of a chunk failed (exit {code}): {said}")
-
-    try:
-        yield verdict
-    finally:
-        if not waited:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            os.close(read_end)
-
-
-def _check_in_child(check: Callable[[pd.DataFrame], None], chunk: pd.DataFrame, out: int) -> None:
-    """The forked child's whole life: check, write what went wrong (if anything) to `out`, and
-    leave without the parent's exit handlers or buffered output."""
-    code, said = 0, ""
-    try:
-        check(chunk)
-    except DataError as exc:
-        code, said = _REFUSED, str(exc)
-    except BaseException as exc:  # noqa: BLE001 - told to the parent, which raises it
-        code, said = _FAILED, f"{type(exc).__name__}: {exc}"
-    finally:
-        try:
-            os.write(out, said.encode("utf-8"))
-        finally:
-            os._exit(code)
+    with beside(lambda: check(chunk), what="the model-input check of a chunk", aside=aside) as done:
+        yield done
 
 
 def score_file(

@@ -329,6 +329,7 @@ class TableValidator:
     def __init__(self, table: str, *, settings: Settings, root: Path):
         self.spec = read_suite(suite_path(root, table, settings), suite_parameters(settings))
         self._built: tuple[ExpectationSuite, Any] | None = None
+        self._keyed: tuple[pd.DataFrame, str | None] | None = None  # the last frame keyed
 
     def _checks(self) -> tuple[ExpectationSuite, Any]:
         if self._built is None:
@@ -338,15 +339,20 @@ class TableValidator:
             self._built = suite, asset.add_batch_definition_whole_dataframe("all_rows")
         return self._built
 
+    def key(self, frame: pd.DataFrame) -> str | None:
+        """The frame's verdict_key (None: values pandas cannot hash, checked but never keyed);
+        the last frame's is kept, so asking again (e.g. after a lookup) costs nothing."""
+        if self._keyed is None or self._keyed[0] is not frame:
+            try:
+                self._keyed = frame, verdict_key(self.spec, frame)
+            except TypeError:
+                self._keyed = frame, None
+        return self._keyed[1]
+
     def __call__(
         self, frame: pd.DataFrame, *, source: str, reuse: VerdictLookup | None = None
     ) -> ValidationReport:
-        key = None
-        if reuse is not None:
-            try:
-                key = verdict_key(self.spec, frame)
-            except TypeError:  # values pandas cannot hash (lists, dicts): checked, never keyed
-                key = None
+        key = self.key(frame) if reuse is not None else None
         found = reuse(self.spec.table, key) if reuse is not None and key is not None else None
         if found is not None:
             run_id, evaluated = found
@@ -391,6 +397,13 @@ class TableValidator:
         )
 
 
+def validators_of(
+    tables: Iterable[str], *, settings: Settings, root: Path
+) -> dict[str, TableValidator]:
+    """A validator per table: its suite file read and checked (a ConfigError says what is wrong)."""
+    return {table: TableValidator(table, settings=settings, root=root) for table in tables}
+
+
 def validate_frames(
     frames: Mapping[str, pd.DataFrame],
     *,
@@ -398,13 +411,44 @@ def validate_frames(
     root: Path,
     sources: Mapping[str, str] | None = None,
     reuse: VerdictLookup | None = None,
+    validators: Mapping[str, TableValidator] | None = None,
 ) -> list[ValidationReport]:
-    """Validate each frame with the suite of its table (expectations/<table>.yaml)."""
-    validators = {table: TableValidator(table, settings=settings, root=root) for table in frames}
+    """Validate each frame with the suite of its table (expectations/<table>.yaml), with
+    `validators` when given (validators_of)."""
+    validators = validators or validators_of(frames, settings=settings, root=root)
     return [
         validators[table](frame, source=(sources or {}).get(table, "in-memory frame"), reuse=reuse)
         for table, frame in frames.items()
     ]
+
+
+def nothing_reused(table: str, key: str) -> None:
+    """The lookup of a training that reuses no verdict (validation.reuse_verdicts false): every
+    suite runs and its passed verdicts are still keyed. It reads no store."""
+    return None
+
+
+def asked_now(
+    frames: Mapping[str, pd.DataFrame],
+    validators: Mapping[str, TableValidator],
+    reuse: VerdictLookup,
+) -> tuple[VerdictLookup, bool]:
+    """`reuse` asked now for each frame's passed verdict (a lookup reads the store, which a check
+    forked later must not): a lookup holding the answers, reading nothing, and whether every
+    verdict was found (nothing left to check)."""
+    answers: dict[tuple[str, str], tuple[str, int] | None] = {}
+    found = True
+    for table, frame in frames.items():
+        key = validators[table].key(frame)
+        answer = reuse(validators[table].spec.table, key) if key is not None else None
+        if key is not None:
+            answers[validators[table].spec.table, key] = answer
+        found = found and answer is not None
+
+    def answered(table: str, key: str) -> tuple[str, int] | None:
+        return answers.get((table, key))
+
+    return answered, found
 
 
 def validate_model_input(

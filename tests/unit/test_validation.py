@@ -168,3 +168,31 @@ def test_a_rule_that_cannot_run_on_a_mistyped_column_points_at_its_type_rule():
         "could not be checked: min_value must be of the same type"
     )
     assert len(report.failures) == 3
+
+
+def test_verdicts_are_asked_once_before_a_fork_and_answered_without_the_store(project):
+    """asked_now: the store's lookup is called here, once a frame; what a forked check gets
+    answers from memory; a frame is keyed once however often it is asked."""
+    import pandas as pd
+
+    settings = load_settings("dev", problem="synthetic_binary", root=project)
+    table = "synthetic_binary"
+    frame = pd.read_csv(project / "data" / f"{table}.csv")
+    validators = validation.validators_of([table], settings=settings, root=project)
+    key = validators[table].key(frame)
+    assert key is not None and validators[table].key(frame) is key  # kept, not hashed again
+    asked: list[tuple[str, str]] = []
+
+    def store(table: str, key: str) -> tuple[str, int] | None:
+        asked.append((table, key))
+        return ("run-1", 12) if key == expected else None
+
+    expected = key
+    answered, found = validation.asked_now({table: frame}, validators, store)
+    assert found and asked == [(table, key)]
+    report = validators[table](frame, source="t.csv", reuse=answered)
+    assert report.reused_from == "run-1" and report.evaluated == 12 and asked == [(table, key)]
+    expected = "another"  # not found: the suite must run, its passed verdict still keyed
+    answered, found = validation.asked_now({table: frame}, validators, store)
+    assert not found and answered(table, key) is None
+    assert validation.nothing_reused(table, key) is None
