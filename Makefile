@@ -126,10 +126,10 @@ lint: install ## ruff (lint rules and formatting) and mypy (strict on the platfo
 	$(BIN)/mypy
 
 # The workflows played event by event against real servers: with the integration tests.
-WORKFLOW_EVENTS = tests/ci/test_workflow_events.py
+WORKFLOW_EVENTS = tests/ci/test_workflow_events.py tests/ci/test_workflow_releases.py
 test-fast: install ## unit, data, model and workflow tests: no tracking store, no subprocess CLI
 	$(PYTEST) -n $(TEST_WORKERS) --dist loadfile tests/unit tests/data tests/model tests/ci \
-	  --ignore=$(WORKFLOW_EVENTS)
+	  $(addprefix --ignore=,$(WORKFLOW_EVENTS))
 
 test-integration: install-spark ## the real CLI in subprocesses, temp stores, real mlflow servers (PostgreSQL), Spark, the workflows event by event
 	$(PYTEST) -n $(TEST_WORKERS) --dist loadfile tests/integration $(WORKFLOW_EVENTS)
