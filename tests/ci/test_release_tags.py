@@ -1,7 +1,7 @@
 """Which tag trains prod: a release v1.2.3 does, a pre-release v1.2.3-rc1 never does, neither on
 its push (release.yml) nor as the code the scheduled retraining checks out (`make
 latest-release`: the release prod's champion was trained from, so never a refused one).
-tests/ci/test_workflow_events.py runs it against real servers after real releases."""
+tests/ci/test_workflow_releases.py runs it against real servers after real releases."""
 
 import re
 
