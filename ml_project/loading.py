@@ -32,6 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
 
 import scipy.stats  # noqa: F401 - before mlflow: see above
 import yaml
@@ -181,26 +182,36 @@ def uploaded_digests(location: str) -> str:
         return file_digests(fetch_files(location, Path(scratch), uri=location), uri=location)
 
 
-def fetch_files(location: str, destination: Path, *, uri: str) -> Path:
+def fetch_files(location: str, destination: Path | None, *, uri: str) -> Path:
     """MLmodel and the skops file it names (nothing else of the model's folder: not its copy
-    of the code) from the artifact store at `location`, into the folder `destination`."""
+    of the code) from the artifact store at `location`, into the folder `destination`; with
+    None, a local store's files where they are (MLflow then copies nothing)."""
     from mlflow.artifacts import download_artifacts
 
-    mlmodel = download_artifacts(artifact_uri=f"{location}/MLmodel", dst_path=str(destination))
+    into = None if destination is None else str(destination)
+    mlmodel = download_artifacts(artifact_uri=f"{location}/MLmodel", dst_path=into)
     local = Path(mlmodel).parent
     name = str(_skops_flavor(local, uri=uri)["pickled_model"])
-    download_artifacts(artifact_uri=f"{location}/{name}", dst_path=str(destination))
+    download_artifacts(artifact_uri=f"{location}/{name}", dst_path=into)
     return local
 
 
+def is_local(location: str) -> bool:
+    """Whether an artifact `location` is a folder of this machine (a file store's)."""
+    return urlparse(location).scheme in ("", "file")
+
+
 def model_files(client: MlflowClient, target: ModelTarget, destination: Path) -> Path:
-    """The files a loader reads of `target` in `destination`: a registered version's from its
-    storage location (the registry is not asked again), a run's model folder as a whole."""
+    """The files a loader reads (never writes) of `target`: a registered version's from its
+    storage location (the registry is not asked again), read in place from a local store (a
+    full disk or a copy's time spared), else copied into `destination`; a run's model folder
+    as a whole."""
     if not target.version:
         return download(target.uri, destination)
     try:
         location = client.get_model_version_download_uri(target.name, target.version)
-        return fetch_files(location, destination, uri=target.uri)
+        into = None if is_local(location) else destination
+        return fetch_files(location, into, uri=target.uri)
     except RegistryError:
         raise
     except Exception as exc:

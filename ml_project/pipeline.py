@@ -37,7 +37,7 @@ from ml_project import (
     tracking,
     validation,
 )
-from ml_project.errors import DataError, DirtyTreeError, GateFailedError
+from ml_project.errors import DataError, DirtyTreeError, GateFailedError, received_stop
 from ml_project.evaluation import HeldOut, log_evaluation
 from ml_project.inputs import Inputs, dataset_source, locate, read_inputs
 from ml_project.lineage import REBUILD_PROTOCOL as REBUILD_PROTOCOL
@@ -96,12 +96,16 @@ class TrainedModel:
 @dataclass
 class StageTimer:
     """Wall seconds per pipeline stage, logged as metrics `time_<stage>_s`; each stage's
-    progress line as it ends (progress.stage)."""
+    progress line as it ends (progress.stage). A stage does not start once the process was sent
+    a stop signal: the signal's own raise can be lost (one landing in a finalizer or a garbage
+    collection callback is printed and dropped by Python), its record is not."""
 
     seconds: dict[str, float] = field(default_factory=dict)
 
     @contextmanager
     def stage(self, name: str, rows: int | None = None) -> Iterator[progress.Stage]:
+        if (stop := received_stop()) is not None:
+            raise stop
         current = progress.Stage(name)
         try:
             with progress.stage(name, rows) as current:
@@ -533,9 +537,11 @@ def read_check_and_fit(
     reuse: validation.VerdictLookup,
     ask_now: bool,
 ) -> tuple[Inputs, PreparedData, list[validation.ValidationReport], TrainedModel]:
-    """Read the tables; check them beside the features, and the model input beside the fit
-    (aside.beside: forked children); invalid data stops here (inside the training's run, which
-    records why) as soon as its verdict is in, and nothing is logged before both are."""
+    """Read the tables, make the rows, then check the tables and the model input in one forked
+    child (aside.beside: great-expectations imported once, there) beside the fit; invalid data
+    stops here (inside the training's run, which records why) as soon as its verdict is in, and
+    nothing is logged before it is. Where nothing may be forked, each check runs here first, as
+    the work it guards waits for it."""
     import mlflow
 
     settings = inputs.settings
@@ -545,40 +551,46 @@ def read_check_and_fit(
         mlflow.set_tags(source_tags(inputs))  # what the run read, whatever stops it later
     verdicts = Verdicts(settings, root, timer)
     with timer.side_by_side():  # the planning too: a lookup's seconds count as validation's
-        planned = plan_table_check(inputs, root, reuse, ask_now=ask_now)
-        what = "the tables' check"
-        with aside.beside(planned.work, what=what, aside=planned.aside) as tables:
-            if tables.done:  # checked here, at once: acted on before the features, as ever
-                verdicts.take(tables, planned)
-            prepared = build_features(inputs, timer, lambda: verdicts.take(tables, planned))
-            trained = check_input_and_fit(
-                inputs, prepared, verdicts, [(tables, planned)], reuse, ask_now=ask_now
-            )
+        tables = plan_table_check(inputs, root, reuse, ask_now=ask_now)
+        if not (tables.aside and aside.allowed()):  # checked here, before the features, as ever
+            verdicts.take(aside.Pending.called(TABLES_CHECK, tables.work), tables)
+        prepared = build_features(
+            inputs,
+            timer,
+            lambda: verdicts.take(aside.Pending.called(TABLES_CHECK, tables.work), tables),
+        )
+        rows = plan_input_check(settings, prepared, root, reuse, ask_now=ask_now)
+        planned = rows if verdicts.reports else both_checks(tables, rows)
+        trained = check_and_fit(inputs, prepared, verdicts, planned)
     return inputs, prepared, verdicts.reports, trained
 
 
-def check_input_and_fit(
-    inputs: Inputs,
-    prepared: PreparedData,
-    verdicts: Verdicts,
-    pending: list[tuple[aside.Pending[list[validation.ValidationReport]], PlannedCheck]],
-    reuse: validation.VerdictLookup,
-    *,
-    ask_now: bool,
+TABLES_CHECK, CHECKS = "the tables' check", "the data checks"
+
+
+def both_checks(tables: PlannedCheck, rows: PlannedCheck) -> PlannedCheck:
+    """The tables' check, then (when every table passed) the model input's, as one check."""
+
+    def check() -> list[validation.ValidationReport]:
+        reports = tables.work()
+        return reports + rows.work() if all(report.success for report in reports) else reports
+
+    return PlannedCheck(check, tables.aside or rows.aside, tables.seconds + rows.seconds)
+
+
+def check_and_fit(
+    inputs: Inputs, prepared: PreparedData, verdicts: Verdicts, planned: PlannedCheck
 ) -> TrainedModel:
-    """The model input's check beside the fit; every verdict in `pending` and its own taken
-    (a refusal stops the training at once) before the fitted model is returned."""
-    settings, root = inputs.settings, verdicts.root
-    planned = plan_input_check(settings, prepared, root, reuse, ask_now=ask_now)
-    what = "the model input's check"
-    with aside.beside(planned.work, what=what, aside=planned.aside) as rows:
-        checks = [*pending, (rows, planned)]
-        now = all(check.done for check, _ in checks)  # checked here, at once: before the fit
-        for check, plan in checks if now else ():
-            verdicts.take(check, plan)
-        fitted = fit_aside(settings, inputs.problem, prepared, verdicts.timer, now=now)
-        for check, plan in checks:  # a refusal does not wait for the fit
-            verdicts.take(check, plan)
+    """`planned` beside the fit (a refusal stops the training at once, abandoning the fit), or
+    here before it when it may not be forked or has nothing to check; its verdict is taken
+    before the fitted model is returned."""
+    with aside.beside(planned.work, what=CHECKS, aside=planned.aside) as check:
+        if check.done:  # checked here, at once: before the fit
+            verdicts.take(check, planned)
+        fitted = fit_aside(
+            inputs.settings, inputs.problem, prepared, verdicts.timer, now=check.done
+        )
+        verdicts.take(check, planned)  # a refusal does not wait for the fit
         return fitted()
 
 

@@ -17,6 +17,7 @@ import shutil
 import sys
 import tempfile
 import time
+import uuid
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -44,7 +45,7 @@ from ml_project.predict import (
     score_columns,
     summarise,
 )
-from ml_project.settings import PROBLEMS_FOLDER, problem_folder
+from ml_project.settings import problem_folder
 from ml_project.tracking import PYSPARK_PANDAS_WARNING
 from ml_project.validation import SUITES_FOLDER
 
@@ -226,18 +227,22 @@ def pyfunc_copies(loaded: LoadedModel, destination: Path, trusted: list[str]) ->
     return copies
 
 
-def ship_suites(frame: DataFrame, settings: Settings, root: Path, *, scratch: Path) -> None:
+def ship_suites(frame: DataFrame, settings: Settings, root: Path, *, scratch: Path) -> str:
     """Send the problem's suite files with the job (`SparkContext.addFile`), laid out as in the
-    project (problems/<problem>/expectations/), so executors on other machines need the
-    project's package, not its checkout."""
-    shipped_root = scratch / "suites"
+    project (<name>/problems/<problem>/expectations/), so executors on other machines need the
+    project's package, not its checkout; the name they find it by (`SparkFiles.get`). The name is
+    new each time: a Spark session refuses a second file of a name it was given (a notebook or
+    job that scores twice)."""
+    name = f"ml-project-suites-{uuid.uuid4().hex}"
+    shipped_root = scratch / name
     suites = problem_folder(shipped_root, settings.problem) / SUITES_FOLDER
     shutil.copytree(problem_folder(root, settings.problem) / SUITES_FOLDER, suites)
-    frame.sparkSession.sparkContext.addFile(str(shipped_root / PROBLEMS_FOLDER), recursive=True)
+    frame.sparkSession.sparkContext.addFile(str(shipped_root), recursive=True)
+    return name
 
 
 def batch_checker(
-    settings: Settings, root: Path, *, source: str
+    settings: Settings, root: Path, *, source: str, shipped_as: str
 ) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
     """The executors' check of each Arrow batch: its rows and the suite's failure ('': none).
 
@@ -266,7 +271,7 @@ def batch_checker(
         from ml_project.predict import input_checker
         from ml_project.settings import Settings
 
-        shipped = os.path.dirname(SparkFiles.get(PROBLEMS_FOLDER))
+        shipped = SparkFiles.get(shipped_as)  # the suites, laid out as in the project
         check = input_checker(
             Settings.model_validate_json(settings_json), Path(shipped), source=source
         )
@@ -289,14 +294,15 @@ def check_input(
 
     columns = settings.features.columns
     require_columns(pd.DataFrame(columns=frame.columns), columns, table=source)
-    ship_suites(frame, settings, root, scratch=scratch)
+    shipped_as = ship_suites(frame, settings, root, scratch=scratch)
     times = set(settings.features.datetime)  # as the model reads them: ISO text (spark_input)
     selected = [
         spark_input(frame, name, "string").alias(name) if name in times else F.col(name)
         for name in columns
     ]
     checked = frame.select(*selected).mapInPandas(
-        batch_checker(settings, root, source=source), "rows long, failure string"
+        batch_checker(settings, root, source=source, shipped_as=shipped_as),
+        "rows long, failure string",
     )
     batches = checked.collect()
     failed = [batch["failure"] for batch in batches if batch["failure"]]

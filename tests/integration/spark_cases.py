@@ -1,14 +1,14 @@
 """Several `ml-project predict --engine spark` commands in one process and one Java VM.
 
 A test helper: `python tests/integration/spark_cases.py CASES.json`. Each case runs the real CLI
-entry point (`ml_project.cli.main`) in this process, one after the other: each starts its own
-Spark session (`spark_scoring.spark_session`) and stops it, as the command does, but pyspark
-keeps its Java gateway between sessions, so the JVM boots once for all the cases instead of once
-per case. A first session, started and stopped here before the cases with its files in CASES'
-"scratch", boots that JVM (its java.io.tmpdir, log configuration and SPARK_LOCAL_DIRS are set at
-launch: a case's scratch folder, removed when the case ends, must not be the JVM's). Each
-case's stdout, stderr (file descriptors 1 and 2: the JVM's lines too) and exit code are
-written next to CASES.json as <name>.out, <name>.err and <name>.code.
+entry point (`ml_project.cli.main`) in this process, one after the other: the JVM boots once for
+all the cases instead of once per case. A first session, started here before the cases with its
+files in CASES' "scratch", boots that JVM (its java.io.tmpdir, log configuration and
+SPARK_LOCAL_DIRS are set at launch: a case's scratch folder, removed when the case ends, must not
+be the JVM's) and stays active: the cases score in it one after the other, as several calls in
+one notebook or spark-submit job do. Each case's stdout, stderr (file descriptors 1 and 2: the
+JVM's lines too) and exit code are written next to CASES.json as <name>.out, <name>.err and
+<name>.code.
 
 CASES.json: {"master": "local[2]", "scratch": DIR, "cases": [{"name", "args", "cwd", "env"}]}.
 """
@@ -63,11 +63,17 @@ def main() -> None:
     if len(spec["cases"]) > 1:
         spark, started = spark_session(master=spec["master"], scratch=Path(spec["scratch"]))
         assert started, "a session was already active"
-        spark.stop()  # the JVM stays: each case starts a session of its own in it
+        # Left active: every case scores in it, as a notebook's or a spark-submit job's calls
+        # do (spark_session takes the active session), each shipping its suites again.
     try:
         for case in spec["cases"]:
             run_case(case, spec_path.parent)
     finally:
+        from pyspark.sql import SparkSession
+
+        active = SparkSession.getActiveSession()
+        if active is not None:
+            active.stop()
         stop_jvm()
     used = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = sum(usage.ru_utime + usage.ru_stime for usage in used)
