@@ -80,6 +80,7 @@ NAN_KEPT = {"json": EXACT}
 MODEL_ARTIFACT = "model"
 OVERLAP = "overlap"  # the stage of seconds counted twice (StageTimer.side_by_side)
 OVERLAP_SHOWN_S = 0.005
+OVERLAP_SAID = "of the data checks ran beside the fit (counted in both stages above)"
 
 
 @dataclass(frozen=True)
@@ -113,10 +114,10 @@ class StageTimer:
         finally:
             self.seconds[name] = self.seconds.get(name, 0.0) + current.seconds
 
-    def add(self, name: str, seconds: float) -> None:
+    def add(self, name: str, seconds: float, *, detail: str = "") -> None:
         """Seconds of a stage timed elsewhere (a check in a forked child), and its line."""
         self.seconds[name] = self.seconds.get(name, 0.0) + seconds
-        progress.line(name, seconds)
+        progress.line(name, seconds, detail=detail)
 
     @contextmanager
     def side_by_side(self) -> Iterator[None]:
@@ -131,7 +132,7 @@ class StageTimer:
             twice = sum(self.seconds.values()) - counted - (time.perf_counter() - started)
             if twice > OVERLAP_SHOWN_S:
                 self.seconds[OVERLAP] = self.seconds.get(OVERLAP, 0.0) - twice
-                progress.line(OVERLAP, twice)
+                progress.line(OVERLAP, twice, detail=OVERLAP_SAID)
 
 
 def fit_and_score(settings: Settings, problem: Problem, prepared: PreparedData) -> TrainedModel:
@@ -524,7 +525,8 @@ class Verdicts:
             return
         reports = check()  # waits for the child's answer
         self.taken.append(check)
-        self.timer.add("validation", planned.seconds + check.seconds)
+        aside_said = "in a child process beside the fit" if check.pid else ""
+        self.timer.add("validation", planned.seconds + check.seconds, detail=aside_said)
         self.reports += reports
         stop_on_invalid_data(self.settings, self.reports, root=self.root)
 

@@ -144,6 +144,7 @@ class Plan:
     features: Features
     fractions: dict[str, float]
     previous_default: str | None = None  # the project's `problem:` before init changed it
+    image_changed: bool = False  # init pointed the Dockerfile's served model at this problem
     warnings: tuple[str, ...] = ()  # what training will refuse unless the user acts
     joins: tuple[Join, ...] = ()  # how records() joins the further tables (none: to write)
     time_column: str | None = None  # split.time_column: the newest rows are held out
@@ -876,9 +877,10 @@ def run_init(request: InitRequest, *, root: Path, force: bool = False) -> Plan:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
     settings_path.write_text(settings_text, encoding="utf-8")
-    if image_text is not None:
-        image.write_text(with_served_model(image_text, f"{plan.name}_prod"), encoding="utf-8")
-    return replace(plan, previous_default=previous)
+    served = None if image_text is None else with_served_model(image_text, f"{plan.name}_prod")
+    if served is not None and served != image_text:
+        image.write_text(served, encoding="utf-8")
+    return replace(plan, previous_default=previous, image_changed=served != image_text)
 
 
 _SERVED_MODEL = re.compile(r"^ARG MODEL_URI=models:/\S+@champion$", re.MULTILINE)

@@ -583,7 +583,8 @@ def next_steps(plan: "Plan", request: "InitRequest") -> str:
         steps = []
     steps += [
         f"Review {folder}/ (each expectation says what was observed).",
-        f"git add {folder} {PROJECT_SETTINGS} && git commit   (a local data file: commit it, or "
+        f"git add {folder} {PROJECT_SETTINGS}{' Dockerfile' if plan.image_changed else ''} && "
+        "git commit   (a local data file: commit it, or "
         "list it in .gitignore; staging and prod refuse a dirty tree)",
         "ml-project train --env dev      (or: make train; committed first, the run records a "
         "commit that holds the problem, so `reproduce` can rebuild it)",

@@ -352,6 +352,13 @@ def test_the_next_steps_say_the_default_changed_and_how_to_choose_another():
     assert "ml-project train --env dev" in steps and "make train ENV=staging" in steps
     again = views.next_steps(replace(made, previous_default="shop"), request())
     assert "Default problem" not in again
+    assert "base.yaml && git commit" in again  # the Dockerfile was not changed: not to add
+
+
+def test_the_next_steps_add_the_dockerfile_init_changed():
+    """Committing what the steps say leaves a clean tree: staging and prod refuse a dirty one."""
+    steps = views.next_steps(replace(plan(), image_changed=True), request())
+    assert "git add problems/shop environments/base.yaml Dockerfile && git commit" in steps
 
 
 def test_a_numeric_column_with_no_value_gets_no_range_and_its_suite_passes(tmp_path):
