@@ -37,7 +37,7 @@ from urllib.parse import urlparse
 import scipy.stats  # noqa: F401 - before mlflow: see above
 import yaml
 
-from ml_project import tracking
+from ml_project import model_digest, tracking
 from ml_project.errors import RegistryError
 from ml_project.vocabulary import CHAMPION, LOGGED_MODEL_URI, MODEL_FILES, RUN_ID
 
@@ -175,11 +175,15 @@ def file_digests(local: Path, *, uri: str = "", mlmodel: Mapping[str, Any] | Non
     return ";".join(f"{file}={_sha256(local / file)}" for file in ("MLmodel", name))
 
 
-def uploaded_digests(location: str) -> str:
+def uploaded_digests(location: str) -> tuple[str, str]:
     """`file_digests` of the model files as the artifact store holds them at `location` (a
-    logged model's artifact location): MLmodel and the skops file it names, nothing else."""
+    logged model's artifact location): MLmodel and the skops file it names, nothing else; and
+    that skops file's content digest (model_digest.py), from the same one download."""
     with tempfile.TemporaryDirectory(prefix="ml-project-digests-") as scratch:
-        return file_digests(fetch_files(location, Path(scratch), uri=location), uri=location)
+        local = fetch_files(location, Path(scratch), uri=location)
+        name = str(_skops_flavor(local, uri=location)["pickled_model"])
+        content = model_digest.file_content_digest(local / name)
+        return file_digests(local, uri=location), content
 
 
 def fetch_files(location: str, destination: Path | None, *, uri: str) -> Path:

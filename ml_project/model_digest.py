@@ -8,7 +8,7 @@ shared), each array's entry `<id>.npy` (and `.npz`), and each bytes entry after 
 rank of first appearance (a set's items in a fixed order: their order is the process's hashing),
 then every entry's bytes in that order. Two files with the same digest hold the same schema and
 the same bytes in every array; the MLmodel beside the file is not covered (it carries the run's
-ids and times). Pure but for `uploaded_content_digest`, which reads the artifact store.
+ids and times).
 """
 
 from __future__ import annotations
@@ -16,13 +16,9 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import tempfile
 import zipfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from mlflow.models.model import ModelInfo
+from typing import Any
 
 SCHEMA = "schema.json"
 _SET_LOADER = "SetNode"
@@ -111,13 +107,3 @@ def model_content_digest(model: object) -> str:
     import skops.io
 
     return content_digest(skops.io.dumps(model))
-
-
-def uploaded_content_digest(info: ModelInfo) -> str:
-    """`content_digest` of the skops file of a logged model as the artifact store holds it."""
-    from mlflow.artifacts import download_artifacts
-
-    name = info.flavors["sklearn"]["pickled_model"]
-    with tempfile.TemporaryDirectory(prefix="ml-project-content-") as scratch:
-        uri = f"{info.artifact_path}/{name}"
-        return file_content_digest(Path(download_artifacts(artifact_uri=uri, dst_path=scratch)))

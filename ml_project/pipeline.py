@@ -27,7 +27,6 @@ from ml_project import (
     lineage,
     loading,
     metrics,
-    model_digest,
     progress,
     promotion,
     recovery,
@@ -800,8 +799,7 @@ def record_model_files(info: ModelInfo) -> str:
     which two identical retrains share and `reproduce` compares (model_digest.py)."""
     import mlflow
 
-    digests = loading.uploaded_digests(info.artifact_path)
-    content = model_digest.uploaded_content_digest(info)
+    digests, content = loading.uploaded_digests(info.artifact_path)
     mlflow.set_tags({MODEL_FILES: digests, MODEL_CONTENT: content})
     return digests
 
