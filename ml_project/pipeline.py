@@ -553,13 +553,14 @@ def read_check_and_fit(
     verdicts = Verdicts(settings, root, timer)
     with timer.side_by_side():  # the planning too: a lookup's seconds count as validation's
         tables = plan_table_check(inputs, root, reuse, ask_now=ask_now)
+
+        def check_tables_here() -> None:  # once: a refusal stops the training
+            if not verdicts.reports:
+                verdicts.take(aside.Pending.called(TABLES_CHECK, tables.work), tables)
+
         if not (tables.aside and aside.allowed()):  # checked here, before the features, as ever
-            verdicts.take(aside.Pending.called(TABLES_CHECK, tables.work), tables)
-        prepared = build_features(
-            inputs,
-            timer,
-            lambda: verdicts.take(aside.Pending.called(TABLES_CHECK, tables.work), tables),
-        )
+            check_tables_here()
+        prepared = build_features(inputs, timer, check_tables_here)
         rows = plan_input_check(settings, prepared, root, reuse, ask_now=ask_now)
         planned = rows if verdicts.reports else both_checks(tables, rows)
         trained = check_and_fit(inputs, prepared, verdicts, planned)

@@ -40,11 +40,14 @@ inputs.Inputs.prepare = prepare
 """
 
 
-def train(project: Path, uri: str, tmp_path: Path, code: str, *, table: Path, aside: bool):
+def train(
+    project: Path, uri: str, tmp_path: Path, code: str, *, table: Path, aside: bool, **extra: str
+):
     folder = tmp_path / ("inject-aside" if aside else "inject-inline")
     folder.mkdir(exist_ok=True)
     (folder / "sitecustomize.py").write_text(code)
     env = {"PYTHONPATH": f"{folder}:{project}", "ML_PROJECT_CHECK_ASIDE": "1" if aside else "0"}
+    env |= extra
     started = time.monotonic()
     done = run_cli(
         "train", "--env", "dev", "--problem", BINARY, "--table", f"{BINARY}={table}",
@@ -130,6 +133,22 @@ def test_a_refused_table_wins_over_the_features_crash(synthetic_project, bad_tab
     uri = empty_store(tmp_path / "store")
     done, _ = train(synthetic_project, uri, tmp_path, BROKEN_FEATURES, table=bad_table, aside=True)
     assert "the features broke" not in refused(done, uri)
+
+
+def test_checked_inline_tables_a_features_crash_does_not_check_them_again(
+    synthetic_project, tmp_path
+):
+    """Inline, the tables are checked before the features; when the features then fail, the
+    crash is what the training says, and the tables' check is not run a second time."""
+    uri = empty_store(tmp_path / "store")
+    table = synthetic_project / "data" / f"{BINARY}.csv"
+    done, _ = train(
+        synthetic_project, uri, tmp_path, BROKEN_FEATURES, table=table, aside=False,
+        ML_PROJECT_QUIET="",
+    )  # fmt: skip
+    assert done.returncode != 0 and "the features broke" in done.stderr, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr
+    assert len(re.findall(rf"^validate {BINARY}: ", done.stderr, re.MULTILINE)) == 1, done.stderr
 
 
 def test_checked_inline_a_training_records_what_it_records_with_its_checks_aside(
